@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared vocabulary of dnsink: error codes, size limits of DNS names and the
+ * diagnostic record that loaders fill so that every error an operator sees
+ * reads "FILE:LINE: message".
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** Octets of a name in wire form, root label included (RFC 1035 2.3.4). */
+#define DK_NAME_MAX 255
+/** Octets of one label. */
+#define DK_LABEL_MAX 63
+/** Labels in a name, the root label not counted (127 one-octet labels). */
+#define DK_LABELS_MAX 127
+
+/*
+ * Functions return 0 or a negative errno; dnsink's own conditions use codes
+ * below -1000 so they never collide with errno values.
+ */
+enum dk_error {
+	DK_ESYNTAX = -1001,   /**< malformed text input (YAML, list line, address) */
+	DK_ENAME = -1002,     /**< not a valid DNS name (empty label, bad octet) */
+	DK_ELABEL = -1003,    /**< a label longer than 63 octets */
+	DK_ENAMELEN = -1004,  /**< a name longer than 255 octets in wire form */
+	DK_EFORMERR = -1005,  /**< malformed DNS message; answer FORMERR */
+	DK_ENOTIMP = -1006,   /**< opcode we do not implement; answer NOTIMP */
+	DK_EDROP = -1007,     /**< message to drop silently (e.g. QR=1, no header) */
+	DK_EBADVERS = -1008,  /**< EDNS version we do not speak; answer BADVERS */
+	DK_ESCHEMA = -1009,   /**< config or rule file breaks the schema */
+	DK_EDUP = -1010,      /**< duplicate identifier */
+	DK_ESPACE = -1011,    /**< output does not fit the buffer */
+	DK_EMISMATCH = -1012, /**< answer does not belong to the query */
+	DK_EFULL = -1013,     /**< a bounded table is full */
+};
+
+/** Returns a static, human-readable text for a dnsink code or an errno. */
+const char *dk_strerror(int err);
+
+/** Where and why loading failed; filled by config and rule loaders. */
+struct dk_diag {
+	char file[512];  /**< path as given by the operator; "" if none */
+	unsigned line;   /**< 1-based line; 0 when the error has no line */
+	char msg[512];   /**< what went wrong, one sentence, no trailing newline */
+};
+
+/**
+ * Records an error in @p d (which may be NULL: then nothing happens).
+ * @p file may be NULL. The message is printf-formatted and truncated to fit.
+ */
+void dk_diag_set(struct dk_diag *d, const char *file, unsigned line,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/** Formats @p d as "FILE:LINE: msg" ("FILE: msg" without a line) into @p buf. */
+void dk_diag_format(const struct dk_diag *d, char *buf, size_t size);
+
+#define DK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration: conf/dnsink.yml read with libyaml into struct dk_config.
+ * Parsing is driven by a schema table (key, type, handler), so every key the
+ * file may hold is listed in one place and every error carries FILE:LINE.
+ *
+ * Also here, because config, server and tests all need them: socket address
+ * parsing and the client access list.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "dnsink/common.h"
+#include "dnsink/msg.h"
+
+/** An IPv4 or IPv6 socket address. */
+struct dk_addr {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	};
+	socklen_t len; /**< sizeof the family's sockaddr */
+};
+
+/** A network prefix of the access list. */
+struct dk_cidr {
+	int family;        /**< AF_INET or AF_INET6 */
+	uint8_t prefix;    /**< prefix length in bits */
+	uint8_t addr[16];  /**< network address, host bits zero */
+};
+
+/** Where alert records go. */
+enum dk_syslog_transport {
+	DK_SYSLOG_LOCAL, /**< syslog(3) */
+	DK_SYSLOG_UDP,   /**< RFC 5424 over UDP (RFC 5426) */
+	DK_SYSLOG_TCP,   /**< RFC 5424 over TCP, octet counting (RFC 6587) */
+	DK_SYSLOG_UNIX,  /**< RFC 5424 to a unix datagram socket */
+};
+
+enum dk_alert_format {
+	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
+	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
+};
+
+struct dk_config {
+	char *file;                  /**< path it was loaded from */
+
+	struct dk_addr *listen;      /**< each gets a UDP and a TCP listener */
+	size_t n_listen;
+	struct dk_addr *upstreams;   /**< tried in order */
+	size_t n_upstreams;
+	bool upstreams_from_resolv;  /**< filled from /etc/resolv.conf */
+	unsigned upstream_timeout_ms;
+	struct dk_cidr *allow;       /**< allow_clients */
+	size_t n_allow;
+	char **rules;                /**< rule files and folders, resolved paths */
+	size_t n_rules;
+	struct dk_sinkhole sinkhole;
+
+	struct {
+		enum dk_syslog_transport transport;
+		char *ident;             /**< default "dnsink" */
+		int facility;            /**< LOG_DAEMON etc. (already shifted, as syslog.h) */
+		struct dk_addr server;   /**< UDP/TCP collector */
+		char *unix_path;         /**< unix:// collector */
+		char *file;              /**< JSON-lines file sink; NULL: none */
+		enum dk_alert_format format;
+		size_t queue;            /**< records held while a sink is away */
+		size_t dedup_max;        /**< dedup keys held at most */
+	} alerts;
+
+	unsigned workers;            /**< 0: one per core */
+	size_t max_inflight;         /**< upstream queries in flight per worker */
+	size_t tcp_max_clients;      /**< concurrent TCP connections per worker */
+	unsigned tcp_idle_ms;        /**< idle TCP connection timeout */
+	char *user;                  /**< drop privileges to this user; NULL: stay */
+	struct dk_addr metrics;      /**< Prometheus endpoint */
+	bool metrics_enabled;
+};
+
+/**
+ * Reads @p path into a new config in @p *out (caller frees with
+ * dk_config_free()). Missing keys get the documented defaults; when no
+ * upstreams are configured they come from @p resolv_conf (NULL:
+ * "/etc/resolv.conf"), minus our own listeners. Returns 0 or a negative code
+ * with @p diag set to FILE:LINE: message.
+ */
+int dk_config_load(const char *path, const char *resolv_conf, struct dk_config **out,
+		   struct dk_diag *diag);
+
+/** Frees @p c and everything it owns. NULL is a no-op. */
+void dk_config_free(struct dk_config *c);
+
+/**
+ * Parses "1.2.3.4", "1.2.3.4:53", "::1", "[::1]:53" into @p out; a missing
+ * port becomes @p default_port. Returns 0 or DK_ESYNTAX.
+ */
+int dk_addr_parse(const char *s, uint16_t default_port, struct dk_addr *out);
+
+/** Formats @p a as "1.2.3.4:53" or "[::1]:53". Returns length or DK_ESPACE. */
+int dk_addr_format(const struct dk_addr *a, char *buf, size_t size);
+
+/** Formats only the IP of @p sa (no port, no brackets). Returns length or DK_ESPACE. */
+int dk_sockaddr_ip(const struct sockaddr *sa, char *buf, size_t size);
+
+/** Parses "10.0.0.0/8", "::1/128" or a bare address (full length). */
+int dk_cidr_parse(const char *s, struct dk_cidr *out);
+
+/**
+ * True when @p sa falls in one of @p n prefixes of @p acl. An IPv4-mapped
+ * IPv6 source is matched as IPv4. An empty list allows nobody.
+ */
+bool dk_acl_allows(const struct dk_cidr *acl, size_t n, const struct sockaddr *sa);

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The policy snapshot: every rule loaded from the rule files and one suffix
+ * set over all their domains. A snapshot is immutable once loaded; workers
+ * share it read-only and a reload builds a new one and swaps a pointer.
+ *
+ * dk_policy_load() lives in rules.c (YAML and list files); matching lives in
+ * policy.c and is pure: a name in, a verdict out, no I/O.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dnsink/common.h"
+
+struct dk_suffixset;
+
+/** What a matching rule does with the query. */
+enum dk_action {
+	DK_ACTION_SINKHOLE, /**< answer locally with the sinkhole addresses */
+	DK_ACTION_NXDOMAIN, /**< answer locally NXDOMAIN */
+	DK_ACTION_REFUSED,  /**< answer locally REFUSED */
+	DK_ACTION_ALERT,    /**< forward as usual, alert */
+	DK_ACTION_ALLOW,    /**< exception: forward, never alert */
+};
+
+enum dk_severity {
+	DK_SEVERITY_INFO,
+	DK_SEVERITY_LOW,
+	DK_SEVERITY_MEDIUM,
+	DK_SEVERITY_HIGH,
+	DK_SEVERITY_CRITICAL,
+};
+
+/** Most rules a snapshot can hold (the rule index travels in 15 bits). */
+#define DK_RULES_MAX 32767
+
+/** One test case embedded in a rule file ("tests:"). */
+struct dk_rule_test {
+	char *name;     /**< the test's name */
+	bool expect;    /**< true: the rule must match the query */
+	char *query;    /**< the query name as written in the log record */
+	unsigned line;  /**< line of the test in the rule file */
+};
+
+/** A rule as loaded from one rule file. All strings are owned by the policy. */
+struct dk_rule {
+	char *id;                /**< unique across the snapshot */
+	char *name;
+	char *description;       /**< may be NULL */
+	enum dk_severity severity;
+	enum dk_action action;
+	char **mitre;            /**< "TA0040:T1496" pairs */
+	size_t n_mitre;
+	char **references;
+	size_t n_references;
+	bool alert;              /**< false: enforce silently */
+	unsigned dedup_minutes;  /**< 0: no dedup, every event is a record */
+	unsigned threshold;      /**< events in a window before the first record (>= 1) */
+	struct dk_rule_test *tests;
+	size_t n_tests;
+	char *file;              /**< rule file it came from */
+	unsigned line;           /**< line of "id:" in that file */
+	size_t n_entries;        /**< domain entries it contributed (valid ones) */
+	uint16_t index;          /**< position in load order */
+	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
+	struct dk_suffixset *own;
+};
+
+/** Per list file ("domain_files:") counts, reported by `dnsink check`. */
+struct dk_list_stats {
+	char *file;          /**< path as resolved */
+	const struct dk_rule *rule;
+	size_t lines;        /**< lines read */
+	size_t entries;      /**< valid entries added */
+	size_t invalid;      /**< lines skipped as not a domain name */
+	unsigned first_invalid_line; /**< 0 when none */
+};
+
+struct dk_policy {
+	struct dk_rule *rules;   /**< in load order */
+	size_t n_rules;
+	struct dk_suffixset *set;
+	struct dk_list_stats *lists;
+	size_t n_lists;
+	size_t n_entries;        /**< valid entries read (before deduplication) */
+	size_t n_names;          /**< distinct names in the set */
+	size_t n_invalid;        /**< invalid list lines, all files */
+	unsigned refs;           /**< owner-thread reference count, starts at 1 */
+};
+
+/** Options for dk_policy_load(). */
+enum dk_policy_flags {
+	/** Also build each rule's own suffix set (used by `dnsink test`). */
+	DK_POLICY_PER_RULE_SETS = 1 << 0,
+};
+
+/**
+ * Loads rule files and folders @p paths (a folder: its *.yml files in name
+ * order) into a new snapshot in @p *out, owned by the caller. On error returns
+ * a negative code, fills @p diag with FILE:LINE and message, and leaves
+ * @p *out untouched.
+ */
+int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags,
+		   struct dk_policy **out, struct dk_diag *diag);
+
+/** Drops one reference; frees the snapshot at zero. NULL is a no-op. */
+void dk_policy_unref(struct dk_policy *p);
+
+/** Takes a reference (owner thread only). Returns @p p. */
+struct dk_policy *dk_policy_ref(struct dk_policy *p);
+
+/** The outcome of matching one name. */
+struct dk_verdict {
+	const struct dk_rule *rule; /**< NULL: no match */
+	uint8_t matched_off;        /**< offset of the matched entry's name in the query */
+	bool wildcard;              /**< the matched entry was "*.name" */
+};
+
+/**
+ * Matches lowercase wire name @p wire against @p p. Returns true and fills
+ * @p v on a match; false (v->rule = NULL) otherwise. Pure and allocation-free.
+ */
+bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
+		     struct dk_verdict *v);
+
+/**
+ * Like dk_policy_match() but only against @p rule's own entries (needs
+ * DK_POLICY_PER_RULE_SETS). Used for rule tests, which judge a rule alone.
+ */
+bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
+		   struct dk_verdict *v);
+
+/**
+ * Writes the matched entry of @p v for query @p wire as text: "name" or
+ * "*.name". Returns the length or DK_ESPACE.
+ */
+int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len,
+			  char *out, size_t size);
+
+/** Precedence between two rules: true when @p a beats @p b at equal length. */
+bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b);
+
+const char *dk_action_name(enum dk_action a);
+const char *dk_severity_name(enum dk_severity s);
+/** Parses an action/severity keyword; returns 0 or DK_ESYNTAX. */
+int dk_action_parse(const char *s, enum dk_action *out);
+int dk_severity_parse(const char *s, enum dk_severity *out);

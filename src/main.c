@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dnsink's entry point: reads argv, picks the subcommand and hands over to
+ * the resolver (server.c) or to one of the offline commands (cli.c).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dk_build.h"
+#include "server.h"
+
+#define SYSTEM_CONFIG "/etc/dnsink/dnsink.yml"
+#define LOCAL_CONFIG "conf/dnsink.yml"
+
+static void usage(FILE *out)
+{
+	fputs("usage: dnsink [-c FILE] [--workers N] [--listen ADDR] [--upstream ADDR]\n"
+	      "              [--blocklist FILE]       run the resolver in the foreground\n"
+	      "       dnsink check [-c FILE]          load config and rules, print a summary\n"
+	      "       dnsink match [-c FILE] NAME...  print the verdict for each name\n"
+	      "       dnsink test [PATH...]           run the tests embedded in rule files\n"
+	      "       dnsink --version | --help\n"
+	      "\n"
+	      "Default config: " SYSTEM_CONFIG " if present, else " LOCAL_CONFIG ".\n"
+	      "Signals: SIGHUP reloads config and rules; SIGTERM/SIGINT stop.\n",
+	      out);
+}
+
+static const char *default_config(void)
+{
+	return access(SYSTEM_CONFIG, F_OK) == 0 ? SYSTEM_CONFIG : LOCAL_CONFIG;
+}
+
+enum { OPT_WORKERS = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_BLOCKLIST };
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+		{ "blocklist", required_argument, NULL, OPT_BLOCKLIST },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = NULL;
+	const char *config = NULL;
+	struct dk_run_opts run = { 0 };
+
+	/* A subcommand, if any, comes first; its options follow it. */
+	if (argc > 1 && argv[1][0] != '-') {
+		cmd = argv[1];
+		argv++;
+		argc--;
+	}
+
+	int c;
+	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("dnsink %s\n", DK_VERSION);
+			return 0;
+		case OPT_WORKERS: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (*end || n == 0 || n > 256) {
+				fprintf(stderr, "dnsink: --workers takes a number from 1 to 256\n");
+				return 2;
+			}
+			run.workers = (unsigned)n;
+			break;
+		}
+		case OPT_LISTEN:
+			run.listen = optarg;
+			break;
+		case OPT_UPSTREAM:
+			run.upstream = optarg;
+			break;
+		case OPT_BLOCKLIST:
+			run.blocklist = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!config)
+		config = default_config();
+
+	if (!cmd)
+		return optind < argc ? (usage(stderr), 2) : dk_server_main(config, &run);
+	if (strcmp(cmd, "check") == 0 && optind == argc)
+		return dk_cli_check(config);
+	if (strcmp(cmd, "match") == 0 && optind < argc)
+		return dk_cli_match(config, argv + optind, argc - optind);
+	if (strcmp(cmd, "test") == 0)
+		return dk_cli_test(argv + optind, argc - optind);
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "dnsink: unknown command or arguments: %s\n", cmd);
+	usage(stderr);
+	return 2;
+}
