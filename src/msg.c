@@ -1,2 +1,453 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * DNS messages on the hot path. A query's header, question and EDNS OPT
+ * record are parsed with explicit bounds checks on every read; local answers
+ * (errors and sinkholes) are written in place into a caller's buffer after
+ * their full length has been computed, so a buffer that is too small is left
+ * untouched; upstream answers are checked against the query they claim to
+ * answer and then adapted for the client (ID, question case, truncation).
+ * Nothing here allocates. The wire offsets, masks and codes come from ldns;
+ * its allocating parser is never called here.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <ldns/ldns.h>
+
+#include "dnsink/msg.h"
+#include "dnsink/name.h"
+
+/* Our own UDP payload size in OPT records: the DNS Flag Day 2020 value. */
+#define DK_EDNS_UDP_SIZE 1232
+/* Largest UDP payload we accept to send to a client that announces more. */
+#define DK_UDP_CLIENT_MAX 4096
+/* Fixed part of a resource record after its owner: type, class, TTL, rdlength. */
+#define RR_FIXED_LEN 10
+/* A record with a root owner and no rdata: an OPT without options. */
+#define OPT_RR_LEN (1 + RR_FIXED_LEN)
+/* EDNS option header (code, length) plus the two-octet info-code of an EDE. */
+#define EDE_OPT_LEN (4 + 2)
+/* The DO bit in the low 16 bits of an OPT record's TTL (RFC 3225). */
+#define EDNS_DO_BIT 0x8000U
+/* Compression pointer to the question name, which always starts at offset 12. */
+#define QNAME_PTR (0xC000U | DK_HEADER_LEN)
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint8_t *wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+	return p + 2;
+}
+
+static uint8_t *wr32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+	return p + 4;
+}
+
+/*
+ * Steps over the possibly compressed owner name at *off without following
+ * pointers: a pointer ends the name where it stands, and what it points to is
+ * of no interest to a walk that only needs record boundaries. Sets *is_root
+ * when the name is the single root label.
+ */
+static int skip_name(const uint8_t *pkt, size_t len, size_t *off, bool *is_root)
+{
+	size_t o = *off;
+	size_t total = 0;
+
+	*is_root = o < len && pkt[o] == 0;
+	for (;;) {
+		if (o >= len)
+			return DK_EFORMERR;
+		uint8_t c = pkt[o];
+		if ((c & 0xC0) == 0xC0) {
+			if (len - o < 2)
+				return DK_EFORMERR;
+			*off = o + 2;
+			return 0;
+		}
+		/* 0x40 and 0x80 are the extended and reserved label types. */
+		if (c & 0xC0)
+			return DK_EFORMERR;
+		total += 1u + c;
+		if (total > DK_NAME_MAX)
+			return DK_EFORMERR;
+		if (c == 0) {
+			*off = o + 1;
+			return 0;
+		}
+		if (len - o - 1 < c)
+			return DK_EFORMERR;
+		o += 1u + c;
+	}
+}
+
+/* One resource record as seen by the bounded walk over a message. */
+struct rr_view {
+	size_t start; /* offset of the owner name */
+	size_t rdata; /* offset of the rdata */
+	uint16_t type;
+	uint16_t rclass;
+	uint32_t ttl;
+	uint16_t rdlen;
+	bool root_owner;
+};
+
+/* Reads the record at *off into @p rr and advances *off past it. */
+static int next_rr(const uint8_t *pkt, size_t len, size_t *off, struct rr_view *rr)
+{
+	size_t o = *off;
+	int ret;
+
+	rr->start = o;
+	ret = skip_name(pkt, len, &o, &rr->root_owner);
+	if (ret < 0)
+		return ret;
+	if (len - o < RR_FIXED_LEN)
+		return DK_EFORMERR;
+	rr->type = rd16(pkt + o);
+	rr->rclass = rd16(pkt + o + 2);
+	rr->ttl = rd32(pkt + o + 4);
+	rr->rdlen = rd16(pkt + o + 8);
+	o += RR_FIXED_LEN;
+	if (len - o < rr->rdlen)
+		return DK_EFORMERR;
+	rr->rdata = o;
+	*off = o + rr->rdlen;
+	return 0;
+}
+
+/* Records what the query's OPT record says; options are checked for framing only. */
+static int read_opt(const uint8_t *pkt, const struct rr_view *rr, struct dk_query *q)
+{
+	size_t o = rr->rdata;
+	size_t end = rr->rdata + rr->rdlen;
+
+	if (!rr->root_owner)
+		return DK_EFORMERR;
+	while (o < end) {
+		if (end - o < 4)
+			return DK_EFORMERR;
+		uint16_t optlen = rd16(pkt + o + 2);
+		o += 4;
+		if (end - o < optlen)
+			return DK_EFORMERR;
+		o += optlen;
+	}
+	q->has_edns = true;
+	q->edns_udp_size = rr->rclass;
+	q->edns_version = (uint8_t)(rr->ttl >> 16);
+	q->edns_do = (rr->ttl & EDNS_DO_BIT) != 0;
+	return 0;
+}
+
+int dk_msg_parse_query(const uint8_t *pkt, size_t len, struct dk_query *q)
+{
+	size_t off = DK_HEADER_LEN;
+	size_t name_len = 0;
+	struct rr_view rr;
+	int ret;
+
+	q->id = 0;
+	q->flags = 0;
+	q->opcode = 0;
+	q->qtype = 0;
+	q->qclass = 0;
+	q->qname_len = 0;
+	q->question_end = 0;
+	q->has_edns = false;
+	q->edns_version = 0;
+	q->edns_do = false;
+	q->edns_udp_size = 0;
+
+	if (len < DK_HEADER_LEN)
+		return DK_EDROP;
+	q->id = LDNS_ID_WIRE(pkt);
+	q->flags = rd16(pkt + 2);
+	q->opcode = (uint8_t)LDNS_OPCODE_WIRE(pkt);
+	if (LDNS_QR_WIRE(pkt))
+		return DK_EDROP;
+	if (q->opcode != LDNS_PACKET_QUERY)
+		return DK_ENOTIMP;
+	if (LDNS_QDCOUNT(pkt) != 1)
+		return DK_EFORMERR;
+
+	/* Whatever the name module objects to, the client gets FORMERR. */
+	if (dk_name_from_wire(pkt, len, &off, q->qname, &name_len) < 0)
+		return DK_EFORMERR;
+	if (len - off < 4)
+		return DK_EFORMERR;
+	q->qname_len = (uint8_t)name_len;
+	q->qtype = rd16(pkt + off);
+	q->qclass = rd16(pkt + off + 2);
+	off += 4;
+	q->question_end = (uint16_t)off;
+
+	/*
+	 * A query rarely carries more than an OPT record, but the counts are
+	 * the client's to choose: walk every record they announce, each step
+	 * bounded by the message length, so a lie about them is a FORMERR.
+	 */
+	unsigned an_ns = (unsigned)LDNS_ANCOUNT(pkt) + LDNS_NSCOUNT(pkt);
+	unsigned total = an_ns + LDNS_ARCOUNT(pkt);
+	for (unsigned i = 0; i < total; i++) {
+		ret = next_rr(pkt, len, &off, &rr);
+		if (ret < 0)
+			return ret;
+		if (rr.type != LDNS_RR_TYPE_OPT)
+			continue;
+		if (i < an_ns || q->has_edns)
+			return DK_EFORMERR;
+		ret = read_opt(pkt, &rr, q);
+		if (ret < 0)
+			return ret;
+	}
+	if (off != len)
+		return DK_EFORMERR;
+	if (q->has_edns && q->edns_version > 0)
+		return DK_EBADVERS;
+	return 0;
+}
+
+/* Sets the header of a local answer; counts are filled in by the caller. */
+static void write_header(uint8_t *out, const struct dk_query *q, uint8_t rcode)
+{
+	uint8_t f1 = (uint8_t)(q->flags >> 8);
+	uint8_t f2 = (uint8_t)q->flags;
+
+	memset(out, 0, DK_HEADER_LEN);
+	LDNS_ID_SET(out, q->id);
+	out[2] = (uint8_t)(LDNS_QR_MASK | (f1 & LDNS_RD_MASK));
+	LDNS_OPCODE_SET(out, q->opcode & 0x0F);
+	out[3] = (uint8_t)(LDNS_RA_MASK | (f2 & LDNS_CD_MASK));
+	LDNS_RCODE_SET(out, rcode & LDNS_RCODE_MASK);
+}
+
+/*
+ * Writes the whole local answer. @p sh is NULL for an error answer. The size
+ * is computed before anything is written, so DK_ESPACE leaves @p out as it
+ * was.
+ */
+static int write_answer(const uint8_t *pkt, const struct dk_query *q, uint16_t rcode,
+                        const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap)
+{
+	size_t qlen = q->question_end ? q->question_end - DK_HEADER_LEN : 0;
+	const uint8_t *rdata = NULL;
+	uint16_t rdlen = 0;
+	size_t need;
+
+	/*
+	 * Extended rcodes (BADVERS and above) only exist with an OPT record
+	 * to carry their upper bits; without one, SERVFAIL is the nearest
+	 * thing the header can say.
+	 */
+	if (rcode > LDNS_RCODE_MASK && !q->has_edns)
+		rcode = LDNS_RCODE_SERVFAIL;
+
+	/* Only an IN question can be answered with an IN address. */
+	if (sh && q->question_end && q->qclass == LDNS_RR_CLASS_IN) {
+		if (q->qtype == LDNS_RR_TYPE_A) {
+			rdata = sh->ipv4;
+			rdlen = sizeof(sh->ipv4);
+		} else if (q->qtype == LDNS_RR_TYPE_AAAA) {
+			rdata = sh->ipv6;
+			rdlen = sizeof(sh->ipv6);
+		}
+	}
+
+	need = DK_HEADER_LEN + qlen;
+	if (rdata)
+		need += 2 + RR_FIXED_LEN + rdlen;
+	if (q->has_edns)
+		need += OPT_RR_LEN + (ede ? EDE_OPT_LEN : 0);
+	if (need > cap)
+		return DK_ESPACE;
+
+	write_header(out, q, (uint8_t)rcode);
+	uint8_t *p = out + DK_HEADER_LEN;
+	if (qlen) {
+		out[LDNS_QDCOUNT_OFF + 1] = 1;
+		memcpy(p, pkt + DK_HEADER_LEN, qlen);
+		p += qlen;
+	}
+	if (rdata) {
+		out[LDNS_ANCOUNT_OFF + 1] = 1;
+		p = wr16(p, QNAME_PTR);
+		p = wr16(p, q->qtype);
+		p = wr16(p, LDNS_RR_CLASS_IN);
+		p = wr32(p, sh->ttl);
+		p = wr16(p, rdlen);
+		memcpy(p, rdata, rdlen);
+		p += rdlen;
+	}
+	if (q->has_edns) {
+		out[LDNS_ARCOUNT_OFF + 1] = 1;
+		*p++ = 0;
+		p = wr16(p, LDNS_RR_TYPE_OPT);
+		p = wr16(p, DK_EDNS_UDP_SIZE);
+		/* TTL: extended rcode, version 0, flags with only DO echoed. */
+		*p++ = (uint8_t)(rcode >> 4);
+		*p++ = 0;
+		p = wr16(p, q->edns_do ? EDNS_DO_BIT : 0);
+		p = wr16(p, ede ? EDE_OPT_LEN : 0);
+		if (ede) {
+			p = wr16(p, LDNS_EDNS_EDE);
+			p = wr16(p, 2);
+			p = wr16(p, ede);
+		}
+	}
+	return (int)(p - out);
+}
+
+int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rcode, uint16_t ede,
+                       uint8_t *out, size_t cap)
+{
+	return write_answer(pkt, q, rcode, NULL, ede, out, cap);
+}
+
+int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
+                          const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap)
+{
+	return write_answer(pkt, q, LDNS_RCODE_NOERROR, sh, ede, out, cap);
+}
+
+int dk_msg_check_answer(const uint8_t *ans, size_t len, uint16_t id, const struct dk_query *q)
+{
+	uint8_t name[DK_NAME_MAX];
+	size_t name_len = 0;
+	size_t off = DK_HEADER_LEN;
+
+	if (len < DK_HEADER_LEN)
+		return DK_EFORMERR;
+	if (!LDNS_QR_WIRE(ans) || LDNS_ID_WIRE(ans) != id ||
+	    LDNS_OPCODE_WIRE(ans) != LDNS_PACKET_QUERY || LDNS_QDCOUNT(ans) != 1)
+		return DK_EMISMATCH;
+	/*
+	 * The question is read without following pointers: nothing precedes
+	 * it that a pointer could usefully name, and an uncompressed question
+	 * is what lets dk_msg_answer_for_client() put the client's octets
+	 * back in place.
+	 */
+	if (dk_name_from_wire(ans, len, &off, name, &name_len) < 0)
+		return DK_EFORMERR;
+	if (len - off < 4)
+		return DK_EFORMERR;
+	if (!dk_name_equal_nocase(name, name_len, q->qname, q->qname_len) ||
+	    rd16(ans + off) != q->qtype || rd16(ans + off + 2) != q->qclass)
+		return DK_EMISMATCH;
+	return 0;
+}
+
+/*
+ * Returns the end of the answer's question when it has the same length as
+ * the client's, which holds whenever dk_msg_check_answer() accepted it; 0
+ * otherwise.
+ */
+static size_t answer_question_end(const uint8_t *ans, size_t len, const struct dk_query *q)
+{
+	size_t off = DK_HEADER_LEN;
+	size_t name_len = 0;
+
+	if (!q->question_end || len < q->question_end || LDNS_QDCOUNT(ans) != 1)
+		return 0;
+	if (dk_name_from_wire(ans, len, &off, NULL, &name_len) < 0)
+		return 0;
+	if (off + 4 != q->question_end)
+		return 0;
+	return off + 4;
+}
+
+/* Finds the answer's OPT record (root owner) after @p off; returns false if none. */
+static bool find_opt(const uint8_t *ans, size_t len, size_t off, size_t *opt_off, size_t *opt_len)
+{
+	unsigned an_ns = (unsigned)LDNS_ANCOUNT(ans) + LDNS_NSCOUNT(ans);
+	unsigned total = an_ns + LDNS_ARCOUNT(ans);
+	struct rr_view rr;
+
+	for (unsigned i = 0; i < total; i++) {
+		if (next_rr(ans, len, &off, &rr) < 0)
+			return false;
+		if (i >= an_ns && rr.type == LDNS_RR_TYPE_OPT && rr.root_owner) {
+			*opt_off = rr.start;
+			*opt_len = off - rr.start;
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t dk_msg_answer_for_client(uint8_t *ans, size_t len, const uint8_t *pkt,
+                                const struct dk_query *q, size_t max)
+{
+	size_t qend, opt_off = 0, opt_len = 0;
+	bool has_opt;
+
+	if (len < DK_HEADER_LEN)
+		return len;
+	LDNS_ID_SET(ans, q->id);
+	qend = answer_question_end(ans, len, q);
+	if (qend)
+		memcpy(ans + DK_HEADER_LEN, pkt + DK_HEADER_LEN, qend - DK_HEADER_LEN);
+	if (len <= max)
+		return len;
+
+	/*
+	 * Too big for the client: keep header, question and OPT, and let TC
+	 * send the client to TCP. Without a question we can vouch for, keep
+	 * the header alone.
+	 */
+	if (!qend || qend > max) {
+		qend = DK_HEADER_LEN;
+		ans[LDNS_QDCOUNT_OFF] = 0;
+		ans[LDNS_QDCOUNT_OFF + 1] = 0;
+	}
+	has_opt = qend > DK_HEADER_LEN && find_opt(ans, len, qend, &opt_off, &opt_len);
+	if (has_opt && qend + opt_len > max)
+		has_opt = false;
+	if (has_opt)
+		memmove(ans + qend, ans + opt_off, opt_len);
+	memset(ans + LDNS_ANCOUNT_OFF, 0, 6);
+	ans[LDNS_ARCOUNT_OFF + 1] = has_opt ? 1 : 0;
+	LDNS_TC_SET(ans);
+	return qend + (has_opt ? opt_len : 0);
+}
+
+size_t dk_msg_client_udp_max(const struct dk_query *q)
+{
+	if (!q->has_edns || q->edns_udp_size < DK_UDP_PLAIN)
+		return DK_UDP_PLAIN;
+	if (q->edns_udp_size > DK_UDP_CLIENT_MAX)
+		return DK_UDP_CLIENT_MAX;
+	return q->edns_udp_size;
+}
+
+const char *dk_rrtype_name(uint16_t type, char *buf, size_t size)
+{
+	/*
+	 * ldns's descriptor table is static; for a type it does not know it
+	 * returns another type's entry, hence the check on _type.
+	 */
+	const ldns_rr_descriptor *d = ldns_rr_descript(type);
+
+	if (!size)
+		return buf;
+	if (d && d->_type == type && d->_name && strncmp(d->_name, "TYPE", 4) != 0)
+		snprintf(buf, size, "%s", d->_name);
+	else
+		snprintf(buf, size, "TYPE%u", (unsigned)type);
+	return buf;
+}
