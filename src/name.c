@@ -1,2 +1,280 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * Domain names in lowercase wire form: conversion from presentation text
+ * (list files, rule entries, rule tests), reading from DNS messages (every
+ * query goes through dk_name_from_wire(), so that path is a tight loop with no
+ * allocation and no locale-dependent calls), conversion back to text for
+ * alerts and `dnsink match`, and small helpers over label offsets.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "dnsink/name.h"
+
+/*
+ * ASCII lowercase without a table lookup or a locale: adds 0x20 exactly when
+ * the octet is in 'A'..'Z'. Length octets (0..63) are below 'A' and so pass
+ * through unchanged, which lets callers lowercase a whole wire name at once.
+ */
+static inline uint8_t lower(uint8_t c)
+{
+	return (uint8_t)(c | ((unsigned)(c - 'A') < 26u) << 5);
+}
+
+static inline void lower_copy(uint8_t *dst, const uint8_t *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = lower(src[i]);
+}
+
+/* Octets DK_NAME_HOSTNAME accepts in a label. */
+static const bool hostname_octet[256] = {
+        ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+        ['-'] = true,         ['_'] = true,
+};
+
+static inline bool is_digit(uint8_t c)
+{
+	return (unsigned)(c - '0') < 10u;
+}
+
+int dk_name_from_text(const char *text, size_t len, unsigned flags, uint8_t out[DK_NAME_MAX],
+                      size_t *out_len)
+{
+	const uint8_t *s = (const uint8_t *)text;
+	const uint8_t *end = s + len;
+	/*
+	 * lpos is where the current label's length octet goes, w where its next
+	 * octet goes. The root label must fit at index DK_NAME_MAX - 1 at the
+	 * latest, so label octets may go no further than DK_NAME_MAX - 2.
+	 */
+	size_t lpos = 0;
+	size_t w = 1;
+	size_t llen = 0;
+
+	if (len == 0)
+		return DK_ENAME;
+	if (len == 1 && s[0] == '.') {
+		out[0] = 0;
+		*out_len = 1;
+		return 0;
+	}
+	while (s < end) {
+		unsigned c = *s++;
+
+		if (c == '.') {
+			if (llen == 0)
+				return DK_ENAME;
+			out[lpos] = (uint8_t)llen;
+			lpos = w++;
+			llen = 0;
+			continue;
+		}
+		if (c == '\\') {
+			if (s == end)
+				return DK_ENAME;
+			c = *s++;
+			if (is_digit((uint8_t)c)) {
+				if (end - s < 2 || !is_digit(s[0]) || !is_digit(s[1]))
+					return DK_ENAME;
+				c = (c - '0') * 100 + (unsigned)(s[0] - '0') * 10 +
+				    (unsigned)(s[1] - '0');
+				s += 2;
+				if (c > 255)
+					return DK_ENAME;
+			}
+		}
+		if ((flags & DK_NAME_HOSTNAME) && !hostname_octet[c])
+			return DK_ENAME;
+		if (llen == DK_LABEL_MAX)
+			return DK_ELABEL;
+		if (w > DK_NAME_MAX - 2)
+			return DK_ENAMELEN;
+		out[w++] = lower((uint8_t)c);
+		llen++;
+	}
+	/* Without a trailing dot the last label is still open. */
+	if (llen > 0) {
+		out[lpos] = (uint8_t)llen;
+		lpos = w;
+	}
+	out[lpos] = 0;
+	*out_len = lpos + 1;
+	return 0;
+}
+
+int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off, uint8_t out[DK_NAME_MAX],
+                      size_t *out_len)
+{
+	size_t p = *off;
+	size_t n = 0;
+
+	for (;;) {
+		if (p >= msg_len)
+			return DK_EFORMERR;
+		uint8_t l = msg[p];
+		if (l == 0)
+			break;
+		if (l > DK_LABEL_MAX)
+			return (l & 0xc0) == 0xc0 ? DK_EFORMERR : DK_ELABEL;
+		if (msg_len - p - 1 < l)
+			return DK_EFORMERR;
+		/* This label plus the root label must fit in DK_NAME_MAX. */
+		if (n + 1 + l + 1 > DK_NAME_MAX)
+			return DK_ENAMELEN;
+		if (out) {
+			out[n] = l;
+			lower_copy(out + n + 1, msg + p + 1, l);
+		}
+		n += 1 + (size_t)l;
+		p += 1 + (size_t)l;
+	}
+	if (out)
+		out[n] = 0;
+	*off = p + 1;
+	if (out_len)
+		*out_len = n + 1;
+	return 0;
+}
+
+int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off,
+                                 uint8_t out[DK_NAME_MAX], size_t *out_len)
+{
+	size_t p = *off;
+	/*
+	 * seg is where the run of labels being read began. A pointer must aim
+	 * strictly before it: then every jump lands lower than the last one,
+	 * so no chain of pointers can loop, even without the jump bound.
+	 */
+	size_t seg = p;
+	size_t after = 0;
+	unsigned jumps = 0;
+	size_t n = 0;
+
+	for (;;) {
+		if (p >= msg_len)
+			return DK_EFORMERR;
+		uint8_t l = msg[p];
+		if (l == 0)
+			break;
+		if ((l & 0xc0) == 0xc0) {
+			if (msg_len - p < 2)
+				return DK_EFORMERR;
+			size_t target = ((size_t)(l & 0x3f) << 8) | msg[p + 1];
+			if (target >= seg || ++jumps > DK_LABELS_MAX)
+				return DK_EFORMERR;
+			if (jumps == 1)
+				after = p + 2;
+			p = seg = target;
+			continue;
+		}
+		if (l > DK_LABEL_MAX)
+			return DK_ELABEL;
+		if (msg_len - p - 1 < l)
+			return DK_EFORMERR;
+		if (n + 1 + l + 1 > DK_NAME_MAX)
+			return DK_ENAMELEN;
+		if (out) {
+			out[n] = l;
+			lower_copy(out + n + 1, msg + p + 1, l);
+		}
+		n += 1 + (size_t)l;
+		p += 1 + (size_t)l;
+	}
+	if (out)
+		out[n] = 0;
+	*off = jumps ? after : p + 1;
+	if (out_len)
+		*out_len = n + 1;
+	return 0;
+}
+
+int dk_name_to_text(const uint8_t *wire, size_t len, char *out, size_t size)
+{
+	size_t p = 0;
+	size_t w = 0;
+
+	if (len == 0)
+		return DK_ENAME;
+	if (wire[0] == 0) {
+		if (size < 2)
+			return DK_ESPACE;
+		out[0] = '.';
+		out[1] = '\0';
+		return 1;
+	}
+	while (p < len && wire[p] != 0) {
+		size_t l = wire[p++];
+
+		if (l > DK_LABEL_MAX || l > len - p)
+			return DK_ENAME;
+		if (w > 0) {
+			if (w + 1 >= size)
+				return DK_ESPACE;
+			out[w++] = '.';
+		}
+		for (size_t i = 0; i < l; i++) {
+			uint8_t c = lower(wire[p + i]);
+
+			/*
+			 * The three characters that would change the meaning
+			 * of the text get the short "\X" form, like dig and
+			 * ldns print them; anything outside printable ASCII
+			 * (space included) becomes \DDD.
+			 */
+			if (c == '.' || c == '\\' || c == '"') {
+				if (w + 2 >= size)
+					return DK_ESPACE;
+				out[w++] = '\\';
+				out[w++] = (char)c;
+			} else if (c <= ' ' || c >= 0x7f) {
+				if (w + 4 >= size)
+					return DK_ESPACE;
+				out[w++] = '\\';
+				out[w++] = (char)('0' + c / 100);
+				out[w++] = (char)('0' + c / 10 % 10);
+				out[w++] = (char)('0' + c % 10);
+			} else {
+				if (w + 1 >= size)
+					return DK_ESPACE;
+				out[w++] = (char)c;
+			}
+		}
+		p += l;
+	}
+	if (w >= size)
+		return DK_ESPACE;
+	out[w] = '\0';
+	return (int)w;
+}
+
+int dk_name_labels(const uint8_t *wire, size_t len, uint8_t offs[DK_LABELS_MAX])
+{
+	size_t p = 0;
+	int n = 0;
+
+	while (p < len && wire[p] != 0 && n < DK_LABELS_MAX) {
+		offs[n++] = (uint8_t)p;
+		p += 1 + (size_t)wire[p];
+	}
+	return n;
+}
+
+void dk_name_lower(uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = lower(p[i]);
+}
+
+bool dk_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++) {
+		if (lower(a[i]) != lower(b[i]))
+			return false;
+	}
+	return true;
+}
