@@ -1,2 +1,453 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * The suffix set: every blocklist domain of a policy snapshot in one
+ * immutable open-addressing hash table, looked up once per query.
+ *
+ * Layout. Names live once each in one contiguous arena, in lowercase wire
+ * form, each entry being [self:u16][below:u16][len:u8][wire name: len octets].
+ * The table is a power-of-two array of 8-octet slots {arena offset + 1, hash
+ * tag}, linear probing, load at most 0.7; a zero slot is empty. The 32-bit tag
+ * comes from hash bits the slot index does not use, so a probe that is not the
+ * name it looks for almost never touches the arena.
+ *
+ * Hashing. The hash of a name is built label by label from the right: the
+ * hash of the root is a per-set key, and the hash of "label.suffix" mixes the
+ * label's octets (length octet included) into the hash of "suffix". One pass
+ * over a query therefore yields the hash of every one of its suffixes, and the
+ * builder hashes a stored name with the very same function. The keys come from
+ * getrandom() for each set, so a list author cannot pick names that collide.
+ * The mixing step is a 64x64->128-bit multiply folded to 64 bits, which is
+ * cheap on every 64-bit machine we care about and spreads each input bit over
+ * the whole output.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "dnsink/name.h"
+#include "dnsink/suffixset.h"
+
+/* Octets in front of each name in the arena: self, below, length. */
+#define ENTRY_HDR 5
+/* Smallest table; keeps the probe loop's "an empty slot exists" true. */
+#define MIN_SLOTS 8
+
+struct slot {
+	uint32_t ref; /* arena offset of the entry plus one; 0: empty slot */
+	uint32_t tag; /* upper half of the name's hash */
+};
+
+struct keys {
+	uint64_t k0;
+	uint64_t k1;
+	uint64_t root; /* the hash of the root name */
+};
+
+struct dk_suffixset {
+	struct slot *slots;
+	size_t mask; /* slots - 1 */
+	uint8_t *arena;
+	size_t arena_len;
+	size_t count; /* distinct names */
+	struct keys keys;
+};
+
+struct dk_suffixset_builder {
+	struct dk_suffixset set; /* the set under construction */
+	size_t arena_cap;
+	dk_suffixset_merge_fn merge;
+	void *ctx;
+};
+
+static inline uint64_t mix(uint64_t a, uint64_t b)
+{
+	__uint128_t r = (__uint128_t)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+/*
+ * Loads the @n (1..8) octets at @p as a little-endian number, upper octets
+ * zero. [begin, end) is the buffer @p lies in: when 8 octets from @p would
+ * leave it, the load is taken from end - 8 and shifted, so we never read a
+ * byte we were not given and rarely fall back to a byte loop.
+ */
+static inline uint64_t load_tail(const uint8_t *p, size_t n, const uint8_t *begin,
+                                 const uint8_t *end)
+{
+	uint64_t v;
+
+	if (end - p >= 8) {
+		v = load64(p);
+	} else if (end - begin >= 8) {
+		v = load64(end - 8) >> (8 * (8 - (end - p)));
+	} else {
+		v = 0;
+		for (size_t i = 0; i < n; i++)
+			v |= (uint64_t)p[i] << (8 * i);
+		return v;
+	}
+	return n == 8 ? v : v & ((UINT64_C(1) << (8 * n)) - 1);
+}
+
+/*
+ * The hash of the name whose first label is at @p, given the hash @h of the
+ * name that follows that label. [begin, end) bounds the buffer for loads.
+ */
+static inline uint64_t hash_label(const struct keys *k, uint64_t h, const uint8_t *p,
+                                  const uint8_t *begin, const uint8_t *end)
+{
+	size_t n = 1 + (size_t)p[0];
+
+	while (n > 16) {
+		h = mix(load64(p) ^ k->k0 ^ h, load64(p + 8) ^ k->k1);
+		p += 16;
+		n -= 16;
+	}
+	uint64_t a = load_tail(p, n > 8 ? 8 : n, begin, end);
+	uint64_t b = n > 8 ? load_tail(p + 8, n - 8, begin, end) : 0;
+	return mix(a ^ k->k0 ^ h, b ^ k->k1 ^ (h >> 32 | h << 32));
+}
+
+/*
+ * Label offsets of wire name @wire, leftmost first, and the root's offset in
+ * offs[n]. Returns the label count n, or -1 when @wire is not a well-formed
+ * name of exactly @len octets.
+ */
+static inline int walk(const uint8_t *wire, size_t len, uint8_t offs[DK_LABELS_MAX + 1])
+{
+	size_t p = 0;
+	int n = 0;
+
+	if (len == 0 || len > DK_NAME_MAX)
+		return -1;
+	while (wire[p] != 0) {
+		if (n == DK_LABELS_MAX || wire[p] > DK_LABEL_MAX)
+			return -1;
+		offs[n++] = (uint8_t)p;
+		p += 1 + (size_t)wire[p];
+		if (p >= len)
+			return -1;
+	}
+	if (p != len - 1)
+		return -1;
+	offs[n] = (uint8_t)p;
+	return n;
+}
+
+static uint64_t hash_name(const struct keys *k, const uint8_t *wire, size_t len)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+	int n = walk(wire, len, offs);
+	uint64_t h = k->root;
+
+	while (n-- > 0)
+		h = hash_label(k, h, wire + offs[n], wire, wire + len);
+	return h;
+}
+
+static inline uint16_t entry_get(const uint8_t *e, size_t i)
+{
+	uint16_t v;
+	memcpy(&v, e + 2 * i, sizeof(v));
+	return v;
+}
+
+static inline void entry_put(uint8_t *e, size_t i, uint16_t v)
+{
+	memcpy(e + 2 * i, &v, sizeof(v));
+}
+
+/* The arena entry for @wire (@len octets) with hash @h, or NULL. */
+static inline const uint8_t *find(const struct dk_suffixset *s, uint64_t h, const uint8_t *wire,
+                                  size_t len)
+{
+	size_t i = (size_t)h & s->mask;
+	uint32_t tag = (uint32_t)(h >> 32);
+
+	for (;;) {
+		struct slot sl = s->slots[i];
+
+		if (sl.ref == 0)
+			return NULL;
+		if (sl.tag == tag) {
+			const uint8_t *e = s->arena + sl.ref - 1;
+			if (e[4] == len && memcmp(e + ENTRY_HDR, wire, len) == 0)
+				return e;
+		}
+		i = (i + 1) & s->mask;
+	}
+}
+
+/* Puts entry @off with hash @h into the first free slot of its probe run. */
+static void place(struct slot *slots, size_t mask, uint64_t h, size_t off)
+{
+	size_t i = (size_t)h & mask;
+
+	while (slots[i].ref != 0)
+		i = (i + 1) & mask;
+	slots[i].ref = (uint32_t)(off + 1);
+	slots[i].tag = (uint32_t)(h >> 32);
+}
+
+/* Smallest power-of-two table that holds @count names at load <= 0.7. */
+static size_t slots_for(size_t count)
+{
+	size_t n = MIN_SLOTS;
+
+	while (n * 7 < count * 10)
+		n *= 2;
+	return n;
+}
+
+/*
+ * Rebuilds the table of @s with @nslots slots from the arena, walking the
+ * entries in arena order (a sequential read) and rehashing each name.
+ */
+static int rehash(struct dk_suffixset *s, size_t nslots)
+{
+	struct slot *slots = calloc(nslots, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t off = 0; off < s->arena_len;) {
+		const uint8_t *e = s->arena + off;
+		size_t len = e[4];
+
+		place(slots, nslots - 1, hash_name(&s->keys, e + ENTRY_HDR, len), off);
+		off += ENTRY_HDR + len;
+	}
+	free(s->slots);
+	s->slots = slots;
+	s->mask = nslots - 1;
+	return 0;
+}
+
+static void seed_keys(struct keys *k, const void *salt)
+{
+	uint64_t r[3];
+	size_t got = 0;
+
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom((uint8_t *)r + got, sizeof(r) - got, GRND_NONBLOCK);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < sizeof(r)) {
+		/*
+		 * No entropy yet (early boot) or no getrandom(): the keys then
+		 * come from the clock and an address, weaker but still not
+		 * predictable from the list content alone.
+		 */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		x ^= (uint64_t)(uintptr_t)salt;
+		for (size_t i = 0; i < 3; i++) {
+			x += UINT64_C(0x9e3779b97f4a7c15);
+			r[i] ^= mix(x, UINT64_C(0xd6e8feb86659fd93) ^ i);
+		}
+	}
+	k->k0 = r[0];
+	k->k1 = r[1];
+	k->root = r[2];
+}
+
+struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffixset_merge_fn merge,
+                                                      void *ctx)
+{
+	struct dk_suffixset_builder *b = calloc(1, sizeof(*b));
+	size_t nslots = slots_for(expected);
+
+	if (!b)
+		return NULL;
+	b->merge = merge;
+	b->ctx = ctx;
+	/* Typical list names take 20-30 octets with their entry header. */
+	b->arena_cap = expected ? expected * 28 : 256;
+	b->set.arena = malloc(b->arena_cap);
+	b->set.slots = calloc(nslots, sizeof(*b->set.slots));
+	if (!b->set.arena || !b->set.slots)
+		goto fail;
+	b->set.mask = nslots - 1;
+	seed_keys(&b->set.keys, b);
+	return b;
+fail:
+	dk_suffixset_builder_free(b);
+	return NULL;
+}
+
+static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old, uint16_t add)
+{
+	if (old == DK_SUFFIXSET_NONE)
+		return add;
+	return b->merge ? b->merge(old, add, b->ctx) : old;
+}
+
+int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                             bool below_only, uint16_t value)
+{
+	struct dk_suffixset *s = &b->set;
+	uint8_t name[DK_NAME_MAX];
+	uint8_t offs[DK_LABELS_MAX + 1];
+
+	if (value == DK_SUFFIXSET_NONE || walk(wire, len, offs) < 0)
+		return -EINVAL;
+	/* Cold path: normalize here rather than trust every caller. */
+	memcpy(name, wire, len);
+	dk_name_lower(name, len);
+
+	uint64_t h = hash_name(&s->keys, name, len);
+	uint8_t *e = (uint8_t *)find(s, h, name, len);
+
+	if (e) {
+		if (!below_only)
+			entry_put(e, 0, merge_values(b, entry_get(e, 0), value));
+		entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
+		return 0;
+	}
+
+	if ((s->count + 1) * 10 > (s->mask + 1) * 7) {
+		int rc = rehash(s, (s->mask + 1) * 2);
+		if (rc < 0)
+			return rc;
+	}
+	if (s->arena_len + ENTRY_HDR + len > b->arena_cap) {
+		size_t cap = b->arena_cap * 2;
+		if (cap < s->arena_len + ENTRY_HDR + len)
+			cap = s->arena_len + ENTRY_HDR + len;
+		/* Slots hold 32-bit offsets. */
+		if (cap > UINT32_MAX - 1) {
+			cap = UINT32_MAX - 1;
+			if (s->arena_len + ENTRY_HDR + len > cap)
+				return -ENOMEM;
+		}
+		uint8_t *a = realloc(s->arena, cap);
+		if (!a)
+			return -ENOMEM;
+		s->arena = a;
+		b->arena_cap = cap;
+	}
+	size_t off = s->arena_len;
+	e = s->arena + off;
+	entry_put(e, 0, below_only ? DK_SUFFIXSET_NONE : value);
+	entry_put(e, 1, value);
+	e[4] = (uint8_t)len;
+	memcpy(e + ENTRY_HDR, name, len);
+	s->arena_len += ENTRY_HDR + len;
+	place(s->slots, s->mask, h, off);
+	s->count++;
+	return 0;
+}
+
+size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b)
+{
+	return b ? b->set.count : 0;
+}
+
+struct dk_suffixset *dk_suffixset_builder_finish(struct dk_suffixset_builder *b)
+{
+	struct dk_suffixset *s;
+
+	if (!b)
+		return NULL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		goto fail;
+	/* The builder may have been sized for more names than came. */
+	size_t nslots = slots_for(b->set.count);
+	if (nslots < b->set.mask + 1 && rehash(&b->set, nslots) < 0)
+		goto fail;
+	uint8_t *a = realloc(b->set.arena, b->set.arena_len ? b->set.arena_len : 1);
+	if (a)
+		b->set.arena = a;
+	*s = b->set;
+	free(b);
+	return s;
+fail:
+	free(s);
+	dk_suffixset_builder_free(b);
+	return NULL;
+}
+
+void dk_suffixset_builder_free(struct dk_suffixset_builder *b)
+{
+	if (!b)
+		return;
+	free(b->set.slots);
+	free(b->set.arena);
+	free(b);
+}
+
+void dk_suffixset_free(struct dk_suffixset *s)
+{
+	if (!s)
+		return;
+	free(s->slots);
+	free(s->arena);
+	free(s);
+}
+
+bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                         struct dk_suffixset_match *m)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+	uint64_t h[DK_LABELS_MAX + 1];
+	int n;
+
+	if (!s || s->count == 0)
+		return false;
+	n = walk(wire, len, offs);
+	if (n < 0)
+		return false;
+
+	h[n] = s->keys.root;
+	for (int i = n - 1; i >= 0; i--)
+		h[i] = hash_label(&s->keys, h[i + 1], wire + offs[i], wire, wire + len);
+	/*
+	 * Most probes of a miss land in distinct, cold cache lines; asking for
+	 * them all before the first compare lets the loads overlap.
+	 */
+	for (int i = 0; i <= n; i++)
+		__builtin_prefetch(&s->slots[(size_t)h[i] & s->mask]);
+
+	for (int i = 0; i <= n; i++) {
+		const uint8_t *e = find(s, h[i], wire + offs[i], len - offs[i]);
+		if (!e)
+			continue;
+		/* The whole query uses "self", a proper suffix "below". */
+		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
+		if (v == DK_SUFFIXSET_NONE)
+			continue;
+		m->value = v;
+		m->offset = offs[i];
+		m->labels = (uint8_t)i;
+		m->below = i > 0;
+		return true;
+	}
+	return false;
+}
+
+size_t dk_suffixset_count(const struct dk_suffixset *s)
+{
+	return s ? s->count : 0;
+}
+
+size_t dk_suffixset_bytes(const struct dk_suffixset *s)
+{
+	if (!s)
+		return 0;
+	return sizeof(*s) + (s->mask + 1) * sizeof(struct slot) + s->arena_len;
+}
