@@ -442,11 +442,24 @@ const char *dk_rrtype_name(uint16_t type, char *buf, size_t size)
 	 * returns another type's entry, hence the check on _type.
 	 */
 	const ldns_rr_descriptor *d = ldns_rr_descript(type);
+	const char *name = NULL;
 
 	if (!size)
 		return buf;
-	if (d && d->_type == type && d->_name && strncmp(d->_name, "TYPE", 4) != 0)
-		snprintf(buf, size, "%s", d->_name);
+
+	/* ldns has no descriptors for the query-only meta types. */
+	switch (type) {
+	case LDNS_RR_TYPE_IXFR: name = "IXFR"; break;
+	case LDNS_RR_TYPE_AXFR: name = "AXFR"; break;
+	case LDNS_RR_TYPE_MAILB: name = "MAILB"; break;
+	case LDNS_RR_TYPE_MAILA: name = "MAILA"; break;
+	case LDNS_RR_TYPE_ANY: name = "ANY"; break;
+	default:
+		if (d && d->_type == type && d->_name && strncmp(d->_name, "TYPE", 4) != 0)
+			name = d->_name;
+	}
+	if (name)
+		snprintf(buf, size, "%s", name);
 	else
 		snprintf(buf, size, "TYPE%u", (unsigned)type);
 	return buf;
