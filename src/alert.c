@@ -1,2 +1,726 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * Alerts, the pure part: the lock-free single-producer single-consumer ring
+ * that carries match events from a worker to the main loop, dedup/threshold
+ * folding keyed by (rule, client address, matched entry) with bounded,
+ * preallocated state and an explicit clock, and the formatting of a record
+ * as one JSON object, native (SPEC.md "Alert records") or OCSF DNS Activity.
+ * Nothing here does I/O; the sinks live in alert_sink.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <ldns/ldns.h>
+
+#include "dk_build.h"
+#include "dnsink/alert.h"
+#include "dnsink/name.h"
+#include "dnsink/policy.h"
+
+/*
+ * The ring.
+ *
+ * Slots are published with a release store of tail and consumed with a
+ * release store of head; each side reads the other's index with acquire, so
+ * a slot's contents are visible before its index moves. Indexes grow without
+ * bound and are masked on use, so full is "tail - head > mask".
+ */
+
+int dk_alert_ring_init(struct dk_alert_ring *r, size_t capacity)
+{
+	size_t cap = 1;
+
+	if (capacity == 0 || capacity > (SIZE_MAX >> 2) / sizeof(*r->slots))
+		return -EINVAL;
+	while (cap < capacity)
+		cap <<= 1;
+	r->slots = calloc(cap, sizeof(*r->slots));
+	if (!r->slots)
+		return -ENOMEM;
+	r->mask = cap - 1;
+	atomic_init(&r->head, 0);
+	atomic_init(&r->tail, 0);
+	atomic_init(&r->dropped, 0);
+	return 0;
+}
+
+void dk_alert_ring_deinit(struct dk_alert_ring *r)
+{
+	if (!r)
+		return;
+	free(r->slots);
+	r->slots = NULL;
+	r->mask = 0;
+}
+
+bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev, bool *was_empty)
+{
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+
+	if (was_empty)
+		*was_empty = false;
+	if (tail - head > r->mask) {
+		atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+		return false;
+	}
+	r->slots[tail & r->mask] = *ev;
+	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+
+	/*
+	 * Whether to wake the consumer is decided after publishing, against a
+	 * fresh head: with a full fence on both sides (here and in pop, between
+	 * its head store and its tail load) either the consumer sees our slot or
+	 * we see that it had caught up with us and may be asleep. Reading head
+	 * before the publish instead could miss a consumer that drained the
+	 * ring in between and went to sleep.
+	 */
+	if (was_empty) {
+		atomic_thread_fence(memory_order_seq_cst);
+		head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		*was_empty = head == tail;
+	}
+	return true;
+}
+
+bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out)
+{
+	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	if (head == tail) {
+		/* The other half of the fence pair described in push. */
+		atomic_thread_fence(memory_order_seq_cst);
+		tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		if (head == tail)
+			return false;
+	}
+	*out = r->slots[head & r->mask];
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	return true;
+}
+
+/*
+ * Dedup.
+ *
+ * Keys live in a pool allocated once; a free key sits on a singly linked free
+ * list through hnext. Live keys are chained in hash buckets (hnext) and in one
+ * doubly linked list in creation order (prev/next), oldest first, which is the
+ * eviction order. Each key keeps a copy of the latest event of its window so a
+ * follow-up record can be written after the worker's slot is long reused.
+ */
+
+struct dedup_key {
+	struct dedup_key *hnext;
+	struct dedup_key *prev, *next;
+	struct dk_policy *policy; /* reference held while the key is open */
+	uint64_t hash;
+	uint64_t window_end;      /* clock time the window closes */
+	uint64_t count;           /* events seen in the window */
+	uint64_t reported;        /* of them, already covered by a record */
+	uint64_t pend_first_ms;   /* event time of the first unreported event */
+	struct dk_alert_event ev; /* the latest event */
+};
+
+struct dk_dedup {
+	size_t max_keys;
+	size_t n;
+	size_t mask; /* buckets - 1 */
+	struct dedup_key **buckets;
+	struct dedup_key *pool;
+	struct dedup_key *free;
+	struct dedup_key *oldest, *newest;
+	uint64_t seed;
+	uint64_t next_expiry; /* earliest window_end; UINT64_MAX when none */
+};
+
+struct dk_dedup *dk_dedup_new(size_t max_keys)
+{
+	struct dk_dedup *d = calloc(1, sizeof(*d));
+	size_t nb = 16;
+
+	if (!d)
+		return NULL;
+	if (max_keys == 0)
+		max_keys = 1;
+	while (nb < max_keys * 2 && nb < (SIZE_MAX >> 2))
+		nb <<= 1;
+	d->max_keys = max_keys;
+	d->mask = nb - 1;
+	d->buckets = calloc(nb, sizeof(*d->buckets));
+	d->pool = calloc(max_keys, sizeof(*d->pool));
+	if (!d->buckets || !d->pool)
+		goto fail;
+	for (size_t i = max_keys; i-- > 0;) {
+		d->pool[i].hnext = d->free;
+		d->free = &d->pool[i];
+	}
+	/*
+	 * Clients choose their addresses and query names, so the bucket index
+	 * is seeded: chains cannot be lengthened on purpose without the seed.
+	 */
+	if (getrandom(&d->seed, sizeof(d->seed), GRND_NONBLOCK) != sizeof(d->seed))
+		d->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
+	d->next_expiry = UINT64_MAX;
+	return d;
+fail:
+	free(d->buckets);
+	free(d->pool);
+	free(d);
+	return NULL;
+}
+
+void dk_dedup_free(struct dk_dedup *d)
+{
+	if (!d)
+		return;
+	for (struct dedup_key *k = d->oldest; k; k = k->next)
+		dk_policy_unref(k->policy);
+	free(d->buckets);
+	free(d->pool);
+	free(d);
+}
+
+size_t dk_dedup_size(const struct dk_dedup *d)
+{
+	return d->n;
+}
+
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
+{
+	while (n >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+		p += 8;
+		n -= 8;
+	}
+	uint64_t w = 0;
+
+	for (size_t i = 0; i < n; i++)
+		w |= (uint64_t)p[i] << (8 * i);
+	/* The last partial word also carries its length, so "a" and "a\0" differ. */
+	return mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+
+/* The matched entry: the suffix of the matched name where the entry starts. */
+static void event_entry(const struct dk_alert_event *ev, const uint8_t **entry, size_t *len)
+{
+	const uint8_t *name = ev->target_len ? ev->target : ev->qname;
+	size_t n = ev->target_len ? ev->target_len : ev->qname_len;
+	size_t off = ev->matched_off < n ? ev->matched_off : n;
+
+	*entry = name + off;
+	*len = n - off;
+}
+
+static size_t addr_len(const struct dk_alert_event *ev)
+{
+	return ev->family == AF_INET6 ? 16 : 4;
+}
+
+static uint64_t event_hash(const struct dk_dedup *d, const struct dk_alert_event *ev)
+{
+	const uint8_t *entry;
+	size_t len;
+	uint64_t h = d->seed;
+	uintptr_t rule = (uintptr_t)ev->rule;
+
+	event_entry(ev, &entry, &len);
+	h = hash_bytes(h, (const uint8_t *)&rule, sizeof(rule));
+	uint8_t fw[2] = {ev->family, ev->wildcard};
+
+	h = hash_bytes(h, fw, sizeof(fw));
+	h = hash_bytes(h, ev->addr, addr_len(ev));
+	return hash_bytes(h, entry, len);
+}
+
+static bool key_matches(const struct dedup_key *k, uint64_t h, const struct dk_alert_event *ev)
+{
+	const uint8_t *e1, *e2;
+	size_t l1, l2;
+
+	if (k->hash != h || k->ev.rule != ev->rule || k->ev.family != ev->family ||
+	    k->ev.wildcard != ev->wildcard || memcmp(k->ev.addr, ev->addr, addr_len(ev)) != 0)
+		return false;
+	event_entry(&k->ev, &e1, &l1);
+	event_entry(ev, &e2, &l2);
+	return l1 == l2 && memcmp(e1, e2, l1) == 0;
+}
+
+static void key_unlink(struct dk_dedup *d, struct dedup_key *k)
+{
+	struct dedup_key **pp = &d->buckets[k->hash & d->mask];
+
+	while (*pp != k)
+		pp = &(*pp)->hnext;
+	*pp = k->hnext;
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		d->oldest = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	else
+		d->newest = k->prev;
+	d->n--;
+}
+
+/*
+ * Closes window @k: a record for the events no record covered yet goes out
+ * when a first record did (the follow-up), or when the key is evicted for
+ * room, which must not hide events even below the threshold. Below the
+ * threshold at the natural end of a window nothing is due: that is what a
+ * threshold means.
+ */
+static void key_close(struct dk_dedup *d, struct dedup_key *k, bool evicted,
+		      dk_alert_emit_fn emit, void *ctx)
+{
+	uint64_t unreported = k->count - k->reported;
+
+	key_unlink(d, k);
+	if (unreported > 0 && (k->reported > 0 || evicted) && emit) {
+		struct dk_alert_record rec = {
+			.ev = &k->ev,
+			.count = unreported,
+			.first_seen_ms = k->pend_first_ms,
+			.last_seen_ms = k->ev.time_ms,
+			.followup = k->reported > 0,
+			.evicted = evicted,
+		};
+		emit(&rec, ctx);
+	}
+	dk_policy_unref(k->policy);
+	k->policy = NULL;
+	k->hnext = d->free;
+	d->free = k;
+}
+
+void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
+		    dk_alert_emit_fn emit, void *ctx)
+{
+	const struct dk_rule *rule = ev->rule;
+
+	/* Workers do not post these; stay safe if one does. */
+	if (!rule || !rule->alert || rule->action == DK_ACTION_ALLOW)
+		return;
+	if (rule->dedup_minutes == 0) {
+		struct dk_alert_record rec = {
+			.ev = ev,
+			.count = 1,
+			.first_seen_ms = ev->time_ms,
+			.last_seen_ms = ev->time_ms,
+		};
+		emit(&rec, ctx);
+		return;
+	}
+
+	uint64_t threshold = rule->threshold ? rule->threshold : 1;
+	uint64_t h = event_hash(d, ev);
+	struct dedup_key *k = d->buckets[h & d->mask];
+
+	while (k && !key_matches(k, h, ev))
+		k = k->hnext;
+	if (k && now_ms >= k->window_end) {
+		key_close(d, k, false, emit, ctx);
+		k = NULL;
+	}
+	if (k) {
+		k->count++;
+		if (k->count - k->reported == 1)
+			k->pend_first_ms = ev->time_ms;
+		k->ev = *ev;
+	} else {
+		if (d->n == d->max_keys)
+			key_close(d, d->oldest, true, emit, ctx);
+		k = d->free;
+		d->free = k->hnext;
+		k->hash = h;
+		k->policy = ev->policy ? dk_policy_ref(ev->policy) : NULL;
+		k->window_end = now_ms + (uint64_t)rule->dedup_minutes * 60000;
+		k->count = 1;
+		k->reported = 0;
+		k->pend_first_ms = ev->time_ms;
+		k->ev = *ev;
+		k->hnext = d->buckets[h & d->mask];
+		d->buckets[h & d->mask] = k;
+		k->next = NULL;
+		k->prev = d->newest;
+		if (d->newest)
+			d->newest->next = k;
+		else
+			d->oldest = k;
+		d->newest = k;
+		d->n++;
+		if (k->window_end < d->next_expiry)
+			d->next_expiry = k->window_end;
+	}
+	if (k->reported == 0 && k->count >= threshold) {
+		struct dk_alert_record rec = {
+			.ev = &k->ev,
+			.count = k->count,
+			.first_seen_ms = k->pend_first_ms,
+			.last_seen_ms = ev->time_ms,
+		};
+		k->reported = k->count;
+		emit(&rec, ctx);
+	}
+}
+
+void dk_dedup_tick(struct dk_dedup *d, uint64_t now_ms, dk_alert_emit_fn emit, void *ctx)
+{
+	uint64_t next = UINT64_MAX;
+
+	/*
+	 * Windows of different rules have different lengths, so creation order
+	 * is not expiry order and the whole list is walked; next_expiry makes
+	 * the ticks between expiries free.
+	 */
+	if (now_ms < d->next_expiry)
+		return;
+	for (struct dedup_key *k = d->oldest, *nk; k; k = nk) {
+		nk = k->next;
+		if (now_ms >= k->window_end)
+			key_close(d, k, false, emit, ctx);
+		else if (k->window_end < next)
+			next = k->window_end;
+	}
+	d->next_expiry = next;
+}
+
+void dk_dedup_flush(struct dk_dedup *d, dk_alert_emit_fn emit, void *ctx)
+{
+	while (d->oldest)
+		key_close(d, d->oldest, false, emit, ctx);
+	d->next_expiry = UINT64_MAX;
+}
+
+/*
+ * Formatting. A small writer appends into the caller's buffer and remembers
+ * overflow, so the format functions read as the record they write.
+ */
+
+struct jw {
+	char *p;
+	size_t size;
+	size_t len;
+	bool over;
+};
+
+static void jw_raw(struct jw *w, const char *s, size_t n)
+{
+	if (w->over || n >= w->size - w->len) {
+		w->over = true;
+		return;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void jw_lit(struct jw *w, const char *s)
+{
+	jw_raw(w, s, strlen(s));
+}
+
+static void jw_fmt(struct jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void jw_fmt(struct jw *w, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (w->over)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(w->p + w->len, w->size - w->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= w->size - w->len)
+		w->over = true;
+	else
+		w->len += (size_t)n;
+}
+
+/* Writes @s as a JSON string, quotes included. Octets >= 0x80 pass as UTF-8. */
+static void jw_str(struct jw *w, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	jw_raw(w, "\"", 1);
+	for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+		char esc[6];
+
+		switch (*c) {
+		case '"': jw_raw(w, "\\\"", 2); break;
+		case '\\': jw_raw(w, "\\\\", 2); break;
+		case '\n': jw_raw(w, "\\n", 2); break;
+		case '\r': jw_raw(w, "\\r", 2); break;
+		case '\t': jw_raw(w, "\\t", 2); break;
+		default:
+			if (*c < 0x20 || *c == 0x7f) {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[*c >> 4];
+				esc[5] = hex[*c & 15];
+				jw_raw(w, esc, 6);
+			} else {
+				jw_raw(w, (const char *)c, 1);
+			}
+		}
+	}
+	jw_raw(w, "\"", 1);
+}
+
+static void jw_key_str(struct jw *w, const char *key, const char *val)
+{
+	jw_fmt(w, "\"%s\":", key);
+	jw_str(w, val);
+}
+
+static void jw_time(struct jw *w, uint64_t ms)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&sec, &tm)) {
+		w->over = true;
+		return;
+	}
+	jw_fmt(w, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+	       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+static void jw_mitre(struct jw *w, const struct dk_rule *rule)
+{
+	jw_raw(w, "[", 1);
+	for (size_t i = 0; i < rule->n_mitre; i++) {
+		if (i)
+			jw_raw(w, ",", 1);
+		jw_str(w, rule->mitre[i]);
+	}
+	jw_raw(w, "]", 1);
+}
+
+/* Text forms of the event's names, ready for jw_str(). */
+struct event_text {
+	char ip[INET6_ADDRSTRLEN];
+	char qname[DK_NAME_MAX * 4 + 8];
+	char target[DK_NAME_MAX * 4 + 8];
+	char matched[DK_NAME_MAX * 4 + 8];
+	char qtype[16];
+};
+
+static void event_text(const struct dk_alert_event *ev, struct event_text *t)
+{
+	const ldns_rr_descriptor *d = ldns_rr_descript(ev->qtype);
+	const uint8_t *name = ev->target_len ? ev->target : ev->qname;
+	size_t len = ev->target_len ? ev->target_len : ev->qname_len;
+	struct dk_verdict v = {
+		.rule = ev->rule,
+		.matched_off = ev->matched_off,
+		.wildcard = ev->wildcard,
+	};
+
+	if (!inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip,
+		       sizeof(t->ip)))
+		t->ip[0] = '\0';
+	/* A name that does not convert is a bug upstream; an empty field shows it. */
+	if (dk_name_to_text(ev->qname, ev->qname_len, t->qname, sizeof(t->qname)) < 0)
+		t->qname[0] = '\0';
+	t->target[0] = '\0';
+	if (ev->target_len &&
+	    dk_name_to_text(ev->target, ev->target_len, t->target, sizeof(t->target)) < 0)
+		t->target[0] = '\0';
+	if (dk_verdict_entry_text(&v, name, len, t->matched, sizeof(t->matched)) < 0)
+		t->matched[0] = '\0';
+	/* ldns names the query-only types TYPEnnn; dig and operators say ANY. */
+	if (ev->qtype == LDNS_RR_TYPE_ANY)
+		snprintf(t->qtype, sizeof(t->qtype), "ANY");
+	else if (ev->qtype == LDNS_RR_TYPE_AXFR)
+		snprintf(t->qtype, sizeof(t->qtype), "AXFR");
+	else if (ev->qtype == LDNS_RR_TYPE_IXFR)
+		snprintf(t->qtype, sizeof(t->qtype), "IXFR");
+	else if (d && d->_type == ev->qtype && d->_name)
+		snprintf(t->qtype, sizeof(t->qtype), "%s", d->_name);
+	else
+		snprintf(t->qtype, sizeof(t->qtype), "TYPE%u", (unsigned)ev->qtype);
+}
+
+static const char *const rcode_names[] = {
+	"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+	"YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE",
+};
+
+static int format_native(const struct dk_alert_record *rec, const struct event_text *t,
+			 struct jw *w)
+{
+	const struct dk_alert_event *ev = rec->ev;
+	const struct dk_rule *rule = ev->rule;
+
+	jw_lit(w, "{\"time\":");
+	jw_time(w, rec->followup ? rec->last_seen_ms : ev->time_ms);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "rule_id", rule->id);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "rule_name", rule->name);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "severity", dk_severity_name(rule->severity));
+	jw_lit(w, ",\"mitre\":");
+	jw_mitre(w, rule);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "action", dk_action_name((enum dk_action)ev->action));
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "source_ip", t->ip);
+	jw_fmt(w, ",\"source_port\":%u,\"transport\":\"%s\",", (unsigned)ev->port,
+	       ev->transport == DK_TRANSPORT_TCP ? "tcp" : "udp");
+	jw_key_str(w, "dns_query", t->qname);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "qtype", t->qtype);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "matched", t->matched);
+	jw_fmt(w, ",\"count\":%" PRIu64 ",\"first_seen\":", rec->count);
+	jw_time(w, rec->first_seen_ms);
+	jw_lit(w, ",\"last_seen\":");
+	jw_time(w, rec->last_seen_ms);
+	if (ev->rcode < DK_ARRAY_SIZE(rcode_names))
+		jw_fmt(w, ",\"rcode\":\"%s\"", rcode_names[ev->rcode]);
+	else
+		jw_fmt(w, ",\"rcode\":\"RCODE%u\"", (unsigned)ev->rcode);
+	if (ev->target_len) {
+		jw_raw(w, ",", 1);
+		jw_key_str(w, "cname_target", t->target);
+	}
+	jw_fmt(w, ",\"followup\":%s", rec->followup ? "true" : "false");
+	if (rec->evicted)
+		jw_lit(w, ",\"evicted\":true");
+	jw_raw(w, "}", 1);
+	return 0;
+}
+
+/* OCSF rcode captions (rcode_id 0..10); anything else is 99 Other. */
+static const char *const ocsf_rcodes[] = {
+	"NoError", "FormError", "ServError", "NXDomain", "NotImp", "Refused",
+	"YXDomain", "YXRRSet", "NXRRSet", "NotAuth", "NotZone",
+};
+
+static const char *const ocsf_severities[] = {
+	"Informational", "Low", "Medium", "High", "Critical",
+};
+
+static int format_ocsf(const struct dk_alert_record *rec, const struct event_text *t,
+		       struct jw *w)
+{
+	const struct dk_alert_event *ev = rec->ev;
+	const struct dk_rule *rule = ev->rule;
+	unsigned sev = rule->severity < DK_ARRAY_SIZE(ocsf_severities) ? rule->severity : 0;
+	bool blocked = ev->action == DK_ACTION_SINKHOLE || ev->action == DK_ACTION_NXDOMAIN ||
+		       ev->action == DK_ACTION_REFUSED;
+	unsigned disp_id;
+	const char *disp;
+	bool tcp = ev->transport == DK_TRANSPORT_TCP;
+
+	if (blocked) {
+		disp_id = 2;
+		disp = "Blocked";
+	} else if (ev->action == DK_ACTION_ALERT) {
+		disp_id = 19;
+		disp = "Alert";
+	} else {
+		disp_id = 1;
+		disp = "Allowed";
+	}
+	/*
+	 * Key order is fixed: classification first, then time, outcome, the
+	 * DNS query, endpoints, metadata, and dnsink's own rule fields.
+	 */
+	jw_lit(w, "{\"class_uid\":4003,\"class_name\":\"DNS Activity\",\"category_uid\":4,"
+		  "\"category_name\":\"Network Activity\",\"activity_id\":1,"
+		  "\"activity_name\":\"Query\",\"type_uid\":400301,"
+		  "\"type_name\":\"DNS Activity: Query\"");
+	jw_fmt(w, ",\"time\":%" PRIu64, rec->followup ? rec->last_seen_ms : ev->time_ms);
+	jw_fmt(w, ",\"severity_id\":%u,\"severity\":\"%s\"", sev + 1, ocsf_severities[sev]);
+	jw_fmt(w, ",\"action_id\":%u,\"action\":\"%s\"", blocked ? 2u : 1u,
+	       blocked ? "Denied" : "Allowed");
+	jw_fmt(w, ",\"disposition_id\":%u,\"disposition\":\"%s\"", disp_id, disp);
+	jw_fmt(w, ",\"count\":%" PRIu64 ",\"start_time\":%" PRIu64 ",\"end_time\":%" PRIu64,
+	       rec->count, rec->first_seen_ms, rec->last_seen_ms);
+	jw_lit(w, ",\"query\":{\"hostname\":");
+	jw_str(w, t->qname);
+	jw_lit(w, ",\"type\":");
+	jw_str(w, t->qtype);
+	jw_lit(w, ",\"class\":\"IN\"}");
+	if (ev->rcode < DK_ARRAY_SIZE(ocsf_rcodes))
+		jw_fmt(w, ",\"rcode_id\":%u,\"rcode\":\"%s\"", (unsigned)ev->rcode,
+		       ocsf_rcodes[ev->rcode]);
+	else
+		jw_lit(w, ",\"rcode_id\":99,\"rcode\":\"Other\"");
+	jw_lit(w, ",\"src_endpoint\":{\"ip\":");
+	jw_str(w, t->ip);
+	jw_fmt(w, ",\"port\":%u}", (unsigned)ev->port);
+	/* OCSF wants the IANA protocol keyword, which is lowercase. */
+	jw_fmt(w,
+	       ",\"connection_info\":{\"protocol_name\":\"%s\",\"protocol_num\":%u,"
+	       "\"direction_id\":1,\"direction\":\"Inbound\"}",
+	       tcp ? "tcp" : "udp", tcp ? 6u : 17u);
+	jw_lit(w, ",\"metadata\":{\"version\":\"1.1.0\",\"profiles\":[\"security_control\"],"
+		  "\"product\":{\"name\":\"dnsink\",\"vendor_name\":\"dnsink\",\"version\":\"" DK_VERSION
+		  "\"}}");
+	jw_lit(w, ",\"unmapped\":{");
+	jw_key_str(w, "rule_id", rule->id);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "rule_name", rule->name);
+	jw_lit(w, ",\"mitre\":");
+	jw_mitre(w, rule);
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "dnsink_action", dk_action_name((enum dk_action)ev->action));
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "matched", t->matched);
+	if (ev->target_len) {
+		jw_raw(w, ",", 1);
+		jw_key_str(w, "cname_target", t->target);
+	}
+	jw_fmt(w, ",\"count\":%" PRIu64 ",\"followup\":%s", rec->count,
+	       rec->followup ? "true" : "false");
+	if (rec->evicted)
+		jw_lit(w, ",\"evicted\":true");
+	jw_lit(w, "}}");
+	return 0;
+}
+
+int dk_alert_format(const struct dk_alert_record *rec, enum dk_alert_format fmt, char *buf,
+		    size_t size)
+{
+	struct event_text t;
+	struct jw w = {.p = buf, .size = size};
+
+	if (!rec || !rec->ev || !rec->ev->rule || !buf || size == 0)
+		return size == 0 ? DK_ESPACE : -EINVAL;
+	event_text(rec->ev, &t);
+	if (fmt == DK_ALERT_FORMAT_OCSF)
+		format_ocsf(rec, &t, &w);
+	else
+		format_native(rec, &t, &w);
+	if (w.over) {
+		buf[0] = '\0';
+		return DK_ESPACE;
+	}
+	buf[w.len] = '\0';
+	return (int)w.len;
+}

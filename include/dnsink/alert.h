@@ -75,13 +75,19 @@ bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev
 /** Consumer side: copies the oldest event into @p out. False when empty. */
 bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out);
 
-/** A record to emit: an event plus what dedup folded into it. */
+/**
+ * A record to emit: an event plus what dedup folded into it. first_seen and
+ * last_seen are the event times (ev->time_ms) of the first and the last of
+ * the @p count events this record stands for, so the counts of a key's
+ * records add up to the events seen.
+ */
 struct dk_alert_record {
 	const struct dk_alert_event *ev; /**< the latest event of the window */
 	uint64_t count;                  /**< events this record stands for */
 	uint64_t first_seen_ms;
 	uint64_t last_seen_ms;
 	bool followup;                   /**< closes a dedup window */
+	bool evicted;                    /**< closed early: the dedup table was full */
 };
 
 typedef void (*dk_alert_emit_fn)(const struct dk_alert_record *rec, void *ctx);
