@@ -1,2 +1,1134 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * The configuration loader: conf/dnsink.yml read with libyaml's document API
+ * into struct dk_config. Every key the file may hold is listed once, in the
+ * schema tables below (name, handler, field, range or sub-table), in the
+ * spirit of Knot DNS's schema.c; the walker checks types, duplicates and
+ * unknown keys and reports each error as FILE:LINE: message. Defaults are set
+ * before the walk and replaced by what the file says. Also here: socket
+ * address and CIDR parsing, the client access list and the resolv.conf
+ * fallback for upstreams.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "dnsink/config.h"
+
+#define DEFAULT_RESOLV_CONF "/etc/resolv.conf"
+#define DNS_PORT            53
+#define SYSLOG_PORT         514
+#define METRICS_PORT        9153
+/* More nameservers than any resolver uses (glibc reads 3); bounds the loop. */
+#define RESOLV_MAX 16
+/* Longest item list accepted for any key; bounds memory for hostile input. */
+#define LIST_MAX 4096
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Reads an interface name or number after '%'; returns 0 when unknown. */
+static uint32_t scope_parse(const char *s)
+{
+	if (!*s)
+		return 0;
+	if (strspn(s, "0123456789") == strlen(s)) {
+		if (strlen(s) > 10)
+			return 0;
+		unsigned long v = strtoul(s, NULL, 10);
+		return v > UINT32_MAX ? 0 : (uint32_t)v;
+	}
+	return if_nametoindex(s);
+}
+
+/*
+ * Parses the IP literal in the first @p n characters of @p s (no port, no
+ * brackets) into @p out with port 0. A "%scope" suffix is accepted on IPv6
+ * when @p allow_scope. On failure *why says what is wrong.
+ */
+static int ip_parse(const char *s, size_t n, bool allow_scope, struct dk_addr *out,
+                    const char **why)
+{
+	char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+
+	memset(out, 0, sizeof(*out));
+	*why = "not an IP address";
+	if (n == 0 || n >= sizeof(buf))
+		return DK_ESYNTAX;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, &out->in4.sin_addr) == 1) {
+		out->in4.sin_family = AF_INET;
+		out->len = sizeof(out->in4);
+		return 0;
+	}
+	uint32_t scope = 0;
+	char *pct = strchr(buf, '%');
+	if (pct) {
+		if (!allow_scope) {
+			*why = "a scope (%interface) is not allowed here";
+			return DK_ESYNTAX;
+		}
+		*pct = '\0';
+		scope = scope_parse(pct + 1);
+		if (!scope) {
+			*why = "unknown interface after '%'";
+			return DK_ESYNTAX;
+		}
+	}
+	if (inet_pton(AF_INET6, buf, &out->in6.sin6_addr) != 1)
+		return DK_ESYNTAX;
+	out->in6.sin6_family = AF_INET6;
+	out->in6.sin6_scope_id = scope;
+	out->len = sizeof(out->in6);
+	return 0;
+}
+
+static int port_parse(const char *s, uint16_t *port, const char **why)
+{
+	size_t n = strspn(s, "0123456789");
+
+	*why = "bad port (1..65535)";
+	if (n == 0 || n != strlen(s) || n > 5)
+		return DK_ESYNTAX;
+	unsigned long v = strtoul(s, NULL, 10);
+	if (v == 0 || v > 65535)
+		return DK_ESYNTAX;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static void addr_set_port(struct dk_addr *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET)
+		a->in4.sin_port = htons(port);
+	else
+		a->in6.sin6_port = htons(port);
+}
+
+static uint16_t addr_port(const struct dk_addr *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET ? a->in4.sin_port : a->in6.sin6_port);
+}
+
+/* dk_addr_parse() with the reason for a refusal, for the config's messages. */
+static int addr_parse(const char *s, uint16_t default_port, struct dk_addr *out, const char **why)
+{
+	const char *ip = s, *port = NULL;
+	size_t ip_len;
+	int ret;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close) {
+			*why = "missing ']'";
+			return DK_ESYNTAX;
+		}
+		ip = s + 1;
+		ip_len = (size_t)(close - ip);
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0') {
+			*why = "junk after ']'";
+			return DK_ESYNTAX;
+		}
+		ret = ip_parse(ip, ip_len, true, out, why);
+		if (ret == 0 && out->sa.sa_family != AF_INET6) {
+			*why = "brackets hold an IPv6 address only";
+			return DK_ESYNTAX;
+		}
+	} else {
+		const char *colon = strchr(s, ':');
+		/* One colon separates an IPv4 address from its port; more make IPv6. */
+		if (colon && !strchr(colon + 1, ':')) {
+			ip_len = (size_t)(colon - s);
+			port = colon + 1;
+		} else {
+			ip_len = strlen(s);
+		}
+		ret = ip_parse(ip, ip_len, true, out, why);
+		if (ret == 0 && port && out->sa.sa_family != AF_INET) {
+			*why = "not an IP address";
+			return DK_ESYNTAX;
+		}
+	}
+	if (ret)
+		return ret;
+	uint16_t p = default_port;
+	if (port && port_parse(port, &p, why))
+		return DK_ESYNTAX;
+	addr_set_port(out, p);
+	return 0;
+}
+
+int dk_addr_parse(const char *s, uint16_t default_port, struct dk_addr *out)
+{
+	const char *why;
+
+	if (!s || !out)
+		return DK_ESYNTAX;
+	return addr_parse(s, default_port, out, &why);
+}
+
+/* The address bytes of an IPv4-mapped IPv6 address, or NULL. */
+static const uint8_t *mapped_v4(const struct sockaddr_in6 *in6)
+{
+	if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return NULL;
+	return in6->sin6_addr.s6_addr + 12;
+}
+
+int dk_sockaddr_ip(const struct sockaddr *sa, char *buf, size_t size)
+{
+	char tmp[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tmp, sizeof(tmp));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const uint8_t *v4 = mapped_v4(in6);
+		/* Dual-stack sockets see IPv4 clients as ::ffff:a.b.c.d; show them as IPv4. */
+		if (v4)
+			inet_ntop(AF_INET, v4, tmp, sizeof(tmp));
+		else
+			inet_ntop(AF_INET6, &in6->sin6_addr, tmp, sizeof(tmp));
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	size_t n = strlen(tmp);
+	if (n >= size)
+		return DK_ESPACE;
+	memcpy(buf, tmp, n + 1);
+	return (int)n;
+}
+
+int dk_addr_format(const struct dk_addr *a, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+	char scope[IF_NAMESIZE + 12] = "";
+	int n;
+
+	if (a->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof(ip));
+		n = snprintf(buf, size, "%s:%u", ip, ntohs(a->in4.sin_port));
+	} else if (a->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof(ip));
+		if (a->in6.sin6_scope_id) {
+			char name[IF_NAMESIZE];
+			if (if_indextoname(a->in6.sin6_scope_id, name))
+				snprintf(scope, sizeof(scope), "%%%s", name);
+			else
+				snprintf(scope, sizeof(scope), "%%%u", a->in6.sin6_scope_id);
+		}
+		n = snprintf(buf, size, "[%s%s]:%u", ip, scope, ntohs(a->in6.sin6_port));
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	if (n < 0 || (size_t)n >= size)
+		return DK_ESPACE;
+	return n;
+}
+
+static int cidr_parse(const char *s, struct dk_cidr *out, const char **why)
+{
+	const char *slash = strchr(s, '/');
+	size_t ip_len = slash ? (size_t)(slash - s) : strlen(s);
+	struct dk_addr a;
+
+	if (ip_parse(s, ip_len, false, &a, why))
+		return DK_ESYNTAX;
+	memset(out, 0, sizeof(*out));
+	out->family = a.sa.sa_family;
+	unsigned bits = out->family == AF_INET ? 32 : 128;
+	if (out->family == AF_INET)
+		memcpy(out->addr, &a.in4.sin_addr, 4);
+	else
+		memcpy(out->addr, &a.in6.sin6_addr, 16);
+	unsigned prefix = bits;
+	if (slash) {
+		const char *p = slash + 1;
+		size_t n = strspn(p, "0123456789");
+		*why = "bad prefix length";
+		if (n == 0 || n != strlen(p) || n > 3)
+			return DK_ESYNTAX;
+		prefix = (unsigned)strtoul(p, NULL, 10);
+		if (prefix > bits) {
+			*why = out->family == AF_INET ? "prefix longer than 32 bits"
+			                              : "prefix longer than 128 bits";
+			return DK_ESYNTAX;
+		}
+	}
+	out->prefix = (uint8_t)prefix;
+	/* Keep only the network part so matching compares whole octets. */
+	for (unsigned i = 0; i < bits / 8; i++) {
+		if (i * 8 >= prefix)
+			out->addr[i] = 0;
+		else if (i * 8 + 8 > prefix)
+			out->addr[i] &= (uint8_t)(0xff << (8 - (prefix - i * 8)));
+	}
+	return 0;
+}
+
+int dk_cidr_parse(const char *s, struct dk_cidr *out)
+{
+	const char *why;
+
+	if (!s || !out)
+		return DK_ESYNTAX;
+	return cidr_parse(s, out, &why);
+}
+
+static bool cidr_match(const struct dk_cidr *c, int family, const uint8_t *a)
+{
+	if (c->family != family)
+		return false;
+	unsigned full = c->prefix / 8, rest = c->prefix % 8;
+	if (memcmp(c->addr, a, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return (a[full] & (uint8_t)(0xff << (8 - rest))) == c->addr[full];
+}
+
+bool dk_acl_allows(const struct dk_cidr *acl, size_t n, const struct sockaddr *sa)
+{
+	const uint8_t *a, *v4 = NULL;
+	int family = sa->sa_family;
+
+	if (family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		a = in6->sin6_addr.s6_addr;
+		v4 = mapped_v4(in6);
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* A mapped client matches IPv4 prefixes and also ::ffff:0:0/96-style ones. */
+		if (cidr_match(&acl[i], family, a) || (v4 && cidr_match(&acl[i], AF_INET, v4)))
+			return true;
+	}
+	return false;
+}
+
+/* Same family, IP and port. */
+static bool addr_equal(const struct dk_addr *a, const struct dk_addr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr &&
+		       a->in4.sin_port == b->in4.sin_port;
+	return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0 &&
+	       a->in6.sin6_port == b->in6.sin6_port && a->in6.sin6_scope_id == b->in6.sin6_scope_id;
+}
+
+static bool addr_is_any(const struct dk_addr *a)
+{
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
+}
+
+static bool addr_is_loopback(const struct dk_addr *a)
+{
+	if (a->sa.sa_family == AF_INET)
+		return (ntohl(a->in4.sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&a->in6.sin6_addr);
+}
+
+/*
+ * True when a query sent to @p up would reach one of our own listeners: the
+ * same address and port, or a wildcard listener of the family on that port
+ * and a loopback @p up.
+ */
+static bool is_own_listener(const struct dk_config *c, const struct dk_addr *up)
+{
+	for (size_t i = 0; i < c->n_listen; i++) {
+		const struct dk_addr *l = &c->listen[i];
+		if (addr_equal(l, up))
+			return true;
+		if (l->sa.sa_family == up->sa.sa_family && addr_port(l) == addr_port(up) &&
+		    addr_is_any(l) && addr_is_loopback(up))
+			return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Schema                                                             */
+/* ------------------------------------------------------------------ */
+
+struct ctx {
+	const char *path; /* as given, for messages */
+	char *dir;        /* the config file's directory */
+	yaml_document_t *doc;
+	struct dk_config *cfg;
+	struct dk_diag *diag;
+	char key[128];            /* dotted path of the key being read */
+	yaml_node_t *listen_node; /* for cross-key checks after the walk */
+	yaml_node_t *upstreams_node;
+};
+
+struct name_value {
+	const char *name;
+	int value;
+};
+
+struct item;
+typedef int (*item_fn)(struct ctx *c, const struct item *it, yaml_node_t *n, void *field);
+
+/* One key of the file: its name, how to read it and where the value goes. */
+struct item {
+	const char *name;
+	item_fn parse;
+	size_t offset;                  /* field in struct dk_config */
+	size_t width;                   /* sizeof that field */
+	size_t count_offset;            /* lists: where the item count goes */
+	unsigned long long min, max;    /* numbers: the accepted range */
+	uint16_t port;                  /* addresses: port when none is written */
+	const struct item *sub;         /* sections: their keys */
+	const struct name_value *names; /* enumerations: the accepted words */
+};
+
+/* Designated initializers, so an entry names only the fields it uses. */
+#define KEY(n, fn) .name = n, .parse = fn
+#define FIELD(m)                                                                                   \
+	.offset = offsetof(struct dk_config, m), .width = sizeof(((struct dk_config *)0)->m)
+#define COUNT(m) .count_offset = offsetof(struct dk_config, m)
+
+static unsigned line_of(const yaml_node_t *n)
+{
+	return n ? (unsigned)n->start_mark.line + 1 : 0;
+}
+
+static int fail(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static int fail(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
+{
+	char msg[sizeof(c->diag->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dk_diag_set(c->diag, c->path, line_of(n), "%s", msg);
+	return code;
+}
+
+static const char *node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SCALAR_NODE: return "a scalar";
+	case YAML_SEQUENCE_NODE: return "a list";
+	case YAML_MAPPING_NODE: return "a mapping";
+	default: return "nothing";
+	}
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+/* A plain empty, "~" or "null" value: the key is treated as absent. */
+static bool is_null(const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	const char *s = scalar(n);
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	       !strcmp(s, "NULL");
+}
+
+static int want(struct ctx *c, yaml_node_t *n, yaml_node_type_t type)
+{
+	static const char *const names[] = {
+	        [YAML_SCALAR_NODE] = "a value",
+	        [YAML_SEQUENCE_NODE] = "a list",
+	        [YAML_MAPPING_NODE] = "a mapping",
+	};
+	if (n->type == type)
+		return 0;
+	return fail(c, n, DK_ESCHEMA, "%s: expected %s, got %s", c->key, names[type], node_kind(n));
+}
+
+/* A non-empty string, however quoted. */
+static int want_string(struct ctx *c, yaml_node_t *n)
+{
+	int ret = want(c, n, YAML_SCALAR_NODE);
+	if (ret)
+		return ret;
+	if (!*scalar(n))
+		return fail(c, n, DK_ESCHEMA, "%s: empty string", c->key);
+	if (strlen(scalar(n)) != n->data.scalar.length)
+		return fail(c, n, DK_ESCHEMA, "%s: NUL character in string", c->key);
+	return 0;
+}
+
+static void *field_of(struct ctx *c, const struct item *it)
+{
+	return (char *)c->cfg + it->offset;
+}
+
+static int parse_number(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	int ret = want(c, n, YAML_SCALAR_NODE);
+	if (ret)
+		return ret;
+	const char *s = scalar(n);
+	size_t len = strspn(s, "0123456789");
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || len == 0 || s[len] != '\0')
+		return fail(c, n, DK_ESCHEMA, "%s: expected a non-negative integer, got '%s'",
+		            c->key, s);
+	errno = 0;
+	unsigned long long v = strtoull(s, NULL, 10);
+	if (errno == ERANGE || v < it->min || v > it->max)
+		return fail(c, n, DK_ESCHEMA, "%s: %s is out of range (%llu..%llu)", c->key, s,
+		            it->min, it->max);
+	if (it->width == sizeof(uint32_t))
+		*(uint32_t *)field = (uint32_t)v;
+	else
+		*(uint64_t *)field = v;
+	return 0;
+}
+
+static int parse_string(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)it;
+	int ret = want_string(c, n);
+	if (ret)
+		return ret;
+	char *s = strdup(scalar(n));
+	if (!s)
+		return fail(c, n, -ENOMEM, "out of memory");
+	free(*(char **)field);
+	*(char **)field = s;
+	return 0;
+}
+
+static int parse_enum(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	int ret = want_string(c, n);
+	if (ret)
+		return ret;
+	for (const struct name_value *nv = it->names; nv->name; nv++) {
+		if (!strcmp(nv->name, scalar(n))) {
+			*(int *)field = nv->value;
+			return 0;
+		}
+	}
+	char list[256] = "";
+	size_t used = 0;
+	for (const struct name_value *nv = it->names; nv->name && used < sizeof(list); nv++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
+		                         nv->name);
+	return fail(c, n, DK_ESCHEMA, "%s: unknown value '%s' (expected one of: %s)", c->key,
+	            scalar(n), list);
+}
+
+/* A bare IP: 4 octets when the field holds 4, else 16. */
+static int parse_ip(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	struct dk_addr a;
+	const char *why;
+	int ret = want_string(c, n);
+	if (ret)
+		return ret;
+	int family = it->width == 4 ? AF_INET : AF_INET6;
+	if (ip_parse(scalar(n), strlen(scalar(n)), false, &a, &why) || a.sa.sa_family != family)
+		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s' (expected an %s address)",
+		            c->key, scalar(n), family == AF_INET ? "IPv4" : "IPv6");
+	if (family == AF_INET)
+		memcpy(field, &a.in4.sin_addr, 4);
+	else
+		memcpy(field, &a.in6.sin6_addr, 16);
+	return 0;
+}
+
+/* Checks that @p n is a list of at most LIST_MAX items. */
+static int want_list(struct ctx *c, yaml_node_t *n, size_t *count)
+{
+	int ret = want(c, n, YAML_SEQUENCE_NODE);
+	if (ret)
+		return ret;
+	*count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (*count > LIST_MAX)
+		return fail(c, n, DK_ESCHEMA, "%s: more than %d items", c->key, LIST_MAX);
+	return 0;
+}
+
+static yaml_node_t *list_item(struct ctx *c, yaml_node_t *n, size_t i)
+{
+	return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
+}
+
+static int parse_addr_list(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	size_t count, *count_field = (size_t *)((char *)c->cfg + it->count_offset);
+	int ret = want_list(c, n, &count);
+	if (ret)
+		return ret;
+	if (count == 0)
+		return fail(c, n, DK_ESCHEMA, "%s: empty list (remove the key for the default)",
+		            c->key);
+	struct dk_addr *v = calloc(count, sizeof(*v));
+	if (!v)
+		return fail(c, n, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *item = list_item(c, n, i);
+		const char *why;
+		ret = want_string(c, item);
+		if (ret)
+			goto fail;
+		if (addr_parse(scalar(item), it->port, &v[i], &why)) {
+			ret = fail(c, item, DK_ESCHEMA, "%s: bad address '%s': %s", c->key,
+			           scalar(item), why);
+			goto fail;
+		}
+	}
+	free(*(struct dk_addr **)field);
+	*(struct dk_addr **)field = v;
+	*count_field = count;
+	return 0;
+fail:
+	free(v);
+	return ret;
+}
+
+static int parse_cidr_list(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	size_t count, *count_field = (size_t *)((char *)c->cfg + it->count_offset);
+	int ret = want_list(c, n, &count);
+	if (ret)
+		return ret;
+	/* An empty list is legal: it allows nobody. calloc(0) may return NULL. */
+	struct dk_cidr *v = calloc(count ? count : 1, sizeof(*v));
+	if (!v)
+		return fail(c, n, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *item = list_item(c, n, i);
+		const char *why;
+		ret = want_string(c, item);
+		if (ret)
+			goto fail;
+		if (cidr_parse(scalar(item), &v[i], &why)) {
+			ret = fail(c, item, DK_ESCHEMA, "%s: bad CIDR '%s': %s", c->key,
+			           scalar(item), why);
+			goto fail;
+		}
+	}
+	free(*(struct dk_cidr **)field);
+	*(struct dk_cidr **)field = v;
+	*count_field = count;
+	return 0;
+fail:
+	free(v);
+	return ret;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool path_exists(const char *p)
+{
+	return access(p, F_OK) == 0;
+}
+
+/*
+ * Resolves rule path @p p: absolute paths stay; a relative one is taken from
+ * the current directory when it exists there, else from the config file's
+ * directory. Returns a new string, or NULL with *found false when neither
+ * exists (then *out holds the config-relative candidate) or on ENOMEM.
+ */
+static char *rule_path_resolve(const struct ctx *c, const char *p, bool *found)
+{
+	*found = true;
+	if (p[0] == '/' || path_exists(p))
+		return strdup(p);
+	size_t n = strlen(c->dir) + 1 + strlen(p) + 1;
+	char *r = malloc(n);
+	if (!r)
+		return NULL;
+	snprintf(r, n, "%s/%s", c->dir, p);
+	*found = path_exists(r);
+	return r;
+}
+
+static int parse_rules(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	size_t count, *count_field = (size_t *)((char *)c->cfg + it->count_offset);
+	int ret = want_list(c, n, &count);
+	if (ret)
+		return ret;
+	char **v = calloc(count ? count : 1, sizeof(*v));
+	if (!v)
+		return fail(c, n, -ENOMEM, "out of memory");
+	size_t done = 0;
+	for (; done < count; done++) {
+		yaml_node_t *item = list_item(c, n, done);
+		bool found;
+		ret = want_string(c, item);
+		if (ret)
+			goto fail;
+		v[done] = rule_path_resolve(c, scalar(item), &found);
+		if (!v[done]) {
+			ret = fail(c, item, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (!found) {
+			ret = fail(c, item, DK_ESCHEMA,
+			           "%s: '%s' not found (looked in the current directory and in %s)",
+			           c->key, scalar(item), c->dir);
+			done++;
+			goto fail;
+		}
+	}
+	strv_free(*(char ***)field, *count_field);
+	*(char ***)field = v;
+	*count_field = count;
+	return 0;
+fail:
+	strv_free(v, done);
+	return ret;
+}
+
+/* udp://HOST[:PORT], tcp://HOST[:PORT] (IP literals) or unix:///path. */
+static int parse_syslog_server(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)it;
+	(void)field;
+	struct dk_config *cfg = c->cfg;
+	const char *s, *why = "";
+	int ret = want_string(c, n);
+	if (ret)
+		return ret;
+	s = scalar(n);
+	if (!strncmp(s, "unix://", 7)) {
+		if (s[7] != '/')
+			return fail(c, n, DK_ESCHEMA, "%s: '%s': unix:// needs an absolute path",
+			            c->key, s);
+		char *p = strdup(s + 7);
+		if (!p)
+			return fail(c, n, -ENOMEM, "out of memory");
+		free(cfg->alerts.unix_path);
+		cfg->alerts.unix_path = p;
+		cfg->alerts.transport = DK_SYSLOG_UNIX;
+		return 0;
+	}
+	enum dk_syslog_transport t;
+	if (!strncmp(s, "udp://", 6))
+		t = DK_SYSLOG_UDP;
+	else if (!strncmp(s, "tcp://", 6))
+		t = DK_SYSLOG_TCP;
+	else
+		return fail(c, n, DK_ESCHEMA,
+		            "%s: '%s': expected udp://IP[:PORT], tcp://IP[:PORT] or unix:///PATH",
+		            c->key, s);
+	if (addr_parse(s + 6, SYSLOG_PORT, &cfg->alerts.server, &why))
+		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key, s + 6, why);
+	cfg->alerts.transport = t;
+	return 0;
+}
+
+static int parse_metrics_listen(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)field;
+	const char *why;
+	int ret = want_string(c, n);
+	if (ret)
+		return ret;
+	if (addr_parse(scalar(n), it->port, &c->cfg->metrics, &why))
+		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key, scalar(n), why);
+	c->cfg->metrics_enabled = true;
+	return 0;
+}
+
+static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, void *field);
+
+static const struct name_value facilities[] = {
+        {"kern", LOG_KERN},     {"user", LOG_USER},         {"mail", LOG_MAIL},
+        {"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},         {"syslog", LOG_SYSLOG},
+        {"lpr", LOG_LPR},       {"news", LOG_NEWS},         {"uucp", LOG_UUCP},
+        {"cron", LOG_CRON},     {"authpriv", LOG_AUTHPRIV}, {"ftp", LOG_FTP},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},     {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},     {NULL, 0},
+};
+
+static const struct name_value formats[] = {
+        {"native", DK_ALERT_FORMAT_NATIVE},
+        {"ocsf", DK_ALERT_FORMAT_OCSF},
+        {NULL, 0},
+};
+
+static const struct item sinkhole_items[] = {
+        {KEY("ipv4", parse_ip), FIELD(sinkhole.ipv4)},
+        {KEY("ipv6", parse_ip), FIELD(sinkhole.ipv6)},
+        {KEY("ttl", parse_number), FIELD(sinkhole.ttl), .min = 0, .max = INT32_MAX},
+        {NULL},
+};
+
+static const struct item syslog_items[] = {
+        {KEY("ident", parse_string), FIELD(alerts.ident)},
+        {KEY("facility", parse_enum), FIELD(alerts.facility), .names = facilities},
+        {KEY("server", parse_syslog_server)},
+        {NULL},
+};
+
+static const struct item alerts_items[] = {
+        {KEY("syslog", parse_section), .sub = syslog_items},
+        {KEY("file", parse_string), FIELD(alerts.file)},
+        {KEY("format", parse_enum), FIELD(alerts.format), .names = formats},
+        {KEY("queue", parse_number), FIELD(alerts.queue), .min = 16, .max = 10000000},
+        {KEY("dedup_max", parse_number), FIELD(alerts.dedup_max), .min = 16, .max = 100000000},
+        {NULL},
+};
+
+static const struct item tcp_items[] = {
+        {KEY("max_clients", parse_number), FIELD(tcp_max_clients), .min = 1, .max = 100000},
+        {KEY("idle_timeout_ms", parse_number), FIELD(tcp_idle_ms), .min = 100, .max = 3600000},
+        {NULL},
+};
+
+static const struct item metrics_items[] = {
+        {KEY("listen", parse_metrics_listen), .port = METRICS_PORT},
+        {NULL},
+};
+
+static const struct item top_items[] = {
+        {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen), .port = DNS_PORT},
+        {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams), .port = DNS_PORT},
+        {KEY("upstream_timeout_ms", parse_number), FIELD(upstream_timeout_ms), .min = 10,
+         .max = 60000},
+        {KEY("allow_clients", parse_cidr_list), FIELD(allow), COUNT(n_allow)},
+        {KEY("rules", parse_rules), FIELD(rules), COUNT(n_rules)},
+        {KEY("sinkhole", parse_section), .sub = sinkhole_items},
+        {KEY("alerts", parse_section), .sub = alerts_items},
+        {KEY("workers", parse_number), FIELD(workers), .min = 0, .max = 256},
+        {KEY("max_inflight", parse_number), FIELD(max_inflight), .min = 16, .max = 1000000},
+        {KEY("tcp", parse_section), .sub = tcp_items},
+        {KEY("user", parse_string), FIELD(user)},
+        {KEY("metrics", parse_section), .sub = metrics_items},
+        {NULL},
+};
+
+/* The root is a section too: a mapping whose keys are looked up in @p it->sub. */
+static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)field;
+	int ret = want(c, n, YAML_MAPPING_NODE);
+	if (ret)
+		return ret;
+	size_t key_len = strlen(c->key);
+	yaml_node_pair_t *start = n->data.mapping.pairs.start;
+	for (yaml_node_pair_t *p = start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(c, k, DK_ESCHEMA, "%s%skeys must be plain words, got %s",
+			            c->key, key_len ? ": " : "", node_kind(k));
+		for (yaml_node_pair_t *q = start; q < p; q++) {
+			yaml_node_t *prev = yaml_document_get_node(c->doc, q->key);
+			if (prev->type == YAML_SCALAR_NODE && !strcmp(scalar(prev), scalar(k)))
+				return fail(c, k, DK_EDUP,
+				            "duplicate key '%s%s%s' (first at line %u)", c->key,
+				            key_len ? "." : "", scalar(k), line_of(prev));
+		}
+		const struct item *sub = it->sub;
+		while (sub->name && strcmp(sub->name, scalar(k)) != 0)
+			sub++;
+		if (!sub->name) {
+			if (key_len)
+				return fail(c, k, DK_ESCHEMA, "unknown key '%s' in %s", scalar(k),
+				            c->key);
+			return fail(c, k, DK_ESCHEMA, "unknown key '%s'", scalar(k));
+		}
+		if (is_null(v))
+			continue;
+		if (!key_len && !strcmp(sub->name, "listen"))
+			c->listen_node = v;
+		if (!key_len && !strcmp(sub->name, "upstreams"))
+			c->upstreams_node = v;
+		snprintf(c->key + key_len, sizeof(c->key) - key_len, "%s%s", key_len ? "." : "",
+		         sub->name);
+		ret = sub->parse(c, sub, v, field_of(c, sub));
+		c->key[key_len] = '\0';
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading                                                            */
+/* ------------------------------------------------------------------ */
+
+static int set_defaults(struct ctx *c)
+{
+	struct dk_config *cfg = c->cfg;
+	static const char *const listen[] = {"127.0.0.1:5353", "[::1]:5353"};
+	static const char *const allow[] = {"127.0.0.0/8", "::1/128"};
+
+	cfg->listen = calloc(DK_ARRAY_SIZE(listen), sizeof(*cfg->listen));
+	cfg->allow = calloc(DK_ARRAY_SIZE(allow), sizeof(*cfg->allow));
+	cfg->rules = calloc(1, sizeof(*cfg->rules));
+	cfg->alerts.ident = strdup("dnsink");
+	if (!cfg->listen || !cfg->allow || !cfg->rules || !cfg->alerts.ident)
+		return -ENOMEM;
+	for (size_t i = 0; i < DK_ARRAY_SIZE(listen); i++)
+		dk_addr_parse(listen[i], DNS_PORT, &cfg->listen[i]);
+	cfg->n_listen = DK_ARRAY_SIZE(listen);
+	for (size_t i = 0; i < DK_ARRAY_SIZE(allow); i++)
+		dk_cidr_parse(allow[i], &cfg->allow[i]);
+	cfg->n_allow = DK_ARRAY_SIZE(allow);
+	/* A missing default folder is left for the rule loader to report. */
+	bool found;
+	cfg->rules[0] = rule_path_resolve(c, "rules/", &found);
+	if (!cfg->rules[0])
+		return -ENOMEM;
+	cfg->n_rules = 1;
+
+	cfg->upstream_timeout_ms = 1500;
+	memset(cfg->sinkhole.ipv4, 0, sizeof(cfg->sinkhole.ipv4));
+	memset(cfg->sinkhole.ipv6, 0, sizeof(cfg->sinkhole.ipv6));
+	cfg->sinkhole.ttl = 60;
+	cfg->alerts.transport = DK_SYSLOG_LOCAL;
+	cfg->alerts.facility = LOG_DAEMON;
+	cfg->alerts.format = DK_ALERT_FORMAT_NATIVE;
+	cfg->alerts.queue = 10000;
+	cfg->alerts.dedup_max = 65536;
+	cfg->workers = 0;
+	cfg->max_inflight = 4096;
+	cfg->tcp_max_clients = 256;
+	cfg->tcp_idle_ms = 10000;
+	return 0;
+}
+
+/* Fills the upstreams from the nameserver lines of @p rpath, minus our listeners. */
+static int upstreams_from_resolv(struct ctx *c, const char *rpath)
+{
+	struct dk_config *cfg = c->cfg;
+	char line[512];
+	FILE *f = fopen(rpath, "re");
+
+	if (!f) {
+		dk_diag_set(c->diag, c->path, 0,
+		            "no upstreams configured and none usable in %s (%s)", rpath,
+		            strerror(errno));
+		return DK_ESCHEMA;
+	}
+	free(cfg->upstreams);
+	cfg->upstreams = calloc(RESOLV_MAX, sizeof(*cfg->upstreams));
+	cfg->n_upstreams = 0;
+	if (!cfg->upstreams) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	while (fgets(line, sizeof(line), f) && cfg->n_upstreams < RESOLV_MAX) {
+		size_t len = strlen(line);
+		/* Drop the rest of an overlong line rather than read it as a new one. */
+		if (len && line[len - 1] != '\n') {
+			int ch;
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+		}
+		char *save, *tok = strtok_r(line, " \t\r\n", &save);
+		if (!tok || strcmp(tok, "nameserver") != 0)
+			continue;
+		tok = strtok_r(NULL, " \t\r\n", &save);
+		struct dk_addr a;
+		const char *why;
+		if (!tok || ip_parse(tok, strlen(tok), true, &a, &why))
+			continue;
+		addr_set_port(&a, DNS_PORT);
+		if (is_own_listener(cfg, &a))
+			continue;
+		cfg->upstreams[cfg->n_upstreams++] = a;
+	}
+	fclose(f);
+	if (cfg->n_upstreams == 0) {
+		dk_diag_set(c->diag, c->path, 0, "no upstreams configured and none usable in %s",
+		            rpath);
+		return DK_ESCHEMA;
+	}
+	cfg->upstreams_from_resolv = true;
+	return 0;
+}
+
+/* Checks that involve several keys, once every key has been read. */
+static int check_config(struct ctx *c, const char *resolv_conf)
+{
+	struct dk_config *cfg = c->cfg;
+	char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
+
+	for (size_t i = 0; c->listen_node && i < cfg->n_listen; i++) {
+		for (size_t j = 0; j < i; j++) {
+			if (addr_equal(&cfg->listen[i], &cfg->listen[j])) {
+				dk_addr_format(&cfg->listen[i], buf, sizeof(buf));
+				strcpy(c->key, "listen");
+				return fail(c, list_item(c, c->listen_node, i), DK_ESCHEMA,
+				            "listen: %s is listed twice", buf);
+			}
+		}
+	}
+	if (!c->upstreams_node)
+		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DEFAULT_RESOLV_CONF);
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		if (is_own_listener(cfg, &cfg->upstreams[i])) {
+			dk_addr_format(&cfg->upstreams[i], buf, sizeof(buf));
+			return fail(c, list_item(c, c->upstreams_node, i), DK_ESCHEMA,
+			            "upstreams: %s is one of our own listeners (a forwarding loop)",
+			            buf);
+		}
+	}
+	return 0;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static int yaml_error(struct ctx *c, yaml_parser_t *p)
+{
+	if (p->error == YAML_MEMORY_ERROR) {
+		dk_diag_set(c->diag, c->path, 0, "out of memory");
+		return -ENOMEM;
+	}
+	if (p->error == YAML_READER_ERROR) {
+		dk_diag_set(c->diag, c->path, 0, "cannot read: %s",
+		            p->problem ? p->problem : "unknown error");
+		return DK_ESYNTAX;
+	}
+	if (p->context)
+		dk_diag_set(c->diag, c->path, (unsigned)p->problem_mark.line + 1,
+		            "YAML syntax error: %s %s", p->problem ? p->problem : "", p->context);
+	else
+		dk_diag_set(c->diag, c->path, (unsigned)p->problem_mark.line + 1,
+		            "YAML syntax error: %s", p->problem ? p->problem : "unknown error");
+	return DK_ESYNTAX;
+}
+
+int dk_config_load(const char *path, const char *resolv_conf, struct dk_config **out,
+                   struct dk_diag *diag)
+{
+	struct ctx c = {.path = path, .diag = diag};
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	bool have_parser = false, have_doc = false;
+	FILE *f = NULL;
+	int ret;
+
+	*out = NULL;
+	c.cfg = calloc(1, sizeof(*c.cfg));
+	c.dir = dir_of(path);
+	if (!c.cfg || !c.dir || !(c.cfg->file = strdup(path))) {
+		dk_diag_set(diag, path, 0, "out of memory");
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = set_defaults(&c);
+	if (ret) {
+		dk_diag_set(diag, path, 0, "out of memory");
+		goto fail;
+	}
+	f = fopen(path, "re");
+	if (!f) {
+		ret = -errno;
+		dk_diag_set(diag, path, 0, "cannot open: %s", strerror(errno));
+		goto fail;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		dk_diag_set(diag, path, 0, "out of memory");
+		ret = -ENOMEM;
+		goto fail;
+	}
+	have_parser = true;
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = yaml_error(&c, &parser);
+		goto fail;
+	}
+	have_doc = true;
+	c.doc = &doc;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	/* An empty file, or one holding only "~", leaves every default in place. */
+	if (root && !is_null(root)) {
+		/* A second document would be silently ignored; say so instead. */
+		if (!yaml_parser_load(&parser, &extra)) {
+			ret = yaml_error(&c, &parser);
+			goto fail;
+		}
+		bool more = yaml_document_get_root_node(&extra) != NULL;
+		unsigned line = (unsigned)extra.start_mark.line + 1;
+		yaml_document_delete(&extra);
+		if (more) {
+			dk_diag_set(diag, path, line, "only one YAML document is allowed");
+			ret = DK_ESCHEMA;
+			goto fail;
+		}
+		if (root->type != YAML_MAPPING_NODE) {
+			ret = fail(&c, root, DK_ESCHEMA, "expected a mapping of keys, got %s",
+			           node_kind(root));
+			goto fail;
+		}
+		const struct item top = {KEY("", parse_section), .sub = top_items};
+		ret = parse_section(&c, &top, root, NULL);
+		if (ret)
+			goto fail;
+	}
+	ret = check_config(&c, resolv_conf);
+	if (ret)
+		goto fail;
+	*out = c.cfg;
+	c.cfg = NULL;
+fail:
+	if (have_doc)
+		yaml_document_delete(&doc);
+	if (have_parser)
+		yaml_parser_delete(&parser);
+	if (f)
+		fclose(f);
+	free(c.dir);
+	dk_config_free(c.cfg);
+	return ret;
+}
+
+void dk_config_free(struct dk_config *c)
+{
+	if (!c)
+		return;
+	free(c->file);
+	free(c->listen);
+	free(c->upstreams);
+	free(c->allow);
+	strv_free(c->rules, c->n_rules);
+	free(c->alerts.ident);
+	free(c->alerts.unix_path);
+	free(c->alerts.file);
+	free(c->user);
+	free(c);
+}
