@@ -1,2 +1,895 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * The alerter on the main loop. Workers push match events into their own
+ * SPSC ring and wake the loop through one uv_async_t only when the ring was
+ * empty; the loop drains the rings, folds events through dedup, formats each
+ * record once and hands it to the sinks: syslog(3), or RFC 5424 sent straight
+ * to a collector over UDP, a unix datagram socket or TCP with octet counting
+ * (RFC 6587) and reconnects with backoff and a bounded queue, plus an
+ * optional JSON-lines file. A one-second timer closes dedup windows, retries
+ * the file and reports losses. Losses are counted and logged, never hidden,
+ * and nothing here can stall a worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "alert_sink.h"
+#include "dnsink/policy.h"
+
+/* Events per worker ring; a slot is one struct dk_alert_event (~560 octets). */
+#define RING_CAPACITY 4096
+/* Events taken from one ring per loop iteration, so a flood cannot starve I/O. */
+#define DRAIN_BATCH 1024
+#define FILE_BUF (64 * 1024)
+#define REC_MAX 8192
+#define LINE_MAX_LEN (REC_MAX + 512)
+#define QUEUE_DEFAULT 1024
+#define DEDUP_DEFAULT 10000
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define CLOSE_WAIT_MS 1000
+#define TCP_WRITE_BATCH 64
+
+/* One framed RFC 6587 record waiting for the TCP collector. */
+struct qrec {
+	size_t len;
+	char data[];
+};
+
+/*
+ * A TCP connection attempt. Each attempt gets a fresh handle because a
+ * closed handle can only be reused after its close callback; the alerter
+ * starts a new attempt only once the old one is gone (a->tcp == NULL).
+ */
+struct tcp_conn {
+	uv_tcp_t h;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	struct dk_alerter *a;
+	bool connected;
+	bool closing;
+	size_t inflight; /* queue records in the pending write */
+};
+
+struct dk_alerter {
+	uv_loop_t *loop;
+	unsigned n_workers;
+	struct dk_alert_ring *rings;
+	uv_async_t async;
+	uv_timer_t tick;  /* dedup, retries, loss reports; close deadline at the end */
+	uv_timer_t retry; /* TCP reconnect backoff */
+	unsigned open_handles;
+	bool closing;     /* dk_alerter_close() called */
+	bool closed;      /* handles are being closed */
+	struct dk_dedup *dedup;
+	uint64_t (*now)(void);
+
+	/* Settings copied from the config. */
+	enum dk_syslog_transport transport;
+	enum dk_alert_format format;
+	char ident[64];
+	char appname[49]; /* ident as an RFC 5424 APP-NAME */
+	int facility;
+	struct dk_addr server;
+	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *file_path;
+	char hostname[256];
+
+	int dgram_fd; /* UDP or unix datagram collector */
+	int file_fd;
+	bool file_err_logged;
+	char *filebuf;
+	size_t filebuf_len;
+	size_t filebuf_recs;
+
+	struct tcp_conn *tcp;
+	uint64_t backoff_ms;
+	bool tcp_down_logged;
+	struct qrec **queue; /* circular, qcap slots */
+	size_t qcap, qhead, qlen;
+	uv_buf_t wbufs[TCP_WRITE_BATCH];
+	char readbuf[256];
+
+	uint64_t lost_unlogged;   /* queue overflows since the last report */
+	uint64_t ring_lost_logged;
+	struct dk_alert_stats st;
+	char rec[REC_MAX];
+	char line[LINE_MAX_LEN];
+};
+
+/* Operational log; kept in one place so the server's logger can replace it. */
+static void oplog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void oplog(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("dnsink: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void server_text(const struct dk_alerter *a, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->server.sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a->server.in6.sin6_addr, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip, (unsigned)ntohs(a->server.in6.sin6_port));
+	} else {
+		inet_ntop(AF_INET, &a->server.in4.sin_addr, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, (unsigned)ntohs(a->server.in4.sin_port));
+	}
+}
+
+/* File sink. */
+
+static int file_open(struct dk_alerter *a)
+{
+	int fd = open(a->file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd < 0)
+		return -errno;
+	a->file_fd = fd;
+	return 0;
+}
+
+static void file_flush(struct dk_alerter *a)
+{
+	size_t off = 0;
+
+	if (a->filebuf_len == 0)
+		return;
+	while (a->file_fd >= 0 && off < a->filebuf_len) {
+		ssize_t n = write(a->file_fd, a->filebuf + off, a->filebuf_len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (!a->file_err_logged)
+				oplog("alert file %s: write failed: %s", a->file_path,
+				      n < 0 ? strerror(errno) : "short write");
+			a->file_err_logged = true;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (off < a->filebuf_len)
+		a->st.lost_sink += a->filebuf_recs;
+	else
+		a->file_err_logged = false;
+	a->filebuf_len = 0;
+	a->filebuf_recs = 0;
+}
+
+static bool file_put(struct dk_alerter *a, const char *rec, size_t len)
+{
+	if (a->file_fd < 0) {
+		a->st.lost_sink++;
+		return false;
+	}
+	if (len + 1 > FILE_BUF - a->filebuf_len)
+		file_flush(a);
+	memcpy(a->filebuf + a->filebuf_len, rec, len);
+	a->filebuf[a->filebuf_len + len] = '\n';
+	a->filebuf_len += len + 1;
+	a->filebuf_recs++;
+	return true;
+}
+
+/* RFC 5424 framing shared by the datagram and TCP collectors. */
+
+static int syslog_level(const struct dk_alert_record *rec)
+{
+	return rec->ev->rule->severity >= DK_SEVERITY_MEDIUM ? LOG_WARNING : LOG_NOTICE;
+}
+
+static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec, const char *json,
+			char *out, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(out, size, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %ld alert - %s",
+		     a->facility | syslog_level(rec), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, a->hostname,
+		     a->appname, (long)getpid(), json);
+	if (n < 0 || (size_t)n >= size)
+		return DK_ESPACE;
+	return n;
+}
+
+/* TCP collector. */
+
+static void tcp_connect(struct dk_alerter *a);
+static void tcp_flush(struct dk_alerter *a);
+static void finish_close(struct dk_alerter *a);
+static void retry_cb(uv_timer_t *t);
+
+static void queue_drop_head(struct dk_alerter *a, size_t n)
+{
+	for (size_t i = 0; i < n && a->qlen; i++) {
+		free(a->queue[a->qhead]);
+		a->queue[a->qhead] = NULL;
+		a->qhead = (a->qhead + 1) % a->qcap;
+		a->qlen--;
+	}
+}
+
+static bool queue_put(struct dk_alerter *a, const char *line, size_t len)
+{
+	char hdr[24];
+	int hl = snprintf(hdr, sizeof(hdr), "%zu ", len);
+	struct qrec *r;
+
+	if (a->qlen == a->qcap) {
+		a->st.lost_sink++;
+		a->lost_unlogged++;
+		return false;
+	}
+	r = malloc(sizeof(*r) + (size_t)hl + len);
+	if (!r) {
+		a->st.lost_sink++;
+		return false;
+	}
+	memcpy(r->data, hdr, (size_t)hl);
+	memcpy(r->data + hl, line, len);
+	r->len = (size_t)hl + len;
+	a->queue[(a->qhead + a->qlen) % a->qcap] = r;
+	a->qlen++;
+	return true;
+}
+
+static void tcp_close_cb(uv_handle_t *h)
+{
+	struct tcp_conn *c = h->data;
+	struct dk_alerter *a = c->a;
+
+	if (a->tcp == c)
+		a->tcp = NULL;
+	free(c);
+	a->open_handles--;
+}
+
+static void tcp_schedule_retry(struct dk_alerter *a)
+{
+	if (a->closing || a->transport != DK_SYSLOG_TCP)
+		return;
+	uv_timer_start(&a->retry, retry_cb, a->backoff_ms, 0);
+	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+}
+
+/* Gives up on connection @c: records stay queued for the next one. */
+static void tcp_fail(struct tcp_conn *c, int err)
+{
+	struct dk_alerter *a = c->a;
+	char addr[64];
+
+	if (c->closing)
+		return;
+	if (!a->tcp_down_logged && err) {
+		server_text(a, addr, sizeof(addr));
+		oplog("alert collector tcp://%s %s: %s; queuing up to %zu records", addr,
+		      c->connected ? "lost" : "unreachable", uv_strerror(err), a->qcap);
+		a->tcp_down_logged = true;
+	}
+	c->closing = true;
+	c->inflight = 0;
+	uv_close((uv_handle_t *)&c->h, tcp_close_cb);
+	if (a->closing)
+		finish_close(a);
+	else
+		tcp_schedule_retry(a);
+}
+
+static void tcp_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct tcp_conn *c = h->data;
+
+	(void)hint;
+	buf->base = c->a->readbuf;
+	buf->len = sizeof(c->a->readbuf);
+}
+
+static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct tcp_conn *c = s->data;
+
+	(void)buf;
+	/* A collector has nothing to say; reading only notices it leaving. */
+	if (nread < 0)
+		tcp_fail(c, (int)nread);
+}
+
+static void tcp_write_cb(uv_write_t *req, int status)
+{
+	struct tcp_conn *c = req->data;
+	struct dk_alerter *a = c->a;
+	size_t n = c->inflight;
+
+	if (a->closed || c->closing)
+		return;
+	c->inflight = 0;
+	if (status < 0) {
+		tcp_fail(c, status);
+		return;
+	}
+	queue_drop_head(a, n);
+	if (a->closing && a->qlen == 0)
+		finish_close(a);
+	else
+		tcp_flush(a);
+}
+
+static void tcp_flush(struct dk_alerter *a)
+{
+	struct tcp_conn *c = a->tcp;
+	size_t n = 0;
+	int err;
+
+	if (!c || !c->connected || c->closing || c->inflight || a->qlen == 0)
+		return;
+	while (n < a->qlen && n < TCP_WRITE_BATCH) {
+		struct qrec *r = a->queue[(a->qhead + n) % a->qcap];
+
+		a->wbufs[n] = uv_buf_init(r->data, (unsigned)r->len);
+		n++;
+	}
+	err = uv_write(&c->wreq, (uv_stream_t *)&c->h, a->wbufs, (unsigned)n, tcp_write_cb);
+	if (err < 0) {
+		tcp_fail(c, err);
+		return;
+	}
+	c->inflight = n;
+}
+
+static void tcp_connect_cb(uv_connect_t *req, int status)
+{
+	struct tcp_conn *c = req->data;
+	struct dk_alerter *a = c->a;
+	char addr[64];
+	int err;
+
+	if (c->closing || a->closed)
+		return;
+	if (status < 0) {
+		tcp_fail(c, status);
+		return;
+	}
+	c->connected = true;
+	a->backoff_ms = BACKOFF_MIN_MS;
+	if (a->tcp_down_logged) {
+		server_text(a, addr, sizeof(addr));
+		oplog("alert collector tcp://%s connected, %zu queued records to send", addr,
+		      a->qlen);
+		a->tcp_down_logged = false;
+	}
+	err = uv_read_start((uv_stream_t *)&c->h, tcp_alloc_cb, tcp_read_cb);
+	if (err < 0) {
+		tcp_fail(c, err);
+		return;
+	}
+	tcp_flush(a);
+}
+
+static void tcp_connect(struct dk_alerter *a)
+{
+	struct tcp_conn *c;
+	int err;
+
+	if (a->tcp || a->closed || a->transport != DK_SYSLOG_TCP)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		tcp_schedule_retry(a);
+		return;
+	}
+	c->a = a;
+	err = uv_tcp_init(a->loop, &c->h);
+	if (err < 0) {
+		free(c);
+		tcp_schedule_retry(a);
+		return;
+	}
+	a->open_handles++;
+	c->h.data = c;
+	c->creq.data = c;
+	c->wreq.data = c;
+	a->tcp = c;
+	err = uv_tcp_connect(&c->creq, &c->h, &a->server.sa, tcp_connect_cb);
+	if (err < 0)
+		tcp_fail(c, err);
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+	struct dk_alerter *a = t->data;
+
+	/* The previous attempt's handle is still closing: come back shortly. */
+	if (a->tcp) {
+		uv_timer_start(&a->retry, retry_cb, 50, 0);
+		return;
+	}
+	tcp_connect(a);
+}
+
+/* Emission: one formatted record to every configured sink. */
+
+static void emit_cb(const struct dk_alert_record *rec, void *ctx)
+{
+	struct dk_alerter *a = ctx;
+	bool taken = false;
+	int n, ln;
+
+	a->st.deduplicated += rec->followup ? rec->count : rec->count - 1;
+	n = dk_alert_format(rec, a->format, a->rec, sizeof(a->rec));
+	if (n < 0) {
+		a->st.lost_sink++;
+		oplog("alert record for rule %s does not fit %d octets", rec->ev->rule->id,
+		      REC_MAX);
+		return;
+	}
+	switch (a->transport) {
+	case DK_SYSLOG_LOCAL:
+		syslog(a->facility | syslog_level(rec), "%s", a->rec);
+		taken = true;
+		break;
+	case DK_SYSLOG_UDP:
+	case DK_SYSLOG_UNIX:
+		ln = rfc5424_line(a, rec, a->rec, a->line, sizeof(a->line));
+		if (ln > 0 && a->dgram_fd >= 0) {
+			const struct sockaddr *to = &a->server.sa;
+			socklen_t tolen = a->server.len;
+			struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+			if (a->transport == DK_SYSLOG_UNIX) {
+				memcpy(sun.sun_path, a->unix_path, sizeof(sun.sun_path));
+				to = (const struct sockaddr *)&sun;
+				tolen = sizeof(sun);
+			}
+			taken = sendto(a->dgram_fd, a->line, (size_t)ln, MSG_DONTWAIT, to, tolen) ==
+				ln;
+		}
+		if (!taken)
+			a->st.lost_sink++;
+		break;
+	case DK_SYSLOG_TCP:
+		ln = rfc5424_line(a, rec, a->rec, a->line, sizeof(a->line));
+		taken = ln > 0 && queue_put(a, a->line, (size_t)ln);
+		break;
+	}
+	if (a->file_path && file_put(a, a->rec, (size_t)n))
+		taken = true;
+	if (taken)
+		a->st.emitted++;
+}
+
+static bool drain_ring(struct dk_alerter *a, struct dk_alert_ring *r, size_t max)
+{
+	struct dk_alert_event ev;
+	size_t i;
+
+	for (i = 0; i < max; i++) {
+		if (!dk_alert_ring_pop(r, &ev))
+			return false;
+		a->st.events++;
+		dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a);
+	}
+	return true;
+}
+
+static void async_cb(uv_async_t *h)
+{
+	struct dk_alerter *a = h->data;
+	bool more = false;
+
+	for (unsigned w = 0; w < a->n_workers; w++)
+		more |= drain_ring(a, &a->rings[w], DRAIN_BATCH);
+	file_flush(a);
+	tcp_flush(a);
+	/* Not done: let the loop run other work, then continue. */
+	if (more)
+		uv_async_send(&a->async);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct dk_alerter *a = t->data;
+	uint64_t ring_lost = 0;
+
+	dk_dedup_tick(a->dedup, a->now(), emit_cb, a);
+	if (a->file_path && a->file_fd < 0 && file_open(a) == 0)
+		oplog("alert file %s reopened", a->file_path);
+	file_flush(a);
+	tcp_flush(a);
+	if (a->lost_unlogged) {
+		oplog("alert queue full, %" PRIu64 " records lost", a->lost_unlogged);
+		a->lost_unlogged = 0;
+	}
+	for (unsigned w = 0; w < a->n_workers; w++)
+		ring_lost += atomic_load_explicit(&a->rings[w].dropped, memory_order_relaxed);
+	if (ring_lost > a->ring_lost_logged) {
+		oplog("alert rings full, %" PRIu64 " events lost", ring_lost - a->ring_lost_logged);
+		a->ring_lost_logged = ring_lost;
+	}
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+	finish_close(t->data);
+}
+
+/* Settings. */
+
+static void copy_ident(struct dk_alerter *a, const char *ident)
+{
+	size_t i;
+
+	snprintf(a->ident, sizeof(a->ident), "%s", ident && *ident ? ident : "dnsink");
+	/* APP-NAME is 1*48 printable US-ASCII without spaces (RFC 5424 6.2.5). */
+	for (i = 0; a->ident[i] && i < sizeof(a->appname) - 1; i++) {
+		unsigned char ch = (unsigned char)a->ident[i];
+
+		a->appname[i] = ch > 32 && ch < 127 ? (char)ch : '_';
+	}
+	a->appname[i] = '\0';
+}
+
+static int open_dgram(struct dk_alerter *a, struct dk_diag *diag)
+{
+	int fam = a->transport == DK_SYSLOG_UNIX ? AF_UNIX : a->server.sa.sa_family;
+	int fd;
+
+	if (a->dgram_fd >= 0)
+		close(a->dgram_fd);
+	a->dgram_fd = -1;
+	fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int err = -errno;
+
+		dk_diag_set(diag, NULL, 0, "alert collector socket: %s", strerror(errno));
+		return err;
+	}
+	a->dgram_fd = fd;
+	return 0;
+}
+
+/*
+ * Copies what the alerter needs from @cfg and (re)opens the sinks whose
+ * settings changed; @first is creation. The TCP connection itself is managed
+ * by the caller.
+ */
+static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool first,
+			struct dk_diag *diag)
+{
+	enum dk_syslog_transport old_tr = a->transport;
+	struct dk_addr old_server = a->server;
+	char old_ident[sizeof(a->ident)];
+	int old_facility = a->facility;
+	bool dgram_changed, server_changed;
+	int err;
+
+	memcpy(old_ident, a->ident, sizeof(old_ident));
+	if (cfg->alerts.transport == DK_SYSLOG_UNIX) {
+		if (!cfg->alerts.unix_path || !*cfg->alerts.unix_path ||
+		    strlen(cfg->alerts.unix_path) >= sizeof(a->unix_path)) {
+			dk_diag_set(diag, cfg->file, 0, "alert collector unix path too long or empty");
+			return -EINVAL;
+		}
+	}
+	a->transport = cfg->alerts.transport;
+	a->format = cfg->alerts.format;
+	a->facility = cfg->alerts.facility ? cfg->alerts.facility : LOG_DAEMON;
+	copy_ident(a, cfg->alerts.ident);
+	if (a->transport == DK_SYSLOG_UDP || a->transport == DK_SYSLOG_TCP)
+		a->server = cfg->alerts.server;
+	server_changed = memcmp(&old_server, &a->server, sizeof(a->server)) != 0;
+	dgram_changed = first || old_tr != a->transport || server_changed;
+	if (a->transport == DK_SYSLOG_UNIX) {
+		dgram_changed |= strcmp(a->unix_path, cfg->alerts.unix_path) != 0;
+		snprintf(a->unix_path, sizeof(a->unix_path), "%s", cfg->alerts.unix_path);
+	}
+
+	if (a->transport == DK_SYSLOG_UDP || a->transport == DK_SYSLOG_UNIX) {
+		if (dgram_changed) {
+			err = open_dgram(a, diag);
+			if (err < 0)
+				return err;
+		}
+	} else if (a->dgram_fd >= 0) {
+		close(a->dgram_fd);
+		a->dgram_fd = -1;
+	}
+	/*
+	 * openlog() keeps the ident pointer, so it points into the alerter;
+	 * each record also names its facility, in case the operational log
+	 * opened syslog with another.
+	 */
+	if (a->transport == DK_SYSLOG_LOCAL &&
+	    (first || old_tr != DK_SYSLOG_LOCAL || strcmp(old_ident, a->ident) != 0 ||
+	     old_facility != a->facility))
+		openlog(a->ident, LOG_PID | LOG_NDELAY, a->facility);
+
+	/* The file is reopened on every reconfigure: that is log rotation. */
+	file_flush(a);
+	if (a->file_fd >= 0)
+		close(a->file_fd);
+	a->file_fd = -1;
+	free(a->file_path);
+	a->file_path = NULL;
+	if (cfg->alerts.file) {
+		a->file_path = strdup(cfg->alerts.file);
+		if (!a->file_path)
+			return -ENOMEM;
+		err = file_open(a);
+		if (err < 0) {
+			dk_diag_set(diag, cfg->file, 0, "alert file %s: %s", a->file_path,
+				    strerror(-err));
+			if (first)
+				return err;
+			oplog("alert file %s: %s; retrying every second", a->file_path,
+			      strerror(-err));
+		}
+	}
+	return 0;
+}
+
+/* Lifecycle. */
+
+static void handle_close_cb(uv_handle_t *h)
+{
+	struct dk_alerter *a = h->data;
+
+	a->open_handles--;
+}
+
+int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
+		   struct dk_alerter **out, struct dk_diag *diag)
+{
+	struct dk_alerter *a = calloc(1, sizeof(*a));
+	int err = -ENOMEM;
+
+	if (!a) {
+		dk_diag_set(diag, NULL, 0, "out of memory");
+		return -ENOMEM;
+	}
+	a->loop = loop;
+	a->n_workers = n_workers ? n_workers : 1;
+	a->dgram_fd = -1;
+	a->file_fd = -1;
+	a->now = mono_ms;
+	a->backoff_ms = BACKOFF_MIN_MS;
+	a->qcap = cfg->alerts.queue ? cfg->alerts.queue : QUEUE_DEFAULT;
+	a->rings = calloc(a->n_workers, sizeof(*a->rings));
+	a->queue = calloc(a->qcap, sizeof(*a->queue));
+	a->filebuf = malloc(FILE_BUF);
+	a->dedup = dk_dedup_new(cfg->alerts.dedup_max ? cfg->alerts.dedup_max : DEDUP_DEFAULT);
+	if (!a->rings || !a->queue || !a->filebuf || !a->dedup) {
+		dk_diag_set(diag, NULL, 0, "out of memory");
+		goto fail;
+	}
+	for (unsigned w = 0; w < a->n_workers; w++) {
+		err = dk_alert_ring_init(&a->rings[w], RING_CAPACITY);
+		if (err < 0) {
+			dk_diag_set(diag, NULL, 0, "out of memory");
+			goto fail;
+		}
+	}
+	if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0 || !a->hostname[0])
+		snprintf(a->hostname, sizeof(a->hostname), "-");
+	for (char *p = a->hostname; *p; p++)
+		if (*p <= 32 || *p >= 127)
+			*p = '_';
+	a->server.sa.sa_family = AF_UNSPEC;
+	err = apply_config(a, cfg, true, diag);
+	if (err < 0)
+		goto fail;
+	err = uv_async_init(loop, &a->async, async_cb);
+	if (err < 0) {
+		dk_diag_set(diag, NULL, 0, "alerter wake-up handle: %s", uv_strerror(err));
+		goto fail;
+	}
+	a->async.data = a;
+	uv_timer_init(loop, &a->tick);
+	uv_timer_init(loop, &a->retry);
+	a->tick.data = a;
+	a->retry.data = a;
+	a->open_handles = 3;
+	uv_timer_start(&a->tick, tick_cb, 1000, 1000);
+	tcp_connect(a);
+	*out = a;
+	return 0;
+fail:
+	if (a->dgram_fd >= 0)
+		close(a->dgram_fd);
+	if (a->file_fd >= 0)
+		close(a->file_fd);
+	for (unsigned w = 0; a->rings && w < a->n_workers; w++)
+		dk_alert_ring_deinit(&a->rings[w]);
+	free(a->rings);
+	free(a->queue);
+	free(a->filebuf);
+	free(a->file_path);
+	dk_dedup_free(a->dedup);
+	free(a);
+	return err;
+}
+
+int dk_alerter_reconfigure(struct dk_alerter *a, const struct dk_config *cfg)
+{
+	enum dk_syslog_transport old_tr = a->transport;
+	struct dk_addr old_server = a->server;
+	struct dk_diag diag;
+	int err;
+
+	if (a->closing)
+		return -ECANCELED;
+	err = apply_config(a, cfg, false, &diag);
+	if (err < 0) {
+		char msg[1100];
+
+		dk_diag_format(&diag, msg, sizeof(msg));
+		oplog("alerts: %s", msg);
+		return err;
+	}
+	if (old_tr == DK_SYSLOG_TCP &&
+	    (a->transport != DK_SYSLOG_TCP ||
+	     memcmp(&old_server, &a->server, sizeof(a->server)) != 0)) {
+		uv_timer_stop(&a->retry);
+		if (a->tcp && !a->tcp->closing) {
+			a->tcp->closing = true;
+			uv_close((uv_handle_t *)&a->tcp->h, tcp_close_cb);
+		}
+		a->tcp_down_logged = false;
+	}
+	if (a->transport == DK_SYSLOG_TCP && !a->tcp) {
+		a->backoff_ms = BACKOFF_MIN_MS;
+		tcp_connect(a);
+	} else if (a->transport == DK_SYSLOG_TCP && a->tcp->closing) {
+		/* The old connection closes first; retry_cb waits for it. */
+		uv_timer_start(&a->retry, retry_cb, 50, 0);
+	}
+	return 0;
+}
+
+void dk_alerter_post(struct dk_alerter *a, unsigned worker, const struct dk_alert_event *ev)
+{
+	bool was_empty;
+
+	if (worker >= a->n_workers)
+		return;
+	if (dk_alert_ring_push(&a->rings[worker], ev, &was_empty) && was_empty)
+		uv_async_send(&a->async);
+}
+
+void dk_alerter_drain(struct dk_alerter *a)
+{
+	/*
+	 * Everything queued now is taken; the bound keeps a worker that keeps
+	 * posting from holding the main loop here.
+	 */
+	for (unsigned w = 0; w < a->n_workers; w++)
+		drain_ring(a, &a->rings[w], 2 * (a->rings[w].mask + 1));
+	file_flush(a);
+	tcp_flush(a);
+}
+
+void dk_alerter_reopen(struct dk_alerter *a)
+{
+	int err;
+
+	if (!a->file_path || a->closed)
+		return;
+	file_flush(a);
+	if (a->file_fd >= 0)
+		close(a->file_fd);
+	a->file_fd = -1;
+	err = file_open(a);
+	if (err < 0)
+		oplog("alert file %s: %s; retrying every second", a->file_path, strerror(-err));
+}
+
+static void finish_close(struct dk_alerter *a)
+{
+	if (a->closed)
+		return;
+	a->closed = true;
+	if (a->qlen) {
+		oplog("alert queue: %zu records not delivered at exit", a->qlen);
+		a->st.lost_sink += a->qlen;
+		queue_drop_head(a, a->qlen);
+	}
+	if (a->tcp && !a->tcp->closing) {
+		a->tcp->closing = true;
+		uv_close((uv_handle_t *)&a->tcp->h, tcp_close_cb);
+	}
+	uv_close((uv_handle_t *)&a->async, handle_close_cb);
+	uv_close((uv_handle_t *)&a->tick, handle_close_cb);
+	uv_close((uv_handle_t *)&a->retry, handle_close_cb);
+	file_flush(a);
+	if (a->file_fd >= 0)
+		close(a->file_fd);
+	a->file_fd = -1;
+	if (a->dgram_fd >= 0)
+		close(a->dgram_fd);
+	a->dgram_fd = -1;
+}
+
+void dk_alerter_close(struct dk_alerter *a)
+{
+	if (!a || a->closing)
+		return;
+	dk_alerter_drain(a);
+	dk_dedup_flush(a->dedup, emit_cb, a);
+	file_flush(a);
+	a->closing = true;
+	uv_timer_stop(&a->retry);
+	if (a->transport == DK_SYSLOG_TCP && a->qlen) {
+		/* Give the collector a bounded moment to take what is queued. */
+		if (!a->tcp)
+			tcp_connect(a);
+		else
+			tcp_flush(a);
+		if (!a->closed)
+			uv_timer_start(&a->tick, deadline_cb, CLOSE_WAIT_MS, 0);
+		return;
+	}
+	finish_close(a);
+}
+
+void dk_alerter_free(struct dk_alerter *a)
+{
+	if (!a)
+		return;
+	if (!a->closed || a->open_handles) {
+		/* Freeing under live handles would corrupt the loop: leak instead. */
+		oplog("alerter freed before its handles closed; leaking it");
+		return;
+	}
+	for (unsigned w = 0; w < a->n_workers; w++)
+		dk_alert_ring_deinit(&a->rings[w]);
+	free(a->rings);
+	free(a->queue);
+	free(a->filebuf);
+	free(a->file_path);
+	dk_dedup_free(a->dedup);
+	free(a);
+}
+
+void dk_alerter_stats(const struct dk_alerter *a, struct dk_alert_stats *out)
+{
+	*out = a->st;
+	out->lost_ring = 0;
+	for (unsigned w = 0; w < a->n_workers; w++)
+		out->lost_ring += atomic_load_explicit(&a->rings[w].dropped, memory_order_relaxed);
+	out->queued = a->qlen;
+}
+
+void dk_alerter_set_clock(struct dk_alerter *a, uint64_t (*now_ms)(void))
+{
+	a->now = now_ms ? now_ms : mono_ms;
+}
