@@ -1,2 +1,501 @@
 /* SPDX-License-Identifier: MIT */
-/* Stub: being written. */
+/*
+ * Forwarding: a worker's fixed table of pending slots, upstream IDs and
+ * source ports that an off-path attacker cannot guess, per-try timeouts,
+ * failover along the configured upstreams, and TCP (for TCP clients and for
+ * truncated UDP answers).
+ *
+ * IDs come from a buffer of getrandom() bytes refilled in bulk, and an
+ * id→slot table makes them unique per worker and finds an answer's slot in
+ * one lookup. Queries leave from one of several unconnected UDP sockets bound
+ * to kernel-chosen ephemeral ports, picked at random per query. An answer is
+ * taken only from the exact upstream address and port, with the expected ID
+ * and the same question; everything else is counted and dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "server_internal.h"
+
+/** A TCP connection to an upstream, one query each; objects are pooled. */
+struct dk_up_tcp {
+	uv_tcp_t h;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	struct dk_worker *w;
+	struct dk_slot *slot; /**< NULL once detached (closing or idle) */
+	struct dk_up_tcp *next_free;
+	struct dk_up_tcp *next_all;
+	uint8_t prefix[2];
+	size_t got;
+	uint8_t buf[2 + DK_MSG_MAX]; /**< length prefix and answer */
+};
+
+static void slot_try(struct dk_slot *s);
+
+static void rnd_refill(struct dk_upstream *up)
+{
+	size_t got = 0;
+
+	/* Bounded: getrandom() on the urandom pool fails only when interrupted. */
+	for (int i = 0; i < 8 && got < sizeof(up->rnd); i++) {
+		ssize_t n = getrandom(up->rnd + got, sizeof(up->rnd) - got, 0);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	if (got < sizeof(up->rnd))
+		dk_log(DK_LOG_ERR, "getrandom() failed: %s", strerror(errno));
+	up->rnd_pos = 0;
+}
+
+static uint16_t rnd16(struct dk_upstream *up)
+{
+	if (up->rnd_pos + 2 > sizeof(up->rnd))
+		rnd_refill(up);
+	uint16_t v = (uint16_t)(up->rnd[up->rnd_pos] << 8 | up->rnd[up->rnd_pos + 1]);
+	up->rnd_pos += 2;
+	return v;
+}
+
+static void id_assign(struct dk_upstream *up, struct dk_slot *s)
+{
+	uint16_t id = rnd16(up);
+
+	/*
+	 * The table is at most half full (max_inflight <= 32768), so a few
+	 * draws find a free ID; the scan only guards against a bad generator.
+	 */
+	for (int i = 0; i < 16 && up->id2slot[id]; i++)
+		id = rnd16(up);
+	while (up->id2slot[id])
+		id++;
+	s->id = id;
+	up->id2slot[id] = (uint16_t)(s - up->slots + 1);
+}
+
+static void id_release(struct dk_upstream *up, struct dk_slot *s)
+{
+	if (up->id2slot[s->id] == (uint16_t)(s - up->slots + 1))
+		up->id2slot[s->id] = 0;
+}
+
+static bool addr_equal(const struct dk_addr *a, const struct sockaddr *sa)
+{
+	if (a->sa.sa_family != sa->sa_family)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *b = (const struct sockaddr_in *)sa;
+		return a->in4.sin_port == b->sin_port &&
+		       a->in4.sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)sa;
+	return a->in6.sin6_port == b->sin6_port &&
+	       memcmp(&a->in6.sin6_addr, &b->sin6_addr, sizeof(b->sin6_addr)) == 0;
+}
+
+/* TCP to the upstream. */
+
+static void up_tcp_closed(uv_handle_t *h)
+{
+	struct dk_up_tcp *u = (struct dk_up_tcp *)h;
+	struct dk_upstream *up = &u->w->up;
+
+	u->got = 0;
+	u->next_free = up->tcp_free;
+	up->tcp_free = u;
+}
+
+static void tcp_detach(struct dk_slot *s)
+{
+	struct dk_up_tcp *u = s->utcp;
+
+	if (!u)
+		return;
+	s->utcp = NULL;
+	u->slot = NULL;
+	/* Closing cancels the connect and write requests; their callbacks see slot == NULL. */
+	uv_close((uv_handle_t *)&u->h, up_tcp_closed);
+}
+
+static void slot_release(struct dk_slot *s)
+{
+	struct dk_worker *w = s->w;
+	struct dk_upstream *up = &w->up;
+	struct dk_client cl = s->cl;
+
+	uv_timer_stop(&s->timer);
+	tcp_detach(s);
+	id_release(up, s);
+	s->busy = false;
+	s->next_free = up->free;
+	up->free = s;
+	up->busy--;
+	dk__client_done(w, &cl);
+	if (w->stopping && up->busy == 0)
+		dk__worker_idle(w);
+}
+
+/* Every upstream failed: the client gets SERVFAIL. */
+static void slot_fail(struct dk_slot *s)
+{
+	dk_msg_set_id(s->pkt, s->q.id);
+	dk__client_error(s->w, &s->cl, s->pkt, &s->q, 2 /* SERVFAIL */, 0);
+	slot_release(s);
+}
+
+static void slot_deliver(struct dk_slot *s, uint8_t *ans, size_t len)
+{
+	struct dk_worker *w = s->w;
+	size_t max =
+	        s->cl.transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(&s->q) : DK_MSG_MAX;
+
+	dk_msg_set_id(s->pkt, s->q.id);
+	len = dk_msg_answer_for_client(ans, len, s->pkt, &s->q, max);
+	dk_msg_set_id(ans, s->q.id);
+	w->ctr.answers++;
+	dk__client_reply(w, &s->cl, ans, len);
+	slot_release(s);
+}
+
+/* The current try failed: the next upstream, over the client's transport. */
+static void slot_next(struct dk_slot *s)
+{
+	uv_timer_stop(&s->timer);
+	tcp_detach(s);
+	id_release(&s->w->up, s);
+	s->up_index++;
+	s->tcp = s->cl.transport == DK_TRANSPORT_TCP;
+	slot_try(s);
+}
+
+static void up_tcp_fail(struct dk_up_tcp *u)
+{
+	struct dk_slot *s = u->slot;
+
+	if (!s)
+		return;
+	u->w->ctr.up_errors++;
+	slot_next(s);
+}
+
+static void up_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct dk_up_tcp *u = (struct dk_up_tcp *)h;
+
+	(void)suggested;
+	buf->base = (char *)u->buf + u->got;
+	buf->len = sizeof(u->buf) - u->got;
+}
+
+static void up_tcp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+	struct dk_up_tcp *u = (struct dk_up_tcp *)h;
+	struct dk_slot *s = u->slot;
+
+	(void)buf;
+	if (!s || nread == 0)
+		return;
+	if (nread < 0) {
+		up_tcp_fail(u);
+		return;
+	}
+	u->got += (size_t)nread;
+	if (u->got < 2)
+		return;
+	size_t len = (size_t)u->buf[0] << 8 | u->buf[1];
+	if (u->got < 2 + len)
+		return;
+	if (dk_msg_check_answer(u->buf + 2, len, s->id, &s->q) != 0) {
+		u->w->ctr.mismatched++;
+		up_tcp_fail(u);
+		return;
+	}
+	/* The answer stays in u->buf: the handle closes only after delivery. */
+	slot_deliver(s, u->buf + 2, len);
+}
+
+static void up_tcp_written(uv_write_t *req, int status)
+{
+	struct dk_up_tcp *u = req->data;
+
+	if (status < 0)
+		up_tcp_fail(u);
+}
+
+static void up_tcp_connected(uv_connect_t *req, int status)
+{
+	struct dk_up_tcp *u = req->data;
+	struct dk_slot *s = u->slot;
+
+	if (!s)
+		return;
+	if (status < 0) {
+		up_tcp_fail(u);
+		return;
+	}
+	u->prefix[0] = (uint8_t)(s->len >> 8);
+	u->prefix[1] = (uint8_t)s->len;
+	uv_buf_t b[2] = {
+	        uv_buf_init((char *)u->prefix, 2),
+	        uv_buf_init((char *)s->pkt, s->len),
+	};
+	u->wreq.data = u;
+	int rc = uv_write(&u->wreq, (uv_stream_t *)&u->h, b, 2, up_tcp_written);
+	if (rc == 0)
+		rc = uv_read_start((uv_stream_t *)&u->h, up_tcp_alloc, up_tcp_read);
+	if (rc < 0)
+		up_tcp_fail(u);
+}
+
+static int tcp_start(struct dk_slot *s)
+{
+	struct dk_worker *w = s->w;
+	struct dk_upstream *up = &w->up;
+	struct dk_up_tcp *u = up->tcp_free;
+
+	if (u) {
+		up->tcp_free = u->next_free;
+	} else {
+		/* Grows to the most TCP tries ever in flight at once, then reused. */
+		u = malloc(sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		u->w = w;
+		u->next_all = up->tcp_all;
+		up->tcp_all = u;
+	}
+	u->got = 0;
+	u->slot = NULL;
+	int rc = uv_tcp_init(&w->loop, &u->h);
+	if (rc < 0) {
+		u->next_free = up->tcp_free;
+		up->tcp_free = u;
+		return rc;
+	}
+	u->slot = s;
+	s->utcp = u;
+	u->creq.data = u;
+	rc = uv_tcp_connect(&u->creq, &u->h, &s->up_addr.sa, up_tcp_connected);
+	if (rc < 0) {
+		tcp_detach(s);
+		return rc;
+	}
+	return 0;
+}
+
+/* UDP to the upstream. */
+
+static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags)
+{
+	struct dk_worker *w = h->data;
+	struct dk_upstream *up = &w->up;
+	uint8_t *ans = (uint8_t *)buf->base;
+
+	(void)flags;
+	if (nread <= 0 || !addr)
+		return;
+	if (nread < DK_HEADER_LEN) {
+		w->ctr.mismatched++;
+		return;
+	}
+	uint16_t id = (uint16_t)(ans[0] << 8 | ans[1]);
+	uint16_t idx = up->id2slot[id];
+	if (!idx) {
+		w->ctr.mismatched++;
+		return;
+	}
+	struct dk_slot *s = &up->slots[idx - 1];
+	if (s->tcp || !addr_equal(&s->up_addr, addr) ||
+	    dk_msg_check_answer(ans, (size_t)nread, s->id, &s->q) != 0) {
+		w->ctr.mismatched++;
+		return;
+	}
+	if (ans[2] & 0x02) {
+		/* Truncated: the same upstream, over TCP, with a fresh ID. */
+		w->ctr.tc_retries++;
+		uv_timer_stop(&s->timer);
+		id_release(up, s);
+		s->tcp = true;
+		slot_try(s);
+		return;
+	}
+	slot_deliver(s, ans, (size_t)nread);
+}
+
+static int udp_send(struct dk_slot *s)
+{
+	struct dk_upstream *up = &s->w->up;
+	int fam = s->up_addr.sa.sa_family == AF_INET6;
+
+	if (!up->socks_ok[fam])
+		return -EAFNOSUPPORT;
+	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
+	uv_buf_t b = uv_buf_init((char *)s->pkt, s->len);
+	int rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
+	return rc < 0 ? rc : 0;
+}
+
+static void slot_timeout(uv_timer_t *t)
+{
+	struct dk_slot *s = t->data;
+	unsigned i = s->up_index < DK_UP_COUNTED ? s->up_index : DK_UP_COUNTED - 1;
+
+	s->w->ctr.timeouts[i]++;
+	slot_next(s);
+}
+
+/* Sends the current try; moves along the upstreams while sending fails. */
+static void slot_try(struct dk_slot *s)
+{
+	struct dk_worker *w = s->w;
+	const struct dk_config *cfg = w->snap->cfg;
+
+	while (s->up_index < cfg->n_upstreams) {
+		s->up_addr = cfg->upstreams[s->up_index];
+		id_assign(&w->up, s);
+		dk_msg_set_id(s->pkt, s->id);
+		int rc = s->tcp ? tcp_start(s) : udp_send(s);
+		if (rc == 0) {
+			unsigned ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms : 1500;
+			uv_timer_start(&s->timer, slot_timeout, ms, 0);
+			return;
+		}
+		w->ctr.up_errors++;
+		id_release(&w->up, s);
+		s->up_index++;
+		s->tcp = s->cl.transport == DK_TRANSPORT_TCP;
+	}
+	slot_fail(s);
+}
+
+int dk__upstream_forward(struct dk_worker *w, const struct dk_client *cl, const uint8_t *pkt,
+                         size_t len, const struct dk_query *q)
+{
+	struct dk_upstream *up = &w->up;
+
+	if (len > DK_QUERY_MAX)
+		return DK_ESPACE;
+	struct dk_slot *s = up->free;
+	if (!s) {
+		w->ctr.pending_full++;
+		return DK_EFULL;
+	}
+	up->free = s->next_free;
+	up->busy++;
+	s->busy = true;
+	s->cl = *cl;
+	s->q = *q;
+	s->len = (uint16_t)len;
+	memcpy(s->pkt, pkt, len);
+	s->up_index = 0;
+	s->tcp = cl->transport == DK_TRANSPORT_TCP;
+	s->utcp = NULL;
+	w->ctr.forwarded++;
+	slot_try(s);
+	return 0;
+}
+
+size_t dk__upstream_inflight(const struct dk_worker *w)
+{
+	return w->up.busy;
+}
+
+static int udp_socks_open(struct dk_worker *w, int fam)
+{
+	struct dk_upstream *up = &w->up;
+	struct dk_addr any = {0};
+
+	if (fam == 0) {
+		any.in4.sin_family = AF_INET;
+		any.len = sizeof(any.in4);
+	} else {
+		any.in6.sin6_family = AF_INET6;
+		any.len = sizeof(any.in6);
+	}
+	for (unsigned i = 0; i < DK_UP_SOCKS; i++) {
+		uv_udp_t *h = &up->socks[fam][i];
+		int rc = uv_udp_init_ex(&w->loop, h, fam ? AF_INET6 : AF_INET);
+		if (rc < 0)
+			return rc;
+		up->n_socks[fam]++;
+		h->data = w;
+		/* Port 0: the kernel picks a random ephemeral port per socket. */
+		rc = uv_udp_bind(h, &any.sa, fam ? UV_UDP_IPV6ONLY : 0);
+		if (rc == 0)
+			rc = uv_udp_recv_start(h, dk__udp_alloc, up_udp_recv);
+		if (rc < 0)
+			return rc;
+	}
+	up->socks_ok[fam] = true;
+	return 0;
+}
+
+int dk__upstream_init(struct dk_worker *w, size_t max_inflight)
+{
+	struct dk_upstream *up = &w->up;
+
+	if (max_inflight == 0)
+		max_inflight = 1024;
+	if (max_inflight > 32768)
+		max_inflight = 32768;
+	up->slots = calloc(max_inflight, sizeof(*up->slots));
+	up->id2slot = calloc(65536, sizeof(*up->id2slot));
+	if (!up->slots || !up->id2slot)
+		return -ENOMEM;
+	/* Timers are initialized for every slot now, so a query never allocates. */
+	for (size_t i = max_inflight; i-- > 0;) {
+		struct dk_slot *s = &up->slots[i];
+		s->w = w;
+		int rc = uv_timer_init(&w->loop, &s->timer);
+		if (rc < 0)
+			return rc;
+		up->n_slots++;
+		s->timer.data = s;
+		s->next_free = up->free;
+		up->free = s;
+	}
+	rnd_refill(up);
+	int rc = udp_socks_open(w, 0);
+	if (rc < 0)
+		return rc;
+	/* IPv6 may be disabled on the host: then only IPv4 upstreams work. */
+	rc = udp_socks_open(w, 1);
+	if (rc < 0)
+		dk_log(DK_LOG_DEBUG, "worker %u: no IPv6 upstream sockets: %s", w->index,
+		       uv_strerror(rc));
+	return 0;
+}
+
+void dk__upstream_close(struct dk_worker *w)
+{
+	struct dk_upstream *up = &w->up;
+
+	/* Slots still busy are abandoned: their clients are being closed too. */
+	for (size_t i = 0; i < up->n_slots; i++) {
+		struct dk_slot *s = &up->slots[i];
+		if (s->busy)
+			tcp_detach(s);
+		uv_close((uv_handle_t *)&s->timer, NULL);
+	}
+	for (int f = 0; f < 2; f++)
+		for (unsigned i = 0; i < up->n_socks[f]; i++)
+			uv_close((uv_handle_t *)&up->socks[f][i], NULL);
+}
+
+void dk__upstream_free(struct dk_worker *w)
+{
+	struct dk_upstream *up = &w->up;
+
+	while (up->tcp_all) {
+		struct dk_up_tcp *u = up->tcp_all;
+		up->tcp_all = u->next_all;
+		free(u);
+	}
+	free(up->slots);
+	free(up->id2slot);
+	memset(up, 0, sizeof(*up));
+}

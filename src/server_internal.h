@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the resolver's files: the worker (one thread, one
+ * uv_loop, its own listeners, upstream sockets and pending table), the
+ * read-only snapshot of config and policy the workers share, and the calls
+ * that connect them: server.c decides what to do with a query, udp.c and
+ * tcp.c carry client messages, upstream.c forwards.
+ *
+ * Everything in a worker is touched by its own thread only, except the
+ * fields marked "atomic" that the main thread uses to hand over a snapshot or
+ * ask the worker to stop.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dnsink/alert.h"
+#include "dnsink/config.h"
+#include "dnsink/msg.h"
+#include "dnsink/policy.h"
+
+/** UDP receive buffer: libuv's recvmmsg takes one 64 KiB chunk per datagram. */
+#define DK_UDP_CHUNKS 4
+#define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)
+/** Largest query a pending slot holds; bigger ones get SERVFAIL. */
+#define DK_QUERY_MAX 4096
+/** Local answers are small: header, question, one record, OPT with EDE. */
+#define DK_LOCAL_MAX 1024
+/** Unconnected UDP sockets per address family per worker (random source ports). */
+#define DK_UP_SOCKS 8
+/** Upstreams with their own timeout counter; later ones share the last. */
+#define DK_UP_COUNTED 8
+/** How long in-flight queries may finish after SIGTERM. */
+#define DK_GRACE_MS 2000
+
+struct dk_server;
+struct dk_worker;
+struct dk_tcp_conn;
+struct dk_up_tcp;
+
+/** What the workers read: config and policy, immutable while in use. */
+struct dk_snapshot {
+	struct dk_config *cfg;
+	struct dk_policy *pol; /**< NULL: no rules configured */
+};
+
+/** Per-worker counters, plain integers: only the worker writes them, main reads after join. */
+struct dk_counters {
+	uint64_t queries[2]; /**< by enum dk_transport */
+	uint64_t forwarded;
+	uint64_t sinkholed;
+	uint64_t nxdomain;
+	uint64_t refused;     /**< by a rule */
+	uint64_t acl_refused; /**< client not in allow_clients */
+	uint64_t servfail;
+	uint64_t formerr;
+	uint64_t notimp;
+	uint64_t badvers;
+	uint64_t dropped;                 /**< unparsable, or no way to answer */
+	uint64_t answers;                 /**< upstream answers accepted */
+	uint64_t mismatched;              /**< upstream datagrams refused (spoofed/mismatched) */
+	uint64_t timeouts[DK_UP_COUNTED]; /**< per upstream index */
+	uint64_t up_errors;               /**< sends or TCP connections that failed */
+	uint64_t tc_retries;              /**< truncated UDP answers retried over TCP */
+	uint64_t pending_full;
+	uint64_t udp_send_fail; /**< replies dropped on EAGAIN or error */
+	uint64_t tcp_accepted;
+	uint64_t tcp_rejected; /**< over the per-worker cap */
+	uint64_t tcp_slow;     /**< closed: client does not read its answers */
+};
+
+struct dk_udp_listener {
+	uv_udp_t h;
+	struct dk_worker *w;
+};
+
+struct dk_tcp_listener {
+	uv_tcp_t h;
+	struct dk_worker *w;
+};
+
+/** Who asked and where the answer goes. */
+struct dk_client {
+	uint8_t transport;           /**< enum dk_transport */
+	struct dk_udp_listener *udp; /**< UDP: the socket the query came in on */
+	struct dk_tcp_conn *conn;    /**< TCP: the connection */
+	struct dk_addr peer;
+};
+
+/** One upstream query in flight. */
+struct dk_slot {
+	struct dk_worker *w;
+	struct dk_slot *next_free;
+	bool busy;
+	bool tcp;               /**< the current try goes over TCP */
+	uint16_t id;            /**< our ID for the current try */
+	uint8_t up_index;       /**< index of the current upstream */
+	struct dk_addr up_addr; /**< the current upstream, copied: a reload may drop it */
+	uv_timer_t timer;       /**< per-try timeout */
+	struct dk_up_tcp *utcp; /**< current TCP try, or NULL */
+	struct dk_client cl;
+	struct dk_query q;
+	uint16_t len;
+	uint8_t pkt[DK_QUERY_MAX]; /**< the query as sent upstream (our ID) */
+};
+
+/** The worker's upstream side (upstream.c). */
+struct dk_upstream {
+	struct dk_slot *slots;
+	size_t n_slots;
+	size_t busy;
+	struct dk_slot *free;
+	uint16_t *id2slot; /**< 65536 entries: slot index + 1, 0 when the ID is free */
+	uint8_t rnd[4096]; /**< getrandom() bytes, used up front to back */
+	size_t rnd_pos;
+	uv_udp_t socks[2][DK_UP_SOCKS]; /**< [0] IPv4, [1] IPv6 */
+	unsigned n_socks[2];            /**< initialized (to close) */
+	bool socks_ok[2];               /**< all bound and reading (to use) */
+	struct dk_up_tcp *tcp_free;     /**< closed TCP connections, reusable */
+	struct dk_up_tcp *tcp_all;      /**< every TCP connection object, for teardown */
+	unsigned timeout_ms;
+};
+
+struct dk_worker {
+	struct dk_server *srv;
+	unsigned index;
+	uv_loop_t loop;
+	bool loop_ready;
+	uv_thread_t thread;
+	bool thread_started;
+	uv_async_t wake;                    /**< main → worker: new snapshot, stop */
+	_Atomic(struct dk_snapshot *) next; /**< atomic: snapshot to switch to */
+	atomic_bool stop;                   /**< atomic: main asks to stop */
+	const struct dk_snapshot *snap;     /**< in force on this worker */
+
+	struct dk_udp_listener *udp;
+	size_t n_udp;
+	struct dk_tcp_listener *tcp;
+	size_t n_tcp;
+	struct dk_tcp_conn *conns; /**< every live client connection */
+	size_t n_conns;            /**< open ones (the cap counts these) */
+
+	struct dk_upstream up;
+	uint8_t *rxbuf;                  /**< DK_RXBUF_SIZE, every UDP read lands here */
+	uint8_t txbuf[2 + DK_LOCAL_MAX]; /**< local answers (2 octets for TCP framing) */
+
+	bool stopping;
+	bool finished;
+	uv_timer_t grace;
+	bool grace_init;
+	struct dk_counters ctr;
+};
+
+/* server.c */
+
+/** Handles one query from @p cl: answers it locally or forwards it. */
+void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uint8_t *pkt,
+                      size_t len);
+/** Sends @p len octets of answer to @p cl (UDP datagram or TCP frame). */
+void dk__client_reply(struct dk_worker *w, const struct dk_client *cl, const uint8_t *ans,
+                      size_t len);
+/** An upstream query of @p cl ended (answered or not): releases what it held. */
+void dk__client_done(struct dk_worker *w, const struct dk_client *cl);
+/** Answers @p cl with @p rcode for query @p pkt/@p q (SERVFAIL after failed tries). */
+void dk__client_error(struct dk_worker *w, const struct dk_client *cl, const uint8_t *pkt,
+                      const struct dk_query *q, uint8_t rcode, uint16_t ede);
+/** Creates a socket of @p a's family with SO_REUSEPORT, bound to @p a. Returns fd or -errno. */
+int dk__socket_bound(const struct dk_addr *a, int type, bool reuseport);
+
+/* udp.c */
+
+int dk__udp_listen(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_addr *a);
+void dk__udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void dk__udp_reply(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_addr *peer,
+                   const uint8_t *ans, size_t len);
+
+/* tcp.c */
+
+int dk__tcp_listen(struct dk_worker *w, struct dk_tcp_listener *l, const struct dk_addr *a);
+void dk__tcp_reply(struct dk_worker *w, struct dk_tcp_conn *c, const uint8_t *ans, size_t len);
+/** One more query of @p c went upstream; the connection stays allocated until it ends. */
+void dk__tcp_query_hold(struct dk_tcp_conn *c);
+/** One query of @p c ended; frees a closed connection with nothing left in flight. */
+void dk__tcp_query_done(struct dk_worker *w, struct dk_tcp_conn *c);
+/** Stops reading every connection; closes the idle ones (shutdown). */
+void dk__tcp_stop(struct dk_worker *w);
+/** Closes every connection (shutdown, after the grace period). */
+void dk__tcp_close_all(struct dk_worker *w);
+/** Frees connection objects left after the loop ended. */
+void dk__tcp_free_all(struct dk_worker *w);
+
+/* upstream.c */
+
+int dk__upstream_init(struct dk_worker *w, size_t max_inflight);
+/**
+ * Forwards query @p pkt/@p q of @p cl. Returns 0, or a negative code when it
+ * could not (table full: DK_EFULL; query too large: DK_ESPACE); the caller answers.
+ */
+int dk__upstream_forward(struct dk_worker *w, const struct dk_client *cl, const uint8_t *pkt,
+                         size_t len, const struct dk_query *q);
+size_t dk__upstream_inflight(const struct dk_worker *w);
+/** Closes every upstream handle (timers, sockets, TCP connections). */
+void dk__upstream_close(struct dk_worker *w);
+/** Frees the upstream side after the loop ended. */
+void dk__upstream_free(struct dk_worker *w);
+
+/** Worker hook: the last upstream query ended while stopping. */
+void dk__worker_idle(struct dk_worker *w);
