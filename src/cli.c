@@ -36,7 +36,7 @@ static void print_diag(const struct dk_diag *d)
 
 static int load_config(const char *path, struct dk_config **cfg)
 {
-	struct dk_diag d = { 0 };
+	struct dk_diag d = {0};
 	int err = dk_config_load(path, NULL, cfg, &d);
 
 	if (err) {
@@ -49,7 +49,7 @@ static int load_config(const char *path, struct dk_config **cfg)
 
 static int load_policy(const char *const *paths, size_t n, unsigned flags, struct dk_policy **p)
 {
-	struct dk_diag d = { 0 };
+	struct dk_diag d = {0};
 	int err = dk_policy_load(paths, n, flags, p, &d);
 
 	if (err) {
@@ -101,7 +101,7 @@ int dk_cli_check(const char *config_path)
 	printf("config         %s\n", config_path);
 	print_addrs("listen", cfg->listen, cfg->n_listen, " (udp+tcp)");
 	print_addrs("upstreams", cfg->upstreams, cfg->n_upstreams,
-		    cfg->upstreams_from_resolv ? " (from /etc/resolv.conf)" : "");
+	            cfg->upstreams_from_resolv ? " (from /etc/resolv.conf)" : "");
 	printf("allow_clients ");
 	if (!cfg->n_allow)
 		printf(" (none: every query is refused)");
@@ -189,7 +189,7 @@ int dk_cli_match(const char *config_path, char *const *names, int n)
 
 int dk_cli_test(char *const *paths, int n)
 {
-	static const char *const def[] = { "rules/" };
+	static const char *const def[] = {"rules/"};
 	const char *const *list = n > 0 ? (const char *const *)paths : def;
 	size_t count = n > 0 ? (size_t)n : 1;
 	struct dk_policy *p = NULL;
@@ -208,7 +208,7 @@ int dk_cli_test(char *const *paths, int n)
 
 			/* The loader checked the query; a failure here is a test failure too. */
 			bool got = name_arg(t->query, wire, &len) == 0 &&
-				   dk_rule_match(r, wire, len, &v);
+			           dk_rule_match(r, wire, len, &v);
 			if (got == t->expect) {
 				passed++;
 				continue;

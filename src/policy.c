@@ -19,15 +19,15 @@
 #include "rules.h"
 
 static const char *const action_names[] = {
-	[DK_ACTION_SINKHOLE] = "sinkhole", [DK_ACTION_NXDOMAIN] = "nxdomain",
-	[DK_ACTION_REFUSED] = "refused",   [DK_ACTION_ALERT] = "alert",
-	[DK_ACTION_ALLOW] = "allow",
+        [DK_ACTION_SINKHOLE] = "sinkhole", [DK_ACTION_NXDOMAIN] = "nxdomain",
+        [DK_ACTION_REFUSED] = "refused",   [DK_ACTION_ALERT] = "alert",
+        [DK_ACTION_ALLOW] = "allow",
 };
 
 static const char *const severity_names[] = {
-	[DK_SEVERITY_INFO] = "info", [DK_SEVERITY_LOW] = "low",
-	[DK_SEVERITY_MEDIUM] = "medium", [DK_SEVERITY_HIGH] = "high",
-	[DK_SEVERITY_CRITICAL] = "critical",
+        [DK_SEVERITY_INFO] = "info",         [DK_SEVERITY_LOW] = "low",
+        [DK_SEVERITY_MEDIUM] = "medium",     [DK_SEVERITY_HIGH] = "high",
+        [DK_SEVERITY_CRITICAL] = "critical",
 };
 
 const char *dk_action_name(enum dk_action a)
@@ -93,7 +93,7 @@ uint16_t dk__policy_merge(uint16_t old, uint16_t add, void *ctx)
 }
 
 static bool verdict_from(const struct dk_rule *rule, const struct dk_suffixset_match *m,
-			 struct dk_verdict *v)
+                         struct dk_verdict *v)
 {
 	v->rule = rule;
 	v->matched_off = m->offset;
@@ -102,7 +102,7 @@ static bool verdict_from(const struct dk_rule *rule, const struct dk_suffixset_m
 }
 
 bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
-		     struct dk_verdict *v)
+                     struct dk_verdict *v)
 {
 	struct dk_suffixset_match m;
 
@@ -116,7 +116,7 @@ bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
 }
 
 bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
-		   struct dk_verdict *v)
+                   struct dk_verdict *v)
 {
 	struct dk_suffixset_match m;
 
@@ -129,15 +129,14 @@ bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
 	return verdict_from(rule, &m, v);
 }
 
-int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len,
-			  char *out, size_t size)
+int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len, char *out,
+                          size_t size)
 {
 	size_t pre = v->wildcard ? 2 : 0;
 
 	if (v->matched_off >= len || size <= pre)
 		return DK_ESPACE;
-	int n = dk_name_to_text(wire + v->matched_off, len - v->matched_off, out + pre,
-				size - pre);
+	int n = dk_name_to_text(wire + v->matched_off, len - v->matched_off, out + pre, size - pre);
 	if (n < 0)
 		return n;
 	if (pre) {

@@ -35,23 +35,23 @@
 #include "rules.h"
 
 /* Limits that keep a hostile or mistaken rule file from growing without bound. */
-#define ID_MAX 128
-#define DEDUP_MINUTES_MAX 525600u /* a year */
-#define THRESHOLD_MAX 1000000u
+#define ID_MAX                128
+#define DEDUP_MINUTES_MAX     525600u /* a year */
+#define THRESHOLD_MAX         1000000u
 #define DEFAULT_DEDUP_MINUTES 60u /* Panther's DedupPeriodMinutes default */
 /* Average octets per list line, used to size the builder from file sizes. */
 #define LIST_BYTES_PER_ENTRY 20
 
 /* A list file to read in phase two. */
 struct pending_list {
-	size_t rule;        /* index of the rule that names it */
-	unsigned line;      /* line of the entry in the rule file */
+	size_t rule;   /* index of the rule that names it */
+	unsigned line; /* line of the entry in the rule file */
 	off_t size;
 };
 
 /* An id seen so far, to report duplicates with both locations. */
 struct seen_id {
-	const char *id;     /* owned by the rule, or by disabled_ids */
+	const char *id; /* owned by the rule, or by disabled_ids */
 	const char *file;
 	unsigned line;
 };
@@ -76,7 +76,7 @@ struct loader {
 
 	struct seen_id *ids;
 	size_t n_ids, cap_ids;
-	char **owned;               /* ids of disabled rules and file names kept for ids */
+	char **owned; /* ids of disabled rules and file names kept for ids */
 	size_t n_owned, cap_owned;
 };
 
@@ -155,8 +155,7 @@ static int want_string(struct file_ctx *c, const char *key, yaml_node_t *v, char
 	if (!s || is_null(v))
 		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must be a string", key);
 	if (strlen(s) != v->data.scalar.length)
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must not hold a NUL",
-			    key);
+		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must not hold a NUL", key);
 	free(*out);
 	*out = strdup(s);
 	return *out ? 0 : -ENOMEM;
@@ -180,7 +179,7 @@ static int want_bool(struct file_ctx *c, const char *key, yaml_node_t *v, bool *
 }
 
 static int want_uint(struct file_ctx *c, const char *key, yaml_node_t *v, unsigned min,
-		     unsigned max, unsigned *out)
+                     unsigned max, unsigned *out)
 {
 	const char *s = scalar(v);
 	unsigned long n = 0;
@@ -200,7 +199,7 @@ static int want_uint(struct file_ctx *c, const char *key, yaml_node_t *v, unsign
 	return 0;
 bad:
 	return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must be an integer from %u to %u",
-		    key, min, max);
+	            key, min, max);
 }
 
 static int want_seq(struct file_ctx *c, const char *key, yaml_node_t *v)
@@ -210,13 +209,13 @@ static int want_seq(struct file_ctx *c, const char *key, yaml_node_t *v)
 	return 0;
 }
 
-#define SEQ_FOREACH(doc, seq, it, node)                                                         \
-	for (yaml_node_item_t *it = (seq)->data.sequence.items.start;                            \
-	     it < (seq)->data.sequence.items.top && ((node) = yaml_document_get_node(doc, *it)); \
+#define SEQ_FOREACH(doc, seq, it, node)                                                            \
+	for (yaml_node_item_t *it = (seq)->data.sequence.items.start;                              \
+	     it < (seq)->data.sequence.items.top && ((node) = yaml_document_get_node(doc, *it));   \
 	     it++)
 
 static int want_strings(struct file_ctx *c, const char *key, yaml_node_t *v, char ***out,
-			size_t *n_out)
+                        size_t *n_out)
 {
 	yaml_node_t *item;
 	int rc = want_seq(c, key, v);
@@ -264,7 +263,7 @@ static bool numeric_tld(const char *s, size_t n)
  * DK_ENAME/DK_ELABEL/DK_ENAMELEN, or DK_ESYNTAX for a root name or an address.
  */
 static int parse_entry(const char *s, size_t n, uint8_t wire[DK_NAME_MAX], size_t *wlen,
-		       bool *wildcard)
+                       bool *wildcard)
 {
 	*wildcard = n > 2 && s[0] == '*' && s[1] == '.';
 	if (*wildcard) {
@@ -280,8 +279,16 @@ static int parse_entry(const char *s, size_t n, uint8_t wire[DK_NAME_MAX], size_
 	return *wlen <= 1 ? DK_ESYNTAX : 0;
 }
 
-static int pend_add(struct loader *L, size_t rule, const uint8_t *wire, size_t wlen,
-		    bool wildcard)
+static const char *entry_error(int err)
+{
+	switch (err) {
+	case DK_ESYNTAX: return "an address or the root, not a host name";
+	case DK_ENAME: return "empty label or a character not allowed in host names";
+	default: return dk_strerror(err);
+	}
+}
+
+static int pend_add(struct loader *L, size_t rule, const uint8_t *wire, size_t wlen, bool wildcard)
 {
 	if (grow((void **)&L->pend, &L->pend_cap, L->pend_len + 4 + wlen, 1))
 		return -ENOMEM;
@@ -318,13 +325,13 @@ static int key_id(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml
 	size_t n = strlen(id);
 	if (!n || n > ID_MAX)
 		return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
-			    "id must be 1 to %d characters long", ID_MAX);
+		            "id must be 1 to %d characters long", ID_MAX);
 	for (size_t i = 0; i < n; i++) {
 		char ch = id[i];
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == ':'))
 			return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
-				    "id '%s' may hold only letters, digits and . _ - :", id);
+			            "id '%s' may hold only letters, digits and . _ - :", id);
 	}
 	return 0;
 }
@@ -337,8 +344,7 @@ static int key_name(struct file_ctx *c, struct rule_ctx *rc, const char *key, ya
 	return err;
 }
 
-static int key_description(struct file_ctx *c, struct rule_ctx *rc, const char *key,
-			   yaml_node_t *v)
+static int key_description(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
 	if (is_null(v))
 		return 0;
@@ -352,7 +358,7 @@ static int key_severity(struct file_ctx *c, struct rule_ctx *rc, const char *key
 	(void)key;
 	if (!s || dk_severity_parse(s, &rc->r->severity))
 		return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
-			    "severity must be one of info, low, medium, high, critical");
+		            "severity must be one of info, low, medium, high, critical");
 	rc->has_severity = true;
 	return 0;
 }
@@ -364,7 +370,7 @@ static int key_action(struct file_ctx *c, struct rule_ctx *rc, const char *key, 
 	(void)key;
 	if (!s || dk_action_parse(s, &rc->r->action))
 		return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
-			    "action must be one of sinkhole, nxdomain, refused, alert, allow");
+		            "action must be one of sinkhole, nxdomain, refused, alert, allow");
 	rc->has_action = true;
 	return 0;
 }
@@ -408,18 +414,17 @@ static int key_mitre(struct file_ctx *c, struct rule_ctx *rc, const char *key, y
 		return err;
 	for (size_t i = 0; i < rc->r->n_mitre; i++) {
 		if (!mitre_ok(rc->r->mitre[i])) {
-			yaml_node_t *item = yaml_document_get_node(c->doc,
-								   v->data.sequence.items.start[i]);
+			yaml_node_t *item =
+			        yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
 			return fail(c->L, c->file, line_of(item), DK_ESCHEMA,
-				    "mitre entry '%s' is not TAnnnn:Tnnnn, TAnnnn or Tnnnn[.nnn]",
-				    rc->r->mitre[i]);
+			            "mitre entry '%s' is not TAnnnn:Tnnnn, TAnnnn or Tnnnn[.nnn]",
+			            rc->r->mitre[i]);
 		}
 	}
 	return 0;
 }
 
-static int key_references(struct file_ctx *c, struct rule_ctx *rc, const char *key,
-			  yaml_node_t *v)
+static int key_references(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
 	return want_strings(c, key, v, &rc->r->references, &rc->r->n_references);
 }
@@ -453,8 +458,7 @@ static int key_dedup(struct file_ctx *c, struct rule_ctx *rc, const char *key, y
 	return want_uint(c, key, v, 0, DEDUP_MINUTES_MAX, &rc->r->dedup_minutes);
 }
 
-static int key_threshold(struct file_ctx *c, struct rule_ctx *rc, const char *key,
-			 yaml_node_t *v)
+static int key_threshold(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
 	return want_uint(c, key, v, 1, THRESHOLD_MAX, &rc->r->threshold);
 }
@@ -476,12 +480,11 @@ static int key_domains(struct file_ctx *c, struct rule_ctx *rc, const char *key,
 
 		if (!s || is_null(item))
 			return fail(c->L, c->file, line_of(item), DK_ESCHEMA,
-				    "'domains' entries must be strings");
+			            "'domains' entries must be strings");
 		err = parse_entry(s, item->data.scalar.length, wire, &wlen, &wild);
 		if (err)
 			return fail(c->L, c->file, line_of(item), DK_ENAME,
-				    "invalid domain '%s': %s", s,
-				    err == DK_ESYNTAX ? "not a host name" : dk_strerror(err));
+			            "invalid domain '%s': %s", s, entry_error(err));
 		if ((err = pend_add(c->L, rc->index, wire, wlen, wild)))
 			return err;
 	}
@@ -503,7 +506,7 @@ static char *resolve_list(const char *rule_file, const char *path)
 }
 
 static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char *key,
-			    yaml_node_t *v)
+                            yaml_node_t *v)
 {
 	struct loader *L = c->L;
 	struct dk_policy *p = L->p;
@@ -520,7 +523,7 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 
 		if (!s || is_null(item) || !*s)
 			return fail(L, c->file, line_of(item), DK_ESCHEMA,
-				    "'domain_files' entries must be paths");
+			            "'domain_files' entries must be paths");
 		char *path = resolve_list(c->file, s);
 		if (!path)
 			return -ENOMEM;
@@ -528,7 +531,7 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 		if (e) {
 			free(path);
 			return fail(L, c->file, line_of(item), -e, "cannot read list '%s': %s", s,
-				    e == EISDIR ? "not a regular file" : strerror(e));
+			            e == EISDIR ? "not a regular file" : strerror(e));
 		}
 		if (grow((void **)&p->lists, &L->cap_lists, p->n_lists + 1, sizeof(*p->lists)) ||
 		    grow((void **)&L->lists, &L->cap_plists, p->n_lists + 1, sizeof(*L->lists))) {
@@ -538,8 +541,7 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 		memset(&p->lists[p->n_lists], 0, sizeof(p->lists[0]));
 		p->lists[p->n_lists].file = path;
 		L->lists[p->n_lists] = (struct pending_list){
-			.rule = rc->index, .line = line_of(item), .size = st.st_size
-		};
+		        .rule = rc->index, .line = line_of(item), .size = st.st_size};
 		p->n_lists++;
 	}
 	return 0;
@@ -582,7 +584,7 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 
 	if (t->type != YAML_MAPPING_NODE)
 		return fail(c->L, c->file, line_of(t), DK_ESCHEMA,
-			    "a test must be a mapping with name, expect and log");
+		            "a test must be a mapping with name, expect and log");
 	out->line = line_of(t);
 	for (yaml_node_pair_t *pr = t->data.mapping.pairs.start; pr < t->data.mapping.pairs.top;
 	     pr++) {
@@ -599,15 +601,17 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 			slot = &log;
 		if (!slot)
 			return fail(c->L, c->file, line_of(k), DK_ESCHEMA,
-				    "unknown key '%s' in test (name, expect, log)", ks ? ks : "?");
+			            "unknown key '%s' in test (name, expect, log)", ks ? ks : "?");
 		if (*slot)
 			return fail(c->L, c->file, line_of(k), DK_ESCHEMA, "duplicate key '%s'",
-				    ks);
+			            ks);
 		*slot = v;
 	}
 	if (!name || !expect || !log)
 		return fail(c->L, c->file, out->line, DK_ESCHEMA, "test has no '%s'",
-			    !name ? "name" : !expect ? "expect" : "log");
+		            !name     ? "name"
+		            : !expect ? "expect"
+		                      : "log");
 	int err = want_string(c, "name", name, &out->name);
 	if (!err)
 		err = want_bool(c, "expect", expect, &out->expect);
@@ -615,17 +619,17 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 		return err;
 	if (log->type != YAML_MAPPING_NODE)
 		return fail(c->L, c->file, line_of(log), DK_ESCHEMA,
-			    "test log must be a mapping (a log record)");
+		            "test log must be a mapping (a log record)");
 	yaml_node_t *q = log_query(c->doc, log);
 	if (!q)
 		return fail(c->L, c->file, line_of(log), DK_ESCHEMA,
-			    "test log has no query_name, query.hostname or query");
+		            "test log has no query_name, query.hostname or query");
 	uint8_t wire[DK_NAME_MAX];
 	size_t wlen;
 	err = dk_name_from_text(scalar(q), q->data.scalar.length, 0, wire, &wlen);
 	if (err)
 		return fail(c->L, c->file, line_of(q), DK_ENAME, "test query '%s': %s", scalar(q),
-			    dk_strerror(err));
+		            dk_strerror(err));
 	out->query = strdup(scalar(q));
 	return out->query ? 0 : -ENOMEM;
 }
@@ -656,21 +660,21 @@ static const struct {
 	const char *key;
 	key_fn fn;
 } rule_keys[] = {
-	{ "id", key_id },
-	{ "name", key_name },
-	{ "description", key_description },
-	{ "severity", key_severity },
-	{ "action", key_action },
-	{ "mitre", key_mitre },
-	{ "references", key_references },
-	{ "alert", key_alert },
-	{ "dedup_minutes", key_dedup },
-	{ "threshold", key_threshold },
-	{ "domains", key_domains },
-	{ "domain_files", key_domain_files },
-	{ "tests", key_tests },
-	{ "enabled", key_enabled },
-	{ "tags", key_tags },
+        {"id", key_id},
+        {"name", key_name},
+        {"description", key_description},
+        {"severity", key_severity},
+        {"action", key_action},
+        {"mitre", key_mitre},
+        {"references", key_references},
+        {"alert", key_alert},
+        {"dedup_minutes", key_dedup},
+        {"threshold", key_threshold},
+        {"domains", key_domains},
+        {"domain_files", key_domain_files},
+        {"tests", key_tests},
+        {"enabled", key_enabled},
+        {"tags", key_tags},
 };
 
 static int remember_id(struct loader *L, const char *id, const char *file, unsigned line)
@@ -678,12 +682,12 @@ static int remember_id(struct loader *L, const char *id, const char *file, unsig
 	for (size_t i = 0; i < L->n_ids; i++) {
 		if (strcmp(L->ids[i].id, id) == 0)
 			return fail(L, file, line, DK_EDUP,
-				    "duplicate rule id '%s' (first defined at %s:%u)", id,
-				    L->ids[i].file, L->ids[i].line);
+			            "duplicate rule id '%s' (first defined at %s:%u)", id,
+			            L->ids[i].file, L->ids[i].line);
 	}
 	if (grow((void **)&L->ids, &L->cap_ids, L->n_ids + 1, sizeof(*L->ids)))
 		return -ENOMEM;
-	L->ids[L->n_ids++] = (struct seen_id){ .id = id, .file = file, .line = line };
+	L->ids[L->n_ids++] = (struct seen_id){.id = id, .file = file, .line = line};
 	return 0;
 }
 
@@ -696,16 +700,16 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 
 	if (root->type != YAML_MAPPING_NODE)
 		return fail(L, c->file, line_of(root), DK_ESCHEMA,
-			    "a rule must be a mapping of keys (id, name, severity, action, ...)");
+		            "a rule must be a mapping of keys (id, name, severity, action, ...)");
 	if (p->n_rules >= DK_RULES_MAX)
 		return fail(L, c->file, line_of(root), DK_EFULL, "more than %d rules",
-			    DK_RULES_MAX);
+		            DK_RULES_MAX);
 	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + 1, sizeof(*p->rules)))
 		return -ENOMEM;
 
 	struct dk_rule *r = &p->rules[p->n_rules];
 	memset(r, 0, sizeof(*r));
-	struct rule_ctx rc = { .r = r, .index = p->n_rules, .enabled = true };
+	struct rule_ctx rc = {.r = r, .index = p->n_rules, .enabled = true};
 	r->index = (uint16_t)p->n_rules;
 	r->alert = true;
 	r->dedup_minutes = DEFAULT_DEDUP_MINUTES;
@@ -730,8 +734,8 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 		for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < pr; q++) {
 			const char *prev = scalar(yaml_document_get_node(c->doc, q->key));
 			if (prev && strcmp(prev, ks) == 0) {
-				err = fail(L, c->file, line_of(k), DK_ESCHEMA,
-					   "duplicate key '%s'", ks);
+				err = fail(L, c->file, line_of(k), DK_ESCHEMA, "duplicate key '%s'",
+				           ks);
 				goto fail;
 			}
 		}
@@ -749,15 +753,18 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 			goto fail;
 	}
 
-	const char *missing = !r->id ? "id" : !r->name ? "name" : !rc.has_severity ? "severity"
-			      : !rc.has_action ? "action" : NULL;
+	const char *missing = !r->id             ? "id"
+	                      : !r->name         ? "name"
+	                      : !rc.has_severity ? "severity"
+	                      : !rc.has_action   ? "action"
+	                                         : NULL;
 	if (missing) {
 		err = fail(L, c->file, r->line, DK_ESCHEMA, "rule has no '%s'", missing);
 		goto fail;
 	}
 	if (!rc.has_entries) {
 		err = fail(L, c->file, r->line, DK_ESCHEMA,
-			   "rule '%s' has neither 'domains' nor 'domain_files'", r->id);
+		           "rule '%s' has neither 'domains' nor 'domain_files'", r->id);
 		goto fail;
 	}
 	r->line = rc.id_line;
@@ -809,15 +816,15 @@ static int load_rule_file(struct loader *L, const char *path)
 		if (!yaml_parser_load(&parser, &doc)) {
 			/* Reader errors (bad encoding) carry an offset, not a line. */
 			unsigned line = parser.error == YAML_READER_ERROR
-						? 0
-						: (unsigned)parser.problem_mark.line + 1;
+			                        ? 0
+			                        : (unsigned)parser.problem_mark.line + 1;
 			if (parser.context)
 				err = fail(L, path, line, DK_ESYNTAX, "YAML: %s (%s at line %u)",
-					   parser.problem ? parser.problem : "syntax error",
-					   parser.context, (unsigned)parser.context_mark.line + 1);
+				           parser.problem ? parser.problem : "syntax error",
+				           parser.context, (unsigned)parser.context_mark.line + 1);
 			else
 				err = fail(L, path, line, DK_ESYNTAX, "YAML: %s",
-					   parser.problem ? parser.problem : "syntax error");
+				           parser.problem ? parser.problem : "syntax error");
 			break;
 		}
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -826,7 +833,7 @@ static int load_rule_file(struct loader *L, const char *path)
 			break;
 		}
 		docs++;
-		struct file_ctx c = { .L = L, .file = path, .doc = &doc };
+		struct file_ctx c = {.L = L, .file = path, .doc = &doc};
 		err = load_rule(&c, file_kept, root);
 		yaml_document_delete(&doc);
 		if (err)
@@ -922,9 +929,9 @@ static bool is_space(char ch)
 static bool hosts_local_name(const char *s, size_t n)
 {
 	static const char *const local[] = {
-		"localhost",	  "localhost.localdomain", "local",	   "broadcasthost",
-		"ip6-localhost",  "ip6-loopback",	   "ip6-localnet", "ip6-mcastprefix",
-		"ip6-allnodes",	  "ip6-allrouters",	   "ip6-allhosts", "0.0.0.0",
+	        "localhost",     "localhost.localdomain", "local",        "broadcasthost",
+	        "ip6-localhost", "ip6-loopback",          "ip6-localnet", "ip6-mcastprefix",
+	        "ip6-allnodes",  "ip6-allrouters",        "ip6-allhosts", "0.0.0.0",
 	};
 
 	for (size_t i = 0; i < DK_ARRAY_SIZE(local); i++) {
@@ -989,7 +996,8 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 		if (t != e || !caret)
 			return 1;
 		size_t rest = (size_t)(t - caret - 1);
-		/* "$important" only ranks a rule among adblock exceptions, which lists here lack. */
+		/* "$important" only ranks a rule among adblock exceptions, which lists here lack.
+		 */
 		if (rest && !(rest == 10 && memcmp(caret + 1, "$important", 10) == 0))
 			return 1;
 		if (parse_entry(s + 2, (size_t)(caret - s - 2), wire, &wlen, &wild) || wild)
@@ -1144,8 +1152,7 @@ static int build(struct loader *L)
 				if (L->lists[j].rule == i)
 					want += (size_t)L->lists[j].size / LIST_BYTES_PER_ENTRY;
 			}
-			if (!(own[i] = dk_suffixset_builder_new(want, dk__policy_merge,
-								 p->rules)))
+			if (!(own[i] = dk_suffixset_builder_new(want, dk__policy_merge, p->rules)))
 				goto fail;
 		}
 	}
@@ -1153,7 +1160,7 @@ static int build(struct loader *L)
 	for (size_t off = 0; off < L->pend_len;) {
 		const uint8_t *q = L->pend + off;
 		size_t idx = (size_t)q[0] << 8 | q[1];
-		struct sink sk = { all, own ? own[idx] : NULL, (uint16_t)idx };
+		struct sink sk = {all, own ? own[idx] : NULL, (uint16_t)idx};
 		if ((err = sink_add(&sk, q + 4, q[3], q[2])))
 			goto fail;
 		p->rules[idx].n_entries++;
@@ -1161,7 +1168,7 @@ static int build(struct loader *L)
 	}
 	for (size_t i = 0; i < p->n_lists; i++) {
 		size_t idx = L->lists[i].rule;
-		struct sink sk = { all, own ? own[idx] : NULL, (uint16_t)idx };
+		struct sink sk = {all, own ? own[idx] : NULL, (uint16_t)idx};
 		if ((err = load_list(L, i, &sk)))
 			goto fail;
 		p->rules[idx].n_entries += p->lists[i].entries;
@@ -1198,10 +1205,10 @@ fail:
 	return err;
 }
 
-int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags,
-		   struct dk_policy **out, struct dk_diag *diag)
+int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, struct dk_policy **out,
+                   struct dk_diag *diag)
 {
-	struct loader L = { .flags = flags, .diag = diag };
+	struct loader L = {.flags = flags, .diag = diag};
 	int err = -ENOMEM;
 
 	if (diag)

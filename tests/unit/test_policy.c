@@ -45,9 +45,8 @@ static void add_entry(struct dk_suffixset_builder *b, const char *e, size_t idx)
 	bool wild = strncmp(e, "*.", 2) == 0;
 
 	to_wire(wild ? e + 2 : e, wire, &len);
-	assert_int_equal(dk_suffixset_builder_add(b, wire, len, wild,
-						  (uint16_t)(idx << 1 | wild)),
-			 0);
+	assert_int_equal(dk_suffixset_builder_add(b, wire, len, wild, (uint16_t)(idx << 1 | wild)),
+	                 0);
 }
 
 /* Builds a snapshot of @p n rules in load order, with per-rule sets. */
@@ -71,7 +70,7 @@ static struct dk_policy *make_policy(const struct rdef *defs, size_t n)
 	assert_non_null(all);
 	for (size_t i = 0; i < n; i++) {
 		struct dk_suffixset_builder *own =
-			dk_suffixset_builder_new(0, dk__policy_merge, p->rules);
+		        dk_suffixset_builder_new(0, dk__policy_merge, p->rules);
 		assert_non_null(own);
 		for (size_t j = 0; j < MAX_ENTRIES && defs[i].entries[j]; j++) {
 			add_entry(all, defs[i].entries[j], i);
@@ -103,113 +102,177 @@ static int match(const struct dk_policy *p, const char *query, char *entry, size
 	return v.rule->index;
 }
 
-#define S DK_ACTION_SINKHOLE
-#define A DK_ACTION_ALERT
+#define S     DK_ACTION_SINKHOLE
+#define A     DK_ACTION_ALERT
 #define ALLOW DK_ACTION_ALLOW
-#define NX DK_ACTION_NXDOMAIN
+#define NX    DK_ACTION_NXDOMAIN
 
 struct prec_case {
 	const char *what;
 	struct rdef rules[3];
 	size_t n_rules;
 	const char *query;
-	int want;            /* rule index, -1: no match */
-	const char *entry;   /* matched entry text */
+	int want;          /* rule index, -1: no match */
+	const char *entry; /* matched entry text */
 };
 
 static const struct prec_case prec_cases[] = {
-	{ "longest wins over severity",
-	  { { S, DK_SEVERITY_LOW, { "a.example.com" } },
-	    { S, DK_SEVERITY_CRITICAL, { "example.com" } } },
-	  2, "x.a.example.com", 0, "a.example.com" },
-	{ "longest wins, loaded second",
-	  { { S, DK_SEVERITY_CRITICAL, { "example.com" } },
-	    { S, DK_SEVERITY_LOW, { "a.example.com" } } },
-	  2, "x.a.example.com", 1, "a.example.com" },
-	{ "longest wins over allow",
-	  { { ALLOW, DK_SEVERITY_INFO, { "example.com" } },
-	    { S, DK_SEVERITY_LOW, { "bad.example.com" } } },
-	  2, "bad.example.com", 1, "bad.example.com" },
-	{ "allow covers the rest of its zone",
-	  { { ALLOW, DK_SEVERITY_INFO, { "example.com" } },
-	    { S, DK_SEVERITY_LOW, { "bad.example.com" } } },
-	  2, "good.example.com", 0, "example.com" },
-	{ "equal length: allow beats a later critical",
-	  { { ALLOW, DK_SEVERITY_INFO, { "example.com" } },
-	    { S, DK_SEVERITY_CRITICAL, { "example.com" } } },
-	  2, "www.example.com", 0, "example.com" },
-	{ "equal length: allow beats an earlier critical",
-	  { { S, DK_SEVERITY_CRITICAL, { "example.com" } },
-	    { ALLOW, DK_SEVERITY_INFO, { "example.com" } } },
-	  2, "example.com", 1, "example.com" },
-	{ "equal length: higher severity, loaded last",
-	  { { S, DK_SEVERITY_LOW, { "example.com" } },
-	    { A, DK_SEVERITY_MEDIUM, { "example.com" } },
-	    { NX, DK_SEVERITY_HIGH, { "example.com" } } },
-	  3, "example.com", 2, "example.com" },
-	{ "equal length: higher severity, loaded first",
-	  { { NX, DK_SEVERITY_HIGH, { "example.com" } },
-	    { A, DK_SEVERITY_MEDIUM, { "example.com" } },
-	    { S, DK_SEVERITY_LOW, { "example.com" } } },
-	  3, "a.example.com", 0, "example.com" },
-	{ "equal length and severity: first loaded",
-	  { { A, DK_SEVERITY_MEDIUM, { "other.test" } },
-	    { NX, DK_SEVERITY_HIGH, { "example.com" } },
-	    { S, DK_SEVERITY_HIGH, { "example.com" } } },
-	  3, "example.com", 1, "example.com" },
-	{ "wildcard does not match its apex",
-	  { { S, DK_SEVERITY_HIGH, { "*.example.com" } } },
-	  1, "example.com", -1, "" },
-	{ "wildcard matches one label below",
-	  { { S, DK_SEVERITY_HIGH, { "*.example.com" } } },
-	  1, "a.example.com", 0, "*.example.com" },
-	{ "wildcard matches deep below",
-	  { { S, DK_SEVERITY_HIGH, { "*.example.com" } } },
-	  1, "a.b.c.example.com", 0, "*.example.com" },
-	{ "plain entry matches itself",
-	  { { S, DK_SEVERITY_HIGH, { "example.com" } } },
-	  1, "example.com", 0, "example.com" },
-	{ "not across a label boundary",
-	  { { S, DK_SEVERITY_HIGH, { "example.com" } } },
-	  1, "notexample.com", -1, "" },
-	{ "parent is not matched by a child entry",
-	  { { S, DK_SEVERITY_HIGH, { "a.example.com" } } },
-	  1, "example.com", -1, "" },
-	{ "sibling is not matched",
-	  { { S, DK_SEVERITY_HIGH, { "a.example.com" } } },
-	  1, "b.example.com", -1, "" },
-	{ "apex: only the plain entry's rule applies",
-	  { { S, DK_SEVERITY_CRITICAL, { "*.example.com" } },
-	    { A, DK_SEVERITY_LOW, { "example.com" } } },
-	  2, "example.com", 1, "example.com" },
-	{ "below: wildcard and plain tie, severity decides",
-	  { { S, DK_SEVERITY_CRITICAL, { "*.example.com" } },
-	    { A, DK_SEVERITY_LOW, { "example.com" } } },
-	  2, "a.example.com", 0, "*.example.com" },
-	{ "below: plain beats wildcard of lower severity",
-	  { { S, DK_SEVERITY_LOW, { "*.example.com" } },
-	    { A, DK_SEVERITY_HIGH, { "example.com" } } },
-	  2, "a.example.com", 1, "example.com" },
-	{ "one rule, both forms: the plain entry is reported",
-	  { { S, DK_SEVERITY_HIGH, { "*.example.com", "example.com" } } },
-	  1, "a.example.com", 0, "example.com" },
-	{ "one rule, both forms, other order",
-	  { { S, DK_SEVERITY_HIGH, { "example.com", "*.example.com" } } },
-	  1, "a.example.com", 0, "example.com" },
-	{ "wildcard below a plain entry of another rule is longer",
-	  { { A, DK_SEVERITY_CRITICAL, { "example.com" } },
-	    { S, DK_SEVERITY_INFO, { "*.a.example.com" } } },
-	  2, "x.a.example.com", 1, "*.a.example.com" },
-	{ "... and its apex falls back to the shorter entry",
-	  { { A, DK_SEVERITY_CRITICAL, { "example.com" } },
-	    { S, DK_SEVERITY_INFO, { "*.a.example.com" } } },
-	  2, "a.example.com", 0, "example.com" },
-	{ "case and trailing dot change nothing",
-	  { { S, DK_SEVERITY_HIGH, { "example.com" } } },
-	  1, "WWW.Example.COM.", 0, "example.com" },
-	{ "unrelated name",
-	  { { S, DK_SEVERITY_HIGH, { "example.com", "*.example.net" } } },
-	  1, "example.org", -1, "" },
+        {"longest wins over severity",
+         {{S, DK_SEVERITY_LOW, {"a.example.com"}}, {S, DK_SEVERITY_CRITICAL, {"example.com"}}},
+         2,
+         "x.a.example.com",
+         0,
+         "a.example.com"},
+        {"longest wins, loaded second",
+         {{S, DK_SEVERITY_CRITICAL, {"example.com"}}, {S, DK_SEVERITY_LOW, {"a.example.com"}}},
+         2,
+         "x.a.example.com",
+         1,
+         "a.example.com"},
+        {"longest wins over allow",
+         {{ALLOW, DK_SEVERITY_INFO, {"example.com"}}, {S, DK_SEVERITY_LOW, {"bad.example.com"}}},
+         2,
+         "bad.example.com",
+         1,
+         "bad.example.com"},
+        {"allow covers the rest of its zone",
+         {{ALLOW, DK_SEVERITY_INFO, {"example.com"}}, {S, DK_SEVERITY_LOW, {"bad.example.com"}}},
+         2,
+         "good.example.com",
+         0,
+         "example.com"},
+        {"equal length: allow beats a later critical",
+         {{ALLOW, DK_SEVERITY_INFO, {"example.com"}}, {S, DK_SEVERITY_CRITICAL, {"example.com"}}},
+         2,
+         "www.example.com",
+         0,
+         "example.com"},
+        {"equal length: allow beats an earlier critical",
+         {{S, DK_SEVERITY_CRITICAL, {"example.com"}}, {ALLOW, DK_SEVERITY_INFO, {"example.com"}}},
+         2,
+         "example.com",
+         1,
+         "example.com"},
+        {"equal length: higher severity, loaded last",
+         {{S, DK_SEVERITY_LOW, {"example.com"}},
+          {A, DK_SEVERITY_MEDIUM, {"example.com"}},
+          {NX, DK_SEVERITY_HIGH, {"example.com"}}},
+         3,
+         "example.com",
+         2,
+         "example.com"},
+        {"equal length: higher severity, loaded first",
+         {{NX, DK_SEVERITY_HIGH, {"example.com"}},
+          {A, DK_SEVERITY_MEDIUM, {"example.com"}},
+          {S, DK_SEVERITY_LOW, {"example.com"}}},
+         3,
+         "a.example.com",
+         0,
+         "example.com"},
+        {"equal length and severity: first loaded",
+         {{A, DK_SEVERITY_MEDIUM, {"other.test"}},
+          {NX, DK_SEVERITY_HIGH, {"example.com"}},
+          {S, DK_SEVERITY_HIGH, {"example.com"}}},
+         3,
+         "example.com",
+         1,
+         "example.com"},
+        {"wildcard does not match its apex",
+         {{S, DK_SEVERITY_HIGH, {"*.example.com"}}},
+         1,
+         "example.com",
+         -1,
+         ""},
+        {"wildcard matches one label below",
+         {{S, DK_SEVERITY_HIGH, {"*.example.com"}}},
+         1,
+         "a.example.com",
+         0,
+         "*.example.com"},
+        {"wildcard matches deep below",
+         {{S, DK_SEVERITY_HIGH, {"*.example.com"}}},
+         1,
+         "a.b.c.example.com",
+         0,
+         "*.example.com"},
+        {"plain entry matches itself",
+         {{S, DK_SEVERITY_HIGH, {"example.com"}}},
+         1,
+         "example.com",
+         0,
+         "example.com"},
+        {"not across a label boundary",
+         {{S, DK_SEVERITY_HIGH, {"example.com"}}},
+         1,
+         "notexample.com",
+         -1,
+         ""},
+        {"parent is not matched by a child entry",
+         {{S, DK_SEVERITY_HIGH, {"a.example.com"}}},
+         1,
+         "example.com",
+         -1,
+         ""},
+        {"sibling is not matched",
+         {{S, DK_SEVERITY_HIGH, {"a.example.com"}}},
+         1,
+         "b.example.com",
+         -1,
+         ""},
+        {"apex: only the plain entry's rule applies",
+         {{S, DK_SEVERITY_CRITICAL, {"*.example.com"}}, {A, DK_SEVERITY_LOW, {"example.com"}}},
+         2,
+         "example.com",
+         1,
+         "example.com"},
+        {"below: wildcard and plain tie, severity decides",
+         {{S, DK_SEVERITY_CRITICAL, {"*.example.com"}}, {A, DK_SEVERITY_LOW, {"example.com"}}},
+         2,
+         "a.example.com",
+         0,
+         "*.example.com"},
+        {"below: plain beats wildcard of lower severity",
+         {{S, DK_SEVERITY_LOW, {"*.example.com"}}, {A, DK_SEVERITY_HIGH, {"example.com"}}},
+         2,
+         "a.example.com",
+         1,
+         "example.com"},
+        {"one rule, both forms: the plain entry is reported",
+         {{S, DK_SEVERITY_HIGH, {"*.example.com", "example.com"}}},
+         1,
+         "a.example.com",
+         0,
+         "example.com"},
+        {"one rule, both forms, other order",
+         {{S, DK_SEVERITY_HIGH, {"example.com", "*.example.com"}}},
+         1,
+         "a.example.com",
+         0,
+         "example.com"},
+        {"wildcard below a plain entry of another rule is longer",
+         {{A, DK_SEVERITY_CRITICAL, {"example.com"}}, {S, DK_SEVERITY_INFO, {"*.a.example.com"}}},
+         2,
+         "x.a.example.com",
+         1,
+         "*.a.example.com"},
+        {"... and its apex falls back to the shorter entry",
+         {{A, DK_SEVERITY_CRITICAL, {"example.com"}}, {S, DK_SEVERITY_INFO, {"*.a.example.com"}}},
+         2,
+         "a.example.com",
+         0,
+         "example.com"},
+        {"case and trailing dot change nothing",
+         {{S, DK_SEVERITY_HIGH, {"example.com"}}},
+         1,
+         "WWW.Example.COM.",
+         0,
+         "example.com"},
+        {"unrelated name",
+         {{S, DK_SEVERITY_HIGH, {"example.com", "*.example.net"}}},
+         1,
+         "example.org",
+         -1,
+         ""},
 };
 
 static void test_precedence_table(void **state)
@@ -223,14 +286,14 @@ static void test_precedence_table(void **state)
 
 		if (got != c->want || strcmp(entry, c->entry) != 0)
 			fail_msg("case '%s': query %s: got rule %d entry '%s', want rule %d '%s'",
-				 c->what, c->query, got, entry, c->want, c->entry);
+			         c->what, c->query, got, entry, c->want, c->entry);
 		dk_policy_unref(p);
 	}
 }
 
 static void test_rule_precedes(void **state)
 {
-	struct dk_rule a = { 0 }, b = { 0 };
+	struct dk_rule a = {0}, b = {0};
 
 	(void)state;
 	a.index = 0;
@@ -258,8 +321,8 @@ static void test_rule_precedes(void **state)
 static void test_rule_match_alone(void **state)
 {
 	const struct rdef defs[] = {
-		{ ALLOW, DK_SEVERITY_INFO, { "ok.example.com" } },
-		{ S, DK_SEVERITY_HIGH, { "example.com", "*.wild.test" } },
+	        {ALLOW, DK_SEVERITY_INFO, {"ok.example.com"}},
+	        {S, DK_SEVERITY_HIGH, {"example.com", "*.wild.test"}},
 	};
 	struct dk_policy *p = make_policy(defs, 2);
 	uint8_t wire[DK_NAME_MAX];
@@ -273,8 +336,11 @@ static void test_rule_match_alone(void **state)
 	assert_ptr_equal(v.rule, &p->rules[0]);
 	assert_true(dk_rule_match(&p->rules[1], wire, len, &v));
 	assert_ptr_equal(v.rule, &p->rules[1]);
-	assert_false(dk_rule_match(&p->rules[0], (const uint8_t *)"\x07" "example\x03" "com", 13,
-				   &v));
+	assert_false(dk_rule_match(&p->rules[0],
+	                           (const uint8_t *)"\x07"
+	                                            "example\x03"
+	                                            "com",
+	                           13, &v));
 	assert_null(v.rule);
 
 	to_wire("wild.test", wire, &len);
@@ -294,7 +360,7 @@ static void test_rule_match_alone(void **state)
 static void test_entry_text(void **state)
 {
 	const struct rdef defs[] = {
-		{ S, DK_SEVERITY_HIGH, { "b.example.com", "*.wild.test" } },
+	        {S, DK_SEVERITY_HIGH, {"b.example.com", "*.wild.test"}},
 	};
 	struct dk_policy *p = make_policy(defs, 1);
 	uint8_t wire[DK_NAME_MAX];
@@ -326,7 +392,7 @@ static void test_entry_text(void **state)
 
 static void test_no_policy(void **state)
 {
-	struct dk_verdict v = { .rule = (const struct dk_rule *)1 };
+	struct dk_verdict v = {.rule = (const struct dk_rule *)1};
 
 	(void)state;
 	assert_false(dk_policy_match(NULL, (const uint8_t *)"\0", 1, &v));
@@ -336,7 +402,7 @@ static void test_no_policy(void **state)
 
 static void test_refcount(void **state)
 {
-	const struct rdef defs[] = { { S, DK_SEVERITY_HIGH, { "example.com" } } };
+	const struct rdef defs[] = {{S, DK_SEVERITY_HIGH, {"example.com"}}};
 	struct dk_policy *p = make_policy(defs, 1);
 
 	(void)state;
@@ -352,9 +418,8 @@ static void test_refcount(void **state)
 
 static void test_keywords(void **state)
 {
-	static const char *const actions[] = { "sinkhole", "nxdomain", "refused", "alert",
-					       "allow" };
-	static const char *const sev[] = { "info", "low", "medium", "high", "critical" };
+	static const char *const actions[] = {"sinkhole", "nxdomain", "refused", "alert", "allow"};
+	static const char *const sev[] = {"info", "low", "medium", "high", "critical"};
 	enum dk_action a;
 	enum dk_severity s;
 
@@ -382,7 +447,7 @@ static void test_keywords(void **state)
 /* The same precedence through the loader: rule files in tests/data/rules/prec/. */
 static void test_loaded_precedence(void **state)
 {
-	const char *paths[] = { "tests/data/rules/prec" };
+	const char *paths[] = {"tests/data/rules/prec"};
 	struct dk_policy *p = NULL;
 	struct dk_diag d;
 	struct {
@@ -390,15 +455,15 @@ static void test_loaded_precedence(void **state)
 		const char *rule; /* NULL: no match */
 		const char *entry;
 	} cases[] = {
-		{ "example.com", "Prec.Allow", "example.com" },
-		{ "www.example.com", "Prec.Allow", "example.com" },
-		{ "ok.example.com", "Prec.Allow", "ok.example.com" },
-		{ "deep.ok.example.com", "Prec.Deep", "deep.ok.example.com" },
-		{ "x.deep.ok.example.com", "Prec.Deep", "deep.ok.example.com" },
-		/* Same name and slot: high beats low, and the plain entry is named. */
-		{ "x.wild.example", "Prec.High", "wild.example" },
-		{ "wild.example", "Prec.High", "wild.example" },
-		{ "example.net", NULL, NULL },
+	        {"example.com", "Prec.Allow", "example.com"},
+	        {"www.example.com", "Prec.Allow", "example.com"},
+	        {"ok.example.com", "Prec.Allow", "ok.example.com"},
+	        {"deep.ok.example.com", "Prec.Deep", "deep.ok.example.com"},
+	        {"x.deep.ok.example.com", "Prec.Deep", "deep.ok.example.com"},
+	        /* Same name and slot: high beats low, and the plain entry is named. */
+	        {"x.wild.example", "Prec.High", "wild.example"},
+	        {"wild.example", "Prec.High", "wild.example"},
+	        {"example.net", NULL, NULL},
 	};
 
 	(void)state;
@@ -418,8 +483,7 @@ static void test_loaded_precedence(void **state)
 		}
 		assert_true(hit);
 		if (strcmp(v.rule->id, cases[i].rule) != 0)
-			fail_msg("%s: got %s, want %s", cases[i].query, v.rule->id,
-				 cases[i].rule);
+			fail_msg("%s: got %s, want %s", cases[i].query, v.rule->id, cases[i].rule);
 		assert_true(dk_verdict_entry_text(&v, wire, len, entry, sizeof(entry)) > 0);
 		assert_string_equal(entry, cases[i].entry);
 	}
@@ -440,10 +504,10 @@ static void test_loaded_precedence(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_precedence_table), cmocka_unit_test(test_rule_precedes),
-		cmocka_unit_test(test_rule_match_alone), cmocka_unit_test(test_entry_text),
-		cmocka_unit_test(test_no_policy),        cmocka_unit_test(test_refcount),
-		cmocka_unit_test(test_keywords),         cmocka_unit_test(test_loaded_precedence),
+	        cmocka_unit_test(test_precedence_table), cmocka_unit_test(test_rule_precedes),
+	        cmocka_unit_test(test_rule_match_alone), cmocka_unit_test(test_entry_text),
+	        cmocka_unit_test(test_no_policy),        cmocka_unit_test(test_refcount),
+	        cmocka_unit_test(test_keywords),         cmocka_unit_test(test_loaded_precedence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
