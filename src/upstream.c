@@ -141,6 +141,7 @@ static void slot_release(struct dk_slot *s)
 /* Every upstream failed: the client gets SERVFAIL. */
 static void slot_fail(struct dk_slot *s)
 {
+	s->w->ctr.servfail++;
 	dk_msg_set_id(s->pkt, s->q.id);
 	dk__client_error(s->w, &s->cl, s->pkt, &s->q, 2 /* SERVFAIL */, 0);
 	slot_release(s);
