@@ -15,6 +15,10 @@
 
 static bool use_syslog;
 
+/*
+ * syslog(3) state is process-wide and the alerter opens it too, with the
+ * alert ident and facility: every line here names LOG_DAEMON itself.
+ */
 void dk_log_open(void)
 {
 	if (!isatty(STDERR_FILENO) && !use_syslog) {
@@ -65,5 +69,5 @@ void dk_log(enum dk_log_level level, const char *fmt, ...)
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		(void)0;
 	if (use_syslog)
-		syslog((int)level, "%s", msg);
+		syslog(LOG_DAEMON | (int)level, "%s", msg);
 }

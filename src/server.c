@@ -251,11 +251,20 @@ static void close_handle(uv_handle_t *h)
 		uv_close(h, NULL);
 }
 
-static void close_listeners(struct dk_worker *w)
+/*
+ * Stopping keeps the UDP sockets open but deaf, so answers to queries in
+ * flight can still leave through them; finishing closes them.
+ */
+static void close_listeners(struct dk_worker *w, bool udp_too)
 {
-	for (size_t i = 0; i < w->n_udp; i++)
-		if (w->udp[i].w)
+	for (size_t i = 0; i < w->n_udp; i++) {
+		if (!w->udp[i].w)
+			continue;
+		if (udp_too)
 			close_handle((uv_handle_t *)&w->udp[i].h);
+		else
+			uv_udp_recv_stop(&w->udp[i].h);
+	}
 	for (size_t i = 0; i < w->n_tcp; i++)
 		if (w->tcp[i].w)
 			close_handle((uv_handle_t *)&w->tcp[i].h);
@@ -272,7 +281,7 @@ static void worker_finish(struct dk_worker *w)
 		close_handle((uv_handle_t *)&w->wake);
 	if (w->grace_init)
 		close_handle((uv_handle_t *)&w->grace);
-	close_listeners(w);
+	close_listeners(w, true);
 	dk__tcp_close_all(w);
 	dk__upstream_close(w);
 }
@@ -295,7 +304,7 @@ static void grace_over(uv_timer_t *t)
 static void worker_stop(struct dk_worker *w)
 {
 	w->stopping = true;
-	close_listeners(w);
+	close_listeners(w, false);
 	dk__tcp_stop(w);
 	if (dk__upstream_inflight(w) == 0) {
 		worker_finish(w);
@@ -786,6 +795,12 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 	}
 	dk_alerter_free(srv->alerter);
+	/*
+	 * syslog(3) is process-wide and the alerter's openlog() may have left an
+	 * ident pointing into the alerter just freed: open ours again.
+	 */
+	dk_log_close();
+	dk_log_open();
 	if (uv_loop_close(&srv->loop) != 0) {
 		dk_log(DK_LOG_ERR, "main loop closed with handles open");
 		srv->status = 1;
