@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Turn dnsperf output and /proc samples into result records, and records into the table.
+
+record: read one throughput run (dnsperf summary) and one fixed-rate run (dnsperf -v, one
+line per answer), check every answer of the latter against the rcode its name must get
+(names under fwd.bench.test: NOERROR; the rest: NXDOMAIN), and append one JSON line.
+table: print the Markdown table of every record in a results file.
+"""
+import argparse
+import json
+import re
+import sys
+
+FWD_SUFFIX = ".fwd.bench.test"
+
+
+def parse_summary(text):
+    """The figures dnsperf prints at the end of a run."""
+    r = {}
+
+    def num(pattern, cast=float):
+        m = re.search(pattern, text)
+        return cast(m.group(1)) if m else None
+
+    r["sent"] = num(r"Queries sent:\s+(\d+)", int) or 0
+    r["completed"] = num(r"Queries completed:\s+(\d+)", int) or 0
+    r["lost"] = num(r"Queries lost:\s+(\d+)", int) or 0
+    r["qps"] = num(r"Queries per second:\s+([\d.]+)") or 0.0
+    r["runtime"] = num(r"Run time \(s\):\s+([\d.]+)") or 0.0
+    codes = {}
+    m = re.search(r"Response codes:\s+(.*)", text)
+    if m:
+        for name, count in re.findall(r"([A-Z]+) (\d+) \(", m.group(1)):
+            codes[name] = int(count)
+    r["rcodes"] = codes
+    return r
+
+
+def expected(name):
+    n = name.rstrip(".").lower()
+    return "NOERROR" if n.endswith(FWD_SUFFIX) else "NXDOMAIN"
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def parse_verbose(text, any_rcode):
+    """Latencies and correctness of a dnsperf -v run ('> RCODE NAME TYPE SECONDS' lines)."""
+    lat = []
+    wrong = 0
+    for line in text.splitlines():
+        if not line.startswith("> "):
+            continue
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        rcode, name, sec = parts[1], parts[2], parts[-1]
+        try:
+            lat.append(float(sec))
+        except ValueError:
+            continue
+        if not any_rcode and rcode != expected(name):
+            wrong += 1
+    lat.sort()
+    s = parse_summary(text)
+    return {
+        "answers": len(lat), "sent": s["sent"], "lost": s["lost"], "wrong": wrong,
+        "qps": s["qps"], "p50_ms": (percentile(lat, 50) or 0) * 1e3,
+        "p99_ms": (percentile(lat, 99) or 0) * 1e3,
+        "max_ms": (lat[-1] if lat else 0) * 1e3,
+    }
+
+
+def correct_share(path, s, any_rcode):
+    """Share of the queries sent that got the rcode they must get (lost ones count wrong)."""
+    if not s["sent"]:
+        return 0.0
+    if any_rcode:
+        return s["completed"] / s["sent"]
+    nx, ok = s["rcodes"].get("NXDOMAIN", 0), s["rcodes"].get("NOERROR", 0)
+    if path == "blocked":
+        good = nx
+    elif path == "forward":
+        good = ok
+    else:
+        # The mix file alternates blocked and forwarded names, so half of what was sent
+        # must be each; the summary does not say which name got which code, hence min().
+        half = s["sent"] / 2.0
+        good = min(nx, half) + min(ok, half)
+    return good / s["sent"]
+
+
+def cmd_record(a):
+    with open(a.perf, encoding="utf-8", errors="replace") as f:
+        s = parse_summary(f.read())
+    lat = {}
+    if a.lat:
+        with open(a.lat, encoding="utf-8", errors="replace") as f:
+            lat = parse_verbose(f.read(), a.any_rcode)
+    ticks = a.ticks1 - a.ticks0
+    rec = {
+        "server": a.server, "path": a.path, "qps": s["qps"], "sent": s["sent"],
+        "completed": s["completed"], "lost": s["lost"], "rcodes": s["rcodes"],
+        "cpu_ticks": ticks, "clk_tck": a.clk_tck,
+        "cpu_us_per_q": (ticks / a.clk_tck * 1e6 / s["completed"]) if s["completed"] else None,
+        "correct": correct_share(a.path, s, a.any_rcode), "any_rcode": a.any_rcode,
+        "rss_mib": a.rss_kib / 1024.0, "load_s": a.load_s, "lat": lat,
+    }
+    with open(a.results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def fmt(v, spec, none="-"):
+    return none if v is None else format(v, spec)
+
+
+def cmd_table(a):
+    rows = []
+    with open(a.results, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+    head = ["server", "path", "QPS", "CPU us/q", "correct", f"p50 ms @{a.rate}",
+            f"p99 ms @{a.rate}", "lost/wrong @rate", "RSS MiB", "load s"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in rows:
+        lat = r.get("lat") or {}
+        correct = "n/a" if r["any_rcode"] and r["path"] != "blocked" else \
+            f"{r['correct'] * 100:.2f}%"
+        lw = f"{lat.get('lost', '-')}/{'-' if r['any_rcode'] else lat.get('wrong', '-')}" \
+            if lat else "-"
+        out.append("| " + " | ".join([
+            r["server"], r["path"], f"{r['qps']:.0f}", fmt(r["cpu_us_per_q"], ".2f"),
+            correct, fmt(lat.get("p50_ms"), ".3f"), fmt(lat.get("p99_ms"), ".3f"), lw,
+            f"{r['rss_mib']:.1f}", f"{r['load_s']:.3f}"]) + " |")
+    print("\n".join(out))
+
+
+def cmd_brief(a):
+    with open(a.results, encoding="utf-8") as f:
+        r = json.loads(f.read().strip().splitlines()[-1])
+    lat = r.get("lat") or {}
+    print(f"{r['qps']:.0f} qps, {fmt(r['cpu_us_per_q'], '.2f')} us/q, "
+          f"correct {r['correct'] * 100:.2f}%, p50/p99 {fmt(lat.get('p50_ms'), '.3f')}/"
+          f"{fmt(lat.get('p99_ms'), '.3f')} ms, lost {lat.get('lost', '-')}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("record")
+    r.add_argument("--results", required=True)
+    r.add_argument("--server", required=True)
+    r.add_argument("--path", required=True, choices=["blocked", "forward", "mix"])
+    r.add_argument("--perf", required=True, help="dnsperf output of the throughput run")
+    r.add_argument("--lat", help="dnsperf -v output of the fixed-rate run")
+    r.add_argument("--ticks0", type=int, required=True)
+    r.add_argument("--ticks1", type=int, required=True)
+    r.add_argument("--clk-tck", type=int, default=100)
+    r.add_argument("--rss-kib", type=int, required=True)
+    r.add_argument("--load-s", type=float, required=True)
+    r.add_argument("--any-rcode", action="store_true", help="any answer counts (echo)")
+    t = sub.add_parser("table")
+    t.add_argument("--results", required=True)
+    t.add_argument("--rate", default="10k")
+    b = sub.add_parser("brief", help="one line on the last record")
+    b.add_argument("--results", required=True)
+    a = ap.parse_args()
+    return {"record": cmd_record, "table": cmd_table, "brief": cmd_brief}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

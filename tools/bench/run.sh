@@ -1,0 +1,471 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The dnsink benchmark, end to end in one command. It installs what it needs from Debian,
+# generates a block list (synthetic names plus the domains of rules/) and the query files,
+# starts knotd as the shared upstream (a wildcard under fwd.bench.test, so every forwarded
+# name is new), then runs each server in turn on the same list and upstream: the echo floor,
+# dnsink (silent and alerting), unbound, dnsdist and dnsmasq. Each server is pinned to CPU 0,
+# dnsperf and knotd to CPU 1. Per server and path it measures QPS, server CPU per answered
+# query (utime+stime of the whole process from /proc), the share of correct answers,
+# p50/p99 latency and losses at a fixed rate, RSS after load and load time, then prints one
+# Markdown table. Every process it starts is stopped by PID on exit; every run is bounded.
+#
+# usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--dnsink PATH] [--out DIR]
+#                          [--duration S] [--list-size N] [--no-install] [--keep]
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+ALL_SERVERS="echo,dnsink,dnsink-alert,unbound,dnsdist,dnsmasq"
+ONLY=$ALL_SERVERS
+QUICK=0
+INSTALL=1
+KEEP=0
+DNSINK=""
+OUT=""
+DURATION=10          # seconds of each full-speed dnsperf run
+LAT_DURATION=10      # seconds of each fixed-rate run
+RATE=10000           # queries per second of the fixed-rate run
+SIZE=1000000         # synthetic list size
+NQ=1000000           # lines per throughput query file
+NLAT=110000          # lines per fixed-rate query file (RATE * LAT_DURATION and some)
+LIMIT=900            # the whole script, in seconds
+CLIENTS=4            # dnsperf -c
+OUTSTANDING=200      # dnsperf -q
+SRV_CPU=0
+GEN_CPU=1
+KNOT_PORT=25301
+SRV_PORT=25353
+PATHS="blocked forward mix"
+
+usage() {
+	sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'
+	cat <<EOF
+
+  --quick         small list (100k), 3 s runs: a smoke test
+  --only LIST     servers to run, comma separated, from: $ALL_SERVERS
+  --dnsink PATH   the dnsink binary (default: build/src/dnsink, else the newest build-*/src/dnsink)
+  --out DIR       where logs, results.jsonl and table.md go (default: tools/bench/out/DATE)
+  --duration S    seconds per run (both kinds)
+  --list-size N   synthetic list size
+  --no-install    do not apt-get install missing tools; skip servers that are missing
+  --keep          keep the generated data and configs (printed at the end)
+EOF
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--only) ONLY=$2; shift ;;
+	--dnsink) DNSINK=$2; shift ;;
+	--out) OUT=$2; shift ;;
+	--duration) DURATION=$2; LAT_DURATION=$2; shift ;;
+	--list-size) SIZE=$2; shift ;;
+	--no-install) INSTALL=0 ;;
+	--keep) KEEP=1 ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ "$QUICK" = 1 ]; then
+	SIZE=100000; NQ=200000; NLAT=35000; DURATION=3; LAT_DURATION=3; LIMIT=420
+fi
+NLAT=$(( RATE * LAT_DURATION + RATE ))
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+OUT=${OUT:-$ROOT/tools/bench/out/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d /tmp/dnsink-bench.XXXXXX)
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+
+# ---- process bookkeeping: everything started is stopped by PID --------------------------
+PIDS=()
+WATCHDOG=""
+
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+
+stop_pid() {
+	local pid=$1 i
+	alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 50); do
+		alive "$pid" || return 0
+		sleep 0.1
+	done
+	log "pid $pid ignored SIGTERM for 5 s: SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+	local p keep=()
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+cleanup() {
+	local i
+	set +e
+	for (( i=${#PIDS[@]}-1; i>=0; i-- )); do stop_pid "${PIDS[$i]}"; done
+	if [ -n "$WATCHDOG" ]; then
+		# The watchdog is a subshell sleeping in a child; stop the child, then it.
+		pkill -TERM -P "$WATCHDOG" 2>/dev/null
+		kill -TERM "$WATCHDOG" 2>/dev/null
+		wait "$WATCHDOG" 2>/dev/null
+	fi
+	if [ "$KEEP" = 1 ]; then log "kept data and configs in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "stopped (time limit or SIGTERM)"; exit 143' TERM
+
+( sleep "$LIMIT"; echo "[bench] time limit of $LIMIT s reached" >&2; kill -TERM $$ ) &
+WATCHDOG=$!
+
+# ---- tools --------------------------------------------------------------------------------
+# binary:package pairs; peers a run asks for but cannot find are installed (or skipped).
+need_tools() {
+	local missing=() pair bin pkg
+	for pair in "$@"; do
+		bin=${pair%%:*}; pkg=${pair#*:}
+		command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$INSTALL" != 1 ]; then
+		log "missing: ${missing[*]} (--no-install)"
+		return 1
+	fi
+	log "installing from Debian: ${missing[*]}"
+	# Debian starts a service right after installing its package (unbound, dnsdist would
+	# grab port 53); a temporary policy-rc.d says no, and goes away when we are done.
+	local policy=/usr/sbin/policy-rc.d ours=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; ours=1
+	fi
+	local rc=0
+	timeout 300 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}" > "$OUT/apt.log" 2>&1 || rc=$?
+	if [ $rc -ne 0 ]; then
+		timeout 120 apt-get update -q >> "$OUT/apt.log" 2>&1 || true
+		rc=0
+		timeout 300 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends "${missing[@]}" >> "$OUT/apt.log" 2>&1 || rc=$?
+	fi
+	[ $ours = 1 ] && rm -f "$policy"
+	[ $rc -eq 0 ] || log "apt-get install failed (see $OUT/apt.log)"
+	return $rc
+}
+PATH=$PATH:/usr/sbin:/sbin
+
+need_tools dnsperf:dnsperf knotd:knot kdig:knot-dnsutils taskset:util-linux \
+	|| die "dnsperf and knot are required"
+command -v python3 >/dev/null || die "python3 is required"
+command -v cc >/dev/null || die "a C compiler (cc) is required for the echo floor"
+
+SERVERS=()
+for s in ${ONLY//,/ }; do
+	case "$s" in
+	echo) SERVERS+=("$s") ;;
+	dnsink|dnsink-alert)
+		if [ -z "$DNSINK" ]; then
+			if [ -x "$ROOT/build/src/dnsink" ]; then DNSINK=$ROOT/build/src/dnsink
+			else DNSINK=$(ls -t "$ROOT"/build*/src/dnsink 2>/dev/null | head -1 || true)
+			fi
+		fi
+		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
+		else log "skipping $s: no dnsink binary (build it, or pass --dnsink PATH)"; fi
+		if [ "$s" = dnsink-alert ]; then
+			need_tools rsyslogd:rsyslog || log "no rsyslogd: alert row uses the file sink only"
+		fi ;;
+	unbound) need_tools unbound:unbound && SERVERS+=("$s") || log "skipping unbound" ;;
+	dnsdist) need_tools dnsdist:dnsdist && SERVERS+=("$s") || log "skipping dnsdist" ;;
+	dnsmasq) need_tools dnsmasq:dnsmasq-base && SERVERS+=("$s") || log "skipping dnsmasq" ;;
+	*) die "unknown server: $s (known: $ALL_SERVERS)" ;;
+	esac
+done
+[ ${#SERVERS[@]} -gt 0 ] || die "no server to run"
+[ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; server and generator share a core"
+
+port_free() { ! ss -Hlnu "sport = :$1" 2>/dev/null | grep -q .; }
+port_free $KNOT_PORT || die "UDP port $KNOT_PORT is in use"
+port_free $SRV_PORT || die "UDP port $SRV_PORT is in use"
+
+# ---- data -----------------------------------------------------------------------------------
+log "work dir $WORK, output $OUT"
+log "generating data: $SIZE synthetic names, $NQ queries per file"
+python3 "$HERE/gen.py" --out "$WORK" --size "$SIZE" --queries "$NQ" \
+	--lat-queries "$NLAT" --rules "$ROOT/rules"
+LIST=$WORK/list.txt
+LIST_N=$(wc -l < "$LIST")
+# The last name loaded: when it answers NXDOMAIN the whole list is in.
+PROBE_NAME=$(tail -n 1 "$LIST")
+
+cc -O2 -Wall -Wextra -o "$WORK/echo-floor" "$HERE/echo.c"
+
+# ---- upstream: knotd on CPU 1 ---------------------------------------------------------------
+mkdir -p "$WORK/knot"
+cat > "$WORK/knot/bench.test.zone" <<EOF
+\$ORIGIN bench.test.
+\$TTL 300
+@	SOA	ns.bench.test. hostmaster.bench.test. 1 3600 600 86400 300
+@	NS	ns.bench.test.
+ns	A	127.0.0.1
+*.fwd	A	192.0.2.1
+*.fwd	AAAA	2001:db8::1
+EOF
+cat > "$WORK/knot/knot.conf" <<EOF
+server:
+    rundir: "$WORK/knot"
+    listen: 127.0.0.1@$KNOT_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$WORK/knot"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: bench.test
+    storage: "$WORK/knot"
+    file: bench.test.zone
+EOF
+python3 "$HERE/probe.py" launch --port $KNOT_PORT --name probe.fwd.bench.test --expect NOERROR \
+	--timeout 20 --pidfile "$WORK/knot.pid" --log "$OUT/knotd.log" \
+	-- taskset -c $GEN_CPU knotd -c "$WORK/knot/knot.conf" > /dev/null \
+	|| die "knotd did not start (see $OUT/knotd.log)"
+KNOT_PID=$(cat "$WORK/knot.pid")
+PIDS+=("$KNOT_PID")
+log "knotd pid $KNOT_PID on 127.0.0.1:$KNOT_PORT"
+
+# ---- servers --------------------------------------------------------------------------------
+RSYSLOG_PID=""
+SYSLOG_SOCK=$WORK/syslog.sock
+
+start_rsyslog() {
+	command -v rsyslogd >/dev/null || return 1
+	cat > "$WORK/rsyslog.conf" <<EOF
+global(workDirectory="$WORK")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$SYSLOG_SOCK" CreatePath="on")
+*.* action(type="omfile" file="$WORK/syslog.out")
+EOF
+	taskset -c $GEN_CPU rsyslogd -n -f "$WORK/rsyslog.conf" -i "$WORK/rsyslog.pid" \
+		> "$OUT/rsyslogd.log" 2>&1 &
+	RSYSLOG_PID=$!
+	PIDS+=("$RSYSLOG_PID")
+	local i
+	for i in $(seq 100); do [ -S "$SYSLOG_SOCK" ] && return 0; sleep 0.05; done
+	log "rsyslogd did not create $SYSLOG_SOCK"
+	return 1
+}
+
+# Writes the config of server $1 and sets CMD to the command that runs it in the foreground.
+prepare() {
+	local name=$1 dir=$WORK/$1
+	mkdir -p "$dir"
+	ANY_RCODE=0
+	case "$name" in
+	echo)
+		ANY_RCODE=1
+		CMD=("$WORK/echo-floor" 127.0.0.1 "$SRV_PORT") ;;
+	dnsink|dnsink-alert)
+		mkdir -p "$dir/rules"
+		ln -sf "$LIST" "$dir/rules/list.txt"
+		local alert=false alerts=""
+		if [ "$name" = dnsink-alert ]; then
+			alert=true
+			# As the shipped rules: one alert per (rule, client, entry) per hour.
+			if [ -S "$SYSLOG_SOCK" ] || start_rsyslog; then
+				alerts="  syslog:
+    ident: dnsink-bench
+    facility: daemon
+    server: unix://$SYSLOG_SOCK"
+			fi
+			alerts="alerts:
+$alerts
+  file: $dir/alerts.jsonl"
+		fi
+		cat > "$dir/rules/bench.yml" <<EOF
+id: Bench.BlockList
+name: Benchmark block list
+description: The benchmark's list, loaded the way an operator loads an ad-block list.
+severity: low
+action: nxdomain
+alert: $alert
+dedup_minutes: 60
+threshold: 1
+domain_files:
+  - list.txt
+EOF
+		cat > "$dir/dnsink.yml" <<EOF
+listen:
+  - 127.0.0.1:$SRV_PORT
+upstreams:
+  - 127.0.0.1:$KNOT_PORT
+allow_clients:
+  - 127.0.0.0/8
+rules:
+  - $dir/rules/
+$alerts
+EOF
+		CMD=("$DNSINK" -c "$dir/dnsink.yml" --workers 1) ;;
+	unbound)
+		{
+			echo "server:"
+			echo "  interface: 127.0.0.1@$SRV_PORT"
+			echo "  port: $SRV_PORT"
+			echo "  do-daemonize: no"
+			echo "  username: \"\""
+			echo "  chroot: \"\""
+			echo "  directory: \"$dir\""
+			echo "  pidfile: \"\""
+			echo "  use-syslog: no"
+			echo "  verbosity: 0"
+			echo "  num-threads: 1"
+			echo "  do-ip6: no"
+			echo "  do-not-query-localhost: no"
+			echo "  module-config: \"iterator\""
+			echo "  num-queries-per-thread: 4096"
+			echo "  msg-cache-size: 64k"
+			echo "  rrset-cache-size: 64k"
+			echo "  key-cache-size: 64k"
+			echo "  neg-cache-size: 64k"
+			echo "  msg-cache-slabs: 1"
+			echo "  rrset-cache-slabs: 1"
+			echo "  infra-cache-slabs: 1"
+			echo "  key-cache-slabs: 1"
+			echo "  access-control: 127.0.0.0/8 allow"
+			# test. is one of unbound's default local zones (RFC 6761); our upstream
+			# serves bench.test, so switch that default off.
+			echo "  local-zone: \"test.\" nodefault"
+			sed 's/.*/  local-zone: "&." always_nxdomain/' "$LIST"
+			echo "remote-control:"
+			echo "  control-enable: no"
+			echo "forward-zone:"
+			echo "  name: \".\""
+			echo "  forward-addr: 127.0.0.1@$KNOT_PORT"
+		} > "$dir/unbound.conf"
+		CMD=(unbound -d -c "$dir/unbound.conf") ;;
+	dnsdist)
+		cat > "$dir/dnsdist.conf" <<EOF
+setLocal("127.0.0.1:$SRV_PORT")
+setACL({"127.0.0.0/8"})
+setSecurityPollSuffix("")
+setMaxUDPOutstanding(65535)
+newServer{address="127.0.0.1:$KNOT_PORT", checkName="bench.test.", checkType="SOA"}
+smn = newSuffixMatchNode()
+for line in io.lines("$LIST") do smn:add(line) end
+addAction(SuffixMatchNodeRule(smn, true), RCodeAction(DNSRCode.NXDOMAIN))
+EOF
+		CMD=(dnsdist --supervised --disable-syslog -C "$dir/dnsdist.conf") ;;
+	dnsmasq)
+		{
+			echo "port=$SRV_PORT"
+			echo "listen-address=127.0.0.1"
+			echo "bind-interfaces"
+			echo "no-resolv"
+			echo "no-hosts"
+			echo "no-poll"
+			echo "user=root"
+			echo "pid-file="
+			echo "cache-size=0"
+			echo "dns-forward-max=1000"
+			echo "server=127.0.0.1#$KNOT_PORT"
+			# address=/name/ with no address answers NXDOMAIN for name and below.
+			sed 's|.*|address=/&/|' "$LIST"
+		} > "$dir/dnsmasq.conf"
+		CMD=(dnsmasq -k -C "$dir/dnsmasq.conf") ;;
+	esac
+}
+
+ticks() {
+	local s
+	s=$(cat "/proc/$1/stat") || return 1
+	s=${s##*) }
+	# shellcheck disable=SC2086
+	set -- $s
+	# Fields 14 and 15 of stat (utime, stime) are 12 and 13 once pid and comm are cut.
+	echo $(( ${12} + ${13} ))
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+CLK_TCK=$(getconf CLK_TCK)
+
+run_server() {
+	local name=$1 load pid rss path t0 t1 perf lat
+	prepare "$name"
+	log "$name: starting (${CMD[0]##*/})"
+	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
+		--expect NXDOMAIN --timeout 120 --pidfile "$WORK/$name.pid" --log "$OUT/$name.log" \
+		-- taskset -c $SRV_CPU "${CMD[@]}"); then
+		log "$name: did not load (see $OUT/$name.log)"
+		[ -s "$WORK/$name.pid" ] && stop_pid "$(cat "$WORK/$name.pid")"
+		return 1
+	fi
+	pid=$(cat "$WORK/$name.pid")
+	PIDS+=("$pid")
+	rss=$(rss_kib "$pid")
+	log "$name: pid $pid loaded in $load s, RSS $(( rss / 1024 )) MiB"
+	if [ "$ANY_RCODE" = 0 ] && ! python3 "$HERE/probe.py" query --port $SRV_PORT \
+		--name "probe-$name.fwd.bench.test" --expect NOERROR --timeout 5; then
+		log "$name: forwarding does not work; running anyway (answers will count wrong)"
+	fi
+	for path in $PATHS; do
+		alive "$pid" || { log "$name: died"; break; }
+		perf=$OUT/$name-$path.perf
+		lat=$OUT/$name-$path.lat
+		t0=$(ticks "$pid")
+		taskset -c $GEN_CPU timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 -p $SRV_PORT \
+			-d "$WORK/q-$path.txt" -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
+			> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
+		t1=$(ticks "$pid") || { log "$name: died during $path"; break; }
+		taskset -c $GEN_CPU timeout $(( LAT_DURATION + 30 )) dnsperf -s 127.0.0.1 \
+			-p $SRV_PORT -d "$WORK/lat-$path.txt" -l "$LAT_DURATION" -Q $RATE \
+			-c $CLIENTS -q $OUTSTANDING -t 2 -v > "$lat" 2>&1 \
+			|| log "$name/$path: dnsperf (fixed rate) failed (see $lat)"
+		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
+			--path "$path" --perf "$perf" --lat "$lat" --ticks0 "$t0" --ticks1 "$t1" \
+			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" \
+			$( [ "$ANY_RCODE" = 1 ] && echo --any-rcode )
+		# The per-answer lines were needed once; keep the summary only.
+		sed -i '/^> /d' "$lat"
+		log "$name/$path: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
+	done
+	if [ "$name" = dnsink-alert ]; then
+		log "$name: alerts written: file $(wc -l < "$WORK/$name/alerts.jsonl" 2>/dev/null || echo 0) lines, syslog $(wc -l < "$WORK/syslog.out" 2>/dev/null || echo 0) lines"
+		rm -f "$WORK/$name/alerts.jsonl" "$WORK/syslog.out"
+	fi
+	stop_pid "$pid"
+	forget_pid "$pid"
+}
+
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+for s in "${SERVERS[@]}"; do
+	run_server "$s" || true
+done
+
+# ---- table ----------------------------------------------------------------------------------
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+{
+	echo "dnsink benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "machine: $(nproc) CPUs ($CPU_MODEL), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
+	echo "load average before: $LOADAVG; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "list: $LIST_N names; runs: ${DURATION} s full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), ${LAT_DURATION} s at $RATE qps; server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
+	[ -n "$DNSINK" ] && echo "dnsink: $DNSINK ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+	echo
+	python3 "$HERE/report.py" table --results "$RESULTS" --rate "$(( RATE / 1000 ))k"
+} | tee "$OUT/table.md"
+log "results in $OUT"
