@@ -62,6 +62,16 @@ struct tcp_conn {
 	size_t inflight; /* queue records in the pending write */
 };
 
+/*
+ * Writability watch on the datagram socket. A unix datagram receiver such as
+ * /dev/log takes only a few datagrams at a time (net.unix.max_dgram_qlen),
+ * so a burst waits in the bounded queue instead of being dropped at once.
+ */
+struct dgram_poll {
+	uv_poll_t h;
+	struct dk_alerter *a;
+};
+
 struct dk_alerter {
 	uv_loop_t *loop;
 	unsigned n_workers;
@@ -87,6 +97,7 @@ struct dk_alerter {
 	char hostname[256];
 
 	int dgram_fd; /* UDP or unix datagram collector */
+	struct dgram_poll *dpoll; /* waits for room while datagrams are queued */
 	int file_fd;
 	bool file_err_logged;
 	char *filebuf;
@@ -229,6 +240,7 @@ static void tcp_connect(struct dk_alerter *a);
 static void tcp_flush(struct dk_alerter *a);
 static void finish_close(struct dk_alerter *a);
 static void retry_cb(uv_timer_t *t);
+static bool dgram_put(struct dk_alerter *a, const char *msg, size_t len);
 
 static void queue_drop_head(struct dk_alerter *a, size_t n)
 {
@@ -240,10 +252,10 @@ static void queue_drop_head(struct dk_alerter *a, size_t n)
 	}
 }
 
-static bool queue_put(struct dk_alerter *a, const char *line, size_t len)
+static bool queue_put(struct dk_alerter *a, const char *line, size_t len, bool framed)
 {
 	char hdr[24];
-	int hl = snprintf(hdr, sizeof(hdr), "%zu ", len);
+	int hl = framed ? snprintf(hdr, sizeof(hdr), "%zu ", len) : 0;
 	struct qrec *r;
 
 	if (a->qlen == a->qcap) {
@@ -437,6 +449,119 @@ static void retry_cb(uv_timer_t *t)
 	tcp_connect(a);
 }
 
+/* Datagram collectors (UDP, unix). */
+
+/* Sends one datagram: 1 sent, 0 no room now, -1 failed (counted as lost). */
+static int dgram_send(struct dk_alerter *a, const char *msg, size_t len)
+{
+	const struct sockaddr *to = &a->server.sa;
+	socklen_t tolen = a->server.len;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	ssize_t n;
+
+	if (a->dgram_fd < 0)
+		return -1;
+	if (a->transport == DK_SYSLOG_UNIX) {
+		memcpy(sun.sun_path, a->unix_path, sizeof(sun.sun_path));
+		to = (const struct sockaddr *)&sun;
+		tolen = sizeof(sun);
+	}
+	do
+		n = sendto(a->dgram_fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)len)
+		return 1;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+		return 0;
+	return -1;
+}
+
+static void dgram_poll_close_cb(uv_handle_t *h)
+{
+	struct dgram_poll *dp = h->data;
+
+	dp->a->open_handles--;
+	free(dp);
+}
+
+/* Closes the watch; must happen before its socket is closed. */
+static void dgram_unwatch(struct dk_alerter *a)
+{
+	if (!a->dpoll)
+		return;
+	uv_close((uv_handle_t *)&a->dpoll->h, dgram_poll_close_cb);
+	a->dpoll = NULL;
+}
+
+/* Sends queued datagrams in order while the socket takes them. */
+static void dgram_flush(struct dk_alerter *a)
+{
+	while (a->qlen) {
+		struct qrec *r = a->queue[a->qhead];
+		int rc = dgram_send(a, r->data, r->len);
+
+		if (rc == 0)
+			return;
+		if (rc < 0)
+			a->st.lost_sink++;
+		queue_drop_head(a, 1);
+	}
+	if (a->dpoll)
+		uv_poll_stop(&a->dpoll->h);
+	if (a->closing)
+		finish_close(a);
+}
+
+static void dgram_poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct dgram_poll *dp = h->data;
+
+	(void)events;
+	if (status < 0) {
+		uv_poll_stop(h);
+		return;
+	}
+	dgram_flush(dp->a);
+}
+
+static void dgram_watch(struct dk_alerter *a)
+{
+	if (a->closed || a->dgram_fd < 0)
+		return;
+	if (!a->dpoll) {
+		struct dgram_poll *dp = calloc(1, sizeof(*dp));
+
+		if (!dp)
+			return;
+		if (uv_poll_init_socket(a->loop, &dp->h, a->dgram_fd) < 0) {
+			free(dp);
+			return;
+		}
+		dp->a = a;
+		dp->h.data = dp;
+		a->dpoll = dp;
+		a->open_handles++;
+	}
+	uv_poll_start(&a->dpoll->h, UV_WRITABLE, dgram_poll_cb);
+}
+
+static bool dgram_put(struct dk_alerter *a, const char *msg, size_t len)
+{
+	int rc = a->qlen ? 0 : dgram_send(a, msg, len);
+
+	if (rc > 0)
+		return true;
+	if (rc < 0) {
+		a->st.lost_sink++;
+		return false;
+	}
+	/* Queued behind the others, in order, until the receiver takes more. */
+	if (!queue_put(a, msg, len, false))
+		return false;
+	dgram_watch(a);
+	return true;
+}
+
 /* Emission: one formatted record to every configured sink. */
 
 static void emit_cb(const struct dk_alert_record *rec, void *ctx)
@@ -461,25 +586,14 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 	case DK_SYSLOG_UDP:
 	case DK_SYSLOG_UNIX:
 		ln = rfc5424_line(a, rec, a->rec, a->line, sizeof(a->line));
-		if (ln > 0 && a->dgram_fd >= 0) {
-			const struct sockaddr *to = &a->server.sa;
-			socklen_t tolen = a->server.len;
-			struct sockaddr_un sun = {.sun_family = AF_UNIX};
-
-			if (a->transport == DK_SYSLOG_UNIX) {
-				memcpy(sun.sun_path, a->unix_path, sizeof(sun.sun_path));
-				to = (const struct sockaddr *)&sun;
-				tolen = sizeof(sun);
-			}
-			taken = sendto(a->dgram_fd, a->line, (size_t)ln, MSG_DONTWAIT, to, tolen) ==
-				ln;
-		}
-		if (!taken)
+		if (ln > 0)
+			taken = dgram_put(a, a->line, (size_t)ln);
+		else
 			a->st.lost_sink++;
 		break;
 	case DK_SYSLOG_TCP:
 		ln = rfc5424_line(a, rec, a->rec, a->line, sizeof(a->line));
-		taken = ln > 0 && queue_put(a, a->line, (size_t)ln);
+		taken = ln > 0 && queue_put(a, a->line, (size_t)ln, true);
 		break;
 	}
 	if (a->file_path && file_put(a, a->rec, (size_t)n))
@@ -564,6 +678,7 @@ static int open_dgram(struct dk_alerter *a, struct dk_diag *diag)
 	int fam = a->transport == DK_SYSLOG_UNIX ? AF_UNIX : a->server.sa.sa_family;
 	int fd;
 
+	dgram_unwatch(a);
 	if (a->dgram_fd >= 0)
 		close(a->dgram_fd);
 	a->dgram_fd = -1;
@@ -621,6 +736,7 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 				return err;
 		}
 	} else if (a->dgram_fd >= 0) {
+		dgram_unwatch(a);
 		close(a->dgram_fd);
 		a->dgram_fd = -1;
 	}
@@ -756,6 +872,16 @@ int dk_alerter_reconfigure(struct dk_alerter *a, const struct dk_config *cfg)
 		oplog("alerts: %s", msg);
 		return err;
 	}
+	if (a->qlen && (old_tr == DK_SYSLOG_TCP) != (a->transport == DK_SYSLOG_TCP)) {
+		/* Queued records are framed for the old kind of collector. */
+		oplog("alert collector changed, %zu queued records lost", a->qlen);
+		a->st.lost_sink += a->qlen;
+		if (a->tcp && !a->tcp->closing) {
+			a->tcp->closing = true;
+			uv_close((uv_handle_t *)&a->tcp->h, tcp_close_cb);
+		}
+		queue_drop_head(a, a->qlen);
+	}
 	if (old_tr == DK_SYSLOG_TCP &&
 	    (a->transport != DK_SYSLOG_TCP ||
 	     memcmp(&old_server, &a->server, sizeof(a->server)) != 0)) {
@@ -818,6 +944,12 @@ static void finish_close(struct dk_alerter *a)
 	if (a->closed)
 		return;
 	a->closed = true;
+	if (a->qlen && a->dgram_fd >= 0) {
+		/* A last try: the receiver may have made room meanwhile. */
+		while (a->qlen && dgram_send(a, a->queue[a->qhead]->data,
+					     a->queue[a->qhead]->len) > 0)
+			queue_drop_head(a, 1);
+	}
 	if (a->qlen) {
 		oplog("alert queue: %zu records not delivered at exit", a->qlen);
 		a->st.lost_sink += a->qlen;
@@ -834,6 +966,7 @@ static void finish_close(struct dk_alerter *a)
 	if (a->file_fd >= 0)
 		close(a->file_fd);
 	a->file_fd = -1;
+	dgram_unwatch(a);
 	if (a->dgram_fd >= 0)
 		close(a->dgram_fd);
 	a->dgram_fd = -1;
@@ -848,9 +981,11 @@ void dk_alerter_close(struct dk_alerter *a)
 	file_flush(a);
 	a->closing = true;
 	uv_timer_stop(&a->retry);
-	if (a->transport == DK_SYSLOG_TCP && a->qlen) {
+	if (a->qlen) {
 		/* Give the collector a bounded moment to take what is queued. */
-		if (!a->tcp)
+		if (a->transport != DK_SYSLOG_TCP)
+			dgram_flush(a);
+		else if (!a->tcp)
 			tcp_connect(a);
 		else
 			tcp_flush(a);
