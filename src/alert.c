@@ -292,20 +292,20 @@ static void key_unlink(struct dk_dedup *d, struct dedup_key *k)
  * threshold at the natural end of a window nothing is due: that is what a
  * threshold means.
  */
-static void key_close(struct dk_dedup *d, struct dedup_key *k, bool evicted,
-		      dk_alert_emit_fn emit, void *ctx)
+static void key_close(struct dk_dedup *d, struct dedup_key *k, bool evicted, dk_alert_emit_fn emit,
+                      void *ctx)
 {
 	uint64_t unreported = k->count - k->reported;
 
 	key_unlink(d, k);
 	if (unreported > 0 && (k->reported > 0 || evicted) && emit) {
 		struct dk_alert_record rec = {
-			.ev = &k->ev,
-			.count = unreported,
-			.first_seen_ms = k->pend_first_ms,
-			.last_seen_ms = k->ev.time_ms,
-			.followup = k->reported > 0,
-			.evicted = evicted,
+		        .ev = &k->ev,
+		        .count = unreported,
+		        .first_seen_ms = k->pend_first_ms,
+		        .last_seen_ms = k->ev.time_ms,
+		        .followup = k->reported > 0,
+		        .evicted = evicted,
 		};
 		emit(&rec, ctx);
 	}
@@ -316,7 +316,7 @@ static void key_close(struct dk_dedup *d, struct dedup_key *k, bool evicted,
 }
 
 void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
-		    dk_alert_emit_fn emit, void *ctx)
+                    dk_alert_emit_fn emit, void *ctx)
 {
 	const struct dk_rule *rule = ev->rule;
 
@@ -325,10 +325,10 @@ void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		return;
 	if (rule->dedup_minutes == 0) {
 		struct dk_alert_record rec = {
-			.ev = ev,
-			.count = 1,
-			.first_seen_ms = ev->time_ms,
-			.last_seen_ms = ev->time_ms,
+		        .ev = ev,
+		        .count = 1,
+		        .first_seen_ms = ev->time_ms,
+		        .last_seen_ms = ev->time_ms,
 		};
 		emit(&rec, ctx);
 		return;
@@ -376,10 +376,10 @@ void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 	}
 	if (k->reported == 0 && k->count >= threshold) {
 		struct dk_alert_record rec = {
-			.ev = &k->ev,
-			.count = k->count,
-			.first_seen_ms = k->pend_first_ms,
-			.last_seen_ms = ev->time_ms,
+		        .ev = &k->ev,
+		        .count = k->count,
+		        .first_seen_ms = k->pend_first_ms,
+		        .last_seen_ms = ev->time_ms,
 		};
 		k->reported = k->count;
 		emit(&rec, ctx);
@@ -533,13 +533,12 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 	const uint8_t *name = ev->target_len ? ev->target : ev->qname;
 	size_t len = ev->target_len ? ev->target_len : ev->qname_len;
 	struct dk_verdict v = {
-		.rule = ev->rule,
-		.matched_off = ev->matched_off,
-		.wildcard = ev->wildcard,
+	        .rule = ev->rule,
+	        .matched_off = ev->matched_off,
+	        .wildcard = ev->wildcard,
 	};
 
-	if (!inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip,
-		       sizeof(t->ip)))
+	if (!inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip, sizeof(t->ip)))
 		t->ip[0] = '\0';
 	/* A name that does not convert is a bug upstream; an empty field shows it. */
 	if (dk_name_to_text(ev->qname, ev->qname_len, t->qname, sizeof(t->qname)) < 0)
@@ -564,12 +563,12 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 }
 
 static const char *const rcode_names[] = {
-	"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
-	"YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE",
+        "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
+        "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE",
 };
 
 static int format_native(const struct dk_alert_record *rec, const struct event_text *t,
-			 struct jw *w)
+                         struct jw *w)
 {
 	const struct dk_alert_event *ev = rec->ev;
 	const struct dk_rule *rule = ev->rule;
@@ -616,22 +615,21 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 
 /* OCSF rcode captions (rcode_id 0..10); anything else is 99 Other. */
 static const char *const ocsf_rcodes[] = {
-	"NoError", "FormError", "ServError", "NXDomain", "NotImp", "Refused",
-	"YXDomain", "YXRRSet", "NXRRSet", "NotAuth", "NotZone",
+        "NoError",  "FormError", "ServError", "NXDomain", "NotImp",  "Refused",
+        "YXDomain", "YXRRSet",   "NXRRSet",   "NotAuth",  "NotZone",
 };
 
 static const char *const ocsf_severities[] = {
-	"Informational", "Low", "Medium", "High", "Critical",
+        "Informational", "Low", "Medium", "High", "Critical",
 };
 
-static int format_ocsf(const struct dk_alert_record *rec, const struct event_text *t,
-		       struct jw *w)
+static int format_ocsf(const struct dk_alert_record *rec, const struct event_text *t, struct jw *w)
 {
 	const struct dk_alert_event *ev = rec->ev;
 	const struct dk_rule *rule = ev->rule;
 	unsigned sev = rule->severity < DK_ARRAY_SIZE(ocsf_severities) ? rule->severity : 0;
 	bool blocked = ev->action == DK_ACTION_SINKHOLE || ev->action == DK_ACTION_NXDOMAIN ||
-		       ev->action == DK_ACTION_REFUSED;
+	               ev->action == DK_ACTION_REFUSED;
 	unsigned disp_id;
 	const char *disp;
 	bool tcp = ev->transport == DK_TRANSPORT_TCP;
@@ -651,9 +649,9 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	 * DNS query, endpoints, metadata, and dnsink's own rule fields.
 	 */
 	jw_lit(w, "{\"class_uid\":4003,\"class_name\":\"DNS Activity\",\"category_uid\":4,"
-		  "\"category_name\":\"Network Activity\",\"activity_id\":1,"
-		  "\"activity_name\":\"Query\",\"type_uid\":400301,"
-		  "\"type_name\":\"DNS Activity: Query\"");
+	          "\"category_name\":\"Network Activity\",\"activity_id\":1,"
+	          "\"activity_name\":\"Query\",\"type_uid\":400301,"
+	          "\"type_name\":\"DNS Activity: Query\"");
 	jw_fmt(w, ",\"time\":%" PRIu64, rec->followup ? rec->last_seen_ms : ev->time_ms);
 	jw_fmt(w, ",\"severity_id\":%u,\"severity\":\"%s\"", sev + 1, ocsf_severities[sev]);
 	jw_fmt(w, ",\"action_id\":%u,\"action\":\"%s\"", blocked ? 2u : 1u,
@@ -680,8 +678,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	       "\"direction_id\":1,\"direction\":\"Inbound\"}",
 	       tcp ? "tcp" : "udp", tcp ? 6u : 17u);
 	jw_lit(w, ",\"metadata\":{\"version\":\"1.1.0\",\"profiles\":[\"security_control\"],"
-		  "\"product\":{\"name\":\"dnsink\",\"vendor_name\":\"dnsink\",\"version\":\"" DK_VERSION
-		  "\"}}");
+	          "\"product\":{\"name\":\"dnsink\",\"vendor_name\":\"dnsink\",\"version\":"
+	          "\"" DK_VERSION "\"}}");
 	jw_lit(w, ",\"unmapped\":{");
 	jw_key_str(w, "rule_id", rule->id);
 	jw_raw(w, ",", 1);
@@ -705,7 +703,7 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 }
 
 int dk_alert_format(const struct dk_alert_record *rec, enum dk_alert_format fmt, char *buf,
-		    size_t size)
+                    size_t size)
 {
 	struct event_text t;
 	struct jw w = {.p = buf, .size = size};

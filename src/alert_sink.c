@@ -30,15 +30,15 @@
 /* Events per worker ring; a slot is one struct dk_alert_event (~560 octets). */
 #define RING_CAPACITY 4096
 /* Events taken from one ring per loop iteration, so a flood cannot starve I/O. */
-#define DRAIN_BATCH 1024
-#define FILE_BUF (64 * 1024)
-#define REC_MAX 8192
-#define LINE_MAX_LEN (REC_MAX + 512)
-#define QUEUE_DEFAULT 1024
-#define DEDUP_DEFAULT 10000
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
-#define CLOSE_WAIT_MS 1000
+#define DRAIN_BATCH     1024
+#define FILE_BUF        (64 * 1024)
+#define REC_MAX         8192
+#define LINE_MAX_LEN    (REC_MAX + 512)
+#define QUEUE_DEFAULT   1024
+#define DEDUP_DEFAULT   10000
+#define BACKOFF_MIN_MS  500
+#define BACKOFF_MAX_MS  30000
+#define CLOSE_WAIT_MS   1000
 #define TCP_WRITE_BATCH 64
 
 /* One framed RFC 6587 record waiting for the TCP collector. */
@@ -80,8 +80,8 @@ struct dk_alerter {
 	uv_timer_t tick;  /* dedup, retries, loss reports; close deadline at the end */
 	uv_timer_t retry; /* TCP reconnect backoff */
 	unsigned open_handles;
-	bool closing;     /* dk_alerter_close() called */
-	bool closed;      /* handles are being closed */
+	bool closing; /* dk_alerter_close() called */
+	bool closed;  /* handles are being closed */
 	struct dk_dedup *dedup;
 	uint64_t (*now)(void);
 
@@ -96,7 +96,7 @@ struct dk_alerter {
 	char *file_path;
 	char hostname[256];
 
-	int dgram_fd; /* UDP or unix datagram collector */
+	int dgram_fd;             /* UDP or unix datagram collector */
 	struct dgram_poll *dpoll; /* waits for room while datagrams are queued */
 	int file_fd;
 	bool file_err_logged;
@@ -112,7 +112,7 @@ struct dk_alerter {
 	uv_buf_t wbufs[TCP_WRITE_BATCH];
 	char readbuf[256];
 
-	uint64_t lost_unlogged;   /* queue overflows since the last report */
+	uint64_t lost_unlogged; /* queue overflows since the last report */
 	uint64_t ring_lost_logged;
 	struct dk_alert_stats st;
 	char rec[REC_MAX];
@@ -217,7 +217,7 @@ static int syslog_level(const struct dk_alert_record *rec)
 }
 
 static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec, const char *json,
-			char *out, size_t size)
+                        char *out, size_t size)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -226,9 +226,9 @@ static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(out, size, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %ld alert - %s",
-		     a->facility | syslog_level(rec), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, a->hostname,
-		     a->appname, (long)getpid(), json);
+	             a->facility | syslog_level(rec), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, a->hostname,
+	             a->appname, (long)getpid(), json);
 	if (n < 0 || (size_t)n >= size)
 		return DK_ESPACE;
 	return n;
@@ -699,7 +699,7 @@ static int open_dgram(struct dk_alerter *a, struct dk_diag *diag)
  * by the caller.
  */
 static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool first,
-			struct dk_diag *diag)
+                        struct dk_diag *diag)
 {
 	enum dk_syslog_transport old_tr = a->transport;
 	struct dk_addr old_server = a->server;
@@ -712,7 +712,8 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 	if (cfg->alerts.transport == DK_SYSLOG_UNIX) {
 		if (!cfg->alerts.unix_path || !*cfg->alerts.unix_path ||
 		    strlen(cfg->alerts.unix_path) >= sizeof(a->unix_path)) {
-			dk_diag_set(diag, cfg->file, 0, "alert collector unix path too long or empty");
+			dk_diag_set(diag, cfg->file, 0,
+			            "alert collector unix path too long or empty");
 			return -EINVAL;
 		}
 	}
@@ -764,7 +765,7 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 		err = file_open(a);
 		if (err < 0) {
 			dk_diag_set(diag, cfg->file, 0, "alert file %s: %s", a->file_path,
-				    strerror(-err));
+			            strerror(-err));
 			if (first)
 				return err;
 			oplog("alert file %s: %s; retrying every second", a->file_path,
@@ -784,7 +785,7 @@ static void handle_close_cb(uv_handle_t *h)
 }
 
 int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
-		   struct dk_alerter **out, struct dk_diag *diag)
+                   struct dk_alerter **out, struct dk_diag *diag)
 {
 	struct dk_alerter *a = calloc(1, sizeof(*a));
 	int err = -ENOMEM;
@@ -882,9 +883,8 @@ int dk_alerter_reconfigure(struct dk_alerter *a, const struct dk_config *cfg)
 		}
 		queue_drop_head(a, a->qlen);
 	}
-	if (old_tr == DK_SYSLOG_TCP &&
-	    (a->transport != DK_SYSLOG_TCP ||
-	     memcmp(&old_server, &a->server, sizeof(a->server)) != 0)) {
+	if (old_tr == DK_SYSLOG_TCP && (a->transport != DK_SYSLOG_TCP ||
+	                                memcmp(&old_server, &a->server, sizeof(a->server)) != 0)) {
 		uv_timer_stop(&a->retry);
 		if (a->tcp && !a->tcp->closing) {
 			a->tcp->closing = true;
@@ -946,8 +946,8 @@ static void finish_close(struct dk_alerter *a)
 	a->closed = true;
 	if (a->qlen && a->dgram_fd >= 0) {
 		/* A last try: the receiver may have made room meanwhile. */
-		while (a->qlen && dgram_send(a, a->queue[a->qhead]->data,
-					     a->queue[a->qhead]->len) > 0)
+		while (a->qlen &&
+		       dgram_send(a, a->queue[a->qhead]->data, a->queue[a->qhead]->len) > 0)
 			queue_drop_head(a, 1);
 	}
 	if (a->qlen) {

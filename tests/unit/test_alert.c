@@ -41,32 +41,32 @@ static char *mitre_two[] = {"TA0011:T1071.004", "TA0010:T1048"};
 static struct dk_policy pol = {.refs = 1};
 
 static struct dk_rule rule_pool = {
-	.id = "DNS.Crypto.MiningPool",
-	.name = "Crypto mining pool lookup",
-	.severity = DK_SEVERITY_HIGH,
-	.action = DK_ACTION_SINKHOLE,
-	.mitre = mitre_pool,
-	.n_mitre = 1,
-	.alert = true,
-	.dedup_minutes = 0,
-	.threshold = 1,
+        .id = "DNS.Crypto.MiningPool",
+        .name = "Crypto mining pool lookup",
+        .severity = DK_SEVERITY_HIGH,
+        .action = DK_ACTION_SINKHOLE,
+        .mitre = mitre_pool,
+        .n_mitre = 1,
+        .alert = true,
+        .dedup_minutes = 0,
+        .threshold = 1,
 };
 
 static struct dk_rule rule_dyn = {
-	.id = "DNS.DynDNS",
-	.name = "Dynamic \"DNS\" \\ lookup\t\x01",
-	.severity = DK_SEVERITY_MEDIUM,
-	.action = DK_ACTION_ALERT,
-	.mitre = mitre_two,
-	.n_mitre = 2,
-	.alert = true,
-	.dedup_minutes = 1,
-	.threshold = 1,
+        .id = "DNS.DynDNS",
+        .name = "Dynamic \"DNS\" \\ lookup\t\x01",
+        .severity = DK_SEVERITY_MEDIUM,
+        .action = DK_ACTION_ALERT,
+        .mitre = mitre_two,
+        .n_mitre = 2,
+        .alert = true,
+        .dedup_minutes = 1,
+        .threshold = 1,
 };
 
 static void make_event(struct dk_alert_event *ev, const struct dk_rule *rule, const char *ip,
-		       uint16_t port, const char *qname, const char *entry, bool wildcard,
-		       uint64_t t)
+                       uint16_t port, const char *qname, const char *entry, bool wildcard,
+                       uint64_t t)
 {
 	uint8_t wire[DK_NAME_MAX];
 	size_t qlen, elen;
@@ -361,10 +361,10 @@ static void test_dedup_threshold1(void **state)
 
 	/* Repeats, another subdomain of the same entry and another port: folded. */
 	make_event(&ev, &r, "10.0.0.5", 1001, "xyz.moneropool.ru", "moneropool.ru", false,
-		   T0 + 1000);
+	           T0 + 1000);
 	dk_dedup_event(d, &ev, 6000, collect, NULL);
 	make_event(&ev, &r, "10.0.0.5", 1002, "abc.moneropool.ru", "moneropool.ru", false,
-		   T0 + 2000);
+	           T0 + 2000);
 	dk_dedup_event(d, &ev, 7000, collect, NULL);
 	assert_int_equal(n_got, 1);
 	assert_int_equal(dk_dedup_size(d), 1);
@@ -379,8 +379,9 @@ static void test_dedup_threshold1(void **state)
 	assert_int_equal(got[1].first, T0 + 1000);
 	assert_int_equal(got[1].last, T0 + 2000);
 	assert_int_equal(got[1].port, 1002);
-	assert_non_null(strstr(got[1].json, "\"count\":2,\"first_seen\":\"2026-11-23T05:30:01.123Z\","
-					    "\"last_seen\":\"2026-11-23T05:30:02.123Z\""));
+	assert_non_null(strstr(got[1].json,
+	                       "\"count\":2,\"first_seen\":\"2026-11-23T05:30:01.123Z\","
+	                       "\"last_seen\":\"2026-11-23T05:30:02.123Z\""));
 	assert_non_null(strstr(got[1].json, "\"time\":\"2026-11-23T05:30:02.123Z\""));
 	assert_non_null(strstr(got[1].json, "\"followup\":true"));
 	assert_int_equal(dk_dedup_size(d), 0);
@@ -590,27 +591,27 @@ static void test_format_native_v4(void **state)
 	struct dk_alert_record rec = {.ev = &ev, .count = 1};
 	char buf[2048];
 	const char *want =
-		"{\"time\":\"2026-11-23T05:30:00.123Z\",\"rule_id\":\"DNS.Crypto.MiningPool\","
-		"\"rule_name\":\"Crypto mining pool lookup\",\"severity\":\"high\","
-		"\"mitre\":[\"TA0040:T1496\"],\"action\":\"sinkhole\",\"source_ip\":\"10.0.0.5\","
-		"\"source_port\":53211,\"transport\":\"udp\",\"dns_query\":\"abc.moneropool.ru\","
-		"\"qtype\":\"A\",\"matched\":\"moneropool.ru\",\"count\":1,"
-		"\"first_seen\":\"2026-11-23T05:30:00.123Z\","
-		"\"last_seen\":\"2026-11-23T05:30:00.123Z\",\"rcode\":\"NOERROR\","
-		"\"followup\":false}";
+	        "{\"time\":\"2026-11-23T05:30:00.123Z\",\"rule_id\":\"DNS.Crypto.MiningPool\","
+	        "\"rule_name\":\"Crypto mining pool lookup\",\"severity\":\"high\","
+	        "\"mitre\":[\"TA0040:T1496\"],\"action\":\"sinkhole\",\"source_ip\":\"10.0.0.5\","
+	        "\"source_port\":53211,\"transport\":\"udp\",\"dns_query\":\"abc.moneropool.ru\","
+	        "\"qtype\":\"A\",\"matched\":\"moneropool.ru\",\"count\":1,"
+	        "\"first_seen\":\"2026-11-23T05:30:00.123Z\","
+	        "\"last_seen\":\"2026-11-23T05:30:00.123Z\",\"rcode\":\"NOERROR\","
+	        "\"followup\":false}";
 
 	(void)state;
-	make_event(&ev, &rule_pool, "10.0.0.5", 53211, "ABC.MoneroPool.ru.", "moneropool.ru",
-		   false, T0);
+	make_event(&ev, &rule_pool, "10.0.0.5", 53211, "ABC.MoneroPool.ru.", "moneropool.ru", false,
+	           T0);
 	rec.first_seen_ms = rec.last_seen_ms = T0;
 	format_native(&rec, buf, sizeof(buf));
 	assert_string_equal(buf, want);
 
 	/* Exactly enough room, and one octet less. */
 	assert_int_equal(dk_alert_format(&rec, DK_ALERT_FORMAT_NATIVE, buf, strlen(want) + 1),
-			 (int)strlen(want));
+	                 (int)strlen(want));
 	assert_int_equal(dk_alert_format(&rec, DK_ALERT_FORMAT_NATIVE, buf, strlen(want)),
-			 DK_ESPACE);
+	                 DK_ESPACE);
 	assert_int_equal(dk_alert_format(&rec, DK_ALERT_FORMAT_NATIVE, buf, 10), DK_ESPACE);
 }
 
@@ -620,18 +621,19 @@ static void test_format_native_v6_wildcard(void **state)
 	struct dk_alert_record rec = {.ev = &ev, .count = 5, .followup = true};
 	char buf[2048];
 	const char *want =
-		"{\"time\":\"2026-11-23T05:31:00.000Z\",\"rule_id\":\"DNS.DynDNS\","
-		"\"rule_name\":\"Dynamic \\\"DNS\\\" \\\\ lookup\\t\\u0001\",\"severity\":\"medium\","
-		"\"mitre\":[\"TA0011:T1071.004\",\"TA0010:T1048\"],\"action\":\"alert\","
-		"\"source_ip\":\"2001:db8::5\",\"source_port\":5353,\"transport\":\"tcp\","
-		"\"dns_query\":\"x.y.hopto.org\",\"qtype\":\"AAAA\",\"matched\":\"*.hopto.org\","
-		"\"count\":5,\"first_seen\":\"2026-11-23T05:30:00.123Z\","
-		"\"last_seen\":\"2026-11-23T05:31:00.000Z\",\"rcode\":\"NXDOMAIN\","
-		"\"followup\":true}";
+	        "{\"time\":\"2026-11-23T05:31:00.000Z\",\"rule_id\":\"DNS.DynDNS\","
+	        "\"rule_name\":\"Dynamic \\\"DNS\\\" \\\\ "
+	        "lookup\\t\\u0001\",\"severity\":\"medium\","
+	        "\"mitre\":[\"TA0011:T1071.004\",\"TA0010:T1048\"],\"action\":\"alert\","
+	        "\"source_ip\":\"2001:db8::5\",\"source_port\":5353,\"transport\":\"tcp\","
+	        "\"dns_query\":\"x.y.hopto.org\",\"qtype\":\"AAAA\",\"matched\":\"*.hopto.org\","
+	        "\"count\":5,\"first_seen\":\"2026-11-23T05:30:00.123Z\","
+	        "\"last_seen\":\"2026-11-23T05:31:00.000Z\",\"rcode\":\"NXDOMAIN\","
+	        "\"followup\":true}";
 
 	(void)state;
 	make_event(&ev, &rule_dyn, "2001:db8::5", 5353, "x.y.hopto.org", "hopto.org", true,
-		   T0 + 59877);
+	           T0 + 59877);
 	ev.transport = DK_TRANSPORT_TCP;
 	ev.qtype = 28;
 	ev.rcode = 3;
@@ -647,8 +649,8 @@ static void test_format_native_odd(void **state)
 	static const uint8_t odd[] = {6, 'a', '"', 'b', 1, '.', 'c', 3, 'c', 'o', 'm', 0};
 	static const uint8_t target[] = {4, 'e', 'v', 'i', 'l', 3, 'c', 'o', 'm', 0};
 	struct dk_alert_event ev;
-	struct dk_alert_record rec = {.ev = &ev, .count = 1, .first_seen_ms = T0,
-				      .last_seen_ms = T0};
+	struct dk_alert_record rec = {
+	        .ev = &ev, .count = 1, .first_seen_ms = T0, .last_seen_ms = T0};
 	char buf[2048];
 
 	(void)state;
@@ -673,31 +675,31 @@ static void test_format_ocsf(void **state)
 	struct dk_alert_record rec = {.ev = &ev, .count = 3, .followup = true};
 	char buf[4096];
 	static const char *want[] = {
-		"{\"class_uid\":4003,",
-		"\"category_uid\":4,",
-		"\"activity_id\":1,",
-		"\"type_uid\":400301,",
-		"\"time\":1795411860000,",
-		"\"severity_id\":4,\"severity\":\"High\",",
-		"\"action_id\":2,\"action\":\"Denied\",",
-		"\"disposition_id\":2,\"disposition\":\"Blocked\",",
-		"\"count\":3,\"start_time\":1795411800123,\"end_time\":1795411860000,",
-		"\"query\":{\"hostname\":\"abc.moneropool.ru\",\"type\":\"A\",\"class\":\"IN\"},",
-		"\"rcode_id\":0,\"rcode\":\"NoError\",",
-		"\"src_endpoint\":{\"ip\":\"10.0.0.5\",\"port\":53211},",
-		"\"connection_info\":{\"protocol_name\":\"udp\",\"protocol_num\":17,",
-		"\"metadata\":{\"version\":\"1.1.0\",",
-		"\"product\":{\"name\":\"dnsink\",\"vendor_name\":\"dnsink\",",
-		"\"unmapped\":{\"rule_id\":\"DNS.Crypto.MiningPool\","
-		"\"rule_name\":\"Crypto mining pool lookup\",\"mitre\":[\"TA0040:T1496\"],",
-		"\"matched\":\"moneropool.ru\",",
-		"\"followup\":true}}",
+	        "{\"class_uid\":4003,",
+	        "\"category_uid\":4,",
+	        "\"activity_id\":1,",
+	        "\"type_uid\":400301,",
+	        "\"time\":1795411860000,",
+	        "\"severity_id\":4,\"severity\":\"High\",",
+	        "\"action_id\":2,\"action\":\"Denied\",",
+	        "\"disposition_id\":2,\"disposition\":\"Blocked\",",
+	        "\"count\":3,\"start_time\":1795411800123,\"end_time\":1795411860000,",
+	        "\"query\":{\"hostname\":\"abc.moneropool.ru\",\"type\":\"A\",\"class\":\"IN\"},",
+	        "\"rcode_id\":0,\"rcode\":\"NoError\",",
+	        "\"src_endpoint\":{\"ip\":\"10.0.0.5\",\"port\":53211},",
+	        "\"connection_info\":{\"protocol_name\":\"udp\",\"protocol_num\":17,",
+	        "\"metadata\":{\"version\":\"1.1.0\",",
+	        "\"product\":{\"name\":\"dnsink\",\"vendor_name\":\"dnsink\",",
+	        "\"unmapped\":{\"rule_id\":\"DNS.Crypto.MiningPool\","
+	        "\"rule_name\":\"Crypto mining pool lookup\",\"mitre\":[\"TA0040:T1496\"],",
+	        "\"matched\":\"moneropool.ru\",",
+	        "\"followup\":true}}",
 	};
 	int n;
 
 	(void)state;
-	make_event(&ev, &rule_pool, "10.0.0.5", 53211, "abc.moneropool.ru", "moneropool.ru",
-		   false, T0 + 59877);
+	make_event(&ev, &rule_pool, "10.0.0.5", 53211, "abc.moneropool.ru", "moneropool.ru", false,
+	           T0 + 59877);
 	rec.first_seen_ms = T0;
 	rec.last_seen_ms = T0 + 59877;
 	n = dk_alert_format(&rec, DK_ALERT_FORMAT_OCSF, buf, sizeof(buf));
@@ -807,7 +809,7 @@ static void *poster_main(void *arg)
 }
 
 static void post_from_threads(struct dk_alerter *a, const struct dk_rule *rule, unsigned n0,
-			      unsigned n1, uint16_t port0)
+                              unsigned n1, uint16_t port0)
 {
 	struct poster p0 = {a, 0, n0, port0, rule}, p1 = {a, 1, n1, (uint16_t)(port0 + n0), rule};
 	pthread_t t0, t1;
@@ -972,7 +974,7 @@ static void test_alerter_file_unix(void **state)
 		while ((len = recv(fd, dgram, sizeof(dgram) - 1, 0)) > 0) {
 			dgram[len] = '\0';
 			p = strstr(check_rfc5424(dgram, LOG_LOCAL3 | LOG_WARNING),
-				   "\"source_port\":");
+			           "\"source_port\":");
 			assert_non_null(p);
 			assert_int_equal(strtoul(p + 14, NULL, 10), order[n]);
 			n++;
@@ -1194,21 +1196,21 @@ static void test_alerter_tcp_late(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_json_checker),
-		cmocka_unit_test(test_ring_basic),
-		cmocka_unit_test(test_ring_thread),
-		cmocka_unit_test_setup(test_dedup_threshold1, reset_got),
-		cmocka_unit_test_setup(test_dedup_threshold3, reset_got),
-		cmocka_unit_test_setup(test_dedup_keys, reset_got),
-		cmocka_unit_test_setup(test_dedup_zero, reset_got),
-		cmocka_unit_test_setup(test_dedup_bound, reset_got),
-		cmocka_unit_test(test_format_native_v4),
-		cmocka_unit_test(test_format_native_v6_wildcard),
-		cmocka_unit_test(test_format_native_odd),
-		cmocka_unit_test(test_format_ocsf),
-		cmocka_unit_test_setup(test_alerter_file_unix, reset_got),
-		cmocka_unit_test_setup(test_alerter_udp, reset_got),
-		cmocka_unit_test_setup(test_alerter_tcp_late, reset_got),
+	        cmocka_unit_test(test_json_checker),
+	        cmocka_unit_test(test_ring_basic),
+	        cmocka_unit_test(test_ring_thread),
+	        cmocka_unit_test_setup(test_dedup_threshold1, reset_got),
+	        cmocka_unit_test_setup(test_dedup_threshold3, reset_got),
+	        cmocka_unit_test_setup(test_dedup_keys, reset_got),
+	        cmocka_unit_test_setup(test_dedup_zero, reset_got),
+	        cmocka_unit_test_setup(test_dedup_bound, reset_got),
+	        cmocka_unit_test(test_format_native_v4),
+	        cmocka_unit_test(test_format_native_v6_wildcard),
+	        cmocka_unit_test(test_format_native_odd),
+	        cmocka_unit_test(test_format_ocsf),
+	        cmocka_unit_test_setup(test_alerter_file_unix, reset_got),
+	        cmocka_unit_test_setup(test_alerter_udp, reset_got),
+	        cmocka_unit_test_setup(test_alerter_tcp_late, reset_got),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
