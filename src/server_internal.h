@@ -122,6 +122,8 @@ struct dk_upstream {
 	bool socks_ok[2];               /**< all bound and reading (to use) */
 	struct dk_up_tcp *tcp_free;     /**< closed TCP connections, reusable */
 	struct dk_up_tcp *tcp_all;      /**< every TCP connection object, for teardown */
+	struct dk_up_tcp *tcp_idle;     /**< open connections waiting for the next query */
+	unsigned n_tcp_idle;
 	unsigned timeout_ms;
 };
 

@@ -20,15 +20,30 @@
 #include "log.h"
 #include "server_internal.h"
 
-/** A TCP connection to an upstream, one query each; objects are pooled. */
+/** Idle upstream TCP connections kept per worker, and for how long. */
+#define UP_IDLE_MAX 16
+#define UP_IDLE_MS  5000
+
+/**
+ * A TCP connection to an upstream, one query at a time. After an answer the
+ * connection waits on the worker's idle list for the next query to the same
+ * upstream (RFC 7766 connection reuse), which saves a handshake and a
+ * TIME_WAIT socket per query. Objects are pooled, never freed before teardown.
+ */
 struct dk_up_tcp {
 	uv_tcp_t h;
 	uv_connect_t creq;
 	uv_write_t wreq;
 	struct dk_worker *w;
-	struct dk_slot *slot; /**< NULL once detached (closing or idle) */
+	struct dk_slot *slot; /**< NULL when idle or closing */
 	struct dk_up_tcp *next_free;
 	struct dk_up_tcp *next_all;
+	struct dk_up_tcp *next_idle;
+	struct dk_addr addr; /**< the upstream it is connected to */
+	uint64_t idle_since; /**< loop time it went idle */
+	bool idle;
+	bool reused;  /**< the current query rides a reused connection */
+	bool writing; /**< wreq is in flight (its callback may come after the answer) */
 	uint8_t prefix[2];
 	size_t got;
 	uint8_t buf[2 + DK_MSG_MAX]; /**< length prefix and answer */
@@ -108,6 +123,29 @@ static void up_tcp_closed(uv_handle_t *h)
 	up->tcp_free = u;
 }
 
+static void idle_unlink(struct dk_up_tcp *u)
+{
+	struct dk_upstream *up = &u->w->up;
+
+	for (struct dk_up_tcp **p = &up->tcp_idle; *p; p = &(*p)->next_idle) {
+		if (*p == u) {
+			*p = u->next_idle;
+			up->n_tcp_idle--;
+			break;
+		}
+	}
+	u->idle = false;
+}
+
+static void up_tcp_close(struct dk_up_tcp *u)
+{
+	if (u->idle)
+		idle_unlink(u);
+	u->slot = NULL;
+	/* Closing cancels the connect and write requests; their callbacks see slot == NULL. */
+	uv_close((uv_handle_t *)&u->h, up_tcp_closed);
+}
+
 static void tcp_detach(struct dk_slot *s)
 {
 	struct dk_up_tcp *u = s->utcp;
@@ -115,9 +153,25 @@ static void tcp_detach(struct dk_slot *s)
 	if (!u)
 		return;
 	s->utcp = NULL;
-	u->slot = NULL;
-	/* Closing cancels the connect and write requests; their callbacks see slot == NULL. */
-	uv_close((uv_handle_t *)&u->h, up_tcp_closed);
+	up_tcp_close(u);
+}
+
+/* Keeps @p u (its answer fully read) open for the next query, or closes it. */
+static void tcp_park(struct dk_up_tcp *u, size_t frame)
+{
+	struct dk_worker *w = u->w;
+	struct dk_upstream *up = &w->up;
+
+	if (w->finished || u->got != frame || up->n_tcp_idle >= UP_IDLE_MAX) {
+		up_tcp_close(u);
+		return;
+	}
+	u->got = 0;
+	u->idle = true;
+	u->idle_since = uv_now(&w->loop);
+	u->next_idle = up->tcp_idle;
+	up->tcp_idle = u;
+	up->n_tcp_idle++;
 }
 
 static void slot_release(struct dk_slot *s)
@@ -172,12 +226,24 @@ static void slot_next(struct dk_slot *s)
 	slot_try(s);
 }
 
+static int tcp_start(struct dk_slot *s, bool reuse);
+
 static void up_tcp_fail(struct dk_up_tcp *u)
 {
 	struct dk_slot *s = u->slot;
 
 	if (!s)
 		return;
+	/*
+	 * A reused connection the upstream closed while it sat idle fails
+	 * before any answer: that is no failure of the upstream, so the
+	 * query goes again on a fresh connection.
+	 */
+	if (u->reused && u->got == 0) {
+		tcp_detach(s);
+		if (tcp_start(s, false) == 0)
+			return;
+	}
 	u->w->ctr.up_errors++;
 	slot_next(s);
 }
@@ -197,7 +263,14 @@ static void up_tcp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 	struct dk_slot *s = u->slot;
 
 	(void)buf;
-	if (!s || nread == 0)
+	if (nread == 0)
+		return;
+	if (u->idle) {
+		/* Nothing is expected on an idle connection: EOF, reset or junk all end it. */
+		up_tcp_close(u);
+		return;
+	}
+	if (!s)
 		return;
 	if (nread < 0) {
 		up_tcp_fail(u);
@@ -211,19 +284,38 @@ static void up_tcp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (dk_msg_check_answer(u->buf + 2, len, s->id, &s->q) != 0) {
 		u->w->ctr.mismatched++;
+		u->reused = false;
 		up_tcp_fail(u);
 		return;
 	}
-	/* The answer stays in u->buf: the handle closes only after delivery. */
+	/* Detached first, so releasing the slot leaves the connection open. */
+	s->utcp = NULL;
+	u->slot = NULL;
 	slot_deliver(s, u->buf + 2, len);
+	tcp_park(u, 2 + len);
 }
 
 static void up_tcp_written(uv_write_t *req, int status)
 {
 	struct dk_up_tcp *u = req->data;
 
+	u->writing = false;
 	if (status < 0)
 		up_tcp_fail(u);
+}
+
+static int up_tcp_send(struct dk_up_tcp *u, struct dk_slot *s)
+{
+	u->prefix[0] = (uint8_t)(s->len >> 8);
+	u->prefix[1] = (uint8_t)s->len;
+	uv_buf_t b[2] = {
+	        uv_buf_init((char *)u->prefix, 2),
+	        uv_buf_init((char *)s->pkt, s->len),
+	};
+	u->wreq.data = u;
+	int rc = uv_write(&u->wreq, (uv_stream_t *)&u->h, b, 2, up_tcp_written);
+	u->writing = rc == 0;
+	return rc;
 }
 
 static void up_tcp_connected(uv_connect_t *req, int status)
@@ -237,26 +329,50 @@ static void up_tcp_connected(uv_connect_t *req, int status)
 		up_tcp_fail(u);
 		return;
 	}
-	u->prefix[0] = (uint8_t)(s->len >> 8);
-	u->prefix[1] = (uint8_t)s->len;
-	uv_buf_t b[2] = {
-	        uv_buf_init((char *)u->prefix, 2),
-	        uv_buf_init((char *)s->pkt, s->len),
-	};
-	u->wreq.data = u;
-	int rc = uv_write(&u->wreq, (uv_stream_t *)&u->h, b, 2, up_tcp_written);
+	int rc = up_tcp_send(u, s);
 	if (rc == 0)
 		rc = uv_read_start((uv_stream_t *)&u->h, up_tcp_alloc, up_tcp_read);
 	if (rc < 0)
 		up_tcp_fail(u);
 }
 
-static int tcp_start(struct dk_slot *s)
+/* An idle connection to @p s's upstream; stale ones met on the way are closed. */
+static struct dk_up_tcp *idle_take(struct dk_worker *w, const struct dk_slot *s)
+{
+	struct dk_upstream *up = &w->up;
+	uint64_t now = uv_now(&w->loop);
+	struct dk_up_tcp *u = up->tcp_idle;
+
+	while (u) {
+		struct dk_up_tcp *next = u->next_idle;
+		if (now - u->idle_since > UP_IDLE_MS) {
+			up_tcp_close(u);
+		} else if (!u->writing && addr_equal(&u->addr, &s->up_addr.sa)) {
+			idle_unlink(u);
+			return u;
+		}
+		u = next;
+	}
+	return NULL;
+}
+
+static int tcp_start(struct dk_slot *s, bool reuse)
 {
 	struct dk_worker *w = s->w;
 	struct dk_upstream *up = &w->up;
-	struct dk_up_tcp *u = up->tcp_free;
+	struct dk_up_tcp *u = reuse ? idle_take(w, s) : NULL;
 
+	if (u) {
+		u->slot = s;
+		u->reused = true;
+		u->got = 0;
+		s->utcp = u;
+		int rc = up_tcp_send(u, s);
+		if (rc == 0)
+			return 0;
+		tcp_detach(s);
+	}
+	u = up->tcp_free;
 	if (u) {
 		up->tcp_free = u->next_free;
 	} else {
@@ -270,6 +386,10 @@ static int tcp_start(struct dk_slot *s)
 	}
 	u->got = 0;
 	u->slot = NULL;
+	u->idle = false;
+	u->reused = false;
+	u->writing = false;
+	u->addr = s->up_addr;
 	int rc = uv_tcp_init(&w->loop, &u->h);
 	if (rc < 0) {
 		u->next_free = up->tcp_free;
@@ -359,7 +479,7 @@ static void slot_try(struct dk_slot *s)
 		s->up_addr = cfg->upstreams[s->up_index];
 		id_assign(&w->up, s);
 		dk_msg_set_id(s->pkt, s->id);
-		int rc = s->tcp ? tcp_start(s) : udp_send(s);
+		int rc = s->tcp ? tcp_start(s, true) : udp_send(s);
 		if (rc == 0) {
 			unsigned ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms : 1500;
 			uv_timer_start(&s->timer, slot_timeout, ms, 0);
@@ -482,6 +602,8 @@ void dk__upstream_close(struct dk_worker *w)
 			tcp_detach(s);
 		uv_close((uv_handle_t *)&s->timer, NULL);
 	}
+	while (up->tcp_idle)
+		up_tcp_close(up->tcp_idle);
 	for (int f = 0; f < 2; f++)
 		for (unsigned i = 0; i < up->n_socks[f]; i++)
 			uv_close((uv_handle_t *)&up->socks[f][i], NULL);
