@@ -111,7 +111,9 @@ void dk_dedup_free(struct dk_dedup *d);
  * rule's threshold is reached in the window (count = events so far), and
  * counts later events of the window silently. With dedup_minutes 0 every event
  * is emitted with count 1. When the key table is full the oldest key is
- * closed (its follow-up emitted) to make room; nothing is dropped silently.
+ * closed to make room and its unreported events go out as one record marked
+ * evicted (a follow-up, or a record below the threshold); nothing is dropped
+ * silently. Each open key holds a reference on ev->policy.
  */
 void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
 		    dk_alert_emit_fn emit, void *ctx);

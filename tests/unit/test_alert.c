@@ -1193,6 +1193,68 @@ static void test_alerter_tcp_late(void **state)
 	close(lfd);
 }
 
+static void test_alerter_reconfigure(void **state)
+{
+	uv_loop_t loop;
+	struct dk_config cfg;
+	struct dk_alerter *a = NULL;
+	struct dk_diag diag;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t slen = sizeof(sin);
+	struct emitted_ctx ec;
+	char path1[96], path2[96], dgram[4096], *text;
+	bool seen[16] = {false};
+	ssize_t len;
+	int fd;
+
+	(void)state;
+	snprintf(path1, sizeof(path1), "%s/re1.jsonl", tmpdir);
+	snprintf(path2, sizeof(path2), "%s/re2.jsonl", tmpdir);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+
+	/* Start with a unix collector that does not exist: records are lost, counted. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.alerts.transport = DK_SYSLOG_UNIX;
+	cfg.alerts.unix_path = "/nonexistent/dnsink-test.sock";
+	cfg.alerts.ident = "dnsink-test";
+	cfg.alerts.facility = LOG_DAEMON;
+	cfg.alerts.file = path1;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(dk_alerter_new(&loop, &cfg, 2, &a, &diag), 0);
+	post_from_threads(a, &rule_pool, 1, 1, 1);
+	ec = (struct emitted_ctx){a, 2};
+	assert_true(run_until(&loop, emitted_reached, &ec, 5000));
+
+	/* Then UDP and another file. */
+	cfg.alerts.transport = DK_SYSLOG_UDP;
+	cfg.alerts.server.in4 = sin;
+	cfg.alerts.server.len = sizeof(sin);
+	cfg.alerts.file = path2;
+	assert_int_equal(dk_alerter_reconfigure(a, &cfg), 0);
+	post_from_threads(a, &rule_pool, 1, 1, 3);
+	ec.want = 4;
+	assert_true(run_until(&loop, emitted_reached, &ec, 5000));
+	len = recv(fd, dgram, sizeof(dgram) - 1, 0);
+	assert_true(len > 0);
+	dgram[len] = '\0';
+	check_rfc5424(dgram, LOG_DAEMON | LOG_WARNING);
+	assert_true(recv(fd, dgram, sizeof(dgram) - 1, 0) > 0);
+	assert_int_equal(recv(fd, dgram, sizeof(dgram), 0), -1);
+	finish_loop(&loop, a);
+
+	text = read_file(path1);
+	assert_int_equal(check_lines(text, seen, DK_ARRAY_SIZE(seen)), 2);
+	free(text);
+	text = read_file(path2);
+	assert_int_equal(check_lines(text, seen, DK_ARRAY_SIZE(seen)), 2);
+	free(text);
+	assert_true(seen[1] && seen[2] && seen[3] && seen[4]);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1211,6 +1273,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_alerter_file_unix, reset_got),
 	        cmocka_unit_test_setup(test_alerter_udp, reset_got),
 	        cmocka_unit_test_setup(test_alerter_tcp_late, reset_got),
+	        cmocka_unit_test_setup(test_alerter_reconfigure, reset_got),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
