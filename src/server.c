@@ -14,7 +14,9 @@
  * then a local answer or the upstream. It never allocates.
  */
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -669,6 +671,27 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 }
 
+/* After binding: the listeners may need privileges, nothing afterwards does. */
+static int drop_privileges(const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	int rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+	if (rc != 0 || !res) {
+		dk_log(DK_LOG_ERR, "user %s: %s", user, rc ? strerror(rc) : "no such user");
+		return rc ? -rc : -ENOENT;
+	}
+	if (initgroups(pw.pw_name, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 ||
+	    setuid(pw.pw_uid) < 0) {
+		rc = -errno;
+		dk_log(DK_LOG_ERR, "cannot switch to user %s: %s", user, strerror(errno));
+		return rc;
+	}
+	dk_log(DK_LOG_INFO, "running as user %s (uid %u)", user, (unsigned)pw.pw_uid);
+	return 0;
+}
+
 static unsigned worker_count(const struct dk_server *srv)
 {
 	unsigned n = srv->opts->workers ? srv->opts->workers : srv->cur->cfg->workers;
@@ -710,6 +733,11 @@ static int server_start(struct dk_server *srv)
 		if (rc < 0)
 			return rc;
 	}
+	if (cfg->user) {
+		rc = drop_privileges(cfg->user);
+		if (rc < 0)
+			return rc;
+	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct dk_worker *w = &srv->workers[i];
 		rc = uv_thread_create(&w->thread, worker_run, w);
@@ -723,7 +751,11 @@ static int server_start(struct dk_server *srv)
 	log_addrs(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
 	          cfg->upstreams, cfg->n_upstreams);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",
-	       srv->n_workers, cfg->max_inflight, cfg->upstream_timeout_ms);
+	       srv->n_workers, srv->workers[0].up.n_slots, cfg->upstream_timeout_ms);
+	if (srv->workers[0].up.n_slots < cfg->max_inflight)
+		dk_log(DK_LOG_WARN,
+		       "max_inflight %zu lowered to %zu: upstream IDs must stay sparse",
+		       cfg->max_inflight, srv->workers[0].up.n_slots);
 	return 0;
 }
 
