@@ -455,7 +455,7 @@ static bool is_null(const yaml_node_t *n)
 static int want(struct ctx *c, yaml_node_t *n, yaml_node_type_t type)
 {
 	static const char *const names[] = {
-	        [YAML_SCALAR_NODE] = "a value",
+	        [YAML_SCALAR_NODE] = "a string",
 	        [YAML_SEQUENCE_NODE] = "a list",
 	        [YAML_MAPPING_NODE] = "a mapping",
 	};
@@ -489,7 +489,10 @@ static int parse_number(struct ctx *c, const struct item *it, yaml_node_t *n, vo
 		return ret;
 	const char *s = scalar(n);
 	size_t len = strspn(s, "0123456789");
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || len == 0 || s[len] != '\0')
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return fail(c, n, DK_ESCHEMA, "%s: expected an integer without quotes, got '%s'",
+		            c->key, s);
+	if (len == 0 || s[len] != '\0')
 		return fail(c, n, DK_ESCHEMA, "%s: expected a non-negative integer, got '%s'",
 		            c->key, s);
 	errno = 0;
