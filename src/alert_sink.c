@@ -742,14 +742,19 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 		a->dgram_fd = -1;
 	}
 	/*
-	 * openlog() keeps the ident pointer, so it points into the alerter;
-	 * each record also names its facility, in case the operational log
-	 * opened syslog with another.
+	 * openlog() keeps the ident pointer, so it points into static storage
+	 * that outlives the alerter (syslog state is process-wide, and the
+	 * operational log may use it after the alerter is freed); each record
+	 * also names its facility, in case another openlog() changed it.
 	 */
 	if (a->transport == DK_SYSLOG_LOCAL &&
 	    (first || old_tr != DK_SYSLOG_LOCAL || strcmp(old_ident, a->ident) != 0 ||
-	     old_facility != a->facility))
-		openlog(a->ident, LOG_PID | LOG_NDELAY, a->facility);
+	     old_facility != a->facility)) {
+		static char syslog_ident[sizeof(a->ident)];
+
+		memcpy(syslog_ident, a->ident, sizeof(syslog_ident));
+		openlog(syslog_ident, LOG_PID | LOG_NDELAY, a->facility);
+	}
 
 	/* The file is reopened on every reconfigure: that is log rotation. */
 	file_flush(a);
