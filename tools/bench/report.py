@@ -108,6 +108,7 @@ def cmd_record(a):
         "completed": s["completed"], "lost": s["lost"], "rcodes": s["rcodes"],
         "cpu_ticks": ticks, "clk_tck": a.clk_tck,
         "cpu_us_per_q": (ticks / a.clk_tck * 1e6 / s["completed"]) if s["completed"] else None,
+        "cpu_util": (ticks / a.clk_tck / s["runtime"]) if s["runtime"] else None,
         "correct": correct_share(a.path, s, a.any_rcode), "any_rcode": a.any_rcode,
         "rss_mib": a.rss_kib / 1024.0, "load_s": a.load_s, "lat": lat,
     }
@@ -125,7 +126,7 @@ def cmd_table(a):
         for line in f:
             if line.strip():
                 rows.append(json.loads(line))
-    head = ["server", "path", "QPS", "CPU us/q", "correct", f"p50 ms @{a.rate}",
+    head = ["server", "path", "QPS", "server CPU", "CPU us/q", "correct", f"p50 ms @{a.rate}",
             f"p99 ms @{a.rate}", "lost/wrong @rate", "RSS MiB", "load s"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
@@ -135,7 +136,8 @@ def cmd_table(a):
         lw = f"{lat.get('lost', '-')}/{'-' if r['any_rcode'] else lat.get('wrong', '-')}" \
             if lat else "-"
         out.append("| " + " | ".join([
-            r["server"], r["path"], f"{r['qps']:.0f}", fmt(r["cpu_us_per_q"], ".2f"),
+            r["server"], r["path"], f"{r['qps']:.0f}",
+            fmt(r.get("cpu_util") and r["cpu_util"] * 100, ".0f") + "%", fmt(r["cpu_us_per_q"], ".2f"),
             correct, fmt(lat.get("p50_ms"), ".3f"), fmt(lat.get("p99_ms"), ".3f"), lw,
             f"{r['rss_mib']:.1f}", f"{r['load_s']:.3f}"]) + " |")
     print("\n".join(out))

@@ -130,7 +130,8 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'log "stopped (time limit or SIGTERM)"; exit 143' TERM
 
-( sleep "$LIMIT"; echo "[bench] time limit of $LIMIT s reached" >&2; kill -TERM $$ ) &
+# The subshell's own stderr goes quiet so that stopping its sleep at exit prints nothing.
+( exec 3>&2 2>/dev/null; sleep "$LIMIT" && { echo "[bench] time limit of $LIMIT s" >&3; kill -TERM $$; } ) &
 WATCHDOG=$!
 
 # ---- tools --------------------------------------------------------------------------------
@@ -173,16 +174,25 @@ need_tools dnsperf:dnsperf knotd:knot kdig:knot-dnsutils taskset:util-linux \
 command -v python3 >/dev/null || die "python3 is required"
 command -v cc >/dev/null || die "a C compiler (cc) is required for the echo floor"
 
+# Without --dnsink, build a release binary of this tree in a build directory of our own.
+build_dnsink() {
+	local dir=$ROOT/build-benchrun
+	log "building dnsink (release) in $dir"
+	if [ ! -f "$dir/build.ninja" ]; then
+		timeout 300 meson setup "$dir" "$ROOT" --buildtype=release > "$OUT/build.log" 2>&1 \
+			|| { log "meson setup failed (see $OUT/build.log)"; return 0; }
+	fi
+	timeout 600 ninja -C "$dir" src/dnsink >> "$OUT/build.log" 2>&1 \
+		|| { log "build failed (see $OUT/build.log)"; return 0; }
+	DNSINK=$dir/src/dnsink
+}
+
 SERVERS=()
 for s in ${ONLY//,/ }; do
 	case "$s" in
 	echo) SERVERS+=("$s") ;;
 	dnsink|dnsink-alert)
-		if [ -z "$DNSINK" ]; then
-			if [ -x "$ROOT/build/src/dnsink" ]; then DNSINK=$ROOT/build/src/dnsink
-			else DNSINK=$(ls -t "$ROOT"/build*/src/dnsink 2>/dev/null | head -1 || true)
-			fi
-		fi
+		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
 		else log "skipping $s: no dnsink binary (build it, or pass --dnsink PATH)"; fi
 		if [ "$s" = dnsink-alert ]; then
@@ -197,9 +207,18 @@ done
 [ ${#SERVERS[@]} -gt 0 ] || die "no server to run"
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; server and generator share a core"
 
-port_free() { ! ss -Hlnu "sport = :$1" 2>/dev/null | grep -q .; }
-port_free $KNOT_PORT || die "UDP port $KNOT_PORT is in use"
-port_free $SRV_PORT || die "UDP port $SRV_PORT is in use"
+# Other programs on the box take ports too: pick two free ones (UDP and TCP) near the defaults.
+port_free() { ! ss -Hlnut "sport = :$1" 2>/dev/null | grep -q .; }
+free_port() {
+	local p=$1 i
+	for i in $(seq 200); do
+		port_free "$p" && [ "$p" != "${2:-}" ] && { echo "$p"; return 0; }
+		p=$(( 20000 + RANDOM % 30000 ))
+	done
+	return 1
+}
+KNOT_PORT=$(free_port $KNOT_PORT) || die "no free port"
+SRV_PORT=$(free_port $SRV_PORT "$KNOT_PORT") || die "no free port"
 
 # ---- data -----------------------------------------------------------------------------------
 log "work dir $WORK, output $OUT"
@@ -450,6 +469,9 @@ run_server() {
 	fi
 	stop_pid "$pid"
 	forget_pid "$pid"
+	case "$name" in
+	dnsink*) grep -o 'stats: alerts.*' "$OUT/$name.log" | sed "s/^/[bench] $name: /" >&2 || true ;;
+	esac
 }
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
