@@ -140,6 +140,15 @@ action: allow
 domains:
   - ok.moneropool.ru
 """,
+    "it-probe.yml": """\
+id: IT.Test.Probe
+name: Readiness probe of the harness (answered locally, never recorded)
+severity: info
+action: refused
+alert: false
+domains:
+  - ready.probe.invalid
+""",
     "it-silent.yml": """\
 id: IT.Test.Silent
 name: Integration silent sinkhole
@@ -371,7 +380,8 @@ class Proc:
         return self.p.poll() is None
 
     def log_text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         try:
             with open(self.log_path, "rb") as f:
                 return f.read().decode("utf-8", "replace")
@@ -671,6 +681,8 @@ class Dnsink:
             if not self.proc.alive():
                 raise AssertionError("dnsink exited with %s:\n%s"
                                      % (self.proc.p.returncode, self.proc.log_text()[-4000:]))
+            # A name of the silent local rule it-probe.yml: answered without
+            # the upstream (which may be dead on purpose) and never recorded.
             r = udp_ask(self.port, build_query("ready.probe.invalid", "A", qid=9), 0.3)
             return r is not None and len(r) >= 12 and r[:2] == b"\x00\x09"
         wait_until(ready, START_TIMEOUT, what="dnsink to answer on port %d" % self.port)

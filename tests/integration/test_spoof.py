@@ -16,7 +16,11 @@ class Spoof(harness.DnsinkTest):
     start_dnsink = False
 
     def test_wrong_id_and_question_ignored(self):
-        def handler(q, send, _t):
+        def handler(q, send, transport):
+            if transport == "tcp":
+                # Spoofing is a UDP concern; over TCP only the real answer.
+                send(make_answer(q, ip=REAL))
+                return
             qid = struct.unpack("!H", q[:2])[0]
             end = harness.question_end(q)
             qtype_class = q[end - 4:end]
