@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The test command of dnsink: builds and runs every test, in four stages:
+#   1. build-ci    -Dwerror=true, debugoptimized: unit + integration tests
+#   2. build-asan  address + undefined sanitizers: the whole suite again
+#   3. valgrind    the unit tests of build-ci under memcheck
+#   4. fuzz        (when tests/fuzz/meson.build exists and clang is present)
+#                  a clang -Dfuzzing=true build, each target run briefly over
+#                  its corpus; a crash fails
+# Every stage runs even when an earlier one failed. The last line printed is
+# "N passed, N failed", summed over all stages (meson's test counts from each
+# run's testlog JSON; a build that fails counts as one failed test; each timed
+# fuzz run counts as one test). Exit status 1 when anything failed.
+#
+# Environment: FUZZ_SECONDS (default 30) per fuzz target; JOBS for ninja/meson.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+total_pass=0
+total_fail=0
+stage_notes=()
+
+header() {
+	echo
+	echo "======================================================================"
+	echo "== $*"
+	echo "======================================================================"
+}
+
+# Adds the counts of a meson testlog JSON file to the totals.
+count_log() {
+	local log=$1 stage=$2 counts p f
+	if [ ! -f "$log" ]; then
+		echo "run-all: no test log $log" >&2
+		total_fail=$((total_fail + 1))
+		stage_notes+=("$stage: no test log")
+		return
+	fi
+	counts=$(python3 - "$log" <<'PY'
+import json, sys
+ok = bad = 0
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        line = line.strip()
+        if not line:
+            continue
+        r = json.loads(line).get("result", "")
+        if r in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        elif r != "SKIP":
+            bad += 1
+print(ok, bad)
+PY
+)
+	p=${counts% *}
+	f=${counts#* }
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	stage_notes+=("$stage: $p passed, $f failed")
+}
+
+build_failed() {
+	total_fail=$((total_fail + 1))
+	stage_notes+=("$1: BUILD FAILED")
+}
+
+# meson setup, reusing an existing build directory.
+setup() {
+	local dir=$1
+	shift
+	if [ -d "$dir/meson-private" ]; then
+		meson setup --reconfigure "$dir" "$@"
+	else
+		rm -rf "$dir"
+		meson setup "$dir" "$@"
+	fi
+}
+
+# Runs `meson test` with the given arguments; its testlog is counted. The
+# exit status is ignored here because the counts carry the verdict.
+run_meson_test() {
+	local dir=$1 stage=$2 log=$3
+	shift 3
+	rm -f "$dir/meson-logs/$log"
+	meson test -C "$dir" --print-errorlogs --num-processes "$JOBS" "$@" || true
+	count_log "$dir/meson-logs/$log" "$stage"
+}
+
+# --- 1. the regular build --------------------------------------------------
+header "1/4 build-ci: -Dwerror=true --buildtype=debugoptimized, unit + integration"
+if setup build-ci -Dwerror=true --buildtype=debugoptimized &&
+	ninja -C build-ci -j "$JOBS"; then
+	run_meson_test build-ci "build-ci" testlog.json
+	ci_ok=1
+else
+	build_failed "build-ci"
+	ci_ok=0
+fi
+
+# --- 2. sanitizers ------------------------------------------------------------
+header "2/4 build-asan: -Db_sanitize=address,undefined, unit + integration"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+	--buildtype=debugoptimized && ninja -C build-asan -j "$JOBS"; then
+	run_meson_test build-asan "build-asan" testlog.json
+else
+	build_failed "build-asan"
+fi
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+# --- 3. valgrind ----------------------------------------------------------------
+header "3/4 valgrind: unit tests of build-ci under memcheck"
+if [ "$ci_ok" -eq 1 ]; then
+	run_meson_test build-ci "valgrind" testlog-valgrind.json --setup valgrind --suite unit
+else
+	build_failed "valgrind (no build-ci)"
+fi
+
+# --- 4. fuzzing smoke test -------------------------------------------------------
+header "4/4 fuzz: libFuzzer targets, ${FUZZ_SECONDS}s each over their corpus"
+if [ ! -f tests/fuzz/meson.build ]; then
+	echo "run-all: no tests/fuzz/meson.build, skipping"
+	stage_notes+=("fuzz: skipped (no targets)")
+elif ! command -v clang >/dev/null 2>&1; then
+	echo "run-all: clang not found, skipping"
+	stage_notes+=("fuzz: skipped (no clang)")
+elif CC=clang setup build-fuzz -Dfuzzing=true -Dtests=disabled --buildtype=debugoptimized &&
+	ninja -C build-fuzz -j "$JOBS"; then
+	# The seed replay that meson knows about, then a short timed run each.
+	run_meson_test build-fuzz "fuzz corpus" testlog.json --suite fuzz
+	fp=0
+	ff=0
+	mkdir -p build-fuzz/fuzz-work
+	for exe in build-fuzz/tests/fuzz/fuzz_*; do
+		[ -x "$exe" ] && [ -f "$exe" ] || continue
+		name=$(basename "$exe")
+		name=${name#fuzz_}
+		corpus="$ROOT/tests/fuzz/corpus/$name"
+		work="build-fuzz/fuzz-work/$name"
+		rm -rf "$work"
+		mkdir -p "$work"
+		# New inputs go to a scratch copy, never into the checked-in corpus.
+		if [ -d "$corpus" ]; then
+			cp -r "$corpus/." "$work/"
+		fi
+		echo "-- fuzz_$name: ${FUZZ_SECONDS}s"
+		if (cd build-fuzz/fuzz-work && timeout $((FUZZ_SECONDS + 60)) \
+			"$ROOT/$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 "$name" >"$name.log" 2>&1); then
+			tail -n 5 "build-fuzz/fuzz-work/$name.log"
+			fp=$((fp + 1))
+		else
+			echo "run-all: fuzz_$name FAILED; log:"
+			tail -n 60 "build-fuzz/fuzz-work/$name.log"
+			ls build-fuzz/fuzz-work/crash-* build-fuzz/fuzz-work/leak-* \
+				build-fuzz/fuzz-work/timeout-* 2>/dev/null || true
+			ff=$((ff + 1))
+		fi
+	done
+	total_pass=$((total_pass + fp))
+	total_fail=$((total_fail + ff))
+	stage_notes+=("fuzz runs: $fp passed, $ff failed")
+else
+	build_failed "build-fuzz"
+fi
+
+header "summary"
+for n in "${stage_notes[@]}"; do
+	echo "  $n"
+done
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
