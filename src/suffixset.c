@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -36,6 +37,9 @@
 #define ENTRY_HDR 5
 /* Smallest table; keeps the probe loop's "an empty slot exists" true. */
 #define MIN_SLOTS 8
+/* Blocks from this size on are backed by huge pages when the kernel agrees. */
+#define HUGE_PAGE (UINT64_C(2) << 20)
+#define HUGE_MIN  (2 * HUGE_PAGE)
 
 struct slot {
 	uint32_t ref; /* arena offset of the entry plus one; 0: empty slot */
@@ -48,21 +52,109 @@ struct keys {
 	uint64_t root; /* the hash of the root name */
 };
 
+/* A block of memory: from malloc when small, from mmap when large. */
+struct block {
+	void *p;
+	size_t bytes; /* allocated */
+	bool mapped;  /* from mmap: release with munmap */
+};
+
 struct dk_suffixset {
-	struct slot *slots;
-	size_t mask; /* slots - 1 */
-	uint8_t *arena;
-	size_t arena_len;
-	size_t count; /* distinct names */
+	struct slot *slots; /* table.p */
+	size_t mask;        /* slots - 1 */
+	uint8_t *arena;     /* arena_blk.p */
+	size_t arena_len;   /* octets of the arena in use */
+	size_t count;       /* distinct names */
 	struct keys keys;
+	struct block table;
+	struct block arena_blk;
 };
 
 struct dk_suffixset_builder {
 	struct dk_suffixset set; /* the set under construction */
-	size_t arena_cap;
 	dk_suffixset_merge_fn merge;
 	void *ctx;
 };
+
+static size_t huge_round(size_t size)
+{
+	return (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+}
+
+/*
+ * Gets a zeroed block of @size octets for the table or the arena. Lookups hit
+ * both at random, so with a million names nearly every probe would also miss
+ * the TLB on 4 KiB pages: large blocks are therefore mapped 2 MiB aligned and
+ * advised for transparent huge pages (best effort; without THP they are just
+ * ordinary pages). Mapped memory that is never touched costs no RAM, which
+ * also lets the builder reserve its arena generously and trim it at the end.
+ */
+static int block_get(struct block *b, size_t size)
+{
+	if (size >= HUGE_MIN) {
+		size_t sz = huge_round(size);
+		uint8_t *m = mmap(NULL, sz + HUGE_PAGE, PROT_READ | PROT_WRITE,
+		                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m != MAP_FAILED) {
+			uintptr_t a = ((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+			uint8_t *p = (uint8_t *)a;
+			size_t head = (size_t)(p - m);
+
+			if (head)
+				munmap(m, head);
+			if (HUGE_PAGE - head)
+				munmap(p + sz, HUGE_PAGE - head);
+			(void)madvise(p, sz, MADV_HUGEPAGE);
+			*b = (struct block){p, sz, true};
+			return 0;
+		}
+	}
+	b->p = calloc(1, size ? size : 1);
+	if (!b->p)
+		return -ENOMEM;
+	b->bytes = size ? size : 1;
+	b->mapped = false;
+	return 0;
+}
+
+static void block_put(struct block *b)
+{
+	if (b->mapped)
+		munmap(b->p, b->bytes);
+	else
+		free(b->p);
+	*b = (struct block){NULL, 0, false};
+}
+
+/* Resizes @b to @size octets, keeping its first @keep octets. */
+static int block_resize(struct block *b, size_t size, size_t keep)
+{
+	struct block n;
+
+	if (b->mapped && size >= HUGE_MIN && size <= b->bytes) {
+		size_t sz = huge_round(size);
+		if (sz < b->bytes) {
+			munmap((uint8_t *)b->p + sz, b->bytes - sz);
+			b->bytes = sz;
+		}
+		return 0;
+	}
+	if (!b->mapped && size < HUGE_MIN) {
+		void *p = realloc(b->p, size ? size : 1);
+		if (!p)
+			return size <= b->bytes ? 0 : -ENOMEM;
+		b->p = p;
+		b->bytes = size ? size : 1;
+		return 0;
+	}
+	if (block_get(&n, size) < 0)
+		return -ENOMEM;
+	memcpy(n.p, b->p, keep);
+	block_put(b);
+	*b = n;
+	return 0;
+}
 
 static inline uint64_t mix(uint64_t a, uint64_t b)
 {
@@ -217,10 +309,11 @@ static size_t slots_for(size_t count)
  */
 static int rehash(struct dk_suffixset *s, size_t nslots)
 {
-	struct slot *slots = calloc(nslots, sizeof(*slots));
+	struct block t;
 
-	if (!slots)
+	if (block_get(&t, nslots * sizeof(struct slot)) < 0)
 		return -ENOMEM;
+	struct slot *slots = t.p;
 	for (size_t off = 0; off < s->arena_len;) {
 		const uint8_t *e = s->arena + off;
 		size_t len = e[4];
@@ -228,7 +321,8 @@ static int rehash(struct dk_suffixset *s, size_t nslots)
 		place(slots, nslots - 1, hash_name(&s->keys, e + ENTRY_HDR, len), off);
 		off += ENTRY_HDR + len;
 	}
-	free(s->slots);
+	block_put(&s->table);
+	s->table = t;
 	s->slots = slots;
 	s->mask = nslots - 1;
 	return 0;
@@ -275,12 +369,17 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 		return NULL;
 	b->merge = merge;
 	b->ctx = ctx;
-	/* Typical list names take 20-30 octets with their entry header. */
-	b->arena_cap = expected ? expected * 28 : 256;
-	b->set.arena = malloc(b->arena_cap);
-	b->set.slots = calloc(nslots, sizeof(*b->set.slots));
-	if (!b->set.arena || !b->set.slots)
+	/*
+	 * List names take 20-40 octets with their entry header. A large arena
+	 * is mapped and only touched as it fills, so reserve well above that
+	 * and avoid copying it as it grows; finish() trims the rest.
+	 */
+	size_t arena = expected * 32 >= HUGE_MIN ? expected * 64 : expected * 32 + 256;
+	if (block_get(&b->set.arena_blk, arena) < 0 ||
+	    block_get(&b->set.table, nslots * sizeof(struct slot)) < 0)
 		goto fail;
+	b->set.arena = b->set.arena_blk.p;
+	b->set.slots = b->set.table.p;
 	b->set.mask = nslots - 1;
 	seed_keys(&b->set.keys, b);
 	return b;
@@ -324,21 +423,17 @@ int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire
 		if (rc < 0)
 			return rc;
 	}
-	if (s->arena_len + ENTRY_HDR + len > b->arena_cap) {
-		size_t cap = b->arena_cap * 2;
-		if (cap < s->arena_len + ENTRY_HDR + len)
-			cap = s->arena_len + ENTRY_HDR + len;
+	size_t need = s->arena_len + ENTRY_HDR + len;
+	if (need > s->arena_blk.bytes) {
 		/* Slots hold 32-bit offsets. */
-		if (cap > UINT32_MAX - 1) {
-			cap = UINT32_MAX - 1;
-			if (s->arena_len + ENTRY_HDR + len > cap)
-				return -ENOMEM;
-		}
-		uint8_t *a = realloc(s->arena, cap);
-		if (!a)
+		if (need > UINT32_MAX - 1)
 			return -ENOMEM;
-		s->arena = a;
-		b->arena_cap = cap;
+		size_t cap = s->arena_blk.bytes * 2;
+		if (cap > UINT32_MAX - 1)
+			cap = UINT32_MAX - 1;
+		if (block_resize(&s->arena_blk, cap, s->arena_len) < 0)
+			return -ENOMEM;
+		s->arena = s->arena_blk.p;
 	}
 	size_t off = s->arena_len;
 	e = s->arena + off;
@@ -370,9 +465,9 @@ struct dk_suffixset *dk_suffixset_builder_finish(struct dk_suffixset_builder *b)
 	size_t nslots = slots_for(b->set.count);
 	if (nslots < b->set.mask + 1 && rehash(&b->set, nslots) < 0)
 		goto fail;
-	uint8_t *a = realloc(b->set.arena, b->set.arena_len ? b->set.arena_len : 1);
-	if (a)
-		b->set.arena = a;
+	/* A failed shrink only leaves spare room behind. */
+	if (block_resize(&b->set.arena_blk, b->set.arena_len, b->set.arena_len) == 0)
+		b->set.arena = b->set.arena_blk.p;
 	*s = b->set;
 	free(b);
 	return s;
@@ -386,8 +481,8 @@ void dk_suffixset_builder_free(struct dk_suffixset_builder *b)
 {
 	if (!b)
 		return;
-	free(b->set.slots);
-	free(b->set.arena);
+	block_put(&b->set.table);
+	block_put(&b->set.arena_blk);
 	free(b);
 }
 
@@ -395,8 +490,8 @@ void dk_suffixset_free(struct dk_suffixset *s)
 {
 	if (!s)
 		return;
-	free(s->slots);
-	free(s->arena);
+	block_put(&s->table);
+	block_put(&s->arena_blk);
 	free(s);
 }
 
@@ -449,5 +544,5 @@ size_t dk_suffixset_bytes(const struct dk_suffixset *s)
 {
 	if (!s)
 		return 0;
-	return sizeof(*s) + (s->mask + 1) * sizeof(struct slot) + s->arena_len;
+	return sizeof(*s) + s->table.bytes + s->arena_blk.bytes;
 }
