@@ -362,8 +362,14 @@ static void seed_keys(struct keys *k, const void *salt)
 struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffixset_merge_fn merge,
                                                       void *ctx)
 {
-	struct dk_suffixset_builder *b = calloc(1, sizeof(*b));
-	size_t nslots = slots_for(expected);
+	struct dk_suffixset_builder *b;
+	size_t nslots;
+
+	/* A hint, not a promise: keep the arithmetic below far from overflow. */
+	if (expected > ((size_t)1 << 28))
+		expected = (size_t)1 << 28;
+	nslots = slots_for(expected);
+	b = calloc(1, sizeof(*b));
 
 	if (!b)
 		return NULL;
