@@ -38,7 +38,7 @@ count_log() {
 	if [ ! -f "$log" ]; then
 		echo "run-all: no test log $log" >&2
 		total_fail=$((total_fail + 1))
-		stage_notes+=("$stage: no test log")
+		stage_notes+=("$stage: no test log (build or meson failed, see above)")
 		return
 	fi
 	counts=$(python3 - "$log" <<'PY'
