@@ -7,8 +7,8 @@ TLDs, one to three labels above the TLD) plus every domain named by the reposito
 rules (rules/*.yml: `domains:` and `domain_files:`), so the servers load what dnsink ships.
 Query files: blocked (list names and fresh subdomains of them, each line unique), forward
 (unique names under fwd.bench.test, answered by the upstream's wildcard) and mix (the two
-alternated). Files prefixed lat- feed the fixed-rate latency runs, with names of their own
-so that a resolver with a cache cannot serve them from the earlier throughput run.
+alternated). Files lat-PATH-K.txt feed the K-th fixed-rate latency run, with names of their
+own so that a resolver with a cache cannot serve them from an earlier run.
 """
 import argparse
 import os
@@ -106,6 +106,7 @@ def main():
     ap.add_argument("--size", type=int, default=1000000, help="synthetic list size")
     ap.add_argument("--queries", type=int, default=1000000, help="lines per query file")
     ap.add_argument("--lat-queries", type=int, default=100000, help="lines per lat- file")
+    ap.add_argument("--lat-repeat", type=int, default=3, help="how many sets of lat- files")
     ap.add_argument("--rules", default="rules", help="rules folder to take real domains from")
     ap.add_argument("--seed", type=int, default=20261123)
     a = ap.parse_args()
@@ -148,9 +149,10 @@ def main():
     write_lines(os.path.join(a.out, "q-blocked.txt"), blocked(a.queries, "q"))
     write_lines(os.path.join(a.out, "q-forward.txt"), forward(a.queries, "q"))
     write_lines(os.path.join(a.out, "q-mix.txt"), mix(a.queries, "x"))
-    write_lines(os.path.join(a.out, "lat-blocked.txt"), blocked(a.lat_queries, "l"))
-    write_lines(os.path.join(a.out, "lat-forward.txt"), forward(a.lat_queries, "l"))
-    write_lines(os.path.join(a.out, "lat-mix.txt"), mix(a.lat_queries, "y"))
+    for k in range(1, a.lat_repeat + 1):
+        write_lines(os.path.join(a.out, f"lat-blocked-{k}.txt"), blocked(a.lat_queries, f"l{k}-"))
+        write_lines(os.path.join(a.out, f"lat-forward-{k}.txt"), forward(a.lat_queries, f"l{k}-"))
+        write_lines(os.path.join(a.out, f"lat-mix-{k}.txt"), mix(a.lat_queries, f"y{k}-"))
     print(f"list: {len(names)} names ({len(extra)} from rules), "
           f"{a.queries} queries per file", file=sys.stderr)
 

@@ -26,11 +26,11 @@ KEEP=0
 DNSINK=""
 OUT=""
 DURATION=10          # seconds of each full-speed dnsperf run
-LAT_DURATION=10      # seconds of each fixed-rate run
+LAT_DURATION=3       # seconds of each fixed-rate run
+LAT_REPEAT=5         # fixed-rate runs per path; the table shows the median one
 RATE=10000           # queries per second of the fixed-rate run
 SIZE=1000000         # synthetic list size
 NQ=1000000           # lines per throughput query file
-NLAT=110000          # lines per fixed-rate query file (RATE * LAT_DURATION and some)
 LIMIT=900            # the whole script, in seconds
 CLIENTS=4            # dnsperf -c
 OUTSTANDING=200      # dnsperf -q
@@ -41,12 +41,12 @@ SRV_PORT=25353
 PATHS="blocked forward mix"
 
 usage() {
-	sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 
   --quick         small list (100k), 3 s runs: a smoke test
   --only LIST     servers to run, comma separated, from: $ALL_SERVERS
-  --dnsink PATH   the dnsink binary (default: build/src/dnsink, else the newest build-*/src/dnsink)
+  --dnsink PATH   the dnsink binary (default: a release build of this tree in build-benchrun/)
   --out DIR       where logs, results.jsonl and table.md go (default: tools/bench/out/DATE)
   --duration S    seconds per run (both kinds)
   --list-size N   synthetic list size
@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
 	--only) ONLY=$2; shift ;;
 	--dnsink) DNSINK=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	--duration) DURATION=$2; LAT_DURATION=$2; shift ;;
+	--duration) DURATION=$2; shift ;;
 	--list-size) SIZE=$2; shift ;;
 	--no-install) INSTALL=0 ;;
 	--keep) KEEP=1 ;;
@@ -71,9 +71,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 if [ "$QUICK" = 1 ]; then
-	SIZE=100000; NQ=200000; NLAT=35000; DURATION=3; LAT_DURATION=3; LIMIT=420
+	SIZE=100000; NQ=200000; DURATION=3; LAT_DURATION=2; LIMIT=420
 fi
-NLAT=$(( RATE * LAT_DURATION + RATE ))
+NLAT=$(( RATE * LAT_DURATION + RATE ))  # lines per fixed-rate file: one run's worth and some
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -224,7 +224,7 @@ SRV_PORT=$(free_port $SRV_PORT "$KNOT_PORT") || die "no free port"
 log "work dir $WORK, output $OUT"
 log "generating data: $SIZE synthetic names, $NQ queries per file"
 python3 "$HERE/gen.py" --out "$WORK" --size "$SIZE" --queries "$NQ" \
-	--lat-queries "$NLAT" --rules "$ROOT/rules"
+	--lat-queries "$NLAT" --lat-repeat "$LAT_REPEAT" --rules "$ROOT/rules"
 LIST=$WORK/list.txt
 LIST_N=$(wc -l < "$LIST")
 # The last name loaded: when it answers NXDOMAIN the whole list is in.
@@ -424,7 +424,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 run_server() {
-	local name=$1 load pid rss path t0 t1 perf lat
+	local name=$1 load pid rss path t0 t1 perf lat k lats
 	prepare "$name"
 	log "$name: starting (${CMD[0]##*/})"
 	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
@@ -451,16 +451,21 @@ run_server() {
 			-d "$WORK/q-$path.txt" -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
 			> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
 		t1=$(ticks "$pid") || { log "$name: died during $path"; break; }
-		taskset -c $GEN_CPU timeout $(( LAT_DURATION + 30 )) dnsperf -s 127.0.0.1 \
-			-p $SRV_PORT -d "$WORK/lat-$path.txt" -l "$LAT_DURATION" -Q $RATE \
-			-c $CLIENTS -q $OUTSTANDING -t 2 -v > "$lat" 2>&1 \
-			|| log "$name/$path: dnsperf (fixed rate) failed (see $lat)"
+		lats=()
+		for k in $(seq "$LAT_REPEAT"); do
+			lat=$OUT/$name-$path-$k.lat
+			taskset -c $GEN_CPU timeout $(( LAT_DURATION + 30 )) dnsperf -s 127.0.0.1 \
+				-p $SRV_PORT -d "$WORK/lat-$path-$k.txt" -l "$LAT_DURATION" -Q $RATE \
+				-c $CLIENTS -q $OUTSTANDING -t 2 -v > "$lat" 2>&1 \
+				|| log "$name/$path: dnsperf (fixed rate) failed (see $lat)"
+			lats+=(--lat "$lat")
+		done
 		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
-			--path "$path" --perf "$perf" --lat "$lat" --ticks0 "$t0" --ticks1 "$t1" \
+			--path "$path" --perf "$perf" "${lats[@]}" --ticks0 "$t0" --ticks1 "$t1" \
 			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" \
 			$( [ "$ANY_RCODE" = 1 ] && echo --any-rcode )
-		# The per-answer lines were needed once; keep the summary only.
-		sed -i '/^> /d' "$lat"
+		# The per-answer lines were needed once; keep the summaries only.
+		for k in $(seq "$LAT_REPEAT"); do sed -i '/^> /d' "$OUT/$name-$path-$k.lat"; done
 		log "$name/$path: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
 	done
 	if [ "$name" = dnsink-alert ]; then
@@ -485,7 +490,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "dnsink benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "machine: $(nproc) CPUs ($CPU_MODEL), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
 	echo "load average before: $LOADAVG; after: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "list: $LIST_N names; runs: ${DURATION} s full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), ${LAT_DURATION} s at $RATE qps; server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
+	echo "list: $LIST_N names; per path: ${DURATION} s at full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), then $LAT_REPEAT runs of ${LAT_DURATION} s at $RATE qps (median run shown); server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
 	[ -n "$DNSINK" ] && echo "dnsink: $DNSINK ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
 	echo
 	python3 "$HERE/report.py" table --results "$RESULTS" --rate "$(( RATE / 1000 ))k"
