@@ -362,6 +362,20 @@ class Answer:
 # ---------------------------------------------------------------------------
 # Processes.
 
+_live_procs = []
+
+
+def _kill_leftovers():
+    """Last resort (interpreter exit, meson timeout): kill what we started."""
+    for pr in _live_procs:
+        if pr.p.poll() is None:
+            try:
+                os.kill(pr.pid, signal.SIGKILL)
+                pr.p.wait(2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+
 class Proc:
     """A child process with its log file; stopped by PID."""
 
@@ -375,6 +389,7 @@ class Proc:
                                   start_new_session=True)
         self.pid = self.p.pid
         self.returncode = None
+        _live_procs.append(self)
 
     def alive(self):
         return self.p.poll() is None
@@ -828,11 +843,20 @@ class DnsinkTest(unittest.TestCase):
         return f
 
     def _stop_all(self):
+        # Stop everything even when one stop fails, then report.
         problems = []
         for d in self._dnsinks:
-            problems += d.problems()
+            try:
+                problems += d.problems()
+            except Exception as e:  # noqa: BLE001 - keep stopping the rest
+                problems.append("stopping dnsink: %r" % e)
+                if d.proc and d.proc.alive():
+                    os.kill(d.proc.pid, signal.SIGKILL)
         for stop in reversed(self._stoppers):
-            stop()
+            try:
+                stop()
+            except Exception as e:  # noqa: BLE001
+                problems.append("stopping a helper: %r" % e)
         if problems:
             self.fail("\n".join(problems))
 
@@ -864,4 +888,8 @@ class DnsinkTest(unittest.TestCase):
 
 
 def main():
+    import atexit
+    atexit.register(_kill_leftovers)
+    # meson stops a test that overruns with SIGTERM: exit through atexit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     unittest.main(module="__main__", verbosity=2)
