@@ -490,10 +490,11 @@ static void test_sockaddr_ip(void **state)
 		assert_string_equal(buf, cases[i].out);
 	}
 	struct dk_addr a;
-	char small[8];
+	char small[9];
 	assert_int_equal(dk_addr_parse("10.0.0.5", 0, &a), 0);
-	assert_int_equal(dk_sockaddr_ip(&a.sa, small, sizeof(small)), DK_ESPACE);
-	assert_int_equal(dk_sockaddr_ip(&a.sa, small, 9), 8);
+	/* "10.0.0.5" needs 8 octets plus the NUL: one short fails, exact fits. */
+	assert_int_equal(dk_sockaddr_ip(&a.sa, small, sizeof(small) - 1), DK_ESPACE);
+	assert_int_equal(dk_sockaddr_ip(&a.sa, small, sizeof(small)), 8);
 }
 
 /* --- CIDR and ACL --- */
