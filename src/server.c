@@ -441,6 +441,29 @@ static int override_addr(const char *text, struct dk_addr **list, size_t *n, str
 	return 0;
 }
 
+static bool addrs_equal(const struct dk_addr *a, size_t na, const struct dk_addr *b, size_t nb)
+{
+	char x[64], y[64];
+
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		dk_addr_format(&a[i], x, sizeof(x));
+		dk_addr_format(&b[i], y, sizeof(y));
+		if (strcmp(x, y) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool listen_has(const struct dk_config *cfg, const struct dk_addr *a)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (addrs_equal(&cfg->listen[i], 1, a, 1))
+			return true;
+	return false;
+}
+
 static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 {
 	struct dk_diag diag = {0};
@@ -472,6 +495,16 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 		rc = DK_ESCHEMA;
 		goto fail;
 	}
+	for (size_t i = 0; i < s->cfg->n_upstreams; i++) {
+		if (listen_has(s->cfg, &s->cfg->upstreams[i])) {
+			char a[64];
+			dk_addr_format(&s->cfg->upstreams[i], a, sizeof(a));
+			dk_diag_set(&diag, srv->config_path, 0,
+			            "upstream %s is one of our own listeners (a loop)", a);
+			rc = DK_ESCHEMA;
+			goto fail;
+		}
+	}
 	if (s->cfg->n_rules) {
 		rc = dk_policy_load((const char *const *)s->cfg->rules, s->cfg->n_rules, 0, &s->pol,
 		                    &diag);
@@ -496,21 +529,6 @@ fail:
 	dk_log(DK_LOG_ERR, "%s", msg);
 	snapshot_free(s);
 	return rc;
-}
-
-static bool addrs_equal(const struct dk_addr *a, size_t na, const struct dk_addr *b, size_t nb)
-{
-	char x[64], y[64];
-
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++) {
-		dk_addr_format(&a[i], x, sizeof(x));
-		dk_addr_format(&b[i], y, sizeof(y));
-		if (strcmp(x, y) != 0)
-			return false;
-	}
-	return true;
 }
 
 static void log_addrs(const char *what, const struct dk_addr *a, size_t n)
