@@ -105,13 +105,19 @@ struct dk_slot {
 	struct dk_client cl;
 	struct dk_query q;
 	uint16_t len;
-	uint8_t pkt[DK_QUERY_MAX]; /**< the query as sent upstream (our ID) */
+	uint8_t *pkt; /**< DK_QUERY_MAX octets: the query as sent upstream (our ID) */
 };
 
 /** The worker's upstream side (upstream.c). */
 struct dk_upstream {
 	struct dk_slot *slots;
 	size_t n_slots;
+	/*
+	 * Query buffers apart from the slots: the slots (and their timers) are
+	 * touched at start, the buffers only when used, and the LIFO free list
+	 * keeps the pages in use few.
+	 */
+	uint8_t *pkts;
 	size_t busy;
 	struct dk_slot *free;
 	uint16_t *id2slot; /**< 65536 entries: slot index + 1, 0 when the ID is free */

@@ -565,12 +565,14 @@ int dk__upstream_init(struct dk_worker *w, size_t max_inflight)
 		max_inflight = 32768;
 	up->slots = calloc(max_inflight, sizeof(*up->slots));
 	up->id2slot = calloc(65536, sizeof(*up->id2slot));
-	if (!up->slots || !up->id2slot)
+	up->pkts = calloc(max_inflight, DK_QUERY_MAX);
+	if (!up->slots || !up->id2slot || !up->pkts)
 		return -ENOMEM;
 	/* Timers are initialized for every slot now, so a query never allocates. */
 	for (size_t i = max_inflight; i-- > 0;) {
 		struct dk_slot *s = &up->slots[i];
 		s->w = w;
+		s->pkt = up->pkts + i * DK_QUERY_MAX;
 		int rc = uv_timer_init(&w->loop, &s->timer);
 		if (rc < 0)
 			return rc;
@@ -619,6 +621,7 @@ void dk__upstream_free(struct dk_worker *w)
 		free(u);
 	}
 	free(up->slots);
+	free(up->pkts);
 	free(up->id2slot);
 	memset(up, 0, sizeof(*up));
 }
