@@ -80,7 +80,7 @@ void dk__client_error(struct dk_worker *w, const struct dk_client *cl, const uin
 {
 	int n = dk_msg_write_error(pkt, q, rcode, ede, w->txbuf, DK_LOCAL_MAX);
 	if (n < 0) {
-		w->ctr.dropped++;
+		w->ctr.out[cl->transport][DK_OUT_DROPPED]++;
 		return;
 	}
 	dk__client_reply(w, cl, w->txbuf, (size_t)n);
@@ -129,26 +129,26 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 		switch (rc) {
 		case DK_EFORMERR:
 			rcode = 1;
-			w->ctr.formerr++;
+			w->ctr.out[cl->transport][DK_OUT_FORMERR]++;
 			break;
 		case DK_ENOTIMP:
 			rcode = 4;
-			w->ctr.notimp++;
+			w->ctr.out[cl->transport][DK_OUT_NOTIMP]++;
 			break;
 		case DK_EBADVERS:
 			rcode = 16;
-			w->ctr.badvers++;
+			w->ctr.out[cl->transport][DK_OUT_BADVERS]++;
 			break;
 		default:
 			/* No header, or a response: never answer (no reflection). */
-			w->ctr.dropped++;
+			w->ctr.out[cl->transport][DK_OUT_DROPPED]++;
 			return;
 		}
 		dk__client_error(w, cl, pkt, &q, rcode, 0);
 		return;
 	}
 	if (!dk_acl_allows(cfg->allow, cfg->n_allow, &cl->peer.sa)) {
-		w->ctr.acl_refused++;
+		w->ctr.out[cl->transport][DK_OUT_ACL_REFUSED]++;
 		dk__client_error(w, cl, pkt, &q, 5, DK_EDE_PROHIBITED);
 		return;
 	}
@@ -160,18 +160,18 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 		uint8_t rcode = 0;
 		switch (r->action) {
 		case DK_ACTION_SINKHOLE:
-			w->ctr.sinkholed++;
+			w->ctr.out[cl->transport][DK_OUT_SINKHOLED]++;
 			n = dk_msg_write_sinkhole(pkt, &q, &cfg->sinkhole, DK_EDE_BLOCKED, w->txbuf,
 			                          DK_LOCAL_MAX);
 			break;
 		case DK_ACTION_NXDOMAIN:
-			w->ctr.nxdomain++;
+			w->ctr.out[cl->transport][DK_OUT_NXDOMAIN]++;
 			rcode = 3;
 			n = dk_msg_write_error(pkt, &q, rcode, DK_EDE_BLOCKED, w->txbuf,
 			                       DK_LOCAL_MAX);
 			break;
 		case DK_ACTION_REFUSED:
-			w->ctr.refused++;
+			w->ctr.out[cl->transport][DK_OUT_REFUSED]++;
 			rcode = 5;
 			n = dk_msg_write_error(pkt, &q, rcode, DK_EDE_BLOCKED, w->txbuf,
 			                       DK_LOCAL_MAX);
@@ -186,7 +186,7 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 			return;
 		}
 		if (n == DK_ESPACE) {
-			w->ctr.dropped++;
+			w->ctr.out[cl->transport][DK_OUT_DROPPED]++;
 			return;
 		}
 	}
@@ -196,7 +196,7 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 		dk__tcp_query_hold(cl->conn);
 	rc = dk__upstream_forward(w, cl, pkt, len, &q);
 	if (rc < 0) {
-		w->ctr.servfail++;
+		w->ctr.out[cl->transport][DK_OUT_SERVFAIL]++;
 		dk__client_error(w, cl, pkt, &q, 2, 0);
 		dk__client_done(w, cl);
 	}
@@ -602,13 +602,20 @@ static void log_counters(struct dk_server *srv)
 		for (size_t k = 0; k < sizeof(t) / sizeof(uint64_t); k++)
 			dst[k] += src[k];
 	}
-	dk_log(DK_LOG_INFO,
-	       "stats: queries udp=%" PRIu64 " tcp=%" PRIu64 " forwarded=%" PRIu64
-	       " sinkholed=%" PRIu64 " nxdomain=%" PRIu64 " refused=%" PRIu64
-	       " acl_refused=%" PRIu64 " servfail=%" PRIu64 " formerr=%" PRIu64 " notimp=%" PRIu64
-	       " badvers=%" PRIu64 " dropped=%" PRIu64,
-	       t.queries[0], t.queries[1], t.forwarded, t.sinkholed, t.nxdomain, t.refused,
-	       t.acl_refused, t.servfail, t.formerr, t.notimp, t.badvers, t.dropped);
+	static const char *const out_names[DK_OUT_MAX] = {
+	        "forwarded", "sinkholed", "nxdomain", "refused", "acl_refused",
+	        "servfail",  "formerr",   "notimp",   "badvers", "dropped",
+	};
+	static const char *const tr_names[2] = {"udp", "tcp"};
+	for (int tr = 0; tr < 2; tr++) {
+		char line[512];
+		size_t off = 0;
+		for (int o = 0; o < DK_OUT_MAX; o++)
+			off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%" PRIu64,
+			                        out_names[o], t.out[tr][o]);
+		dk_log(DK_LOG_INFO, "stats: %s queries=%" PRIu64 "%s", tr_names[tr], t.queries[tr],
+		       line);
+	}
 	char to[256];
 	size_t off = 0;
 	for (unsigned i = 0; i < DK_UP_COUNTED; i++)

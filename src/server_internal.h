@@ -48,19 +48,25 @@ struct dk_snapshot {
 	struct dk_policy *pol; /**< NULL: no rules configured */
 };
 
+/** What became of a query. */
+enum dk_outcome {
+	DK_OUT_FORWARDED, /**< sent upstream (whatever came back) */
+	DK_OUT_SINKHOLED,
+	DK_OUT_NXDOMAIN,    /**< by a rule */
+	DK_OUT_REFUSED,     /**< by a rule */
+	DK_OUT_ACL_REFUSED, /**< client not in allow_clients */
+	DK_OUT_SERVFAIL,    /**< every upstream failed, or no slot free */
+	DK_OUT_FORMERR,
+	DK_OUT_NOTIMP,
+	DK_OUT_BADVERS,
+	DK_OUT_DROPPED, /**< unparsable, or no way to answer */
+	DK_OUT_MAX,
+};
+
 /** Per-worker counters, plain integers: only the worker writes them, main reads after join. */
 struct dk_counters {
-	uint64_t queries[2]; /**< by enum dk_transport */
-	uint64_t forwarded;
-	uint64_t sinkholed;
-	uint64_t nxdomain;
-	uint64_t refused;     /**< by a rule */
-	uint64_t acl_refused; /**< client not in allow_clients */
-	uint64_t servfail;
-	uint64_t formerr;
-	uint64_t notimp;
-	uint64_t badvers;
-	uint64_t dropped;                 /**< unparsable, or no way to answer */
+	uint64_t queries[2];              /**< by enum dk_transport */
+	uint64_t out[2][DK_OUT_MAX];      /**< by transport and enum dk_outcome */
 	uint64_t answers;                 /**< upstream answers accepted */
 	uint64_t mismatched;              /**< upstream datagrams refused (spoofed/mismatched) */
 	uint64_t timeouts[DK_UP_COUNTED]; /**< per upstream index */

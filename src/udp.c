@@ -39,7 +39,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
 		return;
 	if (flags & UV_UDP_PARTIAL) {
 		w->ctr.queries[DK_TRANSPORT_UDP]++;
-		w->ctr.dropped++;
+		w->ctr.out[DK_TRANSPORT_UDP][DK_OUT_DROPPED]++;
 		return;
 	}
 	struct dk_client cl = {.transport = DK_TRANSPORT_UDP, .udp = l};

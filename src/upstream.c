@@ -195,7 +195,7 @@ static void slot_release(struct dk_slot *s)
 /* Every upstream failed: the client gets SERVFAIL. */
 static void slot_fail(struct dk_slot *s)
 {
-	s->w->ctr.servfail++;
+	s->w->ctr.out[s->cl.transport][DK_OUT_SERVFAIL]++;
 	dk_msg_set_id(s->pkt, s->q.id);
 	dk__client_error(s->w, &s->cl, s->pkt, &s->q, 2 /* SERVFAIL */, 0);
 	slot_release(s);
@@ -515,7 +515,7 @@ int dk__upstream_forward(struct dk_worker *w, const struct dk_client *cl, const 
 	s->up_index = 0;
 	s->tcp = cl->transport == DK_TRANSPORT_TCP;
 	s->utcp = NULL;
-	w->ctr.forwarded++;
+	w->ctr.out[cl->transport][DK_OUT_FORWARDED]++;
 	slot_try(s);
 	return 0;
 }
