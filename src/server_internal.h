@@ -107,7 +107,8 @@ struct dk_slot {
 	uint8_t up_index;       /**< index of the current upstream */
 	struct dk_addr up_addr; /**< the current upstream, copied: a reload may drop it */
 	uv_timer_t timer;       /**< per-try timeout */
-	struct dk_up_tcp *utcp; /**< current TCP try, or NULL */
+	struct dk_up_tcp *utcp; /**< connection of the current TCP try, or NULL */
+	bool tcp_retried;       /**< the current upstream's TCP try already lost a connection */
 	struct dk_client cl;
 	struct dk_query q;
 	uint16_t len;
@@ -134,8 +135,8 @@ struct dk_upstream {
 	bool socks_ok[2];               /**< all bound and reading (to use) */
 	struct dk_up_tcp *tcp_free;     /**< closed TCP connections, reusable */
 	struct dk_up_tcp *tcp_all;      /**< every TCP connection object, for teardown */
-	struct dk_up_tcp *tcp_idle;     /**< open connections waiting for the next query */
-	unsigned n_tcp_idle;
+	struct dk_up_tcp *tcp_open;     /**< open connections (busy or idle) */
+	unsigned n_tcp_open;
 	unsigned timeout_ms;
 };
 

@@ -20,33 +20,40 @@
 #include "log.h"
 #include "server_internal.h"
 
-/** Idle upstream TCP connections kept per worker, and for how long. */
+/** Queries in flight on one upstream TCP connection (RFC 7766 pipelining). */
+#define UP_PIPELINE 32
+/** Open upstream TCP connections kept per worker once they have nothing in flight. */
 #define UP_IDLE_MAX 16
-#define UP_IDLE_MS  5000
+/** An idle connection older than this is closed rather than reused. */
+#define UP_IDLE_MS 5000
+/** Queries waiting to be written on one connection. */
+#define UP_WBUF 16384
 
 /**
- * A TCP connection to an upstream, one query at a time. After an answer the
- * connection waits on the worker's idle list for the next query to the same
- * upstream (RFC 7766 connection reuse), which saves a handshake and a
- * TIME_WAIT socket per query. Objects are pooled, never freed before teardown.
+ * A TCP connection to an upstream. Several queries ride it at once and the
+ * answers, in any order, find their slot by ID. Once idle it stays open a
+ * while for the next queries, which saves a handshake and a TIME_WAIT socket
+ * per query. Objects are pooled and freed only at teardown.
  */
 struct dk_up_tcp {
 	uv_tcp_t h;
 	uv_connect_t creq;
 	uv_write_t wreq;
 	struct dk_worker *w;
-	struct dk_slot *slot; /**< NULL when idle or closing */
 	struct dk_up_tcp *next_free;
 	struct dk_up_tcp *next_all;
-	struct dk_up_tcp *next_idle;
-	struct dk_addr addr; /**< the upstream it is connected to */
-	uint64_t idle_since; /**< loop time it went idle */
-	bool idle;
-	bool reused;  /**< the current query rides a reused connection */
-	bool writing; /**< wreq is in flight (its callback may come after the answer) */
-	uint8_t prefix[2];
+	struct dk_up_tcp *next_open; /**< worker's list of open connections */
+	struct dk_addr addr;         /**< the upstream it is connected to */
+	uint64_t idle_since;         /**< loop time inflight became 0 */
+	unsigned inflight;           /**< slots attached */
+	bool connected;
+	bool closing;
+	bool writing; /**< wreq in flight for wbuf[0..wsent) */
 	size_t got;
-	uint8_t buf[2 + DK_MSG_MAX]; /**< length prefix and answer */
+	size_t wlen;
+	size_t wsent;
+	uint8_t wbuf[UP_WBUF];       /**< framed queries not yet taken by the kernel */
+	uint8_t buf[2 + DK_MSG_MAX]; /**< answers being read */
 };
 
 static void slot_try(struct dk_slot *s);
@@ -118,32 +125,35 @@ static void up_tcp_closed(uv_handle_t *h)
 	struct dk_up_tcp *u = (struct dk_up_tcp *)h;
 	struct dk_upstream *up = &u->w->up;
 
-	u->got = 0;
 	u->next_free = up->tcp_free;
 	up->tcp_free = u;
 }
 
-static void idle_unlink(struct dk_up_tcp *u)
+static void slot_tcp_lost(struct dk_slot *s);
+
+/* Closes @p u; the queries still on it are tried again elsewhere. */
+static void up_tcp_close(struct dk_up_tcp *u)
 {
 	struct dk_upstream *up = &u->w->up;
 
-	for (struct dk_up_tcp **p = &up->tcp_idle; *p; p = &(*p)->next_idle) {
+	if (u->closing)
+		return;
+	u->closing = true;
+	for (struct dk_up_tcp **p = &up->tcp_open; *p; p = &(*p)->next_open) {
 		if (*p == u) {
-			*p = u->next_idle;
-			up->n_tcp_idle--;
+			*p = u->next_open;
+			up->n_tcp_open--;
 			break;
 		}
 	}
-	u->idle = false;
-}
-
-static void up_tcp_close(struct dk_up_tcp *u)
-{
-	if (u->idle)
-		idle_unlink(u);
-	u->slot = NULL;
-	/* Closing cancels the connect and write requests; their callbacks see slot == NULL. */
+	/* Closing cancels the connect and write requests; their callbacks see u->closing. */
 	uv_close((uv_handle_t *)&u->h, up_tcp_closed);
+	/* Rare (a reset, or the upstream closing under load): a scan of the table is fine. */
+	for (size_t i = 0; u->inflight && i < up->n_slots; i++) {
+		struct dk_slot *s = &up->slots[i];
+		if (s->busy && s->utcp == u)
+			slot_tcp_lost(s);
+	}
 }
 
 static void tcp_detach(struct dk_slot *s)
@@ -153,25 +163,11 @@ static void tcp_detach(struct dk_slot *s)
 	if (!u)
 		return;
 	s->utcp = NULL;
-	up_tcp_close(u);
-}
-
-/* Keeps @p u (its answer fully read) open for the next query, or closes it. */
-static void tcp_park(struct dk_up_tcp *u, size_t frame)
-{
-	struct dk_worker *w = u->w;
-	struct dk_upstream *up = &w->up;
-
-	if (w->finished || u->got != frame || up->n_tcp_idle >= UP_IDLE_MAX) {
-		up_tcp_close(u);
+	if (--u->inflight > 0 || u->closing)
 		return;
-	}
-	u->got = 0;
-	u->idle = true;
-	u->idle_since = uv_now(&w->loop);
-	u->next_idle = up->tcp_idle;
-	up->tcp_idle = u;
-	up->n_tcp_idle++;
+	u->idle_since = uv_now(&u->w->loop);
+	if (u->w->finished || u->w->up.n_tcp_open > UP_IDLE_MAX)
+		up_tcp_close(u);
 }
 
 static void slot_release(struct dk_slot *s)
@@ -223,28 +219,26 @@ static void slot_next(struct dk_slot *s)
 	id_release(&s->w->up, s);
 	s->up_index++;
 	s->tcp = s->cl.transport == DK_TRANSPORT_TCP;
+	s->tcp_retried = false;
 	slot_try(s);
 }
 
-static int tcp_start(struct dk_slot *s, bool reuse);
+static int tcp_start(struct dk_slot *s);
 
-static void up_tcp_fail(struct dk_up_tcp *u)
+/*
+ * The connection carrying @p s broke. A connection that sat idle may have
+ * been closed by the upstream just as we wrote: once per upstream the query
+ * goes again on another connection before it counts as a failed try.
+ */
+static void slot_tcp_lost(struct dk_slot *s)
 {
-	struct dk_slot *s = u->slot;
-
-	if (!s)
-		return;
-	/*
-	 * A reused connection the upstream closed while it sat idle fails
-	 * before any answer: that is no failure of the upstream, so the
-	 * query goes again on a fresh connection.
-	 */
-	if (u->reused && u->got == 0) {
-		tcp_detach(s);
-		if (tcp_start(s, false) == 0)
+	tcp_detach(s);
+	if (!s->tcp_retried) {
+		s->tcp_retried = true;
+		if (tcp_start(s) == 0)
 			return;
 	}
-	u->w->ctr.up_errors++;
+	s->w->ctr.up_errors++;
 	slot_next(s);
 }
 
@@ -257,154 +251,210 @@ static void up_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(u->buf) - u->got;
 }
 
+/* One framed answer read on @p u: its slot is found by ID, like over UDP. */
+static void up_tcp_answer(struct dk_up_tcp *u, uint8_t *ans, size_t len)
+{
+	struct dk_upstream *up = &u->w->up;
+
+	if (len < DK_HEADER_LEN) {
+		u->w->ctr.mismatched++;
+		return;
+	}
+	uint16_t idx = up->id2slot[(uint16_t)(ans[0] << 8 | ans[1])];
+	struct dk_slot *s = idx ? &up->slots[idx - 1] : NULL;
+	/* A late answer for a query that moved on is no reason to drop the connection. */
+	if (!s || s->utcp != u || dk_msg_check_answer(ans, len, s->id, &s->q) != 0) {
+		u->w->ctr.mismatched++;
+		return;
+	}
+	slot_deliver(s, ans, len);
+}
+
 static void up_tcp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
 	struct dk_up_tcp *u = (struct dk_up_tcp *)h;
-	struct dk_slot *s = u->slot;
 
 	(void)buf;
-	if (nread == 0)
+	if (nread == 0 || u->closing)
 		return;
-	if (u->idle) {
-		/* Nothing is expected on an idle connection: EOF, reset or junk all end it. */
+	if (nread < 0) {
 		up_tcp_close(u);
 		return;
 	}
-	if (!s)
-		return;
-	if (nread < 0) {
-		up_tcp_fail(u);
-		return;
-	}
 	u->got += (size_t)nread;
-	if (u->got < 2)
-		return;
-	size_t len = (size_t)u->buf[0] << 8 | u->buf[1];
-	if (u->got < 2 + len)
-		return;
-	if (dk_msg_check_answer(u->buf + 2, len, s->id, &s->q) != 0) {
-		u->w->ctr.mismatched++;
-		u->reused = false;
-		up_tcp_fail(u);
-		return;
+	size_t off = 0;
+	while (!u->closing && u->got - off >= 2) {
+		size_t len = (size_t)u->buf[off] << 8 | u->buf[off + 1];
+		if (u->got - off < 2 + len)
+			break;
+		up_tcp_answer(u, u->buf + off + 2, len);
+		off += 2 + len;
 	}
-	/* Detached first, so releasing the slot leaves the connection open. */
-	s->utcp = NULL;
-	u->slot = NULL;
-	slot_deliver(s, u->buf + 2, len);
-	tcp_park(u, 2 + len);
+	/* A closed connection's buffer is dropped with it; it is reset on reuse. */
+	if (u->closing)
+		return;
+	memmove(u->buf, u->buf + off, u->got - off);
+	u->got -= off;
 }
+
+static void up_tcp_flush(struct dk_up_tcp *u);
 
 static void up_tcp_written(uv_write_t *req, int status)
 {
 	struct dk_up_tcp *u = req->data;
 
 	u->writing = false;
-	if (status < 0)
-		up_tcp_fail(u);
+	if (u->closing)
+		return;
+	if (status < 0) {
+		up_tcp_close(u);
+		return;
+	}
+	memmove(u->wbuf, u->wbuf + u->wsent, u->wlen - u->wsent);
+	u->wlen -= u->wsent;
+	u->wsent = 0;
+	up_tcp_flush(u);
 }
 
+static void up_tcp_flush(struct dk_up_tcp *u)
+{
+	if (!u->connected || u->writing || u->wlen == 0 || u->closing)
+		return;
+	uv_buf_t b = uv_buf_init((char *)u->wbuf, (unsigned)u->wlen);
+	u->wsent = u->wlen;
+	u->wreq.data = u;
+	if (uv_write(&u->wreq, (uv_stream_t *)&u->h, &b, 1, up_tcp_written) < 0) {
+		up_tcp_close(u);
+		return;
+	}
+	u->writing = true;
+}
+
+/*
+ * Frames @p s's query onto @p u: straight to the kernel when nothing waits,
+ * else (or for the part the kernel did not take) into u->wbuf, which the
+ * caller made sure has room. The slot's buffer is never referenced after.
+ */
 static int up_tcp_send(struct dk_up_tcp *u, struct dk_slot *s)
 {
-	u->prefix[0] = (uint8_t)(s->len >> 8);
-	u->prefix[1] = (uint8_t)s->len;
-	uv_buf_t b[2] = {
-	        uv_buf_init((char *)u->prefix, 2),
-	        uv_buf_init((char *)s->pkt, s->len),
-	};
-	u->wreq.data = u;
-	int rc = uv_write(&u->wreq, (uv_stream_t *)&u->h, b, 2, up_tcp_written);
-	u->writing = rc == 0;
-	return rc;
+	uint8_t pre[2] = {(uint8_t)(s->len >> 8), (uint8_t)s->len};
+	size_t skip = 0;
+
+	if (u->connected && !u->writing && u->wlen == 0) {
+		uv_buf_t b[2] = {
+		        uv_buf_init((char *)pre, 2),
+		        uv_buf_init((char *)s->pkt, s->len),
+		};
+		int n = uv_try_write((uv_stream_t *)&u->h, b, 2);
+		if (n == 2 + s->len)
+			return 0;
+		if (n < 0 && n != UV_EAGAIN)
+			return n;
+		skip = n > 0 ? (size_t)n : 0;
+	}
+	if (skip < 2) {
+		memcpy(u->wbuf + u->wlen, pre + skip, 2 - skip);
+		u->wlen += 2 - skip;
+		skip = 2;
+	}
+	memcpy(u->wbuf + u->wlen, s->pkt + (skip - 2), s->len - (skip - 2));
+	u->wlen += s->len - (skip - 2);
+	up_tcp_flush(u);
+	return 0;
 }
 
 static void up_tcp_connected(uv_connect_t *req, int status)
 {
 	struct dk_up_tcp *u = req->data;
-	struct dk_slot *s = u->slot;
 
-	if (!s)
+	if (u->closing)
 		return;
-	if (status < 0) {
-		up_tcp_fail(u);
+	if (status < 0 || uv_read_start((uv_stream_t *)&u->h, up_tcp_alloc, up_tcp_read) < 0) {
+		up_tcp_close(u);
 		return;
 	}
-	int rc = up_tcp_send(u, s);
-	if (rc == 0)
-		rc = uv_read_start((uv_stream_t *)&u->h, up_tcp_alloc, up_tcp_read);
-	if (rc < 0)
-		up_tcp_fail(u);
+	u->connected = true;
+	up_tcp_flush(u);
 }
 
-/* An idle connection to @p s's upstream; stale ones met on the way are closed. */
-static struct dk_up_tcp *idle_take(struct dk_worker *w, const struct dk_slot *s)
+/*
+ * An open connection to @p s's upstream with room for one more query;
+ * idle ones gone stale on the way are closed.
+ */
+static struct dk_up_tcp *tcp_pick(struct dk_worker *w, const struct dk_slot *s)
 {
 	struct dk_upstream *up = &w->up;
 	uint64_t now = uv_now(&w->loop);
-	struct dk_up_tcp *u = up->tcp_idle;
+	struct dk_up_tcp *u = up->tcp_open;
 
 	while (u) {
-		struct dk_up_tcp *next = u->next_idle;
-		if (now - u->idle_since > UP_IDLE_MS) {
+		struct dk_up_tcp *next = u->next_open;
+		if (u->inflight == 0 && now - u->idle_since > UP_IDLE_MS)
 			up_tcp_close(u);
-		} else if (!u->writing && addr_equal(&u->addr, &s->up_addr.sa)) {
-			idle_unlink(u);
+		else if (u->inflight < UP_PIPELINE && u->wlen + 2 + s->len <= UP_WBUF &&
+		         addr_equal(&u->addr, &s->up_addr.sa))
 			return u;
-		}
 		u = next;
 	}
 	return NULL;
 }
 
-static int tcp_start(struct dk_slot *s, bool reuse)
+static struct dk_up_tcp *tcp_open(struct dk_worker *w, const struct dk_addr *addr)
 {
-	struct dk_worker *w = s->w;
 	struct dk_upstream *up = &w->up;
-	struct dk_up_tcp *u = reuse ? idle_take(w, s) : NULL;
+	struct dk_up_tcp *u = up->tcp_free;
 
-	if (u) {
-		u->slot = s;
-		u->reused = true;
-		u->got = 0;
-		s->utcp = u;
-		int rc = up_tcp_send(u, s);
-		if (rc == 0)
-			return 0;
-		tcp_detach(s);
-	}
-	u = up->tcp_free;
 	if (u) {
 		up->tcp_free = u->next_free;
 	} else {
-		/* Grows to the most TCP tries ever in flight at once, then reused. */
+		/* Grows to the most connections ever open at once, then reused. */
 		u = malloc(sizeof(*u));
 		if (!u)
-			return -ENOMEM;
+			return NULL;
 		u->w = w;
 		u->next_all = up->tcp_all;
 		up->tcp_all = u;
 	}
-	u->got = 0;
-	u->slot = NULL;
-	u->idle = false;
-	u->reused = false;
-	u->writing = false;
-	u->addr = s->up_addr;
-	int rc = uv_tcp_init(&w->loop, &u->h);
-	if (rc < 0) {
+	u->addr = *addr;
+	u->inflight = 0;
+	u->connected = u->closing = u->writing = false;
+	u->got = u->wlen = u->wsent = 0;
+	u->idle_since = uv_now(&w->loop);
+	if (uv_tcp_init(&w->loop, &u->h) < 0) {
 		u->next_free = up->tcp_free;
 		up->tcp_free = u;
-		return rc;
+		return NULL;
 	}
-	u->slot = s;
-	s->utcp = u;
+	u->next_open = up->tcp_open;
+	up->tcp_open = u;
+	up->n_tcp_open++;
 	u->creq.data = u;
-	rc = uv_tcp_connect(&u->creq, &u->h, &s->up_addr.sa, up_tcp_connected);
-	if (rc < 0) {
-		tcp_detach(s);
-		return rc;
+	if (uv_tcp_connect(&u->creq, &u->h, &addr->sa, up_tcp_connected) < 0) {
+		up_tcp_close(u);
+		return NULL;
 	}
-	return 0;
+	return u;
+}
+
+static int tcp_start(struct dk_slot *s)
+{
+	struct dk_worker *w = s->w;
+	struct dk_up_tcp *u = tcp_pick(w, s);
+
+	if (!u)
+		u = tcp_open(w, &s->up_addr);
+	if (!u)
+		return -ECONNREFUSED;
+	s->utcp = u;
+	u->inflight++;
+	int rc = up_tcp_send(u, s);
+	if (rc < 0) {
+		/* This query fails here and now; the others on @p u go elsewhere. */
+		s->utcp = NULL;
+		u->inflight--;
+		up_tcp_close(u);
+	}
+	return rc;
 }
 
 /* UDP to the upstream. */
@@ -441,6 +491,7 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		uv_timer_stop(&s->timer);
 		id_release(up, s);
 		s->tcp = true;
+		s->tcp_retried = false;
 		slot_try(s);
 		return;
 	}
@@ -479,7 +530,7 @@ static void slot_try(struct dk_slot *s)
 		s->up_addr = cfg->upstreams[s->up_index];
 		id_assign(&w->up, s);
 		dk_msg_set_id(s->pkt, s->id);
-		int rc = s->tcp ? tcp_start(s, true) : udp_send(s);
+		int rc = s->tcp ? tcp_start(s) : udp_send(s);
 		if (rc == 0) {
 			unsigned ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms : 1500;
 			uv_timer_start(&s->timer, slot_timeout, ms, 0);
@@ -489,6 +540,7 @@ static void slot_try(struct dk_slot *s)
 		id_release(&w->up, s);
 		s->up_index++;
 		s->tcp = s->cl.transport == DK_TRANSPORT_TCP;
+		s->tcp_retried = false;
 	}
 	slot_fail(s);
 }
@@ -515,6 +567,7 @@ int dk__upstream_forward(struct dk_worker *w, const struct dk_client *cl, const 
 	s->up_index = 0;
 	s->tcp = cl->transport == DK_TRANSPORT_TCP;
 	s->utcp = NULL;
+	s->tcp_retried = false;
 	w->ctr.out[cl->transport][DK_OUT_FORWARDED]++;
 	slot_try(s);
 	return 0;
@@ -600,12 +653,13 @@ void dk__upstream_close(struct dk_worker *w)
 	/* Slots still busy are abandoned: their clients are being closed too. */
 	for (size_t i = 0; i < up->n_slots; i++) {
 		struct dk_slot *s = &up->slots[i];
-		if (s->busy)
-			tcp_detach(s);
+		s->utcp = NULL;
 		uv_close((uv_handle_t *)&s->timer, NULL);
 	}
-	while (up->tcp_idle)
-		up_tcp_close(up->tcp_idle);
+	for (struct dk_up_tcp *u = up->tcp_open; u; u = u->next_open)
+		u->inflight = 0;
+	while (up->tcp_open)
+		up_tcp_close(up->tcp_open);
 	for (int f = 0; f < 2; f++)
 		for (unsigned i = 0; i < up->n_socks[f]; i++)
 			uv_close((uv_handle_t *)&up->socks[f][i], NULL);
