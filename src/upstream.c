@@ -11,6 +11,9 @@
  * to kernel-chosen ephemeral ports, picked at random per query. An answer is
  * taken only from the exact upstream address and port, with the expected ID
  * and the same question; everything else is counted and dropped.
+ *
+ * Over TCP, queries are pipelined on a few connections per upstream and
+ * answers matched by ID in any order; idle connections stay open a while.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -48,7 +51,8 @@ struct dk_up_tcp {
 	unsigned inflight;           /**< slots attached */
 	bool connected;
 	bool closing;
-	bool writing; /**< wreq in flight for wbuf[0..wsent) */
+	bool writing;  /**< wreq in flight for wbuf[0..wsent) */
+	bool draining; /**< a query timed out on it: no new ones, close when empty */
 	size_t got;
 	size_t wlen;
 	size_t wsent;
@@ -166,7 +170,7 @@ static void tcp_detach(struct dk_slot *s)
 	if (--u->inflight > 0 || u->closing)
 		return;
 	u->idle_since = uv_now(&u->w->loop);
-	if (u->w->finished || u->w->up.n_tcp_open > UP_IDLE_MAX)
+	if (u->draining || u->w->finished || u->w->up.n_tcp_open > UP_IDLE_MAX)
 		up_tcp_close(u);
 }
 
@@ -391,8 +395,8 @@ static struct dk_up_tcp *tcp_pick(struct dk_worker *w, const struct dk_slot *s)
 		struct dk_up_tcp *next = u->next_open;
 		if (u->inflight == 0 && now - u->idle_since > UP_IDLE_MS)
 			up_tcp_close(u);
-		else if (u->inflight < UP_PIPELINE && u->wlen + 2 + s->len <= UP_WBUF &&
-		         addr_equal(&u->addr, &s->up_addr.sa))
+		else if (!u->draining && u->inflight < UP_PIPELINE &&
+		         u->wlen + 2 + s->len <= UP_WBUF && addr_equal(&u->addr, &s->up_addr.sa))
 			return u;
 		u = next;
 	}
@@ -417,7 +421,7 @@ static struct dk_up_tcp *tcp_open(struct dk_worker *w, const struct dk_addr *add
 	}
 	u->addr = *addr;
 	u->inflight = 0;
-	u->connected = u->closing = u->writing = false;
+	u->connected = u->closing = u->writing = u->draining = false;
 	u->got = u->wlen = u->wsent = 0;
 	u->idle_since = uv_now(&w->loop);
 	if (uv_tcp_init(&w->loop, &u->h) < 0) {
@@ -517,6 +521,9 @@ static void slot_timeout(uv_timer_t *t)
 	unsigned i = s->up_index < DK_UP_COUNTED ? s->up_index : DK_UP_COUNTED - 1;
 
 	s->w->ctr.timeouts[i]++;
+	/* A connection that let a query time out may be stuck: nothing new goes on it. */
+	if (s->utcp)
+		s->utcp->draining = true;
 	slot_next(s);
 }
 
