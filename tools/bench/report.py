@@ -100,9 +100,14 @@ def cmd_record(a):
         s = parse_summary(f.read())
     lat = {}
     runs = []
-    for path in a.lat or []:
+    for i, path in enumerate(a.lat or []):
         with open(path, encoding="utf-8", errors="replace") as f:
             runs.append(parse_verbose(f.read(), a.any_rcode))
+        if a.others and i < len(a.others):
+            # Ticks of the server's CPU that went to anything but the server (softirq
+            # work for loopback included), over all ticks of that CPU during the run.
+            busy, total = (int(x) for x in a.others[i].split(":"))
+            runs[-1]["cpu_others"] = max(0, busy) / total if total > 0 else None
     if runs:
         # On a shared machine one run can catch another program's burst: report the
         # median run's percentiles, and every loss and wrong answer of all runs.
@@ -110,6 +115,8 @@ def cmd_record(a):
             return sorted(r[key] for r in runs)[len(runs) // 2]
         lat = {"runs": runs, "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
                "p99_best_ms": min(r["p99_ms"] for r in runs),
+               "cpu_others": med("cpu_others") if all(
+                   r.get("cpu_others") is not None for r in runs) else None,
                "lost": sum(r["lost"] for r in runs), "wrong": sum(r["wrong"] for r in runs),
                "sent": sum(r["sent"] for r in runs)}
     ticks = a.ticks1 - a.ticks0
@@ -137,7 +144,7 @@ def cmd_table(a):
             if line.strip():
                 rows.append(json.loads(line))
     head = ["server", "path", "QPS", "server CPU", "CPU us/q", "correct", f"p50 ms @{a.rate}",
-            f"p99 ms @{a.rate} (best run)", "lost/wrong @rate", "RSS MiB", "load s"]
+            f"p99 ms @{a.rate} (best run)", "lost/wrong @rate", "CPU 0 others", "RSS MiB", "load s"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         lat = r.get("lat") or {}
@@ -150,6 +157,7 @@ def cmd_table(a):
             fmt(r.get("cpu_util") and r["cpu_util"] * 100, ".0f") + "%", fmt(r["cpu_us_per_q"], ".2f"),
             correct, fmt(lat.get("p50_ms"), ".3f"), fmt(lat.get("p99_ms"), ".3f") + (
                 f" ({lat['p99_best_ms']:.3f})" if "p99_best_ms" in lat else ""), lw,
+            fmt(lat.get("cpu_others") and lat["cpu_others"] * 100, ".0f") + "%",
             f"{r['rss_mib']:.1f}", f"{r['load_s']:.3f}"]) + " |")
     print("\n".join(out))
 
@@ -172,6 +180,8 @@ def main():
     r.add_argument("--path", required=True, choices=["blocked", "forward", "mix"])
     r.add_argument("--perf", required=True, help="dnsperf output of the throughput run")
     r.add_argument("--lat", action="append", help="dnsperf -v output of a fixed-rate run")
+    r.add_argument("--others", action="append",
+                   help="BUSY:TOTAL ticks of the server's CPU not used by it, per --lat")
     r.add_argument("--ticks0", type=int, required=True)
     r.add_argument("--ticks1", type=int, required=True)
     r.add_argument("--clk-tck", type=int, default=100)

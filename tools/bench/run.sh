@@ -419,12 +419,19 @@ ticks() {
 	echo $(( ${12} + ${13} ))
 }
 
+# "busy total" ticks of the server's CPU from /proc/stat; with the server's own ticks this
+# tells how much of its core other programs took during a run (the noise on a shared box).
+cpu_busy_total() {
+	awk -v c="cpu$SRV_CPU" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' \
+		/proc/stat
+}
+
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 CLK_TCK=$(getconf CLK_TCK)
 
 run_server() {
-	local name=$1 load pid rss path t0 t1 perf lat k lats
+	local name=$1 load pid rss path t0 t1 perf lat k lats b0 b1 c0 c1 s0 s1
 	prepare "$name"
 	log "$name: starting (${CMD[0]##*/})"
 	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
@@ -454,11 +461,15 @@ run_server() {
 		lats=()
 		for k in $(seq "$LAT_REPEAT"); do
 			lat=$OUT/$name-$path-$k.lat
+			read -r b0 c0 < <(cpu_busy_total)
+			s0=$(ticks "$pid") || break
 			taskset -c $GEN_CPU timeout $(( LAT_DURATION + 30 )) dnsperf -s 127.0.0.1 \
 				-p $SRV_PORT -d "$WORK/lat-$path-$k.txt" -l "$LAT_DURATION" -Q $RATE \
 				-c $CLIENTS -q $OUTSTANDING -t 2 -v > "$lat" 2>&1 \
 				|| log "$name/$path: dnsperf (fixed rate) failed (see $lat)"
-			lats+=(--lat "$lat")
+			read -r b1 c1 < <(cpu_busy_total)
+			s1=$(ticks "$pid") || break
+			lats+=(--lat "$lat" "--others=$(( b1 - b0 - (s1 - s0) )):$(( c1 - c0 ))")
 		done
 		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
 			--path "$path" --perf "$perf" "${lats[@]}" --ticks0 "$t0" --ticks1 "$t1" \
