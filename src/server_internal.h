@@ -77,6 +77,10 @@ struct dk_counters {
 	uint64_t tcp_accepted;
 	uint64_t tcp_rejected; /**< over the per-worker cap */
 	uint64_t tcp_slow;     /**< closed: client does not read its answers */
+
+	/* Upstream answers whose CNAME/DNAME target a rule matched (cloaking). */
+	uint64_t cname_blocked; /**< replaced by the rule's local answer */
+	uint64_t cname_alerted; /**< passed, with an alert */
 };
 
 struct dk_udp_listener {
@@ -183,6 +187,14 @@ void dk__client_done(struct dk_worker *w, const struct dk_client *cl);
 /** Answers @p cl with @p rcode for query @p pkt/@p q (SERVFAIL after failed tries). */
 void dk__client_error(struct dk_worker *w, const struct dk_client *cl, const uint8_t *pkt,
                       const struct dk_query *q, uint8_t rcode, uint16_t ede);
+/**
+ * Records an alert event for query @p q of @p cl matched by @p v. With
+ * @p target_len > 0, @p target (lowercase wire form) is the CNAME/DNAME target
+ * the rule matched and v->matched_off is relative to it.
+ */
+void dk__worker_alert(struct dk_worker *w, const struct dk_client *cl, const struct dk_query *q,
+                      const struct dk_verdict *v, uint8_t rcode, const uint8_t *target,
+                      size_t target_len);
 /** Creates a socket of @p a's family with SO_REUSEPORT, bound to @p a. Returns fd or -errno. */
 int dk__socket_bound(const struct dk_addr *a, int type, bool reuseport);
 

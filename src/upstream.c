@@ -14,14 +14,25 @@
  *
  * Over TCP, queries are pipelined on a few connections per upstream and
  * answers matched by ID in any order; idle connections stay open a while.
+ *
+ * Before an answer goes to the client, the targets of its CNAME and DNAME
+ * records are matched against the policy too (CNAME cloaking): a blocked
+ * target turns the answer into the rule's local answer for the question
+ * asked, an alert rule lets it pass with a record naming both names.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
+#include "dnsink/name.h"
 #include "log.h"
 #include "server_internal.h"
+
+/** Answer records looked at for CNAME/DNAME targets; real chains are far shorter. */
+#define UP_CHAIN_RRS 64
+#define RR_CNAME     5
+#define RR_DNAME     39
 
 /** Queries in flight on one upstream TCP connection (RFC 7766 pipelining). */
 #define UP_PIPELINE 32
@@ -201,16 +212,133 @@ static void slot_fail(struct dk_slot *s)
 	slot_release(s);
 }
 
+/** A rule that matched a CNAME/DNAME target of an answer. */
+struct chain_hit {
+	struct dk_verdict v;
+	size_t target_len;
+	uint8_t target[DK_NAME_MAX];
+};
+
+/*
+ * Walks the answer section of @p ans for CNAME and DNAME records and matches
+ * their targets against @p pol. The first target a blocking rule matches wins;
+ * else the first an alert rule matches. Targets an allow rule matches are
+ * exempt. Stops at the first malformed record: what comes after cannot be
+ * located, and the client gets the answer as the upstream sent it.
+ */
+static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
+                       struct chain_hit *hit)
+{
+	unsigned an = (unsigned)ans[6] << 8 | ans[7];
+	size_t off = DK_HEADER_LEN;
+	bool found = false;
+
+	if (dk_name_from_wire_compressed(ans, len, &off, NULL, NULL) < 0 || len - off < 4)
+		return false;
+	off += 4;
+	for (unsigned i = 0; i < an && i < UP_CHAIN_RRS; i++) {
+		if (dk_name_from_wire_compressed(ans, len, &off, NULL, NULL) < 0 || len - off < 10)
+			break;
+		unsigned type = (unsigned)ans[off] << 8 | ans[off + 1];
+		size_t rdlen = (size_t)ans[off + 8] << 8 | ans[off + 9];
+		off += 10;
+		if (len - off < rdlen)
+			break;
+		size_t end = off + rdlen;
+		if (type == RR_CNAME || type == RR_DNAME) {
+			uint8_t name[DK_NAME_MAX];
+			size_t nlen, p = off;
+			struct dk_verdict v;
+			/* The target must lie within the rdata; pointers only reach back. */
+			if (dk_name_from_wire_compressed(ans, end, &p, name, &nlen) == 0 &&
+			    dk_policy_match(pol, name, nlen, &v) &&
+			    v.rule->action != DK_ACTION_ALLOW) {
+				bool blocks = v.rule->action != DK_ACTION_ALERT;
+				if (!found || blocks) {
+					hit->v = v;
+					hit->target_len = nlen;
+					memcpy(hit->target, name, nlen);
+					found = true;
+				}
+				if (blocks)
+					break;
+			}
+		}
+		off = end;
+	}
+	return found;
+}
+
+/*
+ * Applies the policy to the CNAME/DNAME targets of answer @p ans. Returns
+ * true when the client was answered locally instead (or the answer dropped).
+ */
+static bool slot_chain_check(struct dk_slot *s, const uint8_t *ans, size_t len)
+{
+	struct dk_worker *w = s->w;
+	const struct dk_snapshot *snap = w->snap;
+	struct chain_hit hit;
+	struct dk_verdict qv;
+
+	if (!snap->pol || (ans[6] == 0 && ans[7] == 0) || !chain_scan(snap->pol, ans, len, &hit))
+		return false;
+	/* An allow exception on the name asked covers its whole answer. */
+	if (dk_policy_match(snap->pol, s->q.qname, s->q.qname_len, &qv) &&
+	    qv.rule->action == DK_ACTION_ALLOW)
+		return false;
+
+	const struct dk_rule *r = hit.v.rule;
+	uint8_t rcode = ans[3] & 0x0f;
+	int n = 0;
+	bool pass = false;
+	dk_msg_set_id(s->pkt, s->q.id);
+	switch (r->action) {
+	case DK_ACTION_SINKHOLE:
+		rcode = 0;
+		n = dk_msg_write_sinkhole(s->pkt, &s->q, &snap->cfg->sinkhole, DK_EDE_BLOCKED,
+		                          w->txbuf, DK_LOCAL_MAX);
+		break;
+	case DK_ACTION_NXDOMAIN:
+		rcode = 3;
+		n = dk_msg_write_error(s->pkt, &s->q, rcode, DK_EDE_BLOCKED, w->txbuf,
+		                       DK_LOCAL_MAX);
+		break;
+	case DK_ACTION_REFUSED:
+		rcode = 5;
+		n = dk_msg_write_error(s->pkt, &s->q, rcode, DK_EDE_BLOCKED, w->txbuf,
+		                       DK_LOCAL_MAX);
+		break;
+	case DK_ACTION_ALERT:
+	case DK_ACTION_ALLOW: pass = true; break;
+	}
+	if (r->alert)
+		dk__worker_alert(w, &s->cl, &s->q, &hit.v, rcode, hit.target, hit.target_len);
+	if (pass) {
+		w->ctr.cname_alerted++;
+		return false;
+	}
+	w->ctr.cname_blocked++;
+	if (n > 0)
+		dk__client_reply(w, &s->cl, w->txbuf, (size_t)n);
+	else
+		w->ctr.out[s->cl.transport][DK_OUT_DROPPED]++;
+	return true;
+}
+
 static void slot_deliver(struct dk_slot *s, uint8_t *ans, size_t len)
 {
 	struct dk_worker *w = s->w;
 	size_t max =
 	        s->cl.transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(&s->q) : DK_MSG_MAX;
 
+	w->ctr.answers++;
+	if (slot_chain_check(s, ans, len)) {
+		slot_release(s);
+		return;
+	}
 	dk_msg_set_id(s->pkt, s->q.id);
 	len = dk_msg_answer_for_client(ans, len, s->pkt, &s->q, max);
 	dk_msg_set_id(ans, s->q.id);
-	w->ctr.answers++;
 	dk__client_reply(w, &s->cl, ans, len);
 	slot_release(s);
 }

@@ -69,6 +69,15 @@ big     TXT %s
 *.wild  TXT "wildcard answer"
 alias   CNAME alias2
 alias2  CNAME www.moneropool.ru.
+cl-wild   CNAME cl-wild2
+cl-wild2  CNAME host.wild.example.test.
+cl-plain  CNAME cl-plain2
+cl-plain2 CNAME www
+cl-nx     CNAME nx
+cl-ref    CNAME refused
+cl-allow  CNAME ok.moneropool.ru.
+cl-exempt CNAME www.moneropool.ru.
+cl-dname  DNAME moneropool.ru.
 nx      A 192.0.2.20
 refused A 192.0.2.21
 silent  A 192.0.2.22

@@ -104,8 +104,8 @@ def cmd_record(a):
         with open(path, encoding="utf-8", errors="replace") as f:
             runs.append(parse_verbose(f.read(), a.any_rcode))
         if a.others and i < len(a.others):
-            # Ticks of the server's CPU that went to anything but the server (softirq
-            # work for loopback included), over all ticks of that CPU during the run.
+            # Ticks of the server's CPU that other programs (or the hypervisor: steal)
+            # used, over all ticks of that CPU during the run.
             busy, total = (int(x) for x in a.others[i].split(":"))
             runs[-1]["cpu_others"] = max(0, busy) / total if total > 0 else None
     if runs:

@@ -419,10 +419,12 @@ ticks() {
 	echo $(( ${12} + ${13} ))
 }
 
-# "busy total" ticks of the server's CPU from /proc/stat; with the server's own ticks this
-# tells how much of its core other programs took during a run (the noise on a shared box).
+# "busy total" ticks of the server's CPU from /proc/stat (busy: user, nice, system and steal;
+# interrupt time is left out, as it is mostly our own loopback traffic); with the server's
+# own ticks this tells how much of its core other programs took during a run (the noise on a
+# shared box).
 cpu_busy_total() {
-	awk -v c="cpu$SRV_CPU" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' \
+	awk -v c="cpu$SRV_CPU" '$1 == c { b = $2 + $3 + $4 + $9; print b, b + $5 + $6 + $7 + $8 }' \
 		/proc/stat
 }
 
