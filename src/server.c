@@ -26,6 +26,7 @@
 
 #include "alert_sink.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "server_internal.h"
 
@@ -36,6 +37,8 @@ struct dk_server {
 	struct dk_snapshot *cur; /**< the snapshot workers are given */
 	struct dk_snapshot *old; /**< replaced, freed when every worker switched */
 	struct dk_alerter *alerter;
+	struct dk_metrics *metrics; /**< NULL: endpoint off */
+	struct dk_metrics_src msrc; /**< what the endpoint reads */
 	struct dk_worker *workers;
 	unsigned n_workers;
 	uv_signal_t sigs[4];
@@ -58,6 +61,15 @@ static uint64_t wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Records the time and result of a load for the metrics endpoint (main thread). */
+static void note_load(struct dk_server *srv, bool ok)
+{
+	srv->msrc.reload_time = (double)wall_ms() / 1000.0;
+	srv->msrc.reload_ok = ok;
+	if (ok)
+		srv->msrc.snap = srv->cur;
 }
 
 void dk__client_reply(struct dk_worker *w, const struct dk_client *cl, const uint8_t *ans,
@@ -86,9 +98,8 @@ void dk__client_error(struct dk_worker *w, const struct dk_client *cl, const uin
 	dk__client_reply(w, cl, w->txbuf, (size_t)n);
 }
 
-void dk__worker_alert(struct dk_worker *w, const struct dk_client *cl, const struct dk_query *q,
-                      const struct dk_verdict *v, uint8_t rcode, const uint8_t *target,
-                      size_t target_len)
+static void post_alert(struct dk_worker *w, const struct dk_client *cl, const struct dk_query *q,
+                       const struct dk_verdict *v, uint8_t rcode)
 {
 	struct dk_alert_event ev;
 
@@ -112,9 +123,7 @@ void dk__worker_alert(struct dk_worker *w, const struct dk_client *cl, const str
 	memcpy(ev.qname, q->qname, q->qname_len);
 	ev.matched_off = v->matched_off;
 	ev.wildcard = v->wildcard;
-	ev.target_len = (uint8_t)target_len;
-	if (target_len)
-		memcpy(ev.target, target, target_len);
+	ev.target_len = 0;
 	dk_alerter_post(w->srv->alerter, w->index, &ev);
 }
 
@@ -183,7 +192,7 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 		case DK_ACTION_ALLOW: n = -1; break;
 		}
 		if (r->alert && r->action != DK_ACTION_ALLOW)
-			dk__worker_alert(w, cl, &q, &v, rcode, NULL, 0);
+			post_alert(w, cl, &q, &v, rcode);
 		if (n > 0) {
 			dk__client_reply(w, cl, w->txbuf, (size_t)n);
 			return;
@@ -554,6 +563,7 @@ static void reload(struct dk_server *srv)
 
 	if (snapshot_load(srv, &s) < 0) {
 		dk_log(DK_LOG_ERR, "reload failed: keeping the configuration and rules in force");
+		note_load(srv, false);
 		return;
 	}
 	const struct dk_config *old = srv->cur->cfg;
@@ -568,6 +578,7 @@ static void reload(struct dk_server *srv)
 		dk_log(DK_LOG_WARN, "reload: alert sinks: %s", dk_strerror(rc));
 	srv->old = srv->cur;
 	srv->cur = s;
+	note_load(srv, true);
 	srv->reloading = true;
 	atomic_store(&srv->acks, 0);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
@@ -628,10 +639,9 @@ static void log_counters(struct dk_server *srv)
 	       "stats: upstream answers=%" PRIu64 " mismatched=%" PRIu64 " timeouts=[%s]"
 	       " errors=%" PRIu64 " tc_retries=%" PRIu64 " pending_full=%" PRIu64
 	       " udp_send_fail=%" PRIu64 " tcp accepted=%" PRIu64 " rejected=%" PRIu64
-	       " slow=%" PRIu64 " cname_blocked=%" PRIu64 " cname_alerted=%" PRIu64,
+	       " slow=%" PRIu64,
 	       t.answers, t.mismatched, to, t.up_errors, t.tc_retries, t.pending_full,
-	       t.udp_send_fail, t.tcp_accepted, t.tcp_rejected, t.tcp_slow, t.cname_blocked,
-	       t.cname_alerted);
+	       t.udp_send_fail, t.tcp_accepted, t.tcp_rejected, t.tcp_slow);
 	struct dk_alert_stats as;
 	dk_alerter_stats(srv->alerter, &as);
 	dk_log(DK_LOG_INFO,
@@ -662,6 +672,7 @@ static void on_done(uv_async_t *a)
 			uv_thread_join(&w->thread);
 		w->thread_started = false;
 	}
+	dk_metrics_close(srv->metrics);
 	log_counters(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		worker_deinit(&srv->workers[i]);
@@ -776,6 +787,20 @@ static int server_start(struct dk_server *srv)
 		}
 		w->thread_started = true;
 	}
+	if (cfg->metrics_enabled) {
+		char addr[64];
+		srv->msrc.workers = srv->workers;
+		srv->msrc.n_workers = srv->n_workers;
+		srv->msrc.alerter = srv->alerter;
+		dk_addr_format(&cfg->metrics, addr, sizeof(addr));
+		rc = dk_metrics_new(&srv->loop, &cfg->metrics, &srv->msrc, &srv->metrics);
+		if (rc < 0) {
+			dk_log(DK_LOG_ERR, "metrics: cannot listen on %s: %s", addr,
+			       dk_strerror(rc));
+			return rc;
+		}
+		dk_log(DK_LOG_INFO, "metrics: http://%s/metrics", addr);
+	}
 	log_addrs("listening (udp+tcp)", cfg->listen, cfg->n_listen);
 	log_addrs(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
 	          cfg->upstreams, cfg->n_upstreams);
@@ -815,6 +840,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		dk_log_close();
 		return 1;
 	}
+	note_load(srv, true);
 	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		snapshot_free(srv->cur);
@@ -852,10 +878,12 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		}
 		if (srv->alerter)
 			dk_alerter_close(srv->alerter);
+		dk_metrics_close(srv->metrics);
 		close_main_handles(srv);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 	}
 	dk_alerter_free(srv->alerter);
+	dk_metrics_free(srv->metrics);
 	/*
 	 * syslog(3) is process-wide and the alerter's openlog() may have left an
 	 * ident pointing into the alerter just freed: open ours again.

@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Prometheus endpoint (see metrics.h): a minimal HTTP/1.0 server on the
+ * main loop. A connection reads one request into its own 4 KiB buffer, gets
+ * one answer and is closed; one that overflows the buffer, errs or takes
+ * more than 2 s is closed without an answer. Scrapes are rare and cheap, so
+ * the answer is built in a heap buffer per scrape: this is not the hot path.
+ *
+ * The worker counters are plain uint64_t written by the worker threads
+ * without synchronization (an increment each, no locked instruction on the
+ * query path). A scrape reads each one with a relaxed atomic load of the
+ * aligned word, so a value is never torn, but it may be a moment old and
+ * two counters read together need not be from the same instant.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert_sink.h"
+#include "dk_build.h"
+#include "metrics.h"
+#include "server_internal.h"
+
+/** Largest request (request line and headers) read. */
+#define REQ_MAX 4096
+/** A connection that has not sent a whole request by then is closed. */
+#define REQ_TIMEOUT_MS 2000
+/** Concurrent connections; more are accepted and closed at once. */
+#define CONN_MAX 64
+
+struct conn {
+	uv_tcp_t h;
+	uv_timer_t timer;
+	uv_write_t wr;
+	struct dk_metrics *m;
+	struct conn *prev, *next;
+	int handles; /**< initialized handles not yet closed */
+	bool closing;
+	bool answered;
+	char *out; /**< answer body, freed with the connection */
+	char head[256];
+	size_t len;
+	char req[REQ_MAX];
+};
+
+struct dk_metrics {
+	uv_tcp_t listener;
+	bool listener_init;
+	const struct dk_metrics_src *src;
+	struct conn *conns;
+	unsigned n_conns;
+	bool closed;
+};
+
+/* A growing text buffer; an allocation failure sticks and is checked at the end. */
+struct text {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3))) text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->oom = true;
+			return;
+		}
+		if (t->p && (size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap ? t->cap : 4096;
+		while (cap - t->len <= (size_t)n)
+			cap *= 2;
+		char *p = realloc(t->p, cap);
+		if (!p) {
+			t->oom = true;
+			return;
+		}
+		t->p = p;
+		t->cap = cap;
+	}
+}
+
+static void text_head(struct text *t, const char *name, const char *type, const char *help)
+{
+	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static uint64_t load(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+_Static_assert(sizeof(struct dk_counters) % sizeof(uint64_t) == 0,
+               "struct dk_counters holds uint64_t only");
+
+static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *t,
+                         uint64_t *inflight)
+{
+	memset(t, 0, sizeof(*t));
+	*inflight = 0;
+	for (unsigned i = 0; i < src->n_workers; i++) {
+		const struct dk_worker *w = &src->workers[i];
+		const uint64_t *from = (const uint64_t *)&w->ctr;
+		uint64_t *to = (uint64_t *)t;
+		for (size_t k = 0; k < sizeof(*t) / sizeof(uint64_t); k++)
+			to[k] += load(&from[k]);
+		*inflight += __atomic_load_n(&w->up.busy, __ATOMIC_RELAXED);
+	}
+}
+
+char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
+{
+	static const char *const out_names[DK_OUT_MAX] = {
+	        [DK_OUT_FORWARDED] = "forwarded",     [DK_OUT_SINKHOLED] = "sinkholed",
+	        [DK_OUT_NXDOMAIN] = "nxdomain",       [DK_OUT_REFUSED] = "refused",
+	        [DK_OUT_ACL_REFUSED] = "acl_refused", [DK_OUT_SERVFAIL] = "servfail",
+	        [DK_OUT_FORMERR] = "formerr",         [DK_OUT_NOTIMP] = "notimp",
+	        [DK_OUT_BADVERS] = "badvers",         [DK_OUT_DROPPED] = "dropped",
+	};
+	static const char *const tr_names[2] = {"udp", "tcp"};
+	const struct dk_config *cfg = src->snap ? src->snap->cfg : NULL;
+	const struct dk_policy *pol = src->snap ? src->snap->pol : NULL;
+	struct text t = {0};
+	struct dk_counters c;
+	struct dk_alert_stats as;
+	uint64_t inflight;
+
+	sum_counters(src, &c, &inflight);
+	memset(&as, 0, sizeof(as));
+	if (src->alerter)
+		dk_alerter_stats(src->alerter, &as);
+
+	text_head(&t, "dnsink_build_info", "gauge", "Version of the running dnsink.");
+	text_add(&t, "dnsink_build_info{version=\"%s\"} 1\n", DK_VERSION);
+	text_head(&t, "dnsink_workers", "gauge", "Worker threads.");
+	text_add(&t, "dnsink_workers %u\n", src->n_workers);
+
+	text_head(&t, "dnsink_queries_received_total", "counter",
+	          "Client queries received, by transport.");
+	for (int tr = 0; tr < 2; tr++)
+		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
+		         tr_names[tr], c.queries[tr]);
+	text_head(&t, "dnsink_queries_total", "counter",
+	          "Client queries by transport and outcome (acl_refused: client not allowed).");
+	for (int tr = 0; tr < 2; tr++)
+		for (int o = 0; o < DK_OUT_MAX; o++)
+			text_add(&t,
+			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
+			         "\n",
+			         tr_names[tr], out_names[o], c.out[tr][o]);
+	text_head(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.");
+	text_add(&t, "dnsink_inflight_queries %" PRIu64 "\n", inflight);
+
+	text_head(&t, "dnsink_upstream_timeouts_total", "counter",
+	          "Upstream tries that timed out, by upstream (the 8th counts the later ones "
+	          "too; indexes follow the current config).");
+	size_t n_up = cfg ? cfg->n_upstreams : 0;
+	for (size_t i = 0; i < n_up && i < DK_UP_COUNTED; i++) {
+		char addr[64];
+		if (dk_addr_format(&cfg->upstreams[i], addr, sizeof(addr)) < 0)
+			snprintf(addr, sizeof(addr), "#%zu", i);
+		text_add(&t, "dnsink_upstream_timeouts_total{upstream=\"%s\"} %" PRIu64 "\n", addr,
+		         c.timeouts[i]);
+	}
+	text_head(&t, "dnsink_upstream_errors_total", "counter",
+	          "Upstream sends or TCP connections that failed.");
+	text_add(&t, "dnsink_upstream_errors_total %" PRIu64 "\n", c.up_errors);
+	text_head(&t, "dnsink_upstream_answers_total", "counter", "Upstream answers accepted.");
+	text_add(&t, "dnsink_upstream_answers_total %" PRIu64 "\n", c.answers);
+	text_head(&t, "dnsink_upstream_mismatched_total", "counter",
+	          "Upstream datagrams refused as spoofed or mismatched.");
+	text_add(&t, "dnsink_upstream_mismatched_total %" PRIu64 "\n", c.mismatched);
+	text_head(&t, "dnsink_upstream_tc_retries_total", "counter",
+	          "Truncated upstream UDP answers retried over TCP.");
+	text_add(&t, "dnsink_upstream_tc_retries_total %" PRIu64 "\n", c.tc_retries);
+	text_head(&t, "dnsink_upstream_table_full_total", "counter",
+	          "Queries refused because every in-flight slot was taken.");
+	text_add(&t, "dnsink_upstream_table_full_total %" PRIu64 "\n", c.pending_full);
+	text_head(&t, "dnsink_udp_send_failures_total", "counter", "UDP replies dropped.");
+	text_add(&t, "dnsink_udp_send_failures_total %" PRIu64 "\n", c.udp_send_fail);
+	text_head(&t, "dnsink_tcp_connections_total", "counter",
+	          "Client TCP connections: accepted, rejected over the cap, closed as slow.");
+	text_add(&t, "dnsink_tcp_connections_total{state=\"accepted\"} %" PRIu64 "\n",
+	         c.tcp_accepted);
+	text_add(&t, "dnsink_tcp_connections_total{state=\"rejected\"} %" PRIu64 "\n",
+	         c.tcp_rejected);
+	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n", c.tcp_slow);
+
+	text_head(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.");
+	text_add(&t, "dnsink_alert_events_total %" PRIu64 "\n", as.events);
+	text_head(&t, "dnsink_alerts_total", "counter",
+	          "Alert records emitted, events deduplicated, events lost on a full ring, "
+	          "records lost by a sink.");
+	text_add(&t, "dnsink_alerts_total{state=\"emitted\"} %" PRIu64 "\n", as.emitted);
+	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
+	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
+	text_add(&t, "dnsink_alerts_total{state=\"lost_sink\"} %" PRIu64 "\n", as.lost_sink);
+	text_head(&t, "dnsink_alerts_queued", "gauge", "Records waiting for an absent collector.");
+	text_add(&t, "dnsink_alerts_queued %" PRIu64 "\n", as.queued);
+
+	text_head(&t, "dnsink_rules_loaded", "gauge", "Rules in force.");
+	text_add(&t, "dnsink_rules_loaded %zu\n", pol ? pol->n_rules : 0);
+	text_head(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).");
+	text_add(&t, "dnsink_entries_loaded %zu\n", pol ? pol->n_entries : 0);
+	text_head(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.");
+	text_add(&t, "dnsink_names_loaded %zu\n", pol ? pol->n_names : 0);
+	text_head(&t, "dnsink_reload_last_timestamp_seconds", "gauge",
+	          "Unix time of the last load of config and rules (start or reload).");
+	text_add(&t, "dnsink_reload_last_timestamp_seconds %.3f\n", src->reload_time);
+	text_head(&t, "dnsink_reload_last_success", "gauge",
+	          "Whether the last load succeeded (1) or kept the old set (0).");
+	text_add(&t, "dnsink_reload_last_success %d\n", src->reload_ok ? 1 : 0);
+
+	if (t.oom) {
+		free(t.p);
+		return NULL;
+	}
+	*len = t.len;
+	return t.p;
+}
+
+/* Connections. */
+
+static void conn_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (--c->handles > 0)
+		return;
+	struct dk_metrics *m = c->m;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		m->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	m->n_conns--;
+	free(c->out);
+	free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->h, conn_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_closed);
+}
+
+static void conn_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void conn_written(uv_write_t *wr, int status)
+{
+	(void)status;
+	conn_close(wr->data);
+}
+
+/* True when @p c->req holds a whole request line followed by the end of the headers. */
+static bool request_complete(const struct conn *c)
+{
+	for (size_t i = 0; i + 1 < c->len; i++) {
+		if (c->req[i] == '\n' && c->req[i + 1] == '\n')
+			return true;
+		if (i + 3 < c->len && memcmp(c->req + i, "\r\n\r\n", 4) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool wants_metrics(const struct conn *c)
+{
+	const char *p = c->req, *end = c->req + c->len;
+
+	if (c->len < 4 || memcmp(p, "GET ", 4) != 0)
+		return false;
+	p += 4;
+	const char *path = p;
+	while (p < end && *p != ' ' && *p != '?' && *p != '\r' && *p != '\n')
+		p++;
+	return (size_t)(p - path) == 8 && memcmp(path, "/metrics", 8) == 0;
+}
+
+static void conn_answer(struct conn *c)
+{
+	static const char not_found[] = "not found\n";
+	uv_buf_t b[2];
+	size_t len = 0;
+	int hl;
+
+	c->answered = true;
+	uv_read_stop((uv_stream_t *)&c->h);
+	uv_timer_stop(&c->timer);
+	if (wants_metrics(c)) {
+		c->out = dk_metrics_render(c->m->src, &len);
+		if (!c->out) {
+			conn_close(c);
+			return;
+		}
+		hl = snprintf(c->head, sizeof(c->head),
+		              "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+		              "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+		              len);
+		b[1] = uv_buf_init(c->out, (unsigned)len);
+	} else {
+		hl = snprintf(c->head, sizeof(c->head),
+		              "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+		              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		              sizeof(not_found) - 1);
+		b[1] = uv_buf_init((char *)not_found, sizeof(not_found) - 1);
+	}
+	b[0] = uv_buf_init(c->head, (unsigned)hl);
+	c->wr.data = c;
+	if (uv_write(&c->wr, (uv_stream_t *)&c->h, b, 2, conn_written) < 0)
+		conn_close(c);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)suggested;
+	/* A full buffer yields UV_ENOBUFS in conn_read: the request is too large. */
+	*buf = uv_buf_init(c->req + c->len, (unsigned)(REQ_MAX - c->len));
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	(void)buf;
+	if (c->answered || nread == 0)
+		return;
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	c->len += (size_t)nread;
+	if (request_complete(c))
+		conn_answer(c);
+	else if (c->len >= REQ_MAX)
+		conn_close(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct dk_metrics *m = server->data;
+
+	if (status < 0 || m->closed)
+		return;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->m = m;
+	uv_tcp_init(server->loop, &c->h);
+	uv_timer_init(server->loop, &c->timer);
+	c->h.data = c->timer.data = c;
+	c->handles = 2;
+	c->next = m->conns;
+	if (m->conns)
+		m->conns->prev = c;
+	m->conns = c;
+	m->n_conns++;
+	if (uv_accept(server, (uv_stream_t *)&c->h) < 0 || m->n_conns > CONN_MAX) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, conn_timeout, REQ_TIMEOUT_MS, 0);
+	if (uv_read_start((uv_stream_t *)&c->h, conn_alloc, conn_read) < 0)
+		conn_close(c);
+}
+
+/* The endpoint. */
+
+int dk_metrics_new(uv_loop_t *loop, const struct dk_addr *addr, const struct dk_metrics_src *src,
+                   struct dk_metrics **out)
+{
+	struct dk_metrics *m = calloc(1, sizeof(*m));
+	int rc;
+
+	*out = NULL;
+	if (!m)
+		return -ENOMEM;
+	m->src = src;
+	rc = uv_tcp_init(loop, &m->listener);
+	if (rc < 0) {
+		free(m);
+		return rc;
+	}
+	m->listener_init = true;
+	m->listener.data = m;
+	rc = uv_tcp_bind(&m->listener, &addr->sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&m->listener, 16, on_connection);
+	if (rc < 0) {
+		/* The listener is initialized: it goes with the loop's close callbacks. */
+		*out = m;
+		dk_metrics_close(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void dk_metrics_close(struct dk_metrics *m)
+{
+	if (!m || m->closed)
+		return;
+	m->closed = true;
+	if (m->listener_init)
+		uv_close((uv_handle_t *)&m->listener, NULL);
+	for (struct conn *c = m->conns; c; c = c->next)
+		conn_close(c);
+}
+
+void dk_metrics_free(struct dk_metrics *m)
+{
+	free(m);
+}
