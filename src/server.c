@@ -98,8 +98,9 @@ void dk__client_error(struct dk_worker *w, const struct dk_client *cl, const uin
 	dk__client_reply(w, cl, w->txbuf, (size_t)n);
 }
 
-static void post_alert(struct dk_worker *w, const struct dk_client *cl, const struct dk_query *q,
-                       const struct dk_verdict *v, uint8_t rcode)
+void dk__worker_alert(struct dk_worker *w, const struct dk_client *cl, const struct dk_query *q,
+                      const struct dk_verdict *v, uint8_t rcode, const uint8_t *target,
+                      size_t target_len)
 {
 	struct dk_alert_event ev;
 
@@ -123,7 +124,9 @@ static void post_alert(struct dk_worker *w, const struct dk_client *cl, const st
 	memcpy(ev.qname, q->qname, q->qname_len);
 	ev.matched_off = v->matched_off;
 	ev.wildcard = v->wildcard;
-	ev.target_len = 0;
+	ev.target_len = (uint8_t)target_len;
+	if (target_len)
+		memcpy(ev.target, target, target_len);
 	dk_alerter_post(w->srv->alerter, w->index, &ev);
 }
 
@@ -192,7 +195,7 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 		case DK_ACTION_ALLOW: n = -1; break;
 		}
 		if (r->alert && r->action != DK_ACTION_ALLOW)
-			post_alert(w, cl, &q, &v, rcode);
+			dk__worker_alert(w, cl, &q, &v, rcode, NULL, 0);
 		if (n > 0) {
 			dk__client_reply(w, cl, w->txbuf, (size_t)n);
 			return;
@@ -639,9 +642,10 @@ static void log_counters(struct dk_server *srv)
 	       "stats: upstream answers=%" PRIu64 " mismatched=%" PRIu64 " timeouts=[%s]"
 	       " errors=%" PRIu64 " tc_retries=%" PRIu64 " pending_full=%" PRIu64
 	       " udp_send_fail=%" PRIu64 " tcp accepted=%" PRIu64 " rejected=%" PRIu64
-	       " slow=%" PRIu64,
+	       " slow=%" PRIu64 " cname_blocked=%" PRIu64 " cname_alerted=%" PRIu64,
 	       t.answers, t.mismatched, to, t.up_errors, t.tc_retries, t.pending_full,
-	       t.udp_send_fail, t.tcp_accepted, t.tcp_rejected, t.tcp_slow);
+	       t.udp_send_fail, t.tcp_accepted, t.tcp_rejected, t.tcp_slow, t.cname_blocked,
+	       t.cname_alerted);
 	struct dk_alert_stats as;
 	dk_alerter_stats(srv->alerter, &as);
 	dk_log(DK_LOG_INFO,
