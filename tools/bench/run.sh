@@ -433,7 +433,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 run_server() {
-	local name=$1 load pid rss path t0 t1 perf lat k lats b0 b1 c0 c1 s0 s1
+	local name=$1 load pid rss path t0 t1 perf lat k lats b0 b1 c0 c1 s0 s1 any
 	prepare "$name"
 	log "$name: starting (${CMD[0]##*/})"
 	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
@@ -451,6 +451,8 @@ run_server() {
 		--name "probe-$name.fwd.bench.test" --expect NOERROR --timeout 5; then
 		log "$name: forwarding does not work; running anyway (answers will count wrong)"
 	fi
+	any=()
+	[ "$ANY_RCODE" = 1 ] && any=(--any-rcode)
 	for path in $PATHS; do
 		alive "$pid" || { log "$name: died"; break; }
 		perf=$OUT/$name-$path.perf
@@ -475,8 +477,7 @@ run_server() {
 		done
 		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
 			--path "$path" --perf "$perf" "${lats[@]}" --ticks0 "$t0" --ticks1 "$t1" \
-			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" \
-			$( [ "$ANY_RCODE" = 1 ] && echo --any-rcode )
+			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" "${any[@]}"
 		# The per-answer lines were needed once; keep the summaries only.
 		for k in $(seq "$LAT_REPEAT"); do sed -i '/^> /d' "$OUT/$name-$path-$k.lat"; done
 		log "$name/$path: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
