@@ -169,7 +169,7 @@ need_tools() {
 }
 PATH=$PATH:/usr/sbin:/sbin
 
-need_tools dnsperf:dnsperf knotd:knot kdig:knot-dnsutils taskset:util-linux \
+need_tools dnsperf:dnsperf knotd:knot taskset:util-linux ss:iproute2 \
 	|| die "dnsperf and knot are required"
 command -v python3 >/dev/null || die "python3 is required"
 command -v cc >/dev/null || die "a C compiler (cc) is required for the echo floor"
