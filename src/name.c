@@ -105,42 +105,14 @@ int dk_name_from_text(const char *text, size_t len, unsigned flags, uint8_t out[
 	return 0;
 }
 
-int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off, uint8_t out[DK_NAME_MAX],
-                      size_t *out_len)
-{
-	size_t p = *off;
-	size_t n = 0;
-
-	for (;;) {
-		if (p >= msg_len)
-			return DK_EFORMERR;
-		uint8_t l = msg[p];
-		if (l == 0)
-			break;
-		if (l > DK_LABEL_MAX)
-			return (l & 0xc0) == 0xc0 ? DK_EFORMERR : DK_ELABEL;
-		if (msg_len - p - 1 < l)
-			return DK_EFORMERR;
-		/* This label plus the root label must fit in DK_NAME_MAX. */
-		if (n + 1 + l + 1 > DK_NAME_MAX)
-			return DK_ENAMELEN;
-		if (out) {
-			out[n] = l;
-			lower_copy(out + n + 1, msg + p + 1, l);
-		}
-		n += 1 + (size_t)l;
-		p += 1 + (size_t)l;
-	}
-	if (out)
-		out[n] = 0;
-	*off = p + 1;
-	if (out_len)
-		*out_len = n + 1;
-	return 0;
-}
-
-int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off,
-                                 uint8_t out[DK_NAME_MAX], size_t *out_len)
+/*
+ * Reads the name at *off into out. With follow set, compression pointers
+ * are followed (strictly backwards); without, a pointer is a format error.
+ * Both public readers share this so the bounds checks exist once; the
+ * constant flag lets the compiler specialize the per-query plain reader.
+ */
+static inline int read_wire_name(const uint8_t *msg, size_t msg_len, size_t *off, bool follow,
+				 uint8_t out[DK_NAME_MAX], size_t *out_len)
 {
 	size_t p = *off;
 	/*
@@ -160,7 +132,7 @@ int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off
 		if (l == 0)
 			break;
 		if ((l & 0xc0) == 0xc0) {
-			if (msg_len - p < 2)
+			if (!follow || msg_len - p < 2)
 				return DK_EFORMERR;
 			size_t target = ((size_t)(l & 0x3f) << 8) | msg[p + 1];
 			if (target >= seg || ++jumps > DK_LABELS_MAX)
@@ -174,6 +146,7 @@ int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off
 			return DK_ELABEL;
 		if (msg_len - p - 1 < l)
 			return DK_EFORMERR;
+		/* This label plus the root label must fit in DK_NAME_MAX. */
 		if (n + 1 + l + 1 > DK_NAME_MAX)
 			return DK_ENAMELEN;
 		if (out) {
@@ -189,6 +162,18 @@ int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off
 	if (out_len)
 		*out_len = n + 1;
 	return 0;
+}
+
+int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off, uint8_t out[DK_NAME_MAX],
+		      size_t *out_len)
+{
+	return read_wire_name(msg, msg_len, off, false, out, out_len);
+}
+
+int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off,
+				 uint8_t out[DK_NAME_MAX], size_t *out_len)
+{
+	return read_wire_name(msg, msg_len, off, true, out, out_len);
 }
 
 int dk_name_to_text(const uint8_t *wire, size_t len, char *out, size_t size)
