@@ -1205,8 +1205,61 @@ fail:
 	return err;
 }
 
+/* The rule a bare list file becomes: silent NXDOMAIN, as a plain blocker does. */
+static int add_list_rule(struct loader *L, const char *list)
+{
+	struct dk_policy *p = L->p;
+	struct stat st;
+
+	if (stat(list, &st) < 0)
+		return fail(L, list, 0, -errno, "cannot read list: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(L, list, 0, -EISDIR, "cannot read list: not a regular file");
+	for (size_t i = 0; i < p->n_rules; i++) {
+		if (strcmp(p->rules[i].id, DK_BLOCKLIST_RULE_ID) == 0)
+			return fail(L, p->rules[i].file, p->rules[i].line, DK_ESCHEMA,
+			            "rule id '%s' is reserved for --blocklist",
+			            DK_BLOCKLIST_RULE_ID);
+	}
+	if (p->n_rules >= DK_RULES_MAX)
+		return fail(L, list, 0, DK_EFULL, "more than %d rules", DK_RULES_MAX);
+	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + 1, sizeof(*p->rules)) ||
+	    grow((void **)&p->lists, &L->cap_lists, p->n_lists + 1, sizeof(*p->lists)) ||
+	    grow((void **)&L->lists, &L->cap_plists, p->n_lists + 1, sizeof(*L->lists)))
+		return -ENOMEM;
+
+	struct dk_rule *r = &p->rules[p->n_rules];
+	memset(r, 0, sizeof(*r));
+	r->id = strdup(DK_BLOCKLIST_RULE_ID);
+	r->name = strdup("Blocklist given on the command line");
+	r->file = strdup(list);
+	memset(&p->lists[p->n_lists], 0, sizeof(p->lists[0]));
+	p->lists[p->n_lists].file = strdup(list);
+	if (!r->id || !r->name || !r->file || !p->lists[p->n_lists].file) {
+		dk__rule_deinit(r);
+		free(p->lists[p->n_lists].file);
+		return -ENOMEM;
+	}
+	r->index = (uint16_t)p->n_rules;
+	r->severity = DK_SEVERITY_LOW;
+	r->action = DK_ACTION_NXDOMAIN;
+	r->alert = false;
+	r->threshold = 1;
+	L->lists[p->n_lists] =
+	        (struct pending_list){.rule = p->n_rules, .line = 0, .size = st.st_size};
+	p->n_lists++;
+	p->n_rules++;
+	return 0;
+}
+
 int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, struct dk_policy **out,
                    struct dk_diag *diag)
+{
+	return dk_policy_load_with_list(paths, n_paths, NULL, flags, out, diag);
+}
+
+int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
+                             unsigned flags, struct dk_policy **out, struct dk_diag *diag)
 {
 	struct loader L = {.flags = flags, .diag = diag};
 	int err = -ENOMEM;
@@ -1227,6 +1280,8 @@ int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, str
 		if (err)
 			goto fail;
 	}
+	if (list && (err = add_list_rule(&L, list)))
+		goto fail;
 	if ((err = build(&L)))
 		goto fail;
 	*out = L.p;

@@ -520,9 +520,9 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 			goto fail;
 		}
 	}
-	if (s->cfg->n_rules) {
-		rc = dk_policy_load((const char *const *)s->cfg->rules, s->cfg->n_rules, 0, &s->pol,
-		                    &diag);
+	if (s->cfg->n_rules || srv->opts->blocklist) {
+		rc = dk_policy_load_with_list((const char *const *)s->cfg->rules, s->cfg->n_rules,
+		                              srv->opts->blocklist, 0, &s->pol, &diag);
 		if (rc < 0)
 			goto fail;
 	}
@@ -829,14 +829,6 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	srv->config_path = config_path;
 	srv->opts = opts;
 	srv->status = 1;
-	if (opts->blocklist) {
-		dk_log(DK_LOG_ERR,
-		       "--blocklist is not implemented: the policy interface has no way "
-		       "to add a list file without a rule file; write a rule with "
-		       "\"domain_files:\" and \"alert: false\" instead");
-		free(srv);
-		return 2;
-	}
 	/* A client that goes away mid-write must not kill the resolver. */
 	signal(SIGPIPE, SIG_IGN);
 	if (snapshot_load(srv, &srv->cur) < 0) {

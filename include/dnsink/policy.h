@@ -106,6 +106,18 @@ enum dk_policy_flags {
 int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags,
 		   struct dk_policy **out, struct dk_diag *diag);
 
+/** The id of the rule that dk_policy_load_with_list() makes of a plain list. */
+#define DK_BLOCKLIST_RULE_ID "dnsink.blocklist"
+
+/**
+ * Like dk_policy_load(), then adds the plain list file @p list (when not
+ * NULL) as one more rule, DK_BLOCKLIST_RULE_ID: action nxdomain, severity
+ * low, no alert, its lines read as any "domain_files:" entry is. This is
+ * what `dnsink --blocklist FILE` loads.
+ */
+int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
+			     unsigned flags, struct dk_policy **out, struct dk_diag *diag);
+
 /** Drops one reference; frees the snapshot at zero. NULL is a no-op. */
 void dk_policy_unref(struct dk_policy *p);
 
