@@ -136,6 +136,7 @@ struct dk_dedup {
 	size_t mask; /* buckets - 1 */
 	struct dedup_key **buckets;
 	struct dedup_key *pool;
+	size_t pool_used; /* keys of the pool ever handed out */
 	struct dedup_key *free;
 	struct dedup_key *oldest, *newest;
 	uint64_t seed;
@@ -159,10 +160,6 @@ struct dk_dedup *dk_dedup_new(size_t max_keys)
 	d->pool = calloc(max_keys, sizeof(*d->pool));
 	if (!d->buckets || !d->pool)
 		goto fail;
-	for (size_t i = max_keys; i-- > 0;) {
-		d->pool[i].hnext = d->free;
-		d->free = &d->pool[i];
-	}
 	/*
 	 * Clients choose their addresses and query names, so the bucket index
 	 * is seeded: chains cannot be lengthened on purpose without the seed.
@@ -352,8 +349,17 @@ void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 	} else {
 		if (d->n == d->max_keys)
 			key_close(d, d->oldest, true, emit, ctx);
-		k = d->free;
-		d->free = k->hnext;
+		/*
+		 * Closed keys are reused first; the pool is handed out in order
+		 * only after, so its pages (max_keys of ~640 octets, 40 MiB at the
+		 * default) become resident only as far as keys were ever open.
+		 */
+		if (d->free) {
+			k = d->free;
+			d->free = k->hnext;
+		} else {
+			k = &d->pool[d->pool_used++];
+		}
 		k->hash = h;
 		k->policy = ev->policy ? dk_policy_ref(ev->policy) : NULL;
 		k->window_end = now_ms + (uint64_t)rule->dedup_minutes * 60000;
