@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +58,15 @@ void dk_alert_ring_deinit(struct dk_alert_ring *r)
 	free(r->slots);
 	r->slots = NULL;
 	r->mask = 0;
+}
+
+size_t dk_alert_ring_used(const struct dk_alert_ring *r)
+{
+	/* Either side may call this: both indexes are read atomically. */
+	size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	return tail - head;
 }
 
 bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev, bool *was_empty)
@@ -447,24 +455,6 @@ static void jw_lit(struct jw *w, const char *s)
 	jw_raw(w, s, strlen(s));
 }
 
-static void jw_fmt(struct jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void jw_fmt(struct jw *w, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (w->over)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(w->p + w->len, w->size - w->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= w->size - w->len)
-		w->over = true;
-	else
-		w->len += (size_t)n;
-}
-
 /* Writes @s as a JSON string, quotes included. Octets >= 0x80 pass as UTF-8. */
 static void jw_str(struct jw *w, const char *s)
 {
@@ -494,23 +484,82 @@ static void jw_str(struct jw *w, const char *s)
 	jw_raw(w, "\"", 1);
 }
 
+/* Decimal digits by hand: records are formatted at the alert rate, printf is slow. */
+static void jw_u64(struct jw *w, uint64_t v)
+{
+	char t[20];
+	size_t n = sizeof(t);
+
+	do
+		t[--n] = (char)('0' + v % 10);
+	while ((v /= 10));
+	jw_raw(w, t + n, sizeof(t) - n);
+}
+
 static void jw_key_str(struct jw *w, const char *key, const char *val)
 {
-	jw_fmt(w, "\"%s\":", key);
+	jw_raw(w, "\"", 1);
+	jw_lit(w, key);
+	jw_raw(w, "\":", 2);
 	jw_str(w, val);
+}
+
+static void put_digits(char *p, unsigned v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+int dk_alert_time_text(uint64_t ms, char out[DK_ALERT_TIME_LEN + 1])
+{
+	/* The calendar part changes once a second: keep it per thread. */
+	static _Thread_local struct {
+		uint64_t sec;
+		bool valid;
+		char txt[19];
+	} cache;
+	uint64_t sec = ms / 1000;
+
+	if (!cache.valid || cache.sec != sec) {
+		time_t t = (time_t)sec;
+		struct tm tm;
+		if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
+			return DK_ESPACE;
+		put_digits(cache.txt, (unsigned)(tm.tm_year + 1900), 4);
+		cache.txt[4] = '-';
+		put_digits(cache.txt + 5, (unsigned)tm.tm_mon + 1, 2);
+		cache.txt[7] = '-';
+		put_digits(cache.txt + 8, (unsigned)tm.tm_mday, 2);
+		cache.txt[10] = 'T';
+		put_digits(cache.txt + 11, (unsigned)tm.tm_hour, 2);
+		cache.txt[13] = ':';
+		put_digits(cache.txt + 14, (unsigned)tm.tm_min, 2);
+		cache.txt[16] = ':';
+		put_digits(cache.txt + 17, (unsigned)tm.tm_sec, 2);
+		cache.sec = sec;
+		cache.valid = true;
+	}
+	memcpy(out, cache.txt, sizeof(cache.txt));
+	out[19] = '.';
+	put_digits(out + 20, (unsigned)(ms % 1000), 3);
+	out[23] = 'Z';
+	out[24] = '\0';
+	return DK_ALERT_TIME_LEN;
 }
 
 static void jw_time(struct jw *w, uint64_t ms)
 {
-	time_t sec = (time_t)(ms / 1000);
-	struct tm tm;
+	char t[DK_ALERT_TIME_LEN + 1];
 
-	if (!gmtime_r(&sec, &tm)) {
+	if (dk_alert_time_text(ms, t) < 0) {
 		w->over = true;
 		return;
 	}
-	jw_fmt(w, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-	       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	jw_raw(w, "\"", 1);
+	jw_raw(w, t, DK_ALERT_TIME_LEN);
+	jw_raw(w, "\"", 1);
 }
 
 static void jw_mitre(struct jw *w, const struct dk_rule *rule)
@@ -593,26 +642,35 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	jw_key_str(w, "action", dk_action_name((enum dk_action)ev->action));
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "source_ip", t->ip);
-	jw_fmt(w, ",\"source_port\":%u,\"transport\":\"%s\",", (unsigned)ev->port,
-	       ev->transport == DK_TRANSPORT_TCP ? "tcp" : "udp");
+	jw_lit(w, ",\"source_port\":");
+	jw_u64(w, ev->port);
+	jw_lit(w, ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
+	                                            : ",\"transport\":\"udp\",");
 	jw_key_str(w, "dns_query", t->qname);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "qtype", t->qtype);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "matched", t->matched);
-	jw_fmt(w, ",\"count\":%" PRIu64 ",\"first_seen\":", rec->count);
+	jw_lit(w, ",\"count\":");
+	jw_u64(w, rec->count);
+	jw_lit(w, ",\"first_seen\":");
 	jw_time(w, rec->first_seen_ms);
 	jw_lit(w, ",\"last_seen\":");
 	jw_time(w, rec->last_seen_ms);
-	if (ev->rcode < DK_ARRAY_SIZE(rcode_names))
-		jw_fmt(w, ",\"rcode\":\"%s\"", rcode_names[ev->rcode]);
-	else
-		jw_fmt(w, ",\"rcode\":\"RCODE%u\"", (unsigned)ev->rcode);
+	if (ev->rcode < DK_ARRAY_SIZE(rcode_names)) {
+		jw_lit(w, ",\"rcode\":\"");
+		jw_lit(w, rcode_names[ev->rcode]);
+		jw_raw(w, "\"", 1);
+	} else {
+		jw_lit(w, ",\"rcode\":\"RCODE");
+		jw_u64(w, ev->rcode);
+		jw_raw(w, "\"", 1);
+	}
 	if (ev->target_len) {
 		jw_raw(w, ",", 1);
 		jw_key_str(w, "cname_target", t->target);
 	}
-	jw_fmt(w, ",\"followup\":%s", rec->followup ? "true" : "false");
+	jw_lit(w, rec->followup ? ",\"followup\":true" : ",\"followup\":false");
 	if (rec->evicted)
 		jw_lit(w, ",\"evicted\":true");
 	jw_raw(w, "}", 1);
@@ -658,31 +716,47 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	          "\"category_name\":\"Network Activity\",\"activity_id\":1,"
 	          "\"activity_name\":\"Query\",\"type_uid\":400301,"
 	          "\"type_name\":\"DNS Activity: Query\"");
-	jw_fmt(w, ",\"time\":%" PRIu64, rec->followup ? rec->last_seen_ms : ev->time_ms);
-	jw_fmt(w, ",\"severity_id\":%u,\"severity\":\"%s\"", sev + 1, ocsf_severities[sev]);
-	jw_fmt(w, ",\"action_id\":%u,\"action\":\"%s\"", blocked ? 2u : 1u,
-	       blocked ? "Denied" : "Allowed");
-	jw_fmt(w, ",\"disposition_id\":%u,\"disposition\":\"%s\"", disp_id, disp);
-	jw_fmt(w, ",\"count\":%" PRIu64 ",\"start_time\":%" PRIu64 ",\"end_time\":%" PRIu64,
-	       rec->count, rec->first_seen_ms, rec->last_seen_ms);
+	jw_lit(w, ",\"time\":");
+	jw_u64(w, rec->followup ? rec->last_seen_ms : ev->time_ms);
+	jw_lit(w, ",\"severity_id\":");
+	jw_u64(w, sev + 1);
+	jw_lit(w, ",\"severity\":\"");
+	jw_lit(w, ocsf_severities[sev]);
+	jw_lit(w, blocked ? "\",\"action_id\":2,\"action\":\"Denied\""
+	                  : "\",\"action_id\":1,\"action\":\"Allowed\"");
+	jw_lit(w, ",\"disposition_id\":");
+	jw_u64(w, disp_id);
+	jw_lit(w, ",\"disposition\":\"");
+	jw_lit(w, disp);
+	jw_lit(w, "\",\"count\":");
+	jw_u64(w, rec->count);
+	jw_lit(w, ",\"start_time\":");
+	jw_u64(w, rec->first_seen_ms);
+	jw_lit(w, ",\"end_time\":");
+	jw_u64(w, rec->last_seen_ms);
 	jw_lit(w, ",\"query\":{\"hostname\":");
 	jw_str(w, t->qname);
 	jw_lit(w, ",\"type\":");
 	jw_str(w, t->qtype);
 	jw_lit(w, ",\"class\":\"IN\"}");
 	if (ev->rcode < DK_ARRAY_SIZE(ocsf_rcodes))
-		jw_fmt(w, ",\"rcode_id\":%u,\"rcode\":\"%s\"", (unsigned)ev->rcode,
-		       ocsf_rcodes[ev->rcode]);
-	else
+	{
+		jw_lit(w, ",\"rcode_id\":");
+		jw_u64(w, ev->rcode);
+		jw_lit(w, ",\"rcode\":\"");
+		jw_lit(w, ocsf_rcodes[ev->rcode]);
+		jw_raw(w, "\"", 1);
+	} else {
 		jw_lit(w, ",\"rcode_id\":99,\"rcode\":\"Other\"");
+	}
 	jw_lit(w, ",\"src_endpoint\":{\"ip\":");
 	jw_str(w, t->ip);
-	jw_fmt(w, ",\"port\":%u}", (unsigned)ev->port);
+	jw_lit(w, ",\"port\":");
+	jw_u64(w, ev->port);
 	/* OCSF wants the IANA protocol keyword, which is lowercase. */
-	jw_fmt(w,
-	       ",\"connection_info\":{\"protocol_name\":\"%s\",\"protocol_num\":%u,"
-	       "\"direction_id\":1,\"direction\":\"Inbound\"}",
-	       tcp ? "tcp" : "udp", tcp ? 6u : 17u);
+	jw_lit(w, tcp ? "},\"connection_info\":{\"protocol_name\":\"tcp\",\"protocol_num\":6,"
+	              : "},\"connection_info\":{\"protocol_name\":\"udp\",\"protocol_num\":17,");
+	jw_lit(w, "\"direction_id\":1,\"direction\":\"Inbound\"}");
 	jw_lit(w, ",\"metadata\":{\"version\":\"1.1.0\",\"profiles\":[\"security_control\"],"
 	          "\"product\":{\"name\":\"dnsink\",\"vendor_name\":\"dnsink\",\"version\":"
 	          "\"" DK_VERSION "\"}}");
@@ -700,8 +774,9 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 		jw_raw(w, ",", 1);
 		jw_key_str(w, "cname_target", t->target);
 	}
-	jw_fmt(w, ",\"count\":%" PRIu64 ",\"followup\":%s", rec->count,
-	       rec->followup ? "true" : "false");
+	jw_lit(w, ",\"count\":");
+	jw_u64(w, rec->count);
+	jw_lit(w, rec->followup ? ",\"followup\":true" : ",\"followup\":false");
 	if (rec->evicted)
 		jw_lit(w, ",\"evicted\":true");
 	jw_lit(w, "}}");

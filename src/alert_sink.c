@@ -29,6 +29,12 @@
 
 /* Events per worker ring; a slot is one struct dk_alert_event (~560 octets). */
 #define RING_CAPACITY 4096
+/*
+ * Events gather this long before the rings are drained: one wake-up, one
+ * file write and one TCP write per batch instead of per event. A ring half
+ * full is drained at once.
+ */
+#define BATCH_MS 5
 /* Events taken from one ring per loop iteration, so a flood cannot starve I/O. */
 #define DRAIN_BATCH     1024
 #define FILE_BUF        (64 * 1024)
@@ -79,6 +85,7 @@ struct dk_alerter {
 	uv_async_t async;
 	uv_timer_t tick;  /* dedup, retries, loss reports; close deadline at the end */
 	uv_timer_t retry; /* TCP reconnect backoff */
+	uv_timer_t batch; /* the wake-up that drains the rings, BATCH_MS after the first event */
 	unsigned open_handles;
 	bool closing; /* dk_alerter_close() called */
 	bool closed;  /* handles are being closed */
@@ -90,6 +97,7 @@ struct dk_alerter {
 	enum dk_alert_format format;
 	char ident[64];
 	char appname[49]; /* ident as an RFC 5424 APP-NAME */
+	char procid[24];  /* our pid, as the PROCID */
 	int facility;
 	struct dk_addr server;
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -216,22 +224,39 @@ static int syslog_level(const struct dk_alert_record *rec)
 	return rec->ev->rule->severity >= DK_SEVERITY_MEDIUM ? LOG_WARNING : LOG_NOTICE;
 }
 
+/*
+ * "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID alert - JSON", assembled by hand:
+ * this runs once per record, and printf of a whole record cost more than the
+ * record's formatting itself.
+ */
 static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec, const char *json,
-                        char *out, size_t size)
+                        size_t json_len, char *out, size_t size)
 {
+	char t[DK_ALERT_TIME_LEN + 1];
 	struct timespec ts;
-	struct tm tm;
-	int n;
+	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(out, size, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %ld alert - %s",
-	             a->facility | syslog_level(rec), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, a->hostname,
-	             a->appname, (long)getpid(), json);
-	if (n < 0 || (size_t)n >= size)
+	if (dk_alert_time_text((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, t) < 0)
 		return DK_ESPACE;
-	return n;
+	int hl = snprintf(out, size, "<%d>1 ", a->facility | syslog_level(rec));
+	if (hl < 0 || (size_t)hl >= size)
+		return DK_ESPACE;
+	n = (size_t)hl;
+	const char *parts[] = {t, " ", a->hostname, " ", a->appname, " ", a->procid, " alert - "};
+	for (size_t i = 0; i < DK_ARRAY_SIZE(parts); i++) {
+		size_t l = strlen(parts[i]);
+		if (l >= size - n)
+			return DK_ESPACE;
+		memcpy(out + n, parts[i], l);
+		n += l;
+	}
+	if (json_len >= size - n)
+		return DK_ESPACE;
+	memcpy(out + n, json, json_len);
+	n += json_len;
+	out[n] = '\0';
+	return (int)n;
 }
 
 /* TCP collector. */
@@ -585,14 +610,14 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 		break;
 	case DK_SYSLOG_UDP:
 	case DK_SYSLOG_UNIX:
-		ln = rfc5424_line(a, rec, a->rec, a->line, sizeof(a->line));
+		ln = rfc5424_line(a, rec, a->rec, (size_t)n, a->line, sizeof(a->line));
 		if (ln > 0)
 			taken = dgram_put(a, a->line, (size_t)ln);
 		else
 			a->st.lost_sink++;
 		break;
 	case DK_SYSLOG_TCP:
-		ln = rfc5424_line(a, rec, a->rec, a->line, sizeof(a->line));
+		ln = rfc5424_line(a, rec, a->rec, (size_t)n, a->line, sizeof(a->line));
 		taken = ln > 0 && queue_put(a, a->line, (size_t)ln, true);
 		break;
 	}
@@ -616,9 +641,9 @@ static bool drain_ring(struct dk_alerter *a, struct dk_alert_ring *r, size_t max
 	return true;
 }
 
-static void async_cb(uv_async_t *h)
+static void batch_cb(uv_timer_t *t)
 {
-	struct dk_alerter *a = h->data;
+	struct dk_alerter *a = t->data;
 	bool more = false;
 
 	for (unsigned w = 0; w < a->n_workers; w++)
@@ -627,7 +652,21 @@ static void async_cb(uv_async_t *h)
 	tcp_flush(a);
 	/* Not done: let the loop run other work, then continue. */
 	if (more)
-		uv_async_send(&a->async);
+		uv_timer_start(&a->batch, batch_cb, 0, 0);
+}
+
+static void async_cb(uv_async_t *h)
+{
+	struct dk_alerter *a = h->data;
+
+	for (unsigned w = 0; w < a->n_workers; w++) {
+		if (dk_alert_ring_used(&a->rings[w]) > RING_CAPACITY / 2) {
+			uv_timer_start(&a->batch, batch_cb, 0, 0);
+			return;
+		}
+	}
+	if (!uv_is_active((uv_handle_t *)&a->batch))
+		uv_timer_start(&a->batch, batch_cb, BATCH_MS, 0);
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -823,6 +862,7 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	}
 	if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0 || !a->hostname[0])
 		snprintf(a->hostname, sizeof(a->hostname), "-");
+	snprintf(a->procid, sizeof(a->procid), "%ld", (long)getpid());
 	for (char *p = a->hostname; *p; p++)
 		if (*p <= 32 || *p >= 127)
 			*p = '_';
@@ -838,9 +878,11 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	a->async.data = a;
 	uv_timer_init(loop, &a->tick);
 	uv_timer_init(loop, &a->retry);
+	uv_timer_init(loop, &a->batch);
 	a->tick.data = a;
 	a->retry.data = a;
-	a->open_handles = 3;
+	a->batch.data = a;
+	a->open_handles = 4;
 	uv_timer_start(&a->tick, tick_cb, 1000, 1000);
 	tcp_connect(a);
 	*out = a;
@@ -913,7 +955,11 @@ void dk_alerter_post(struct dk_alerter *a, unsigned worker, const struct dk_aler
 
 	if (worker >= a->n_workers)
 		return;
-	if (dk_alert_ring_push(&a->rings[worker], ev, &was_empty) && was_empty)
+	struct dk_alert_ring *r = &a->rings[worker];
+
+	/* The first event of a batch, and a ring half full, wake the alerter. */
+	if (dk_alert_ring_push(r, ev, &was_empty) &&
+	    (was_empty || dk_alert_ring_used(r) == RING_CAPACITY / 2 + 1))
 		uv_async_send(&a->async);
 }
 
@@ -967,6 +1013,7 @@ static void finish_close(struct dk_alerter *a)
 	uv_close((uv_handle_t *)&a->async, handle_close_cb);
 	uv_close((uv_handle_t *)&a->tick, handle_close_cb);
 	uv_close((uv_handle_t *)&a->retry, handle_close_cb);
+	uv_close((uv_handle_t *)&a->batch, handle_close_cb);
 	file_flush(a);
 	if (a->file_fd >= 0)
 		close(a->file_fd);

@@ -64,6 +64,9 @@ struct dk_alert_ring {
 int dk_alert_ring_init(struct dk_alert_ring *r, size_t capacity);
 void dk_alert_ring_deinit(struct dk_alert_ring *r);
 
+/** Events in the ring now; either side may ask (the answer may be stale at once). */
+size_t dk_alert_ring_used(const struct dk_alert_ring *r);
+
 /**
  * Producer side: copies @p ev in. Never blocks or allocates. Returns false
  * (and counts a drop) when the ring is full. @p was_empty is set when the
@@ -129,6 +132,16 @@ void dk_dedup_flush(struct dk_dedup *d, dk_alert_emit_fn emit, void *ctx);
 
 /** Keys held now. */
 size_t dk_dedup_size(const struct dk_dedup *d);
+
+/** Length of dk_alert_time_text()'s output, without the NUL. */
+#define DK_ALERT_TIME_LEN 24
+
+/**
+ * Writes @p ms (Unix time in milliseconds) as "YYYY-MM-DDTHH:MM:SS.mmmZ" and
+ * a NUL into @p out. Returns DK_ALERT_TIME_LEN, or DK_ESPACE for a time
+ * outside years 0-9999. Thread-safe (the calendar part is cached per thread).
+ */
+int dk_alert_time_text(uint64_t ms, char out[DK_ALERT_TIME_LEN + 1]);
 
 /**
  * Formats @p rec as one JSON object (no newline) into @p buf. Returns the

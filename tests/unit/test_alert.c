@@ -669,6 +669,34 @@ static void test_format_native_odd(void **state)
 	assert_non_null(strstr(buf, "\"rcode\":\"RCODE12\",\"cname_target\":\"evil.com\","));
 }
 
+/* The cached calendar part must follow every change of second, also backwards. */
+static void test_time_text(void **state)
+{
+	static const struct {
+		uint64_t ms;
+		const char *text;
+	} cases[] = {
+	        {0, "1970-01-01T00:00:00.000Z"},
+	        {999, "1970-01-01T00:00:00.999Z"},
+	        {1000, "1970-01-01T00:00:01.000Z"},
+	        {951782399999ull, "2000-02-28T23:59:59.999Z"},
+	        {951782400000ull, "2000-02-29T00:00:00.000Z"},
+	        {1795411800123ull, "2026-11-23T05:30:00.123Z"},
+	        {1795411800007ull, "2026-11-23T05:30:00.007Z"},
+	        {1795411799050ull, "2026-11-23T05:29:59.050Z"},
+	        {253402300799999ull, "9999-12-31T23:59:59.999Z"},
+	};
+	char out[DK_ALERT_TIME_LEN + 1];
+
+	(void)state;
+	for (size_t i = 0; i < DK_ARRAY_SIZE(cases); i++) {
+		memset(out, 'x', sizeof(out));
+		assert_int_equal(dk_alert_time_text(cases[i].ms, out), DK_ALERT_TIME_LEN);
+		assert_string_equal(out, cases[i].text);
+	}
+	assert_int_equal(dk_alert_time_text(253402300800000ull, out), DK_ESPACE);
+}
+
 static void test_format_ocsf(void **state)
 {
 	struct dk_alert_event ev;
@@ -1269,6 +1297,7 @@ int main(void)
 	        cmocka_unit_test(test_format_native_v4),
 	        cmocka_unit_test(test_format_native_v6_wildcard),
 	        cmocka_unit_test(test_format_native_odd),
+	        cmocka_unit_test(test_time_text),
 	        cmocka_unit_test(test_format_ocsf),
 	        cmocka_unit_test_setup(test_alerter_file_unix, reset_got),
 	        cmocka_unit_test_setup(test_alerter_udp, reset_got),
