@@ -24,7 +24,7 @@
 #include "dnsink/policy.h"
 
 /** UDP receive buffer: libuv's recvmmsg takes one 64 KiB chunk per datagram. */
-#define DK_UDP_CHUNKS 4
+#define DK_UDP_CHUNKS 20
 #define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)
 /** Largest query a pending slot holds; bigger ones get SERVFAIL. */
 #define DK_QUERY_MAX 4096

@@ -18,7 +18,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-ALL_SERVERS="echo,dnsink,dnsink-alert,unbound,dnsdist,dnsmasq"
+ALL_SERVERS="echo,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
 ONLY=$ALL_SERVERS
 QUICK=0
 INSTALL=1
@@ -191,7 +191,7 @@ SERVERS=()
 for s in ${ONLY//,/ }; do
 	case "$s" in
 	echo) SERVERS+=("$s") ;;
-	dnsink|dnsink-alert)
+	dnsink|dnsink-2w|dnsink-alert)
 		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
 		else log "skipping $s: no dnsink binary (build it, or pass --dnsink PATH)"; fi
@@ -299,7 +299,7 @@ prepare() {
 	echo)
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$SRV_PORT") ;;
-	dnsink|dnsink-alert)
+	dnsink|dnsink-2w|dnsink-alert)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
 		local alert=false alerts=""
@@ -339,7 +339,9 @@ rules:
   - $dir/rules/
 $alerts
 EOF
-		CMD=("$DNSINK" -c "$dir/dnsink.yml" --workers 1) ;;
+		# dnsink-2w: two workers (two loops, two SO_REUSEPORT sockets) on the
+		# same one core, to show a second worker costs nothing per query.
+		CMD=("$DNSINK" -c "$dir/dnsink.yml" --workers "$([ "$name" = dnsink-2w ] && echo 2 || echo 1)") ;;
 	unbound)
 		{
 			echo "server:"
