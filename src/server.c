@@ -299,6 +299,11 @@ static void worker_finish(struct dk_worker *w)
 		close_handle((uv_handle_t *)&w->wake);
 	if (w->grace_init)
 		close_handle((uv_handle_t *)&w->grace);
+	if (w->flush_init) {
+		dk__udp_flush(w);
+		close_handle((uv_handle_t *)&w->flush);
+		close_handle((uv_handle_t *)&w->flush_pre);
+	}
 	close_listeners(w, true);
 	dk__tcp_close_all(w);
 	dk__upstream_close(w);
@@ -374,6 +379,7 @@ static void worker_deinit(struct dk_worker *w)
 	free(w->udp);
 	free(w->tcp);
 	free(w->rxbuf);
+	free(w->outbuf);
 }
 
 /* Undoes a partial worker_init(): closes its handles and runs its loop until they are. */
@@ -409,6 +415,9 @@ static int worker_init(struct dk_server *srv, struct dk_worker *w, unsigned inde
 	w->grace.data = w;
 	w->grace_init = true;
 
+	rc = dk__udp_batch_init(w);
+	if (rc < 0)
+		return rc;
 	w->rxbuf = malloc(DK_RXBUF_SIZE);
 	w->udp = calloc(cfg->n_listen, sizeof(*w->udp));
 	w->tcp = calloc(cfg->n_listen, sizeof(*w->tcp));

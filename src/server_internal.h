@@ -26,6 +26,9 @@
 /** UDP receive buffer: libuv's recvmmsg takes one 64 KiB chunk per datagram. */
 #define DK_UDP_CHUNKS 20
 #define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)
+/** UDP replies sent by one sendmmsg, and the octets they may take together. */
+#define DK_UDP_BATCH  32
+#define DK_UDP_OUTBUF 65536
 /** Largest query a pending slot holds; bigger ones get SERVFAIL. */
 #define DK_QUERY_MAX 4096
 /** Local answers are small: header, question, one record, OPT with EDE. */
@@ -144,6 +147,14 @@ struct dk_upstream {
 	unsigned timeout_ms;
 };
 
+/** A UDP reply waiting in the worker's batch (udp.c). */
+struct dk_udp_out {
+	struct dk_udp_listener *l;
+	struct dk_addr peer;
+	uint32_t off; /**< in outbuf */
+	uint32_t len;
+};
+
 struct dk_worker {
 	struct dk_server *srv;
 	unsigned index;
@@ -166,6 +177,15 @@ struct dk_worker {
 	struct dk_upstream up;
 	uint8_t *rxbuf;                  /**< DK_RXBUF_SIZE, every UDP read lands here */
 	uint8_t txbuf[2 + DK_LOCAL_MAX]; /**< local answers (2 octets for TCP framing) */
+
+	/* UDP replies batched for one sendmmsg per loop iteration (udp.c). */
+	uv_check_t flush;        /**< after the I/O callbacks of an iteration */
+	uv_prepare_t flush_pre;  /**< before polling: replies made by timers */
+	bool flush_init;
+	struct dk_udp_out out[DK_UDP_BATCH];
+	unsigned n_out;
+	size_t out_used;
+	uint8_t *outbuf; /**< DK_UDP_OUTBUF octets */
 
 	bool stopping;
 	bool finished;
@@ -202,8 +222,16 @@ int dk__socket_bound(const struct dk_addr *a, int type, bool reuseport);
 
 int dk__udp_listen(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_addr *a);
 void dk__udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/**
+ * Queues @p len octets of answer to @p peer on @p l; they leave with the
+ * worker's next dk__udp_flush(), at the latest when the loop iteration ends.
+ */
 void dk__udp_reply(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_addr *peer,
                    const uint8_t *ans, size_t len);
+/** Sends every queued reply, one sendmmsg per listener run. */
+void dk__udp_flush(struct dk_worker *w);
+/** Starts the per-iteration flush of @p w (allocates its batch buffer). */
+int dk__udp_batch_init(struct dk_worker *w);
 
 /* tcp.c */
 
