@@ -179,8 +179,8 @@ struct dk_worker {
 	uint8_t txbuf[2 + DK_LOCAL_MAX]; /**< local answers (2 octets for TCP framing) */
 
 	/* UDP replies batched for one sendmmsg per loop iteration (udp.c). */
-	uv_check_t flush;        /**< after the I/O callbacks of an iteration */
-	uv_prepare_t flush_pre;  /**< before polling: replies made by timers */
+	uv_check_t flush;       /**< after the I/O callbacks of an iteration */
+	uv_prepare_t flush_pre; /**< before polling: replies made by timers */
 	bool flush_init;
 	struct dk_udp_out out[DK_UDP_BATCH];
 	unsigned n_out;
