@@ -223,6 +223,65 @@ class ReloadLoad(harness.DnsinkTest):
             lambda a: a["rule_id"] == "IT.Reload.Flip", n=2)}
         self.assertEqual(rules, {"IT.Reload.Flip"})
 
+    def test_sighup_burst_settles_on_last_set(self):
+        """20 SIGHUPs a few ms apart, each after a rewrite: reloads that arrive while
+        one is being swapped in are folded into one more; every answer is from A or
+        B, none lost, and once quiet the last set written is the one in force."""
+        flip_dir = os.path.join(self.dir, "flip")
+        os.makedirs(flip_dir)
+        rule = os.path.join(flip_dir, "flip.yml")
+        write_rules(rule, "A")
+        self.dk = self.new_dnsink(extra_rule_dirs=[flip_dir + "/"], timeout_ms=1500,
+                                  extra_yaml="workers: 2\n")
+        log = self.dk.proc.log_text
+        stop = threading.Event()
+        clients = [Client(self.dk.port, False, stop, i) for i in range(2)]
+        clients.append(Client(self.dk.port, True, stop, 7))
+        for c in clients:
+            c.start()
+        try:
+            time.sleep(0.1)
+            for k in range(1, RELOADS + 1):
+                write_rules(rule, "B" if k % 2 else "A")
+                self.dk.proc.signal(signal.SIGHUP)
+                time.sleep(0.001)
+            last = "A"  # RELOADS is even
+            # Quiet: no new "reloaded;" line for 0.5 s.
+            state = {"n": -1, "t": time.monotonic()}
+
+            def quiet():
+                n = log().count("reloaded;")
+                if n != state["n"]:
+                    state.update(n=n, t=time.monotonic())
+                return n >= 1 and time.monotonic() - state["t"] > 0.5
+            wait_until(quiet, 20, step=0.02, what="reloads to settle")
+            t_settled = time.monotonic()
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for c in clients:
+                c.join(10)
+        n = log().count("reloaded;")
+        self.assertGreaterEqual(log().count("SIGHUP: reloading"), 2)
+        self.assertLessEqual(n, RELOADS)
+        self.assertNotIn("reload failed", log())
+        lost, bad, after = 0, [], 0
+        for c in clients:
+            self.assertIsNone(c.error, c.error)
+            for t0, t1, name, ans in c.log:
+                if ans is None:
+                    lost += 1
+                    continue
+                sets = ["A", "B"] if t0 < t_settled else [last]
+                if ans not in [expected(name, w) for w in sets]:
+                    bad.append((name, ans, sets))
+                after += t0 >= t_settled
+        print("\nSIGHUP burst: %d SIGHUPs, %d reloads done, %d queries after settling, "
+              "%d lost, %d wrong" % (RELOADS, n, after, lost, len(bad)))
+        self.assertEqual(lost, 0)
+        self.assertEqual(bad[:20], [])
+        self.assertGreater(after, 20)
+
 
 if __name__ == "__main__":
     harness.main()
