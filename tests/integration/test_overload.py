@@ -186,6 +186,69 @@ class Overload(harness.DnsinkTest):
         a = query(self.dk.port, "after.moneropool.ru", "A")
         self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
 
+    def test_tcp_pipelined_flood_and_reload(self):
+        """8 TCP connections each pipeline 500 forwarded queries (4000, 250 times the
+        tables) while a SIGHUP swaps the snapshot: every query gets SERVFAIL on its
+        own connection, none is lost, memory stays bounded."""
+        silent = self.fake_upstream()
+        mport = harness.free_port()
+        self.dk = self.new_dnsink(
+            upstreams=[silent.port], timeout_ms=TIMEOUT_MS,
+            extra_yaml=metrics_yaml(mport) + "workers: %d\nmax_inflight: %d\n"
+            % (WORKERS, MAX_INFLIGHT))
+        pid = self.dk.proc.pid
+        rss_before = vmrss_kib(pid)
+        before = scrape(mport)
+        conns, per = 8, 500
+        socks = [socket.create_connection(("127.0.0.1", self.dk.port), timeout=10)
+                 for _ in range(conns)]
+        got = [dict() for _ in range(conns)]
+        try:
+            for ci, s in enumerate(socks):
+                s.sendall(b"".join(
+                    struct.pack("!H", len(m)) + m for m in
+                    (build_query("t%d-%d.flood.example.test" % (ci, i), qid=i)
+                     for i in range(per))))
+            self.dk.proc.signal(harness.signal.SIGHUP)
+            deadline = time.monotonic() + TIMEOUT_MS / 1000 * 2 + 10
+            for ci, s in enumerate(socks):
+                buf = b""
+                while len(got[ci]) < per and time.monotonic() < deadline:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+                        n = struct.unpack("!H", buf[:2])[0]
+                        m, buf = buf[2:2 + n], buf[2 + n:]
+                        got[ci][struct.unpack("!H", m[:2])[0]] = m[3] & 0x0F
+        finally:
+            for s in socks:
+                s.close()
+        rss_after = vmrss_kib(pid)
+        end = wait_until(lambda: (lambda m: m if m["dnsink_inflight_queries"] == 0 else None)(
+            scrape(mport)), TIMEOUT_MS / 1000 + 5, what="in-flight tables to drain")
+        d = {k: end[k] - before.get(k, 0) for k in end}
+        rcodes = {}
+        for g in got:
+            for rc in g.values():
+                rcodes[rc] = rcodes.get(rc, 0) + 1
+        print("\ntcp overload: %d queries on %d connections, answered %d %s; table_full %d "
+              "forwarded %d; VmRSS before %d KiB, after %d KiB"
+              % (conns * per, conns, sum(len(g) for g in got), rcodes,
+                 d["dnsink_upstream_table_full_total"], d[outcome("tcp", "forwarded")],
+                 rss_before, rss_after))
+        self.assertEqual([len(g) for g in got], [per] * conns)
+        self.assertEqual(set(rcodes), {2}, rcodes)
+        self.assertEqual(d[outcome("tcp", "servfail")], conns * per)
+        self.assertEqual(d["dnsink_upstream_table_full_total"] + d[outcome("tcp", "forwarded")],
+                         conns * per)
+        self.assertLessEqual(d[outcome("tcp", "forwarded")], WORKERS * MAX_INFLIGHT * 3)
+        self.assertIn("reloaded;", self.dk.proc.log_text())
+        self.assertLess(rss_after - rss_before, 16 * 1024)
+        a = query(self.dk.port, "after.moneropool.ru", "A", tcp=True)
+        self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
+
 
 if __name__ == "__main__":
     harness.main()
