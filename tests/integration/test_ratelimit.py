@@ -6,7 +6,6 @@ rate; the rest is dropped (default) and counted as outcome "ratelimited",
 while 127.0.0.1 is still answered correctly, forwarded and blocked names
 alike. With action: refused, queries over the limit get REFUSED, over TCP
 too. Without rate_limit nothing is limited. A reload turns it on."""
-import os
 import signal
 import socket
 import struct
