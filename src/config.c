@@ -816,6 +816,22 @@ static const struct item metrics_items[] = {
         {NULL},
 };
 
+static const struct name_value rl_actions[] = {
+        {"drop", DK_RATELIMIT_DROP},
+        {"refused", DK_RATELIMIT_REFUSED},
+        {NULL, 0},
+};
+
+static const struct item rate_limit_items[] = {
+        {KEY("qps", parse_number), FIELD(rate_limit.qps), .min = 0, .max = 1000000},
+        {KEY("burst", parse_number), FIELD(rate_limit.burst), .min = 1, .max = 1000000},
+        {KEY("action", parse_enum), FIELD(rate_limit.action), .names = rl_actions},
+        {KEY("table_size", parse_number), FIELD(rate_limit.table_size), .min = 16, .max = 16777216},
+        {KEY("ipv4_prefix", parse_number), FIELD(rate_limit.ipv4_prefix), .min = 1, .max = 32},
+        {KEY("ipv6_prefix", parse_number), FIELD(rate_limit.ipv6_prefix), .min = 1, .max = 128},
+        {NULL},
+};
+
 static const struct item top_items[] = {
         {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen), .port = DNS_PORT},
         {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams), .port = DNS_PORT},
@@ -830,6 +846,7 @@ static const struct item top_items[] = {
         {KEY("tcp", parse_section), .sub = tcp_items},
         {KEY("user", parse_string), FIELD(user)},
         {KEY("metrics", parse_section), .sub = metrics_items},
+        {KEY("rate_limit", parse_section), .sub = rate_limit_items},
         {NULL},
 };
 
@@ -922,6 +939,12 @@ static int set_defaults(struct ctx *c)
 	cfg->max_inflight = 4096;
 	cfg->tcp_max_clients = 256;
 	cfg->tcp_idle_ms = 10000;
+	cfg->rate_limit.qps = 0;
+	cfg->rate_limit.burst = 0; /* qps, once qps is known */
+	cfg->rate_limit.action = DK_RATELIMIT_DROP;
+	cfg->rate_limit.table_size = 65536;
+	cfg->rate_limit.ipv4_prefix = 32;
+	cfg->rate_limit.ipv6_prefix = 64;
 	return 0;
 }
 
@@ -982,6 +1005,9 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 	struct dk_config *cfg = c->cfg;
 	char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
 
+	/* One second's worth by default, as dnsdist's MaxQPSIPRule. */
+	if (!cfg->rate_limit.burst)
+		cfg->rate_limit.burst = cfg->rate_limit.qps ? cfg->rate_limit.qps : 1;
 	for (size_t i = 0; c->listen_node && i < cfg->n_listen; i++) {
 		for (size_t j = 0; j < i; j++) {
 			if (addr_equal(&cfg->listen[i], &cfg->listen[j])) {

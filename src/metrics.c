@@ -129,6 +129,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	        [DK_OUT_ACL_REFUSED] = "acl_refused", [DK_OUT_SERVFAIL] = "servfail",
 	        [DK_OUT_FORMERR] = "formerr",         [DK_OUT_NOTIMP] = "notimp",
 	        [DK_OUT_BADVERS] = "badvers",         [DK_OUT_DROPPED] = "dropped",
+	        [DK_OUT_RATELIMITED] = "ratelimited",
 	};
 	static const char *const tr_names[2] = {"udp", "tcp"};
 	const struct dk_config *cfg = src->snap ? src->snap->cfg : NULL;
@@ -154,7 +155,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
 		         tr_names[tr], c.queries[tr]);
 	text_head(&t, "dnsink_queries_total", "counter",
-	          "Client queries by transport and outcome (acl_refused: client not allowed).");
+	          "Client queries by transport and outcome (acl_refused: client not allowed; "
+	          "ratelimited: over rate_limit, dropped or REFUSED).");
 	for (int tr = 0; tr < 2; tr++)
 		for (int o = 0; o < DK_OUT_MAX; o++)
 			text_add(&t,

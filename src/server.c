@@ -139,7 +139,32 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 	struct dk_query q;
 
 	w->ctr.queries[cl->transport]++;
+	/*
+	 * Before parsing: a flood costs as little as possible, whatever it holds.
+	 * uv_now() is the loop's cached clock, read once per loop iteration.
+	 */
+	bool limited = false;
+	if (w->rl) {
+		const struct dk_ratelimit_limits lim = {
+		        .qps = cfg->rate_limit.qps,
+		        .burst = cfg->rate_limit.burst,
+		        .ipv4_prefix = (uint8_t)cfg->rate_limit.ipv4_prefix,
+		        .ipv6_prefix = (uint8_t)cfg->rate_limit.ipv6_prefix,
+		};
+		limited = !dk_ratelimit_allow(w->rl, &cl->peer.sa, uv_now(&w->loop), &lim);
+		if (limited) {
+			w->ctr.out[cl->transport][DK_OUT_RATELIMITED]++;
+			if (cfg->rate_limit.action == DK_RATELIMIT_DROP)
+				return;
+		}
+	}
 	int rc = dk_msg_parse_query(pkt, len, &q);
+	if (limited) {
+		/* REFUSED only to what can be answered; never to a response (reflection). */
+		if (rc == 0 || rc == DK_EFORMERR || rc == DK_ENOTIMP || rc == DK_EBADVERS)
+			dk__client_error(w, cl, pkt, &q, 5, 0);
+		return;
+	}
 	if (rc != 0) {
 		uint8_t rcode;
 		switch (rc) {
@@ -336,6 +361,34 @@ static void worker_stop(struct dk_worker *w)
 	uv_timer_start(&w->grace, grace_over, DK_GRACE_MS, 0);
 }
 
+/*
+ * Makes the worker's bucket table fit its snapshot: made when rate_limit is
+ * turned on (at start or by a reload), remade when its size changes, freed
+ * when it is turned off. Not on the query path: once per snapshot.
+ */
+static void worker_ratelimit_update(struct dk_worker *w)
+{
+	const struct dk_config *cfg = w->snap->cfg;
+
+	if (!cfg->rate_limit.qps) {
+		dk_ratelimit_free(w->rl);
+		w->rl = NULL;
+		return;
+	}
+	if (w->rl && w->rl_table_size == cfg->rate_limit.table_size)
+		return;
+	struct dk_ratelimit *rl;
+	if (dk_ratelimit_new(cfg->rate_limit.table_size, &rl) < 0) {
+		dk_log(DK_LOG_ERR, "worker %u: rate_limit: out of memory for %zu buckets%s",
+		       w->index, cfg->rate_limit.table_size,
+		       w->rl ? ", keeping the old table" : ", not limiting");
+		return;
+	}
+	dk_ratelimit_free(w->rl);
+	w->rl = rl;
+	w->rl_table_size = cfg->rate_limit.table_size;
+}
+
 static void worker_wake(uv_async_t *a)
 {
 	struct dk_worker *w = a->data;
@@ -344,6 +397,7 @@ static void worker_wake(uv_async_t *a)
 
 	if (s) {
 		w->snap = s;
+		worker_ratelimit_update(w);
 		atomic_fetch_add(&srv->acks, 1);
 		uv_async_send(&srv->acked);
 	}
@@ -380,6 +434,8 @@ static void worker_deinit(struct dk_worker *w)
 	free(w->tcp);
 	free(w->rxbuf);
 	free(w->outbuf);
+	dk_ratelimit_free(w->rl);
+	w->rl = NULL;
 }
 
 /* Undoes a partial worker_init(): closes its handles and runs its loop until they are. */
@@ -418,6 +474,9 @@ static int worker_init(struct dk_server *srv, struct dk_worker *w, unsigned inde
 	rc = dk__udp_batch_init(w);
 	if (rc < 0)
 		return rc;
+	worker_ratelimit_update(w);
+	if (cfg->rate_limit.qps && !w->rl)
+		return -ENOMEM;
 	w->rxbuf = malloc(DK_RXBUF_SIZE);
 	w->udp = calloc(cfg->n_listen, sizeof(*w->udp));
 	w->tcp = calloc(cfg->n_listen, sizeof(*w->tcp));
@@ -634,8 +693,8 @@ static void log_counters(struct dk_server *srv)
 			dst[k] += src[k];
 	}
 	static const char *const out_names[DK_OUT_MAX] = {
-	        "forwarded", "sinkholed", "nxdomain", "refused", "acl_refused",
-	        "servfail",  "formerr",   "notimp",   "badvers", "dropped",
+	        "forwarded", "sinkholed", "nxdomain", "refused", "acl_refused", "servfail",
+	        "formerr",   "notimp",    "badvers",  "dropped", "ratelimited",
 	};
 	static const char *const tr_names[2] = {"udp", "tcp"};
 	for (int tr = 0; tr < 2; tr++) {
@@ -824,6 +883,14 @@ static int server_start(struct dk_server *srv)
 	          cfg->upstreams, cfg->n_upstreams);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",
 	       srv->n_workers, srv->workers[0].up.n_slots, cfg->upstream_timeout_ms);
+	if (cfg->rate_limit.qps)
+		dk_log(DK_LOG_INFO,
+		       "rate_limit: %u queries/s per client (burst %u, IPv4 /%u, IPv6 /%u), "
+		       "then %s; %zu clients per worker",
+		       cfg->rate_limit.qps, cfg->rate_limit.burst, cfg->rate_limit.ipv4_prefix,
+		       cfg->rate_limit.ipv6_prefix,
+		       cfg->rate_limit.action == DK_RATELIMIT_DROP ? "drop" : "REFUSED",
+		       dk_ratelimit_size(srv->workers[0].rl));
 	if (srv->workers[0].up.n_slots < cfg->max_inflight)
 		dk_log(DK_LOG_WARN,
 		       "max_inflight %zu lowered to %zu: upstream IDs must stay sparse",

@@ -22,6 +22,7 @@
 #include "dnsink/config.h"
 #include "dnsink/msg.h"
 #include "dnsink/policy.h"
+#include "dnsink/ratelimit.h"
 
 /** UDP receive buffer: libuv's recvmmsg takes one 64 KiB chunk per datagram. */
 #define DK_UDP_CHUNKS 20
@@ -62,7 +63,8 @@ enum dk_outcome {
 	DK_OUT_FORMERR,
 	DK_OUT_NOTIMP,
 	DK_OUT_BADVERS,
-	DK_OUT_DROPPED, /**< unparsable, or no way to answer */
+	DK_OUT_DROPPED,     /**< unparsable, or no way to answer */
+	DK_OUT_RATELIMITED, /**< client over rate_limit (dropped or REFUSED) */
 	DK_OUT_MAX,
 };
 
@@ -192,6 +194,9 @@ struct dk_worker {
 	uv_timer_t grace;
 	bool grace_init;
 	struct dk_counters ctr;
+
+	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
+	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
 };
 
 /* server.c */

@@ -43,6 +43,12 @@ enum dk_syslog_transport {
 	DK_SYSLOG_UNIX,  /**< RFC 5424 to a unix datagram socket */
 };
 
+/** What happens to a query over its client's rate limit. */
+enum dk_ratelimit_action {
+	DK_RATELIMIT_DROP,    /**< no answer (as Unbound's ip-ratelimit, dnsdist's Drop) */
+	DK_RATELIMIT_REFUSED, /**< REFUSED */
+};
+
 enum dk_alert_format {
 	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
@@ -82,6 +88,16 @@ struct dk_config {
 	char *user;                  /**< drop privileges to this user; NULL: stay */
 	struct dk_addr metrics;      /**< Prometheus endpoint */
 	bool metrics_enabled;
+
+	/** Per-client rate limit (rate_limit:), per worker; off while qps is 0. */
+	struct {
+		unsigned qps;                    /**< queries per second per client; 0: off */
+		unsigned burst;                  /**< bucket size; defaults to qps */
+		enum dk_ratelimit_action action; /**< default drop */
+		size_t table_size;               /**< client buckets per worker */
+		unsigned ipv4_prefix;            /**< bits naming an IPv4 client (default 32) */
+		unsigned ipv6_prefix;            /**< bits naming an IPv6 client (default 64) */
+	} rate_limit;
 };
 
 /**

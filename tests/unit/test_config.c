@@ -86,6 +86,11 @@ static void assert_defaults(const struct dk_config *c)
 	assert_int_equal(c->tcp_idle_ms, 10000);
 	assert_null(c->user);
 	assert_false(c->metrics_enabled);
+	assert_int_equal(c->rate_limit.qps, 0);
+	assert_int_equal(c->rate_limit.action, DK_RATELIMIT_DROP);
+	assert_int_equal(c->rate_limit.table_size, 65536);
+	assert_int_equal(c->rate_limit.ipv4_prefix, 32);
+	assert_int_equal(c->rate_limit.ipv6_prefix, 64);
 }
 
 /* The upstreams basic.conf yields when no listener is on port 53. */
@@ -289,6 +294,9 @@ static const struct err_case err_cases[] = {
          "rules: 'no-such-rules-dir/' not found (looked in the current directory and in "
          "tests/data/config/bad)"},
         {"two_docs.yml", 2, "only one YAML document is allowed"},
+        {"rate_limit_action.yml", 4,
+         "rate_limit.action: unknown value 'slip' (expected one of: drop, refused)"},
+        {"rate_limit_prefix.yml", 4, "rate_limit.ipv6_prefix: 129 is out of range (1..128)"},
 };
 
 static void test_errors(void **state)
@@ -626,6 +634,26 @@ static void test_acl(void **state)
 	assert_false(dk_acl_allows(&all, 1, &unix_sa));
 }
 
+static void test_rate_limit(void **state)
+{
+	(void)state;
+	struct dk_config *c = load_ok(DATA "good/rate_limit.yml", NULL);
+	assert_int_equal(c->rate_limit.qps, 250);
+	assert_int_equal(c->rate_limit.burst, 500);
+	assert_int_equal(c->rate_limit.action, DK_RATELIMIT_REFUSED);
+	assert_int_equal(c->rate_limit.table_size, 1024);
+	assert_int_equal(c->rate_limit.ipv4_prefix, 24);
+	assert_int_equal(c->rate_limit.ipv6_prefix, 56);
+	dk_config_free(c);
+	/* Without a burst, one second's worth. */
+	c = load_ok(DATA "good/rate_limit_qps.yml", NULL);
+	assert_int_equal(c->rate_limit.qps, 40);
+	assert_int_equal(c->rate_limit.burst, 40);
+	assert_int_equal(c->rate_limit.action, DK_RATELIMIT_DROP);
+	assert_int_equal(c->rate_limit.ipv6_prefix, 64);
+	dk_config_free(c);
+}
+
 static void test_free_null(void **state)
 {
 	(void)state;
@@ -655,6 +683,7 @@ int main(void)
 	        cmocka_unit_test(test_cidr_parse_bad),
 	        cmocka_unit_test(test_acl),
 	        cmocka_unit_test(test_free_null),
+	        cmocka_unit_test(test_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
