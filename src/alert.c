@@ -99,6 +99,20 @@ bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev
 	return true;
 }
 
+const struct dk_alert_event *dk_alert_ring_peek(struct dk_alert_ring *r)
+{
+	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	if (head == tail) {
+		atomic_thread_fence(memory_order_seq_cst);
+		tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		if (head == tail)
+			return NULL;
+	}
+	return &r->slots[head & r->mask];
+}
+
 bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out)
 {
 	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -627,13 +627,27 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 		a->st.emitted++;
 }
 
-static bool drain_ring(struct dk_alerter *a, struct dk_alert_ring *r, size_t max)
+/*
+ * Takes up to @p max events from the workers' rings, oldest first across
+ * rings: a batch holds several workers' events, and dedup must see a key's
+ * first event first. Returns true when events were left.
+ */
+static bool drain_rings(struct dk_alerter *a, size_t max)
 {
 	struct dk_alert_event ev;
 	size_t i;
 
 	for (i = 0; i < max; i++) {
-		if (!dk_alert_ring_pop(r, &ev))
+		struct dk_alert_ring *oldest = NULL;
+		uint64_t t = 0;
+		for (unsigned w = 0; w < a->n_workers; w++) {
+			const struct dk_alert_event *e = dk_alert_ring_peek(&a->rings[w]);
+			if (e && (!oldest || e->mono_ns < t)) {
+				oldest = &a->rings[w];
+				t = e->mono_ns;
+			}
+		}
+		if (!oldest || !dk_alert_ring_pop(oldest, &ev))
 			return false;
 		a->st.events++;
 		dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a);
@@ -644,10 +658,8 @@ static bool drain_ring(struct dk_alerter *a, struct dk_alert_ring *r, size_t max
 static void batch_cb(uv_timer_t *t)
 {
 	struct dk_alerter *a = t->data;
-	bool more = false;
+	bool more = drain_rings(a, DRAIN_BATCH * a->n_workers);
 
-	for (unsigned w = 0; w < a->n_workers; w++)
-		more |= drain_ring(a, &a->rings[w], DRAIN_BATCH);
 	file_flush(a);
 	tcp_flush(a);
 	/* Not done: let the loop run other work, then continue. */
@@ -969,8 +981,7 @@ void dk_alerter_drain(struct dk_alerter *a)
 	 * Everything queued now is taken; the bound keeps a worker that keeps
 	 * posting from holding the main loop here.
 	 */
-	for (unsigned w = 0; w < a->n_workers; w++)
-		drain_ring(a, &a->rings[w], 2 * (a->rings[w].mask + 1));
+	drain_rings(a, 2 * (size_t)RING_CAPACITY * a->n_workers);
 	file_flush(a);
 	tcp_flush(a);
 }

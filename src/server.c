@@ -106,6 +106,7 @@ void dk__worker_alert(struct dk_worker *w, const struct dk_client *cl, const str
 	struct dk_alert_event ev;
 
 	ev.time_ms = wall_ms();
+	ev.mono_ns = uv_hrtime();
 	ev.rule = v->rule;
 	ev.policy = w->snap->pol;
 	ev.family = (uint8_t)cl->peer.sa.sa_family;

@@ -29,6 +29,7 @@ enum dk_transport {
 /** One match as the worker saw it. Plain data, copied by value. */
 struct dk_alert_event {
 	uint64_t time_ms;            /**< wall clock, ms since the epoch */
+	uint64_t mono_ns;            /**< monotonic clock: orders events of different workers */
 	const struct dk_rule *rule;  /**< lives as long as its policy snapshot */
 	struct dk_policy *policy;    /**< the snapshot @p rule belongs to */
 	uint8_t family;              /**< AF_INET or AF_INET6 */
@@ -63,6 +64,9 @@ struct dk_alert_ring {
 /** Initializes @p r with room for @p capacity (rounded up to a power of two). */
 int dk_alert_ring_init(struct dk_alert_ring *r, size_t capacity);
 void dk_alert_ring_deinit(struct dk_alert_ring *r);
+
+/** Consumer side: the oldest event, left in the ring; NULL when empty. */
+const struct dk_alert_event *dk_alert_ring_peek(struct dk_alert_ring *r);
 
 /** Events in the ring now; either side may ask (the answer may be stale at once). */
 size_t dk_alert_ring_used(const struct dk_alert_ring *r);
