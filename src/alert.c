@@ -105,6 +105,7 @@ const struct dk_alert_event *dk_alert_ring_peek(struct dk_alert_ring *r)
 	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
 
 	if (head == tail) {
+		/* The other half of the fence pair described in push. */
 		atomic_thread_fence(memory_order_seq_cst);
 		tail = atomic_load_explicit(&r->tail, memory_order_acquire);
 		if (head == tail)
@@ -115,18 +116,14 @@ const struct dk_alert_event *dk_alert_ring_peek(struct dk_alert_ring *r)
 
 bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out)
 {
-	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	const struct dk_alert_event *e = dk_alert_ring_peek(r);
 
-	if (head == tail) {
-		/* The other half of the fence pair described in push. */
-		atomic_thread_fence(memory_order_seq_cst);
-		tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-		if (head == tail)
-			return false;
-	}
-	*out = r->slots[head & r->mask];
-	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	if (!e)
+		return false;
+	*out = *e;
+	/* Only now may the producer reuse the slot. */
+	atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
+	                      memory_order_release);
 	return true;
 }
 
