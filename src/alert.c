@@ -130,8 +130,9 @@ bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out)
 /*
  * Dedup.
  *
- * Keys live in a pool allocated once; a free key sits on a singly linked free
- * list through hnext. Live keys are chained in hash buckets (hnext) and in one
+ * Keys live in a pool allocated once and handed out in order as first needed;
+ * a closed key sits on a singly linked free list through hnext and is reused
+ * before the pool is touched further. Live keys are chained in hash buckets (hnext) and in one
  * doubly linked list in creation order (prev/next), oldest first, which is the
  * eviction order. Each key keeps a copy of the latest event of its window so a
  * follow-up record can be written after the worker's slot is long reused.
