@@ -85,14 +85,19 @@ def flood(port, count, seconds, n_socks=8, batch=50, pause=0.006):
 class Overload(harness.DnsinkTest):
     start_dnsink = False
 
-    def test_flood_against_silent_upstream(self):
-        silent = self.fake_upstream()  # no handler: never answers
+    def start_overloadable(self, upstream):
+        """Starts dnsink with small in-flight tables in front of @upstream and a
+        metrics endpoint; returns (metrics port, pid)."""
         mport = harness.free_port()
         self.dk = self.new_dnsink(
-            upstreams=[silent.port], timeout_ms=TIMEOUT_MS,
+            upstreams=[upstream.port], timeout_ms=TIMEOUT_MS,
             extra_yaml=metrics_yaml(mport) + "workers: %d\nmax_inflight: %d\n"
             % (WORKERS, MAX_INFLIGHT))
-        pid = self.dk.proc.pid
+        return mport, self.dk.proc.pid
+
+    def test_flood_against_silent_upstream(self):
+        silent = self.fake_upstream()  # no handler: never answers
+        mport, pid = self.start_overloadable(silent)
         self.assertIn("%d workers, %d queries in flight each" % (WORKERS, MAX_INFLIGHT),
                       self.dk.proc.log_text())
         # Warm up every path once (local answer, forward) before the baseline.
@@ -191,12 +196,7 @@ class Overload(harness.DnsinkTest):
         tables) while a SIGHUP swaps the snapshot: every query gets SERVFAIL on its
         own connection, none is lost, memory stays bounded."""
         silent = self.fake_upstream()
-        mport = harness.free_port()
-        self.dk = self.new_dnsink(
-            upstreams=[silent.port], timeout_ms=TIMEOUT_MS,
-            extra_yaml=metrics_yaml(mport) + "workers: %d\nmax_inflight: %d\n"
-            % (WORKERS, MAX_INFLIGHT))
-        pid = self.dk.proc.pid
+        mport, pid = self.start_overloadable(silent)
         rss_before = vmrss_kib(pid)
         before = scrape(mport)
         conns, per = 8, 500

@@ -148,13 +148,18 @@ class Client(threading.Thread):
 class ReloadLoad(harness.DnsinkTest):
     start_dnsink = False
 
-    def test_twenty_reloads_under_load(self):
+    def start_flipping(self):
+        """Starts dnsink (two workers) with the flip rule at set A; returns its path."""
         flip_dir = os.path.join(self.dir, "flip")
         os.makedirs(flip_dir)
         rule = os.path.join(flip_dir, "flip.yml")
         write_rules(rule, "A")
         self.dk = self.new_dnsink(extra_rule_dirs=[flip_dir + "/"], timeout_ms=1500,
                                   extra_yaml="workers: 2\n")
+        return rule
+
+    def test_twenty_reloads_under_load(self):
+        rule = self.start_flipping()
         log = self.dk.proc.log_text
         # Segments of time with the sets that may be in force in each.
         segments = []
@@ -227,12 +232,7 @@ class ReloadLoad(harness.DnsinkTest):
         """20 SIGHUPs a few ms apart, each after a rewrite: reloads that arrive while
         one is being swapped in are folded into one more; every answer is from A or
         B, none lost, and once quiet the last set written is the one in force."""
-        flip_dir = os.path.join(self.dir, "flip")
-        os.makedirs(flip_dir)
-        rule = os.path.join(flip_dir, "flip.yml")
-        write_rules(rule, "A")
-        self.dk = self.new_dnsink(extra_rule_dirs=[flip_dir + "/"], timeout_ms=1500,
-                                  extra_yaml="workers: 2\n")
+        rule = self.start_flipping()
         log = self.dk.proc.log_text
         stop = threading.Event()
         clients = [Client(self.dk.port, False, stop, i) for i in range(2)]
