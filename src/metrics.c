@@ -185,6 +185,9 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_head(&t, "dnsink_upstream_mismatched_total", "counter",
 	          "Upstream datagrams refused as spoofed or mismatched.");
 	text_add(&t, "dnsink_upstream_mismatched_total %" PRIu64 "\n", c.mismatched);
+	text_head(&t, "dnsink_upstream_malformed_total", "counter",
+	          "Upstream answers to our question whose records do not parse.");
+	text_add(&t, "dnsink_upstream_malformed_total %" PRIu64 "\n", c.malformed);
 	text_head(&t, "dnsink_upstream_tc_retries_total", "counter",
 	          "Truncated upstream UDP answers retried over TCP.");
 	text_add(&t, "dnsink_upstream_tc_retries_total %" PRIu64 "\n", c.tc_retries);

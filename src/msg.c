@@ -352,6 +352,27 @@ int dk_msg_check_answer(const uint8_t *ans, size_t len, uint16_t id, const struc
 	return 0;
 }
 
+int dk_msg_check_answer_body(const uint8_t *ans, size_t len)
+{
+	size_t off = DK_HEADER_LEN;
+	bool root;
+	struct rr_view rr;
+
+	if (len < DK_HEADER_LEN)
+		return DK_EFORMERR;
+	if (LDNS_TC_WIRE(ans))
+		return 0;
+	/* The question was read by dk_msg_check_answer(); only its end is needed here. */
+	if (LDNS_QDCOUNT(ans) != 1 || skip_name(ans, len, &off, &root) < 0 || len - off < 4)
+		return DK_EFORMERR;
+	off += 4;
+	unsigned total = (unsigned)LDNS_ANCOUNT(ans) + LDNS_NSCOUNT(ans) + LDNS_ARCOUNT(ans);
+	for (unsigned i = 0; i < total; i++)
+		if (next_rr(ans, len, &off, &rr) < 0)
+			return DK_EFORMERR;
+	return off == len ? 0 : DK_EFORMERR;
+}
+
 /*
  * Returns the end of the answer's question when it has the same length as
  * the client's, which holds whenever dk_msg_check_answer() accepted it; 0

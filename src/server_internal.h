@@ -86,6 +86,8 @@ struct dk_counters {
 	/* Upstream answers whose CNAME/DNAME target a rule matched (cloaking). */
 	uint64_t cname_blocked; /**< replaced by the rule's local answer */
 	uint64_t cname_alerted; /**< passed, with an alert */
+
+	uint64_t malformed; /**< upstream answers to our question whose records do not parse */
 };
 
 struct dk_udp_listener {

@@ -2,8 +2,9 @@
 /*
  * TCP clients (RFC 7766): per-worker listeners, a cap on concurrent
  * connections, two-octet length framing across partial reads, pipelined
- * queries answered as they complete (in any order), an idle timeout, and a
- * clean close when the client closes.
+ * queries answered as they complete (in any order), an idle timeout that
+ * also bounds how long one query may take to arrive, and a clean close when
+ * the client closes.
  *
  * A connection owns a 64 KiB read buffer allocated at accept. Answers are
  * written with uv_try_write first, which on a healthy connection sends them
@@ -89,8 +90,13 @@ void dk__tcp_query_hold(struct dk_tcp_conn *c)
 void dk__tcp_query_done(struct dk_worker *w, struct dk_tcp_conn *c)
 {
 	(void)w;
-	if (--c->inflight == 0 && c->closing && c->handles == 0)
+	if (--c->inflight == 0 && c->closing && c->handles == 0) {
 		conn_free(c);
+		return;
+	}
+	/* The idle period of a connection that waited on its answers starts now. */
+	if (c->inflight == 0 && !c->closing)
+		uv_timer_again(&c->idle);
 }
 
 static void conn_written(uv_write_t *req, int status);
@@ -202,7 +208,6 @@ static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0)
 		return;
 	c->rlen += (size_t)nread;
-	uv_timer_again(&c->idle);
 
 	size_t off = 0;
 	while (!c->closing && c->rlen - off >= 2) {
@@ -219,6 +224,13 @@ static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (c->closing)
 		return;
+	/*
+	 * Only a complete query restarts the idle period: a client that
+	 * trickles a frame in a byte at a time (or announces more than it
+	 * sends) has until the timer fires to finish it, whatever it sends.
+	 */
+	if (off)
+		uv_timer_again(&c->idle);
 	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 	c->rlen -= off;
 }

@@ -10,7 +10,8 @@
  * one lookup. Queries leave from one of several unconnected UDP sockets bound
  * to kernel-chosen ephemeral ports, picked at random per query. An answer is
  * taken only from the exact upstream address and port, with the expected ID
- * and the same question; everything else is counted and dropped.
+ * and the same question; everything else is counted and dropped. An answer
+ * that passes those checks but whose records do not parse fails the try.
  *
  * Over TCP, queries are pipelined on a few connections per upstream and
  * answers matched by ID in any order; idle connections stay open a while.
@@ -358,6 +359,22 @@ static void slot_next(struct dk_slot *s)
 static int tcp_start(struct dk_slot *s);
 
 /*
+ * An answer with our ID and question whose records cannot be walked (cut
+ * short, counts that lie, octets after the last record) cannot go to the
+ * client: the try failed, and the next upstream gets the query at once rather
+ * than at the timeout. Truncated (TC) answers may end anywhere and are
+ * exempt. Returns true when @p s moved on.
+ */
+static bool slot_malformed(struct dk_slot *s, const uint8_t *ans, size_t len)
+{
+	if (dk_msg_check_answer_body(ans, len) == 0)
+		return false;
+	s->w->ctr.malformed++;
+	slot_next(s);
+	return true;
+}
+
+/*
  * The connection carrying @p s broke. A connection that sat idle may have
  * been closed by the upstream just as we wrote: once per upstream the query
  * goes again on another connection before it counts as a failed try.
@@ -399,6 +416,8 @@ static void up_tcp_answer(struct dk_up_tcp *u, uint8_t *ans, size_t len)
 		u->w->ctr.mismatched++;
 		return;
 	}
+	if (slot_malformed(s, ans, len))
+		return;
 	slot_deliver(s, ans, len);
 }
 
@@ -627,6 +646,8 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		slot_try(s);
 		return;
 	}
+	if (slot_malformed(s, ans, (size_t)nread))
+		return;
 	slot_deliver(s, ans, (size_t)nread);
 }
 

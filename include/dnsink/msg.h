@@ -86,6 +86,15 @@ int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
 int dk_msg_check_answer(const uint8_t *ans, size_t len, uint16_t id, const struct dk_query *q);
 
 /**
+ * Checks the records of upstream answer @p ans (@p len octets), which
+ * dk_msg_check_answer() accepted: every record the counts announce must lie
+ * within the message, and nothing may follow the last one. A truncated (TC)
+ * answer is exempt: it may end anywhere. Returns 0 or DK_EFORMERR, for an
+ * answer to our question that cannot be passed on (the try failed).
+ */
+int dk_msg_check_answer_body(const uint8_t *ans, size_t len);
+
+/**
  * Prepares upstream answer @p ans for the client: restores the client's ID
  * and the client's question octets (its letter case) from @p pkt. If @p len
  * exceeds @p max (the client's UDP size), truncates to header + question +

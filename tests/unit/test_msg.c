@@ -732,6 +732,50 @@ static void test_check_answer(void **state)
 	assert_int_equal(dk_msg_check_answer(aw.p, aw.len, 0x2222, &q), DK_EFORMERR);
 }
 
+static void test_check_answer_body(void **state)
+{
+	(void)state;
+	struct qopt up = {.name = "www.example.com", .type = LDNS_RR_TYPE_A, .flags = LDNS_RD};
+	struct wire aw;
+
+	/* Whole answers, with and without OPT, and with no records at all. */
+	make_answer(&up, 0x2222, 3, true, &aw);
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), 0);
+	/* Cut anywhere after the question: FORMERR, unless TC says it is cut. */
+	for (size_t n = 0; n < aw.len; n++) {
+		assert_int_equal(dk_msg_check_answer_body(aw.p, n), DK_EFORMERR);
+		LDNS_TC_SET(aw.p);
+		assert_int_equal(dk_msg_check_answer_body(aw.p, n),
+		                 n < DK_HEADER_LEN ? DK_EFORMERR : 0);
+		LDNS_TC_CLR(aw.p);
+	}
+	make_answer(&up, 0x2222, 1, false, &aw);
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), 0);
+	make_answer(&up, 0x2222, 0, false, &aw);
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), 0);
+
+	/* Counts that promise more records than there are, in each section. */
+	make_answer(&up, 0x2222, 1, false, &aw);
+	for (size_t off = LDNS_ANCOUNT_OFF; off <= LDNS_ARCOUNT_OFF; off += 2) {
+		aw.p[off + 1]++;
+		assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), DK_EFORMERR);
+		aw.p[off + 1]--;
+	}
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), 0);
+
+	/* Octets after the last record. */
+	aw.p[aw.len++] = 0;
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), DK_EFORMERR);
+
+	/* A compressed owner and an rdlength running past the end. */
+	hex(&aw, "2222 8180 0001 0001 0000 0000 01 61 00 0001 0001 c00c 0001 0001 0000012c 0004 "
+	         "c0000201");
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), 0);
+	hex(&aw, "2222 8180 0001 0001 0000 0000 01 61 00 0001 0001 c00c 0001 0001 0000012c 0005 "
+	         "c0000201");
+	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), DK_EFORMERR);
+}
+
 static void test_answer_for_client(void **state)
 {
 	(void)state;
@@ -853,6 +897,7 @@ int main(void)
 	        cmocka_unit_test(test_answers_space),
 	        cmocka_unit_test(test_answers_to_bad_queries),
 	        cmocka_unit_test(test_check_answer),
+	        cmocka_unit_test(test_check_answer_body),
 	        cmocka_unit_test(test_answer_for_client),
 	        cmocka_unit_test(test_rrtype_name),
 	};
