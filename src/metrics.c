@@ -208,8 +208,13 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_sink\"} %" PRIu64 "\n", as.lost_sink);
-	text_head(&t, "dnsink_alerts_queued", "gauge", "Records waiting for an absent collector.");
+	text_head(&t, "dnsink_alerts_queued", "gauge",
+	          "Records held for a collector: not yet sent, or sent and not yet acknowledged.");
 	text_add(&t, "dnsink_alerts_queued %" PRIu64 "\n", as.queued);
+	text_head(&t, "dnsink_alerts_resent_total", "counter",
+	          "TCP records sent again because a connection ended before the collector "
+	          "acknowledged them.");
+	text_add(&t, "dnsink_alerts_resent_total %" PRIu64 "\n", as.resent);
 
 	text_head(&t, "dnsink_rules_loaded", "gauge", "Rules in force.");
 	text_add(&t, "dnsink_rules_loaded %zu\n", pol ? pol->n_rules : 0);
