@@ -6,11 +6,16 @@ with dedup_minutes 0 makes one record per query, each with a name of its own,
 so every record can be counted at the collector: the ones produced while it
 was away arrive exactly once when it is back, and with a small queue
 (alerts.queue 16) the overflow is counted on the metrics endpoint and in
-dnsink's log while what was queued still arrives exactly once."""
+dnsink's log while what was queued still arrives exactly once. A fake
+collector that stops reading and then resets the connection shows that records
+dnsink wrote but the collector never acknowledged are sent again, not lost."""
 import collections
 import json
 import os
 import re
+import socket
+import struct
+import sys
 import threading
 import time
 
@@ -133,14 +138,18 @@ class Delivery(harness.DnsinkTest):
         time.sleep(0.3)
         got = self.received()
         self.assertOnce(up + down + after, got)
-        # Records of the shutdown moment: never twice, and (with rsyslog's
-        # orderly shutdown reading what it was sent) not lost either.
-        missing = sorted(set(edge) - set(got))
-        self.assertEqual(missing, [], "%d of %d records of the shutdown moment lost; "
-                         "dnsink log:\n%s" % (len(missing), len(edge),
-                                               self.dk.proc.log_text()[-2000:]))
-        self.assertOnce(edge, got)
-        self.assertEqual(sorted(set(got)), sorted(set(up + edge + down + after)))
+        # Records of the shutdown moment: never twice. Written into the dying
+        # connection they are sent again (Unacknowledged below checks that
+        # deterministically); one that rsyslog's kernel took but rsyslogd never
+        # read is lost without dnsink being able to know (README), so loss is
+        # only reported here.
+        counts = collections.Counter(got)
+        self.assertEqual([n for n in edge if counts[n] > 1], [])
+        missing = [n for n in edge if counts[n] == 0]
+        if missing:
+            print("note: %d of %d records of rsyslogd's shutdown moment lost: %s"
+                  % (len(missing), len(edge), missing), file=sys.stderr)
+        self.assertEqual(set(got) - set(up + edge + down + after), set())
 
         end = self.scrape()
         lost = 'dnsink_alerts_total{state="lost_sink"}'
@@ -190,6 +199,143 @@ class Delivery(harness.DnsinkTest):
         end = self.scrape()
         self.assertEqual(end[lost] - before[lost], len(down) - 16)
         self.assertEqual(end["dnsink_alerts_queued"], 0)
+
+
+class FakeCollector:
+    """A TCP syslog collector (octet counting) on 127.0.0.1:port that we control."""
+
+    def __init__(self, port=0, rcvbuf=None):
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            # Set before listen(): accepted sockets inherit it, without autotuning.
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(4)
+        self.ls.settimeout(10)
+        self.tcp_port = self.ls.getsockname()[1]
+        self.conn = None
+        self.data = b""
+        self.stop_ev = threading.Event()
+        self.thread = None
+
+    def accept(self):
+        self.conn, _ = self.ls.accept()
+        return self.conn
+
+    def read_in_background(self):
+        """Accepts one connection and reads everything it sends, in a thread."""
+        def run():
+            try:
+                c = self.accept()
+            except OSError:
+                return
+            c.settimeout(0.1)
+            while not self.stop_ev.is_set():
+                try:
+                    chunk = c.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                self.data += chunk
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop_ev.set()
+        if self.thread:
+            self.thread.join(5)
+        if self.conn:
+            self.conn.close()
+        self.ls.close()
+
+
+def frames(data):
+    """dns_query of each whole RFC 6587 octet-counted record in data (a partial tail is left)."""
+    out = []
+    while True:
+        sp = data.find(b" ")
+        if sp <= 0:
+            return out
+        n = int(data[:sp])
+        if len(data) < sp + 1 + n:
+            return out
+        msg = data[sp + 1:sp + 1 + n].decode("utf-8")
+        out.append(json.loads(msg[msg.index("{"):])["dns_query"])
+        data = data[sp + 1 + n:]
+
+
+class Unacknowledged(harness.DnsinkTest):
+    """Records a collector never acknowledged are sent again, deterministically:
+    the collector stops reading with a small receive buffer, so dnsink's writes
+    complete into dnsink's own kernel buffer but are never acknowledged; then it
+    resets the connection. What it had taken (peeked from its socket) and what
+    the next collector gets must together be every record, each once."""
+    start_dnsink = False
+
+    def test_unacknowledged_records_sent_again(self):
+        extra = os.path.join(self.dir, "extra-rules")
+        os.makedirs(extra)
+        with open(os.path.join(extra, "delivery.yml"), "w") as f:
+            f.write(RULE)
+        first = FakeCollector(rcvbuf=4096)
+        self.addCleanup(first.close)
+        mport = harness.free_port()
+        self.dk = self.new_dnsink(syslog_transport="tcp", rsyslog=first,
+                                  extra_rule_dirs=[extra + "/"],
+                                  extra_yaml="metrics:\n  listen: 127.0.0.1:%d\n" % mport)
+        conn = first.accept()
+        names = []
+        for i in range(80):
+            name = "u%d.deliv.example.test" % i
+            r = udp_ask(self.dk.port, build_query(name, "A", qid=i + 1), timeout=2.0)
+            self.assertIsNotNone(r, name)
+            names.append(name)
+        self.dk.wait_alerts(lambda r: r.get("dns_query") == names[-1])
+
+        # Wait until the flow has stalled (the receive buffer is full).
+        def stalled(state={"n": -1, "since": 0.0}):
+            n = len(conn.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            now = time.monotonic()
+            if n != state["n"]:
+                state["n"], state["since"] = n, now
+            return now - state["since"] > 0.5
+        wait_until(stalled, 10, step=0.05, what="the collector's buffer to fill")
+        # Written by dnsink, not acknowledged: they must still be held.
+        status, head, body = curl(mport)
+        held = parse(body)["dnsink_alerts_queued"]
+        taken = frames(conn.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        self.assertGreater(len(taken), 0)
+        self.assertLess(len(taken), len(names))
+        self.assertGreaterEqual(held, len(names) - len(taken) - 1)
+        # Reset: what sat unread in this socket is gone; the rest must come again.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        port = first.tcp_port
+        first.close()
+
+        second = FakeCollector(port=port)
+        self.addCleanup(second.close)
+        second.read_in_background()
+        again = []
+        try:
+            wait_until(lambda: set(names) <= set(taken) | set(frames(second.data)),
+                       ARRIVE_TIMEOUT, step=0.1, what="the records sent again")
+        finally:
+            again = frames(second.data)
+        self.assertEqual(sorted(taken + again), sorted(names),
+                         "each record exactly once over both collectors")
+        log = self.dk.proc.log_text()
+        m = re.search(r"(\d+) unacknowledged records to send again", log)
+        self.assertIsNotNone(m, log)
+        self.assertGreaterEqual(int(m.group(1)), len(names) - len(taken) - 1)
+        # Released once the second collector's acknowledgement is seen.
+        end = wait_until(lambda: (lambda m: m if m["dnsink_alerts_queued"] == 0 else None)(
+            parse(curl(mport)[2])), 5, what="the queue to empty")
+        self.assertEqual(end['dnsink_alerts_total{state="lost_sink"}'], 0)
+        self.assertGreaterEqual(end["dnsink_alerts_resent_total"], len(again) - 1)
 
 
 if __name__ == "__main__":
