@@ -17,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "alert_sink.h"
 #include "dnsink/policy.h"
@@ -46,6 +49,10 @@
 #define BACKOFF_MAX_MS  30000
 #define CLOSE_WAIT_MS   1000
 #define TCP_WRITE_BATCH 64
+/* How often records the collector has not acknowledged yet are checked again. */
+#define CONFIRM_MS 20
+/* Unacknowledged data older than this makes the kernel drop the connection. */
+#define TCP_USER_TIMEOUT_MS 20000
 
 /* One framed RFC 6587 record waiting for the TCP collector. */
 struct qrec {
@@ -57,6 +64,15 @@ struct qrec {
  * A TCP connection attempt. Each attempt gets a fresh handle because a
  * closed handle can only be reused after its close callback; the alerter
  * starts a new attempt only once the old one is gone (a->tcp == NULL).
+ *
+ * A record leaves the queue only once the collector's TCP has acknowledged
+ * every octet of it, not when the write completes: a completed write only
+ * means the octets reached our kernel, and a collector that has just closed,
+ * crashed or vanished never gets them. Relative to the queue head the
+ * records are: [0, written) written, waiting for the acknowledgement;
+ * [written, written + inflight) in the pending uv_write; the rest unsent.
+ * When the connection ends, what was not acknowledged stays at the head and
+ * goes out again, in order, on the next connection.
  */
 struct tcp_conn {
 	uv_tcp_t h;
@@ -65,7 +81,10 @@ struct tcp_conn {
 	struct dk_alerter *a;
 	bool connected;
 	bool closing;
-	size_t inflight; /* queue records in the pending write */
+	size_t inflight;    /* queue records in the pending write */
+	size_t written;     /* queue records written, not yet acknowledged */
+	uint64_t submitted; /* octets handed to uv_write on this connection */
+	uint64_t released;  /* octets of the records already taken off the queue */
 };
 
 /*
@@ -83,9 +102,10 @@ struct dk_alerter {
 	unsigned n_workers;
 	struct dk_alert_ring *rings;
 	uv_async_t async;
-	uv_timer_t tick;  /* dedup, retries, loss reports; close deadline at the end */
-	uv_timer_t retry; /* TCP reconnect backoff */
-	uv_timer_t batch; /* the wake-up that drains the rings, BATCH_MS after the first event */
+	uv_timer_t tick;    /* dedup, retries, loss reports; close deadline at the end */
+	uv_timer_t retry;   /* TCP reconnect backoff */
+	uv_timer_t confirm; /* TCP: polls for the acknowledgement of written records */
+	uv_timer_t batch;   /* drains the rings, BATCH_MS after a batch's first event */
 	unsigned open_handles;
 	bool closing; /* dk_alerter_close() called */
 	bool closed;  /* handles are being closed */
@@ -263,6 +283,7 @@ static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec,
 
 static void tcp_connect(struct dk_alerter *a);
 static void tcp_flush(struct dk_alerter *a);
+static void tcp_confirm(struct dk_alerter *a);
 static void finish_close(struct dk_alerter *a);
 static void retry_cb(uv_timer_t *t);
 static bool dgram_put(struct dk_alerter *a, const char *msg, size_t len);
@@ -283,6 +304,9 @@ static bool queue_put(struct dk_alerter *a, const char *line, size_t len, bool f
 	int hl = framed ? snprintf(hdr, sizeof(hdr), "%zu ", len) : 0;
 	struct qrec *r;
 
+	/* Records the collector has acknowledged meanwhile make room. */
+	if (a->qlen == a->qcap && framed)
+		tcp_confirm(a);
 	if (a->qlen == a->qcap) {
 		a->st.lost_sink++;
 		a->lost_unlogged++;
@@ -320,23 +344,101 @@ static void tcp_schedule_retry(struct dk_alerter *a)
 	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
 }
 
-/* Gives up on connection @c: records stay queued for the next one. */
+/*
+ * Octets of connection @c that the collector's TCP has acknowledged: those
+ * that reached our kernel (handed to uv_write, minus what libuv still holds)
+ * minus those the kernel keeps for retransmission (SIOCOUTQ). -1 if unknown.
+ */
+static int64_t tcp_acked(struct tcp_conn *c)
+{
+	uv_os_fd_t fd;
+	uint64_t in_kernel;
+	int outq = 0;
+
+	if (uv_fileno((const uv_handle_t *)&c->h, &fd) < 0 || ioctl(fd, TIOCOUTQ, &outq) < 0 ||
+	    outq < 0)
+		return -1;
+	in_kernel = c->submitted - uv_stream_get_write_queue_size((const uv_stream_t *)&c->h);
+	if ((uint64_t)outq > in_kernel)
+		return -1;
+	return (int64_t)(in_kernel - (uint64_t)outq);
+}
+
+/*
+ * Takes off the queue head at most @upto records of @c that lie wholly
+ * within the first @acked octets of the connection. Returns how many.
+ */
+static size_t tcp_release(struct dk_alerter *a, struct tcp_conn *c, int64_t acked, size_t upto)
+{
+	size_t n = 0;
+
+	while (n < upto && a->qlen) {
+		struct qrec *r = a->queue[a->qhead];
+
+		if (acked < 0 || c->released + r->len > (uint64_t)acked)
+			break;
+		c->released += r->len;
+		queue_drop_head(a, 1);
+		n++;
+	}
+	return n;
+}
+
+static void confirm_cb(uv_timer_t *t)
+{
+	tcp_confirm(t->data);
+}
+
+/*
+ * Releases the written records the collector has acknowledged and polls
+ * again shortly while some are still waiting; finishes a pending close once
+ * the queue is empty.
+ */
+static void tcp_confirm(struct dk_alerter *a)
+{
+	struct tcp_conn *c = a->tcp;
+
+	if (!c || !c->connected || c->closing || a->closed || c->written == 0)
+		return;
+	c->written -= tcp_release(a, c, tcp_acked(c), c->written);
+	if (a->closing && a->qlen == 0)
+		finish_close(a);
+	else if (c->written && !uv_is_active((uv_handle_t *)&a->confirm))
+		uv_timer_start(&a->confirm, confirm_cb, CONFIRM_MS, 0);
+}
+
+/*
+ * Gives up on connection @c. What the collector acknowledged leaves the
+ * queue; the rest, written or not, stays queued for the next connection.
+ */
 static void tcp_fail(struct tcp_conn *c, int err)
 {
 	struct dk_alerter *a = c->a;
+	size_t sent = c->written + c->inflight, resend = 0;
+	int64_t acked = -1;
 	char addr[64];
 
 	if (c->closing)
 		return;
-	if (!a->tcp_down_logged && err) {
-		server_text(a, addr, sizeof(addr));
-		oplog("alert collector tcp://%s %s: %s; queuing up to %zu records", addr,
-		      c->connected ? "lost" : "unreachable", uv_strerror(err), a->qcap);
-		a->tcp_down_logged = true;
-	}
+	if (c->connected && sent)
+		acked = tcp_acked(c);
 	c->closing = true;
 	c->inflight = 0;
+	c->written = 0;
+	/* The fd is closed here: libuv touches the pending write's buffers no more. */
 	uv_close((uv_handle_t *)&c->h, tcp_close_cb);
+	if (sent) {
+		resend = sent - tcp_release(a, c, acked, sent);
+		a->st.resent += resend;
+	}
+	if (!a->tcp_down_logged && err) {
+		server_text(a, addr, sizeof(addr));
+		oplog("alert collector tcp://%s %s: %s; %zu unacknowledged records to send again, "
+		      "queuing up to %zu records",
+		      addr, c->connected ? "lost" : "unreachable", uv_strerror(err), resend,
+		      a->qcap);
+		a->tcp_down_logged = true;
+	}
 	if (a->closing)
 		finish_close(a);
 	else
@@ -370,30 +472,32 @@ static void tcp_write_cb(uv_write_t *req, int status)
 
 	if (a->closed || c->closing)
 		return;
-	c->inflight = 0;
 	if (status < 0) {
 		tcp_fail(c, status);
 		return;
 	}
-	queue_drop_head(a, n);
-	if (a->closing && a->qlen == 0)
-		finish_close(a);
-	else
-		tcp_flush(a);
+	c->inflight = 0;
+	c->written += n;
+	tcp_confirm(a);
+	tcp_flush(a);
 }
 
 static void tcp_flush(struct dk_alerter *a)
 {
 	struct tcp_conn *c = a->tcp;
+	uint64_t octets = 0;
 	size_t n = 0;
 	int err;
 
-	if (!c || !c->connected || c->closing || c->inflight || a->qlen == 0)
+	tcp_confirm(a);
+	c = a->tcp;
+	if (!c || !c->connected || c->closing || a->closed || c->inflight || c->written >= a->qlen)
 		return;
-	while (n < a->qlen && n < TCP_WRITE_BATCH) {
-		struct qrec *r = a->queue[(a->qhead + n) % a->qcap];
+	while (c->written + n < a->qlen && n < TCP_WRITE_BATCH) {
+		struct qrec *r = a->queue[(a->qhead + c->written + n) % a->qcap];
 
 		a->wbufs[n] = uv_buf_init(r->data, (unsigned)r->len);
+		octets += r->len;
 		n++;
 	}
 	err = uv_write(&c->wreq, (uv_stream_t *)&c->h, a->wbufs, (unsigned)n, tcp_write_cb);
@@ -402,6 +506,17 @@ static void tcp_flush(struct dk_alerter *a)
 		return;
 	}
 	c->inflight = n;
+	c->submitted += octets;
+}
+
+/* A collector that vanished without a word must not hold records forever. */
+static void tcp_set_user_timeout(struct tcp_conn *c)
+{
+	unsigned int ms = TCP_USER_TIMEOUT_MS;
+	uv_os_fd_t fd;
+
+	if (uv_fileno((const uv_handle_t *)&c->h, &fd) == 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 static void tcp_connect_cb(uv_connect_t *req, int status)
@@ -419,6 +534,7 @@ static void tcp_connect_cb(uv_connect_t *req, int status)
 	}
 	c->connected = true;
 	a->backoff_ms = BACKOFF_MIN_MS;
+	tcp_set_user_timeout(c);
 	if (a->tcp_down_logged) {
 		server_text(a, addr, sizeof(addr));
 		oplog("alert collector tcp://%s connected, %zu queued records to send", addr,
@@ -890,11 +1006,13 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	a->async.data = a;
 	uv_timer_init(loop, &a->tick);
 	uv_timer_init(loop, &a->retry);
+	uv_timer_init(loop, &a->confirm);
 	uv_timer_init(loop, &a->batch);
 	a->tick.data = a;
 	a->retry.data = a;
+	a->confirm.data = a;
 	a->batch.data = a;
-	a->open_handles = 4;
+	a->open_handles = 5;
 	uv_timer_start(&a->tick, tick_cb, 1000, 1000);
 	tcp_connect(a);
 	*out = a;
@@ -1024,6 +1142,7 @@ static void finish_close(struct dk_alerter *a)
 	uv_close((uv_handle_t *)&a->async, handle_close_cb);
 	uv_close((uv_handle_t *)&a->tick, handle_close_cb);
 	uv_close((uv_handle_t *)&a->retry, handle_close_cb);
+	uv_close((uv_handle_t *)&a->confirm, handle_close_cb);
 	uv_close((uv_handle_t *)&a->batch, handle_close_cb);
 	file_flush(a);
 	if (a->file_fd >= 0)

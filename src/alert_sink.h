@@ -26,6 +26,7 @@ struct dk_alert_stats {
 	uint64_t lost_ring;     /**< events refused by a full ring */
 	uint64_t lost_sink;     /**< records a sink could not take (queue full, write error) */
 	uint64_t queued;        /**< records waiting for an absent collector */
+	uint64_t resent;        /**< TCP records sent again: not acknowledged when a connection ended */
 };
 
 /**

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,141 @@ static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *t
 	}
 }
 
+/* A label value: backslash, double quote and newline escaped. */
+static void text_label(struct text *t, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			text_add(t, "\\%c", *v);
+		else if (*v == '\n')
+			text_add(t, "\\n");
+		else
+			text_add(t, "%c", *v);
+	}
+}
+
+/*
+ * Counter blocks of the workers as a scrape sees them. The pointer is the
+ * worker's current block; an older one is freed on this (the main) thread
+ * only, after every worker switched, so it cannot go away under a scrape.
+ */
+static const struct dk_wstats *wstats_of(const struct dk_worker *w)
+{
+	return atomic_load_explicit(&w->stats, memory_order_acquire);
+}
+
+static uint64_t rule_hits(const struct dk_metrics_src *src, uint32_t slot)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < src->n_workers; i++) {
+		const struct dk_wstats *st = wstats_of(&src->workers[i]);
+		if (st && slot < st->n_rules)
+			sum += load(&st->rule_hits[slot]);
+	}
+	return sum;
+}
+
+/* Rules of the snapshot in force; a rule keeps its count across reloads (by id). */
+static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
+{
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_policy *pol = snap ? snap->pol : NULL;
+
+	text_head(t, "dnsink_rule_hits_total", "counter",
+	          "Matches per rule: query names, and CNAME/DNAME targets of forwarded answers.");
+	if (!pol || !snap->rule_slot)
+		return;
+	for (size_t i = 0; i < pol->n_rules; i++) {
+		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
+		text_label(t, pol->rules[i].id);
+		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->rule_slot[i]));
+	}
+}
+
+/* The counters of upstream slot @p slot summed over the workers. */
+static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < src->n_workers; i++) {
+		const struct dk_wstats *st = wstats_of(&src->workers[i]);
+		if (!st || slot >= st->n_ups)
+			continue;
+		const uint64_t *from = (const uint64_t *)&st->ups[slot];
+		uint64_t *to = (uint64_t *)out;
+		for (size_t k = 0; k < sizeof(*out) / sizeof(uint64_t); k++)
+			to[k] += load(&from[k]);
+	}
+}
+
+_Static_assert(sizeof(struct dk_up_stats) % sizeof(uint64_t) == 0,
+               "struct dk_up_stats holds uint64_t only");
+
+/* Upstreams of the config in force, labelled by address (counts kept across reloads). */
+static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} plain[] = {
+	        {"dnsink_upstream_queries_total", "Queries sent to the upstream (each try).",
+	         offsetof(struct dk_up_stats, tries)},
+	        {"dnsink_upstream_answers_total", "Answers accepted from the upstream.",
+	         offsetof(struct dk_up_stats, answers)},
+	        {"dnsink_upstream_timeouts_total", "Tries on the upstream that timed out.",
+	         offsetof(struct dk_up_stats, timeouts)},
+	        {"dnsink_upstream_errors_total",
+	         "Sends or TCP connections to the upstream that failed.",
+	         offsetof(struct dk_up_stats, errors)},
+	};
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_config *cfg = snap ? snap->cfg : NULL;
+	size_t n = cfg && snap->up_slot ? cfg->n_upstreams : 0;
+	struct dk_up_stats *sums = n ? calloc(n, sizeof(*sums)) : NULL;
+	char(*addrs)[64] = n ? calloc(n, sizeof(*addrs)) : NULL;
+
+	if (n && (!sums || !addrs)) {
+		t->oom = true;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		up_sum(src, snap->up_slot[i], &sums[i]);
+		if (dk_addr_format(&cfg->upstreams[i], addrs[i], sizeof(addrs[i])) < 0)
+			snprintf(addrs[i], sizeof(addrs[i]), "#%zu", i);
+	}
+	for (size_t m = 0; m < DK_ARRAY_SIZE(plain); m++) {
+		text_head(t, plain[m].name, "counter", plain[m].help);
+		for (size_t i = 0; i < n; i++)
+			text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", plain[m].name, addrs[i],
+			         *(const uint64_t *)((const char *)&sums[i] + plain[m].off));
+	}
+	text_head(t, "dnsink_upstream_latency_seconds", "histogram",
+	          "Time from sending a try to accepting its answer, by upstream.");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t cum = 0;
+		for (unsigned b = 0; b < DK_LAT_BUCKETS; b++) {
+			cum += sums[i].lat[b];
+			if (b < DK_LAT_BUCKETS - 1)
+				text_add(t,
+				         "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
+				         "le=\"%g\"} %" PRIu64 "\n",
+				         addrs[i], dk__lat_bounds_us[b] / 1e6, cum);
+			else
+				text_add(t,
+				         "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
+				         "le=\"+Inf\"} %" PRIu64 "\n",
+				         addrs[i], cum);
+		}
+		text_add(t, "dnsink_upstream_latency_seconds_sum{upstream=\"%s\"} %.6f\n", addrs[i],
+		         (double)sums[i].lat_sum_us / 1e6);
+		text_add(t, "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
+		         addrs[i], cum);
+	}
+out:
+	free(sums);
+	free(addrs);
+}
+
 char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 {
 	static const char *const out_names[DK_OUT_MAX] = {
@@ -132,7 +268,6 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	        [DK_OUT_RATELIMITED] = "ratelimited",
 	};
 	static const char *const tr_names[2] = {"udp", "tcp"};
-	const struct dk_config *cfg = src->snap ? src->snap->cfg : NULL;
 	const struct dk_policy *pol = src->snap ? src->snap->pol : NULL;
 	struct text t = {0};
 	struct dk_counters c;
@@ -166,22 +301,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_head(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.");
 	text_add(&t, "dnsink_inflight_queries %" PRIu64 "\n", inflight);
 
-	text_head(&t, "dnsink_upstream_timeouts_total", "counter",
-	          "Upstream tries that timed out, by upstream (the 8th counts the later ones "
-	          "too; indexes follow the current config).");
-	size_t n_up = cfg ? cfg->n_upstreams : 0;
-	for (size_t i = 0; i < n_up && i < DK_UP_COUNTED; i++) {
-		char addr[64];
-		if (dk_addr_format(&cfg->upstreams[i], addr, sizeof(addr)) < 0)
-			snprintf(addr, sizeof(addr), "#%zu", i);
-		text_add(&t, "dnsink_upstream_timeouts_total{upstream=\"%s\"} %" PRIu64 "\n", addr,
-		         c.timeouts[i]);
-	}
-	text_head(&t, "dnsink_upstream_errors_total", "counter",
-	          "Upstream sends or TCP connections that failed.");
-	text_add(&t, "dnsink_upstream_errors_total %" PRIu64 "\n", c.up_errors);
-	text_head(&t, "dnsink_upstream_answers_total", "counter", "Upstream answers accepted.");
-	text_add(&t, "dnsink_upstream_answers_total %" PRIu64 "\n", c.answers);
+	render_upstreams(&t, src);
 	text_head(&t, "dnsink_upstream_mismatched_total", "counter",
 	          "Upstream datagrams refused as spoofed or mismatched.");
 	text_add(&t, "dnsink_upstream_mismatched_total %" PRIu64 "\n", c.mismatched);
@@ -213,8 +333,22 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_sink\"} %" PRIu64 "\n", as.lost_sink);
-	text_head(&t, "dnsink_alerts_queued", "gauge", "Records waiting for an absent collector.");
+	text_head(&t, "dnsink_alerts_queued", "gauge",
+	          "Records held for a collector: not yet sent, or sent and not yet acknowledged.");
 	text_add(&t, "dnsink_alerts_queued %" PRIu64 "\n", as.queued);
+	text_head(&t, "dnsink_alerts_resent_total", "counter",
+	          "TCP records sent again because a connection ended before the collector "
+	          "acknowledged them.");
+	text_add(&t, "dnsink_alerts_resent_total %" PRIu64 "\n", as.resent);
+
+	text_head(&t, "dnsink_cname_cloaked_total", "counter",
+	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the "
+	          "rule instead (blocked), or passed with an alert (alerted).");
+	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"blocked\"} %" PRIu64 "\n",
+	         c.cname_blocked);
+	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
+	         c.cname_alerted);
+	render_rule_hits(&t, src);
 
 	text_head(&t, "dnsink_rules_loaded", "gauge", "Rules in force.");
 	text_add(&t, "dnsink_rules_loaded %zu\n", pol ? pol->n_rules : 0);

@@ -42,6 +42,7 @@ struct dk_server {
 	struct dk_metrics_src msrc; /**< what the endpoint reads */
 	struct dk_worker *workers;
 	unsigned n_workers;
+	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
 	uv_signal_t sigs[4];
 	unsigned n_sigs;
 	uv_async_t acked; /**< a worker took the new snapshot */
@@ -200,6 +201,7 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 		const struct dk_rule *r = v.rule;
 		int n = 0;
 		uint8_t rcode = 0;
+		dk__rule_hit(w, r->index);
 		switch (r->action) {
 		case DK_ACTION_SINKHOLE:
 			w->ctr.out[cl->transport][DK_OUT_SINKHOLED]++;
@@ -399,6 +401,7 @@ static void worker_wake(uv_async_t *a)
 	if (s) {
 		w->snap = s;
 		worker_ratelimit_update(w);
+		dk__wstats_adopt(w, s);
 		atomic_fetch_add(&srv->acks, 1);
 		uv_async_send(&srv->acked);
 	}
@@ -437,6 +440,8 @@ static void worker_deinit(struct dk_worker *w)
 	free(w->outbuf);
 	dk_ratelimit_free(w->rl);
 	w->rl = NULL;
+	free(atomic_load(&w->stats));
+	atomic_store(&w->stats, NULL);
 }
 
 /* Undoes a partial worker_init(): closes its handles and runs its loop until they are. */
@@ -481,7 +486,8 @@ static int worker_init(struct dk_server *srv, struct dk_worker *w, unsigned inde
 	w->rxbuf = malloc(DK_RXBUF_SIZE);
 	w->udp = calloc(cfg->n_listen, sizeof(*w->udp));
 	w->tcp = calloc(cfg->n_listen, sizeof(*w->tcp));
-	if (!w->rxbuf || (cfg->n_listen && (!w->udp || !w->tcp)))
+	atomic_init(&w->stats, dk__wstats_new(srv->stats));
+	if (!w->rxbuf || (cfg->n_listen && (!w->udp || !w->tcp)) || !atomic_load(&w->stats))
 		return -ENOMEM;
 	w->n_udp = w->n_tcp = cfg->n_listen;
 	for (size_t i = 0; i < cfg->n_listen; i++) {
@@ -506,6 +512,10 @@ static void snapshot_free(struct dk_snapshot *s)
 {
 	if (!s)
 		return;
+	dk__stats_release(s);
+	free(s->grow);
+	free(s->rule_slot);
+	free(s->up_slot);
 	dk_policy_unref(s->pol);
 	dk_config_free(s->cfg);
 	free(s);
@@ -600,6 +610,9 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 		if (rc < 0)
 			goto fail;
 	}
+	rc = dk__stats_prepare(srv->stats, s, srv->workers, srv->n_workers);
+	if (rc < 0)
+		goto fail;
 	double ms = (double)(uv_hrtime() - t0) / 1e6;
 	if (s->pol)
 		dk_log(DK_LOG_INFO,
@@ -675,6 +688,8 @@ static void on_acked(uv_async_t *a)
 	dk_alerter_drain(srv->alerter);
 	snapshot_free(srv->old);
 	srv->old = NULL;
+	/* Every worker switched: the counter blocks they left can go. */
+	dk__stats_release(srv->cur);
 	log_addrs("reloaded; upstreams", srv->cur->cfg->upstreams, srv->cur->cfg->n_upstreams);
 	if (srv->reload_again && !srv->stopping) {
 		srv->reload_again = false;
@@ -913,7 +928,9 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	srv->status = 1;
 	/* A client that goes away mid-write must not kill the resolver. */
 	signal(SIGPIPE, SIG_IGN);
-	if (snapshot_load(srv, &srv->cur) < 0) {
+	srv->stats = dk__stats_reg_new();
+	if (!srv->stats || snapshot_load(srv, &srv->cur) < 0) {
+		dk__stats_reg_free(srv->stats);
 		free(srv);
 		dk_log_close();
 		return 1;
@@ -922,6 +939,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		snapshot_free(srv->cur);
+		dk__stats_reg_free(srv->stats);
 		free(srv);
 		return 1;
 	}
@@ -974,6 +992,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	}
 	snapshot_free(srv->old);
 	snapshot_free(srv->cur);
+	dk__stats_reg_free(srv->stats);
 	free(srv->workers);
 	int status = srv->status;
 	if (status == 0)

@@ -45,11 +45,22 @@ struct dk_server;
 struct dk_worker;
 struct dk_tcp_conn;
 struct dk_up_tcp;
+struct dk_wstats;
 
 /** What the workers read: config and policy, immutable while in use. */
 struct dk_snapshot {
 	struct dk_config *cfg;
 	struct dk_policy *pol; /**< NULL: no rules configured */
+	/* Counter slots (stats.c): stable across reloads, unlike the indexes. */
+	uint32_t *rule_slot; /**< per rule index; NULL without rules */
+	uint32_t *up_slot;   /**< per upstream index */
+	/**
+	 * Per worker: a larger counter block to switch to when taking this
+	 * snapshot (NULL: the worker's fits); the worker leaves its old block
+	 * here in exchange, for the main thread to free.
+	 */
+	struct dk_wstats **grow;
+	unsigned n_grow;
 };
 
 /** What became of a query. */
@@ -90,6 +101,31 @@ struct dk_counters {
 	uint64_t malformed; /**< upstream answers to our question whose records do not parse */
 };
 
+/** Upstream answer latency histogram: upper bounds in microseconds, and +Inf. */
+#define DK_LAT_BUCKETS 13
+extern const uint32_t dk__lat_bounds_us[DK_LAT_BUCKETS - 1];
+
+/** Counters of one upstream (by address) on one worker. */
+struct dk_up_stats {
+	uint64_t tries;               /**< queries sent to it */
+	uint64_t answers;             /**< answers accepted from it */
+	uint64_t timeouts;            /**< tries that timed out */
+	uint64_t errors;              /**< sends or TCP connections that failed */
+	uint64_t lat_sum_us;          /**< sum of the answer latencies */
+	uint64_t lat[DK_LAT_BUCKETS]; /**< answers per latency bucket (not cumulative) */
+};
+
+/**
+ * A worker's counters kept by slot (stats.c): rule hits by rule id, upstream
+ * counters by address. Written by its worker only, read by scrapes.
+ */
+struct dk_wstats {
+	uint32_t n_rules;        /**< rule slots this block holds */
+	uint32_t n_ups;          /**< upstream slots this block holds */
+	uint64_t *rule_hits;     /**< [n_rules] queries a rule decided (also by CNAME target) */
+	struct dk_up_stats *ups; /**< [n_ups] */
+};
+
 struct dk_udp_listener {
 	uv_udp_t h;
 	struct dk_worker *w;
@@ -123,7 +159,9 @@ struct dk_slot {
 	struct dk_client cl;
 	struct dk_query q;
 	uint16_t len;
-	uint8_t *pkt; /**< DK_QUERY_MAX octets: the query as sent upstream (our ID) */
+	uint8_t *pkt;     /**< DK_QUERY_MAX octets: the query as sent upstream (our ID) */
+	uint32_t up_stat; /**< counter slot of the current upstream */
+	uint64_t sent_ns; /**< uv_hrtime() when the current try went out */
 };
 
 /** The worker's upstream side (upstream.c). */
@@ -199,6 +237,8 @@ struct dk_worker {
 
 	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
 	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
+	/** Counters by slot; swapped by the worker on a reload that grows them. */
+	_Atomic(struct dk_wstats *) stats;
 };
 
 /* server.c */
@@ -272,3 +312,43 @@ void dk__upstream_free(struct dk_worker *w);
 
 /** Worker hook: the last upstream query ended while stopping. */
 void dk__worker_idle(struct dk_worker *w);
+
+/* stats.c */
+
+struct dk_stats_reg;
+
+/** The registry of counter slots (main thread only). NULL when out of memory. */
+struct dk_stats_reg *dk__stats_reg_new(void);
+void dk__stats_reg_free(struct dk_stats_reg *r);
+/**
+ * Gives snapshot @p s its slot maps, registering rule ids and upstream
+ * addresses seen for the first time, and a larger counter block in s->grow
+ * for each of the @p n_workers running @p workers whose block is too small
+ * (none at start). Main thread, with no reload in flight. 0 or -ENOMEM.
+ */
+int dk__stats_prepare(struct dk_stats_reg *r, struct dk_snapshot *s, struct dk_worker *workers,
+                      unsigned n_workers);
+/** A zeroed counter block with room for every slot registered so far. NULL: no memory. */
+struct dk_wstats *dk__wstats_new(const struct dk_stats_reg *r);
+/** Worker @p w takes snapshot @p s: switches to the larger block that came with it, if any. */
+void dk__wstats_adopt(struct dk_worker *w, struct dk_snapshot *s);
+/** Frees the counter blocks s->grow holds (main thread, once no worker can use them). */
+void dk__stats_release(struct dk_snapshot *s);
+
+/** Counts a query decided by rule index @p rule_index of @p w's snapshot. */
+static inline void dk__rule_hit(struct dk_worker *w, unsigned rule_index)
+{
+	struct dk_wstats *st = atomic_load_explicit(&w->stats, memory_order_relaxed);
+	uint32_t slot = w->snap->rule_slot ? w->snap->rule_slot[rule_index] : UINT32_MAX;
+
+	if (slot < st->n_rules)
+		st->rule_hits[slot]++;
+}
+
+/** The counters of upstream slot @p slot on @p w, or NULL when it has none. */
+static inline struct dk_up_stats *dk__up_stats(struct dk_worker *w, uint32_t slot)
+{
+	struct dk_wstats *st = atomic_load_explicit(&w->stats, memory_order_relaxed);
+
+	return slot < st->n_ups ? &st->ups[slot] : NULL;
+}

@@ -312,6 +312,7 @@ static bool slot_chain_check(struct dk_slot *s, const uint8_t *ans, size_t len)
 	case DK_ACTION_ALERT:
 	case DK_ACTION_ALLOW: pass = true; break;
 	}
+	dk__rule_hit(w, r->index);
 	if (r->alert)
 		dk__worker_alert(w, &s->cl, &s->q, &hit.v, rcode, hit.target, hit.target_len);
 	if (pass) {
@@ -326,6 +327,32 @@ static bool slot_chain_check(struct dk_slot *s, const uint8_t *ans, size_t len)
 	return true;
 }
 
+/* Counts an answer accepted from the current try's upstream, with its latency. */
+static void up_answered(struct dk_slot *s)
+{
+	struct dk_up_stats *us = dk__up_stats(s->w, s->up_stat);
+	uint64_t us_taken = (uv_hrtime() - s->sent_ns) / 1000;
+	unsigned b = 0;
+
+	if (!us)
+		return;
+	while (b < DK_LAT_BUCKETS - 1 && us_taken > dk__lat_bounds_us[b])
+		b++;
+	us->answers++;
+	us->lat[b]++;
+	us->lat_sum_us += us_taken;
+}
+
+/* Counts a failed send or connection to the current try's upstream. */
+static void up_error(struct dk_slot *s)
+{
+	struct dk_up_stats *us = dk__up_stats(s->w, s->up_stat);
+
+	s->w->ctr.up_errors++;
+	if (us)
+		us->errors++;
+}
+
 static void slot_deliver(struct dk_slot *s, uint8_t *ans, size_t len)
 {
 	struct dk_worker *w = s->w;
@@ -333,6 +360,7 @@ static void slot_deliver(struct dk_slot *s, uint8_t *ans, size_t len)
 	        s->cl.transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(&s->q) : DK_MSG_MAX;
 
 	w->ctr.answers++;
+	up_answered(s);
 	if (slot_chain_check(s, ans, len)) {
 		slot_release(s);
 		return;
@@ -387,7 +415,7 @@ static void slot_tcp_lost(struct dk_slot *s)
 		if (tcp_start(s) == 0)
 			return;
 	}
-	s->w->ctr.up_errors++;
+	up_error(s);
 	slot_next(s);
 }
 
@@ -668,8 +696,11 @@ static void slot_timeout(uv_timer_t *t)
 {
 	struct dk_slot *s = t->data;
 	unsigned i = s->up_index < DK_UP_COUNTED ? s->up_index : DK_UP_COUNTED - 1;
+	struct dk_up_stats *us = dk__up_stats(s->w, s->up_stat);
 
 	s->w->ctr.timeouts[i]++;
+	if (us)
+		us->timeouts++;
 	/* A connection that let a query time out may be stuck: nothing new goes on it. */
 	if (s->utcp)
 		s->utcp->draining = true;
@@ -681,18 +712,24 @@ static void slot_try(struct dk_slot *s)
 {
 	struct dk_worker *w = s->w;
 	const struct dk_config *cfg = w->snap->cfg;
+	const uint32_t *up_slot = w->snap->up_slot;
 
 	while (s->up_index < cfg->n_upstreams) {
 		s->up_addr = cfg->upstreams[s->up_index];
+		s->up_stat = up_slot ? up_slot[s->up_index] : UINT32_MAX;
+		s->sent_ns = uv_hrtime();
 		id_assign(&w->up, s);
 		dk_msg_set_id(s->pkt, s->id);
 		int rc = s->tcp ? tcp_start(s) : udp_send(s);
 		if (rc == 0) {
 			unsigned ms = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms : 1500;
+			struct dk_up_stats *us = dk__up_stats(w, s->up_stat);
+			if (us)
+				us->tries++;
 			uv_timer_start(&s->timer, slot_timeout, ms, 0);
 			return;
 		}
-		w->ctr.up_errors++;
+		up_error(s);
 		id_release(&w->up, s);
 		s->up_index++;
 		s->tcp = s->cl.transport == DK_TRANSPORT_TCP;

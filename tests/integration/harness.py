@@ -567,6 +567,17 @@ template(name="raw" type="string" string="%rawmsg%\\n")
     def stop(self):
         return self.proc.stop()
 
+    def restart(self):
+        """Starts a stopped rsyslogd again on the same ports and files (appending)."""
+        if self.proc.alive():
+            raise AssertionError("rsyslogd is still running")
+        self.proc = Proc("rsyslogd", self.proc.argv, self.proc.log_path)
+        try:
+            wait_until(self._tcp_up, START_TIMEOUT, what="rsyslogd TCP input after restart")
+        except AssertionError:
+            self.proc.stop()
+            raise AssertionError("rsyslogd did not restart:\n" + self.proc.log_text()[-3000:])
+
 
 class FakeUpstream:
     """A UDP+TCP DNS server in a thread; handler(query bytes, send) decides."""

@@ -124,6 +124,29 @@ class FileSink(harness.DnsinkTest, AlertChecks):
         self.assertEqual(len(recs), 1, recs)
         self.assertEqual(recs[0]["count"], 1, recs)
 
+    def test_dedup_followup_at_exit(self):
+        """Repeats in the window are counted; the window closes at exit with a follow-up."""
+        _, meta = harness.repo_rule_with("moneropool.ru")
+        names = ["a.moneropool.ru", "b.a.moneropool.ru", "moneropool.ru", "c.moneropool.ru"]
+        for n in names:
+            self.assertEqual(query(self.dk.port, n, "A").rdata(), [("A", harness.SINK_V4)])
+        self.barrier()
+        first = [r for r in self.dk.alerts() if r.get("rule_id") == meta["id"]]
+        self.assertEqual(len(first), 1, first)
+        self.assertEqual((first[0]["count"], first[0]["followup"]), (1, False), first)
+        self.assertEqual(first[0]["dns_query"], names[0], first)
+        self.assertEqual(self.dk.proc.stop(), 0)
+        recs = [r for r in self.dk.alerts() if r.get("rule_id") == meta["id"]]
+        self.assertEqual(len(recs), 2, recs)
+        fu = recs[1]
+        # The three repeats (same rule, client and matched entry), the latest named.
+        self.assertEqual((fu["count"], fu["followup"]), (len(names) - 1, True), fu)
+        self.assertEqual(fu["dns_query"], names[-1], fu)
+        self.assertEqual(fu["matched"], "moneropool.ru", fu)
+        self.assertLessEqual(parse_time(first[0]["first_seen"]), parse_time(fu["first_seen"]))
+        self.assertLessEqual(fu["first_seen"], fu["last_seen"])
+        self.assertEqual(fu["time"], fu["last_seen"])
+
     def test_records_are_json_lines(self):
         query(self.dk.port, "moneropool.ru", "A")
         query(self.dk.port, "q.nx.example.test", "A")

@@ -170,6 +170,127 @@ class Metrics(harness.DnsinkTest):
         self.assertEqual(t2["dnsink_rules_loaded"], t1["dnsink_rules_loaded"])
         os.unlink(extra)
 
+    def deltas(self, before, after, prefix):
+        """{series: after - before} of the series starting with prefix (0 if new)."""
+        return {k: after[k] - before.get(k, 0) for k in after if k.startswith(prefix)}
+
+    def test_rule_hits_cname_and_upstreams(self):
+        silent = self.fake_upstream()  # every UDP try on it times out
+        self.start(upstreams=[silent.port, self.knot.port])
+        before = self.scrape()
+        mining = harness.repo_rule_with("moneropool.ru")[1]["id"]
+        for _ in range(3):                                           # sinkholed by name
+            self.assertEqual(query(self.dk.port, "abc.moneropool.ru").rdata(),
+                             [("A", harness.SINK_V4)])
+        for tcp in (False, True):                                    # nxdomain by name
+            self.assertEqual(query(self.dk.port, "a.nx.example.test", tcp=tcp).rcode,
+                             "NXDOMAIN")
+        # Forwarded (silent upstream first): an allow exception, a name no rule
+        # knows, a chain into a sinkhole rule and one into an alert-only rule.
+        self.assertEqual(query(self.dk.port, "ok.moneropool.ru").rdata(),
+                         [("A", "198.51.100.2")])
+        self.assertEqual(query(self.dk.port, "www.example.test").rdata(),
+                         [("A", "192.0.2.10")])
+        self.assertEqual(query(self.dk.port, "alias.example.test").rdata(),
+                         [("A", harness.SINK_V4)])
+        a = query(self.dk.port, "cl-wild.example.test")
+        self.assertEqual(a.rdata("A"), [("A", "192.0.2.99")], a)
+        after = self.scrape()
+
+        hit = 'dnsink_rule_hits_total{rule_id="%s"}'
+        want = {hit % mining: 3 + 1, hit % "IT.Test.NxDomain": 2, hit % "IT.Test.Allow": 1,
+                hit % "IT.Test.WildAlert": 1}
+        got = self.deltas(before, after, "dnsink_rule_hits_total{")
+        self.assertEqual(len(got), after["dnsink_rules_loaded"], got)
+        self.assertEqual({k: v for k, v in got.items() if v}, want)
+        self.assertEqual(self.deltas(before, after, "dnsink_cname_cloaked_total{"),
+                         {'dnsink_cname_cloaked_total{outcome="blocked"}': 1,
+                          'dnsink_cname_cloaked_total{outcome="alerted"}': 1})
+
+        # Four forwarded queries: each timed out once on the silent upstream,
+        # then was answered by knotd.
+        def up(metric, port):
+            k = '%s{upstream="127.0.0.1:%d"}' % (metric, port)
+            return after[k] - before[k]
+        for metric, s_want, k_want in (("dnsink_upstream_queries_total", 4, 4),
+                                       ("dnsink_upstream_timeouts_total", 4, 0),
+                                       ("dnsink_upstream_answers_total", 0, 4),
+                                       ("dnsink_upstream_errors_total", 0, 0),
+                                       ("dnsink_upstream_latency_seconds_count", 0, 4)):
+            with self.subTest(metric=metric):
+                self.assertEqual(up(metric, silent.port), s_want)
+                self.assertEqual(up(metric, self.knot.port), k_want)
+        # The histogram: cumulative buckets ending in +Inf = count, a plausible sum.
+        bucket = 'dnsink_upstream_latency_seconds_bucket{upstream="127.0.0.1:%d",le="%s"}'
+        prefix = 'dnsink_upstream_latency_seconds_bucket{upstream="127.0.0.1:%d",' % self.knot.port
+        les = [re.match(r'.*le="([^"]+)"', k).group(1) for k in after if k.startswith(prefix)]
+        self.assertEqual(les[-1], "+Inf")
+        self.assertEqual([float(x) for x in les[:-1]], sorted(float(x) for x in les[:-1]))
+        counts = [after[bucket % (self.knot.port, le)] - before[bucket % (self.knot.port, le)]
+                  for le in les]
+        self.assertEqual(counts, sorted(counts))
+        self.assertEqual(counts[-1], 4)
+        total = up("dnsink_upstream_latency_seconds_sum", self.knot.port)
+        self.assertGreater(total, 0)
+        self.assertLess(total, 4 * 0.4)  # each answer came well within the 400 ms timeout
+
+    def test_upstream_errors_by_address(self):
+        # Nothing listens on this port: TCP connections to it are refused.
+        dead = harness.free_port()
+        self.start(upstreams=[dead, self.knot.port])
+        before = self.scrape()
+        a = query(self.dk.port, "www.example.test", "A", tcp=True)
+        self.assertEqual(a.rdata(), [("A", "192.0.2.10")], a)
+        after = self.scrape()
+
+        def up(metric, port):
+            k = '%s{upstream="127.0.0.1:%d"}' % (metric, port)
+            return after[k] - before[k]
+        # One failed try on the dead upstream (its connection retried once, as
+        # for any broken connection), then knotd.
+        self.assertEqual(up("dnsink_upstream_errors_total", dead), 1)
+        self.assertEqual(up("dnsink_upstream_timeouts_total", dead), 0)
+        self.assertEqual(up("dnsink_upstream_answers_total", dead), 0)
+        self.assertEqual(up("dnsink_upstream_errors_total", self.knot.port), 0)
+        self.assertEqual(up("dnsink_upstream_answers_total", self.knot.port), 1)
+        self.assertEqual(after[q("tcp", "forwarded")] - before[q("tcp", "forwarded")], 1)
+
+    def test_rule_hits_survive_reload(self):
+        self.start()
+        mining = harness.repo_rule_with("moneropool.ru")[1]["id"]
+        hit = 'dnsink_rule_hits_total{rule_id="%s"}'
+        for _ in range(2):
+            query(self.dk.port, "abc.moneropool.ru")
+        query(self.dk.port, "b.nx.example.test")
+        t0 = self.scrape()
+        # A reload that loads 80 new rules ahead of the test rules (so every
+        # test rule's index changes, and the counters need more room) and
+        # drops IT.Test.Refused.
+        n_new = 80
+        for i in range(n_new):
+            with open(os.path.join(self.dk.rules_dir, "0-r%02d.yml" % i), "w") as f:
+                f.write("id: IT.Test.Bulk%02d\nname: Bulk %d\nseverity: low\naction: "
+                        "nxdomain\ndomains:\n  - bulk%02d.example.test\n" % (i, i, i))
+        os.unlink(os.path.join(self.dk.rules_dir, "it-refused.yml"))
+        self.dk.proc.signal(signal.SIGHUP)
+        t1 = wait_until(lambda: (lambda x: x if x["dnsink_rules_loaded"] ==
+                                 t0["dnsink_rules_loaded"] + n_new - 1 else None)(self.scrape()),
+                        5, what="reload with the new rules")
+        self.assertNotIn(hit % "IT.Test.Refused", t1)
+        for rid in (mining, "IT.Test.NxDomain", "IT.Test.Allow", "IT.Test.Probe"):
+            self.assertEqual(t1[hit % rid], t0[hit % rid], rid)
+        self.assertEqual(t1[hit % "IT.Test.Bulk42"], 0)
+        query(self.dk.port, "abc.moneropool.ru")
+        for _ in range(2):
+            self.assertEqual(query(self.dk.port, "x.bulk42.example.test").rcode, "NXDOMAIN")
+        query(self.dk.port, "c.nx.example.test", tcp=True)
+        t2 = self.scrape()
+        got = {k: v for k, v in self.deltas(t1, t2, "dnsink_rule_hits_total{").items()
+               if v and "IT.Test.Probe" not in k}
+        self.assertEqual(got, {hit % mining: 1, hit % "IT.Test.Bulk42": 2,
+                               hit % "IT.Test.NxDomain": 1})
+        self.assertEqual(t2[hit % mining], t0[hit % mining] + 1)
+
     def test_other_paths_404(self):
         self.start()
         for path in ("/", "/metricsx", "/foo", "/metrics/"):

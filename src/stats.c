@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counters keyed by what outlives a reload: rules by id, upstreams by
+ * address. The main thread gives every rule id and upstream address it ever
+ * loads a slot number for the life of the process (the registry), and each
+ * snapshot maps its rule and upstream indexes to those slots. Each worker
+ * counts into its own block of per-slot counters, so the query path indexes
+ * an array it owns: no lookup, no lock, no allocation. A reload that
+ * reorders, adds or drops rules keeps every surviving rule's count, and a
+ * rule that comes back continues where it was.
+ *
+ * A block only grows, and only at a reload: the main thread allocates the
+ * larger blocks with the new snapshot, each worker copies its counts into
+ * its new block when it takes the snapshot and leaves the old one in the
+ * snapshot, and the main thread frees those once every worker has switched.
+ * Scrapes run on the main thread too, so they never see a freed block.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server_internal.h"
+
+/* Slots at most; what comes later is not counted (a reload loop adding new ids). */
+#define RULE_SLOTS_MAX 65536
+#define UP_SLOTS_MAX   256
+/* Smallest block, so that small reloads rarely need a larger one. */
+#define RULE_SLOTS_MIN 64
+#define UP_SLOTS_MIN   8
+
+const uint32_t dk__lat_bounds_us[DK_LAT_BUCKETS - 1] = {
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+};
+
+struct dk_stats_reg {
+	char **ids; /* rule id of each rule slot */
+	uint32_t n_ids;
+	uint32_t *index; /* open addressing: rule slot + 1, 0 empty */
+	uint32_t mask;
+	struct dk_addr *ups; /* address of each upstream slot */
+	uint32_t n_ups;
+};
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static int index_grow(struct dk_stats_reg *r)
+{
+	uint32_t cap = r->index ? (r->mask + 1) * 2 : 128;
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+
+	if (!idx)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < r->n_ids; i++) {
+		uint32_t h = hash_str(r->ids[i]) & (cap - 1);
+		while (idx[h])
+			h = (h + 1) & (cap - 1);
+		idx[h] = i + 1;
+	}
+	free(r->index);
+	r->index = idx;
+	r->mask = cap - 1;
+	return 0;
+}
+
+/* The slot of rule @id, registered when new; UINT32_MAX when full. */
+static int rule_slot(struct dk_stats_reg *r, const char *id, uint32_t *out)
+{
+	uint32_t h;
+
+	*out = UINT32_MAX;
+	if (!r->index || (r->n_ids + 1) * 2 > r->mask + 1) {
+		if (index_grow(r) < 0)
+			return -ENOMEM;
+	}
+	for (h = hash_str(id) & r->mask; r->index[h]; h = (h + 1) & r->mask) {
+		if (strcmp(r->ids[r->index[h] - 1], id) == 0) {
+			*out = r->index[h] - 1;
+			return 0;
+		}
+	}
+	if (r->n_ids >= RULE_SLOTS_MAX)
+		return 0;
+	if ((r->n_ids & (r->n_ids - 1)) == 0) {
+		/* Grows at 0, 1, 2, 4, ... entries: doubling. */
+		char **ids = realloc(r->ids, (r->n_ids ? r->n_ids * 2 : 1) * sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		r->ids = ids;
+	}
+	r->ids[r->n_ids] = strdup(id);
+	if (!r->ids[r->n_ids])
+		return -ENOMEM;
+	r->index[h] = r->n_ids + 1;
+	*out = r->n_ids++;
+	return 0;
+}
+
+static bool addr_same(const struct dk_addr *a, const struct dk_addr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_port == b->in4.sin_port &&
+		       a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	return a->in6.sin6_port == b->in6.sin6_port &&
+	       memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr)) == 0 &&
+	       a->in6.sin6_scope_id == b->in6.sin6_scope_id;
+}
+
+static int up_slot(struct dk_stats_reg *r, const struct dk_addr *a, uint32_t *out)
+{
+	*out = UINT32_MAX;
+	for (uint32_t i = 0; i < r->n_ups; i++) {
+		if (addr_same(&r->ups[i], a)) {
+			*out = i;
+			return 0;
+		}
+	}
+	if (r->n_ups >= UP_SLOTS_MAX)
+		return 0;
+	struct dk_addr *ups = realloc(r->ups, (r->n_ups + 1) * sizeof(*ups));
+	if (!ups)
+		return -ENOMEM;
+	r->ups = ups;
+	r->ups[r->n_ups] = *a;
+	*out = r->n_ups++;
+	return 0;
+}
+
+struct dk_stats_reg *dk__stats_reg_new(void)
+{
+	return calloc(1, sizeof(struct dk_stats_reg));
+}
+
+void dk__stats_reg_free(struct dk_stats_reg *r)
+{
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < r->n_ids; i++)
+		free(r->ids[i]);
+	free(r->ids);
+	free(r->index);
+	free(r->ups);
+	free(r);
+}
+
+static uint32_t room(uint32_t n, uint32_t min)
+{
+	uint32_t c = min;
+
+	while (c < n)
+		c *= 2;
+	return c;
+}
+
+/* One allocation: the header, then the rule counters, then the upstreams'. */
+static struct dk_wstats *wstats_alloc(uint32_t n_rules, uint32_t n_ups)
+{
+	size_t size = sizeof(struct dk_wstats) + (size_t)n_rules * sizeof(uint64_t) +
+	              (size_t)n_ups * sizeof(struct dk_up_stats);
+	struct dk_wstats *st = calloc(1, size);
+
+	if (!st)
+		return NULL;
+	st->n_rules = n_rules;
+	st->n_ups = n_ups;
+	st->rule_hits = (uint64_t *)(st + 1);
+	st->ups = (struct dk_up_stats *)(st->rule_hits + n_rules);
+	return st;
+}
+
+struct dk_wstats *dk__wstats_new(const struct dk_stats_reg *r)
+{
+	return wstats_alloc(room(r->n_ids, RULE_SLOTS_MIN), room(r->n_ups, UP_SLOTS_MIN));
+}
+
+int dk__stats_prepare(struct dk_stats_reg *r, struct dk_snapshot *s, struct dk_worker *workers,
+                      unsigned n_workers)
+{
+	const struct dk_policy *pol = s->pol;
+	const struct dk_config *cfg = s->cfg;
+
+	if (pol && pol->n_rules) {
+		s->rule_slot = malloc(pol->n_rules * sizeof(*s->rule_slot));
+		if (!s->rule_slot)
+			return -ENOMEM;
+		for (size_t i = 0; i < pol->n_rules; i++)
+			if (rule_slot(r, pol->rules[i].id, &s->rule_slot[i]) < 0)
+				return -ENOMEM;
+	}
+	if (cfg->n_upstreams) {
+		s->up_slot = malloc(cfg->n_upstreams * sizeof(*s->up_slot));
+		if (!s->up_slot)
+			return -ENOMEM;
+		for (size_t i = 0; i < cfg->n_upstreams; i++)
+			if (up_slot(r, &cfg->upstreams[i], &s->up_slot[i]) < 0)
+				return -ENOMEM;
+	}
+	if (!n_workers)
+		return 0;
+	s->grow = calloc(n_workers, sizeof(*s->grow));
+	if (!s->grow)
+		return -ENOMEM;
+	s->n_grow = n_workers;
+	for (unsigned i = 0; i < n_workers; i++) {
+		/* No reload is in flight: the worker does not swap its block now. */
+		const struct dk_wstats *cur = atomic_load(&workers[i].stats);
+		if (cur->n_rules >= r->n_ids && cur->n_ups >= r->n_ups)
+			continue;
+		s->grow[i] = wstats_alloc(room(r->n_ids, cur->n_rules), room(r->n_ups, cur->n_ups));
+		if (!s->grow[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void dk__wstats_adopt(struct dk_worker *w, struct dk_snapshot *s)
+{
+	struct dk_wstats *old, *nb;
+
+	if (!s->grow || w->index >= s->n_grow || !s->grow[w->index])
+		return;
+	nb = s->grow[w->index];
+	old = atomic_load_explicit(&w->stats, memory_order_relaxed);
+	/* Slots keep their numbers: the old counts go to the same places. */
+	memcpy(nb->rule_hits, old->rule_hits, old->n_rules * sizeof(*old->rule_hits));
+	memcpy(nb->ups, old->ups, old->n_ups * sizeof(*old->ups));
+	atomic_store_explicit(&w->stats, nb, memory_order_release);
+	s->grow[w->index] = old;
+}
+
+void dk__stats_release(struct dk_snapshot *s)
+{
+	for (unsigned i = 0; s->grow && i < s->n_grow; i++) {
+		free(s->grow[i]);
+		s->grow[i] = NULL;
+	}
+}
