@@ -48,6 +48,11 @@ def scrape(port):
     return out
 
 
+def total(series, name):
+    """A counter summed over its labels (per-upstream series are labelled)."""
+    return sum(v for k, v in series.items() if k == name or k.startswith(name + "{"))
+
+
 def timeouts_of(port):
     return 'dnsink_upstream_timeouts_total{upstream="127.0.0.1:%d"}' % port
 
@@ -228,7 +233,7 @@ class BrokenUpstream(harness.DnsinkTest):
                 with self.subTest(check=check.__name__, tcp=tcp):
                     check(dk, tcp, tries, watch)
             after = scrape(dk.mport)
-            d = {k: after.get(v, 0) - before.get(v, 0) for k, v in SERIES.items()}
+            d = {k: total(after, v) - total(before, v) for k, v in SERIES.items()}
             d["timeouts"] = after[timeouts_of(bad_port)] - before[timeouts_of(bad_port)]
             d["servfail"] = sum(after[servfails(t)] - before[servfails(t)]
                                 for t in ("udp", "tcp"))
