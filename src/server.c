@@ -729,12 +729,13 @@ static void log_counters(struct dk_server *srv)
 		                        t.timeouts[i]);
 	dk_log(DK_LOG_INFO,
 	       "stats: upstream answers=%" PRIu64 " mismatched=%" PRIu64 " timeouts=[%s]"
-	       " errors=%" PRIu64 " tc_retries=%" PRIu64 " pending_full=%" PRIu64
-	       " udp_send_fail=%" PRIu64 " tcp accepted=%" PRIu64 " rejected=%" PRIu64
-	       " slow=%" PRIu64 " cname_blocked=%" PRIu64 " cname_alerted=%" PRIu64,
-	       t.answers, t.mismatched, to, t.up_errors, t.tc_retries, t.pending_full,
-	       t.udp_send_fail, t.tcp_accepted, t.tcp_rejected, t.tcp_slow, t.cname_blocked,
-	       t.cname_alerted);
+	       " malformed=%" PRIu64 " errors=%" PRIu64 " tc_retries=%" PRIu64
+	       " pending_full=%" PRIu64 " udp_send_fail=%" PRIu64 " tcp accepted=%" PRIu64
+	       " rejected=%" PRIu64 " slow=%" PRIu64 " cname_blocked=%" PRIu64
+	       " cname_alerted=%" PRIu64,
+	       t.answers, t.mismatched, to, t.malformed, t.up_errors, t.tc_retries,
+	       t.pending_full, t.udp_send_fail, t.tcp_accepted, t.tcp_rejected, t.tcp_slow,
+	       t.cname_blocked, t.cname_alerted);
 	struct dk_alert_stats as;
 	dk_alerter_stats(srv->alerter, &as);
 	dk_log(DK_LOG_INFO,
