@@ -332,14 +332,14 @@ static void key_close(struct dk_dedup *d, struct dedup_key *k, bool evicted, dk_
 	d->free = k;
 }
 
-void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
+bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
                     dk_alert_emit_fn emit, void *ctx)
 {
 	const struct dk_rule *rule = ev->rule;
 
 	/* Workers do not post these; stay safe if one does. */
 	if (!rule || !rule->alert || rule->action == DK_ACTION_ALLOW)
-		return;
+		return true;
 	if (rule->dedup_minutes == 0) {
 		struct dk_alert_record rec = {
 		        .ev = ev,
@@ -348,7 +348,7 @@ void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		        .last_seen_ms = ev->time_ms,
 		};
 		emit(&rec, ctx);
-		return;
+		return true;
 	}
 
 	uint64_t threshold = rule->threshold ? rule->threshold : 1;
@@ -409,7 +409,9 @@ void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		};
 		k->reported = k->count;
 		emit(&rec, ctx);
+		return true;
 	}
+	return false;
 }
 
 void dk_dedup_tick(struct dk_dedup *d, uint64_t now_ms, dk_alert_emit_fn emit, void *ctx)

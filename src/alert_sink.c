@@ -711,7 +711,6 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 	bool taken = false;
 	int n, ln;
 
-	a->st.deduplicated += rec->followup ? rec->count : rec->count - 1;
 	n = dk_alert_format(rec, a->format, a->rec, sizeof(a->rec));
 	if (n < 0) {
 		a->st.lost_sink++;
@@ -766,7 +765,9 @@ static bool drain_rings(struct dk_alerter *a, size_t max)
 		if (!oldest || !dk_alert_ring_pop(oldest, &ev))
 			return false;
 		a->st.events++;
-		dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a);
+		/* Counted as it happens, not when a follow-up reports it. */
+		if (!dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a))
+			a->st.deduplicated++;
 	}
 	return true;
 }

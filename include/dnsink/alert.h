@@ -120,9 +120,11 @@ void dk_dedup_free(struct dk_dedup *d);
  * is emitted with count 1. When the key table is full the oldest key is
  * closed to make room and its unreported events go out as one record marked
  * evicted (a follow-up, or a record below the threshold); nothing is dropped
- * silently. Each open key holds a reference on ev->policy.
+ * silently. Each open key holds a reference on ev->policy. Returns true
+ * when a record went out for @p ev itself, false when it was folded into a
+ * window (counted, reported later or never: it was deduplicated).
  */
-void dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
+bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
 		    dk_alert_emit_fn emit, void *ctx);
 
 /**

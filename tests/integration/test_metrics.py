@@ -122,6 +122,20 @@ class Metrics(harness.DnsinkTest):
         self.assertEqual(after["dnsink_names_loaded"], int(m.group(3)))
         self.assertGreater(after["dnsink_rules_loaded"], len(harness.TEST_RULES))
 
+    def test_deduplicated_counted_as_it_happens(self):
+        """Repeats inside a dedup window (the mining-pool rule's 60 minutes) are
+        counted at once, not when the follow-up record goes out an hour later."""
+        self.start()
+        e, d = 'dnsink_alerts_total{state="emitted"}', 'dnsink_alerts_total{state="deduplicated"}'
+        before = self.scrape()
+        for name in ("a.moneropool.ru", "b.moneropool.ru", "a.moneropool.ru", "moneropool.ru"):
+            self.assertEqual(query(self.dk.port, name, "A").rdata(),
+                             [("A", harness.SINK_V4)])
+        after = wait_until(lambda: (lambda s: s if s[e] + s[d] - before[e] - before[d] >= 4
+                                    else None)(self.scrape()), 5, what="4 events counted")
+        self.assertEqual(after[e] - before[e], 1)
+        self.assertEqual(after[d] - before[d], 3)
+
     def test_inflight_while_upstream_silent(self):
         silent = self.fake_upstream()
         self.start(upstreams=[silent.port], timeout_ms=1500)

@@ -351,7 +351,7 @@ static void test_dedup_threshold1(void **state)
 	(void)state;
 	r.dedup_minutes = 1;
 	make_event(&ev, &r, "10.0.0.5", 1000, "abc.moneropool.ru", "moneropool.ru", false, T0);
-	dk_dedup_event(d, &ev, 5000, collect, NULL);
+	assert_true(dk_dedup_event(d, &ev, 5000, collect, NULL));
 	assert_int_equal(n_got, 1);
 	assert_int_equal(got[0].count, 1);
 	assert_false(got[0].followup);
@@ -362,10 +362,10 @@ static void test_dedup_threshold1(void **state)
 	/* Repeats, another subdomain of the same entry and another port: folded. */
 	make_event(&ev, &r, "10.0.0.5", 1001, "xyz.moneropool.ru", "moneropool.ru", false,
 	           T0 + 1000);
-	dk_dedup_event(d, &ev, 6000, collect, NULL);
+	assert_false(dk_dedup_event(d, &ev, 6000, collect, NULL));
 	make_event(&ev, &r, "10.0.0.5", 1002, "abc.moneropool.ru", "moneropool.ru", false,
 	           T0 + 2000);
-	dk_dedup_event(d, &ev, 7000, collect, NULL);
+	assert_false(dk_dedup_event(d, &ev, 7000, collect, NULL));
 	assert_int_equal(n_got, 1);
 	assert_int_equal(dk_dedup_size(d), 1);
 
@@ -406,12 +406,12 @@ static void test_dedup_threshold3(void **state)
 	r.dedup_minutes = 10;
 	r.threshold = 3;
 	make_event(&ev, &r, "10.0.0.5", 1, "abc.moneropool.ru", "moneropool.ru", false, T0);
-	dk_dedup_event(d, &ev, 0, collect, NULL);
+	assert_false(dk_dedup_event(d, &ev, 0, collect, NULL));
 	ev.time_ms = T0 + 10;
-	dk_dedup_event(d, &ev, 10, collect, NULL);
+	assert_false(dk_dedup_event(d, &ev, 10, collect, NULL));
 	assert_int_equal(n_got, 0);
 	ev.time_ms = T0 + 20;
-	dk_dedup_event(d, &ev, 20, collect, NULL);
+	assert_true(dk_dedup_event(d, &ev, 20, collect, NULL));
 	assert_int_equal(n_got, 1);
 	assert_int_equal(got[0].count, 3);
 	assert_int_equal(got[0].first, T0);
