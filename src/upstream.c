@@ -22,9 +22,13 @@
  * asked, an alert rule lets it pass with a record naming both names.
  */
 #include <errno.h>
+#include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "dnsink/name.h"
 #include "log.h"
@@ -638,6 +642,60 @@ static int tcp_start(struct dk_slot *s)
 
 /* UDP to the upstream. */
 
+/*
+ * ICMP errors (port or host unreachable) for our queries, read from the
+ * socket's error queue (IP_RECVERR): each names the upstream the datagram
+ * went to and carries the start of our query, so the try it belongs to fails
+ * now and the next upstream gets the query without waiting for the timeout.
+ */
+static void up_udp_errors(struct dk_worker *w, uv_udp_t *h)
+{
+	struct dk_upstream *up = &w->up;
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)h, &fd) < 0)
+		return;
+	/* Bounded: the queue holds at most what the socket buffer allows. */
+	for (int i = 0; i < 64; i++) {
+		struct dk_addr to = {0};
+		uint8_t data[DK_HEADER_LEN];
+		char ctl[512];
+		struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+		struct msghdr mh = {
+		        .msg_name = &to.sa,
+		        .msg_namelen = sizeof(to.in6),
+		        .msg_iov = &iov,
+		        .msg_iovlen = 1,
+		        .msg_control = ctl,
+		        .msg_controllen = sizeof(ctl),
+		};
+		ssize_t n = recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+		if (n < 0)
+			return;
+		bool icmp = false;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
+				const struct sock_extended_err *ee = (const void *)CMSG_DATA(c);
+				icmp = ee->ee_origin == SO_EE_ORIGIN_ICMP ||
+				       ee->ee_origin == SO_EE_ORIGIN_ICMP6;
+			}
+		}
+		/* The quoted query: its first two octets are the ID we sent. */
+		if (!icmp || n < 2)
+			continue;
+		uint16_t idx = up->id2slot[(uint16_t)(data[0] << 8 | data[1])];
+		if (!idx)
+			continue;
+		struct dk_slot *s = &up->slots[idx - 1];
+		/* Only the try that sent this datagram: same upstream, still over UDP. */
+		if (!s->busy || s->tcp || !addr_equal(&s->up_addr, &to.sa))
+			continue;
+		up_error(s);
+		slot_next(s);
+	}
+}
+
 static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags)
 {
@@ -646,7 +704,12 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	uint8_t *ans = (uint8_t *)buf->base;
 
 	(void)flags;
-	if (nread <= 0 || !addr)
+	if (nread < 0) {
+		/* With IP_RECVERR an ICMP error surfaces here as ECONNREFUSED and co. */
+		up_udp_errors(w, h);
+		return;
+	}
+	if (nread == 0 || !addr)
 		return;
 	if (nread < DK_HEADER_LEN) {
 		w->ctr.mismatched++;
@@ -771,6 +834,20 @@ size_t dk__upstream_inflight(const struct dk_worker *w)
 	return w->up.busy;
 }
 
+/* Asks the kernel to queue ICMP errors on @p h (see up_udp_errors()). */
+static int recv_errors(uv_udp_t *h, int fam)
+{
+	uv_os_fd_t fd;
+	int on = 1;
+
+	if (uv_fileno((uv_handle_t *)h, &fd) < 0)
+		return 0;
+	if (fam ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on))
+	        : setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)))
+		return -errno;
+	return 0;
+}
+
 static int udp_socks_open(struct dk_worker *w, int fam)
 {
 	struct dk_upstream *up = &w->up;
@@ -792,6 +869,8 @@ static int udp_socks_open(struct dk_worker *w, int fam)
 		h->data = w;
 		/* Port 0: the kernel picks a random ephemeral port per socket. */
 		rc = uv_udp_bind(h, &any.sa, fam ? UV_UDP_IPV6ONLY : 0);
+		if (rc == 0)
+			rc = recv_errors(h, fam);
 		if (rc == 0)
 			rc = uv_udp_recv_start(h, dk__udp_alloc, up_udp_recv);
 		if (rc < 0)

@@ -32,6 +32,23 @@ class Upstream(harness.DnsinkTest):
             self.assertEqual(a.rdata(), [("A", "192.0.2.10")], a)
             self.assertLess(dt, TIMEOUT_MS / 1000 + 1.5)
 
+    def test_port_unreachable_fails_over_at_once(self):
+        """The ICMP port unreachable of a closed upstream ends the UDP try at once
+        (a TCP connect is refused at once anyway): no wait for the timeout."""
+        dk = self.new_dnsink(upstreams=[self.closed_port(), self.knot.port],
+                             timeout_ms=5000)
+        for i in range(5):
+            t0 = time.monotonic()
+            a = query(dk.port, "u%d.wild.example.test" % i, "A", timeout_ms=8000)
+            dt = time.monotonic() - t0
+            self.assertEqual(a.rdata(), [("A", "192.0.2.99")], a)
+            self.assertLess(dt, 2.5, "failover waited for the 5 s timeout")
+        dk2 = self.new_dnsink(upstreams=[self.closed_port()], timeout_ms=5000)
+        t0 = time.monotonic()
+        a = query(dk2.port, "www.example.test", "A", timeout_ms=8000)
+        self.assertEqual(a.rcode, "SERVFAIL", a)
+        self.assertLess(time.monotonic() - t0, 2.5)
+
     def test_first_silent_second_answers(self):
         bh = self.blackhole()
         dk = self.new_dnsink(upstreams=[bh.port, self.knot.port], timeout_ms=TIMEOUT_MS)
