@@ -182,6 +182,7 @@ struct dk_upstream {
 	uv_udp_t socks[2][DK_UP_SOCKS]; /**< [0] IPv4, [1] IPv6 */
 	unsigned n_socks[2];            /**< initialized (to close) */
 	bool socks_ok[2];               /**< all bound and reading (to use) */
+	bool errq[2][DK_UP_SOCKS];      /**< ICMP errors may wait in the socket's error queue */
 	struct dk_up_tcp *tcp_free;     /**< closed TCP connections, reusable */
 	struct dk_up_tcp *tcp_all;      /**< every TCP connection object, for teardown */
 	struct dk_up_tcp *tcp_open;     /**< open connections (busy or idle) */

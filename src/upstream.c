@@ -645,22 +645,25 @@ static int tcp_start(struct dk_slot *s)
 /*
  * ICMP errors (port or host unreachable) for our queries, read from the
  * socket's error queue (IP_RECVERR): each names the upstream the datagram
- * went to and carries the start of our query, so the try it belongs to fails
- * now and the next upstream gets the query without waiting for the timeout.
+ * went to and quotes our query, so the try it belongs to fails now and the
+ * next upstream gets the query without waiting for the timeout. Only an
+ * unreachable error counts (not a PMTU or TTL message), and only when the
+ * quoted octets are those of the try's own query with its current ID: a
+ * stale or forged error cannot end another try.
  */
-static void up_udp_errors(struct dk_worker *w, uv_udp_t *h)
+static void up_udp_errors(struct dk_worker *w, uv_udp_t *h, bool *pending)
 {
 	struct dk_upstream *up = &w->up;
 	uv_os_fd_t fd;
 
 	if (uv_fileno((uv_handle_t *)h, &fd) < 0)
 		return;
-	/* Bounded: the queue holds at most what the socket buffer allows. */
+	/* Bounded per call; what is left keeps EPOLLERR up and brings us back. */
 	for (int i = 0; i < 64; i++) {
 		struct dk_addr to = {0};
-		uint8_t data[DK_HEADER_LEN];
+		uint8_t quote[DK_QUERY_MAX];
 		char ctl[512];
-		struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+		struct iovec iov = {.iov_base = quote, .iov_len = sizeof(quote)};
 		struct msghdr mh = {
 		        .msg_name = &to.sa,
 		        .msg_namelen = sizeof(to.in6),
@@ -670,30 +673,46 @@ static void up_udp_errors(struct dk_worker *w, uv_udp_t *h)
 		        .msg_controllen = sizeof(ctl),
 		};
 		ssize_t n = recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
-		if (n < 0)
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				*pending = false;
 			return;
-		bool icmp = false;
+		}
+		bool unreachable = false;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
 			    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
 				const struct sock_extended_err *ee = (const void *)CMSG_DATA(c);
-				icmp = ee->ee_origin == SO_EE_ORIGIN_ICMP ||
-				       ee->ee_origin == SO_EE_ORIGIN_ICMP6;
+				unreachable = (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
+				               ee->ee_origin == SO_EE_ORIGIN_ICMP6) &&
+				              (ee->ee_errno == ECONNREFUSED ||
+				               ee->ee_errno == EHOSTUNREACH ||
+				               ee->ee_errno == ENETUNREACH || ee->ee_errno == EACCES);
 			}
 		}
-		/* The quoted query: its first two octets are the ID we sent. */
-		if (!icmp || n < 2)
+		if (!unreachable || n < DK_HEADER_LEN)
 			continue;
-		uint16_t idx = up->id2slot[(uint16_t)(data[0] << 8 | data[1])];
+		uint16_t idx = up->id2slot[(uint16_t)(quote[0] << 8 | quote[1])];
 		if (!idx)
 			continue;
 		struct dk_slot *s = &up->slots[idx - 1];
-		/* Only the try that sent this datagram: same upstream, still over UDP. */
-		if (!s->busy || s->tcp || !addr_equal(&s->up_addr, &to.sa))
+		size_t cmp = (size_t)n < s->len ? (size_t)n : s->len;
+		if (!s->busy || s->tcp || !addr_equal(&s->up_addr, &to.sa) ||
+		    memcmp(quote, s->pkt, cmp) != 0)
 			continue;
 		up_error(s);
 		slot_next(s);
+		/* The last query ending during shutdown may have closed this socket. */
+		if (w->finished || uv_is_closing((uv_handle_t *)h))
+			return;
 	}
+}
+
+/* The error-queue flag of upstream socket @p h. */
+static bool *errq_of(struct dk_upstream *up, const uv_udp_t *h)
+{
+	int fam = h >= &up->socks[1][0];
+	return &up->errq[fam][h - &up->socks[fam][0]];
 }
 
 static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
@@ -704,13 +723,19 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	uint8_t *ans = (uint8_t *)buf->base;
 
 	(void)flags;
-	if (nread < 0) {
-		/* With IP_RECVERR an ICMP error surfaces here as ECONNREFUSED and co. */
-		up_udp_errors(w, h);
+	if (nread <= 0 || !addr) {
+		/*
+		 * With IP_RECVERR an ICMP error surfaces here as ECONNREFUSED and
+		 * co., or, once a send took that error, as a wake-up with nothing
+		 * to read (EPOLLERR stays up while the error queue is not empty).
+		 */
+		bool *pending = errq_of(up, h);
+		if (nread < 0)
+			*pending = true;
+		if (*pending)
+			up_udp_errors(w, h, pending);
 		return;
 	}
-	if (nread == 0 || !addr)
-		return;
 	if (nread < DK_HEADER_LEN) {
 		w->ctr.mismatched++;
 		return;
@@ -752,6 +777,16 @@ static int udp_send(struct dk_slot *s)
 	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
 	uv_buf_t b = uv_buf_init((char *)s->pkt, s->len);
 	int rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
+	if (rc == UV_ECONNREFUSED || rc == UV_EHOSTUNREACH || rc == UV_ENETUNREACH ||
+	    rc == UV_EHOSTDOWN) {
+		/*
+		 * An ICMP error for an earlier datagram, reported by this send
+		 * (IP_RECVERR sets the socket error too); nothing was sent. The
+		 * error itself is read from the queue by the receive callback.
+		 */
+		up->errq[fam][pick] = true;
+		rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
+	}
 	return rc < 0 ? rc : 0;
 }
 
