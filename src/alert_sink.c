@@ -747,23 +747,34 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
  * rings: a batch holds several workers' events, and dedup must see a key's
  * first event first. Returns true when events were left.
  */
+static uint64_t head_time(struct dk_alert_ring *r)
+{
+	const struct dk_alert_event *e = dk_alert_ring_peek(r);
+
+	return e ? e->mono_ns : UINT64_MAX;
+}
+
 static bool drain_rings(struct dk_alerter *a, size_t max)
 {
+	/*
+	 * Each ring's head time is read once and again only after that ring
+	 * was popped. The order is best effort: an event stamped just before
+	 * its worker was preempted can still come after newer ones.
+	 */
+	uint64_t head[DK_WORKERS_MAX];
 	struct dk_alert_event ev;
 	size_t i;
 
+	for (unsigned w = 0; w < a->n_workers; w++)
+		head[w] = head_time(&a->rings[w]);
 	for (i = 0; i < max; i++) {
-		struct dk_alert_ring *oldest = NULL;
-		uint64_t t = 0;
-		for (unsigned w = 0; w < a->n_workers; w++) {
-			const struct dk_alert_event *e = dk_alert_ring_peek(&a->rings[w]);
-			if (e && (!oldest || e->mono_ns < t)) {
-				oldest = &a->rings[w];
-				t = e->mono_ns;
-			}
-		}
-		if (!oldest || !dk_alert_ring_pop(oldest, &ev))
+		unsigned oldest = 0;
+		for (unsigned w = 1; w < a->n_workers; w++)
+			if (head[w] < head[oldest])
+				oldest = w;
+		if (head[oldest] == UINT64_MAX || !dk_alert_ring_pop(&a->rings[oldest], &ev))
 			return false;
+		head[oldest] = head_time(&a->rings[oldest]);
 		a->st.events++;
 		/* Counted as it happens, not when a follow-up reports it. */
 		if (!dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a))
@@ -779,9 +790,13 @@ static void batch_cb(uv_timer_t *t)
 
 	file_flush(a);
 	tcp_flush(a);
-	/* Not done: let the loop run other work, then continue. */
+	/*
+	 * Not done: continue from the next poll phase. A 0 ms timer started here
+	 * would run again in this same timer phase (libuv < 1.45) and starve
+	 * signals, reloads and the sinks' own I/O while workers keep posting.
+	 */
 	if (more)
-		uv_timer_start(&a->batch, batch_cb, 0, 0);
+		uv_async_send(&a->async);
 }
 
 static void async_cb(uv_async_t *h)
@@ -969,6 +984,8 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	}
 	a->loop = loop;
 	a->n_workers = n_workers ? n_workers : 1;
+	if (a->n_workers > DK_WORKERS_MAX)
+		a->n_workers = DK_WORKERS_MAX;
 	a->dgram_fd = -1;
 	a->file_fd = -1;
 	a->now = mono_ms;

@@ -22,7 +22,8 @@ struct dk_alerter;
 struct dk_alert_stats {
 	uint64_t events;        /**< events drained from the rings */
 	uint64_t emitted;       /**< records written to at least one sink */
-	uint64_t deduplicated;  /**< events folded into another record */
+	uint64_t deduplicated;  /**< events that got no record of their own when they happened
+	                         *   (a repeat in a dedup window, or below the threshold) */
 	uint64_t lost_ring;     /**< events refused by a full ring */
 	uint64_t lost_sink;     /**< records a sink could not take (queue full, write error) */
 	uint64_t queued;        /**< records waiting for an absent collector */

@@ -841,7 +841,7 @@ static const struct item top_items[] = {
         {KEY("rules", parse_rules), FIELD(rules), COUNT(n_rules)},
         {KEY("sinkhole", parse_section), .sub = sinkhole_items},
         {KEY("alerts", parse_section), .sub = alerts_items},
-        {KEY("workers", parse_number), FIELD(workers), .min = 0, .max = 256},
+        {KEY("workers", parse_number), FIELD(workers), .min = 0, .max = DK_WORKERS_MAX},
         {KEY("max_inflight", parse_number), FIELD(max_inflight), .min = 16, .max = 1000000},
         {KEY("tcp", parse_section), .sub = tcp_items},
         {KEY("user", parse_string), FIELD(user)},

@@ -833,7 +833,7 @@ static unsigned worker_count(const struct dk_server *srv)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		n = cpus > 0 ? (unsigned)cpus : 1;
 	}
-	return n > 256 ? 256 : n;
+	return n > DK_WORKERS_MAX ? DK_WORKERS_MAX : n;
 }
 
 static int server_start(struct dk_server *srv)

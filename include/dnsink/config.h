@@ -19,6 +19,9 @@
 #include "dnsink/msg.h"
 
 /** An IPv4 or IPv6 socket address. */
+/** Most worker threads (config "workers", --workers). */
+#define DK_WORKERS_MAX 256
+
 struct dk_addr {
 	union {
 		struct sockaddr sa;
