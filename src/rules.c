@@ -1215,9 +1215,10 @@ static int add_list_rule(struct loader *L, const char *list)
 		return fail(L, list, 0, -errno, "cannot read list: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return fail(L, list, 0, -EISDIR, "cannot read list: not a regular file");
-	for (size_t i = 0; i < p->n_rules; i++) {
-		if (strcmp(p->rules[i].id, DK_BLOCKLIST_RULE_ID) == 0)
-			return fail(L, p->rules[i].file, p->rules[i].line, DK_ESCHEMA,
+	/* Every id seen counts, a disabled rule's too. */
+	for (size_t i = 0; i < L->n_ids; i++) {
+		if (strcmp(L->ids[i].id, DK_BLOCKLIST_RULE_ID) == 0)
+			return fail(L, L->ids[i].file, L->ids[i].line, DK_ESCHEMA,
 			            "rule id '%s' is reserved for --blocklist",
 			            DK_BLOCKLIST_RULE_ID);
 	}

@@ -114,7 +114,7 @@ class CommandLine(harness.DnsinkTest):
         os.makedirs(rules)
         with open(os.path.join(rules, "r.yml"), "w") as f:
             f.write("id: dnsink.blocklist\nname: n\nseverity: low\naction: nxdomain\n"
-                    "domains: [a.test]\n")
+                    "enabled: false\ndomains: [a.test]\n")
         conf = os.path.join(self.dir, "c.yml")
         with open(conf, "w") as f:
             f.write("listen: [127.0.0.1:%d]\nupstreams: [127.0.0.1:9]\nrules: [%s/]\n"
