@@ -897,7 +897,7 @@ static int udp_socks_open(struct dk_worker *w, int fam)
 	}
 	for (unsigned i = 0; i < DK_UP_SOCKS; i++) {
 		uv_udp_t *h = &up->socks[fam][i];
-		int rc = uv_udp_init_ex(&w->loop, h, fam ? AF_INET6 : AF_INET);
+		int rc = uv_udp_init_ex(&w->loop, h, (fam ? AF_INET6 : AF_INET) | UV_UDP_RECVMMSG);
 		if (rc < 0)
 			return rc;
 		up->n_socks[fam]++;
