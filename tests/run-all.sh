@@ -13,12 +13,12 @@
 # run's testlog JSON; a build that fails counts as one failed test; each timed
 # fuzz run counts as one test). Exit status 1 when anything failed.
 #
-# Environment: FUZZ_SECONDS (default 30) per fuzz target; JOBS for ninja/meson.
+# Environment: FUZZ_SECONDS (default 60) per fuzz target; JOBS for ninja/meson.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 total_pass=0
@@ -153,6 +153,8 @@ elif CC=clang setup build-fuzz -Dfuzzing=true -Dtests=disabled --buildtype=debug
 		if (cd build-fuzz/fuzz-work && timeout $((FUZZ_SECONDS + 60)) \
 			"$ROOT/$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
 			-print_final_stats=1 "$name" >"$name.log" 2>&1); then
+			# Coverage at the start (corpus loaded) and the end, then the totals.
+			grep -E "INITED|DONE" "build-fuzz/fuzz-work/$name.log" | tail -n 2 || true
 			tail -n 5 "build-fuzz/fuzz-work/$name.log"
 			fp=$((fp + 1))
 		else
