@@ -328,6 +328,7 @@ static void worker_finish(struct dk_worker *w)
 	if (w->grace_init)
 		close_handle((uv_handle_t *)&w->grace);
 	if (w->flush_init) {
+		dk__upstream_flush(w);
 		dk__udp_flush(w);
 		close_handle((uv_handle_t *)&w->flush);
 		close_handle((uv_handle_t *)&w->flush_pre);

@@ -29,6 +29,8 @@
 #define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)
 /** UDP replies sent by one sendmmsg, and the octets they may take together. */
 #define DK_UDP_BATCH  32
+/** UDP queries to upstreams sent by one sendmmsg (per address family). */
+#define DK_UP_BATCH 64
 #define DK_UDP_OUTBUF 65536
 /** Largest query a pending slot holds; bigger ones get SERVFAIL. */
 #define DK_QUERY_MAX 4096
@@ -183,6 +185,12 @@ struct dk_upstream {
 	unsigned n_socks[2];            /**< initialized (to close) */
 	bool socks_ok[2];               /**< all bound and reading (to use) */
 	bool errq[2][DK_UP_SOCKS];      /**< ICMP errors may wait in the socket's error queue */
+	/** UDP tries waiting for dk__upstream_flush(): the slot and the ID it was sent with. */
+	struct {
+		struct dk_slot *s;
+		uint16_t id;
+	} out[DK_UP_BATCH];
+	unsigned n_out;
 	struct dk_up_tcp *tcp_free;     /**< closed TCP connections, reusable */
 	struct dk_up_tcp *tcp_all;      /**< every TCP connection object, for teardown */
 	struct dk_up_tcp *tcp_open;     /**< open connections (busy or idle) */
@@ -297,6 +305,13 @@ void dk__tcp_close_all(struct dk_worker *w);
 void dk__tcp_free_all(struct dk_worker *w);
 
 /* upstream.c */
+
+/**
+ * Sends the UDP queries queued for the upstreams, one sendmmsg per address
+ * family; a try whose datagram could not be sent moves to the next upstream.
+ * Called between callbacks only (check/prepare), never from inside a try.
+ */
+void dk__upstream_flush(struct dk_worker *w);
 
 int dk__upstream_init(struct dk_worker *w, size_t max_inflight);
 /**

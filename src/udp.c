@@ -5,7 +5,8 @@
  * per datagram). Replies are copied into the worker's batch and leave with
  * one sendmmsg when the batch is full or, at the latest, when the loop
  * iteration that produced them ends (a uv_check handle), so a busy worker
- * makes one send call per batch instead of one per reply.
+ * makes one send call per batch instead of one per reply. The same handles
+ * send the queries queued for the upstreams (upstream.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -133,20 +134,23 @@ void dk__udp_reply(struct dk_worker *w, struct dk_udp_listener *l, const struct 
 	w->out_used += len;
 }
 
-static void flush_cb(uv_check_t *c)
+/* Queries to the upstreams first: a try that cannot be sent may answer SERVFAIL. */
+static void flush_all(struct dk_worker *w)
 {
-	struct dk_worker *w = c->data;
-
+	if (w->up.n_out)
+		dk__upstream_flush(w);
 	if (w->n_out)
 		dk__udp_flush(w);
 }
 
+static void flush_cb(uv_check_t *c)
+{
+	flush_all(c->data);
+}
+
 static void flush_pre_cb(uv_prepare_t *p)
 {
-	struct dk_worker *w = p->data;
-
-	if (w->n_out)
-		dk__udp_flush(w);
+	flush_all(p->data);
 }
 
 int dk__udp_batch_init(struct dk_worker *w)

@@ -767,6 +767,17 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	slot_deliver(s, ans, (size_t)nread);
 }
 
+static bool send_refused(int err)
+{
+	return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
+	       err == EHOSTDOWN;
+}
+
+/*
+ * Queues the try's datagram for dk__upstream_flush(), which the loop runs
+ * before it next waits; a full queue sends at once. Returns 0 or a negative
+ * code (the try failed now).
+ */
 static int udp_send(struct dk_slot *s)
 {
 	struct dk_upstream *up = &s->w->up;
@@ -774,11 +785,16 @@ static int udp_send(struct dk_slot *s)
 
 	if (!up->socks_ok[fam])
 		return -EAFNOSUPPORT;
+	if (up->n_out < DK_UP_BATCH) {
+		up->out[up->n_out].s = s;
+		up->out[up->n_out].id = s->id;
+		up->n_out++;
+		return 0;
+	}
 	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
 	uv_buf_t b = uv_buf_init((char *)s->pkt, s->len);
 	int rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
-	if (rc == UV_ECONNREFUSED || rc == UV_EHOSTUNREACH || rc == UV_ENETUNREACH ||
-	    rc == UV_EHOSTDOWN) {
+	if (rc < 0 && send_refused(-rc)) {
 		/*
 		 * An ICMP error for an earlier datagram, reported by this send
 		 * (IP_RECVERR sets the socket error too); nothing was sent. The
@@ -787,7 +803,96 @@ static int udp_send(struct dk_slot *s)
 		up->errq[fam][pick] = true;
 		rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
 	}
+	if (rc < 0 && rc != UV_EAGAIN)
+		up->errq[fam][pick] = true;
 	return rc < 0 ? rc : 0;
+}
+
+/* Sends the @p n queued tries @p q, all of family @p fam, on one random socket. */
+static void flush_family(struct dk_worker *w, int fam, struct dk_slot **q, unsigned n)
+{
+	struct dk_upstream *up = &w->up;
+	struct mmsghdr mh[DK_UP_BATCH];
+	struct iovec iov[DK_UP_BATCH];
+	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
+	uv_os_fd_t fd;
+	unsigned k = 0;
+	bool retried = false;
+
+	if (uv_fileno((uv_handle_t *)&up->socks[fam][pick], &fd) < 0) {
+		for (unsigned i = 0; i < n; i++) {
+			up_error(q[i]);
+			slot_next(q[i]);
+		}
+		return;
+	}
+	memset(mh, 0, sizeof(mh[0]) * n);
+	for (unsigned i = 0; i < n; i++) {
+		iov[i].iov_base = q[i]->pkt;
+		iov[i].iov_len = q[i]->len;
+		mh[i].msg_hdr.msg_name = &q[i]->up_addr.sa;
+		mh[i].msg_hdr.msg_namelen = q[i]->up_addr.len;
+		mh[i].msg_hdr.msg_iov = &iov[i];
+		mh[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (k < n) {
+		int r = sendmmsg(fd, mh + k, n - k, MSG_DONTWAIT);
+		if (r > 0) {
+			/*
+			 * Fewer sent than asked: the next datagram hit an error that
+			 * sendmmsg does not report once some went out, possibly a
+			 * stale ICMP one, which it then consumed; have the error
+			 * queue read, or EPOLLERR would keep waking the loop.
+			 */
+			if ((unsigned)r < n - k)
+				up->errq[fam][pick] = true;
+			k += (unsigned)r;
+			retried = false;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && send_refused(errno) && !retried) {
+			/* A stale ICMP error, as in udp_send(): nothing went out; once more. */
+			up->errq[fam][pick] = true;
+			retried = true;
+			continue;
+		}
+		/* This datagram did not go out (or none of the rest, for EAGAIN): failover. */
+		bool again = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+		if (!again)
+			up->errq[fam][pick] = true; /* any error may have come with the queue */
+		unsigned upto = again ? n : k + 1;
+		for (; k < upto; k++) {
+			up_error(q[k]);
+			slot_next(q[k]);
+		}
+		retried = false;
+	}
+}
+
+void dk__upstream_flush(struct dk_worker *w)
+{
+	struct dk_upstream *up = &w->up;
+
+	/* A failed try queues its next one: go on until nothing is left (bounded by the upstreams). */
+	while (up->n_out) {
+		struct dk_slot *q[2][DK_UP_BATCH];
+		unsigned n[2] = {0, 0};
+
+		for (unsigned i = 0; i < up->n_out; i++) {
+			struct dk_slot *s = up->out[i].s;
+			/* Skip a try that ended or moved on since it was queued. */
+			if (!s->busy || s->tcp || s->id != up->out[i].id)
+				continue;
+			int fam = s->up_addr.sa.sa_family == AF_INET6;
+			q[fam][n[fam]++] = s;
+		}
+		up->n_out = 0;
+		for (int fam = 0; fam < 2; fam++)
+			if (n[fam])
+				flush_family(w, fam, q[fam], n[fam]);
+	}
 }
 
 static void slot_timeout(uv_timer_t *t)
