@@ -683,11 +683,12 @@ static void up_udp_errors(struct dk_worker *w, uv_udp_t *h, bool *pending)
 			if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
 			    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
 				const struct sock_extended_err *ee = (const void *)CMSG_DATA(c);
-				unreachable = (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
-				               ee->ee_origin == SO_EE_ORIGIN_ICMP6) &&
-				              (ee->ee_errno == ECONNREFUSED ||
-				               ee->ee_errno == EHOSTUNREACH ||
-				               ee->ee_errno == ENETUNREACH || ee->ee_errno == EACCES);
+				unreachable =
+				        (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
+				         ee->ee_origin == SO_EE_ORIGIN_ICMP6) &&
+				        (ee->ee_errno == ECONNREFUSED ||
+				         ee->ee_errno == EHOSTUNREACH ||
+				         ee->ee_errno == ENETUNREACH || ee->ee_errno == EACCES);
 			}
 		}
 		if (!unreachable || n < DK_HEADER_LEN)
@@ -769,8 +770,7 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 
 static bool send_refused(int err)
 {
-	return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
-	       err == EHOSTDOWN;
+	return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN;
 }
 
 /*
@@ -875,7 +875,8 @@ void dk__upstream_flush(struct dk_worker *w)
 {
 	struct dk_upstream *up = &w->up;
 
-	/* A failed try queues its next one: go on until nothing is left (bounded by the upstreams). */
+	/* A failed try queues its next one: go on until nothing is left (bounded by the upstreams).
+	 */
 	while (up->n_out) {
 		struct dk_slot *q[2][DK_UP_BATCH];
 		unsigned n[2] = {0, 0};
