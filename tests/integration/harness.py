@@ -579,6 +579,24 @@ template(name="raw" type="string" string="%rawmsg%\\n")
             raise AssertionError("rsyslogd did not restart:\n" + self.proc.log_text()[-3000:])
 
 
+def serve_udp_tcp(srv):
+    """Binds srv.udp and a listening srv.tcp on 127.0.0.1:srv.port (0.1 s timeouts, so
+    the loops see srv.stop_ev) and starts srv._udp_loop and srv._tcp_loop as threads."""
+    srv.stop_ev = threading.Event()
+    srv.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.udp.bind(("127.0.0.1", srv.port))
+    srv.udp.settimeout(0.1)
+    srv.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.tcp.bind(("127.0.0.1", srv.port))
+    srv.tcp.listen(8)
+    srv.tcp.settimeout(0.1)
+    srv.threads = [threading.Thread(target=srv._udp_loop, daemon=True),
+                   threading.Thread(target=srv._tcp_loop, daemon=True)]
+    for t in srv.threads:
+        t.start()
+
+
 class FakeUpstream:
     """A UDP+TCP DNS server in a thread; handler(query bytes, send) decides."""
 
@@ -587,19 +605,7 @@ class FakeUpstream:
         self.queries = []
         self.last_peer = None
         self.handler = handler
-        self.stop_ev = threading.Event()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", self.port))
-        self.udp.settimeout(0.1)
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(8)
-        self.tcp.settimeout(0.1)
-        self.threads = [threading.Thread(target=self._udp_loop, daemon=True),
-                        threading.Thread(target=self._tcp_loop, daemon=True)]
-        for t in self.threads:
-            t.start()
+        serve_udp_tcp(self)
 
     def _udp_loop(self):
         while not self.stop_ev.is_set():

@@ -16,9 +16,9 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 
 import harness
+from promscrape import scrape
 from harness import build_query, make_answer, encode_name, question_end
 from wire import Message, recv_frame
 
@@ -35,17 +35,6 @@ SERIES = {
     "tc": "dnsink_upstream_tc_retries_total",
     "answers": "dnsink_upstream_answers_total",
 }
-
-
-def scrape(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        body = r.read().decode()
-    out = {}
-    for ln in body.splitlines():
-        if ln and not ln.startswith("#"):
-            k, v = ln.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def total(series, name):
@@ -89,19 +78,7 @@ class TcpBreaker:
         self.port = harness.free_port()
         self.tcp_conns = 0
         self.udp_queries = 0
-        self.stop_ev = threading.Event()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", self.port))
-        self.udp.settimeout(0.1)
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(8)
-        self.tcp.settimeout(0.1)
-        self.threads = [threading.Thread(target=self._udp_loop, daemon=True),
-                        threading.Thread(target=self._tcp_loop, daemon=True)]
-        for t in self.threads:
-            t.start()
+        harness.serve_udp_tcp(self)
 
     def _udp_loop(self):
         while not self.stop_ev.is_set():

@@ -12,26 +12,14 @@ import select
 import socket
 import struct
 import time
-import urllib.request
 
 import harness
+from promscrape import scrape
 from harness import build_query, udp_ask
 from wire import Message, recv_frame, tcp_exchange
 
 IDLE_MS = 1500
 MAX_CLIENTS = 3
-
-
-def scrape(port):
-    """{series: value} of the metrics endpoint."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        body = r.read().decode()
-    out = {}
-    for ln in body.splitlines():
-        if ln and not ln.startswith("#"):
-            k, v = ln.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def frame(msg):
