@@ -577,16 +577,26 @@ static yaml_node_t *list_item(struct ctx *c, yaml_node_t *n, size_t i)
 	return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
 }
 
-static int parse_addr_list(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+/* Parses the text of one list item into @p out; sets @p why on failure. */
+typedef int (*item_parse_fn)(const struct item *it, const char *s, void *out, const char **why);
+
+/*
+ * A list of @p elem-sized values, each a string @p parse accepts, into the
+ * array at @p field and its count at it->count_offset; @p what names one
+ * value in messages.
+ */
+static int parse_list_of(struct ctx *c, const struct item *it, yaml_node_t *n, void *field,
+                         size_t elem, item_parse_fn parse, const char *what, bool empty_ok)
 {
 	size_t count, *count_field = (size_t *)((char *)c->cfg + it->count_offset);
 	int ret = want_list(c, n, &count);
 	if (ret)
 		return ret;
-	if (count == 0)
+	if (count == 0 && !empty_ok)
 		return fail(c, n, DK_ESCHEMA, "%s: empty list (remove the key for the default)",
 		            c->key);
-	struct dk_addr *v = calloc(count, sizeof(*v));
+	/* calloc(0) may return NULL. */
+	char *v = calloc(count ? count : 1, elem);
 	if (!v)
 		return fail(c, n, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < count; i++) {
@@ -595,14 +605,16 @@ static int parse_addr_list(struct ctx *c, const struct item *it, yaml_node_t *n,
 		ret = want_string(c, item);
 		if (ret)
 			goto fail;
-		if (addr_parse(scalar(item), it->port, &v[i], &why)) {
-			ret = fail(c, item, DK_ESCHEMA, "%s: bad address '%s': %s", c->key,
+		if (parse(it, scalar(item), v + i * elem, &why)) {
+			ret = fail(c, item, DK_ESCHEMA, "%s: bad %s '%s': %s", c->key, what,
 			           scalar(item), why);
 			goto fail;
 		}
 	}
-	free(*(struct dk_addr **)field);
-	*(struct dk_addr **)field = v;
+	void *old;
+	memcpy(&old, field, sizeof(old));
+	free(old);
+	memcpy(field, &v, sizeof(v));
 	*count_field = count;
 	return 0;
 fail:
@@ -610,35 +622,26 @@ fail:
 	return ret;
 }
 
+static int addr_item(const struct item *it, const char *s, void *out, const char **why)
+{
+	return addr_parse(s, it->port, out, why);
+}
+
+static int cidr_item(const struct item *it, const char *s, void *out, const char **why)
+{
+	(void)it;
+	return cidr_parse(s, out, why);
+}
+
+static int parse_addr_list(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	return parse_list_of(c, it, n, field, sizeof(struct dk_addr), addr_item, "address", false);
+}
+
 static int parse_cidr_list(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
 {
-	size_t count, *count_field = (size_t *)((char *)c->cfg + it->count_offset);
-	int ret = want_list(c, n, &count);
-	if (ret)
-		return ret;
-	/* An empty list is legal: it allows nobody. calloc(0) may return NULL. */
-	struct dk_cidr *v = calloc(count ? count : 1, sizeof(*v));
-	if (!v)
-		return fail(c, n, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *item = list_item(c, n, i);
-		const char *why;
-		ret = want_string(c, item);
-		if (ret)
-			goto fail;
-		if (cidr_parse(scalar(item), &v[i], &why)) {
-			ret = fail(c, item, DK_ESCHEMA, "%s: bad CIDR '%s': %s", c->key,
-			           scalar(item), why);
-			goto fail;
-		}
-	}
-	free(*(struct dk_cidr **)field);
-	*(struct dk_cidr **)field = v;
-	*count_field = count;
-	return 0;
-fail:
-	free(v);
-	return ret;
+	/* An empty list is legal: it allows nobody. */
+	return parse_list_of(c, it, n, field, sizeof(struct dk_cidr), cidr_item, "CIDR", true);
 }
 
 static void strv_free(char **v, size_t n)
