@@ -375,36 +375,35 @@ static int key_action(struct file_ctx *c, struct rule_ctx *rc, const char *key, 
 	return 0;
 }
 
+/* Whether @p n decimal digits start at s[*i]; moves *i past those it read. */
+static bool digits(const char *s, size_t *i, size_t n)
+{
+	for (size_t j = 0; j < n; j++, (*i)++) {
+		if (s[*i] < '0' || s[*i] > '9')
+			return false;
+	}
+	return true;
+}
+
 /* "TA0040:T1496", "TA0040", "T1496" or "T1496.001". */
 static bool mitre_ok(const char *s)
 {
 	size_t i = 0;
 
 	if (s[0] == 'T' && s[1] == 'A') {
-		for (i = 2; i < 6; i++) {
-			if (s[i] < '0' || s[i] > '9')
-				return false;
-		}
+		i = 2;
+		if (!digits(s, &i, 4))
+			return false;
 		if (!s[i])
 			return true;
 		if (s[i++] != ':')
 			return false;
 	}
-	if (s[i++] != 'T')
+	if (s[i++] != 'T' || !digits(s, &i, 4))
 		return false;
-	for (size_t j = 0; j < 4; j++, i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	}
 	if (!s[i])
 		return true;
-	if (s[i++] != '.')
-		return false;
-	for (size_t j = 0; j < 3; j++, i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	}
-	return !s[i];
+	return s[i++] == '.' && digits(s, &i, 3) && !s[i];
 }
 
 static int key_mitre(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)

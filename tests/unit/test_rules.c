@@ -236,6 +236,45 @@ static void test_errors(void **state)
 	}
 }
 
+/* ATT&CK references: tactic, technique, sub-technique, tactic:technique; nothing else. */
+static void test_mitre_forms(void **state)
+{
+	static const struct {
+		const char *mitre;
+		bool ok;
+	} cases[] = {
+	        {"TA0040:T1496", true}, {"TA0040", true},           {"T1496", true},
+	        {"T1496.001", true},    {"TA0040:T1496.001", true}, {"TA004", false},
+	        {"TA00400", false},     {"TA0040:", false},         {"TA0040-T1496", false},
+	        {"T149", false},        {"T1496.01", false},        {"T1496.0011", false},
+	        {"T1496.", false},      {"t1496", false},           {"Impact", false},
+	};
+	char dir[] = "/tmp/dnsink-test-mitre-XXXXXX";
+	char path[64];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/r.yml", dir);
+	for (size_t i = 0; i < DK_ARRAY_SIZE(cases); i++) {
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fprintf(f,
+		        "id: T.M\nname: n\nseverity: low\naction: alert\nmitre: [\"%s\"]\n"
+		        "domains: [a.test]\n",
+		        cases[i].mitre);
+		fclose(f);
+		const char *paths[] = {path};
+		struct dk_policy *p = NULL;
+		struct dk_diag d;
+		int rc = dk_policy_load(paths, 1, 0, &p, &d);
+		if ((rc == 0) != cases[i].ok)
+			fail_msg("mitre '%s': load gave %d (%s)", cases[i].mitre, rc, d.msg);
+		dk_policy_unref(p);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_duplicate_ids(void **state)
 {
 	const char *dup[] = {DATA "dup"};
@@ -441,9 +480,10 @@ static void test_list_generated(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_shipped_rules), cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_duplicate_ids), cmocka_unit_test(test_folder_order),
-	        cmocka_unit_test(test_list_formats),  cmocka_unit_test(test_list_generated),
+	        cmocka_unit_test(test_shipped_rules),  cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_mitre_forms),    cmocka_unit_test(test_duplicate_ids),
+	        cmocka_unit_test(test_folder_order),   cmocka_unit_test(test_list_formats),
+	        cmocka_unit_test(test_list_generated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
