@@ -972,6 +972,19 @@ static void handle_close_cb(uv_handle_t *h)
 	a->open_handles--;
 }
 
+/* Frees the memory of an alerter whose descriptors and handles are closed. */
+static void alerter_release(struct dk_alerter *a)
+{
+	for (unsigned w = 0; a->rings && w < a->n_workers; w++)
+		dk_alert_ring_deinit(&a->rings[w]);
+	free(a->rings);
+	free(a->queue);
+	free(a->filebuf);
+	free(a->file_path);
+	dk_dedup_free(a->dedup);
+	free(a);
+}
+
 int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
                    struct dk_alerter **out, struct dk_diag *diag)
 {
@@ -1040,14 +1053,7 @@ fail:
 		close(a->dgram_fd);
 	if (a->file_fd >= 0)
 		close(a->file_fd);
-	for (unsigned w = 0; a->rings && w < a->n_workers; w++)
-		dk_alert_ring_deinit(&a->rings[w]);
-	free(a->rings);
-	free(a->queue);
-	free(a->filebuf);
-	free(a->file_path);
-	dk_dedup_free(a->dedup);
-	free(a);
+	alerter_release(a);
 	return err;
 }
 
@@ -1205,14 +1211,7 @@ void dk_alerter_free(struct dk_alerter *a)
 		oplog("alerter freed before its handles closed; leaking it");
 		return;
 	}
-	for (unsigned w = 0; w < a->n_workers; w++)
-		dk_alert_ring_deinit(&a->rings[w]);
-	free(a->rings);
-	free(a->queue);
-	free(a->filebuf);
-	free(a->file_path);
-	dk_dedup_free(a->dedup);
-	free(a);
+	alerter_release(a);
 }
 
 void dk_alerter_stats(const struct dk_alerter *a, struct dk_alert_stats *out)
