@@ -99,6 +99,14 @@ static void text_head(struct text *t, const char *name, const char *type, const 
 	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric without labels: its HELP and TYPE lines, then its one sample. */
+static void text_one(struct text *t, const char *name, const char *type, const char *help,
+                     uint64_t v)
+{
+	text_head(t, name, type, help);
+	text_add(t, "%s %" PRIu64 "\n", name, v);
+}
+
 static uint64_t load(const uint64_t *v)
 {
 	return __atomic_load_n(v, __ATOMIC_RELAXED);
@@ -281,8 +289,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 
 	text_head(&t, "dnsink_build_info", "gauge", "Version of the running dnsink.");
 	text_add(&t, "dnsink_build_info{version=\"%s\"} 1\n", DK_VERSION);
-	text_head(&t, "dnsink_workers", "gauge", "Worker threads.");
-	text_add(&t, "dnsink_workers %u\n", src->n_workers);
+	text_one(&t, "dnsink_workers", "gauge", "Worker threads.", src->n_workers);
 
 	text_head(&t, "dnsink_queries_received_total", "counter",
 	          "Client queries received, by transport.");
@@ -298,24 +305,20 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
 			         "\n",
 			         tr_names[tr], out_names[o], c.out[tr][o]);
-	text_head(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.");
-	text_add(&t, "dnsink_inflight_queries %" PRIu64 "\n", inflight);
+	text_one(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.",
+	         inflight);
 
 	render_upstreams(&t, src);
-	text_head(&t, "dnsink_upstream_mismatched_total", "counter",
-	          "Upstream datagrams refused as spoofed or mismatched.");
-	text_add(&t, "dnsink_upstream_mismatched_total %" PRIu64 "\n", c.mismatched);
-	text_head(&t, "dnsink_upstream_malformed_total", "counter",
-	          "Upstream answers to our question whose records do not parse.");
-	text_add(&t, "dnsink_upstream_malformed_total %" PRIu64 "\n", c.malformed);
-	text_head(&t, "dnsink_upstream_tc_retries_total", "counter",
-	          "Truncated upstream UDP answers retried over TCP.");
-	text_add(&t, "dnsink_upstream_tc_retries_total %" PRIu64 "\n", c.tc_retries);
-	text_head(&t, "dnsink_upstream_table_full_total", "counter",
-	          "Queries refused because every in-flight slot was taken.");
-	text_add(&t, "dnsink_upstream_table_full_total %" PRIu64 "\n", c.pending_full);
-	text_head(&t, "dnsink_udp_send_failures_total", "counter", "UDP replies dropped.");
-	text_add(&t, "dnsink_udp_send_failures_total %" PRIu64 "\n", c.udp_send_fail);
+	text_one(&t, "dnsink_upstream_mismatched_total", "counter",
+	         "Upstream datagrams refused as spoofed or mismatched.", c.mismatched);
+	text_one(&t, "dnsink_upstream_malformed_total", "counter",
+	         "Upstream answers to our question whose records do not parse.", c.malformed);
+	text_one(&t, "dnsink_upstream_tc_retries_total", "counter",
+	         "Truncated upstream UDP answers retried over TCP.", c.tc_retries);
+	text_one(&t, "dnsink_upstream_table_full_total", "counter",
+	         "Queries refused because every in-flight slot was taken.", c.pending_full);
+	text_one(&t, "dnsink_udp_send_failures_total", "counter", "UDP replies dropped.",
+	         c.udp_send_fail);
 	text_head(&t, "dnsink_tcp_connections_total", "counter",
 	          "Client TCP connections: accepted, rejected over the cap, closed as slow.");
 	text_add(&t, "dnsink_tcp_connections_total{state=\"accepted\"} %" PRIu64 "\n",
@@ -324,8 +327,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         c.tcp_rejected);
 	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n", c.tcp_slow);
 
-	text_head(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.");
-	text_add(&t, "dnsink_alert_events_total %" PRIu64 "\n", as.events);
+	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
+	         as.events);
 	text_head(&t, "dnsink_alerts_total", "counter",
 	          "Alert records emitted, events deduplicated, events lost on a full ring, "
 	          "records lost by a sink.");
@@ -333,13 +336,13 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_sink\"} %" PRIu64 "\n", as.lost_sink);
-	text_head(&t, "dnsink_alerts_queued", "gauge",
-	          "Records held for a collector: not yet sent, or sent and not yet acknowledged.");
-	text_add(&t, "dnsink_alerts_queued %" PRIu64 "\n", as.queued);
-	text_head(&t, "dnsink_alerts_resent_total", "counter",
-	          "TCP records sent again because a connection ended before the collector "
-	          "acknowledged them.");
-	text_add(&t, "dnsink_alerts_resent_total %" PRIu64 "\n", as.resent);
+	text_one(&t, "dnsink_alerts_queued", "gauge",
+	         "Records held for a collector: not yet sent, or sent and not yet acknowledged.",
+	         as.queued);
+	text_one(&t, "dnsink_alerts_resent_total", "counter",
+	         "TCP records sent again because a connection ended before the collector "
+	         "acknowledged them.",
+	         as.resent);
 
 	text_head(&t, "dnsink_cname_cloaked_total", "counter",
 	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the "
@@ -350,18 +353,16 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         c.cname_alerted);
 	render_rule_hits(&t, src);
 
-	text_head(&t, "dnsink_rules_loaded", "gauge", "Rules in force.");
-	text_add(&t, "dnsink_rules_loaded %zu\n", pol ? pol->n_rules : 0);
-	text_head(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).");
-	text_add(&t, "dnsink_entries_loaded %zu\n", pol ? pol->n_entries : 0);
-	text_head(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.");
-	text_add(&t, "dnsink_names_loaded %zu\n", pol ? pol->n_names : 0);
+	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", pol ? pol->n_rules : 0);
+	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",
+	         pol ? pol->n_entries : 0);
+	text_one(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.",
+	         pol ? pol->n_names : 0);
 	text_head(&t, "dnsink_reload_last_timestamp_seconds", "gauge",
 	          "Unix time of the last load of config and rules (start or reload).");
 	text_add(&t, "dnsink_reload_last_timestamp_seconds %.3f\n", src->reload_time);
-	text_head(&t, "dnsink_reload_last_success", "gauge",
-	          "Whether the last load succeeded (1) or kept the old set (0).");
-	text_add(&t, "dnsink_reload_last_success %d\n", src->reload_ok ? 1 : 0);
+	text_one(&t, "dnsink_reload_last_success", "gauge",
+	         "Whether the last load succeeded (1) or kept the old set (0).", src->reload_ok);
 
 	if (t.oom) {
 		free(t.p);
