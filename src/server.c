@@ -209,17 +209,14 @@ void dk__worker_query(struct dk_worker *w, const struct dk_client *cl, const uin
 			                          DK_LOCAL_MAX);
 			break;
 		case DK_ACTION_NXDOMAIN:
-			w->ctr.out[cl->transport][DK_OUT_NXDOMAIN]++;
-			rcode = 3;
+		case DK_ACTION_REFUSED: {
+			bool nx = r->action == DK_ACTION_NXDOMAIN;
+			w->ctr.out[cl->transport][nx ? DK_OUT_NXDOMAIN : DK_OUT_REFUSED]++;
+			rcode = nx ? 3 : 5;
 			n = dk_msg_write_error(pkt, &q, rcode, DK_EDE_BLOCKED, w->txbuf,
 			                       DK_LOCAL_MAX);
 			break;
-		case DK_ACTION_REFUSED:
-			w->ctr.out[cl->transport][DK_OUT_REFUSED]++;
-			rcode = 5;
-			n = dk_msg_write_error(pkt, &q, rcode, DK_EDE_BLOCKED, w->txbuf,
-			                       DK_LOCAL_MAX);
-			break;
+		}
 		case DK_ACTION_ALERT:
 		case DK_ACTION_ALLOW: n = -1; break;
 		}
