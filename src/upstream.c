@@ -774,57 +774,27 @@ static bool send_refused(int err)
 }
 
 /*
- * Queues the try's datagram for dk__upstream_flush(), which the loop runs
- * before it next waits; a full queue sends at once. Returns 0 or a negative
- * code (the try failed now).
+ * Sends the datagrams of tries @p q[0..n) with sendmmsg on socket @p pick of
+ * family @p fam. Returns how many went out from the first on; when fewer than
+ * @p n, @p *err is the error of the first that did not (-EAGAIN: none of the
+ * rest can go now). IP_RECVERR makes an ICMP error for an earlier datagram
+ * fail the next send too, with nothing sent: such a send is retried once. Any
+ * error, and a partial send (whose error sendmmsg does not report), marks the
+ * socket's error queue for reading, since an ICMP error may wait there with
+ * EPOLLERR up, waking the loop until it is read.
  */
-static int udp_send(struct dk_slot *s)
+static unsigned send_tries(struct dk_upstream *up, int fam, unsigned pick, struct dk_slot **q,
+                           unsigned n, int *err)
 {
-	struct dk_upstream *up = &s->w->up;
-	int fam = s->up_addr.sa.sa_family == AF_INET6;
-
-	if (!up->socks_ok[fam])
-		return -EAFNOSUPPORT;
-	if (up->n_out < DK_UP_BATCH) {
-		up->out[up->n_out].s = s;
-		up->out[up->n_out].id = s->id;
-		up->n_out++;
-		return 0;
-	}
-	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
-	uv_buf_t b = uv_buf_init((char *)s->pkt, s->len);
-	int rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
-	if (rc < 0 && send_refused(-rc)) {
-		/*
-		 * An ICMP error for an earlier datagram, reported by this send
-		 * (IP_RECVERR sets the socket error too); nothing was sent. The
-		 * error itself is read from the queue by the receive callback.
-		 */
-		up->errq[fam][pick] = true;
-		rc = uv_udp_try_send(&up->socks[fam][pick], &b, 1, &s->up_addr.sa);
-	}
-	if (rc < 0 && rc != UV_EAGAIN)
-		up->errq[fam][pick] = true;
-	return rc < 0 ? rc : 0;
-}
-
-/* Sends the @p n queued tries @p q, all of family @p fam, on one random socket. */
-static void flush_family(struct dk_worker *w, int fam, struct dk_slot **q, unsigned n)
-{
-	struct dk_upstream *up = &w->up;
 	struct mmsghdr mh[DK_UP_BATCH];
 	struct iovec iov[DK_UP_BATCH];
-	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
 	uv_os_fd_t fd;
 	unsigned k = 0;
 	bool retried = false;
 
 	if (uv_fileno((uv_handle_t *)&up->socks[fam][pick], &fd) < 0) {
-		for (unsigned i = 0; i < n; i++) {
-			up_error(q[i]);
-			slot_next(q[i]);
-		}
-		return;
+		*err = -EBADF;
+		return 0;
 	}
 	memset(mh, 0, sizeof(mh[0]) * n);
 	for (unsigned i = 0; i < n; i++) {
@@ -838,12 +808,6 @@ static void flush_family(struct dk_worker *w, int fam, struct dk_slot **q, unsig
 	while (k < n) {
 		int r = sendmmsg(fd, mh + k, n - k, MSG_DONTWAIT);
 		if (r > 0) {
-			/*
-			 * Fewer sent than asked: the next datagram hit an error that
-			 * sendmmsg does not report once some went out, possibly a
-			 * stale ICMP one, which it then consumed; have the error
-			 * queue read, or EPOLLERR would keep waking the loop.
-			 */
 			if ((unsigned)r < n - k)
 				up->errq[fam][pick] = true;
 			k += (unsigned)r;
@@ -852,22 +816,60 @@ static void flush_family(struct dk_worker *w, int fam, struct dk_slot **q, unsig
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			*err = -EAGAIN;
+			return k;
+		}
+		*err = r < 0 ? -errno : -EIO;
+		up->errq[fam][pick] = true;
 		if (r < 0 && send_refused(errno) && !retried) {
-			/* A stale ICMP error, as in udp_send(): nothing went out; once more. */
-			up->errq[fam][pick] = true;
 			retried = true;
 			continue;
 		}
-		/* This datagram did not go out (or none of the rest, for EAGAIN): failover. */
-		bool again = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-		if (!again)
-			up->errq[fam][pick] = true; /* any error may have come with the queue */
-		unsigned upto = again ? n : k + 1;
-		for (; k < upto; k++) {
+		return k;
+	}
+	return k;
+}
+
+/*
+ * Queues the try's datagram for dk__upstream_flush(), which the loop runs
+ * before it next waits; a full queue sends at once. Returns 0 or a negative
+ * code (the try failed now).
+ */
+static int udp_send(struct dk_slot *s)
+{
+	struct dk_upstream *up = &s->w->up;
+	int fam = s->up_addr.sa.sa_family == AF_INET6;
+	int err = 0;
+
+	if (!up->socks_ok[fam])
+		return -EAFNOSUPPORT;
+	if (up->n_out < DK_UP_BATCH) {
+		up->out[up->n_out].s = s;
+		up->out[up->n_out].id = s->id;
+		up->n_out++;
+		return 0;
+	}
+	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
+	return send_tries(up, fam, pick, &s, 1, &err) == 1 ? 0 : err;
+}
+
+/* Sends the @p n queued tries @p q, all of family @p fam, on one random socket. */
+static void flush_family(struct dk_worker *w, int fam, struct dk_slot **q, unsigned n)
+{
+	struct dk_upstream *up = &w->up;
+	unsigned pick = (unsigned)(rnd16(up) % up->n_socks[fam]);
+	unsigned k = 0;
+
+	while (k < n) {
+		int err = 0;
+		k += send_tries(up, fam, pick, q + k, n - k, &err);
+		/* The try at k did not go out (none of the rest, for EAGAIN): fail over. */
+		unsigned upto = err == -EAGAIN ? n : k + 1;
+		for (; k < upto && k < n; k++) {
 			up_error(q[k]);
 			slot_next(q[k]);
 		}
-		retried = false;
 	}
 }
 
@@ -875,8 +877,7 @@ void dk__upstream_flush(struct dk_worker *w)
 {
 	struct dk_upstream *up = &w->up;
 
-	/* A failed try queues its next one: go on until nothing is left (bounded by the upstreams).
-	 */
+	/* A failed try queues its next one: go on until none is left (bounded by the upstreams). */
 	while (up->n_out) {
 		struct dk_slot *q[2][DK_UP_BATCH];
 		unsigned n[2] = {0, 0};
