@@ -9,7 +9,6 @@
  * invariants the server relies on and freed; a failed load must carry a
  * message. AddressSanitizer's leak check covers both outcomes.
  */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,8 @@
 #include <unistd.h>
 
 #include "dnsink/config.h"
+
+#include "fuzz_files.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,38 +45,15 @@ static void cleanup(void)
 	rmdir(dir);
 }
 
-static int write_file(const char *path, const void *data, size_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return -1;
-	while (size > 0) {
-		ssize_t n = write(fd, data, size);
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		data = (const char *)data + n;
-		size -= (size_t)n;
-	}
-	return close(fd);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	snprintf(dir, sizeof(dir), "/dev/shm/dnsink-fuzz-config-XXXXXX");
-	if (!mkdtemp(dir)) {
-		snprintf(dir, sizeof(dir), "/tmp/dnsink-fuzz-config-XXXXXX");
-		if (!mkdtemp(dir))
-			abort();
-	}
+	fuzz_make_dir(dir, sizeof(dir), "config");
 	snprintf(conf_path, sizeof(conf_path), "%s/dnsink.yml", dir);
 	snprintf(resolv_path, sizeof(resolv_path), "%s/resolv.conf", dir);
 	snprintf(rules_dir, sizeof(rules_dir), "%s/rules", dir);
-	if (write_file(resolv_path, resolv_text, sizeof(resolv_text) - 1) < 0 ||
+	if (fuzz_write_file(resolv_path, resolv_text, sizeof(resolv_text) - 1) < 0 ||
 	    mkdir(rules_dir, 0700) < 0)
 		abort();
 	atexit(cleanup);
@@ -121,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dk_diag diag;
 
 	memset(&diag, 0, sizeof(diag));
-	if (write_file(conf_path, data, size) < 0)
+	if (fuzz_write_file(conf_path, data, size) < 0)
 		abort();
 	int err = dk_config_load(conf_path, resolv_path, &c, &diag);
 	if (err == 0) {

@@ -8,7 +8,6 @@
  * of the rule's own tests, then freed; a failed load must carry a message.
  * AddressSanitizer's leak check covers both outcomes.
  */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,8 @@
 
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
+
+#include "fuzz_files.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,37 +41,14 @@ static void cleanup(void)
 	rmdir(dir);
 }
 
-static int write_file(const char *path, const void *data, size_t size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return -1;
-	while (size > 0) {
-		ssize_t n = write(fd, data, size);
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		data = (const char *)data + n;
-		size -= (size_t)n;
-	}
-	return close(fd);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	snprintf(dir, sizeof(dir), "/dev/shm/dnsink-fuzz-rules-XXXXXX");
-	if (!mkdtemp(dir)) {
-		snprintf(dir, sizeof(dir), "/tmp/dnsink-fuzz-rules-XXXXXX");
-		if (!mkdtemp(dir))
-			abort();
-	}
+	fuzz_make_dir(dir, sizeof(dir), "rules");
 	snprintf(rule_path, sizeof(rule_path), "%s/r.yml", dir);
 	snprintf(list_path, sizeof(list_path), "%s/l.txt", dir);
-	if (write_file(list_path, list_text, sizeof(list_text) - 1) < 0)
+	if (fuzz_write_file(list_path, list_text, sizeof(list_text) - 1) < 0)
 		abort();
 	atexit(cleanup);
 	return 0;
@@ -116,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dk_policy *p = NULL;
 	struct dk_diag diag;
 
-	if (write_file(rule_path, data, size) < 0)
+	if (fuzz_write_file(rule_path, data, size) < 0)
 		abort();
 	int err = dk_policy_load(paths, 1, DK_POLICY_PER_RULE_SETS, &p, &diag);
 	if (err == 0) {
