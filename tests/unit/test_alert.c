@@ -342,6 +342,14 @@ static int reset_got(void **state)
 	return 0;
 }
 
+/* Every window closed: no key left, every policy reference given back; then free. */
+static void dedup_free_empty(struct dk_dedup *d)
+{
+	assert_int_equal(dk_dedup_size(d), 0);
+	assert_int_equal(pol.refs, 1);
+	dk_dedup_free(d);
+}
+
 static void test_dedup_threshold1(void **state)
 {
 	struct dk_dedup *d = dk_dedup_new(16);
@@ -392,8 +400,7 @@ static void test_dedup_threshold1(void **state)
 	assert_int_equal(n_got, 3);
 	dk_dedup_tick(d, 200000, collect, NULL);
 	assert_int_equal(n_got, 3);
-	assert_int_equal(dk_dedup_size(d), 0);
-	dk_dedup_free(d);
+	dedup_free_empty(d);
 }
 
 static void test_dedup_threshold3(void **state)
@@ -434,9 +441,7 @@ static void test_dedup_threshold3(void **state)
 	/* Below the threshold when the window ends: nothing is due. */
 	dk_dedup_tick(d, 1200000, collect, NULL);
 	assert_int_equal(n_got, 2);
-	assert_int_equal(dk_dedup_size(d), 0);
-	assert_int_equal(pol.refs, 1);
-	dk_dedup_free(d);
+	dedup_free_empty(d);
 }
 
 static void test_dedup_keys(void **state)
@@ -513,9 +518,7 @@ static void test_dedup_zero(void **state)
 		assert_int_equal(got[i].count, 1);
 		assert_false(got[i].followup);
 	}
-	assert_int_equal(dk_dedup_size(d), 0);
-	assert_int_equal(pol.refs, 1);
-	dk_dedup_free(d);
+	dedup_free_empty(d);
 }
 
 static void test_dedup_bound(void **state)
