@@ -93,17 +93,24 @@ static size_t count_domain_items(const char *path)
 	return n;
 }
 
-static void test_shipped_rules(void **state)
+/* Loads @p path; a load error fails the test with its FILE:LINE: message. */
+static struct dk_policy *load_ok(const char *path, unsigned flags)
 {
-	const char *paths[] = {"rules/"};
+	const char *paths[] = {path};
 	struct dk_policy *p = NULL;
 	struct dk_diag d;
+
+	if (dk_policy_load(paths, 1, flags, &p, &d))
+		fail_msg("%s:%u: %s", d.file, d.line, d.msg);
+	return p;
+}
+
+static void test_shipped_rules(void **state)
+{
+	struct dk_policy *p = load_ok("rules/", DK_POLICY_PER_RULE_SETS);
 	char entry[300];
 
 	(void)state;
-	int rc = dk_policy_load(paths, 1, DK_POLICY_PER_RULE_SETS, &p, &d);
-	if (rc)
-		fail_msg("%s:%u: %s", d.file, d.line, d.msg);
 	assert_int_equal(p->n_rules, 2);
 	/* Name order: dynamic-dns.yml before mining-pools.yml. */
 	assert_string_equal(p->rules[0].file, "rules/dynamic-dns.yml");
@@ -307,9 +314,6 @@ static void test_duplicate_ids(void **state)
 
 static void test_folder_order(void **state)
 {
-	const char *paths[] = {DATA "order/"};
-	struct dk_policy *p = NULL;
-	struct dk_diag d;
 	char entry[64];
 
 	(void)state;
@@ -317,9 +321,7 @@ static void test_folder_order(void **state)
 	 * a.yml then b.yaml; c.yml is disabled; readme.txt, the hidden (and
 	 * broken) .hidden.yml and the folder sub.yml are not rule files.
 	 */
-	int rc = dk_policy_load(paths, 1, 0, &p, &d);
-	if (rc)
-		fail_msg("%s:%u: %s", d.file, d.line, d.msg);
+	struct dk_policy *p = load_ok(DATA "order/", 0);
 	assert_int_equal(p->n_rules, 2);
 	assert_string_equal(p->rules[0].id, "Order.A");
 	assert_int_equal(p->rules[0].index, 0);
@@ -343,15 +345,10 @@ static void test_folder_order(void **state)
 
 static void test_list_formats(void **state)
 {
-	const char *paths[] = {DATA "lists/formats.yml"};
-	struct dk_policy *p = NULL;
-	struct dk_diag d;
+	struct dk_policy *p = load_ok(DATA "lists/formats.yml", DK_POLICY_PER_RULE_SETS);
 	char entry[300];
 
 	(void)state;
-	int rc = dk_policy_load(paths, 1, DK_POLICY_PER_RULE_SETS, &p, &d);
-	if (rc)
-		fail_msg("%s:%u: %s", d.file, d.line, d.msg);
 	assert_int_equal(p->n_lists, 3);
 
 	const struct dk_list_stats *f = &p->lists[0];
@@ -457,15 +454,10 @@ static void test_list_generated(void **state)
 	           "domain_files: [l.txt]\n");
 	fclose(f);
 
-	const char *paths[] = {rule};
-	struct dk_policy *p = NULL;
-	struct dk_diag d;
-	int rc = dk_policy_load(paths, 1, 0, &p, &d);
+	struct dk_policy *p = load_ok(rule, 0);
 	unlink(rule);
 	unlink(list);
 	rmdir(dir);
-	if (rc)
-		fail_msg("%s:%u: %s", d.file, d.line, d.msg);
 	assert_int_equal(p->lists[0].lines, n);
 	assert_int_equal(p->lists[0].entries, want_valid);
 	assert_int_equal(p->lists[0].invalid, want_invalid);
