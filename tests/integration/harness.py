@@ -16,6 +16,7 @@ and every wait is bounded.
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -228,6 +229,51 @@ def build_query(name, qtype="A", qid=0x1234, flags=0x0100, edns=None, qdcount=1)
     if edns:
         msg += b"\0" + struct.pack("!HHIH", 41, edns, 0, 0)
     return msg
+
+
+def udp_queries(port, names, window=64, deadline=30.0, resend_after=1.0):
+    """Sends A queries for names over UDP from one socket, window at a time,
+    resending one left unanswered for resend_after seconds (same ID), until all
+    are answered or deadline seconds pass. Returns {rcode: count} of the answers
+    and "unanswered": how many never were."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setblocking(False)
+    s.connect(("127.0.0.1", port))
+    rcodes = {}
+    sent = answered = 0
+    inflight = {}
+    end = time.monotonic() + deadline
+    try:
+        while (sent < len(names) or inflight) and time.monotonic() < end:
+            while sent < len(names) and len(inflight) < window:
+                qid = sent & 0xFFFF
+                q = build_query(names[sent], "A", qid=qid)
+                s.send(q)
+                inflight[qid] = (q, time.monotonic())
+                sent += 1
+            r, _, _ = select.select([s], [], [], 0.2)
+            if not r:
+                now = time.monotonic()
+                for qid, (q, t) in list(inflight.items()):
+                    if now - t > resend_after:
+                        s.send(q)  # a lost datagram on a busy box; same ID
+                        inflight[qid] = (q, now)
+                continue
+            while True:
+                try:
+                    msg = s.recv(4096)
+                except BlockingIOError:
+                    break
+                qid = struct.unpack("!H", msg[:2])[0]
+                if inflight.pop(qid, None) is None:
+                    continue
+                answered += 1
+                rc = msg[3] & 0x0F
+                rcodes[rc] = rcodes.get(rc, 0) + 1
+    finally:
+        s.close()
+    rcodes["unanswered"] = len(names) - answered
+    return rcodes
 
 
 def question_end(msg):

@@ -7,7 +7,6 @@ warm-up, 100,000 queries (blocked names of a silent rule, forwarded unique
 names that knotd answers from a wildcard, and pipelined TCP queries on one
 connection) must not add a single allocation anywhere in the process."""
 import os
-import select
 import signal
 import socket
 import struct
@@ -44,50 +43,6 @@ def sanitized(path):
     """A sanitizer runtime owns malloc there, so the counter cannot be preloaded."""
     with open(path, "rb") as f:
         return b"__asan_init" in f.read()
-
-
-def flood(port, names, deadline_s=FLOOD_SECONDS):
-    """Sends the A queries for names over UDP, WINDOW at a time; returns
-    {rcode: count} of the answers (rcode from the header), bounded in time."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setblocking(False)
-    s.connect(("127.0.0.1", port))
-    rcodes = {}
-    sent = answered = 0
-    inflight = {}
-    end = time.monotonic() + deadline_s
-    resend_after = 1.0
-    try:
-        while (sent < len(names) or inflight) and time.monotonic() < end:
-            while sent < len(names) and len(inflight) < WINDOW:
-                qid = sent & 0xFFFF
-                q = harness.build_query(names[sent], "A", qid=qid)
-                s.send(q)
-                inflight[qid] = (q, time.monotonic())
-                sent += 1
-            r, _, _ = select.select([s], [], [], 0.2)
-            if not r:
-                now = time.monotonic()
-                for qid, (q, t) in list(inflight.items()):
-                    if now - t > resend_after:
-                        s.send(q)  # a lost datagram on a busy box; same ID
-                        inflight[qid] = (q, now)
-                continue
-            while True:
-                try:
-                    msg = s.recv(4096)
-                except BlockingIOError:
-                    break
-                qid = struct.unpack("!H", msg[:2])[0]
-                if inflight.pop(qid, None) is None:
-                    continue
-                answered += 1
-                rc = msg[3] & 0x0F
-                rcodes[rc] = rcodes.get(rc, 0) + 1
-    finally:
-        s.close()
-    rcodes["unanswered"] = len(names) - answered
-    return rcodes
 
 
 def tcp_pipeline(sock, names):
@@ -214,7 +169,7 @@ class Allocations(harness.DnsinkTest):
         self.assertEqual(o1 - o0, 0, "the alerter allocated per record")
 
     def flood_ok(self, names):
-        r = flood(self.dk.port, names)
+        r = harness.udp_queries(self.dk.port, names, window=WINDOW, deadline=FLOOD_SECONDS)
         self.assertEqual(r["unanswered"], 0, r)
         self.assertEqual(r.get(0, 0), len(names), "all NOERROR: %s" % r)
         return r
