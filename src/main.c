@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "dk_build.h"
-#include "server.h"
+#include "daemon/server.h"
 
 #define SYSTEM_CONFIG "/etc/dnsink/dnsink.yml"
 #define LOCAL_CONFIG "conf/dnsink.yml"

@@ -26,7 +26,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "alert_sink.h"
+#include "daemon/alert_sink.h"
 #include "dnsink/alert.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"

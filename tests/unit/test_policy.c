@@ -22,7 +22,7 @@
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
 
-#include "rules.h"
+#include "core/rules.h"
 
 #define MAX_ENTRIES 4
 
