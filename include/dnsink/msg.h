@@ -23,6 +23,8 @@
 /** Extended DNS Error info-codes (RFC 8914) that dnsink uses. */
 #define DK_EDE_BLOCKED 15
 #define DK_EDE_PROHIBITED 18
+/** BADVERS (RFC 6891), an extended rcode: ldns has no name for it. */
+#define DK_RCODE_BADVERS 16
 
 /** A query as parsed by dk_msg_parse_query(). */
 struct dk_query {

@@ -23,7 +23,8 @@
 #include "alert_sink.h"
 #include "dk_build.h"
 #include "metrics.h"
-#include "server_internal.h"
+#include "snapshot.h"
+#include "worker.h"
 
 /** Largest request (request line and headers) read. */
 #define REQ_MAX 4096
@@ -107,27 +108,11 @@ static void text_one(struct text *t, const char *name, const char *type, const c
 	text_add(t, "%s %" PRIu64 "\n", name, v);
 }
 
-static uint64_t load(const uint64_t *v)
-{
-	return __atomic_load_n(v, __ATOMIC_RELAXED);
-}
-
-_Static_assert(sizeof(struct dk_counters) % sizeof(uint64_t) == 0,
-               "struct dk_counters holds uint64_t only");
-
-static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *t,
-                         uint64_t *inflight)
+static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *t)
 {
 	memset(t, 0, sizeof(*t));
-	*inflight = 0;
-	for (unsigned i = 0; i < src->n_workers; i++) {
-		const struct dk_worker *w = &src->workers[i];
-		const uint64_t *from = (const uint64_t *)&w->ctr;
-		uint64_t *to = (uint64_t *)t;
-		for (size_t k = 0; k < sizeof(*t) / sizeof(uint64_t); k++)
-			to[k] += load(&from[k]);
-		*inflight += __atomic_load_n(&w->up.busy, __ATOMIC_RELAXED);
-	}
+	for (unsigned i = 0; i < src->n_workers; i++)
+		dk_counters_add(t, dk_worker_counters(src->workers[i]));
 }
 
 /* A label value: backslash, double quote and newline escaped. */
@@ -148,19 +133,14 @@ static void text_label(struct text *t, const char *v)
  * worker's current block; an older one is freed on this (the main) thread
  * only, after every worker switched, so it cannot go away under a scrape.
  */
-static const struct dk_wstats *wstats_of(const struct dk_worker *w)
-{
-	return atomic_load_explicit(&w->stats, memory_order_acquire);
-}
-
 static uint64_t rule_hits(const struct dk_metrics_src *src, uint32_t slot)
 {
 	uint64_t sum = 0;
 
 	for (unsigned i = 0; i < src->n_workers; i++) {
-		const struct dk_wstats *st = wstats_of(&src->workers[i]);
+		const struct dk_wstats *st = dk_worker_stats(src->workers[i]);
 		if (st && slot < st->n_rules)
-			sum += load(&st->rule_hits[slot]);
+			sum += dk_ctr_get(&st->rule_hits[slot]);
 	}
 	return sum;
 }
@@ -173,32 +153,32 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 
 	text_head(t, "dnsink_rule_hits_total", "counter",
 	          "Matches per rule: query names, and CNAME/DNAME targets of forwarded answers.");
-	if (!pol || !snap->rule_slot)
+	if (!pol || !snap->stats.rule_slot)
 		return;
 	for (size_t i = 0; i < pol->n_rules; i++) {
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
-		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->rule_slot[i]));
+		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
 	}
 }
 
-/* The counters of upstream slot @p slot summed over the workers. */
+/* The counters of upstream slot @p slot summed over the workers into @p out (ours alone). */
 static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < src->n_workers; i++) {
-		const struct dk_wstats *st = wstats_of(&src->workers[i]);
+		const struct dk_wstats *st = dk_worker_stats(src->workers[i]);
 		if (!st || slot >= st->n_ups)
 			continue;
-		const uint64_t *from = (const uint64_t *)&st->ups[slot];
-		uint64_t *to = (uint64_t *)out;
-		for (size_t k = 0; k < sizeof(*out) / sizeof(uint64_t); k++)
-			to[k] += load(&from[k]);
+		const dk_ctr *from = (const dk_ctr *)&st->ups[slot];
+		dk_ctr *to = (dk_ctr *)out;
+		for (size_t k = 0; k < sizeof(*out) / sizeof(dk_ctr); k++)
+			dk_ctr_add(&to[k], dk_ctr_get(&from[k]));
 	}
 }
 
-_Static_assert(sizeof(struct dk_up_stats) % sizeof(uint64_t) == 0,
-               "struct dk_up_stats holds uint64_t only");
+_Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
+               "struct dk_up_stats holds counters only");
 
 /* Upstreams of the config in force, labelled by address (counts kept across reloads). */
 static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
@@ -219,7 +199,7 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 	};
 	const struct dk_snapshot *snap = src->snap;
 	const struct dk_config *cfg = snap ? snap->cfg : NULL;
-	size_t n = cfg && snap->up_slot ? cfg->n_upstreams : 0;
+	size_t n = cfg && snap->stats.up_slot ? cfg->n_upstreams : 0;
 	struct dk_up_stats *sums = n ? calloc(n, sizeof(*sums)) : NULL;
 	char(*addrs)[64] = n ? calloc(n, sizeof(*addrs)) : NULL;
 
@@ -228,7 +208,7 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		up_sum(src, snap->up_slot[i], &sums[i]);
+		up_sum(src, snap->stats.up_slot[i], &sums[i]);
 		if (dk_addr_format(&cfg->upstreams[i], addrs[i], sizeof(addrs[i])) < 0)
 			snprintf(addrs[i], sizeof(addrs[i]), "#%zu", i);
 	}
@@ -236,19 +216,19 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		text_head(t, plain[m].name, "counter", plain[m].help);
 		for (size_t i = 0; i < n; i++)
 			text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", plain[m].name, addrs[i],
-			         *(const uint64_t *)((const char *)&sums[i] + plain[m].off));
+			         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] + plain[m].off)));
 	}
 	text_head(t, "dnsink_upstream_latency_seconds", "histogram",
 	          "Time from sending a try to accepting its answer, by upstream.");
 	for (size_t i = 0; i < n; i++) {
 		uint64_t cum = 0;
 		for (unsigned b = 0; b < DK_LAT_BUCKETS; b++) {
-			cum += sums[i].lat[b];
+			cum += dk_ctr_get(&sums[i].lat[b]);
 			if (b < DK_LAT_BUCKETS - 1)
 				text_add(t,
 				         "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
 				         "le=\"%g\"} %" PRIu64 "\n",
-				         addrs[i], dk__lat_bounds_us[b] / 1e6, cum);
+				         addrs[i], dk_lat_bounds_us[b] / 1e6, cum);
 			else
 				text_add(t,
 				         "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
@@ -256,7 +236,7 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 				         addrs[i], cum);
 		}
 		text_add(t, "dnsink_upstream_latency_seconds_sum{upstream=\"%s\"} %.6f\n", addrs[i],
-		         (double)sums[i].lat_sum_us / 1e6);
+		         (double)dk_ctr_get(&sums[i].lat_sum_us) / 1e6);
 		text_add(t, "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
 		         addrs[i], cum);
 	}
@@ -280,9 +260,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	struct text t = {0};
 	struct dk_counters c;
 	struct dk_alert_stats as;
-	uint64_t inflight;
 
-	sum_counters(src, &c, &inflight);
+	sum_counters(src, &c);
 	memset(&as, 0, sizeof(as));
 	if (src->alerter)
 		dk_alerter_stats(src->alerter, &as);
@@ -295,7 +274,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	          "Client queries received, by transport.");
 	for (int tr = 0; tr < 2; tr++)
 		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
-		         tr_names[tr], c.queries[tr]);
+		         tr_names[tr], dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
 	          "ratelimited: over rate_limit, dropped or REFUSED).");
@@ -304,28 +283,28 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 			text_add(&t,
 			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
 			         "\n",
-			         tr_names[tr], out_names[o], c.out[tr][o]);
+			         tr_names[tr], out_names[o], dk_ctr_get(&c.query.out[tr][o]));
 	text_one(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.",
-	         inflight);
+	         dk_ctr_get(&c.up.inflight));
 
 	render_upstreams(&t, src);
 	text_one(&t, "dnsink_upstream_mismatched_total", "counter",
-	         "Upstream datagrams refused as spoofed or mismatched.", c.mismatched);
+	         "Upstream datagrams refused as spoofed or mismatched.", dk_ctr_get(&c.up.mismatched));
 	text_one(&t, "dnsink_upstream_malformed_total", "counter",
-	         "Upstream answers to our question whose records do not parse.", c.malformed);
+	         "Upstream answers to our question whose records do not parse.", dk_ctr_get(&c.up.malformed));
 	text_one(&t, "dnsink_upstream_tc_retries_total", "counter",
-	         "Truncated upstream UDP answers retried over TCP.", c.tc_retries);
+	         "Truncated upstream UDP answers retried over TCP.", dk_ctr_get(&c.up.tc_retries));
 	text_one(&t, "dnsink_upstream_table_full_total", "counter",
-	         "Queries refused because every in-flight slot was taken.", c.pending_full);
+	         "Queries refused because every in-flight slot was taken.", dk_ctr_get(&c.query.table_full));
 	text_one(&t, "dnsink_udp_send_failures_total", "counter", "UDP replies dropped.",
-	         c.udp_send_fail);
+	         dk_ctr_get(&c.udp.send_fail));
 	text_head(&t, "dnsink_tcp_connections_total", "counter",
 	          "Client TCP connections: accepted, rejected over the cap, closed as slow.");
 	text_add(&t, "dnsink_tcp_connections_total{state=\"accepted\"} %" PRIu64 "\n",
-	         c.tcp_accepted);
+	         dk_ctr_get(&c.tcp.accepted));
 	text_add(&t, "dnsink_tcp_connections_total{state=\"rejected\"} %" PRIu64 "\n",
-	         c.tcp_rejected);
-	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n", c.tcp_slow);
+	         dk_ctr_get(&c.tcp.rejected));
+	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n", dk_ctr_get(&c.tcp.slow));
 
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);
@@ -348,9 +327,9 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the "
 	          "rule instead (blocked), or passed with an alert (alerted).");
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"blocked\"} %" PRIu64 "\n",
-	         c.cname_blocked);
+	         dk_ctr_get(&c.query.cname_blocked));
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
-	         c.cname_alerted);
+	         dk_ctr_get(&c.query.cname_alerted));
 	render_rule_hits(&t, src);
 
 	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", pol ? pol->n_rules : 0);

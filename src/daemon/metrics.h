@@ -25,7 +25,7 @@ struct dk_snapshot;
  * thread only (the workers' counters excepted, see metrics.c).
  */
 struct dk_metrics_src {
-	const struct dk_worker *workers;
+	const struct dk_worker *const *workers;
 	unsigned n_workers;
 	const struct dk_alerter *alerter;
 	const struct dk_snapshot *snap; /**< the snapshot in force */

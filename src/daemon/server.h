@@ -4,18 +4,11 @@
  */
 #pragma once
 
-#include <stddef.h>
-
-/** Command-line overrides of the config file (for benchmarks and quick runs). */
-struct dk_run_opts {
-	unsigned workers;           /**< 0: config value */
-	const char *listen;         /**< replaces config "listen" when set */
-	const char *upstream;       /**< replaces config "upstreams" when set */
-	const char *blocklist;      /**< plain list file: adds a silent nxdomain rule */
-};
+#include "dnsink/load.h"
 
 /**
- * Runs the resolver in the foreground with config @p config_path. Returns
- * the process exit status (0 after a clean SIGTERM/SIGINT).
+ * Runs the resolver in the foreground with config @p config_path and the
+ * command-line overrides @p opts. Returns the process exit status (0 after a
+ * clean SIGTERM/SIGINT).
  */
 int dk_server_main(const char *config_path, const struct dk_run_opts *opts);

@@ -1,13 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Counters keyed by what outlives a reload: rules by id, upstreams by
- * address. The main thread gives every rule id and upstream address it ever
- * loads a slot number for the life of the process (the registry), and each
- * snapshot maps its rule and upstream indexes to those slots. Each worker
- * counts into its own block of per-slot counters, so the query path indexes
- * an array it owns: no lookup, no lock, no allocation. A reload that
- * reorders, adds or drops rules keeps every surviving rule's count, and a
- * rule that comes back continues where it was.
+ * Counter slots by rule id and upstream address (see stats.h).
  *
  * A block only grows, and only at a reload: the main thread allocates the
  * larger blocks with the new snapshot, each worker copies its counts into
@@ -19,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server_internal.h"
+#include "sock.h"
+#include "stats.h"
 
 /* Slots at most; what comes later is not counted (a reload loop adding new ids). */
 #define RULE_SLOTS_MAX 65536
@@ -28,7 +22,7 @@
 #define RULE_SLOTS_MIN 64
 #define UP_SLOTS_MIN   8
 
-const uint32_t dk__lat_bounds_us[DK_LAT_BUCKETS - 1] = {
+const uint32_t dk_lat_bounds_us[DK_LAT_BUCKETS - 1] = {
         500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
 };
 
@@ -102,23 +96,11 @@ static int rule_slot(struct dk_stats_reg *r, const char *id, uint32_t *out)
 	return 0;
 }
 
-static bool addr_same(const struct dk_addr *a, const struct dk_addr *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->in4.sin_port == b->in4.sin_port &&
-		       a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
-	return a->in6.sin6_port == b->in6.sin6_port &&
-	       memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr)) == 0 &&
-	       a->in6.sin6_scope_id == b->in6.sin6_scope_id;
-}
-
 static int up_slot(struct dk_stats_reg *r, const struct dk_addr *a, uint32_t *out)
 {
 	*out = UINT32_MAX;
 	for (uint32_t i = 0; i < r->n_ups; i++) {
-		if (addr_same(&r->ups[i], a)) {
+		if (dk_sockaddr_equal(&r->ups[i].sa, &a->sa)) {
 			*out = i;
 			return 0;
 		}
@@ -134,12 +116,12 @@ static int up_slot(struct dk_stats_reg *r, const struct dk_addr *a, uint32_t *ou
 	return 0;
 }
 
-struct dk_stats_reg *dk__stats_reg_new(void)
+struct dk_stats_reg *dk_stats_reg_new(void)
 {
 	return calloc(1, sizeof(struct dk_stats_reg));
 }
 
-void dk__stats_reg_free(struct dk_stats_reg *r)
+void dk_stats_reg_free(struct dk_stats_reg *r)
 {
 	if (!r)
 		return;
@@ -163,7 +145,7 @@ static uint32_t room(uint32_t n, uint32_t min)
 /* One allocation: the header, then the rule counters, then the upstreams'. */
 static struct dk_wstats *wstats_alloc(uint32_t n_rules, uint32_t n_ups)
 {
-	size_t size = sizeof(struct dk_wstats) + (size_t)n_rules * sizeof(uint64_t) +
+	size_t size = sizeof(struct dk_wstats) + (size_t)n_rules * sizeof(dk_ctr) +
 	              (size_t)n_ups * sizeof(struct dk_up_stats);
 	struct dk_wstats *st = calloc(1, size);
 
@@ -171,75 +153,81 @@ static struct dk_wstats *wstats_alloc(uint32_t n_rules, uint32_t n_ups)
 		return NULL;
 	st->n_rules = n_rules;
 	st->n_ups = n_ups;
-	st->rule_hits = (uint64_t *)(st + 1);
+	st->rule_hits = (dk_ctr *)(st + 1);
 	st->ups = (struct dk_up_stats *)(st->rule_hits + n_rules);
 	return st;
 }
 
-struct dk_wstats *dk__wstats_new(const struct dk_stats_reg *r)
+struct dk_wstats *dk_wstats_new(const struct dk_stats_reg *r)
 {
 	return wstats_alloc(room(r->n_ids, RULE_SLOTS_MIN), room(r->n_ups, UP_SLOTS_MIN));
 }
 
-int dk__stats_prepare(struct dk_stats_reg *r, struct dk_snapshot *s, struct dk_worker *workers,
-                      unsigned n_workers)
+int dk_stats_prepare(struct dk_stats_reg *r, const struct dk_config *cfg,
+                     const struct dk_policy *pol, struct dk_stats_map *m,
+                     struct dk_wstats *const *cur, unsigned n_workers)
 {
-	const struct dk_policy *pol = s->pol;
-	const struct dk_config *cfg = s->cfg;
-
 	if (pol && pol->n_rules) {
-		s->rule_slot = malloc(pol->n_rules * sizeof(*s->rule_slot));
-		if (!s->rule_slot)
+		m->rule_slot = malloc(pol->n_rules * sizeof(*m->rule_slot));
+		if (!m->rule_slot)
 			return -ENOMEM;
 		for (size_t i = 0; i < pol->n_rules; i++)
-			if (rule_slot(r, pol->rules[i].id, &s->rule_slot[i]) < 0)
+			if (rule_slot(r, pol->rules[i].id, &m->rule_slot[i]) < 0)
 				return -ENOMEM;
 	}
 	if (cfg->n_upstreams) {
-		s->up_slot = malloc(cfg->n_upstreams * sizeof(*s->up_slot));
-		if (!s->up_slot)
+		m->up_slot = malloc(cfg->n_upstreams * sizeof(*m->up_slot));
+		if (!m->up_slot)
 			return -ENOMEM;
 		for (size_t i = 0; i < cfg->n_upstreams; i++)
-			if (up_slot(r, &cfg->upstreams[i], &s->up_slot[i]) < 0)
+			if (up_slot(r, &cfg->upstreams[i], &m->up_slot[i]) < 0)
 				return -ENOMEM;
 	}
 	if (!n_workers)
 		return 0;
-	s->grow = calloc(n_workers, sizeof(*s->grow));
-	if (!s->grow)
+	m->grow = calloc(n_workers, sizeof(*m->grow));
+	if (!m->grow)
 		return -ENOMEM;
-	s->n_grow = n_workers;
+	m->n_grow = n_workers;
 	for (unsigned i = 0; i < n_workers; i++) {
 		/* No reload is in flight: the worker does not swap its block now. */
-		const struct dk_wstats *cur = atomic_load(&workers[i].stats);
-		if (cur->n_rules >= r->n_ids && cur->n_ups >= r->n_ups)
+		if (cur[i]->n_rules >= r->n_ids && cur[i]->n_ups >= r->n_ups)
 			continue;
-		s->grow[i] = wstats_alloc(room(r->n_ids, cur->n_rules), room(r->n_ups, cur->n_ups));
-		if (!s->grow[i])
+		m->grow[i] = wstats_alloc(room(r->n_ids, cur[i]->n_rules), room(r->n_ups, cur[i]->n_ups));
+		if (!m->grow[i])
 			return -ENOMEM;
 	}
 	return 0;
 }
 
-void dk__wstats_adopt(struct dk_worker *w, struct dk_snapshot *s)
+struct dk_wstats *dk_wstats_adopt(struct dk_stats_map *m, unsigned worker, struct dk_wstats *cur)
 {
-	struct dk_wstats *old, *nb;
+	struct dk_wstats *nb;
 
-	if (!s->grow || w->index >= s->n_grow || !s->grow[w->index])
-		return;
-	nb = s->grow[w->index];
-	old = atomic_load_explicit(&w->stats, memory_order_relaxed);
+	if (!m->grow || worker >= m->n_grow || !m->grow[worker])
+		return cur;
+	nb = m->grow[worker];
 	/* Slots keep their numbers: the old counts go to the same places. */
-	memcpy(nb->rule_hits, old->rule_hits, old->n_rules * sizeof(*old->rule_hits));
-	memcpy(nb->ups, old->ups, old->n_ups * sizeof(*old->ups));
-	atomic_store_explicit(&w->stats, nb, memory_order_release);
-	s->grow[w->index] = old;
+	for (uint32_t i = 0; i < cur->n_rules; i++)
+		atomic_init(&nb->rule_hits[i], dk_ctr_get(&cur->rule_hits[i]));
+	memcpy(nb->ups, cur->ups, cur->n_ups * sizeof(*cur->ups));
+	m->grow[worker] = cur;
+	return nb;
 }
 
-void dk__stats_release(struct dk_snapshot *s)
+void dk_stats_release(struct dk_stats_map *m)
 {
-	for (unsigned i = 0; s->grow && i < s->n_grow; i++) {
-		free(s->grow[i]);
-		s->grow[i] = NULL;
+	for (unsigned i = 0; m->grow && i < m->n_grow; i++) {
+		free(m->grow[i]);
+		m->grow[i] = NULL;
 	}
+}
+
+void dk_stats_map_deinit(struct dk_stats_map *m)
+{
+	dk_stats_release(m);
+	free(m->grow);
+	free(m->rule_slot);
+	free(m->up_slot);
+	memset(m, 0, sizeof(*m));
 }

@@ -19,19 +19,26 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server_internal.h"
+#include "dnsink/alert.h"
+#include "dnsink/msg.h"
+#include "sock.h"
+#include "tcp.h"
 
 /** Output held for a client that reads slowly: two largest answers. */
 #define WBUF_CAP (2 * (2 + DK_MSG_MAX))
 
-struct dk_tcp_conn {
+struct listener {
+	uv_tcp_t h;
+	struct dk_tcp *t;
+};
+
+struct conn {
 	uv_tcp_t h;
 	uv_timer_t idle;
 	uv_write_t wreq;
-	struct dk_worker *w;
-	struct dk_tcp_conn *prev;
-	struct dk_tcp_conn *next;
+	struct dk_tcp *t;
+	struct conn *prev;
+	struct conn *next;
 	struct dk_addr peer;
 	unsigned inflight; /**< queries gone upstream, not ended */
 	unsigned handles;  /**< handles not yet closed */
@@ -44,20 +51,39 @@ struct dk_tcp_conn {
 	uint8_t rbuf[2 + DK_MSG_MAX];
 };
 
-static unsigned idle_ms(const struct dk_worker *w)
-{
-	unsigned ms = w->snap->cfg->tcp_idle_ms;
-	return ms ? ms : 10000;
-}
+struct dk_tcp {
+	uv_loop_t *loop;
+	dk_query_fn *on_query;
+	void *ctx;
+	struct dk_tcp_counters *ctr;
+	struct listener *ls;
+	size_t n_ls;   /**< initialized (to close) */
+	size_t cap_ls; /**< room in ls */
+	struct conn *conns; /**< every live connection */
+	size_t n_conns;     /**< open ones (the cap counts these) */
+	size_t max_clients;
+	unsigned idle_ms;
+	bool stopping;
+};
 
-static void conn_free(struct dk_tcp_conn *c)
+static void conn_reply(const struct dk_client *cl, const uint8_t *ans, size_t len);
+static void conn_hold(const struct dk_client *cl);
+static void conn_done(const struct dk_client *cl);
+
+static const struct dk_client_ops tcp_ops = {
+        .reply = conn_reply,
+        .hold = conn_hold,
+        .done = conn_done,
+};
+
+static void conn_free(struct conn *c)
 {
-	struct dk_worker *w = c->w;
+	struct dk_tcp *t = c->t;
 
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		w->conns = c->next;
+		t->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	free(c->wbuf);
@@ -66,30 +92,33 @@ static void conn_free(struct dk_tcp_conn *c)
 
 static void conn_closed(uv_handle_t *h)
 {
-	struct dk_tcp_conn *c = h->data;
+	struct conn *c = h->data;
 
 	if (--c->handles == 0 && c->inflight == 0)
 		conn_free(c);
 }
 
-static void conn_close(struct dk_tcp_conn *c)
+static void conn_close(struct conn *c)
 {
 	if (c->closing)
 		return;
 	c->closing = true;
-	c->w->n_conns--;
+	c->t->n_conns--;
 	uv_close((uv_handle_t *)&c->h, conn_closed);
 	uv_close((uv_handle_t *)&c->idle, conn_closed);
 }
 
-void dk__tcp_query_hold(struct dk_tcp_conn *c)
+static void conn_hold(const struct dk_client *cl)
 {
+	struct conn *c = cl->conn;
+
 	c->inflight++;
 }
 
-void dk__tcp_query_done(struct dk_worker *w, struct dk_tcp_conn *c)
+static void conn_done(const struct dk_client *cl)
 {
-	(void)w;
+	struct conn *c = cl->conn;
+
 	if (--c->inflight == 0 && c->closing && c->handles == 0) {
 		conn_free(c);
 		return;
@@ -101,7 +130,7 @@ void dk__tcp_query_done(struct dk_worker *w, struct dk_tcp_conn *c)
 
 static void conn_written(uv_write_t *req, int status);
 
-static void conn_flush(struct dk_tcp_conn *c)
+static void conn_flush(struct conn *c)
 {
 	if (c->writing || c->wlen == 0 || c->closing)
 		return;
@@ -117,7 +146,7 @@ static void conn_flush(struct dk_tcp_conn *c)
 
 static void conn_written(uv_write_t *req, int status)
 {
-	struct dk_tcp_conn *c = req->data;
+	struct conn *c = req->data;
 
 	c->writing = false;
 	if (c->closing)
@@ -134,7 +163,7 @@ static void conn_written(uv_write_t *req, int status)
 }
 
 /* Copies @p n octets of the frame (prefix, then answer) from @p skip on to the output buffer. */
-static bool conn_queue(struct dk_tcp_conn *c, const uint8_t pre[2], const uint8_t *ans, size_t len,
+static bool conn_queue(struct conn *c, const uint8_t pre[2], const uint8_t *ans, size_t len,
                        size_t skip)
 {
 	size_t n = 2 + len - skip;
@@ -156,8 +185,9 @@ static bool conn_queue(struct dk_tcp_conn *c, const uint8_t pre[2], const uint8_
 	return true;
 }
 
-void dk__tcp_reply(struct dk_worker *w, struct dk_tcp_conn *c, const uint8_t *ans, size_t len)
+static void conn_reply(const struct dk_client *cl, const uint8_t *ans, size_t len)
 {
+	struct conn *c = cl->conn;
 	uint8_t pre[2] = {(uint8_t)(len >> 8), (uint8_t)len};
 	size_t skip = 0;
 
@@ -178,7 +208,7 @@ void dk__tcp_reply(struct dk_worker *w, struct dk_tcp_conn *c, const uint8_t *an
 		skip = n > 0 ? (size_t)n : 0;
 	}
 	if (!conn_queue(c, pre, ans, len, skip)) {
-		w->ctr.tcp_slow++;
+		dk_ctr_inc(&c->t->ctr->slow);
 		conn_close(c);
 		return;
 	}
@@ -187,7 +217,7 @@ void dk__tcp_reply(struct dk_worker *w, struct dk_tcp_conn *c, const uint8_t *an
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct dk_tcp_conn *c = h->data;
+	struct conn *c = h->data;
 
 	(void)suggested;
 	buf->base = (char *)c->rbuf + c->rlen;
@@ -196,8 +226,8 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
-	struct dk_tcp_conn *c = h->data;
-	struct dk_worker *w = c->w;
+	struct conn *c = h->data;
+	struct dk_tcp *t = c->t;
 
 	(void)buf;
 	if (nread < 0) {
@@ -218,8 +248,9 @@ static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 		}
 		if (c->rlen - off < 2 + n)
 			break;
-		struct dk_client cl = {.transport = DK_TRANSPORT_TCP, .conn = c, .peer = c->peer};
-		dk__worker_query(w, &cl, c->rbuf + off + 2, n);
+		struct dk_client cl = {
+		        .ops = &tcp_ops, .conn = c, .peer = c->peer, .transport = DK_TRANSPORT_TCP};
+		t->on_query(t->ctx, &cl, c->rbuf + off + 2, n);
 		off += 2 + n;
 	}
 	if (c->closing)
@@ -237,7 +268,7 @@ static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_idle(uv_timer_t *t)
 {
-	struct dk_tcp_conn *c = t->data;
+	struct conn *c = t->data;
 
 	/* A connection waiting for answers is busy, not idle. */
 	if (c->inflight || c->writing)
@@ -250,57 +281,56 @@ static void reject_closed(uv_handle_t *h)
 	free(h);
 }
 
-static void reject(struct dk_worker *w, uv_stream_t *server)
+static void reject(struct dk_tcp *t, uv_stream_t *server)
 {
 	/* Over the cap: take the connection off the queue and close it at once. */
-	uv_tcp_t *t = malloc(sizeof(*t));
+	uv_tcp_t *h = malloc(sizeof(*h));
 
-	w->ctr.tcp_rejected++;
-	if (!t)
+	dk_ctr_inc(&t->ctr->rejected);
+	if (!h)
 		return;
-	if (uv_tcp_init(&w->loop, t) < 0) {
-		free(t);
+	if (uv_tcp_init(t->loop, h) < 0) {
+		free(h);
 		return;
 	}
-	uv_accept(server, (uv_stream_t *)t);
-	uv_close((uv_handle_t *)t, reject_closed);
+	uv_accept(server, (uv_stream_t *)h);
+	uv_close((uv_handle_t *)h, reject_closed);
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
-	struct dk_tcp_listener *l = (struct dk_tcp_listener *)server;
-	struct dk_worker *w = l->w;
-	size_t cap = w->snap->cfg->tcp_max_clients ? w->snap->cfg->tcp_max_clients : 256;
+	struct listener *l = server->data;
+	struct dk_tcp *t = l->t;
 
 	if (status < 0)
 		return;
-	if (w->n_conns >= cap || w->stopping) {
-		reject(w, server);
+	if (t->n_conns >= t->max_clients || t->stopping) {
+		reject(t, server);
 		return;
 	}
-	struct dk_tcp_conn *c = malloc(sizeof(*c));
+	struct conn *c = malloc(sizeof(*c));
 	if (!c) {
-		reject(w, server);
+		reject(t, server);
 		return;
 	}
-	memset(c, 0, offsetof(struct dk_tcp_conn, rbuf));
-	c->w = w;
-	if (uv_tcp_init(&w->loop, &c->h) < 0) {
+	memset(c, 0, offsetof(struct conn, rbuf));
+	c->t = t;
+	if (uv_tcp_init(t->loop, &c->h) < 0) {
 		free(c);
-		reject(w, server);
+		reject(t, server);
 		return;
 	}
 	c->h.data = c;
 	c->handles = 1;
-	uv_timer_init(&w->loop, &c->idle);
+	uv_timer_init(t->loop, &c->idle);
 	c->idle.data = c;
 	c->handles = 2;
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->n_conns++;
-	w->ctr.tcp_accepted++;
+	c->next = t->conns;
+	if (t->conns)
+		t->conns->prev = c;
+	t->conns = c;
+	t->n_conns++;
+	dk_ctr_inc(&t->ctr->accepted);
 
 	int len = sizeof(c->peer.in6);
 	if (uv_accept(server, (uv_stream_t *)&c->h) < 0 ||
@@ -310,25 +340,56 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	c->peer.len = (socklen_t)len;
 	uv_tcp_nodelay(&c->h, 1);
-	unsigned ms = idle_ms(w);
-	uv_timer_start(&c->idle, conn_idle, ms, ms);
+	uv_timer_start(&c->idle, conn_idle, t->idle_ms, t->idle_ms);
 	if (uv_read_start((uv_stream_t *)&c->h, conn_alloc, conn_read) < 0)
 		conn_close(c);
 }
 
-int dk__tcp_listen(struct dk_worker *w, struct dk_tcp_listener *l, const struct dk_addr *a)
+int dk_tcp_new(uv_loop_t *loop, size_t n_listen, dk_query_fn *on_query, void *ctx,
+               struct dk_tcp_counters *ctr, struct dk_tcp **out)
 {
-	int fd = dk__socket_bound(a, SOCK_STREAM, true);
+	struct dk_tcp *t = calloc(1, sizeof(*t));
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	t->ls = calloc(n_listen ? n_listen : 1, sizeof(*t->ls));
+	if (!t->ls) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->cap_ls = n_listen;
+	t->loop = loop;
+	t->on_query = on_query;
+	t->ctx = ctx;
+	t->ctr = ctr;
+	*out = t;
+	return 0;
+}
+
+void dk_tcp_configure(struct dk_tcp *t, size_t max_clients, unsigned idle_ms)
+{
+	t->max_clients = max_clients;
+	t->idle_ms = idle_ms;
+}
+
+int dk_tcp_listen(struct dk_tcp *t, const struct dk_addr *a)
+{
+	if (t->n_ls == t->cap_ls)
+		return -ENOSPC;
+	struct listener *l = &t->ls[t->n_ls];
+	int fd = dk_socket_bound(a, SOCK_STREAM, true);
 	if (fd < 0)
 		return fd;
-	int rc = uv_tcp_init(&w->loop, &l->h);
+	int rc = uv_tcp_init(t->loop, &l->h);
 	if (rc < 0) {
 		close(fd);
 		return rc;
 	}
-	/* From here the handle exists: l->w tells the caller to close it. */
-	l->w = w;
-	l->h.data = w;
+	/* From here the handle exists and is closed by dk_tcp_close(). */
+	t->n_ls++;
+	l->t = t;
+	l->h.data = l;
 	rc = uv_tcp_open(&l->h, fd);
 	if (rc < 0) {
 		close(fd);
@@ -337,9 +398,18 @@ int dk__tcp_listen(struct dk_worker *w, struct dk_tcp_listener *l, const struct 
 	return uv_listen((uv_stream_t *)&l->h, 128, on_connection);
 }
 
-void dk__tcp_stop(struct dk_worker *w)
+static void close_listeners(struct dk_tcp *t)
 {
-	for (struct dk_tcp_conn *c = w->conns; c; c = c->next) {
+	for (size_t i = 0; i < t->n_ls; i++)
+		if (!uv_is_closing((uv_handle_t *)&t->ls[i].h))
+			uv_close((uv_handle_t *)&t->ls[i].h, NULL);
+}
+
+void dk_tcp_stop(struct dk_tcp *t)
+{
+	t->stopping = true;
+	close_listeners(t);
+	for (struct conn *c = t->conns; c; c = c->next) {
 		if (c->closing)
 			continue;
 		if (c->inflight == 0 && !c->writing)
@@ -349,14 +419,20 @@ void dk__tcp_stop(struct dk_worker *w)
 	}
 }
 
-void dk__tcp_close_all(struct dk_worker *w)
+void dk_tcp_close(struct dk_tcp *t)
 {
-	for (struct dk_tcp_conn *c = w->conns; c; c = c->next)
+	t->stopping = true;
+	close_listeners(t);
+	for (struct conn *c = t->conns; c; c = c->next)
 		conn_close(c);
 }
 
-void dk__tcp_free_all(struct dk_worker *w)
+void dk_tcp_free(struct dk_tcp *t)
 {
-	while (w->conns)
-		conn_free(w->conns);
+	if (!t)
+		return;
+	while (t->conns)
+		conn_free(t->conns);
+	free(t->ls);
+	free(t);
 }

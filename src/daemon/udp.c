@@ -2,11 +2,10 @@
 /*
  * UDP listeners of a worker: one SO_REUSEPORT socket per listen address and
  * worker, read with recvmmsg into the worker's receive buffer (no allocation
- * per datagram). Replies are copied into the worker's batch and leave with
- * one sendmmsg when the batch is full or, at the latest, when the loop
- * iteration that produced them ends (a uv_check handle), so a busy worker
- * makes one send call per batch instead of one per reply. The same handles
- * send the queries queued for the upstreams (upstream.c).
+ * per datagram). Replies are copied into the batch and leave with one
+ * sendmmsg when the batch is full or when the worker flushes it, at the
+ * latest when the loop iteration that produced them ends, so a busy worker
+ * makes one send call per batch instead of one per reply.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,12 +13,49 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server_internal.h"
+#include "dnsink/alert.h"
+#include "sock.h"
+#include "udp.h"
 
-void dk__udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/** UDP replies sent by one sendmmsg, and the octets they may take together. */
+#define UDP_BATCH  32
+#define UDP_OUTBUF 65536
+
+struct listener {
+	uv_udp_t h;
+	struct dk_udp *u;
+};
+
+/** A reply waiting in the batch. */
+struct out {
+	struct listener *l;
+	struct dk_addr peer;
+	uint32_t off; /**< in outbuf */
+	uint32_t len;
+};
+
+struct dk_udp {
+	uv_loop_t *loop;
+	uint8_t *rxbuf; /**< lent, DK_RXBUF_SIZE octets */
+	dk_query_fn *on_query;
+	void *ctx;
+	struct dk_udp_counters *ctr;
+	struct listener *ls;
+	size_t n_ls;   /**< initialized (to close) */
+	size_t cap_ls; /**< room in ls */
+	struct out out[UDP_BATCH];
+	unsigned n_out;
+	size_t out_used;
+	uint8_t outbuf[UDP_OUTBUF];
+};
+
+static void udp_reply(const struct dk_client *cl, const uint8_t *ans, size_t len);
+
+static const struct dk_client_ops udp_ops = {.reply = udp_reply};
+
+static void rx_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct dk_worker *w = h->data;
+	struct listener *l = h->data;
 
 	(void)suggested;
 	/*
@@ -27,15 +63,15 @@ void dk__udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	 * handled completely inside its receive callback, so the next read may
 	 * overwrite it. libuv's recvmmsg cuts it into 64 KiB chunks.
 	 */
-	buf->base = (char *)w->rxbuf;
+	buf->base = (char *)l->u->rxbuf;
 	buf->len = DK_RXBUF_SIZE;
 }
 
 static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                      unsigned flags)
 {
-	struct dk_udp_listener *l = (struct dk_udp_listener *)h;
-	struct dk_worker *w = l->w;
+	struct listener *l = h->data;
+	struct dk_udp *u = l->u;
 
 	/*
 	 * nread == 0 comes with UV_UDP_MMSG_FREE after a recvmmsg batch, or
@@ -43,12 +79,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
 	 */
 	if (nread <= 0 || !addr)
 		return;
-	if (flags & UV_UDP_PARTIAL) {
-		w->ctr.queries[DK_TRANSPORT_UDP]++;
-		w->ctr.out[DK_TRANSPORT_UDP][DK_OUT_DROPPED]++;
-		return;
-	}
-	struct dk_client cl = {.transport = DK_TRANSPORT_UDP, .udp = l};
+	struct dk_client cl = {.ops = &udp_ops, .conn = l, .transport = DK_TRANSPORT_UDP};
 	if (addr->sa_family == AF_INET) {
 		cl.peer.in4 = *(const struct sockaddr_in *)addr;
 		cl.peer.len = sizeof(struct sockaddr_in);
@@ -58,25 +89,25 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
 	} else {
 		return;
 	}
-	dk__worker_query(w, &cl, (const uint8_t *)buf->base, (size_t)nread);
+	u->on_query(u->ctx, &cl, (const uint8_t *)buf->base,
+	            flags & UV_UDP_PARTIAL ? 0 : (size_t)nread);
 }
 
 /* Sends @p n queued replies that all leave through @p l. */
-static void send_run(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_udp_out *o,
-                     unsigned n)
+static void send_run(struct dk_udp *u, struct listener *l, const struct out *o, unsigned n)
 {
-	struct mmsghdr mh[DK_UDP_BATCH];
-	struct iovec iov[DK_UDP_BATCH];
+	struct mmsghdr mh[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
 	uv_os_fd_t fd;
 	unsigned k = 0;
 
 	if (uv_is_closing((uv_handle_t *)&l->h) || uv_fileno((uv_handle_t *)&l->h, &fd) < 0) {
-		w->ctr.udp_send_fail += n;
+		dk_ctr_add(&u->ctr->send_fail, n);
 		return;
 	}
 	memset(mh, 0, sizeof(mh[0]) * n);
 	for (unsigned i = 0; i < n; i++) {
-		iov[i].iov_base = w->outbuf + o[i].off;
+		iov[i].iov_base = u->outbuf + o[i].off;
 		iov[i].iov_len = o[i].len;
 		mh[i].msg_hdr.msg_name = (void *)&o[i].peer.sa;
 		mh[i].msg_hdr.msg_namelen = o[i].peer.len;
@@ -91,103 +122,123 @@ static void send_run(struct dk_worker *w, struct dk_udp_listener *l, const struc
 			continue;
 		} else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* A full socket buffer drops the rest: clients retry, we never block. */
-			w->ctr.udp_send_fail += n - k;
+			dk_ctr_add(&u->ctr->send_fail, n - k);
 			return;
 		} else {
 			/* This one datagram was refused (an odd address): skip it only. */
-			w->ctr.udp_send_fail++;
+			dk_ctr_inc(&u->ctr->send_fail);
 			k++;
 		}
 	}
 }
 
-void dk__udp_flush(struct dk_worker *w)
+void dk_udp_flush(struct dk_udp *u)
 {
 	unsigned i = 0;
 
-	while (i < w->n_out) {
+	while (i < u->n_out) {
 		unsigned j = i + 1;
-		while (j < w->n_out && w->out[j].l == w->out[i].l)
+		while (j < u->n_out && u->out[j].l == u->out[i].l)
 			j++;
-		send_run(w, w->out[i].l, w->out + i, j - i);
+		send_run(u, u->out[i].l, u->out + i, j - i);
 		i = j;
 	}
-	w->n_out = 0;
-	w->out_used = 0;
+	u->n_out = 0;
+	u->out_used = 0;
 }
 
-void dk__udp_reply(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_addr *peer,
-                   const uint8_t *ans, size_t len)
+bool dk_udp_pending(const struct dk_udp *u)
 {
-	if (uv_is_closing((uv_handle_t *)&l->h) || len > DK_UDP_OUTBUF) {
-		w->ctr.udp_send_fail++;
+	return u->n_out != 0;
+}
+
+static void udp_reply(const struct dk_client *cl, const uint8_t *ans, size_t len)
+{
+	struct listener *l = cl->conn;
+	struct dk_udp *u = l->u;
+
+	if (uv_is_closing((uv_handle_t *)&l->h) || len > UDP_OUTBUF) {
+		dk_ctr_inc(&u->ctr->send_fail);
 		return;
 	}
-	if (w->n_out == DK_UDP_BATCH || w->out_used + len > DK_UDP_OUTBUF)
-		dk__udp_flush(w);
-	struct dk_udp_out *o = &w->out[w->n_out++];
+	if (u->n_out == UDP_BATCH || u->out_used + len > UDP_OUTBUF)
+		dk_udp_flush(u);
+	struct out *o = &u->out[u->n_out++];
 	o->l = l;
-	o->peer = *peer;
-	o->off = (uint32_t)w->out_used;
+	o->peer = cl->peer;
+	o->off = (uint32_t)u->out_used;
 	o->len = (uint32_t)len;
-	memcpy(w->outbuf + w->out_used, ans, len);
-	w->out_used += len;
+	memcpy(u->outbuf + u->out_used, ans, len);
+	u->out_used += len;
 }
 
-/* Queries to the upstreams first: a try that cannot be sent may answer SERVFAIL. */
-static void flush_all(struct dk_worker *w)
+int dk_udp_new(uv_loop_t *loop, size_t n_listen, uint8_t *rxbuf, dk_query_fn *on_query,
+               void *ctx, struct dk_udp_counters *ctr, struct dk_udp **out)
 {
-	if (w->up.n_out)
-		dk__upstream_flush(w);
-	if (w->n_out)
-		dk__udp_flush(w);
-}
+	struct dk_udp *u = calloc(1, sizeof(*u));
 
-static void flush_cb(uv_check_t *c)
-{
-	flush_all(c->data);
-}
-
-static void flush_pre_cb(uv_prepare_t *p)
-{
-	flush_all(p->data);
-}
-
-int dk__udp_batch_init(struct dk_worker *w)
-{
-	w->outbuf = malloc(DK_UDP_OUTBUF);
-	if (!w->outbuf)
+	*out = NULL;
+	if (!u)
 		return -ENOMEM;
-	/*
-	 * Replies made by I/O callbacks leave after the poll phase (check);
-	 * those made by timers and deferred callbacks leave before the loop
-	 * blocks in the next poll (prepare).
-	 */
-	uv_check_init(&w->loop, &w->flush);
-	uv_prepare_init(&w->loop, &w->flush_pre);
-	w->flush.data = w->flush_pre.data = w;
-	w->flush_init = true;
-	uv_check_start(&w->flush, flush_cb);
-	return uv_prepare_start(&w->flush_pre, flush_pre_cb);
+	u->ls = calloc(n_listen ? n_listen : 1, sizeof(*u->ls));
+	if (!u->ls) {
+		free(u);
+		return -ENOMEM;
+	}
+	u->cap_ls = n_listen;
+	u->loop = loop;
+	u->rxbuf = rxbuf;
+	u->on_query = on_query;
+	u->ctx = ctx;
+	u->ctr = ctr;
+	*out = u;
+	return 0;
 }
 
-int dk__udp_listen(struct dk_worker *w, struct dk_udp_listener *l, const struct dk_addr *a)
+int dk_udp_listen(struct dk_udp *u, const struct dk_addr *a)
 {
-	int fd = dk__socket_bound(a, SOCK_DGRAM, true);
+	if (u->n_ls == u->cap_ls)
+		return -ENOSPC;
+	struct listener *l = &u->ls[u->n_ls];
+	int fd = dk_socket_bound(a, SOCK_DGRAM, true);
 	if (fd < 0)
 		return fd;
-	int rc = uv_udp_init_ex(&w->loop, &l->h, AF_UNSPEC | UV_UDP_RECVMMSG);
+	int rc = uv_udp_init_ex(u->loop, &l->h, AF_UNSPEC | UV_UDP_RECVMMSG);
 	if (rc < 0) {
 		close(fd);
 		return rc;
 	}
-	/* From here the handle exists: l->w tells the caller to close it. */
-	l->w = w;
-	l->h.data = w;
+	/* From here the handle exists and is closed by dk_udp_close(). */
+	u->n_ls++;
+	l->u = u;
+	l->h.data = l;
 	rc = uv_udp_open(&l->h, fd);
 	if (rc < 0) {
 		close(fd);
 		return rc;
 	}
-	return uv_udp_recv_start(&l->h, dk__udp_alloc, udp_recv);
+	return uv_udp_recv_start(&l->h, rx_alloc, udp_recv);
+}
+
+void dk_udp_stop(struct dk_udp *u)
+{
+	for (size_t i = 0; i < u->n_ls; i++)
+		uv_udp_recv_stop(&u->ls[i].h);
+}
+
+void dk_udp_close(struct dk_udp *u)
+{
+	u->n_out = 0;
+	u->out_used = 0;
+	for (size_t i = 0; i < u->n_ls; i++)
+		if (!uv_is_closing((uv_handle_t *)&u->ls[i].h))
+			uv_close((uv_handle_t *)&u->ls[i].h, NULL);
+}
+
+void dk_udp_free(struct dk_udp *u)
+{
+	if (!u)
+		return;
+	free(u->ls);
+	free(u);
 }

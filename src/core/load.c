@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Config, command-line overrides and policy, loaded and checked together (see load.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnsink/load.h"
+
+/* Replaces the address list @p *list/@p *n with the one address @p text. */
+static int override_addr(const char *text, struct dk_addr **list, size_t *n, struct dk_diag *d,
+                         const char *what)
+{
+	struct dk_addr a;
+
+	if (dk_addr_parse(text, 53, &a) < 0) {
+		dk_diag_set(d, NULL, 0, "--%s: not an address: %s", what, text);
+		return DK_ESYNTAX;
+	}
+	struct dk_addr *one = malloc(sizeof(*one));
+	if (!one)
+		return -ENOMEM;
+	*one = a;
+	free(*list);
+	*list = one;
+	*n = 1;
+	return 0;
+}
+
+static bool addr_same(const struct dk_addr *a, const struct dk_addr *b)
+{
+	char x[64], y[64];
+
+	dk_addr_format(a, x, sizeof(x));
+	dk_addr_format(b, y, sizeof(y));
+	return strcmp(x, y) == 0;
+}
+
+static bool listen_has(const struct dk_config *cfg, const struct dk_addr *a)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (addr_same(&cfg->listen[i], a))
+			return true;
+	return false;
+}
+
+/* Applies @p o to @p cfg and checks the upstreams that result. */
+static int apply(const char *path, const struct dk_run_opts *o, struct dk_config *cfg,
+                 struct dk_diag *diag)
+{
+	int rc;
+
+	if (o && o->listen) {
+		rc = override_addr(o->listen, &cfg->listen, &cfg->n_listen, diag, "listen");
+		if (rc < 0)
+			return rc;
+	}
+	if (o && o->upstream) {
+		rc = override_addr(o->upstream, &cfg->upstreams, &cfg->n_upstreams, diag,
+		                   "upstream");
+		if (rc < 0)
+			return rc;
+		cfg->upstreams_from_resolv = false;
+	}
+	if (cfg->n_upstreams == 0) {
+		dk_diag_set(diag, path, 0, "no upstreams configured or found");
+		return DK_ESCHEMA;
+	}
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		if (listen_has(cfg, &cfg->upstreams[i])) {
+			char a[64];
+			dk_addr_format(&cfg->upstreams[i], a, sizeof(a));
+			dk_diag_set(diag, path, 0, "upstream %s is one of our own listeners (a loop)",
+			            a);
+			return DK_ESCHEMA;
+		}
+	}
+	return 0;
+}
+
+int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cfg,
+            struct dk_policy **pol, struct dk_diag *diag)
+{
+	const char *list = o ? o->blocklist : NULL;
+	int rc;
+
+	*cfg = NULL;
+	*pol = NULL;
+	rc = dk_config_load(path, NULL, cfg, diag);
+	if (rc < 0)
+		return rc;
+	rc = apply(path, o, *cfg, diag);
+	if (rc == 0 && ((*cfg)->n_rules || list))
+		rc = dk_policy_load_with_list((const char *const *)(*cfg)->rules, (*cfg)->n_rules,
+		                              list, 0, pol, diag);
+	if (rc < 0) {
+		dk_config_free(*cfg);
+		*cfg = NULL;
+		*pol = NULL;
+	}
+	return rc;
+}

@@ -1,0 +1,466 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The query decision (see query.h). A query the policy lets through takes a
+ * pending entry (the client handle, kept until the forwarder calls back) from
+ * a fixed pool as large as the forwarder's table; its answer comes back in
+ * forward_done(), where the answer-side policy runs before the reply.
+ *
+ * act() is the one place a verdict becomes an action, for a query name and
+ * for a CNAME/DNAME target of an answer alike: a blocking rule's local
+ * answer, the alert, the rule's hit counter.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ldns/packet.h>
+#include <ldns/rr.h>
+#include <ldns/wire2host.h>
+
+#include "dnsink/name.h"
+#include "dnsink/ratelimit.h"
+#include "log.h"
+#include "query.h"
+
+/** Answer records looked at for CNAME/DNAME targets; real chains are far shorter. */
+#define CHAIN_RRS 64
+
+/** A query waiting for the forwarder. */
+struct pending {
+	struct dk_queries *qs;
+	struct pending *next_free;
+	struct dk_client cl;
+};
+
+struct dk_queries {
+	struct dk_queries_env env;
+	struct dk_queries_conf conf;
+	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
+	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
+	struct pending *pend;
+	struct pending *free;
+	uint8_t txbuf[DK_LOCAL_MAX]; /**< local answers */
+};
+
+/** Where a verdict applies: the name asked, or a target in the upstream's answer. */
+enum act_on {
+	ACT_QUERY,
+	ACT_ANSWER,
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+static void count(struct dk_queries *qs, const struct dk_client *cl, enum dk_outcome o)
+{
+	dk_ctr_inc(&qs->env.ctr->out[cl->transport][o]);
+}
+
+/* Answers @p cl with @p rcode for query @p pkt/@p q, or counts it dropped. */
+static void reply_error(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                        const struct dk_query *q, uint8_t rcode, uint16_t ede)
+{
+	int n = dk_msg_write_error(pkt, q, rcode, ede, qs->txbuf, sizeof(qs->txbuf));
+
+	if (n < 0) {
+		count(qs, cl, DK_OUT_DROPPED);
+		return;
+	}
+	dk_client_reply(cl, qs->txbuf, (size_t)n);
+}
+
+static void rule_hit(struct dk_queries *qs, unsigned rule_index)
+{
+	const struct dk_queries_conf *c = &qs->conf;
+	uint32_t slot = c->rule_slot ? c->rule_slot[rule_index] : UINT32_MAX;
+
+	if (slot < c->n_rule_hits)
+		dk_ctr_inc(&c->rule_hits[slot]);
+}
+
+/*
+ * Posts the alert event for query @p q of @p cl matched by @p v. With
+ * @p target_len > 0, @p target (lowercase wire form) is the CNAME/DNAME target
+ * the rule matched and v->matched_off is relative to it.
+ */
+static void alert(struct dk_queries *qs, const struct dk_client *cl, const struct dk_query *q,
+                  const struct dk_verdict *v, uint8_t rcode, const uint8_t *target,
+                  size_t target_len)
+{
+	struct dk_alert_event ev;
+
+	ev.time_ms = wall_ms();
+	ev.mono_ns = mono_ns();
+	ev.rule = v->rule;
+	ev.policy = qs->conf.pol;
+	ev.family = (uint8_t)cl->peer.sa.sa_family;
+	ev.transport = cl->transport;
+	ev.action = (uint8_t)v->rule->action;
+	ev.rcode = rcode;
+	ev.qtype = q->qtype;
+	memset(ev.addr, 0, sizeof(ev.addr));
+	if (cl->peer.sa.sa_family == AF_INET) {
+		memcpy(ev.addr, &cl->peer.in4.sin_addr, 4);
+		ev.port = ntohs(cl->peer.in4.sin_port);
+	} else {
+		memcpy(ev.addr, &cl->peer.in6.sin6_addr, 16);
+		ev.port = ntohs(cl->peer.in6.sin6_port);
+	}
+	ev.qname_len = q->qname_len;
+	memcpy(ev.qname, q->qname, q->qname_len);
+	ev.matched_off = v->matched_off;
+	ev.wildcard = v->wildcard;
+	ev.target_len = (uint8_t)target_len;
+	if (target_len)
+		memcpy(ev.target, target, target_len);
+	qs->env.alert(qs->env.alert_ctx, &ev);
+}
+
+/*
+ * Applies verdict @p v to query @p pkt/@p q of @p cl, matched on the query
+ * name or (@p on ACT_ANSWER) on answer target @p target: counts the rule's
+ * hit, answers locally for a blocking rule, posts the alert (@p pass_rcode is
+ * the rcode the client gets when the rule lets the query pass). Returns true
+ * when the client was answered (or the answer dropped), false when the query
+ * goes on: forwarded, or the upstream's answer passed on.
+ */
+static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                const struct dk_query *q, const struct dk_verdict *v, enum act_on on,
+                uint8_t pass_rcode, const uint8_t *target, size_t target_len)
+{
+	const struct dk_rule *r = v->rule;
+	uint8_t rcode = pass_rcode;
+	enum dk_outcome o = DK_OUT_FORWARDED;
+	int n = 0;
+
+	rule_hit(qs, r->index);
+	switch (r->action) {
+	case DK_ACTION_SINKHOLE:
+		o = DK_OUT_SINKHOLED;
+		rcode = LDNS_RCODE_NOERROR;
+		n = dk_msg_write_sinkhole(pkt, q, &qs->conf.cfg->sinkhole, DK_EDE_BLOCKED,
+		                          qs->txbuf, sizeof(qs->txbuf));
+		break;
+	case DK_ACTION_NXDOMAIN:
+		o = DK_OUT_NXDOMAIN;
+		rcode = LDNS_RCODE_NXDOMAIN;
+		n = dk_msg_write_error(pkt, q, rcode, DK_EDE_BLOCKED, qs->txbuf, sizeof(qs->txbuf));
+		break;
+	case DK_ACTION_REFUSED:
+		o = DK_OUT_REFUSED;
+		rcode = LDNS_RCODE_REFUSED;
+		n = dk_msg_write_error(pkt, q, rcode, DK_EDE_BLOCKED, qs->txbuf, sizeof(qs->txbuf));
+		break;
+	case DK_ACTION_ALERT:
+	case DK_ACTION_ALLOW: break;
+	}
+	if (r->alert && r->action != DK_ACTION_ALLOW)
+		alert(qs, cl, q, v, rcode, target, target_len);
+	if (o == DK_OUT_FORWARDED) {
+		if (on == ACT_ANSWER)
+			dk_ctr_inc(&qs->env.ctr->cname_alerted);
+		return false;
+	}
+	if (on == ACT_ANSWER)
+		dk_ctr_inc(&qs->env.ctr->cname_blocked);
+	else
+		count(qs, cl, o);
+	if (n > 0)
+		dk_client_reply(cl, qs->txbuf, (size_t)n);
+	else
+		count(qs, cl, DK_OUT_DROPPED);
+	return true;
+}
+
+/** A rule that matched a CNAME/DNAME target of an answer. */
+struct chain_hit {
+	struct dk_verdict v;
+	size_t target_len;
+	uint8_t target[DK_NAME_MAX];
+};
+
+/*
+ * Matches the CNAME and DNAME targets in the answer section of @p ans
+ * against @p pol. The first target a blocking rule matches wins; else the
+ * first an alert rule matches. Targets an allow rule matches are exempt.
+ * Stops at the first malformed record: what comes after cannot be located,
+ * and the client gets the answer as the upstream sent it.
+ */
+static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
+                       struct chain_hit *hit)
+{
+	unsigned an = LDNS_ANCOUNT(ans);
+	size_t off = DK_HEADER_LEN;
+	bool found = false;
+
+	if (dk_name_from_wire_compressed(ans, len, &off, NULL, NULL) < 0 || len - off < 4)
+		return false;
+	off += 4;
+	for (unsigned i = 0; i < an && i < CHAIN_RRS; i++) {
+		if (dk_name_from_wire_compressed(ans, len, &off, NULL, NULL) < 0 || len - off < 10)
+			break;
+		unsigned type = ldns_read_uint16(ans + off);
+		size_t rdlen = ldns_read_uint16(ans + off + 8);
+		off += 10;
+		if (len - off < rdlen)
+			break;
+		size_t end = off + rdlen;
+		if (type == LDNS_RR_TYPE_CNAME || type == LDNS_RR_TYPE_DNAME) {
+			uint8_t name[DK_NAME_MAX];
+			size_t nlen, p = off;
+			struct dk_verdict v;
+			/* The target must lie within the rdata; pointers only reach back. */
+			if (dk_name_from_wire_compressed(ans, end, &p, name, &nlen) == 0 &&
+			    dk_policy_match(pol, name, nlen, &v) &&
+			    v.rule->action != DK_ACTION_ALLOW) {
+				bool blocks = v.rule->action != DK_ACTION_ALERT;
+				if (!found || blocks) {
+					hit->v = v;
+					hit->target_len = nlen;
+					memcpy(hit->target, name, nlen);
+					found = true;
+				}
+				if (blocks)
+					break;
+			}
+		}
+		off = end;
+	}
+	return found;
+}
+
+/*
+ * The answer-side policy: the CNAME/DNAME targets of answer @p ans to query
+ * @p pkt/@p q. Returns true when the client was answered locally instead.
+ */
+static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *ans,
+                          size_t len, const uint8_t *pkt, const struct dk_query *q)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	struct chain_hit hit;
+	struct dk_verdict qv;
+
+	if (!pol || LDNS_ANCOUNT(ans) == 0 || !chain_scan(pol, ans, len, &hit))
+		return false;
+	/* An allow exception on the name asked covers its whole answer. */
+	if (dk_policy_match(pol, q->qname, q->qname_len, &qv) && qv.rule->action == DK_ACTION_ALLOW)
+		return false;
+	return act(qs, cl, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans), hit.target,
+	           hit.target_len);
+}
+
+static void pending_release(struct dk_queries *qs, struct pending *p)
+{
+	const struct dk_client *cl = &p->cl;
+
+	if (cl->ops->done)
+		cl->ops->done(cl);
+	p->next_free = qs->free;
+	qs->free = p;
+}
+
+/* The forwarder's callback: the answer (or NULL: every upstream failed) goes to the client. */
+static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt, size_t qlen,
+                         const struct dk_query *q)
+{
+	struct pending *p = ctx;
+	struct dk_queries *qs = p->qs;
+	const struct dk_client *cl = &p->cl;
+
+	(void)qlen;
+	if (!ans) {
+		count(qs, cl, DK_OUT_SERVFAIL);
+		reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
+	} else if (!answer_policy(qs, cl, ans, len, pkt, q)) {
+		size_t max = cl->transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(q) : DK_MSG_MAX;
+		len = dk_msg_answer_for_client(ans, len, pkt, q, max);
+		dk_msg_set_id(ans, q->id);
+		dk_client_reply(cl, ans, len);
+	}
+	pending_release(qs, p);
+}
+
+/* Sends query @p pkt/@p q of @p cl upstream; SERVFAIL when it cannot go. */
+static void forward(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                    size_t len, const struct dk_query *q)
+{
+	struct pending *p = qs->free;
+	int rc = DK_EFULL;
+
+	if (p) {
+		qs->free = p->next_free;
+		p->cl = *cl;
+		/* Held first: a forward that fails releases it again. */
+		if (cl->ops->hold)
+			cl->ops->hold(cl);
+		rc = qs->env.forward(qs->env.fwd, pkt, len, q, cl->transport == DK_TRANSPORT_TCP,
+		                     forward_done, p);
+	}
+	if (rc == 0) {
+		count(qs, cl, DK_OUT_FORWARDED);
+		return;
+	}
+	if (rc == DK_EFULL)
+		dk_ctr_inc(&qs->env.ctr->table_full);
+	count(qs, cl, DK_OUT_SERVFAIL);
+	reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
+	if (p)
+		pending_release(qs, p);
+}
+
+/*
+ * Before parsing: a flood costs as little as possible, whatever it holds.
+ * Returns true when @p cl is over its limit (counted).
+ */
+static bool rate_limited(struct dk_queries *qs, const struct dk_client *cl)
+{
+	const struct dk_config *cfg = qs->conf.cfg;
+
+	if (!qs->rl)
+		return false;
+	const struct dk_ratelimit_limits lim = {
+	        .qps = cfg->rate_limit.qps,
+	        .burst = cfg->rate_limit.burst,
+	        .ipv4_prefix = (uint8_t)cfg->rate_limit.ipv4_prefix,
+	        .ipv6_prefix = (uint8_t)cfg->rate_limit.ipv6_prefix,
+	};
+	if (dk_ratelimit_allow(qs->rl, &cl->peer.sa, qs->env.now_ms(qs->env.clock_ctx), &lim))
+		return false;
+	count(qs, cl, DK_OUT_RATELIMITED);
+	return true;
+}
+
+void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt, size_t len)
+{
+	struct dk_queries *qs = ctx;
+	const struct dk_config *cfg = qs->conf.cfg;
+	struct dk_query q;
+
+	dk_ctr_inc(&qs->env.ctr->queries[cl->transport]);
+	bool limited = rate_limited(qs, cl);
+	if (limited && cfg->rate_limit.action == DK_RATELIMIT_DROP)
+		return;
+	int rc = dk_msg_parse_query(pkt, len, &q);
+	if (limited) {
+		/* REFUSED only to what can be answered; never to a response (reflection). */
+		if (rc == 0 || rc == DK_EFORMERR || rc == DK_ENOTIMP || rc == DK_EBADVERS)
+			reply_error(qs, cl, pkt, &q, LDNS_RCODE_REFUSED, 0);
+		return;
+	}
+	if (rc != 0) {
+		uint8_t rcode;
+		switch (rc) {
+		case DK_EFORMERR:
+			rcode = LDNS_RCODE_FORMERR;
+			count(qs, cl, DK_OUT_FORMERR);
+			break;
+		case DK_ENOTIMP:
+			rcode = LDNS_RCODE_NOTIMPL;
+			count(qs, cl, DK_OUT_NOTIMP);
+			break;
+		case DK_EBADVERS:
+			rcode = DK_RCODE_BADVERS;
+			count(qs, cl, DK_OUT_BADVERS);
+			break;
+		default:
+			/* No header, or a response: never answer (no reflection). */
+			count(qs, cl, DK_OUT_DROPPED);
+			return;
+		}
+		reply_error(qs, cl, pkt, &q, rcode, 0);
+		return;
+	}
+	if (!dk_acl_allows(cfg->allow, cfg->n_allow, &cl->peer.sa)) {
+		count(qs, cl, DK_OUT_ACL_REFUSED);
+		reply_error(qs, cl, pkt, &q, LDNS_RCODE_REFUSED, DK_EDE_PROHIBITED);
+		return;
+	}
+	struct dk_verdict v;
+	if (qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v) &&
+	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+		return;
+	forward(qs, cl, pkt, len, &q);
+}
+
+/*
+ * Makes the bucket table fit the config: made when rate_limit is turned on
+ * (at start or by a reload), remade when its size changes, freed when it is
+ * turned off. Once per snapshot, not on the query path.
+ */
+static int ratelimit_update(struct dk_queries *qs)
+{
+	const struct dk_config *cfg = qs->conf.cfg;
+
+	if (!cfg->rate_limit.qps) {
+		dk_ratelimit_free(qs->rl);
+		qs->rl = NULL;
+		return 0;
+	}
+	if (qs->rl && qs->rl_table_size == cfg->rate_limit.table_size)
+		return 0;
+	struct dk_ratelimit *rl;
+	if (dk_ratelimit_new(cfg->rate_limit.table_size, &rl) < 0) {
+		dk_log(DK_LOG_ERR, "rate_limit: out of memory for %zu buckets%s",
+		       cfg->rate_limit.table_size,
+		       qs->rl ? ", keeping the old table" : ", not limiting");
+		return -ENOMEM;
+	}
+	dk_ratelimit_free(qs->rl);
+	qs->rl = rl;
+	qs->rl_table_size = cfg->rate_limit.table_size;
+	return 0;
+}
+
+int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *conf)
+{
+	qs->conf = *conf;
+	return ratelimit_update(qs);
+}
+
+size_t dk_queries_ratelimit_size(const struct dk_queries *qs)
+{
+	return dk_ratelimit_size(qs->rl);
+}
+
+int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out)
+{
+	struct dk_queries *qs = calloc(1, sizeof(*qs));
+
+	*out = NULL;
+	if (!qs)
+		return -ENOMEM;
+	qs->pend = calloc(env->max_pending ? env->max_pending : 1, sizeof(*qs->pend));
+	if (!qs->pend) {
+		free(qs);
+		return -ENOMEM;
+	}
+	qs->env = *env;
+	for (size_t i = env->max_pending; i-- > 0;) {
+		qs->pend[i].qs = qs;
+		qs->pend[i].next_free = qs->free;
+		qs->free = &qs->pend[i];
+	}
+	*out = qs;
+	return 0;
+}
+
+void dk_queries_free(struct dk_queries *qs)
+{
+	if (!qs)
+		return;
+	dk_ratelimit_free(qs->rl);
+	free(qs->pend);
+	free(qs);
+}

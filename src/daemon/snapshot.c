@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* Snapshots of config and policy for the workers (see snapshot.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "snapshot.h"
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void dk_snapshot_free(struct dk_snapshot *s)
+{
+	if (!s)
+		return;
+	dk_stats_map_deinit(&s->stats);
+	dk_policy_unref(s->pol);
+	dk_config_free(s->cfg);
+	free(s);
+}
+
+int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_stats_reg *reg,
+                     struct dk_wstats *const *blocks, unsigned n_workers,
+                     struct dk_snapshot **out)
+{
+	struct dk_diag diag = {0};
+	char msg[1100];
+	double t0 = mono_ms();
+	struct dk_snapshot *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	rc = dk_load(path, o, &s->cfg, &s->pol, &diag);
+	if (rc == 0)
+		rc = dk_stats_prepare(reg, s->cfg, s->pol, &s->stats, blocks, n_workers);
+	if (rc < 0) {
+		if (!diag.msg[0])
+			dk_diag_set(&diag, path, 0, "%s", dk_strerror(rc));
+		dk_diag_format(&diag, msg, sizeof(msg));
+		dk_log(DK_LOG_ERR, "%s", msg);
+		dk_snapshot_free(s);
+		return rc;
+	}
+	double ms = mono_ms() - t0;
+	if (s->pol)
+		dk_log(DK_LOG_INFO,
+		       "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
+		       "ms",
+		       path, s->pol->n_rules, s->pol->n_entries, s->pol->n_names, s->pol->n_invalid,
+		       ms);
+	else
+		dk_log(DK_LOG_INFO, "loaded %s: no rules in %.1f ms", path, ms);
+	*out = s;
+	return 0;
+}

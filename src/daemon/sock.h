@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Listening sockets, made by hand rather than by libuv so that they get
+ * SO_REUSEPORT (one socket per worker and address, the kernel spreads the
+ * clients) and IPV6_V6ONLY before bind().
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "dnsink/config.h"
+
+/**
+ * Creates a non-blocking socket of @p a's family and @p type (SOCK_DGRAM,
+ * SOCK_STREAM), with SO_REUSEPORT when @p reuseport, bound to @p a. Returns
+ * the file descriptor (the caller closes it) or a negative errno.
+ */
+int dk_socket_bound(const struct dk_addr *a, int type, bool reuseport);
+
+/**
+ * Checks that nobody listens on @p a yet, over UDP and TCP: SO_REUSEPORT
+ * would let another process of the same user share the port silently.
+ * Returns 0 or a negative errno (-EADDRINUSE).
+ */
+int dk_socket_probe_free(const struct dk_addr *a);
+
+/** True when @p a and @p b are the same address and port (and IPv6 scope). */
+bool dk_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
