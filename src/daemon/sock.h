@@ -11,6 +11,13 @@
 #include "dnsink/config.h"
 
 /**
+ * The receive buffer of a worker's UDP sockets (client and upstream side):
+ * libuv's recvmmsg takes one 64 KiB chunk per datagram.
+ */
+#define DK_UDP_CHUNKS 20
+#define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)
+
+/**
  * Creates a non-blocking socket of @p a's family and @p type (SOCK_DGRAM,
  * SOCK_STREAM), with SO_REUSEPORT when @p reuseport, bound to @p a. Returns
  * the file descriptor (the caller closes it) or a negative errno.

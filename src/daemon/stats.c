@@ -22,10 +22,6 @@
 #define RULE_SLOTS_MIN 64
 #define UP_SLOTS_MIN   8
 
-const uint32_t dk_lat_bounds_us[DK_LAT_BUCKETS - 1] = {
-        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-};
-
 struct dk_stats_reg {
 	char **ids; /* rule id of each rule slot */
 	uint32_t n_ids;

@@ -15,15 +15,11 @@
 #include "client.h"
 #include "counters.h"
 
-/** UDP receive buffer: libuv's recvmmsg takes one 64 KiB chunk per datagram. */
-#define DK_UDP_CHUNKS 20
-#define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)
-
 struct dk_udp;
 
 /**
  * Creates the UDP side on @p loop with room for @p n_listen listeners.
- * @p rxbuf (DK_RXBUF_SIZE octets) is lent: every datagram is read into it and
+ * @p rxbuf (DK_RXBUF_SIZE octets, sock.h) is lent: every datagram is read into it and
  * handled before the next read, so the worker's UDP handles can share one.
  * @p ctr is where the counters go (the worker's). Returns 0 and sets @p *out,
  * or -ENOMEM. Free with dk_udp_free() after dk_udp_close() and the loop's end.

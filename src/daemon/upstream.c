@@ -26,7 +26,6 @@
 
 #include "log.h"
 #include "sock.h"
-#include "udp.h"
 #include "upstream.h"
 #include "upstream_tcp.h"
 
@@ -92,6 +91,10 @@ struct dk_upstream {
 };
 
 static void slot_try(struct slot *s);
+
+const uint32_t dk_lat_bounds_us[DK_LAT_BUCKETS - 1] = {
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+};
 
 static void rnd_refill(struct dk_upstream *up)
 {

@@ -51,7 +51,7 @@ struct dk_upstream_conf {
 /**
  * Creates the forwarder on @p loop with @p max_inflight slots (clamped to
  * DK_INFLIGHT_MAX), its UDP sockets bound and reading into @p rxbuf
- * (DK_RXBUF_SIZE octets, lent; see udp.h). Counters go to @p ctr. Returns 0
+ * (DK_RXBUF_SIZE octets, lent; see sock.h). Counters go to @p ctr. Returns 0
  * and sets @p *out; on an error @p *out may still be set, to close and free.
  */
 int dk_upstream_new(uv_loop_t *loop, size_t max_inflight, uint8_t *rxbuf,

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "query.h"
+#include "sock.h"
 #include "tcp.h"
 #include "udp.h"
 #include "upstream.h"
