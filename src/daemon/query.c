@@ -431,7 +431,7 @@ int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *co
 
 size_t dk_queries_ratelimit_size(const struct dk_queries *qs)
 {
-	return dk_ratelimit_size(qs->rl);
+	return qs->rl ? dk_ratelimit_size(qs->rl) : 0;
 }
 
 int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out)
