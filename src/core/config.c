@@ -23,6 +23,8 @@
 
 #include "dnsink/config.h"
 
+#include "yaml_helpers.h"
+
 #define DEFAULT_RESOLV_CONF "/etc/resolv.conf"
 #define DNS_PORT            53
 #define SYSLOG_PORT         514
@@ -407,11 +409,6 @@ struct item {
 	.offset = offsetof(struct dk_config, m), .width = sizeof(((struct dk_config *)0)->m)
 #define COUNT(m) .count_offset = offsetof(struct dk_config, m)
 
-static unsigned line_of(const yaml_node_t *n)
-{
-	return n ? (unsigned)n->start_mark.line + 1 : 0;
-}
-
 static int fail(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
@@ -423,33 +420,8 @@ static int fail(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	dk_diag_set(c->diag, c->path, line_of(n), "%s", msg);
+	dk_diag_set(c->diag, c->path, dk__yaml_line(n), "%s", msg);
 	return code;
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_SCALAR_NODE: return "a scalar";
-	case YAML_SEQUENCE_NODE: return "a list";
-	case YAML_MAPPING_NODE: return "a mapping";
-	default: return "nothing";
-	}
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-	return (const char *)n->data.scalar.value;
-}
-
-/* A plain empty, "~" or "null" value: the key is treated as absent. */
-static bool is_null(const yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	const char *s = scalar(n);
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	       !strcmp(s, "NULL");
 }
 
 static int want(struct ctx *c, yaml_node_t *n, yaml_node_type_t type)
@@ -461,7 +433,8 @@ static int want(struct ctx *c, yaml_node_t *n, yaml_node_type_t type)
 	};
 	if (n->type == type)
 		return 0;
-	return fail(c, n, DK_ESCHEMA, "%s: expected %s, got %s", c->key, names[type], node_kind(n));
+	return fail(c, n, DK_ESCHEMA, "%s: expected %s, got %s", c->key, names[type],
+	            dk__yaml_kind(n));
 }
 
 /* A non-empty string, however quoted. */
@@ -470,9 +443,9 @@ static int want_string(struct ctx *c, yaml_node_t *n)
 	int ret = want(c, n, YAML_SCALAR_NODE);
 	if (ret)
 		return ret;
-	if (!*scalar(n))
+	if (!*dk__yaml_scalar(n))
 		return fail(c, n, DK_ESCHEMA, "%s: empty string", c->key);
-	if (strlen(scalar(n)) != n->data.scalar.length)
+	if (dk__yaml_has_nul(n))
 		return fail(c, n, DK_ESCHEMA, "%s: NUL character in string", c->key);
 	return 0;
 }
@@ -487,7 +460,7 @@ static int parse_number(struct ctx *c, const struct item *it, yaml_node_t *n, vo
 	int ret = want(c, n, YAML_SCALAR_NODE);
 	if (ret)
 		return ret;
-	const char *s = scalar(n);
+	const char *s = dk__yaml_scalar(n);
 	size_t len = strspn(s, "0123456789");
 	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return fail(c, n, DK_ESCHEMA, "%s: expected an integer without quotes, got '%s'",
@@ -513,7 +486,7 @@ static int parse_string(struct ctx *c, const struct item *it, yaml_node_t *n, vo
 	int ret = want_string(c, n);
 	if (ret)
 		return ret;
-	char *s = strdup(scalar(n));
+	char *s = strdup(dk__yaml_scalar(n));
 	if (!s)
 		return fail(c, n, -ENOMEM, "out of memory");
 	free(*(char **)field);
@@ -527,7 +500,7 @@ static int parse_enum(struct ctx *c, const struct item *it, yaml_node_t *n, void
 	if (ret)
 		return ret;
 	for (const struct name_value *nv = it->names; nv->name; nv++) {
-		if (!strcmp(nv->name, scalar(n))) {
+		if (!strcmp(nv->name, dk__yaml_scalar(n))) {
 			*(int *)field = nv->value;
 			return 0;
 		}
@@ -538,7 +511,7 @@ static int parse_enum(struct ctx *c, const struct item *it, yaml_node_t *n, void
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
 		                         nv->name);
 	return fail(c, n, DK_ESCHEMA, "%s: unknown value '%s' (expected one of: %s)", c->key,
-	            scalar(n), list);
+	            dk__yaml_scalar(n), list);
 }
 
 /* A bare IP: 4 octets when the field holds 4, else 16. */
@@ -550,9 +523,10 @@ static int parse_ip(struct ctx *c, const struct item *it, yaml_node_t *n, void *
 	if (ret)
 		return ret;
 	int family = it->width == 4 ? AF_INET : AF_INET6;
-	if (ip_parse(scalar(n), strlen(scalar(n)), false, &a, &why) || a.sa.sa_family != family)
+	if (ip_parse(dk__yaml_scalar(n), strlen(dk__yaml_scalar(n)), false, &a, &why) ||
+	    a.sa.sa_family != family)
 		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s' (expected an %s address)",
-		            c->key, scalar(n), family == AF_INET ? "IPv4" : "IPv6");
+		            c->key, dk__yaml_scalar(n), family == AF_INET ? "IPv4" : "IPv6");
 	if (family == AF_INET)
 		memcpy(field, &a.in4.sin_addr, 4);
 	else
@@ -566,15 +540,10 @@ static int want_list(struct ctx *c, yaml_node_t *n, size_t *count)
 	int ret = want(c, n, YAML_SEQUENCE_NODE);
 	if (ret)
 		return ret;
-	*count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	*count = dk__yaml_seq_len(n);
 	if (*count > LIST_MAX)
 		return fail(c, n, DK_ESCHEMA, "%s: more than %d items", c->key, LIST_MAX);
 	return 0;
-}
-
-static yaml_node_t *list_item(struct ctx *c, yaml_node_t *n, size_t i)
-{
-	return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
 }
 
 /* Parses the text of one list item into @p out; sets @p why on failure. */
@@ -600,14 +569,14 @@ static int parse_list_of(struct ctx *c, const struct item *it, yaml_node_t *n, v
 	if (!v)
 		return fail(c, n, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *item = list_item(c, n, i);
+		yaml_node_t *item = dk__yaml_seq_item(c->doc, n, i);
 		const char *why;
 		ret = want_string(c, item);
 		if (ret)
 			goto fail;
-		if (parse(it, scalar(item), v + i * elem, &why)) {
+		if (parse(it, dk__yaml_scalar(item), v + i * elem, &why)) {
 			ret = fail(c, item, DK_ESCHEMA, "%s: bad %s '%s': %s", c->key, what,
-			           scalar(item), why);
+			           dk__yaml_scalar(item), why);
 			goto fail;
 		}
 	}
@@ -689,12 +658,12 @@ static int parse_rules(struct ctx *c, const struct item *it, yaml_node_t *n, voi
 		return fail(c, n, -ENOMEM, "out of memory");
 	size_t done = 0;
 	for (; done < count; done++) {
-		yaml_node_t *item = list_item(c, n, done);
+		yaml_node_t *item = dk__yaml_seq_item(c->doc, n, done);
 		bool found;
 		ret = want_string(c, item);
 		if (ret)
 			goto fail;
-		v[done] = rule_path_resolve(c, scalar(item), &found);
+		v[done] = rule_path_resolve(c, dk__yaml_scalar(item), &found);
 		if (!v[done]) {
 			ret = fail(c, item, -ENOMEM, "out of memory");
 			goto fail;
@@ -702,7 +671,7 @@ static int parse_rules(struct ctx *c, const struct item *it, yaml_node_t *n, voi
 		if (!found) {
 			ret = fail(c, item, DK_ESCHEMA,
 			           "%s: '%s' not found (looked in the current directory and in %s)",
-			           c->key, scalar(item), c->dir);
+			           c->key, dk__yaml_scalar(item), c->dir);
 			done++;
 			goto fail;
 		}
@@ -726,7 +695,7 @@ static int parse_syslog_server(struct ctx *c, const struct item *it, yaml_node_t
 	int ret = want_string(c, n);
 	if (ret)
 		return ret;
-	s = scalar(n);
+	s = dk__yaml_scalar(n);
 	if (!strncmp(s, "unix://", 7)) {
 		if (s[7] != '/')
 			return fail(c, n, DK_ESCHEMA, "%s: '%s': unix:// needs an absolute path",
@@ -761,8 +730,9 @@ static int parse_metrics_listen(struct ctx *c, const struct item *it, yaml_node_
 	int ret = want_string(c, n);
 	if (ret)
 		return ret;
-	if (addr_parse(scalar(n), it->port, &c->cfg->metrics, &why))
-		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key, scalar(n), why);
+	if (addr_parse(dk__yaml_scalar(n), it->port, &c->cfg->metrics, &why))
+		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key,
+		            dk__yaml_scalar(n), why);
 	c->cfg->metrics_enabled = true;
 	return 0;
 }
@@ -867,24 +837,22 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
 		if (k->type != YAML_SCALAR_NODE)
 			return fail(c, k, DK_ESCHEMA, "%s%skeys must be plain words, got %s",
-			            c->key, key_len ? ": " : "", node_kind(k));
-		for (yaml_node_pair_t *q = start; q < p; q++) {
-			yaml_node_t *prev = yaml_document_get_node(c->doc, q->key);
-			if (prev->type == YAML_SCALAR_NODE && !strcmp(scalar(prev), scalar(k)))
-				return fail(c, k, DK_EDUP,
-				            "duplicate key '%s%s%s' (first at line %u)", c->key,
-				            key_len ? "." : "", scalar(k), line_of(prev));
-		}
+			            c->key, key_len ? ": " : "", dk__yaml_kind(k));
+		yaml_node_t *prev = dk__yaml_earlier_key(c->doc, n, p);
+		if (prev)
+			return fail(c, k, DK_EDUP, "duplicate key '%s%s%s' (first at line %u)",
+			            c->key, key_len ? "." : "", dk__yaml_scalar(k),
+			            dk__yaml_line(prev));
 		const struct item *sub = it->sub;
-		while (sub->name && strcmp(sub->name, scalar(k)) != 0)
+		while (sub->name && strcmp(sub->name, dk__yaml_scalar(k)) != 0)
 			sub++;
 		if (!sub->name) {
 			if (key_len)
-				return fail(c, k, DK_ESCHEMA, "unknown key '%s' in %s", scalar(k),
-				            c->key);
-			return fail(c, k, DK_ESCHEMA, "unknown key '%s'", scalar(k));
+				return fail(c, k, DK_ESCHEMA, "unknown key '%s' in %s",
+				            dk__yaml_scalar(k), c->key);
+			return fail(c, k, DK_ESCHEMA, "unknown key '%s'", dk__yaml_scalar(k));
 		}
-		if (is_null(v))
+		if (dk__yaml_is_null(v))
 			continue;
 		if (!key_len && !strcmp(sub->name, "listen"))
 			c->listen_node = v;
@@ -1016,8 +984,8 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 			if (addr_equal(&cfg->listen[i], &cfg->listen[j])) {
 				dk_addr_format(&cfg->listen[i], buf, sizeof(buf));
 				strcpy(c->key, "listen");
-				return fail(c, list_item(c, c->listen_node, i), DK_ESCHEMA,
-				            "listen: %s is listed twice", buf);
+				return fail(c, dk__yaml_seq_item(c->doc, c->listen_node, i),
+				            DK_ESCHEMA, "listen: %s is listed twice", buf);
 			}
 		}
 	}
@@ -1026,7 +994,7 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		if (is_own_listener(cfg, &cfg->upstreams[i])) {
 			dk_addr_format(&cfg->upstreams[i], buf, sizeof(buf));
-			return fail(c, list_item(c, c->upstreams_node, i), DK_ESCHEMA,
+			return fail(c, dk__yaml_seq_item(c->doc, c->upstreams_node, i), DK_ESCHEMA,
 			            "upstreams: %s is one of our own listeners (a forwarding loop)",
 			            buf);
 		}
@@ -1042,26 +1010,6 @@ static char *dir_of(const char *path)
 	if (slash == path)
 		return strdup("/");
 	return strndup(path, (size_t)(slash - path));
-}
-
-static int yaml_error(struct ctx *c, yaml_parser_t *p)
-{
-	if (p->error == YAML_MEMORY_ERROR) {
-		dk_diag_set(c->diag, c->path, 0, "out of memory");
-		return -ENOMEM;
-	}
-	if (p->error == YAML_READER_ERROR) {
-		dk_diag_set(c->diag, c->path, 0, "cannot read: %s",
-		            p->problem ? p->problem : "unknown error");
-		return DK_ESYNTAX;
-	}
-	if (p->context)
-		dk_diag_set(c->diag, c->path, (unsigned)p->problem_mark.line + 1,
-		            "YAML syntax error: %s %s", p->problem ? p->problem : "", p->context);
-	else
-		dk_diag_set(c->diag, c->path, (unsigned)p->problem_mark.line + 1,
-		            "YAML syntax error: %s", p->problem ? p->problem : "unknown error");
-	return DK_ESYNTAX;
 }
 
 int dk_config_load(const char *path, const char *resolv_conf, struct dk_config **out,
@@ -1101,17 +1049,17 @@ int dk_config_load(const char *path, const char *resolv_conf, struct dk_config *
 	have_parser = true;
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		ret = yaml_error(&c, &parser);
+		ret = dk__yaml_parser_error(&parser, path, diag);
 		goto fail;
 	}
 	have_doc = true;
 	c.doc = &doc;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	/* An empty file, or one holding only "~", leaves every default in place. */
-	if (root && !is_null(root)) {
+	if (root && !dk__yaml_is_null(root)) {
 		/* A second document would be silently ignored; say so instead. */
 		if (!yaml_parser_load(&parser, &extra)) {
-			ret = yaml_error(&c, &parser);
+			ret = dk__yaml_parser_error(&parser, path, diag);
 			goto fail;
 		}
 		bool more = yaml_document_get_root_node(&extra) != NULL;
@@ -1124,7 +1072,7 @@ int dk_config_load(const char *path, const char *resolv_conf, struct dk_config *
 		}
 		if (root->type != YAML_MAPPING_NODE) {
 			ret = fail(&c, root, DK_ESCHEMA, "expected a mapping of keys, got %s",
-			           node_kind(root));
+			           dk__yaml_kind(root));
 			goto fail;
 		}
 		const struct item top = {KEY("", parse_section), .sub = top_items};
