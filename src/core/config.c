@@ -4,8 +4,9 @@
  * into struct dk_config. Every key the file may hold is listed once, in the
  * schema tables below (name, handler, field, range or sub-table), in the
  * spirit of Knot DNS's schema.c; the walker checks types, duplicates and
- * unknown keys and reports each error as FILE:LINE: message. Defaults are set
- * before the walk and replaced by what the file says. Also here: socket
+ * unknown keys and reports each error as FILE:LINE: message. Defaults (the
+ * DK_DEFAULT_* of config.h) are set before the walk and replaced by what the
+ * file says. Also here: socket
  * address and CIDR parsing, the client access list and the resolv.conf
  * fallback for upstreams.
  */
@@ -25,10 +26,6 @@
 
 #include "yaml_helpers.h"
 
-#define DEFAULT_RESOLV_CONF "/etc/resolv.conf"
-#define DNS_PORT            53
-#define SYSLOG_PORT         514
-#define METRICS_PORT        9153
 /* More nameservers than any resolver uses (glibc reads 3); bounds the loop. */
 #define RESOLV_MAX 16
 /* Longest item list accepted for any key; bounds memory for hostile input. */
@@ -717,7 +714,7 @@ static int parse_syslog_server(struct ctx *c, const struct item *it, yaml_node_t
 		return fail(c, n, DK_ESCHEMA,
 		            "%s: '%s': expected udp://IP[:PORT], tcp://IP[:PORT] or unix:///PATH",
 		            c->key, s);
-	if (addr_parse(s + 6, SYSLOG_PORT, &cfg->alerts.server, &why))
+	if (addr_parse(s + 6, DK_DEFAULT_SYSLOG_PORT, &cfg->alerts.server, &why))
 		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key, s + 6, why);
 	cfg->alerts.transport = t;
 	return 0;
@@ -785,7 +782,7 @@ static const struct item tcp_items[] = {
 };
 
 static const struct item metrics_items[] = {
-        {KEY("listen", parse_metrics_listen), .port = METRICS_PORT},
+        {KEY("listen", parse_metrics_listen), .port = DK_DEFAULT_METRICS_PORT},
         {NULL},
 };
 
@@ -806,8 +803,10 @@ static const struct item rate_limit_items[] = {
 };
 
 static const struct item top_items[] = {
-        {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen), .port = DNS_PORT},
-        {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams), .port = DNS_PORT},
+        {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen),
+         .port = DK_DEFAULT_DNS_PORT},
+        {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams),
+         .port = DK_DEFAULT_DNS_PORT},
         {KEY("upstream_timeout_ms", parse_number), FIELD(upstream_timeout_ms), .min = 10,
          .max = 60000},
         {KEY("allow_clients", parse_cidr_list), FIELD(allow), COUNT(n_allow)},
@@ -872,50 +871,55 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 /* Loading                                                            */
 /* ------------------------------------------------------------------ */
 
+void dk_config_set_defaults(struct dk_config *cfg)
+{
+	cfg->upstream_timeout_ms = DK_DEFAULT_UPSTREAM_TIMEOUT_MS;
+	memset(cfg->sinkhole.ipv4, 0, sizeof(cfg->sinkhole.ipv4));
+	memset(cfg->sinkhole.ipv6, 0, sizeof(cfg->sinkhole.ipv6));
+	cfg->sinkhole.ttl = DK_DEFAULT_SINKHOLE_TTL;
+	cfg->alerts.transport = DK_DEFAULT_ALERT_TRANSPORT;
+	cfg->alerts.facility = DK_DEFAULT_ALERT_FACILITY;
+	cfg->alerts.format = DK_DEFAULT_ALERT_FORMAT;
+	cfg->alerts.queue = DK_DEFAULT_ALERT_QUEUE;
+	cfg->alerts.dedup_max = DK_DEFAULT_DEDUP_MAX;
+	cfg->workers = DK_DEFAULT_WORKERS;
+	cfg->max_inflight = DK_DEFAULT_MAX_INFLIGHT;
+	cfg->tcp_max_clients = DK_DEFAULT_TCP_MAX_CLIENTS;
+	cfg->tcp_idle_ms = DK_DEFAULT_TCP_IDLE_MS;
+	cfg->rate_limit.qps = DK_DEFAULT_RATE_LIMIT_QPS;
+	cfg->rate_limit.burst = 0; /* qps, once qps is known (check_config) */
+	cfg->rate_limit.action = DK_DEFAULT_RATE_LIMIT_ACTION;
+	cfg->rate_limit.table_size = DK_DEFAULT_RATE_LIMIT_TABLE_SIZE;
+	cfg->rate_limit.ipv4_prefix = DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX;
+	cfg->rate_limit.ipv6_prefix = DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX;
+}
+
+/* The plain defaults, then those that take memory: lists and the ident. */
 static int set_defaults(struct ctx *c)
 {
 	struct dk_config *cfg = c->cfg;
-	static const char *const listen[] = {"127.0.0.1:5353", "[::1]:5353"};
-	static const char *const allow[] = {"127.0.0.0/8", "::1/128"};
+	static const char *const listen[] = {DK_DEFAULT_LISTEN_V4, DK_DEFAULT_LISTEN_V6};
+	static const char *const allow[] = {DK_DEFAULT_ALLOW_V4, DK_DEFAULT_ALLOW_V6};
 
+	dk_config_set_defaults(cfg);
 	cfg->listen = calloc(DK_ARRAY_SIZE(listen), sizeof(*cfg->listen));
 	cfg->allow = calloc(DK_ARRAY_SIZE(allow), sizeof(*cfg->allow));
 	cfg->rules = calloc(1, sizeof(*cfg->rules));
-	cfg->alerts.ident = strdup("dnsink");
+	cfg->alerts.ident = strdup(DK_DEFAULT_ALERT_IDENT);
 	if (!cfg->listen || !cfg->allow || !cfg->rules || !cfg->alerts.ident)
 		return -ENOMEM;
 	for (size_t i = 0; i < DK_ARRAY_SIZE(listen); i++)
-		dk_addr_parse(listen[i], DNS_PORT, &cfg->listen[i]);
+		dk_addr_parse(listen[i], DK_DEFAULT_DNS_PORT, &cfg->listen[i]);
 	cfg->n_listen = DK_ARRAY_SIZE(listen);
 	for (size_t i = 0; i < DK_ARRAY_SIZE(allow); i++)
 		dk_cidr_parse(allow[i], &cfg->allow[i]);
 	cfg->n_allow = DK_ARRAY_SIZE(allow);
 	/* A missing default folder is left for the rule loader to report. */
 	bool found;
-	cfg->rules[0] = rule_path_resolve(c, "rules/", &found);
+	cfg->rules[0] = rule_path_resolve(c, DK_DEFAULT_RULES, &found);
 	if (!cfg->rules[0])
 		return -ENOMEM;
 	cfg->n_rules = 1;
-
-	cfg->upstream_timeout_ms = 1500;
-	memset(cfg->sinkhole.ipv4, 0, sizeof(cfg->sinkhole.ipv4));
-	memset(cfg->sinkhole.ipv6, 0, sizeof(cfg->sinkhole.ipv6));
-	cfg->sinkhole.ttl = 60;
-	cfg->alerts.transport = DK_SYSLOG_LOCAL;
-	cfg->alerts.facility = LOG_DAEMON;
-	cfg->alerts.format = DK_ALERT_FORMAT_NATIVE;
-	cfg->alerts.queue = 10000;
-	cfg->alerts.dedup_max = 65536;
-	cfg->workers = 0;
-	cfg->max_inflight = 4096;
-	cfg->tcp_max_clients = 256;
-	cfg->tcp_idle_ms = 10000;
-	cfg->rate_limit.qps = 0;
-	cfg->rate_limit.burst = 0; /* qps, once qps is known */
-	cfg->rate_limit.action = DK_RATELIMIT_DROP;
-	cfg->rate_limit.table_size = 65536;
-	cfg->rate_limit.ipv4_prefix = 32;
-	cfg->rate_limit.ipv6_prefix = 64;
 	return 0;
 }
 
@@ -955,7 +959,7 @@ static int upstreams_from_resolv(struct ctx *c, const char *rpath)
 		const char *why;
 		if (!tok || ip_parse(tok, strlen(tok), true, &a, &why))
 			continue;
-		addr_set_port(&a, DNS_PORT);
+		addr_set_port(&a, DK_DEFAULT_DNS_PORT);
 		if (is_own_listener(cfg, &a))
 			continue;
 		cfg->upstreams[cfg->n_upstreams++] = a;
@@ -990,7 +994,7 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 		}
 	}
 	if (!c->upstreams_node)
-		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DEFAULT_RESOLV_CONF);
+		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DK_DEFAULT_RESOLV_CONF);
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		if (is_own_listener(cfg, &cfg->upstreams[i])) {
 			dk_addr_format(&cfg->upstreams[i], buf, sizeof(buf));

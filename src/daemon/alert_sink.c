@@ -43,8 +43,6 @@
 #define FILE_BUF        (64 * 1024)
 #define REC_MAX         8192
 #define LINE_MAX_LEN    (REC_MAX + 512)
-#define QUEUE_DEFAULT   1024
-#define DEDUP_DEFAULT   10000
 #define BACKOFF_MIN_MS  500
 #define BACKOFF_MAX_MS  30000
 #define CLOSE_WAIT_MS   1000
@@ -846,7 +844,7 @@ static void copy_ident(struct dk_alerter *a, const char *ident)
 {
 	size_t i;
 
-	snprintf(a->ident, sizeof(a->ident), "%s", ident && *ident ? ident : "dnsink");
+	snprintf(a->ident, sizeof(a->ident), "%s", ident);
 	/* APP-NAME is 1*48 printable US-ASCII without spaces (RFC 5424 6.2.5). */
 	for (i = 0; a->ident[i] && i < sizeof(a->appname) - 1; i++) {
 		unsigned char ch = (unsigned char)a->ident[i];
@@ -892,6 +890,11 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 	int err;
 
 	memcpy(old_ident, a->ident, sizeof(old_ident));
+	/* The loader always sets one; a config built by hand must too. */
+	if (!cfg->alerts.ident || !*cfg->alerts.ident) {
+		dk_diag_set(diag, cfg->file, 0, "alerts: no syslog ident");
+		return -EINVAL;
+	}
 	if (cfg->alerts.transport == DK_SYSLOG_UNIX) {
 		if (!cfg->alerts.unix_path || !*cfg->alerts.unix_path ||
 		    strlen(cfg->alerts.unix_path) >= sizeof(a->unix_path)) {
@@ -902,7 +905,7 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 	}
 	a->transport = cfg->alerts.transport;
 	a->format = cfg->alerts.format;
-	a->facility = cfg->alerts.facility ? cfg->alerts.facility : LOG_DAEMON;
+	a->facility = cfg->alerts.facility;
 	copy_ident(a, cfg->alerts.ident);
 	if (a->transport == DK_SYSLOG_UDP || a->transport == DK_SYSLOG_TCP)
 		a->server = cfg->alerts.server;
@@ -988,9 +991,19 @@ static void alerter_release(struct dk_alerter *a)
 int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
                    struct dk_alerter **out, struct dk_diag *diag)
 {
-	struct dk_alerter *a = calloc(1, sizeof(*a));
+	struct dk_alerter *a;
 	int err = -ENOMEM;
 
+	/*
+	 * No fallback here: the defaults live in config.h, and a config built
+	 * by hand gets them from dk_config_set_defaults(). A zero is refused
+	 * rather than quietly replaced.
+	 */
+	if (!cfg->alerts.queue || !cfg->alerts.dedup_max) {
+		dk_diag_set(diag, cfg->file, 0, "alerts: queue and dedup_max must not be 0");
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
 	if (!a) {
 		dk_diag_set(diag, NULL, 0, "out of memory");
 		return -ENOMEM;
@@ -1003,11 +1016,11 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	a->file_fd = -1;
 	a->now = mono_ms;
 	a->backoff_ms = BACKOFF_MIN_MS;
-	a->qcap = cfg->alerts.queue ? cfg->alerts.queue : QUEUE_DEFAULT;
+	a->qcap = cfg->alerts.queue;
 	a->rings = calloc(a->n_workers, sizeof(*a->rings));
 	a->queue = calloc(a->qcap, sizeof(*a->queue));
 	a->filebuf = malloc(FILE_BUF);
-	a->dedup = dk_dedup_new(cfg->alerts.dedup_max ? cfg->alerts.dedup_max : DEDUP_DEFAULT);
+	a->dedup = dk_dedup_new(cfg->alerts.dedup_max);
 	if (!a->rings || !a->queue || !a->filebuf || !a->dedup) {
 		dk_diag_set(diag, NULL, 0, "out of memory");
 		goto fail;
