@@ -20,9 +20,18 @@
 #define DK_MSG_MAX 65535
 /** UDP payload assumed for a client without EDNS (RFC 1035). */
 #define DK_UDP_PLAIN 512
-/** Extended DNS Error info-codes (RFC 8914) that dnsink uses. */
-#define DK_EDE_BLOCKED 15
+/*
+ * Wire values ldns names in headers this one does not pull in (ldns/edns.h
+ * is not self-contained); msg.c checks at build time that they agree.
+ */
+/** Extended DNS Error info-codes (RFC 8914) that dnsink uses: LDNS_EDE_*. */
+#define DK_EDE_BLOCKED    15
 #define DK_EDE_PROHIBITED 18
+/**
+ * BADVERS (RFC 6891), the one extended rcode dnsink sends; ldns's rcode enum
+ * stops at NOTZONE, so it has no name there.
+ */
+#define DK_RCODE_BADVERS 16
 
 /** A query as parsed by dk_msg_parse_query(). */
 struct dk_query {
@@ -61,7 +70,7 @@ struct dk_sinkhole {
 
 /**
  * Writes into @p out (@p cap octets) an answer to query @p pkt/@p q with
- * @p rcode (ldns_pkt_rcode values; BADVERS is 16 and goes into the OPT).
+ * @p rcode (LDNS_RCODE_* values, or DK_RCODE_BADVERS, which goes into the OPT).
  * Copies ID, RD, CD and the question (as the client wrote it); sets QR, RA.
  * Adds an OPT record when the query had one, carrying Extended DNS Error
  * @p ede unless @p ede is 0. Returns the length or DK_ESPACE.

@@ -32,6 +32,10 @@
 /* Compression pointer to the question name, which always starts at offset 12. */
 #define QNAME_PTR (0xC000U | DK_HEADER_LEN)
 
+_Static_assert(DK_EDE_BLOCKED == LDNS_EDE_BLOCKED, "EDE info-code Blocked");
+_Static_assert(DK_EDE_PROHIBITED == LDNS_EDE_PROHIBITED, "EDE info-code Prohibited");
+_Static_assert(DK_HEADER_LEN == LDNS_HEADER_SIZE, "DNS header length");
+
 static uint16_t rd16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
@@ -232,7 +236,7 @@ static void write_header(uint8_t *out, const struct dk_query *q, uint8_t rcode)
 	memset(out, 0, DK_HEADER_LEN);
 	LDNS_ID_SET(out, q->id);
 	out[2] = (uint8_t)(LDNS_QR_MASK | (f1 & LDNS_RD_MASK));
-	LDNS_OPCODE_SET(out, q->opcode & 0x0F);
+	LDNS_OPCODE_SET(out, q->opcode & (LDNS_OPCODE_MASK >> LDNS_OPCODE_SHIFT));
 	out[3] = (uint8_t)(LDNS_RA_MASK | (f2 & LDNS_CD_MASK));
 	LDNS_RCODE_SET(out, rcode & LDNS_RCODE_MASK);
 }

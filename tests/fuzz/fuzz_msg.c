@@ -71,7 +71,7 @@ static void as_query(const uint8_t *data, size_t size)
 {
 	static const uint8_t rcodes[] = {LDNS_RCODE_FORMERR,  LDNS_RCODE_SERVFAIL,
 	                                 LDNS_RCODE_NXDOMAIN, LDNS_RCODE_NOTIMPL,
-	                                 LDNS_RCODE_REFUSED,  16};
+	                                 LDNS_RCODE_REFUSED,  DK_RCODE_BADVERS};
 	struct dk_query q;
 	int ret = dk_msg_parse_query(data, size, &q);
 

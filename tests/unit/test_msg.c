@@ -443,7 +443,11 @@ static const struct answer_case answer_cases[] = {
          ERROR,
          LDNS_RCODE_FORMERR,
          0},
-        {"badvers", {"v.example", LDNS_RR_TYPE_A, LDNS_RD, true, false, 0}, ERROR, 16, 0},
+        {"badvers",
+         {"v.example", LDNS_RR_TYPE_A, LDNS_RD, true, false, 0},
+         ERROR,
+         DK_RCODE_BADVERS,
+         0},
 };
 
 static int write_case(const struct answer_case *c, const struct wire *qw, const struct dk_query *q,
@@ -622,7 +626,7 @@ static void test_answers_to_bad_queries(void **state)
 	/* EDNS version 1: BADVERS = 16, 0 in the header and 1 in the OPT. */
 	hex(&w, "abcd 0100 0001 0000 0000 0001 " Q_A "00 0029 1000 00018000 0000");
 	assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), DK_EBADVERS);
-	n = dk_msg_write_error(w.p, &q, 16, 0, out, sizeof(out));
+	n = dk_msg_write_error(w.p, &q, DK_RCODE_BADVERS, 0, out, sizeof(out));
 	assert_true(n > 0);
 	assert_int_equal(ldns_wire2pkt(&a, out, (size_t)n), LDNS_STATUS_OK);
 	assert_int_equal(ldns_pkt_get_rcode(a), 0);
@@ -635,7 +639,7 @@ static void test_answers_to_bad_queries(void **state)
 	/* An extended rcode without EDNS cannot be said; it becomes SERVFAIL. */
 	hex(&w, "abcd 0100 0001 0000 0000 0000 " Q_A);
 	assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), 0);
-	n = dk_msg_write_error(w.p, &q, 16, 0, out, sizeof(out));
+	n = dk_msg_write_error(w.p, &q, DK_RCODE_BADVERS, 0, out, sizeof(out));
 	assert_int_equal(LDNS_RCODE_WIRE(out), LDNS_RCODE_SERVFAIL);
 
 	/* A sinkhole for class CH gets no IN address. */
