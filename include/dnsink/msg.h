@@ -71,7 +71,10 @@ struct dk_sinkhole {
 /**
  * Writes into @p out (@p cap octets) an answer to query @p pkt/@p q with
  * @p rcode (LDNS_RCODE_* values, or DK_RCODE_BADVERS, which goes into the OPT).
- * Copies ID, RD, CD and the question (as the client wrote it); sets QR, RA.
+ * Copies ID, opcode and the question (as the client wrote it) and sets QR.
+ * For opcode QUERY it copies RD and CD and sets RA; for any other opcode
+ * (the NOTIMP answer) RD, RA, AD and CD stay clear, being defined for QUERY
+ * only.
  * Adds an OPT record when the query had one, carrying Extended DNS Error
  * @p ede unless @p ede is 0. Returns the length or DK_ESPACE.
  */

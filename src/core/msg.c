@@ -230,14 +230,23 @@ int dk_msg_parse_query(const uint8_t *pkt, size_t len, struct dk_query *q)
 /* Sets the header of a local answer; counts are filled in by the caller. */
 static void write_header(uint8_t *out, const struct dk_query *q, uint8_t rcode)
 {
-	uint8_t f1 = (uint8_t)(q->flags >> 8);
-	uint8_t f2 = (uint8_t)q->flags;
-
 	memset(out, 0, DK_HEADER_LEN);
 	LDNS_ID_SET(out, q->id);
-	out[2] = (uint8_t)(LDNS_QR_MASK | (f1 & LDNS_RD_MASK));
+	LDNS_QR_SET(out);
 	LDNS_OPCODE_SET(out, q->opcode & (LDNS_OPCODE_MASK >> LDNS_OPCODE_SHIFT));
-	out[3] = (uint8_t)(LDNS_RA_MASK | (f2 & LDNS_CD_MASK));
+	/*
+	 * RD, RA, AD and CD are defined for opcode QUERY only (RD and RA by
+	 * RFC 1035, AD and CD by RFC 4035), so the NOTIMP answer to any other
+	 * opcode leaves them clear, as knotd does; ISC's DNS compliance tester
+	 * flags an answer that sets them. AD is never set: we do not validate.
+	 */
+	if (q->opcode == LDNS_PACKET_QUERY) {
+		if ((q->flags >> 8) & LDNS_RD_MASK)
+			LDNS_RD_SET(out);
+		if (q->flags & LDNS_CD_MASK)
+			LDNS_CD_SET(out);
+		LDNS_RA_SET(out);
+	}
 	LDNS_RCODE_SET(out, rcode & LDNS_RCODE_MASK);
 }
 

@@ -60,6 +60,10 @@ static void try_write(const uint8_t *data, const struct dk_query *q, int kind, u
 		abort();
 	if (n == DK_ESPACE && cap >= FULL_CAP)
 		abort();
+	/* RD, RA, AD and CD are defined for opcode QUERY only: clear for any other. */
+	if (n > 0 && q->opcode != LDNS_PACKET_QUERY &&
+	    (LDNS_RD_WIRE(out) || LDNS_RA_WIRE(out) || LDNS_AD_WIRE(out) || LDNS_CD_WIRE(out)))
+		abort();
 	/* Whatever we answer must pass our own check as the answer to that query. */
 	if (n > 0 && q->question_end && q->opcode == LDNS_PACKET_QUERY &&
 	    dk_msg_check_answer(out, (size_t)n, q->id, q) != 0)

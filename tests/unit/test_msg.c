@@ -616,6 +616,27 @@ static void test_answers_to_bad_queries(void **state)
 	assert_false(ldns_pkt_rd(a));
 	ldns_pkt_free(a);
 
+	/*
+	 * Every opcode but QUERY, asked with RD, AD and CD set: NOTIMP with
+	 * the opcode echoed and RD, RA, AD and CD clear, as they are defined
+	 * for QUERY only (the answer used to set RA and copy RD and CD).
+	 */
+	for (unsigned op = 1; op <= 15; op++) {
+		hex(&w, "abcd 0130 0001 0000 0000 0000 " Q_A);
+		LDNS_OPCODE_SET(w.p, op);
+		assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), DK_ENOTIMP);
+		n = dk_msg_write_error(w.p, &q, LDNS_RCODE_NOTIMPL, 0, out, sizeof(out));
+		assert_int_equal(n, DK_HEADER_LEN);
+		assert_int_equal(LDNS_ID_WIRE(out), 0xabcd);
+		assert_true(LDNS_QR_WIRE(out));
+		assert_int_equal(LDNS_OPCODE_WIRE(out), op);
+		assert_int_equal(LDNS_RCODE_WIRE(out), LDNS_RCODE_NOTIMPL);
+		assert_false(LDNS_RD_WIRE(out));
+		assert_false(LDNS_RA_WIRE(out));
+		assert_false(LDNS_AD_WIRE(out));
+		assert_false(LDNS_CD_WIRE(out));
+	}
+
 	/* Garbage after the question: FORMERR that still echoes the question. */
 	hex(&w, "abcd 0100 0001 0000 0000 0000 " Q_A "ff");
 	assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), DK_EFORMERR);
