@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared vocabulary of dnsink: error codes, size limits of DNS names and the
+ * Shared vocabulary of dnsink: error codes, size limits of DNS names, the
  * diagnostic record that loaders fill so that every error an operator sees
- * reads "FILE:LINE: message".
+ * reads "FILE:LINE: message", and the assertion for internal invariants.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,3 +58,45 @@ void dk_diag_set(struct dk_diag *d, const char *file, unsigned line,
 void dk_diag_format(const struct dk_diag *d, char *buf, size_t size);
 
 #define DK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/**
+ * Checks an internal invariant, after Knot Resolver's kr_fails_assert():
+ *
+ *	if (dk_fails_assert(s->busy))
+ *		return -EINVAL;
+ *
+ * When @p cond is false, reports "file:line: func: assertion 'cond' failed"
+ * through the assert hook (dk_set_assert_hook()) and evaluates to true, so
+ * the caller can recover; then, while dk_assert_abort is true (the default
+ * when NDEBUG is not defined: meson's debug and debugoptimized builds, as
+ * b_ndebug=if-release), it aborts. A release build fails soft: it reports,
+ * and the caller's recovery runs. @p cond is evaluated exactly once.
+ *
+ * Only for states the code itself must never reach. Never for bad input from
+ * the network, a file or an operator: a malformed packet or config is an
+ * error to answer or report, not a broken invariant, and in a debug build
+ * this would let a remote sender abort the resolver.
+ */
+#define dk_fails_assert(cond)                                                                      \
+	(__builtin_expect(!(cond), 0)                                                              \
+	         ? (dk__assert_fail(#cond, __FILE__, __LINE__, __func__), true)                    \
+	         : false)
+
+/** Reports a failed dk_fails_assert() and aborts if dk_assert_abort; use the macro. */
+void dk__assert_fail(const char *cond, const char *file, unsigned line, const char *func);
+
+/**
+ * Whether a failed dk_fails_assert() aborts after reporting: true unless
+ * NDEBUG was defined when the core was built. Tests set it false to run the
+ * soft path of a debug build; nothing else should need to touch it.
+ */
+extern bool dk_assert_abort;
+
+/**
+ * Sends the report of a failed dk_fails_assert() (one line, no newline, valid
+ * only during the call) to @p fn instead of stderr; NULL restores stderr. The
+ * core has no log of its own: the daemon's dk_log_open() points this at the
+ * operational log. Set it before threads start; @p fn must be safe to call
+ * from any thread.
+ */
+void dk_set_assert_hook(void (*fn)(const char *msg));

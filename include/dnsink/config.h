@@ -14,14 +14,57 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <syslog.h>
 
 #include "dnsink/common.h"
 #include "dnsink/msg.h"
 
-/** An IPv4 or IPv6 socket address. */
 /** Most worker threads (config "workers", --workers). */
 #define DK_WORKERS_MAX 256
 
+/*
+ * The defaults, every one of them, for a key the file leaves out. They are
+ * named here once so that the loader, the daemon and tests that build a
+ * config by hand (dk_config_set_defaults()) cannot drift apart; code that
+ * reads a config never substitutes a fallback of its own for a zero.
+ */
+/** Where upstreams come from when none are configured. */
+#define DK_DEFAULT_RESOLV_CONF "/etc/resolv.conf"
+/** Port of listen and upstreams entries written without one. */
+#define DK_DEFAULT_DNS_PORT  53
+#define DK_DEFAULT_LISTEN_V4 "127.0.0.1:5353"
+#define DK_DEFAULT_LISTEN_V6 "[::1]:5353"
+#define DK_DEFAULT_ALLOW_V4  "127.0.0.0/8"
+#define DK_DEFAULT_ALLOW_V6  "::1/128"
+/** Rule folder: taken from the current directory, else from the config's. */
+#define DK_DEFAULT_RULES               "rules/"
+#define DK_DEFAULT_UPSTREAM_TIMEOUT_MS 1500
+/** Sinkhole TTL; the sinkhole addresses default to 0.0.0.0 and ::. */
+#define DK_DEFAULT_SINKHOLE_TTL    60
+#define DK_DEFAULT_ALERT_TRANSPORT DK_SYSLOG_LOCAL
+#define DK_DEFAULT_ALERT_IDENT     "dnsink"
+#define DK_DEFAULT_ALERT_FACILITY  LOG_DAEMON
+#define DK_DEFAULT_ALERT_FORMAT    DK_ALERT_FORMAT_NATIVE
+/** Port of udp:// and tcp:// alert collectors written without one. */
+#define DK_DEFAULT_SYSLOG_PORT 514
+#define DK_DEFAULT_ALERT_QUEUE 10000
+#define DK_DEFAULT_DEDUP_MAX   65536
+/** Worker threads; 0 is one per core. */
+#define DK_DEFAULT_WORKERS         0
+#define DK_DEFAULT_MAX_INFLIGHT    4096
+#define DK_DEFAULT_TCP_MAX_CLIENTS 256
+#define DK_DEFAULT_TCP_IDLE_MS     10000
+/** Port of metrics.listen written without one; metrics are off by default. */
+#define DK_DEFAULT_METRICS_PORT 9153
+/** Rate limit: off while qps is 0. */
+#define DK_DEFAULT_RATE_LIMIT_QPS         0
+#define DK_DEFAULT_RATE_LIMIT_ACTION      DK_RATELIMIT_DROP
+#define DK_DEFAULT_RATE_LIMIT_TABLE_SIZE  65536
+#define DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX 32
+#define DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX 64
+/* rate_limit.burst defaults to qps (1 while qps is 0), once qps is known. */
+
+/** An IPv4 or IPv6 socket address. */
 struct dk_addr {
 	union {
 		struct sockaddr sa;
@@ -115,6 +158,17 @@ int dk_config_load(const char *path, const char *resolv_conf, struct dk_config *
 
 /** Frees @p c and everything it owns. NULL is a no-op. */
 void dk_config_free(struct dk_config *c);
+
+/**
+ * Writes every DK_DEFAULT_* value that needs no memory into @p cfg, a zeroed
+ * config (calloc'ed or memset): timeouts, sizes, the sinkhole, the alert
+ * transport, facility and format, the rate limit. It allocates nothing and
+ * leaves the pointer members as they are: listen, allow, rules, upstreams
+ * and alerts.ident stay NULL, so a config built by hand sets what it uses
+ * and remains the caller's to free. dk_config_load() starts from this and
+ * adds the default lists and ident itself.
+ */
+void dk_config_set_defaults(struct dk_config *cfg);
 
 /**
  * Parses "1.2.3.4", "1.2.3.4:53", "::1", "[::1]:53" into @p out; a missing

@@ -4,6 +4,9 @@
  * and EDNS OPT record; local answers written in place into a caller's buffer;
  * checks that an upstream answer belongs to the query it claims to answer.
  *
+ * Also a one-pass walker over the records of a message (dk_rr_iter), which
+ * every record walk here uses and callers may use to inspect an answer.
+ *
  * Nothing here allocates. Wire constants and macros come from ldns
  * (ldns/packet.h, ldns/rr.h); the allocating ldns parser stays off this path.
  */
@@ -20,10 +23,17 @@
 #define DK_MSG_MAX 65535
 /** UDP payload assumed for a client without EDNS (RFC 1035). */
 #define DK_UDP_PLAIN 512
-/** Extended DNS Error info-codes (RFC 8914) that dnsink uses. */
-#define DK_EDE_BLOCKED 15
+/*
+ * Wire values ldns names in headers this one does not pull in (ldns/edns.h
+ * is not self-contained); msg.c checks at build time that they agree.
+ */
+/** Extended DNS Error info-codes (RFC 8914) that dnsink uses: LDNS_EDE_*. */
+#define DK_EDE_BLOCKED    15
 #define DK_EDE_PROHIBITED 18
-/** BADVERS (RFC 6891), an extended rcode: ldns has no name for it. */
+/**
+ * BADVERS (RFC 6891), the one extended rcode dnsink sends; ldns's rcode enum
+ * stops at NOTZONE, so it has no name there.
+ */
 #define DK_RCODE_BADVERS 16
 
 /** A query as parsed by dk_msg_parse_query(). */
@@ -63,8 +73,11 @@ struct dk_sinkhole {
 
 /**
  * Writes into @p out (@p cap octets) an answer to query @p pkt/@p q with
- * @p rcode (ldns_pkt_rcode values; BADVERS is 16 and goes into the OPT).
- * Copies ID, RD, CD and the question (as the client wrote it); sets QR, RA.
+ * @p rcode (LDNS_RCODE_* values, or DK_RCODE_BADVERS, which goes into the OPT).
+ * Copies ID, opcode and the question (as the client wrote it) and sets QR.
+ * For opcode QUERY it copies RD and CD and sets RA; for any other opcode
+ * (the NOTIMP answer) RD, RA, AD and CD stay clear, being defined for QUERY
+ * only.
  * Adds an OPT record when the query had one, carrying Extended DNS Error
  * @p ede unless @p ede is 0. Returns the length or DK_ESPACE.
  */
@@ -95,6 +108,79 @@ int dk_msg_check_answer(const uint8_t *ans, size_t len, uint16_t id, const struc
  * answer to our question that cannot be passed on (the try failed).
  */
 int dk_msg_check_answer_body(const uint8_t *ans, size_t len);
+
+/** Sections of a message that hold records (the values of ldns_pkt_section). */
+enum dk_section {
+	DK_SECTION_ANSWER = 1,
+	DK_SECTION_AUTHORITY = 2,
+	DK_SECTION_ADDITIONAL = 3,
+};
+
+/** One resource record found by dk_msg_rr_next(): where it lies and its fixed fields. */
+struct dk_rr {
+	size_t owner;    /**< offset of the owner name, as written (maybe a pointer) */
+	size_t rdata;    /**< offset of the rdata; it ends at rdata + rdlen */
+	uint16_t rdlen;  /**< rdata length, within the message */
+	uint16_t type;   /**< LDNS_RR_TYPE_* */
+	uint16_t rclass; /**< LDNS_RR_CLASS_*; an OPT record's UDP size */
+	uint32_t ttl;    /**< as sent; an OPT record's extended rcode and flags */
+	enum dk_section section;
+	bool root_owner; /**< the owner is the root name, as an OPT record's must be */
+};
+
+/**
+ * A one-pass walk over the records of a message, section by section, each
+ * step bounded by the message length. It reads only the fixed fields and
+ * allocates nothing; what a record means is the caller's business. Owner
+ * names are stepped over without following their compression pointers.
+ * Members are read-only for callers.
+ */
+struct dk_rr_iter {
+	const uint8_t *pkt;      /**< the message, borrowed */
+	size_t len;              /**< its length */
+	size_t off;              /**< where the next record starts; after the
+	                              last, the end of the records */
+	unsigned left;           /**< records left in the current section */
+	enum dk_section section; /**< the current section */
+	bool failed;             /**< a record was malformed; the walk is over */
+};
+
+/**
+ * Starts a walk over message @p pkt (@p len octets, borrowed for the walk):
+ * steps over the header and the QDCOUNT questions and positions @p it on the
+ * first record of the answer section. Returns 0, or DK_EFORMERR when the
+ * header or a question is cut short or malformed (the walk then yields
+ * nothing but DK_EFORMERR).
+ */
+int dk_msg_rr_iter_init(struct dk_rr_iter *it, const uint8_t *pkt, size_t len);
+
+/**
+ * Reads the next record of the current section into @p rr and steps past
+ * it. Returns 1 for a record, 0 at the end of the section (as its count
+ * says), DK_EFORMERR when the record runs past the end of the message; after
+ * an error every call returns DK_EFORMERR.
+ */
+int dk_msg_rr_next(struct dk_rr_iter *it, struct dk_rr *rr);
+
+/**
+ * Steps over what is left of the current section and moves to the next:
+ * answer, then authority, then additional. Returns 1 when it moved, 0 when
+ * the additional section was the last (it->off is then the end of the
+ * records), or DK_EFORMERR.
+ */
+int dk_msg_rr_next_section(struct dk_rr_iter *it);
+
+/**
+ * Reads the target of CNAME or DNAME record @p rr (from @p it) into @p out
+ * in lowercase wire form and sets @p *out_len. The name must lie within the
+ * rdata: its labels may not run past the rdata's end, and compression
+ * pointers are followed only strictly backwards (so never into the rest of
+ * the rdata or past it). Octets after the name inside the rdata are not
+ * looked at. Returns 0, DK_EFORMERR for a bad or cut name, or -EINVAL when
+ * @p rr is of another type.
+ */
+int dk_msg_rr_target(const struct dk_rr_iter *it, const struct dk_rr *rr, uint8_t out[DK_NAME_MAX],
+                     size_t *out_len);
 
 /**
  * Prepares upstream answer @p ans for the client: restores the client's ID

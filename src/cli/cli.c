@@ -189,7 +189,7 @@ int dk_cli_match(const char *config_path, char *const *names, int n)
 
 int dk_cli_test(char *const *paths, int n)
 {
-	static const char *const def[] = {"rules/"};
+	static const char *const def[] = {DK_DEFAULT_RULES};
 	const char *const *list = n > 0 ? (const char *const *)paths : def;
 	size_t count = n > 0 ? (size_t)n : 1;
 	struct dk_policy *p = NULL;

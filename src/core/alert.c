@@ -632,8 +632,12 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 }
 
 static const char *const rcode_names[] = {
-        "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
-        "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE",
+        [LDNS_RCODE_NOERROR] = "NOERROR",   [LDNS_RCODE_FORMERR] = "FORMERR",
+        [LDNS_RCODE_SERVFAIL] = "SERVFAIL", [LDNS_RCODE_NXDOMAIN] = "NXDOMAIN",
+        [LDNS_RCODE_NOTIMPL] = "NOTIMP",    [LDNS_RCODE_REFUSED] = "REFUSED",
+        [LDNS_RCODE_YXDOMAIN] = "YXDOMAIN", [LDNS_RCODE_YXRRSET] = "YXRRSET",
+        [LDNS_RCODE_NXRRSET] = "NXRRSET",   [LDNS_RCODE_NOTAUTH] = "NOTAUTH",
+        [LDNS_RCODE_NOTZONE] = "NOTZONE",
 };
 
 static int format_native(const struct dk_alert_record *rec, const struct event_text *t,
@@ -693,8 +697,12 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 
 /* OCSF rcode captions (rcode_id 0..10); anything else is 99 Other. */
 static const char *const ocsf_rcodes[] = {
-        "NoError",  "FormError", "ServError", "NXDomain", "NotImp",  "Refused",
-        "YXDomain", "YXRRSet",   "NXRRSet",   "NotAuth",  "NotZone",
+        [LDNS_RCODE_NOERROR] = "NoError",    [LDNS_RCODE_FORMERR] = "FormError",
+        [LDNS_RCODE_SERVFAIL] = "ServError", [LDNS_RCODE_NXDOMAIN] = "NXDomain",
+        [LDNS_RCODE_NOTIMPL] = "NotImp",     [LDNS_RCODE_REFUSED] = "Refused",
+        [LDNS_RCODE_YXDOMAIN] = "YXDomain",  [LDNS_RCODE_YXRRSET] = "YXRRSet",
+        [LDNS_RCODE_NXRRSET] = "NXRRSet",    [LDNS_RCODE_NOTAUTH] = "NotAuth",
+        [LDNS_RCODE_NOTZONE] = "NotZone",
 };
 
 static const char *const ocsf_severities[] = {

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Error texts and diagnostics shared by every module.
+ * Error texts, diagnostics and the report of a failed internal assertion,
+ * shared by every module.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dnsink/common.h"
@@ -51,4 +53,33 @@ void dk_diag_format(const struct dk_diag *d, char *buf, size_t size)
 		snprintf(buf, size, "%s: %s", d->file, d->msg);
 	else
 		snprintf(buf, size, "%s", d->msg);
+}
+
+#ifdef NDEBUG
+bool dk_assert_abort = false;
+#else
+bool dk_assert_abort = true;
+#endif
+
+static void assert_to_stderr(const char *msg)
+{
+	fprintf(stderr, "dnsink: %s\n", msg);
+}
+
+static void (*assert_hook)(const char *msg) = assert_to_stderr;
+
+void dk_set_assert_hook(void (*fn)(const char *msg))
+{
+	assert_hook = fn ? fn : assert_to_stderr;
+}
+
+void dk__assert_fail(const char *cond, const char *file, unsigned line, const char *func)
+{
+	/* On the stack: an assertion may fail where allocating is not allowed. */
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s:%u: %s: assertion '%s' failed", file, line, func, cond);
+	assert_hook(msg);
+	if (dk_assert_abort)
+		abort();
 }

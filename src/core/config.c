@@ -4,8 +4,9 @@
  * into struct dk_config. Every key the file may hold is listed once, in the
  * schema tables below (name, handler, field, range or sub-table), in the
  * spirit of Knot DNS's schema.c; the walker checks types, duplicates and
- * unknown keys and reports each error as FILE:LINE: message. Defaults are set
- * before the walk and replaced by what the file says. Also here: socket
+ * unknown keys and reports each error as FILE:LINE: message. Defaults (the
+ * DK_DEFAULT_* of config.h) are set before the walk and replaced by what the
+ * file says. Also here: socket
  * address and CIDR parsing, the client access list and the resolv.conf
  * fallback for upstreams.
  */
@@ -23,10 +24,8 @@
 
 #include "dnsink/config.h"
 
-#define DEFAULT_RESOLV_CONF "/etc/resolv.conf"
-#define DNS_PORT            53
-#define SYSLOG_PORT         514
-#define METRICS_PORT        9153
+#include "yaml_helpers.h"
+
 /* More nameservers than any resolver uses (glibc reads 3); bounds the loop. */
 #define RESOLV_MAX 16
 /* Longest item list accepted for any key; bounds memory for hostile input. */
@@ -407,11 +406,6 @@ struct item {
 	.offset = offsetof(struct dk_config, m), .width = sizeof(((struct dk_config *)0)->m)
 #define COUNT(m) .count_offset = offsetof(struct dk_config, m)
 
-static unsigned line_of(const yaml_node_t *n)
-{
-	return n ? (unsigned)n->start_mark.line + 1 : 0;
-}
-
 static int fail(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
@@ -423,33 +417,8 @@ static int fail(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	dk_diag_set(c->diag, c->path, line_of(n), "%s", msg);
+	dk_diag_set(c->diag, c->path, dk__yaml_line(n), "%s", msg);
 	return code;
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_SCALAR_NODE: return "a scalar";
-	case YAML_SEQUENCE_NODE: return "a list";
-	case YAML_MAPPING_NODE: return "a mapping";
-	default: return "nothing";
-	}
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-	return (const char *)n->data.scalar.value;
-}
-
-/* A plain empty, "~" or "null" value: the key is treated as absent. */
-static bool is_null(const yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	const char *s = scalar(n);
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	       !strcmp(s, "NULL");
 }
 
 static int want(struct ctx *c, yaml_node_t *n, yaml_node_type_t type)
@@ -461,7 +430,8 @@ static int want(struct ctx *c, yaml_node_t *n, yaml_node_type_t type)
 	};
 	if (n->type == type)
 		return 0;
-	return fail(c, n, DK_ESCHEMA, "%s: expected %s, got %s", c->key, names[type], node_kind(n));
+	return fail(c, n, DK_ESCHEMA, "%s: expected %s, got %s", c->key, names[type],
+	            dk__yaml_kind(n));
 }
 
 /* A non-empty string, however quoted. */
@@ -470,9 +440,9 @@ static int want_string(struct ctx *c, yaml_node_t *n)
 	int ret = want(c, n, YAML_SCALAR_NODE);
 	if (ret)
 		return ret;
-	if (!*scalar(n))
+	if (!*dk__yaml_scalar(n))
 		return fail(c, n, DK_ESCHEMA, "%s: empty string", c->key);
-	if (strlen(scalar(n)) != n->data.scalar.length)
+	if (dk__yaml_has_nul(n))
 		return fail(c, n, DK_ESCHEMA, "%s: NUL character in string", c->key);
 	return 0;
 }
@@ -487,7 +457,7 @@ static int parse_number(struct ctx *c, const struct item *it, yaml_node_t *n, vo
 	int ret = want(c, n, YAML_SCALAR_NODE);
 	if (ret)
 		return ret;
-	const char *s = scalar(n);
+	const char *s = dk__yaml_scalar(n);
 	size_t len = strspn(s, "0123456789");
 	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return fail(c, n, DK_ESCHEMA, "%s: expected an integer without quotes, got '%s'",
@@ -513,7 +483,7 @@ static int parse_string(struct ctx *c, const struct item *it, yaml_node_t *n, vo
 	int ret = want_string(c, n);
 	if (ret)
 		return ret;
-	char *s = strdup(scalar(n));
+	char *s = strdup(dk__yaml_scalar(n));
 	if (!s)
 		return fail(c, n, -ENOMEM, "out of memory");
 	free(*(char **)field);
@@ -527,7 +497,7 @@ static int parse_enum(struct ctx *c, const struct item *it, yaml_node_t *n, void
 	if (ret)
 		return ret;
 	for (const struct name_value *nv = it->names; nv->name; nv++) {
-		if (!strcmp(nv->name, scalar(n))) {
+		if (!strcmp(nv->name, dk__yaml_scalar(n))) {
 			*(int *)field = nv->value;
 			return 0;
 		}
@@ -538,7 +508,7 @@ static int parse_enum(struct ctx *c, const struct item *it, yaml_node_t *n, void
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
 		                         nv->name);
 	return fail(c, n, DK_ESCHEMA, "%s: unknown value '%s' (expected one of: %s)", c->key,
-	            scalar(n), list);
+	            dk__yaml_scalar(n), list);
 }
 
 /* A bare IP: 4 octets when the field holds 4, else 16. */
@@ -550,9 +520,10 @@ static int parse_ip(struct ctx *c, const struct item *it, yaml_node_t *n, void *
 	if (ret)
 		return ret;
 	int family = it->width == 4 ? AF_INET : AF_INET6;
-	if (ip_parse(scalar(n), strlen(scalar(n)), false, &a, &why) || a.sa.sa_family != family)
+	if (ip_parse(dk__yaml_scalar(n), strlen(dk__yaml_scalar(n)), false, &a, &why) ||
+	    a.sa.sa_family != family)
 		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s' (expected an %s address)",
-		            c->key, scalar(n), family == AF_INET ? "IPv4" : "IPv6");
+		            c->key, dk__yaml_scalar(n), family == AF_INET ? "IPv4" : "IPv6");
 	if (family == AF_INET)
 		memcpy(field, &a.in4.sin_addr, 4);
 	else
@@ -566,15 +537,10 @@ static int want_list(struct ctx *c, yaml_node_t *n, size_t *count)
 	int ret = want(c, n, YAML_SEQUENCE_NODE);
 	if (ret)
 		return ret;
-	*count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	*count = dk__yaml_seq_len(n);
 	if (*count > LIST_MAX)
 		return fail(c, n, DK_ESCHEMA, "%s: more than %d items", c->key, LIST_MAX);
 	return 0;
-}
-
-static yaml_node_t *list_item(struct ctx *c, yaml_node_t *n, size_t i)
-{
-	return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
 }
 
 /* Parses the text of one list item into @p out; sets @p why on failure. */
@@ -600,14 +566,14 @@ static int parse_list_of(struct ctx *c, const struct item *it, yaml_node_t *n, v
 	if (!v)
 		return fail(c, n, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *item = list_item(c, n, i);
+		yaml_node_t *item = dk__yaml_seq_item(c->doc, n, i);
 		const char *why;
 		ret = want_string(c, item);
 		if (ret)
 			goto fail;
-		if (parse(it, scalar(item), v + i * elem, &why)) {
+		if (parse(it, dk__yaml_scalar(item), v + i * elem, &why)) {
 			ret = fail(c, item, DK_ESCHEMA, "%s: bad %s '%s': %s", c->key, what,
-			           scalar(item), why);
+			           dk__yaml_scalar(item), why);
 			goto fail;
 		}
 	}
@@ -689,12 +655,12 @@ static int parse_rules(struct ctx *c, const struct item *it, yaml_node_t *n, voi
 		return fail(c, n, -ENOMEM, "out of memory");
 	size_t done = 0;
 	for (; done < count; done++) {
-		yaml_node_t *item = list_item(c, n, done);
+		yaml_node_t *item = dk__yaml_seq_item(c->doc, n, done);
 		bool found;
 		ret = want_string(c, item);
 		if (ret)
 			goto fail;
-		v[done] = rule_path_resolve(c, scalar(item), &found);
+		v[done] = rule_path_resolve(c, dk__yaml_scalar(item), &found);
 		if (!v[done]) {
 			ret = fail(c, item, -ENOMEM, "out of memory");
 			goto fail;
@@ -702,7 +668,7 @@ static int parse_rules(struct ctx *c, const struct item *it, yaml_node_t *n, voi
 		if (!found) {
 			ret = fail(c, item, DK_ESCHEMA,
 			           "%s: '%s' not found (looked in the current directory and in %s)",
-			           c->key, scalar(item), c->dir);
+			           c->key, dk__yaml_scalar(item), c->dir);
 			done++;
 			goto fail;
 		}
@@ -726,7 +692,7 @@ static int parse_syslog_server(struct ctx *c, const struct item *it, yaml_node_t
 	int ret = want_string(c, n);
 	if (ret)
 		return ret;
-	s = scalar(n);
+	s = dk__yaml_scalar(n);
 	if (!strncmp(s, "unix://", 7)) {
 		if (s[7] != '/')
 			return fail(c, n, DK_ESCHEMA, "%s: '%s': unix:// needs an absolute path",
@@ -748,7 +714,7 @@ static int parse_syslog_server(struct ctx *c, const struct item *it, yaml_node_t
 		return fail(c, n, DK_ESCHEMA,
 		            "%s: '%s': expected udp://IP[:PORT], tcp://IP[:PORT] or unix:///PATH",
 		            c->key, s);
-	if (addr_parse(s + 6, SYSLOG_PORT, &cfg->alerts.server, &why))
+	if (addr_parse(s + 6, DK_DEFAULT_SYSLOG_PORT, &cfg->alerts.server, &why))
 		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key, s + 6, why);
 	cfg->alerts.transport = t;
 	return 0;
@@ -761,8 +727,9 @@ static int parse_metrics_listen(struct ctx *c, const struct item *it, yaml_node_
 	int ret = want_string(c, n);
 	if (ret)
 		return ret;
-	if (addr_parse(scalar(n), it->port, &c->cfg->metrics, &why))
-		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key, scalar(n), why);
+	if (addr_parse(dk__yaml_scalar(n), it->port, &c->cfg->metrics, &why))
+		return fail(c, n, DK_ESCHEMA, "%s: bad address '%s': %s", c->key,
+		            dk__yaml_scalar(n), why);
 	c->cfg->metrics_enabled = true;
 	return 0;
 }
@@ -815,7 +782,7 @@ static const struct item tcp_items[] = {
 };
 
 static const struct item metrics_items[] = {
-        {KEY("listen", parse_metrics_listen), .port = METRICS_PORT},
+        {KEY("listen", parse_metrics_listen), .port = DK_DEFAULT_METRICS_PORT},
         {NULL},
 };
 
@@ -836,8 +803,10 @@ static const struct item rate_limit_items[] = {
 };
 
 static const struct item top_items[] = {
-        {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen), .port = DNS_PORT},
-        {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams), .port = DNS_PORT},
+        {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen),
+         .port = DK_DEFAULT_DNS_PORT},
+        {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams),
+         .port = DK_DEFAULT_DNS_PORT},
         {KEY("upstream_timeout_ms", parse_number), FIELD(upstream_timeout_ms), .min = 10,
          .max = 60000},
         {KEY("allow_clients", parse_cidr_list), FIELD(allow), COUNT(n_allow)},
@@ -867,24 +836,22 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
 		if (k->type != YAML_SCALAR_NODE)
 			return fail(c, k, DK_ESCHEMA, "%s%skeys must be plain words, got %s",
-			            c->key, key_len ? ": " : "", node_kind(k));
-		for (yaml_node_pair_t *q = start; q < p; q++) {
-			yaml_node_t *prev = yaml_document_get_node(c->doc, q->key);
-			if (prev->type == YAML_SCALAR_NODE && !strcmp(scalar(prev), scalar(k)))
-				return fail(c, k, DK_EDUP,
-				            "duplicate key '%s%s%s' (first at line %u)", c->key,
-				            key_len ? "." : "", scalar(k), line_of(prev));
-		}
+			            c->key, key_len ? ": " : "", dk__yaml_kind(k));
+		yaml_node_t *prev = dk__yaml_earlier_key(c->doc, n, p);
+		if (prev)
+			return fail(c, k, DK_EDUP, "duplicate key '%s%s%s' (first at line %u)",
+			            c->key, key_len ? "." : "", dk__yaml_scalar(k),
+			            dk__yaml_line(prev));
 		const struct item *sub = it->sub;
-		while (sub->name && strcmp(sub->name, scalar(k)) != 0)
+		while (sub->name && strcmp(sub->name, dk__yaml_scalar(k)) != 0)
 			sub++;
 		if (!sub->name) {
 			if (key_len)
-				return fail(c, k, DK_ESCHEMA, "unknown key '%s' in %s", scalar(k),
-				            c->key);
-			return fail(c, k, DK_ESCHEMA, "unknown key '%s'", scalar(k));
+				return fail(c, k, DK_ESCHEMA, "unknown key '%s' in %s",
+				            dk__yaml_scalar(k), c->key);
+			return fail(c, k, DK_ESCHEMA, "unknown key '%s'", dk__yaml_scalar(k));
 		}
-		if (is_null(v))
+		if (dk__yaml_is_null(v))
 			continue;
 		if (!key_len && !strcmp(sub->name, "listen"))
 			c->listen_node = v;
@@ -904,50 +871,55 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 /* Loading                                                            */
 /* ------------------------------------------------------------------ */
 
+void dk_config_set_defaults(struct dk_config *cfg)
+{
+	cfg->upstream_timeout_ms = DK_DEFAULT_UPSTREAM_TIMEOUT_MS;
+	memset(cfg->sinkhole.ipv4, 0, sizeof(cfg->sinkhole.ipv4));
+	memset(cfg->sinkhole.ipv6, 0, sizeof(cfg->sinkhole.ipv6));
+	cfg->sinkhole.ttl = DK_DEFAULT_SINKHOLE_TTL;
+	cfg->alerts.transport = DK_DEFAULT_ALERT_TRANSPORT;
+	cfg->alerts.facility = DK_DEFAULT_ALERT_FACILITY;
+	cfg->alerts.format = DK_DEFAULT_ALERT_FORMAT;
+	cfg->alerts.queue = DK_DEFAULT_ALERT_QUEUE;
+	cfg->alerts.dedup_max = DK_DEFAULT_DEDUP_MAX;
+	cfg->workers = DK_DEFAULT_WORKERS;
+	cfg->max_inflight = DK_DEFAULT_MAX_INFLIGHT;
+	cfg->tcp_max_clients = DK_DEFAULT_TCP_MAX_CLIENTS;
+	cfg->tcp_idle_ms = DK_DEFAULT_TCP_IDLE_MS;
+	cfg->rate_limit.qps = DK_DEFAULT_RATE_LIMIT_QPS;
+	cfg->rate_limit.burst = 0; /* qps, once qps is known (check_config) */
+	cfg->rate_limit.action = DK_DEFAULT_RATE_LIMIT_ACTION;
+	cfg->rate_limit.table_size = DK_DEFAULT_RATE_LIMIT_TABLE_SIZE;
+	cfg->rate_limit.ipv4_prefix = DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX;
+	cfg->rate_limit.ipv6_prefix = DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX;
+}
+
+/* The plain defaults, then those that take memory: lists and the ident. */
 static int set_defaults(struct ctx *c)
 {
 	struct dk_config *cfg = c->cfg;
-	static const char *const listen[] = {"127.0.0.1:5353", "[::1]:5353"};
-	static const char *const allow[] = {"127.0.0.0/8", "::1/128"};
+	static const char *const listen[] = {DK_DEFAULT_LISTEN_V4, DK_DEFAULT_LISTEN_V6};
+	static const char *const allow[] = {DK_DEFAULT_ALLOW_V4, DK_DEFAULT_ALLOW_V6};
 
+	dk_config_set_defaults(cfg);
 	cfg->listen = calloc(DK_ARRAY_SIZE(listen), sizeof(*cfg->listen));
 	cfg->allow = calloc(DK_ARRAY_SIZE(allow), sizeof(*cfg->allow));
 	cfg->rules = calloc(1, sizeof(*cfg->rules));
-	cfg->alerts.ident = strdup("dnsink");
+	cfg->alerts.ident = strdup(DK_DEFAULT_ALERT_IDENT);
 	if (!cfg->listen || !cfg->allow || !cfg->rules || !cfg->alerts.ident)
 		return -ENOMEM;
 	for (size_t i = 0; i < DK_ARRAY_SIZE(listen); i++)
-		dk_addr_parse(listen[i], DNS_PORT, &cfg->listen[i]);
+		dk_addr_parse(listen[i], DK_DEFAULT_DNS_PORT, &cfg->listen[i]);
 	cfg->n_listen = DK_ARRAY_SIZE(listen);
 	for (size_t i = 0; i < DK_ARRAY_SIZE(allow); i++)
 		dk_cidr_parse(allow[i], &cfg->allow[i]);
 	cfg->n_allow = DK_ARRAY_SIZE(allow);
 	/* A missing default folder is left for the rule loader to report. */
 	bool found;
-	cfg->rules[0] = rule_path_resolve(c, "rules/", &found);
+	cfg->rules[0] = rule_path_resolve(c, DK_DEFAULT_RULES, &found);
 	if (!cfg->rules[0])
 		return -ENOMEM;
 	cfg->n_rules = 1;
-
-	cfg->upstream_timeout_ms = 1500;
-	memset(cfg->sinkhole.ipv4, 0, sizeof(cfg->sinkhole.ipv4));
-	memset(cfg->sinkhole.ipv6, 0, sizeof(cfg->sinkhole.ipv6));
-	cfg->sinkhole.ttl = 60;
-	cfg->alerts.transport = DK_SYSLOG_LOCAL;
-	cfg->alerts.facility = LOG_DAEMON;
-	cfg->alerts.format = DK_ALERT_FORMAT_NATIVE;
-	cfg->alerts.queue = 10000;
-	cfg->alerts.dedup_max = 65536;
-	cfg->workers = 0;
-	cfg->max_inflight = 4096;
-	cfg->tcp_max_clients = 256;
-	cfg->tcp_idle_ms = 10000;
-	cfg->rate_limit.qps = 0;
-	cfg->rate_limit.burst = 0; /* qps, once qps is known */
-	cfg->rate_limit.action = DK_RATELIMIT_DROP;
-	cfg->rate_limit.table_size = 65536;
-	cfg->rate_limit.ipv4_prefix = 32;
-	cfg->rate_limit.ipv6_prefix = 64;
 	return 0;
 }
 
@@ -987,7 +959,7 @@ static int upstreams_from_resolv(struct ctx *c, const char *rpath)
 		const char *why;
 		if (!tok || ip_parse(tok, strlen(tok), true, &a, &why))
 			continue;
-		addr_set_port(&a, DNS_PORT);
+		addr_set_port(&a, DK_DEFAULT_DNS_PORT);
 		if (is_own_listener(cfg, &a))
 			continue;
 		cfg->upstreams[cfg->n_upstreams++] = a;
@@ -1016,17 +988,17 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 			if (addr_equal(&cfg->listen[i], &cfg->listen[j])) {
 				dk_addr_format(&cfg->listen[i], buf, sizeof(buf));
 				strcpy(c->key, "listen");
-				return fail(c, list_item(c, c->listen_node, i), DK_ESCHEMA,
-				            "listen: %s is listed twice", buf);
+				return fail(c, dk__yaml_seq_item(c->doc, c->listen_node, i),
+				            DK_ESCHEMA, "listen: %s is listed twice", buf);
 			}
 		}
 	}
 	if (!c->upstreams_node)
-		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DEFAULT_RESOLV_CONF);
+		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DK_DEFAULT_RESOLV_CONF);
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		if (is_own_listener(cfg, &cfg->upstreams[i])) {
 			dk_addr_format(&cfg->upstreams[i], buf, sizeof(buf));
-			return fail(c, list_item(c, c->upstreams_node, i), DK_ESCHEMA,
+			return fail(c, dk__yaml_seq_item(c->doc, c->upstreams_node, i), DK_ESCHEMA,
 			            "upstreams: %s is one of our own listeners (a forwarding loop)",
 			            buf);
 		}
@@ -1042,26 +1014,6 @@ static char *dir_of(const char *path)
 	if (slash == path)
 		return strdup("/");
 	return strndup(path, (size_t)(slash - path));
-}
-
-static int yaml_error(struct ctx *c, yaml_parser_t *p)
-{
-	if (p->error == YAML_MEMORY_ERROR) {
-		dk_diag_set(c->diag, c->path, 0, "out of memory");
-		return -ENOMEM;
-	}
-	if (p->error == YAML_READER_ERROR) {
-		dk_diag_set(c->diag, c->path, 0, "cannot read: %s",
-		            p->problem ? p->problem : "unknown error");
-		return DK_ESYNTAX;
-	}
-	if (p->context)
-		dk_diag_set(c->diag, c->path, (unsigned)p->problem_mark.line + 1,
-		            "YAML syntax error: %s %s", p->problem ? p->problem : "", p->context);
-	else
-		dk_diag_set(c->diag, c->path, (unsigned)p->problem_mark.line + 1,
-		            "YAML syntax error: %s", p->problem ? p->problem : "unknown error");
-	return DK_ESYNTAX;
 }
 
 int dk_config_load(const char *path, const char *resolv_conf, struct dk_config **out,
@@ -1101,17 +1053,17 @@ int dk_config_load(const char *path, const char *resolv_conf, struct dk_config *
 	have_parser = true;
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		ret = yaml_error(&c, &parser);
+		ret = dk__yaml_parser_error(&parser, path, diag);
 		goto fail;
 	}
 	have_doc = true;
 	c.doc = &doc;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	/* An empty file, or one holding only "~", leaves every default in place. */
-	if (root && !is_null(root)) {
+	if (root && !dk__yaml_is_null(root)) {
 		/* A second document would be silently ignored; say so instead. */
 		if (!yaml_parser_load(&parser, &extra)) {
-			ret = yaml_error(&c, &parser);
+			ret = dk__yaml_parser_error(&parser, path, diag);
 			goto fail;
 		}
 		bool more = yaml_document_get_root_node(&extra) != NULL;
@@ -1124,7 +1076,7 @@ int dk_config_load(const char *path, const char *resolv_conf, struct dk_config *
 		}
 		if (root->type != YAML_MAPPING_NODE) {
 			ret = fail(&c, root, DK_ESCHEMA, "expected a mapping of keys, got %s",
-			           node_kind(root));
+			           dk__yaml_kind(root));
 			goto fail;
 		}
 		const struct item top = {KEY("", parse_section), .sub = top_items};

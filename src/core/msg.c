@@ -6,9 +6,13 @@
  * their full length has been computed, so a buffer that is too small is left
  * untouched; upstream answers are checked against the query they claim to
  * answer and then adapted for the client (ID, question case, truncation).
- * Nothing here allocates. The wire offsets, masks and codes come from ldns;
- * its allocating parser is never called here.
+ * Every walk over records (the query's, the answer body check's and the
+ * search for an answer's OPT) goes through the one record walker,
+ * dk_rr_iter, which callers use too. Nothing here allocates. The wire
+ * offsets, masks and codes come from ldns; its allocating parser is never
+ * called here.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +35,10 @@
 #define EDNS_DO_BIT 0x8000U
 /* Compression pointer to the question name, which always starts at offset 12. */
 #define QNAME_PTR (0xC000U | DK_HEADER_LEN)
+
+_Static_assert(DK_EDE_BLOCKED == LDNS_EDE_BLOCKED, "EDE info-code Blocked");
+_Static_assert(DK_EDE_PROHIBITED == LDNS_EDE_PROHIBITED, "EDE info-code Prohibited");
+_Static_assert(DK_HEADER_LEN == LDNS_HEADER_SIZE, "DNS header length");
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -96,24 +104,17 @@ static int skip_name(const uint8_t *pkt, size_t len, size_t *off, bool *is_root)
 	}
 }
 
-/* One resource record as seen by the bounded walk over a message. */
-struct rr_view {
-	size_t start; /* offset of the owner name */
-	size_t rdata; /* offset of the rdata */
-	uint16_t type;
-	uint16_t rclass;
-	uint32_t ttl;
-	uint16_t rdlen;
-	bool root_owner;
-};
+_Static_assert(DK_SECTION_ANSWER == (int)LDNS_SECTION_ANSWER, "answer section");
+_Static_assert(DK_SECTION_AUTHORITY == (int)LDNS_SECTION_AUTHORITY, "authority section");
+_Static_assert(DK_SECTION_ADDITIONAL == (int)LDNS_SECTION_ADDITIONAL, "additional section");
 
 /* Reads the record at *off into @p rr and advances *off past it. */
-static int next_rr(const uint8_t *pkt, size_t len, size_t *off, struct rr_view *rr)
+static int next_rr(const uint8_t *pkt, size_t len, size_t *off, struct dk_rr *rr)
 {
 	size_t o = *off;
 	int ret;
 
-	rr->start = o;
+	rr->owner = o;
 	ret = skip_name(pkt, len, &o, &rr->root_owner);
 	if (ret < 0)
 		return ret;
@@ -131,8 +132,92 @@ static int next_rr(const uint8_t *pkt, size_t len, size_t *off, struct rr_view *
 	return 0;
 }
 
+/* Positions @p it on the answer section, which starts at @p off. */
+static void iter_start(struct dk_rr_iter *it, const uint8_t *pkt, size_t len, size_t off)
+{
+	it->pkt = pkt;
+	it->len = len;
+	it->off = off;
+	it->section = DK_SECTION_ANSWER;
+	it->left = LDNS_ANCOUNT(pkt);
+	it->failed = false;
+}
+
+int dk_msg_rr_iter_init(struct dk_rr_iter *it, const uint8_t *pkt, size_t len)
+{
+	size_t off = DK_HEADER_LEN;
+	bool root;
+
+	*it = (struct dk_rr_iter){
+	        .pkt = pkt, .len = len, .section = DK_SECTION_ANSWER, .failed = true};
+	if (len < DK_HEADER_LEN)
+		return DK_EFORMERR;
+	/* Each question takes at least five octets, so the count cannot make this spin. */
+	for (unsigned i = 0; i < LDNS_QDCOUNT(pkt); i++) {
+		if (skip_name(pkt, len, &off, &root) < 0 || len - off < 4)
+			return DK_EFORMERR;
+		off += 4;
+	}
+	iter_start(it, pkt, len, off);
+	return 0;
+}
+
+int dk_msg_rr_next(struct dk_rr_iter *it, struct dk_rr *rr)
+{
+	if (it->failed)
+		return DK_EFORMERR;
+	if (!it->left)
+		return 0;
+	/* Past a malformed record nothing can be located: the walk ends there. */
+	if (next_rr(it->pkt, it->len, &it->off, rr) < 0) {
+		it->failed = true;
+		return DK_EFORMERR;
+	}
+	rr->section = it->section;
+	it->left--;
+	return 1;
+}
+
+int dk_msg_rr_next_section(struct dk_rr_iter *it)
+{
+	struct dk_rr rr;
+	int ret;
+
+	while ((ret = dk_msg_rr_next(it, &rr)) > 0)
+		;
+	if (ret < 0)
+		return ret;
+	if (it->section == DK_SECTION_ADDITIONAL)
+		return 0;
+	if (it->section == DK_SECTION_ANSWER) {
+		it->section = DK_SECTION_AUTHORITY;
+		it->left = LDNS_NSCOUNT(it->pkt);
+	} else {
+		it->section = DK_SECTION_ADDITIONAL;
+		it->left = LDNS_ARCOUNT(it->pkt);
+	}
+	return 1;
+}
+
+int dk_msg_rr_target(const struct dk_rr_iter *it, const struct dk_rr *rr, uint8_t out[DK_NAME_MAX],
+                     size_t *out_len)
+{
+	size_t p = rr->rdata;
+
+	if (rr->type != LDNS_RR_TYPE_CNAME && rr->type != LDNS_RR_TYPE_DNAME)
+		return -EINVAL;
+	/*
+	 * The message seen by the name reader ends with the rdata, so the
+	 * target's labels cannot spill into the next record; its pointers
+	 * only ever go backwards.
+	 */
+	if (dk_name_from_wire_compressed(it->pkt, rr->rdata + rr->rdlen, &p, out, out_len) < 0)
+		return DK_EFORMERR;
+	return 0;
+}
+
 /* Records what the query's OPT record says; options are checked for framing only. */
-static int read_opt(const uint8_t *pkt, const struct rr_view *rr, struct dk_query *q)
+static int read_opt(const uint8_t *pkt, const struct dk_rr *rr, struct dk_query *q)
 {
 	size_t o = rr->rdata;
 	size_t end = rr->rdata + rr->rdlen;
@@ -159,7 +244,8 @@ int dk_msg_parse_query(const uint8_t *pkt, size_t len, struct dk_query *q)
 {
 	size_t off = DK_HEADER_LEN;
 	size_t name_len = 0;
-	struct rr_view rr;
+	struct dk_rr_iter it;
+	struct dk_rr rr;
 	int ret;
 
 	q->id = 0;
@@ -202,21 +288,21 @@ int dk_msg_parse_query(const uint8_t *pkt, size_t len, struct dk_query *q)
 	 * the client's to choose: walk every record they announce, each step
 	 * bounded by the message length, so a lie about them is a FORMERR.
 	 */
-	unsigned an_ns = (unsigned)LDNS_ANCOUNT(pkt) + LDNS_NSCOUNT(pkt);
-	unsigned total = an_ns + LDNS_ARCOUNT(pkt);
-	for (unsigned i = 0; i < total; i++) {
-		ret = next_rr(pkt, len, &off, &rr);
+	iter_start(&it, pkt, len, off);
+	do {
+		while ((ret = dk_msg_rr_next(&it, &rr)) > 0) {
+			if (rr.type != LDNS_RR_TYPE_OPT)
+				continue;
+			if (rr.section != DK_SECTION_ADDITIONAL || q->has_edns)
+				return DK_EFORMERR;
+			ret = read_opt(pkt, &rr, q);
+			if (ret < 0)
+				return ret;
+		}
 		if (ret < 0)
 			return ret;
-		if (rr.type != LDNS_RR_TYPE_OPT)
-			continue;
-		if (i < an_ns || q->has_edns)
-			return DK_EFORMERR;
-		ret = read_opt(pkt, &rr, q);
-		if (ret < 0)
-			return ret;
-	}
-	if (off != len)
+	} while (dk_msg_rr_next_section(&it) > 0);
+	if (it.off != len)
 		return DK_EFORMERR;
 	if (q->has_edns && q->edns_version > 0)
 		return DK_EBADVERS;
@@ -226,14 +312,23 @@ int dk_msg_parse_query(const uint8_t *pkt, size_t len, struct dk_query *q)
 /* Sets the header of a local answer; counts are filled in by the caller. */
 static void write_header(uint8_t *out, const struct dk_query *q, uint8_t rcode)
 {
-	uint8_t f1 = (uint8_t)(q->flags >> 8);
-	uint8_t f2 = (uint8_t)q->flags;
-
 	memset(out, 0, DK_HEADER_LEN);
 	LDNS_ID_SET(out, q->id);
-	out[2] = (uint8_t)(LDNS_QR_MASK | (f1 & LDNS_RD_MASK));
-	LDNS_OPCODE_SET(out, q->opcode & 0x0F);
-	out[3] = (uint8_t)(LDNS_RA_MASK | (f2 & LDNS_CD_MASK));
+	LDNS_QR_SET(out);
+	LDNS_OPCODE_SET(out, q->opcode & (LDNS_OPCODE_MASK >> LDNS_OPCODE_SHIFT));
+	/*
+	 * RD, RA, AD and CD are defined for opcode QUERY only (RD and RA by
+	 * RFC 1035, AD and CD by RFC 4035), so the NOTIMP answer to any other
+	 * opcode leaves them clear, as knotd does; ISC's DNS compliance tester
+	 * flags an answer that sets them. AD is never set: we do not validate.
+	 */
+	if (q->opcode == LDNS_PACKET_QUERY) {
+		if ((q->flags >> 8) & LDNS_RD_MASK)
+			LDNS_RD_SET(out);
+		if (q->flags & LDNS_CD_MASK)
+			LDNS_CD_SET(out);
+		LDNS_RA_SET(out);
+	}
 	LDNS_RCODE_SET(out, rcode & LDNS_RCODE_MASK);
 }
 
@@ -354,23 +449,21 @@ int dk_msg_check_answer(const uint8_t *ans, size_t len, uint16_t id, const struc
 
 int dk_msg_check_answer_body(const uint8_t *ans, size_t len)
 {
-	size_t off = DK_HEADER_LEN;
-	bool root;
-	struct rr_view rr;
+	struct dk_rr_iter it;
+	int ret;
 
 	if (len < DK_HEADER_LEN)
 		return DK_EFORMERR;
 	if (LDNS_TC_WIRE(ans))
 		return 0;
-	/* The question was read by dk_msg_check_answer(); only its end is needed here. */
-	if (LDNS_QDCOUNT(ans) != 1 || skip_name(ans, len, &off, &root) < 0 || len - off < 4)
+	/* The question was read by dk_msg_check_answer(); the walk steps over it. */
+	if (LDNS_QDCOUNT(ans) != 1 || dk_msg_rr_iter_init(&it, ans, len) < 0)
 		return DK_EFORMERR;
-	off += 4;
-	unsigned total = (unsigned)LDNS_ANCOUNT(ans) + LDNS_NSCOUNT(ans) + LDNS_ARCOUNT(ans);
-	for (unsigned i = 0; i < total; i++)
-		if (next_rr(ans, len, &off, &rr) < 0)
-			return DK_EFORMERR;
-	return off == len ? 0 : DK_EFORMERR;
+	while ((ret = dk_msg_rr_next_section(&it)) > 0)
+		;
+	if (ret < 0)
+		return DK_EFORMERR;
+	return it.off == len ? 0 : DK_EFORMERR;
 }
 
 /*
@@ -395,19 +488,23 @@ static size_t answer_question_end(const uint8_t *ans, size_t len, const struct d
 /* Finds the answer's OPT record (root owner) after @p off; returns false if none. */
 static bool find_opt(const uint8_t *ans, size_t len, size_t off, size_t *opt_off, size_t *opt_len)
 {
-	unsigned an_ns = (unsigned)LDNS_ANCOUNT(ans) + LDNS_NSCOUNT(ans);
-	unsigned total = an_ns + LDNS_ARCOUNT(ans);
-	struct rr_view rr;
+	struct dk_rr_iter it;
+	struct dk_rr rr;
+	int ret;
 
-	for (unsigned i = 0; i < total; i++) {
-		if (next_rr(ans, len, &off, &rr) < 0)
-			return false;
-		if (i >= an_ns && rr.type == LDNS_RR_TYPE_OPT && rr.root_owner) {
-			*opt_off = rr.start;
-			*opt_len = off - rr.start;
-			return true;
+	iter_start(&it, ans, len, off);
+	do {
+		while ((ret = dk_msg_rr_next(&it, &rr)) > 0) {
+			if (rr.section == DK_SECTION_ADDITIONAL && rr.type == LDNS_RR_TYPE_OPT &&
+			    rr.root_owner) {
+				*opt_off = rr.owner;
+				*opt_len = rr.rdata + rr.rdlen - rr.owner;
+				return true;
+			}
 		}
-	}
+		if (ret < 0)
+			return false;
+	} while (dk_msg_rr_next_section(&it) > 0);
 	return false;
 }
 

@@ -33,6 +33,7 @@
 #include "dnsink/suffixset.h"
 
 #include "rules.h"
+#include "yaml_helpers.h"
 
 /* Limits that keep a hostile or mistaken rule file from growing without bound. */
 #define ID_MAX                128
@@ -121,26 +122,6 @@ static int keep(struct loader *L, char *s)
 
 /* ---- YAML helpers ------------------------------------------------------ */
 
-static unsigned line_of(const yaml_node_t *n)
-{
-	return (unsigned)n->start_mark.line + 1;
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-	return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-	const char *s = scalar(n);
-
-	if (!s || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-	       strcmp(s, "NULL") == 0;
-}
-
 /* Context of one rule file being read. */
 struct file_ctx {
 	struct loader *L;
@@ -150,12 +131,14 @@ struct file_ctx {
 
 static int want_string(struct file_ctx *c, const char *key, yaml_node_t *v, char **out)
 {
-	const char *s = scalar(v);
+	const char *s = dk__yaml_scalar(v);
 
-	if (!s || is_null(v))
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must be a string", key);
-	if (strlen(s) != v->data.scalar.length)
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must not hold a NUL", key);
+	if (!s || dk__yaml_is_null(v))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA, "'%s' must be a string",
+		            key);
+	if (dk__yaml_has_nul(v))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA, "'%s' must not hold a NUL",
+		            key);
 	free(*out);
 	*out = strdup(s);
 	return *out ? 0 : -ENOMEM;
@@ -163,7 +146,7 @@ static int want_string(struct file_ctx *c, const char *key, yaml_node_t *v, char
 
 static int want_bool(struct file_ctx *c, const char *key, yaml_node_t *v, bool *out)
 {
-	const char *s = scalar(v);
+	const char *s = dk__yaml_scalar(v);
 
 	if (s && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
 		if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
@@ -175,13 +158,13 @@ static int want_bool(struct file_ctx *c, const char *key, yaml_node_t *v, bool *
 			return 0;
 		}
 	}
-	return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must be true or false", key);
+	return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA, "'%s' must be true or false", key);
 }
 
 static int want_uint(struct file_ctx *c, const char *key, yaml_node_t *v, unsigned min,
                      unsigned max, unsigned *out)
 {
-	const char *s = scalar(v);
+	const char *s = dk__yaml_scalar(v);
 	unsigned long n = 0;
 
 	if (!s || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || !*s)
@@ -198,14 +181,15 @@ static int want_uint(struct file_ctx *c, const char *key, yaml_node_t *v, unsign
 	*out = (unsigned)n;
 	return 0;
 bad:
-	return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must be an integer from %u to %u",
-	            key, min, max);
+	return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+	            "'%s' must be an integer from %u to %u", key, min, max);
 }
 
 static int want_seq(struct file_ctx *c, const char *key, yaml_node_t *v)
 {
 	if (v->type != YAML_SEQUENCE_NODE)
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "'%s' must be a list", key);
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA, "'%s' must be a list",
+		            key);
 	return 0;
 }
 
@@ -222,7 +206,7 @@ static int want_strings(struct file_ctx *c, const char *key, yaml_node_t *v, cha
 
 	if (rc)
 		return rc;
-	size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	size_t n = dk__yaml_seq_len(v);
 	char **arr = calloc(n ? n : 1, sizeof(char *));
 	if (!arr)
 		return -ENOMEM;
@@ -324,13 +308,13 @@ static int key_id(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml
 	const char *id = rc->r->id;
 	size_t n = strlen(id);
 	if (!n || n > ID_MAX)
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
 		            "id must be 1 to %d characters long", ID_MAX);
 	for (size_t i = 0; i < n; i++) {
 		char ch = id[i];
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == ':'))
-			return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
+			return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
 			            "id '%s' may hold only letters, digits and . _ - :", id);
 	}
 	return 0;
@@ -340,24 +324,24 @@ static int key_name(struct file_ctx *c, struct rule_ctx *rc, const char *key, ya
 {
 	int err = want_string(c, key, v, &rc->r->name);
 	if (!err && !rc->r->name[0])
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA, "name must not be empty");
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA, "name must not be empty");
 	return err;
 }
 
 static int key_description(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	if (is_null(v))
+	if (dk__yaml_is_null(v))
 		return 0;
 	return want_string(c, key, v, &rc->r->description);
 }
 
 static int key_severity(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	const char *s = scalar(v);
+	const char *s = dk__yaml_scalar(v);
 
 	(void)key;
 	if (!s || dk_severity_parse(s, &rc->r->severity))
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
 		            "severity must be one of info, low, medium, high, critical");
 	rc->has_severity = true;
 	return 0;
@@ -365,11 +349,11 @@ static int key_severity(struct file_ctx *c, struct rule_ctx *rc, const char *key
 
 static int key_action(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	const char *s = scalar(v);
+	const char *s = dk__yaml_scalar(v);
 
 	(void)key;
 	if (!s || dk_action_parse(s, &rc->r->action))
-		return fail(c->L, c->file, line_of(v), DK_ESCHEMA,
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
 		            "action must be one of sinkhole, nxdomain, refused, alert, allow");
 	rc->has_action = true;
 	return 0;
@@ -413,9 +397,8 @@ static int key_mitre(struct file_ctx *c, struct rule_ctx *rc, const char *key, y
 		return err;
 	for (size_t i = 0; i < rc->r->n_mitre; i++) {
 		if (!mitre_ok(rc->r->mitre[i])) {
-			yaml_node_t *item =
-			        yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
-			return fail(c->L, c->file, line_of(item), DK_ESCHEMA,
+			yaml_node_t *item = dk__yaml_seq_item(c->doc, v, i);
+			return fail(c->L, c->file, dk__yaml_line(item), DK_ESCHEMA,
 			            "mitre entry '%s' is not TAnnnn:Tnnnn, TAnnnn or Tnnnn[.nnn]",
 			            rc->r->mitre[i]);
 		}
@@ -472,17 +455,17 @@ static int key_domains(struct file_ctx *c, struct rule_ctx *rc, const char *key,
 	rc->has_entries = true;
 	SEQ_FOREACH(c->doc, v, it, item)
 	{
-		const char *s = scalar(item);
+		const char *s = dk__yaml_scalar(item);
 		uint8_t wire[DK_NAME_MAX];
 		size_t wlen;
 		bool wild;
 
-		if (!s || is_null(item))
-			return fail(c->L, c->file, line_of(item), DK_ESCHEMA,
+		if (!s || dk__yaml_is_null(item))
+			return fail(c->L, c->file, dk__yaml_line(item), DK_ESCHEMA,
 			            "'domains' entries must be strings");
 		err = parse_entry(s, item->data.scalar.length, wire, &wlen, &wild);
 		if (err)
-			return fail(c->L, c->file, line_of(item), DK_ENAME,
+			return fail(c->L, c->file, dk__yaml_line(item), DK_ENAME,
 			            "invalid domain '%s': %s", s, entry_error(err));
 		if ((err = pend_add(c->L, rc->index, wire, wlen, wild)))
 			return err;
@@ -517,11 +500,11 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 	rc->has_entries = true;
 	SEQ_FOREACH(c->doc, v, it, item)
 	{
-		const char *s = scalar(item);
+		const char *s = dk__yaml_scalar(item);
 		struct stat st;
 
-		if (!s || is_null(item) || !*s)
-			return fail(L, c->file, line_of(item), DK_ESCHEMA,
+		if (!s || dk__yaml_is_null(item) || !*s)
+			return fail(L, c->file, dk__yaml_line(item), DK_ESCHEMA,
 			            "'domain_files' entries must be paths");
 		char *path = resolve_list(c->file, s);
 		if (!path)
@@ -529,7 +512,8 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 		int e = stat(path, &st) ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
 		if (e) {
 			free(path);
-			return fail(L, c->file, line_of(item), -e, "cannot read list '%s': %s", s,
+			return fail(L, c->file, dk__yaml_line(item), -e,
+			            "cannot read list '%s': %s", s,
 			            e == EISDIR ? "not a regular file" : strerror(e));
 		}
 		if (grow((void **)&p->lists, &L->cap_lists, p->n_lists + 1, sizeof(*p->lists)) ||
@@ -540,7 +524,7 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 		memset(&p->lists[p->n_lists], 0, sizeof(p->lists[0]));
 		p->lists[p->n_lists].file = path;
 		L->lists[p->n_lists] = (struct pending_list){
-		        .rule = rc->index, .line = line_of(item), .size = st.st_size};
+		        .rule = rc->index, .line = dk__yaml_line(item), .size = st.st_size};
 		p->n_lists++;
 	}
 	return 0;
@@ -555,21 +539,22 @@ static yaml_node_t *log_query(yaml_document_t *doc, yaml_node_t *log)
 	     pr++) {
 		yaml_node_t *k = yaml_document_get_node(doc, pr->key);
 		yaml_node_t *v = yaml_document_get_node(doc, pr->value);
-		const char *ks = k ? scalar(k) : NULL;
+		const char *ks = k ? dk__yaml_scalar(k) : NULL;
 
 		if (!ks || !v)
 			continue;
-		if (strcmp(ks, "query_name") == 0 && scalar(v))
+		if (strcmp(ks, "query_name") == 0 && dk__yaml_scalar(v))
 			return v;
-		if (strcmp(ks, "query") == 0 && scalar(v))
+		if (strcmp(ks, "query") == 0 && dk__yaml_scalar(v))
 			found = v;
 		if (strcmp(ks, "query") == 0 && v->type == YAML_MAPPING_NODE) {
 			for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
 			     q < v->data.mapping.pairs.top; q++) {
 				yaml_node_t *qk = yaml_document_get_node(doc, q->key);
 				yaml_node_t *qv = yaml_document_get_node(doc, q->value);
-				if (qk && qv && scalar(qk) && strcmp(scalar(qk), "hostname") == 0 &&
-				    scalar(qv))
+				if (qk && qv && dk__yaml_scalar(qk) &&
+				    strcmp(dk__yaml_scalar(qk), "hostname") == 0 &&
+				    dk__yaml_scalar(qv))
 					found = qv;
 			}
 		}
@@ -582,14 +567,14 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 	yaml_node_t *name = NULL, *expect = NULL, *log = NULL;
 
 	if (t->type != YAML_MAPPING_NODE)
-		return fail(c->L, c->file, line_of(t), DK_ESCHEMA,
+		return fail(c->L, c->file, dk__yaml_line(t), DK_ESCHEMA,
 		            "a test must be a mapping with name, expect and log");
-	out->line = line_of(t);
+	out->line = dk__yaml_line(t);
 	for (yaml_node_pair_t *pr = t->data.mapping.pairs.start; pr < t->data.mapping.pairs.top;
 	     pr++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
 		yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
-		const char *ks = scalar(k);
+		const char *ks = dk__yaml_scalar(k);
 		yaml_node_t **slot = NULL;
 
 		if (ks && strcmp(ks, "name") == 0)
@@ -599,11 +584,11 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 		else if (ks && strcmp(ks, "log") == 0)
 			slot = &log;
 		if (!slot)
-			return fail(c->L, c->file, line_of(k), DK_ESCHEMA,
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
 			            "unknown key '%s' in test (name, expect, log)", ks ? ks : "?");
 		if (*slot)
-			return fail(c->L, c->file, line_of(k), DK_ESCHEMA, "duplicate key '%s'",
-			            ks);
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "duplicate key '%s'", ks);
 		*slot = v;
 	}
 	if (!name || !expect || !log)
@@ -617,19 +602,19 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 	if (err)
 		return err;
 	if (log->type != YAML_MAPPING_NODE)
-		return fail(c->L, c->file, line_of(log), DK_ESCHEMA,
+		return fail(c->L, c->file, dk__yaml_line(log), DK_ESCHEMA,
 		            "test log must be a mapping (a log record)");
 	yaml_node_t *q = log_query(c->doc, log);
 	if (!q)
-		return fail(c->L, c->file, line_of(log), DK_ESCHEMA,
+		return fail(c->L, c->file, dk__yaml_line(log), DK_ESCHEMA,
 		            "test log has no query_name, query.hostname or query");
 	uint8_t wire[DK_NAME_MAX];
 	size_t wlen;
-	err = dk_name_from_text(scalar(q), q->data.scalar.length, 0, wire, &wlen);
+	err = dk_name_from_text(dk__yaml_scalar(q), q->data.scalar.length, 0, wire, &wlen);
 	if (err)
-		return fail(c->L, c->file, line_of(q), DK_ENAME, "test query '%s': %s", scalar(q),
-		            dk_strerror(err));
-	out->query = strdup(scalar(q));
+		return fail(c->L, c->file, dk__yaml_line(q), DK_ENAME, "test query '%s': %s",
+		            dk__yaml_scalar(q), dk_strerror(err));
+	out->query = strdup(dk__yaml_scalar(q));
 	return out->query ? 0 : -ENOMEM;
 }
 
@@ -640,7 +625,7 @@ static int key_tests(struct file_ctx *c, struct rule_ctx *rc, const char *key, y
 
 	if (err)
 		return err;
-	size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	size_t n = dk__yaml_seq_len(v);
 	rc->r->tests = calloc(n ? n : 1, sizeof(*rc->r->tests));
 	if (!rc->r->tests)
 		return -ENOMEM;
@@ -698,10 +683,10 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 	int err;
 
 	if (root->type != YAML_MAPPING_NODE)
-		return fail(L, c->file, line_of(root), DK_ESCHEMA,
+		return fail(L, c->file, dk__yaml_line(root), DK_ESCHEMA,
 		            "a rule must be a mapping of keys (id, name, severity, action, ...)");
 	if (p->n_rules >= DK_RULES_MAX)
-		return fail(L, c->file, line_of(root), DK_EFULL, "more than %d rules",
+		return fail(L, c->file, dk__yaml_line(root), DK_EFULL, "more than %d rules",
 		            DK_RULES_MAX);
 	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + 1, sizeof(*p->rules)))
 		return -ENOMEM;
@@ -713,7 +698,7 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 	r->alert = true;
 	r->dedup_minutes = DEFAULT_DEDUP_MINUTES;
 	r->threshold = 1;
-	r->line = line_of(root);
+	r->line = dk__yaml_line(root);
 	if (!(r->file = strdup(c->file))) {
 		err = -ENOMEM;
 		goto fail;
@@ -723,31 +708,30 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 	     pr < root->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
 		yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
-		const char *ks = scalar(k);
+		const char *ks = dk__yaml_scalar(k);
 		key_fn fn = NULL;
 
 		if (!ks) {
-			err = fail(L, c->file, line_of(k), DK_ESCHEMA, "keys must be plain words");
+			err = fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			           "keys must be plain words");
 			goto fail;
 		}
-		for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < pr; q++) {
-			const char *prev = scalar(yaml_document_get_node(c->doc, q->key));
-			if (prev && strcmp(prev, ks) == 0) {
-				err = fail(L, c->file, line_of(k), DK_ESCHEMA, "duplicate key '%s'",
-				           ks);
-				goto fail;
-			}
+		if (dk__yaml_earlier_key(c->doc, root, pr)) {
+			err = fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA, "duplicate key '%s'",
+			           ks);
+			goto fail;
 		}
 		for (size_t i = 0; i < DK_ARRAY_SIZE(rule_keys); i++) {
 			if (strcmp(rule_keys[i].key, ks) == 0)
 				fn = rule_keys[i].fn;
 		}
 		if (!fn) {
-			err = fail(L, c->file, line_of(k), DK_ESCHEMA, "unknown key '%s'", ks);
+			err = fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA, "unknown key '%s'",
+			           ks);
 			goto fail;
 		}
 		if (strcmp(ks, "id") == 0)
-			rc.id_line = line_of(k);
+			rc.id_line = dk__yaml_line(k);
 		if ((err = fn(c, &rc, ks, v)))
 			goto fail;
 	}
@@ -813,17 +797,7 @@ static int load_rule_file(struct loader *L, const char *path)
 	for (;;) {
 		yaml_document_t doc;
 		if (!yaml_parser_load(&parser, &doc)) {
-			/* Reader errors (bad encoding) carry an offset, not a line. */
-			unsigned line = parser.error == YAML_READER_ERROR
-			                        ? 0
-			                        : (unsigned)parser.problem_mark.line + 1;
-			if (parser.context)
-				err = fail(L, path, line, DK_ESYNTAX, "YAML: %s (%s at line %u)",
-				           parser.problem ? parser.problem : "syntax error",
-				           parser.context, (unsigned)parser.context_mark.line + 1);
-			else
-				err = fail(L, path, line, DK_ESYNTAX, "YAML: %s",
-				           parser.problem ? parser.problem : "syntax error");
+			err = dk__yaml_parser_error(&parser, path, L->diag);
 			break;
 		}
 		yaml_node_t *root = yaml_document_get_root_node(&doc);

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include <netinet/tcp.h>
 
 #include "alert_sink.h"
+#include "log.h"
 #include "dnsink/policy.h"
 
 /* Events per worker ring; a slot is one struct dk_alert_event (~560 octets). */
@@ -43,8 +43,6 @@
 #define FILE_BUF        (64 * 1024)
 #define REC_MAX         8192
 #define LINE_MAX_LEN    (REC_MAX + 512)
-#define QUEUE_DEFAULT   1024
-#define DEDUP_DEFAULT   10000
 #define BACKOFF_MIN_MS  500
 #define BACKOFF_MAX_MS  30000
 #define CLOSE_WAIT_MS   1000
@@ -147,20 +145,6 @@ struct dk_alerter {
 	char line[LINE_MAX_LEN];
 };
 
-/* Operational log; kept in one place so the server's logger can replace it. */
-static void oplog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void oplog(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("dnsink: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -207,8 +191,8 @@ static void file_flush(struct dk_alerter *a)
 			continue;
 		if (n <= 0) {
 			if (!a->file_err_logged)
-				oplog("alert file %s: write failed: %s", a->file_path,
-				      n < 0 ? strerror(errno) : "short write");
+				dk_log(DK_LOG_ERR, "alert file %s: write failed: %s", a->file_path,
+				       n < 0 ? strerror(errno) : "short write");
 			a->file_err_logged = true;
 			break;
 		}
@@ -433,10 +417,11 @@ static void tcp_fail(struct tcp_conn *c, int err)
 	}
 	if (!a->tcp_down_logged && err) {
 		server_text(a, addr, sizeof(addr));
-		oplog("alert collector tcp://%s %s: %s; %zu unacknowledged records to send again, "
-		      "queuing up to %zu records",
-		      addr, c->connected ? "lost" : "unreachable", uv_strerror(err), resend,
-		      a->qcap);
+		dk_log(DK_LOG_WARN,
+		       "alert collector tcp://%s %s: %s; %zu unacknowledged records to send again, "
+		       "queuing up to %zu records",
+		       addr, c->connected ? "lost" : "unreachable", uv_strerror(err), resend,
+		       a->qcap);
 		a->tcp_down_logged = true;
 	}
 	if (a->closing)
@@ -537,8 +522,9 @@ static void tcp_connect_cb(uv_connect_t *req, int status)
 	tcp_set_user_timeout(c);
 	if (a->tcp_down_logged) {
 		server_text(a, addr, sizeof(addr));
-		oplog("alert collector tcp://%s connected, %zu queued records to send", addr,
-		      a->qlen);
+		dk_log(DK_LOG_INFO,
+		       "alert collector tcp://%s connected, %zu queued records to send", addr,
+		       a->qlen);
 		a->tcp_down_logged = false;
 	}
 	err = uv_read_start((uv_stream_t *)&c->h, tcp_alloc_cb, tcp_read_cb);
@@ -714,8 +700,8 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 	n = dk_alert_format(rec, a->format, a->rec, sizeof(a->rec));
 	if (n < 0) {
 		a->st.lost_sink++;
-		oplog("alert record for rule %s does not fit %d octets", rec->ev->rule->id,
-		      REC_MAX);
+		dk_log(DK_LOG_WARN, "alert record for rule %s does not fit %d octets",
+		       rec->ev->rule->id, REC_MAX);
 		return;
 	}
 	switch (a->transport) {
@@ -820,17 +806,18 @@ static void tick_cb(uv_timer_t *t)
 
 	dk_dedup_tick(a->dedup, a->now(), emit_cb, a);
 	if (a->file_path && a->file_fd < 0 && file_open(a) == 0)
-		oplog("alert file %s reopened", a->file_path);
+		dk_log(DK_LOG_INFO, "alert file %s reopened", a->file_path);
 	file_flush(a);
 	tcp_flush(a);
 	if (a->lost_unlogged) {
-		oplog("alert queue full, %" PRIu64 " records lost", a->lost_unlogged);
+		dk_log(DK_LOG_WARN, "alert queue full, %" PRIu64 " records lost", a->lost_unlogged);
 		a->lost_unlogged = 0;
 	}
 	for (unsigned w = 0; w < a->n_workers; w++)
 		ring_lost += atomic_load_explicit(&a->rings[w].dropped, memory_order_relaxed);
 	if (ring_lost > a->ring_lost_logged) {
-		oplog("alert rings full, %" PRIu64 " events lost", ring_lost - a->ring_lost_logged);
+		dk_log(DK_LOG_WARN, "alert rings full, %" PRIu64 " events lost",
+		       ring_lost - a->ring_lost_logged);
 		a->ring_lost_logged = ring_lost;
 	}
 }
@@ -846,7 +833,7 @@ static void copy_ident(struct dk_alerter *a, const char *ident)
 {
 	size_t i;
 
-	snprintf(a->ident, sizeof(a->ident), "%s", ident && *ident ? ident : "dnsink");
+	snprintf(a->ident, sizeof(a->ident), "%s", ident);
 	/* APP-NAME is 1*48 printable US-ASCII without spaces (RFC 5424 6.2.5). */
 	for (i = 0; a->ident[i] && i < sizeof(a->appname) - 1; i++) {
 		unsigned char ch = (unsigned char)a->ident[i];
@@ -892,6 +879,11 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 	int err;
 
 	memcpy(old_ident, a->ident, sizeof(old_ident));
+	/* The loader always sets one; a config built by hand must too. */
+	if (!cfg->alerts.ident || !*cfg->alerts.ident) {
+		dk_diag_set(diag, cfg->file, 0, "alerts: no syslog ident");
+		return -EINVAL;
+	}
 	if (cfg->alerts.transport == DK_SYSLOG_UNIX) {
 		if (!cfg->alerts.unix_path || !*cfg->alerts.unix_path ||
 		    strlen(cfg->alerts.unix_path) >= sizeof(a->unix_path)) {
@@ -902,7 +894,7 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 	}
 	a->transport = cfg->alerts.transport;
 	a->format = cfg->alerts.format;
-	a->facility = cfg->alerts.facility ? cfg->alerts.facility : LOG_DAEMON;
+	a->facility = cfg->alerts.facility;
 	copy_ident(a, cfg->alerts.ident);
 	if (a->transport == DK_SYSLOG_UDP || a->transport == DK_SYSLOG_TCP)
 		a->server = cfg->alerts.server;
@@ -956,8 +948,8 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 			            strerror(-err));
 			if (first)
 				return err;
-			oplog("alert file %s: %s; retrying every second", a->file_path,
-			      strerror(-err));
+			dk_log(DK_LOG_ERR, "alert file %s: %s; retrying every second", a->file_path,
+			       strerror(-err));
 		}
 	}
 	return 0;
@@ -988,9 +980,19 @@ static void alerter_release(struct dk_alerter *a)
 int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
                    struct dk_alerter **out, struct dk_diag *diag)
 {
-	struct dk_alerter *a = calloc(1, sizeof(*a));
+	struct dk_alerter *a;
 	int err = -ENOMEM;
 
+	/*
+	 * No fallback here: the defaults live in config.h, and a config built
+	 * by hand gets them from dk_config_set_defaults(). A zero is refused
+	 * rather than quietly replaced.
+	 */
+	if (!cfg->alerts.queue || !cfg->alerts.dedup_max) {
+		dk_diag_set(diag, cfg->file, 0, "alerts: queue and dedup_max must not be 0");
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
 	if (!a) {
 		dk_diag_set(diag, NULL, 0, "out of memory");
 		return -ENOMEM;
@@ -1003,11 +1005,11 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	a->file_fd = -1;
 	a->now = mono_ms;
 	a->backoff_ms = BACKOFF_MIN_MS;
-	a->qcap = cfg->alerts.queue ? cfg->alerts.queue : QUEUE_DEFAULT;
+	a->qcap = cfg->alerts.queue;
 	a->rings = calloc(a->n_workers, sizeof(*a->rings));
 	a->queue = calloc(a->qcap, sizeof(*a->queue));
 	a->filebuf = malloc(FILE_BUF);
-	a->dedup = dk_dedup_new(cfg->alerts.dedup_max ? cfg->alerts.dedup_max : DEDUP_DEFAULT);
+	a->dedup = dk_dedup_new(cfg->alerts.dedup_max);
 	if (!a->rings || !a->queue || !a->filebuf || !a->dedup) {
 		dk_diag_set(diag, NULL, 0, "out of memory");
 		goto fail;
@@ -1071,12 +1073,12 @@ int dk_alerter_reconfigure(struct dk_alerter *a, const struct dk_config *cfg)
 		char msg[1100];
 
 		dk_diag_format(&diag, msg, sizeof(msg));
-		oplog("alerts: %s", msg);
+		dk_log(DK_LOG_ERR, "alerts: %s", msg);
 		return err;
 	}
 	if (a->qlen && (old_tr == DK_SYSLOG_TCP) != (a->transport == DK_SYSLOG_TCP)) {
 		/* Queued records are framed for the old kind of collector. */
-		oplog("alert collector changed, %zu queued records lost", a->qlen);
+		dk_log(DK_LOG_WARN, "alert collector changed, %zu queued records lost", a->qlen);
 		a->st.lost_sink += a->qlen;
 		if (a->tcp && !a->tcp->closing) {
 			a->tcp->closing = true;
@@ -1140,7 +1142,8 @@ void dk_alerter_reopen(struct dk_alerter *a)
 	a->file_fd = -1;
 	err = file_open(a);
 	if (err < 0)
-		oplog("alert file %s: %s; retrying every second", a->file_path, strerror(-err));
+		dk_log(DK_LOG_ERR, "alert file %s: %s; retrying every second", a->file_path,
+		       strerror(-err));
 }
 
 static void finish_close(struct dk_alerter *a)
@@ -1155,7 +1158,7 @@ static void finish_close(struct dk_alerter *a)
 			queue_drop_head(a, 1);
 	}
 	if (a->qlen) {
-		oplog("alert queue: %zu records not delivered at exit", a->qlen);
+		dk_log(DK_LOG_WARN, "alert queue: %zu records not delivered at exit", a->qlen);
 		a->st.lost_sink += a->qlen;
 		queue_drop_head(a, a->qlen);
 	}
@@ -1208,7 +1211,7 @@ void dk_alerter_free(struct dk_alerter *a)
 		return;
 	if (!a->closed || a->open_handles) {
 		/* Freeing under live handles would corrupt the loop: leak instead. */
-		oplog("alerter freed before its handles closed; leaking it");
+		dk_log(DK_LOG_ERR, "alerter freed before its handles closed; leaking it");
 		return;
 	}
 	alerter_release(a);

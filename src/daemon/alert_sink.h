@@ -33,7 +33,10 @@ struct dk_alert_stats {
 /**
  * Creates the alerter on @p loop (the main loop) for @p n_workers workers,
  * with sinks from @p cfg (not kept: what it needs is copied). Returns 0 and
- * sets @p *out, or a negative code with @p diag set.
+ * sets @p *out, or a negative code with @p diag set. @p cfg holds every
+ * value it uses, nothing is filled in here: one from dk_config_load() does,
+ * and one built by hand starts from dk_config_set_defaults() and sets
+ * alerts.ident (-EINVAL without it, or with a zero queue or dedup_max).
  */
 int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
 		   struct dk_alerter **out, struct dk_diag *diag);

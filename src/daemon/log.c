@@ -11,9 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dnsink/common.h"
+
 #include "log.h"
 
 static bool use_syslog;
+
+/* A failed internal assertion in core code is an error line of this log. */
+static void log_assert(const char *msg)
+{
+	dk_log(DK_LOG_ERR, "%s", msg);
+}
 
 /*
  * syslog(3) state is process-wide and the alerter opens it too, with the
@@ -21,6 +29,7 @@ static bool use_syslog;
  */
 void dk_log_open(void)
 {
+	dk_set_assert_hook(log_assert);
 	if (!isatty(STDERR_FILENO) && !use_syslog) {
 		openlog("dnsink", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		use_syslog = true;

@@ -17,7 +17,11 @@ enum dk_log_level {
 	DK_LOG_DEBUG = LOG_DEBUG,
 };
 
-/** Decides once whether syslog(3) is used too; safe to call again. */
+/**
+ * Decides once whether syslog(3) is used too, and sends the reports of
+ * failed dk_fails_assert() checks here (dk_set_assert_hook()); safe to call
+ * again.
+ */
 void dk_log_open(void);
 
 /** Closes the syslog(3) connection opened by dk_log_open(). */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for the DNS message module. Each input is read twice:
+ * libFuzzer target for the DNS message module. Each input is read three ways:
  * once as a client's query, whose every answer kind is then written into a
  * heap buffer of exactly the chosen capacity (so AddressSanitizer reports a
  * single octet written past it), and once as an upstream's answer to a fixed
- * query, run through the answer check and the client adaptation in place.
+ * query, run through the answer check and the client adaptation in place;
+ * then its records are walked with the record walker (dk_rr_iter).
  * Properties that must hold whatever the input are checked with abort().
  */
 #include <stdint.h>
@@ -60,6 +61,10 @@ static void try_write(const uint8_t *data, const struct dk_query *q, int kind, u
 		abort();
 	if (n == DK_ESPACE && cap >= FULL_CAP)
 		abort();
+	/* RD, RA, AD and CD are defined for opcode QUERY only: clear for any other. */
+	if (n > 0 && q->opcode != LDNS_PACKET_QUERY &&
+	    (LDNS_RD_WIRE(out) || LDNS_RA_WIRE(out) || LDNS_AD_WIRE(out) || LDNS_CD_WIRE(out)))
+		abort();
 	/* Whatever we answer must pass our own check as the answer to that query. */
 	if (n > 0 && q->question_end && q->opcode == LDNS_PACKET_QUERY &&
 	    dk_msg_check_answer(out, (size_t)n, q->id, q) != 0)
@@ -71,7 +76,7 @@ static void as_query(const uint8_t *data, size_t size)
 {
 	static const uint8_t rcodes[] = {LDNS_RCODE_FORMERR,  LDNS_RCODE_SERVFAIL,
 	                                 LDNS_RCODE_NXDOMAIN, LDNS_RCODE_NOTIMPL,
-	                                 LDNS_RCODE_REFUSED,  16};
+	                                 LDNS_RCODE_REFUSED,  DK_RCODE_BADVERS};
 	struct dk_query q;
 	int ret = dk_msg_parse_query(data, size, &q);
 
@@ -140,9 +145,57 @@ static void as_answer(const uint8_t *data, size_t size)
 	free(ans);
 }
 
+/*
+ * Walks every record of the input with the record walker, reading the target
+ * of each CNAME and DNAME as the query module does, and checks that the walk
+ * stays inside the input, moves forward and agrees with the answer body check.
+ */
+static void walk_records(const uint8_t *data, size_t size)
+{
+	struct dk_rr_iter it;
+	struct dk_rr rr;
+	int ret;
+
+	if (dk_msg_rr_iter_init(&it, data, size) != 0) {
+		if (dk_msg_rr_next(&it, &rr) != DK_EFORMERR)
+			abort();
+		return;
+	}
+	do {
+		size_t last = it.off;
+		while ((ret = dk_msg_rr_next(&it, &rr)) > 0) {
+			if (rr.owner != last || rr.rdata + rr.rdlen != it.off || it.off > size ||
+			    rr.section != it.section)
+				abort();
+			last = it.off;
+			if (rr.type == LDNS_RR_TYPE_CNAME || rr.type == LDNS_RR_TYPE_DNAME) {
+				uint8_t name[DK_NAME_MAX];
+				size_t len = 0;
+				ret = dk_msg_rr_target(&it, &rr, name, &len);
+				if (ret != 0 && ret != DK_EFORMERR)
+					abort();
+				if (ret == 0 &&
+				    (len == 0 || len > DK_NAME_MAX || name[len - 1] != 0))
+					abort();
+			}
+		}
+		if (ret < 0 && ret != DK_EFORMERR)
+			abort();
+	} while ((ret = dk_msg_rr_next_section(&it)) > 0);
+	if (ret != 0 && ret != DK_EFORMERR)
+		abort();
+	/* One walker: the body check must say what this walk found. */
+	if (size >= DK_HEADER_LEN && LDNS_QDCOUNT(data) == 1 && !LDNS_TC_WIRE(data)) {
+		int body = dk_msg_check_answer_body(data, size);
+		if (body != (ret == 0 && it.off == size ? 0 : DK_EFORMERR))
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	as_query(data, size);
 	as_answer(data, size);
+	walk_records(data, size);
 	return 0;
 }

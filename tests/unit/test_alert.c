@@ -976,6 +976,7 @@ static void test_alerter_file_unix(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 
 	memset(&cfg, 0, sizeof(cfg));
+	dk_config_set_defaults(&cfg);
 	cfg.alerts.transport = DK_SYSLOG_UNIX;
 	cfg.alerts.unix_path = sock;
 	cfg.alerts.ident = "dnsink-test";
@@ -1082,6 +1083,7 @@ static void test_alerter_udp(void **state)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
 
 	memset(&cfg, 0, sizeof(cfg));
+	dk_config_set_defaults(&cfg);
 	cfg.alerts.transport = DK_SYSLOG_UDP;
 	cfg.alerts.ident = "dnsink-test";
 	cfg.alerts.facility = LOG_DAEMON;
@@ -1158,6 +1160,7 @@ static void test_alerter_tcp_late(void **state)
 	close(lfd);
 
 	memset(&cfg, 0, sizeof(cfg));
+	dk_config_set_defaults(&cfg);
 	cfg.alerts.transport = DK_SYSLOG_TCP;
 	cfg.alerts.ident = "dnsink-test";
 	cfg.alerts.facility = LOG_DAEMON;
@@ -1248,6 +1251,7 @@ static void test_alerter_reconfigure(void **state)
 
 	/* Start with a unix collector that does not exist: records are lost, counted. */
 	memset(&cfg, 0, sizeof(cfg));
+	dk_config_set_defaults(&cfg);
 	cfg.alerts.transport = DK_SYSLOG_UNIX;
 	cfg.alerts.unix_path = "/nonexistent/dnsink-test.sock";
 	cfg.alerts.ident = "dnsink-test";

@@ -125,6 +125,44 @@ static void test_empty_file_defaults(void **state)
 	dk_config_free(c);
 }
 
+/*
+ * dk_config_set_defaults() gives a config built by hand the values the
+ * loader gives an empty file, and allocates nothing: every pointer stays NULL.
+ */
+static void test_set_defaults(void **state)
+{
+	(void)state;
+	struct dk_config hand;
+	struct dk_config *c = load_ok(DATA "good/empty.yml", RESOLV_BASIC);
+
+	memset(&hand, 0, sizeof(hand));
+	dk_config_set_defaults(&hand);
+	assert_int_equal(hand.upstream_timeout_ms, c->upstream_timeout_ms);
+	assert_memory_equal(&hand.sinkhole, &c->sinkhole, sizeof(hand.sinkhole));
+	assert_int_equal(hand.alerts.transport, c->alerts.transport);
+	assert_int_equal(hand.alerts.facility, c->alerts.facility);
+	assert_int_equal(hand.alerts.format, c->alerts.format);
+	assert_int_equal(hand.alerts.queue, c->alerts.queue);
+	assert_int_equal(hand.alerts.dedup_max, c->alerts.dedup_max);
+	assert_int_equal(hand.workers, c->workers);
+	assert_int_equal(hand.max_inflight, c->max_inflight);
+	assert_int_equal(hand.tcp_max_clients, c->tcp_max_clients);
+	assert_int_equal(hand.tcp_idle_ms, c->tcp_idle_ms);
+	assert_int_equal(hand.rate_limit.qps, c->rate_limit.qps);
+	assert_int_equal(hand.rate_limit.action, c->rate_limit.action);
+	assert_int_equal(hand.rate_limit.table_size, c->rate_limit.table_size);
+	assert_int_equal(hand.rate_limit.ipv4_prefix, c->rate_limit.ipv4_prefix);
+	assert_int_equal(hand.rate_limit.ipv6_prefix, c->rate_limit.ipv6_prefix);
+	assert_string_equal(c->alerts.ident, DK_DEFAULT_ALERT_IDENT);
+	assert_string_equal(c->rules[0], DK_DEFAULT_RULES);
+	assert_null(hand.listen);
+	assert_null(hand.allow);
+	assert_null(hand.rules);
+	assert_null(hand.upstreams);
+	assert_null(hand.alerts.ident);
+	dk_config_free(c);
+}
+
 static void test_null_values_keep_defaults(void **state)
 {
 	(void)state;
@@ -665,6 +703,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_shipped_conf),
 	        cmocka_unit_test(test_empty_file_defaults),
+	        cmocka_unit_test(test_set_defaults),
 	        cmocka_unit_test(test_null_values_keep_defaults),
 	        cmocka_unit_test(test_every_key),
 	        cmocka_unit_test(test_syslog_servers),

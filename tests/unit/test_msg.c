@@ -6,6 +6,7 @@
  * dnsink writes is read back with ldns's own parser, which serves as the
  * independent judge of the fields.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,7 +444,11 @@ static const struct answer_case answer_cases[] = {
          ERROR,
          LDNS_RCODE_FORMERR,
          0},
-        {"badvers", {"v.example", LDNS_RR_TYPE_A, LDNS_RD, true, false, 0}, ERROR, 16, 0},
+        {"badvers",
+         {"v.example", LDNS_RR_TYPE_A, LDNS_RD, true, false, 0},
+         ERROR,
+         DK_RCODE_BADVERS,
+         0},
 };
 
 static int write_case(const struct answer_case *c, const struct wire *qw, const struct dk_query *q,
@@ -612,6 +617,27 @@ static void test_answers_to_bad_queries(void **state)
 	assert_false(ldns_pkt_rd(a));
 	ldns_pkt_free(a);
 
+	/*
+	 * Every opcode but QUERY, asked with RD, AD and CD set: NOTIMP with
+	 * the opcode echoed and RD, RA, AD and CD clear, as they are defined
+	 * for QUERY only (the answer used to set RA and copy RD and CD).
+	 */
+	for (unsigned op = 1; op <= 15; op++) {
+		hex(&w, "abcd 0130 0001 0000 0000 0000 " Q_A);
+		LDNS_OPCODE_SET(w.p, op);
+		assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), DK_ENOTIMP);
+		n = dk_msg_write_error(w.p, &q, LDNS_RCODE_NOTIMPL, 0, out, sizeof(out));
+		assert_int_equal(n, DK_HEADER_LEN);
+		assert_int_equal(LDNS_ID_WIRE(out), 0xabcd);
+		assert_true(LDNS_QR_WIRE(out));
+		assert_int_equal(LDNS_OPCODE_WIRE(out), op);
+		assert_int_equal(LDNS_RCODE_WIRE(out), LDNS_RCODE_NOTIMPL);
+		assert_false(LDNS_RD_WIRE(out));
+		assert_false(LDNS_RA_WIRE(out));
+		assert_false(LDNS_AD_WIRE(out));
+		assert_false(LDNS_CD_WIRE(out));
+	}
+
 	/* Garbage after the question: FORMERR that still echoes the question. */
 	hex(&w, "abcd 0100 0001 0000 0000 0000 " Q_A "ff");
 	assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), DK_EFORMERR);
@@ -622,7 +648,7 @@ static void test_answers_to_bad_queries(void **state)
 	/* EDNS version 1: BADVERS = 16, 0 in the header and 1 in the OPT. */
 	hex(&w, "abcd 0100 0001 0000 0000 0001 " Q_A "00 0029 1000 00018000 0000");
 	assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), DK_EBADVERS);
-	n = dk_msg_write_error(w.p, &q, 16, 0, out, sizeof(out));
+	n = dk_msg_write_error(w.p, &q, DK_RCODE_BADVERS, 0, out, sizeof(out));
 	assert_true(n > 0);
 	assert_int_equal(ldns_wire2pkt(&a, out, (size_t)n), LDNS_STATUS_OK);
 	assert_int_equal(ldns_pkt_get_rcode(a), 0);
@@ -635,7 +661,7 @@ static void test_answers_to_bad_queries(void **state)
 	/* An extended rcode without EDNS cannot be said; it becomes SERVFAIL. */
 	hex(&w, "abcd 0100 0001 0000 0000 0000 " Q_A);
 	assert_int_equal(dk_msg_parse_query(w.p, w.len, &q), 0);
-	n = dk_msg_write_error(w.p, &q, 16, 0, out, sizeof(out));
+	n = dk_msg_write_error(w.p, &q, DK_RCODE_BADVERS, 0, out, sizeof(out));
 	assert_int_equal(LDNS_RCODE_WIRE(out), LDNS_RCODE_SERVFAIL);
 
 	/* A sinkhole for class CH gets no IN address. */
@@ -776,6 +802,202 @@ static void test_check_answer_body(void **state)
 	assert_int_equal(dk_msg_check_answer_body(aw.p, aw.len), DK_EFORMERR);
 }
 
+/* ---- the record walker ---- */
+
+/* Question "www.example" A IN: "example" starts at offset 16, pointer c010. */
+#define Q_WWW "03 777777 07 6578616d706c65 00 0001 0001 "
+
+/* Walks the answer section of @p w expecting @p n records of @p types. */
+static void walk_answers(const struct wire *w, const uint16_t *types, unsigned n,
+                         struct dk_rr_iter *it, struct dk_rr *rrs)
+{
+	assert_int_equal(dk_msg_rr_iter_init(it, w->p, w->len), 0);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(dk_msg_rr_next(it, &rrs[i]), 1);
+		assert_int_equal(rrs[i].type, types[i]);
+		assert_int_equal(rrs[i].section, DK_SECTION_ANSWER);
+		assert_true(rrs[i].rdata + rrs[i].rdlen <= w->len);
+	}
+	assert_int_equal(dk_msg_rr_next(it, &rrs[n]), 0);
+}
+
+static void assert_target(const struct dk_rr_iter *it, const struct dk_rr *rr, const char *text)
+{
+	uint8_t name[DK_NAME_MAX], want[DK_NAME_MAX];
+	size_t len = 0;
+	ldns_rdf *d = ldns_dname_new_frm_str(text);
+
+	assert_non_null(d);
+	assert_true(ldns_rdf_size(d) <= sizeof(want));
+	memcpy(want, ldns_rdf_data(d), ldns_rdf_size(d));
+	assert_int_equal(dk_msg_rr_target(it, rr, name, &len), 0);
+	assert_int_equal(len, ldns_rdf_size(d));
+	assert_memory_equal(name, want, len);
+	ldns_rdf_deep_free(d);
+}
+
+/* A CNAME chain as an upstream sends it (ldns compresses), then every section. */
+static void test_rr_walk_cname_chain(void **state)
+{
+	(void)state;
+	struct qopt up = {.name = "www.example.com", .type = LDNS_RR_TYPE_A, .flags = LDNS_RD};
+	static const char *const rrs[] = {
+	        "www.example.com 300 IN CNAME A.Example.NET.",
+	        "a.example.net 300 IN CNAME b.EXAMPLE.org.",
+	        "b.example.org 300 IN A 192.0.2.1",
+	};
+	static const uint16_t types[] = {LDNS_RR_TYPE_CNAME, LDNS_RR_TYPE_CNAME, LDNS_RR_TYPE_A};
+	ldns_pkt *pkt = make_query_pkt(&up, 0x2222);
+	struct dk_rr_iter it;
+	struct dk_rr rr[4];
+	struct wire w;
+
+	ldns_pkt_set_qr(pkt, true);
+	for (size_t i = 0; i < DK_ARRAY_SIZE(rrs); i++) {
+		ldns_rr *r = NULL;
+		assert_int_equal(ldns_rr_new_frm_str(&r, rrs[i], 0, NULL, NULL), LDNS_STATUS_OK);
+		ldns_pkt_push_rr(pkt, LDNS_SECTION_ANSWER, r);
+	}
+	ldns_rr *ns = NULL;
+	assert_int_equal(
+	        ldns_rr_new_frm_str(&ns, "example.org 300 IN NS ns.example.org.", 0, NULL, NULL),
+	        LDNS_STATUS_OK);
+	ldns_pkt_push_rr(pkt, LDNS_SECTION_AUTHORITY, ns);
+	ldns_pkt_set_edns_udp_size(pkt, 1232);
+	to_wire(pkt, &w);
+	ldns_pkt_free(pkt);
+
+	walk_answers(&w, types, 3, &it, rr);
+	assert_target(&it, &rr[0], "a.example.net.");
+	assert_target(&it, &rr[1], "b.example.org.");
+	assert_int_equal(rr[2].rdlen, 4);
+	assert_int_equal(rr[2].ttl, 300);
+	assert_int_equal(rr[2].rclass, LDNS_RR_CLASS_IN);
+	assert_memory_equal(w.p + rr[2].rdata, "\xc0\x00\x02\x01", 4);
+	/* Only CNAME and DNAME records have a target. */
+	uint8_t name[DK_NAME_MAX];
+	size_t len;
+	assert_int_equal(dk_msg_rr_target(&it, &rr[2], name, &len), -EINVAL);
+	/* The end of a section stays the end until the walk moves on. */
+	assert_int_equal(dk_msg_rr_next(&it, &rr[3]), 0);
+
+	assert_int_equal(dk_msg_rr_next_section(&it), 1);
+	assert_int_equal(it.section, DK_SECTION_AUTHORITY);
+	assert_int_equal(dk_msg_rr_next(&it, &rr[3]), 1);
+	assert_int_equal(rr[3].type, LDNS_RR_TYPE_NS);
+	assert_int_equal(rr[3].section, DK_SECTION_AUTHORITY);
+	assert_int_equal(dk_msg_rr_next(&it, &rr[3]), 0);
+	assert_int_equal(dk_msg_rr_next_section(&it), 1);
+	assert_int_equal(dk_msg_rr_next(&it, &rr[3]), 1);
+	assert_int_equal(rr[3].type, LDNS_RR_TYPE_OPT);
+	assert_true(rr[3].root_owner);
+	assert_int_equal(rr[3].section, DK_SECTION_ADDITIONAL);
+	assert_int_equal(dk_msg_rr_next_section(&it), 0);
+	assert_int_equal(it.off, w.len);
+
+	/* next_section steps over what is left: from the start, straight to the end. */
+	assert_int_equal(dk_msg_rr_iter_init(&it, w.p, w.len), 0);
+	while (dk_msg_rr_next_section(&it) > 0)
+		;
+	assert_int_equal(it.off, w.len);
+}
+
+/* A DNAME whose target is written in capitals, and a compressed CNAME target. */
+static void test_rr_walk_dname_compressed(void **state)
+{
+	(void)state;
+	static const uint16_t types[] = {LDNS_RR_TYPE_DNAME, LDNS_RR_TYPE_CNAME};
+	struct dk_rr_iter it;
+	struct dk_rr rr[3];
+	struct wire w;
+
+	hex(&w, "2222 8180 0001 0002 0000 0000 " Q_WWW
+	        /* example DNAME EXAMPLE.NET */
+	        "c010 0027 0001 0000012c 000d 07 4558414d504c45 03 4e4554 00 "
+	        /* www.example CNAME www.example.net: "www" then a pointer to the DNAME's target */
+	        "c00c 0005 0001 0000012c 0006 03 777777 c029");
+	walk_answers(&w, types, 2, &it, rr);
+	assert_false(rr[0].root_owner);
+	assert_int_equal(rr[0].owner, DK_HEADER_LEN + 17);
+	assert_target(&it, &rr[0], "example.net.");
+	assert_target(&it, &rr[1], "www.example.net.");
+	assert_int_equal(dk_msg_rr_next_section(&it), 1);
+	assert_int_equal(dk_msg_rr_next_section(&it), 1);
+	assert_int_equal(dk_msg_rr_next_section(&it), 0);
+	assert_int_equal(it.off, w.len);
+	assert_int_equal(dk_msg_check_answer_body(w.p, w.len), 0);
+}
+
+/* Records cut short: the walk reports DK_EFORMERR at the cut and ever after. */
+static void test_rr_walk_cut(void **state)
+{
+	(void)state;
+	struct dk_rr_iter it;
+	struct dk_rr rr;
+	struct wire w;
+
+	hex(&w,
+	    "2222 8180 0001 0001 0000 0000 " Q_WWW "c00c 0005 0001 0000012c 0006 03 666f6f c010");
+	for (size_t n = 0; n < w.len; n++) {
+		int ret = dk_msg_rr_iter_init(&it, w.p, n);
+		/* Inside the header or question the start fails; later the record does. */
+		if (n < DK_HEADER_LEN + 17) {
+			assert_int_equal(ret, DK_EFORMERR);
+			assert_int_equal(dk_msg_rr_next(&it, &rr), DK_EFORMERR);
+			continue;
+		}
+		assert_int_equal(ret, 0);
+		assert_int_equal(dk_msg_rr_next(&it, &rr), DK_EFORMERR);
+		assert_int_equal(dk_msg_rr_next(&it, &rr), DK_EFORMERR);
+		assert_int_equal(dk_msg_rr_next_section(&it), DK_EFORMERR);
+	}
+	/* ANCOUNT promises a second record that is not there. */
+	w.p[LDNS_ANCOUNT_OFF + 1] = 2;
+	assert_int_equal(dk_msg_rr_iter_init(&it, w.p, w.len), 0);
+	assert_int_equal(dk_msg_rr_next(&it, &rr), 1);
+	assert_int_equal(dk_msg_rr_next(&it, &rr), DK_EFORMERR);
+	assert_int_equal(dk_msg_check_answer_body(w.p, w.len), DK_EFORMERR);
+	/* A question cut short. */
+	hex(&w, "2222 8180 0001 0000 0000 0000 03 777777 07 6578616d70");
+	assert_int_equal(dk_msg_rr_iter_init(&it, w.p, w.len), DK_EFORMERR);
+}
+
+/* A target must lie within its rdata: no labels past its end, no pointer forward. */
+static void test_rr_walk_target_bounds(void **state)
+{
+	(void)state;
+	static const uint16_t types[] = {LDNS_RR_TYPE_CNAME, LDNS_RR_TYPE_A};
+	struct dk_rr_iter it;
+	struct dk_rr rr[3];
+	struct wire w;
+	uint8_t name[DK_NAME_MAX];
+	size_t len;
+
+	/* rdlength 4 covers "03 666f6f" only; the root label lies in the next record. */
+	hex(&w, "2222 8180 0001 0002 0000 0000 " Q_WWW "c00c 0005 0001 0000012c 0004 03 666f6f "
+	        "00 0001 0001 0000012c 0004 c0000201");
+	walk_answers(&w, types, 2, &it, rr);
+	assert_int_equal(dk_msg_rr_target(&it, &rr[0], name, &len), DK_EFORMERR);
+
+	/* A pointer forward, to the A record after the CNAME. */
+	hex(&w, "2222 8180 0001 0002 0000 0000 " Q_WWW "c00c 0005 0001 0000012c 0002 c02b "
+	        "03 666f6f 00 0001 0001 0000012c 0004 c0000201");
+	walk_answers(&w, types, 2, &it, rr);
+	assert_int_equal(rr[1].owner, 0x2b);
+	assert_int_equal(dk_msg_rr_target(&it, &rr[0], name, &len), DK_EFORMERR);
+
+	/* A pointer to itself. */
+	hex(&w, "2222 8180 0001 0001 0000 0000 " Q_WWW "c00c 0005 0001 0000012c 0002 c029");
+	walk_answers(&w, types, 1, &it, rr);
+	assert_int_equal(rr[0].rdata, 0x29);
+	assert_int_equal(dk_msg_rr_target(&it, &rr[0], name, &len), DK_EFORMERR);
+
+	/* The same pointer back to the question is fine. */
+	hex(&w, "2222 8180 0001 0001 0000 0000 " Q_WWW "c00c 0005 0001 0000012c 0002 c00c");
+	walk_answers(&w, types, 1, &it, rr);
+	assert_target(&it, &rr[0], "www.example.");
+}
+
 static void test_answer_for_client(void **state)
 {
 	(void)state;
@@ -898,6 +1120,10 @@ int main(void)
 	        cmocka_unit_test(test_answers_to_bad_queries),
 	        cmocka_unit_test(test_check_answer),
 	        cmocka_unit_test(test_check_answer_body),
+	        cmocka_unit_test(test_rr_walk_cname_chain),
+	        cmocka_unit_test(test_rr_walk_dname_compressed),
+	        cmocka_unit_test(test_rr_walk_cut),
+	        cmocka_unit_test(test_rr_walk_target_bounds),
 	        cmocka_unit_test(test_answer_for_client),
 	        cmocka_unit_test(test_rrtype_name),
 	};

@@ -205,7 +205,7 @@ static const struct err_case err_cases[] = {
          "'dedup_minutes' must be an integer from 0"},
         {"bad/domain.yml", "bad..example.com", DK_ENAME, "invalid domain 'bad..example.com'"},
         {"bad/domain-ip.yml", "192.0.2.1", DK_ENAME, "invalid domain '192.0.2.1'"},
-        {"bad/syntax.yml", "domains:", DK_ESYNTAX, "YAML: "},
+        {"bad/syntax.yml", "domains:", DK_ESYNTAX, "YAML syntax error: "},
         {"bad/missing-list.yml", "does-not-exist", -2 /* -ENOENT */,
          "cannot read list 'lists/does-not-exist.txt'"},
         {"bad/dup-key.yml", "severity: high", DK_ESCHEMA, "duplicate key 'severity'"},
