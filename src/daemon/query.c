@@ -18,7 +18,6 @@
 #include <ldns/rr.h>
 #include <ldns/wire2host.h>
 
-#include "dnsink/name.h"
 #include "dnsink/ratelimit.h"
 #include "log.h"
 #include "query.h"
@@ -201,42 +200,31 @@ struct chain_hit {
 static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
                        struct chain_hit *hit)
 {
-	unsigned an = LDNS_ANCOUNT(ans);
-	size_t off = DK_HEADER_LEN;
+	struct dk_rr_iter it;
+	struct dk_rr rr;
 	bool found = false;
 
-	if (dk_name_from_wire_compressed(ans, len, &off, NULL, NULL) < 0 || len - off < 4)
+	if (dk_msg_rr_iter_init(&it, ans, len) < 0)
 		return false;
-	off += 4;
-	for (unsigned i = 0; i < an && i < CHAIN_RRS; i++) {
-		if (dk_name_from_wire_compressed(ans, len, &off, NULL, NULL) < 0 || len - off < 10)
-			break;
-		unsigned type = ldns_read_uint16(ans + off);
-		size_t rdlen = ldns_read_uint16(ans + off + 8);
-		off += 10;
-		if (len - off < rdlen)
-			break;
-		size_t end = off + rdlen;
-		if (type == LDNS_RR_TYPE_CNAME || type == LDNS_RR_TYPE_DNAME) {
-			uint8_t name[DK_NAME_MAX];
-			size_t nlen, p = off;
-			struct dk_verdict v;
-			/* The target must lie within the rdata; pointers only reach back. */
-			if (dk_name_from_wire_compressed(ans, end, &p, name, &nlen) == 0 &&
-			    dk_policy_match(pol, name, nlen, &v) &&
-			    v.rule->action != DK_ACTION_ALLOW) {
-				bool blocks = v.rule->action != DK_ACTION_ALERT;
-				if (!found || blocks) {
-					hit->v = v;
-					hit->target_len = nlen;
-					memcpy(hit->target, name, nlen);
-					found = true;
-				}
-				if (blocks)
-					break;
-			}
+	for (unsigned i = 0; i < CHAIN_RRS && dk_msg_rr_next(&it, &rr) > 0; i++) {
+		uint8_t name[DK_NAME_MAX];
+		size_t nlen;
+		struct dk_verdict v;
+
+		if (rr.type != LDNS_RR_TYPE_CNAME && rr.type != LDNS_RR_TYPE_DNAME)
+			continue;
+		if (dk_msg_rr_target(&it, &rr, name, &nlen) < 0 ||
+		    !dk_policy_match(pol, name, nlen, &v) || v.rule->action == DK_ACTION_ALLOW)
+			continue;
+		bool blocks = v.rule->action != DK_ACTION_ALERT;
+		if (!found || blocks) {
+			hit->v = v;
+			hit->target_len = nlen;
+			memcpy(hit->target, name, nlen);
+			found = true;
 		}
-		off = end;
+		if (blocks)
+			break;
 	}
 	return found;
 }
@@ -265,6 +253,9 @@ static void pending_release(struct dk_queries *qs, struct pending *p)
 {
 	const struct dk_client *cl = &p->cl;
 
+	/* The entry must belong to this module's pool: it came back through a callback. */
+	if (dk_fails_assert(p >= qs->pend && p < qs->pend + qs->env.max_pending))
+		return;
 	if (cl->ops->done)
 		cl->ops->done(cl);
 	p->next_free = qs->free;

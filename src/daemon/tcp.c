@@ -119,6 +119,8 @@ static void conn_done(const struct dk_client *cl)
 {
 	struct conn *c = cl->conn;
 
+	if (dk_fails_assert(c->inflight > 0))
+		return;
 	if (--c->inflight == 0 && c->closing && c->handles == 0) {
 		conn_free(c);
 		return;

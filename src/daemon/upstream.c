@@ -196,6 +196,9 @@ static void slot_end(struct slot *s, uint8_t *ans, size_t len)
 {
 	struct dk_upstream *up = s->up;
 
+	/* A slot ends once: a second end would free it twice into the list. */
+	if (dk_fails_assert(s->busy))
+		return;
 	uv_timer_stop(&s->timer);
 	tcp_detach(s);
 	id_release(up, s);

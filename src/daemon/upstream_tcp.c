@@ -95,6 +95,8 @@ void dk_up_tcp_detach(struct dk_up_tcp *u)
 {
 	struct dk_up_tcp_pool *p = u->pool;
 
+	if (dk_fails_assert(u->inflight > 0))
+		return;
 	if (--u->inflight > 0 || u->closing)
 		return;
 	u->idle_since = uv_now(p->loop);
