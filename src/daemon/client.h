@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsink/alert.h"
 #include "dnsink/config.h"
 
 struct dk_client;

@@ -6,11 +6,11 @@
  * more than 2 s is closed without an answer. Scrapes are rare and cheap, so
  * the answer is built in a heap buffer per scrape: this is not the hot path.
  *
- * The worker counters are plain uint64_t written by the worker threads
- * without synchronization (an increment each, no locked instruction on the
- * query path). A scrape reads each one with a relaxed atomic load of the
- * aligned word, so a value is never torn, but it may be a moment old and
- * two counters read together need not be from the same instant.
+ * The worker counters are single-writer atomics (counters.h): each worker
+ * adds to its own with a relaxed load and store, no locked instruction on
+ * the query path, and a scrape reads them with relaxed loads while the
+ * workers run. A value is never torn, but it may be a moment old, and two
+ * counters read together need not be from the same instant.
  */
 #include <errno.h>
 #include <inttypes.h>

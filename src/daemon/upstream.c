@@ -589,6 +589,11 @@ static void slot_timeout(uv_timer_t *t)
 	slot_next(s);
 }
 
+static void slot_failed(uv_timer_t *t)
+{
+	slot_end(t->data, NULL, 0);
+}
+
 /* Sends the current try; moves along the upstreams while sending fails. */
 static void slot_try(struct slot *s)
 {
@@ -615,8 +620,12 @@ static void slot_try(struct slot *s)
 		s->tcp = s->client_tcp;
 		s->tcp_retried = false;
 	}
-	/* Every upstream failed. */
-	slot_end(s, NULL, 0);
+	/*
+	 * Every upstream failed. A try can fail while being sent, even from
+	 * inside dk_upstream_forward(), whose caller must not hear of the end
+	 * from there (upstream.h): the query ends from the loop, by its timer.
+	 */
+	uv_timer_start(&s->timer, slot_failed, 0, 0);
 }
 
 void dk_upstream_configure(struct dk_upstream *up, const struct dk_upstream_conf *conf)
