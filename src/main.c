@@ -14,7 +14,7 @@
 #include "daemon/server.h"
 
 #define SYSTEM_CONFIG "/etc/dnsink/dnsink.yml"
-#define LOCAL_CONFIG "conf/dnsink.yml"
+#define LOCAL_CONFIG  "conf/dnsink.yml"
 
 static void usage(FILE *out)
 {
@@ -40,18 +40,18 @@ enum { OPT_WORKERS = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_BLOCKLIST };
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "workers", required_argument, NULL, OPT_WORKERS },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "upstream", required_argument, NULL, OPT_UPSTREAM },
-		{ "blocklist", required_argument, NULL, OPT_BLOCKLIST },
-		{ NULL, 0, NULL, 0 },
+	        {"config", required_argument, NULL, 'c'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"workers", required_argument, NULL, OPT_WORKERS},
+	        {"listen", required_argument, NULL, OPT_LISTEN},
+	        {"upstream", required_argument, NULL, OPT_UPSTREAM},
+	        {"blocklist", required_argument, NULL, OPT_BLOCKLIST},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *cmd = NULL;
 	const char *config = NULL;
-	struct dk_run_opts run = { 0 };
+	struct dk_run_opts run = {0};
 
 	/* A subcommand, if any, comes first; its options follow it. */
 	if (argc > 1 && argv[1][0] != '-') {
@@ -63,15 +63,9 @@ int main(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("dnsink %s\n", DK_VERSION);
-			return 0;
+		case 'c': config = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("dnsink %s\n", DK_VERSION); return 0;
 		case OPT_WORKERS: {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
@@ -82,18 +76,10 @@ int main(int argc, char **argv)
 			run.workers = (unsigned)n;
 			break;
 		}
-		case OPT_LISTEN:
-			run.listen = optarg;
-			break;
-		case OPT_UPSTREAM:
-			run.upstream = optarg;
-			break;
-		case OPT_BLOCKLIST:
-			run.blocklist = optarg;
-			break;
-		default:
-			usage(stderr);
-			return 2;
+		case OPT_LISTEN: run.listen = optarg; break;
+		case OPT_UPSTREAM: run.upstream = optarg; break;
+		case OPT_BLOCKLIST: run.blocklist = optarg; break;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (!config)

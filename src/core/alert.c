@@ -761,8 +761,7 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	jw_lit(w, ",\"type\":");
 	jw_str(w, t->qtype);
 	jw_lit(w, ",\"class\":\"IN\"}");
-	if (ev->rcode < DK_ARRAY_SIZE(ocsf_rcodes))
-	{
+	if (ev->rcode < DK_ARRAY_SIZE(ocsf_rcodes)) {
 		jw_lit(w, ",\"rcode_id\":");
 		jw_u64(w, ev->rcode);
 		jw_lit(w, ",\"rcode\":\"");

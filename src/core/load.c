@@ -69,8 +69,8 @@ static int apply(const char *path, const struct dk_run_opts *o, struct dk_config
 		if (listen_has(cfg, &cfg->upstreams[i])) {
 			char a[64];
 			dk_addr_format(&cfg->upstreams[i], a, sizeof(a));
-			dk_diag_set(diag, path, 0, "upstream %s is one of our own listeners (a loop)",
-			            a);
+			dk_diag_set(diag, path, 0,
+			            "upstream %s is one of our own listeners (a loop)", a);
 			return DK_ESCHEMA;
 		}
 	}

@@ -112,7 +112,7 @@ int dk_name_from_text(const char *text, size_t len, unsigned flags, uint8_t out[
  * constant flag lets the compiler specialize the per-query plain reader.
  */
 static inline int read_wire_name(const uint8_t *msg, size_t msg_len, size_t *off, bool follow,
-				 uint8_t out[DK_NAME_MAX], size_t *out_len)
+                                 uint8_t out[DK_NAME_MAX], size_t *out_len)
 {
 	size_t p = *off;
 	/*
@@ -165,13 +165,13 @@ static inline int read_wire_name(const uint8_t *msg, size_t msg_len, size_t *off
 }
 
 int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off, uint8_t out[DK_NAME_MAX],
-		      size_t *out_len)
+                      size_t *out_len)
 {
 	return read_wire_name(msg, msg_len, off, false, out, out_len);
 }
 
 int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off,
-				 uint8_t out[DK_NAME_MAX], size_t *out_len)
+                                 uint8_t out[DK_NAME_MAX], size_t *out_len)
 {
 	return read_wire_name(msg, msg_len, off, true, out, out_len);
 }

@@ -20,14 +20,14 @@ struct dk_alerter;
 
 /** Counters, read by the metrics endpoint and logged at exit. */
 struct dk_alert_stats {
-	uint64_t events;        /**< events drained from the rings */
-	uint64_t emitted;       /**< records written to at least one sink */
-	uint64_t deduplicated;  /**< events that got no record of their own when they happened
-	                         *   (a repeat in a dedup window, or below the threshold) */
-	uint64_t lost_ring;     /**< events refused by a full ring */
-	uint64_t lost_sink;     /**< records a sink could not take (queue full, write error) */
-	uint64_t queued;        /**< records waiting for an absent collector */
-	uint64_t resent;        /**< TCP records sent again: not acknowledged when a connection ended */
+	uint64_t events;       /**< events drained from the rings */
+	uint64_t emitted;      /**< records written to at least one sink */
+	uint64_t deduplicated; /**< events that got no record of their own when they happened
+	                        *   (a repeat in a dedup window, or below the threshold) */
+	uint64_t lost_ring;    /**< events refused by a full ring */
+	uint64_t lost_sink;    /**< records a sink could not take (queue full, write error) */
+	uint64_t queued;       /**< records waiting for an absent collector */
+	uint64_t resent; /**< TCP records sent again: not acknowledged when a connection ended */
 };
 
 /**
@@ -39,7 +39,7 @@ struct dk_alert_stats {
  * alerts.ident (-EINVAL without it, or with a zero queue or dedup_max).
  */
 int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_workers,
-		   struct dk_alerter **out, struct dk_diag *diag);
+                   struct dk_alerter **out, struct dk_diag *diag);
 
 /**
  * Applies a reloaded config: reopens the file sink (log rotation), reconnects

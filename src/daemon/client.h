@@ -35,9 +35,9 @@ struct dk_client_ops {
 
 struct dk_client {
 	const struct dk_client_ops *ops;
-	void *conn;           /**< the transport's: the UDP listener or the TCP connection */
-	struct dk_addr peer;  /**< the client's address */
-	uint8_t transport;    /**< enum dk_transport: counters, alerts, the UDP size limit */
+	void *conn;          /**< the transport's: the UDP listener or the TCP connection */
+	struct dk_addr peer; /**< the client's address */
+	uint8_t transport;   /**< enum dk_transport: counters, alerts, the UDP size limit */
 };
 
 /** Sends @p len octets of answer to @p cl. */

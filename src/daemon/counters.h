@@ -76,8 +76,8 @@ struct dk_up_counters {
 	dk_ctr timeouts[DK_UP_COUNTED]; /**< per upstream index */
 	dk_ctr errors;                  /**< sends or TCP connections that failed */
 	dk_ctr tc_retries;              /**< truncated UDP answers retried over TCP */
-	dk_ctr malformed; /**< answers to our question whose records do not parse */
-	dk_ctr inflight;  /**< a gauge: queries in flight now */
+	dk_ctr malformed;               /**< answers to our question whose records do not parse */
+	dk_ctr inflight;                /**< a gauge: queries in flight now */
 };
 
 /** Written by udp.c. */

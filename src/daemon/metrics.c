@@ -216,7 +216,8 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		text_head(t, plain[m].name, "counter", plain[m].help);
 		for (size_t i = 0; i < n; i++)
 			text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", plain[m].name, addrs[i],
-			         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] + plain[m].off)));
+			         dk_ctr_get(
+			                 (const dk_ctr *)((const char *)&sums[i] + plain[m].off)));
 	}
 	text_head(t, "dnsink_upstream_latency_seconds", "histogram",
 	          "Time from sending a try to accepting its answer, by upstream.");
@@ -289,13 +290,16 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 
 	render_upstreams(&t, src);
 	text_one(&t, "dnsink_upstream_mismatched_total", "counter",
-	         "Upstream datagrams refused as spoofed or mismatched.", dk_ctr_get(&c.up.mismatched));
+	         "Upstream datagrams refused as spoofed or mismatched.",
+	         dk_ctr_get(&c.up.mismatched));
 	text_one(&t, "dnsink_upstream_malformed_total", "counter",
-	         "Upstream answers to our question whose records do not parse.", dk_ctr_get(&c.up.malformed));
+	         "Upstream answers to our question whose records do not parse.",
+	         dk_ctr_get(&c.up.malformed));
 	text_one(&t, "dnsink_upstream_tc_retries_total", "counter",
 	         "Truncated upstream UDP answers retried over TCP.", dk_ctr_get(&c.up.tc_retries));
 	text_one(&t, "dnsink_upstream_table_full_total", "counter",
-	         "Queries refused because every in-flight slot was taken.", dk_ctr_get(&c.query.table_full));
+	         "Queries refused because every in-flight slot was taken.",
+	         dk_ctr_get(&c.query.table_full));
 	text_one(&t, "dnsink_udp_send_failures_total", "counter", "UDP replies dropped.",
 	         dk_ctr_get(&c.udp.send_fail));
 	text_head(&t, "dnsink_tcp_connections_total", "counter",
@@ -304,7 +308,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.tcp.accepted));
 	text_add(&t, "dnsink_tcp_connections_total{state=\"rejected\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.tcp.rejected));
-	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n", dk_ctr_get(&c.tcp.slow));
+	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.slow));
 
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);

@@ -275,7 +275,8 @@ static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt
 		count(qs, cl, DK_OUT_SERVFAIL);
 		reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
 	} else if (!answer_policy(qs, cl, ans, len, pkt, q)) {
-		size_t max = cl->transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(q) : DK_MSG_MAX;
+		size_t max =
+		        cl->transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(q) : DK_MSG_MAX;
 		len = dk_msg_answer_for_client(ans, len, pkt, q, max);
 		dk_msg_set_id(ans, q->id);
 		dk_client_reply(cl, ans, len);

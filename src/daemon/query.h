@@ -50,9 +50,10 @@ struct dk_queries_env {
 /** The snapshot in force, borrowed until the next dk_queries_configure(). */
 struct dk_queries_conf {
 	const struct dk_config *cfg;
-	struct dk_policy *pol;      /**< NULL: no rules */
-	const uint32_t *rule_slot;  /**< per rule index: index into @p rule_hits; NULL without rules */
-	dk_ctr *rule_hits;          /**< counters by rule slot (the worker's block) */
+	struct dk_policy *pol; /**< NULL: no rules */
+	const uint32_t
+	        *rule_slot; /**< per rule index: index into @p rule_hits; NULL without rules */
+	dk_ctr *rule_hits;  /**< counters by rule slot (the worker's block) */
 	uint32_t n_rule_hits;
 };
 

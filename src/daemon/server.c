@@ -119,8 +119,7 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 		for (unsigned i = 0; i < srv->n_workers; i++)
 			blocks[i] = dk_worker_stats(srv->workers[i]);
 	}
-	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers,
-	                      out);
+	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out);
 	free(blocks);
 	return rc;
 }
@@ -221,9 +220,9 @@ static void log_counters(struct dk_server *srv)
 	       " pending_full=%" PRIu64 " udp_send_fail=%" PRIu64 " tcp accepted=%" PRIu64
 	       " rejected=%" PRIu64 " slow=%" PRIu64 " cname_blocked=%" PRIu64
 	       " cname_alerted=%" PRIu64,
-	       V(up.answers), V(up.mismatched), to, V(up.malformed), V(up.errors),
-	       V(up.tc_retries), V(query.table_full), V(udp.send_fail), V(tcp.accepted),
-	       V(tcp.rejected), V(tcp.slow), V(query.cname_blocked), V(query.cname_alerted));
+	       V(up.answers), V(up.mismatched), to, V(up.malformed), V(up.errors), V(up.tc_retries),
+	       V(query.table_full), V(udp.send_fail), V(tcp.accepted), V(tcp.rejected), V(tcp.slow),
+	       V(query.cname_blocked), V(query.cname_alerted));
 #undef V
 	struct dk_alert_stats as;
 	dk_alerter_stats(srv->alerter, &as);
@@ -346,7 +345,8 @@ static int metrics_start(struct dk_server *srv)
 static int server_start(struct dk_server *srv)
 {
 	const struct dk_config *cfg = srv->cur->cfg;
-	const struct dk_worker_hooks hooks = {.took = worker_took, .ended = worker_ended, .ctx = srv};
+	const struct dk_worker_hooks hooks = {
+	        .took = worker_took, .ended = worker_ended, .ctx = srv};
 	struct dk_diag diag = {0};
 	char msg[1100];
 	int rc;

@@ -25,8 +25,7 @@ void dk_snapshot_free(struct dk_snapshot *s)
 }
 
 int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_stats_reg *reg,
-                     struct dk_wstats *const *blocks, unsigned n_workers,
-                     struct dk_snapshot **out)
+                     struct dk_wstats *const *blocks, unsigned n_workers, struct dk_snapshot **out)
 {
 	struct dk_diag diag = {0};
 	char msg[1100];

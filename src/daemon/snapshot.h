@@ -26,8 +26,7 @@ struct dk_snapshot {
  * dk_snapshot_free()), or a negative code.
  */
 int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_stats_reg *reg,
-                     struct dk_wstats *const *blocks, unsigned n_workers,
-                     struct dk_snapshot **out);
+                     struct dk_wstats *const *blocks, unsigned n_workers, struct dk_snapshot **out);
 
 /** Frees @p s and what it owns. NULL is a no-op. */
 void dk_snapshot_free(struct dk_snapshot *s);

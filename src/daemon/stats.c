@@ -189,7 +189,8 @@ int dk_stats_prepare(struct dk_stats_reg *r, const struct dk_config *cfg,
 		/* No reload is in flight: the worker does not swap its block now. */
 		if (cur[i]->n_rules >= r->n_ids && cur[i]->n_ups >= r->n_ups)
 			continue;
-		m->grow[i] = wstats_alloc(room(r->n_ids, cur[i]->n_rules), room(r->n_ups, cur[i]->n_ups));
+		m->grow[i] = wstats_alloc(room(r->n_ids, cur[i]->n_rules),
+		                          room(r->n_ups, cur[i]->n_ups));
 		if (!m->grow[i])
 			return -ENOMEM;
 	}

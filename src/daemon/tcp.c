@@ -57,8 +57,8 @@ struct dk_tcp {
 	void *ctx;
 	struct dk_tcp_counters *ctr;
 	struct listener *ls;
-	size_t n_ls;   /**< initialized (to close) */
-	size_t cap_ls; /**< room in ls */
+	size_t n_ls;        /**< initialized (to close) */
+	size_t cap_ls;      /**< room in ls */
 	struct conn *conns; /**< every live connection */
 	size_t n_conns;     /**< open ones (the cap counts these) */
 	size_t max_clients;

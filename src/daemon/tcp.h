@@ -20,8 +20,8 @@ struct dk_tcp;
 
 /**
  * Creates the TCP side on @p loop with room for @p n_listen listeners;
- * counters go to @p ctr. Call dk_tcp_configure() before the first listener. Returns 0 and sets @p *out, or -ENOMEM. Free with
- * dk_tcp_free() after dk_tcp_close() and the loop's end.
+ * counters go to @p ctr. Call dk_tcp_configure() before the first listener. Returns 0 and sets @p
+ * *out, or -ENOMEM. Free with dk_tcp_free() after dk_tcp_close() and the loop's end.
  */
 int dk_tcp_new(uv_loop_t *loop, size_t n_listen, dk_query_fn *on_query, void *ctx,
                struct dk_tcp_counters *ctr, struct dk_tcp **out);

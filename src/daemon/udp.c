@@ -172,8 +172,8 @@ static void udp_reply(const struct dk_client *cl, const uint8_t *ans, size_t len
 	u->out_used += len;
 }
 
-int dk_udp_new(uv_loop_t *loop, size_t n_listen, uint8_t *rxbuf, dk_query_fn *on_query,
-               void *ctx, struct dk_udp_counters *ctr, struct dk_udp **out)
+int dk_udp_new(uv_loop_t *loop, size_t n_listen, uint8_t *rxbuf, dk_query_fn *on_query, void *ctx,
+               struct dk_udp_counters *ctr, struct dk_udp **out)
 {
 	struct dk_udp *u = calloc(1, sizeof(*u));
 

@@ -24,8 +24,8 @@ struct dk_udp;
  * @p ctr is where the counters go (the worker's). Returns 0 and sets @p *out,
  * or -ENOMEM. Free with dk_udp_free() after dk_udp_close() and the loop's end.
  */
-int dk_udp_new(uv_loop_t *loop, size_t n_listen, uint8_t *rxbuf, dk_query_fn *on_query,
-               void *ctx, struct dk_udp_counters *ctr, struct dk_udp **out);
+int dk_udp_new(uv_loop_t *loop, size_t n_listen, uint8_t *rxbuf, dk_query_fn *on_query, void *ctx,
+               struct dk_udp_counters *ctr, struct dk_udp **out);
 
 /** Opens the next listener, on @p a. Returns 0 or a negative errno. */
 int dk_udp_listen(struct dk_udp *u, const struct dk_addr *a);

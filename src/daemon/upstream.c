@@ -142,7 +142,6 @@ static void id_release(struct dk_upstream *up, struct slot *s)
 		up->id2slot[s->id] = 0;
 }
 
-
 /* Counters of the current try's upstream, or NULL when it has none. */
 static struct dk_up_stats *up_stats(struct slot *s)
 {

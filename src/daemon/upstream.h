@@ -42,9 +42,9 @@ typedef void dk_forward_done_fn(void *ctx, uint8_t *ans, size_t len, const uint8
 struct dk_upstream_conf {
 	const struct dk_addr *addrs; /**< tried in order */
 	size_t n_addrs;
-	unsigned timeout_ms;          /**< per try */
-	const uint32_t *stat_slot;    /**< per address: index into @p stats, or NULL */
-	struct dk_up_stats *stats;    /**< counters by slot (the worker's block) */
+	unsigned timeout_ms;       /**< per try */
+	const uint32_t *stat_slot; /**< per address: index into @p stats, or NULL */
+	struct dk_up_stats *stats; /**< counters by slot (the worker's block) */
 	uint32_t n_stats;
 };
 

@@ -226,8 +226,7 @@ static void up_tcp_connected(uv_connect_t *req, int status)
 }
 
 /* An open connection to @p addr with room for @p len more octets; stale idle ones are closed. */
-static struct dk_up_tcp *tcp_pick(struct dk_up_tcp_pool *p, const struct dk_addr *addr,
-                                  size_t len)
+static struct dk_up_tcp *tcp_pick(struct dk_up_tcp_pool *p, const struct dk_addr *addr, size_t len)
 {
 	uint64_t now = uv_now(p->loop);
 	struct dk_up_tcp *u = p->open;
