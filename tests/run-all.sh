@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# The test command of dnsink: builds and runs every test, in four stages:
+# The test command of dnsink: builds and runs every test, in five stages:
 #   1. build-ci    -Dwerror=true, debugoptimized: unit + integration tests
 #   2. build-asan  address + undefined sanitizers: the whole suite again
-#   3. valgrind    the unit tests of build-ci under memcheck
-#   4. fuzz        (when tests/fuzz/meson.build exists and clang is present)
+#   3. build-tsan  ThreadSanitizer: the integration tests of suite 'threads'
+#                  (several dnsink threads on shared state); any report fails
+#   4. valgrind    the unit tests of build-ci under memcheck
+#   5. fuzz        (when tests/fuzz/meson.build exists and clang is present)
 #                  a clang -Dfuzzing=true build, each target run briefly over
 #                  its corpus; a crash fails
 # Every stage runs even when an earlier one failed. The last line printed is
@@ -92,7 +94,7 @@ run_meson_test() {
 }
 
 # --- 1. the regular build --------------------------------------------------
-header "1/4 build-ci: -Dwerror=true --buildtype=debugoptimized, unit + integration"
+header "1/5 build-ci: -Dwerror=true --buildtype=debugoptimized, unit + integration"
 if setup build-ci -Dwerror=true --buildtype=debugoptimized &&
 	ninja -C build-ci -j "$JOBS"; then
 	run_meson_test build-ci "build-ci" testlog.json
@@ -102,8 +104,8 @@ else
 	ci_ok=0
 fi
 
-# --- 2. sanitizers ------------------------------------------------------------
-header "2/4 build-asan: -Db_sanitize=address,undefined, unit + integration"
+# --- 2. address and undefined-behaviour sanitizers ----------------------------
+header "2/5 build-asan: -Db_sanitize=address,undefined, unit + integration"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
@@ -114,16 +116,36 @@ else
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-# --- 3. valgrind ----------------------------------------------------------------
-header "3/4 valgrind: unit tests of build-ci under memcheck"
+# --- 3. thread sanitizer --------------------------------------------------------
+header "3/5 build-tsan: -Db_sanitize=thread, integration suite 'threads'"
+# halt_on_error: dnsink exits with status 66 at its first report, which the
+# harness names when it stops dnsink; it also fails a test on any
+# "WARNING: ThreadSanitizer" in dnsink's log. tests/tsan.supp, when present,
+# holds suppressions for code that is not ours (libuv, glibc), each with a
+# comment saying why.
+TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
+if [ -f tests/tsan.supp ]; then
+	TSAN_OPTIONS=$TSAN_OPTIONS:suppressions=$ROOT/tests/tsan.supp
+fi
+export TSAN_OPTIONS
+if setup build-tsan -Db_sanitize=thread -Db_lundef=false \
+	--buildtype=debugoptimized && ninja -C build-tsan -j "$JOBS"; then
+	run_meson_test build-tsan "build-tsan" testlog.json --suite threads
+else
+	build_failed "build-tsan"
+fi
+unset TSAN_OPTIONS
+
+# --- 4. valgrind ----------------------------------------------------------------
+header "4/5 valgrind: unit tests of build-ci under memcheck"
 if [ "$ci_ok" -eq 1 ]; then
 	run_meson_test build-ci "valgrind" testlog-valgrind.json --setup valgrind --suite unit
 else
 	build_failed "valgrind (no build-ci)"
 fi
 
-# --- 4. fuzzing smoke test -------------------------------------------------------
-header "4/4 fuzz: libFuzzer targets, ${FUZZ_SECONDS}s each over their corpus"
+# --- 5. fuzzing smoke test -------------------------------------------------------
+header "5/5 fuzz: libFuzzer targets, ${FUZZ_SECONDS}s each over their corpus"
 if [ ! -f tests/fuzz/meson.build ]; then
 	echo "run-all: no tests/fuzz/meson.build, skipping"
 	stage_notes+=("fuzz: skipped (no targets)")
