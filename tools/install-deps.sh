@@ -3,8 +3,9 @@
 #
 # Installs everything dnsink needs to build, run and test on a fresh Debian 12
 # (bookworm): compilers and meson, the libraries, the test tools (cmocka,
-# valgrind, clang for fuzzing and sanitizers) and the real servers the
-# integration tests drive (knotd, rsyslogd) plus kdig/dig/ldns tools.
+# valgrind, clang for fuzzing and sanitizers, clang-format for the format
+# check) and the real servers the integration tests drive (knotd, rsyslogd)
+# plus kdig/dig/ldns tools.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -13,7 +14,7 @@ set -euo pipefail
 packages=(
 	build-essential meson ninja-build pkg-config
 	libuv1-dev libldns-dev libyaml-dev libcmocka-dev
-	clang valgrind
+	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 iproute2 procps
 )
@@ -61,7 +62,7 @@ for svc in knot rsyslog; do
 	fi
 done
 
-for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang python3; do
+for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1

@@ -28,17 +28,17 @@ enum dk_transport {
 
 /** One match as the worker saw it. Plain data, copied by value. */
 struct dk_alert_event {
-	uint64_t time_ms;            /**< wall clock, ms since the epoch */
-	uint64_t mono_ns;            /**< monotonic clock: orders events of different workers */
-	const struct dk_rule *rule;  /**< lives as long as its policy snapshot */
-	struct dk_policy *policy;    /**< the snapshot @p rule belongs to */
-	uint8_t family;              /**< AF_INET or AF_INET6 */
-	uint8_t transport;           /**< enum dk_transport */
-	uint8_t action;              /**< enum dk_action applied to the query */
-	uint8_t rcode;               /**< rcode the client got (when known) */
-	uint16_t port;               /**< client source port */
+	uint64_t time_ms;           /**< wall clock, ms since the epoch */
+	uint64_t mono_ns;           /**< monotonic clock: orders events of different workers */
+	const struct dk_rule *rule; /**< lives as long as its policy snapshot */
+	struct dk_policy *policy;   /**< the snapshot @p rule belongs to */
+	uint8_t family;             /**< AF_INET or AF_INET6 */
+	uint8_t transport;          /**< enum dk_transport */
+	uint8_t action;             /**< enum dk_action applied to the query */
+	uint8_t rcode;              /**< rcode the client got (when known) */
+	uint16_t port;              /**< client source port */
 	uint16_t qtype;
-	uint8_t addr[16];            /**< client address (4 octets used for IPv4) */
+	uint8_t addr[16]; /**< client address (4 octets used for IPv4) */
 	uint8_t qname_len;
 	uint8_t matched_off;         /**< where the matched entry starts in the matched name */
 	bool wildcard;               /**< matched entry was "*.name" */
@@ -52,11 +52,11 @@ struct dk_alert_event {
  * Capacity is a power of two fixed at creation.
  */
 struct dk_alert_ring {
-	_Atomic size_t head;         /**< next slot to pop (consumer) */
+	_Atomic size_t head; /**< next slot to pop (consumer) */
 	char pad1[64 - sizeof(size_t)];
-	_Atomic size_t tail;         /**< next slot to push (producer) */
+	_Atomic size_t tail; /**< next slot to push (producer) */
 	char pad2[64 - sizeof(size_t)];
-	_Atomic uint64_t dropped;    /**< pushes refused because the ring was full */
+	_Atomic uint64_t dropped; /**< pushes refused because the ring was full */
 	size_t mask;
 	struct dk_alert_event *slots;
 };
@@ -76,8 +76,7 @@ size_t dk_alert_ring_used(const struct dk_alert_ring *r);
  * (and counts a drop) when the ring is full. @p was_empty is set when the
  * consumer may be asleep and should be woken (may be NULL).
  */
-bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev,
-			bool *was_empty);
+bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev, bool *was_empty);
 
 /** Consumer side: copies the oldest event into @p out. False when empty. */
 bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out);
@@ -93,8 +92,8 @@ struct dk_alert_record {
 	uint64_t count;                  /**< events this record stands for */
 	uint64_t first_seen_ms;
 	uint64_t last_seen_ms;
-	bool followup;                   /**< closes a dedup window */
-	bool evicted;                    /**< closed early: the dedup table was full */
+	bool followup; /**< closes a dedup window */
+	bool evicted;  /**< closed early: the dedup table was full */
 };
 
 typedef void (*dk_alert_emit_fn)(const struct dk_alert_record *rec, void *ctx);
@@ -125,7 +124,7 @@ void dk_dedup_free(struct dk_dedup *d);
  * window (counted, reported later or never: it was deduplicated).
  */
 bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_t now_ms,
-		    dk_alert_emit_fn emit, void *ctx);
+                    dk_alert_emit_fn emit, void *ctx);
 
 /**
  * Closes windows that ended by @p now_ms; each with folded events emits one
@@ -154,4 +153,4 @@ int dk_alert_time_text(uint64_t ms, char out[DK_ALERT_TIME_LEN + 1]);
  * length or DK_ESPACE.
  */
 int dk_alert_format(const struct dk_alert_record *rec, enum dk_alert_format fmt, char *buf,
-		    size_t size);
+                    size_t size);

@@ -42,17 +42,17 @@ const char *dk_strerror(int err);
 
 /** Where and why loading failed; filled by config and rule loaders. */
 struct dk_diag {
-	char file[512];  /**< path as given by the operator; "" if none */
-	unsigned line;   /**< 1-based line; 0 when the error has no line */
-	char msg[512];   /**< what went wrong, one sentence, no trailing newline */
+	char file[512]; /**< path as given by the operator; "" if none */
+	unsigned line;  /**< 1-based line; 0 when the error has no line */
+	char msg[512];  /**< what went wrong, one sentence, no trailing newline */
 };
 
 /**
  * Records an error in @p d (which may be NULL: then nothing happens).
  * @p file may be NULL. The message is printf-formatted and truncated to fit.
  */
-void dk_diag_set(struct dk_diag *d, const char *file, unsigned line,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void dk_diag_set(struct dk_diag *d, const char *file, unsigned line, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 /** Formats @p d as "FILE:LINE: msg" ("FILE: msg" without a line) into @p buf. */
 void dk_diag_format(const struct dk_diag *d, char *buf, size_t size);

@@ -76,9 +76,9 @@ struct dk_addr {
 
 /** A network prefix of the access list. */
 struct dk_cidr {
-	int family;        /**< AF_INET or AF_INET6 */
-	uint8_t prefix;    /**< prefix length in bits */
-	uint8_t addr[16];  /**< network address, host bits zero */
+	int family;       /**< AF_INET or AF_INET6 */
+	uint8_t prefix;   /**< prefix length in bits */
+	uint8_t addr[16]; /**< network address, host bits zero */
 };
 
 /** Where alert records go. */
@@ -101,38 +101,38 @@ enum dk_alert_format {
 };
 
 struct dk_config {
-	char *file;                  /**< path it was loaded from */
+	char *file; /**< path it was loaded from */
 
-	struct dk_addr *listen;      /**< each gets a UDP and a TCP listener */
+	struct dk_addr *listen; /**< each gets a UDP and a TCP listener */
 	size_t n_listen;
-	struct dk_addr *upstreams;   /**< tried in order */
+	struct dk_addr *upstreams; /**< tried in order */
 	size_t n_upstreams;
-	bool upstreams_from_resolv;  /**< filled from /etc/resolv.conf */
+	bool upstreams_from_resolv; /**< filled from /etc/resolv.conf */
 	unsigned upstream_timeout_ms;
-	struct dk_cidr *allow;       /**< allow_clients */
+	struct dk_cidr *allow; /**< allow_clients */
 	size_t n_allow;
-	char **rules;                /**< rule files and folders, resolved paths */
+	char **rules; /**< rule files and folders, resolved paths */
 	size_t n_rules;
 	struct dk_sinkhole sinkhole;
 
 	struct {
 		enum dk_syslog_transport transport;
-		char *ident;             /**< default "dnsink" */
-		int facility;            /**< LOG_DAEMON etc. (already shifted, as syslog.h) */
-		struct dk_addr server;   /**< UDP/TCP collector */
-		char *unix_path;         /**< unix:// collector */
-		char *file;              /**< JSON-lines file sink; NULL: none */
+		char *ident;           /**< default "dnsink" */
+		int facility;          /**< LOG_DAEMON etc. (already shifted, as syslog.h) */
+		struct dk_addr server; /**< UDP/TCP collector */
+		char *unix_path;       /**< unix:// collector */
+		char *file;            /**< JSON-lines file sink; NULL: none */
 		enum dk_alert_format format;
-		size_t queue;            /**< records held while a sink is away */
-		size_t dedup_max;        /**< dedup keys held at most */
+		size_t queue;     /**< records held while a sink is away */
+		size_t dedup_max; /**< dedup keys held at most */
 	} alerts;
 
-	unsigned workers;            /**< 0: one per core */
-	size_t max_inflight;         /**< upstream queries in flight per worker */
-	size_t tcp_max_clients;      /**< concurrent TCP connections per worker */
-	unsigned tcp_idle_ms;        /**< idle TCP connection timeout */
-	char *user;                  /**< drop privileges to this user; NULL: stay */
-	struct dk_addr metrics;      /**< Prometheus endpoint */
+	unsigned workers;       /**< 0: one per core */
+	size_t max_inflight;    /**< upstream queries in flight per worker */
+	size_t tcp_max_clients; /**< concurrent TCP connections per worker */
+	unsigned tcp_idle_ms;   /**< idle TCP connection timeout */
+	char *user;             /**< drop privileges to this user; NULL: stay */
+	struct dk_addr metrics; /**< Prometheus endpoint */
 	bool metrics_enabled;
 
 	/** Per-client rate limit (rate_limit:), per worker; off while qps is 0. */
@@ -154,7 +154,7 @@ struct dk_config {
  * with @p diag set to FILE:LINE: message.
  */
 int dk_config_load(const char *path, const char *resolv_conf, struct dk_config **out,
-		   struct dk_diag *diag);
+                   struct dk_diag *diag);
 
 /** Frees @p c and everything it owns. NULL is a no-op. */
 void dk_config_free(struct dk_config *c);

@@ -13,9 +13,9 @@
 
 /** Command-line overrides of the config file (for benchmarks and quick runs). */
 struct dk_run_opts {
-	unsigned workers;     /**< 0: config value */
-	const char *listen;   /**< replaces config "listen" when set */
-	const char *upstream; /**< replaces config "upstreams" when set */
+	unsigned workers;      /**< 0: config value */
+	const char *listen;    /**< replaces config "listen" when set */
+	const char *upstream;  /**< replaces config "upstreams" when set */
 	const char *blocklist; /**< plain list file: adds a silent nxdomain rule */
 };
 

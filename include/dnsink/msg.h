@@ -39,17 +39,17 @@
 /** A query as parsed by dk_msg_parse_query(). */
 struct dk_query {
 	uint16_t id;
-	uint16_t flags;          /**< header octets 2-3 as received */
+	uint16_t flags; /**< header octets 2-3 as received */
 	uint8_t opcode;
 	uint16_t qtype;
 	uint16_t qclass;
 	uint8_t qname[DK_NAME_MAX]; /**< lowercase wire form */
 	uint8_t qname_len;
-	uint16_t question_end;   /**< offset just past the question */
+	uint16_t question_end; /**< offset just past the question */
 	bool has_edns;
 	uint8_t edns_version;
-	bool edns_do;            /**< DNSSEC OK bit */
-	uint16_t edns_udp_size;  /**< as sent, not clamped */
+	bool edns_do;           /**< DNSSEC OK bit */
+	uint16_t edns_udp_size; /**< as sent, not clamped */
 };
 
 /**
@@ -81,8 +81,8 @@ struct dk_sinkhole {
  * Adds an OPT record when the query had one, carrying Extended DNS Error
  * @p ede unless @p ede is 0. Returns the length or DK_ESPACE.
  */
-int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rcode,
-		       uint16_t ede, uint8_t *out, size_t cap);
+int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rcode, uint16_t ede,
+                       uint8_t *out, size_t cap);
 
 /**
  * Writes a sinkhole answer: NOERROR, an A (or AAAA) record with @p sh for
@@ -90,7 +90,7 @@ int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rco
  * EDE as dk_msg_write_error(). Returns the length or DK_ESPACE.
  */
 int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
-			  const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap);
+                          const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap);
 
 /**
  * Checks that upstream answer @p ans (@p len octets) answers query @p q sent
@@ -189,7 +189,7 @@ int dk_msg_rr_target(const struct dk_rr_iter *it, const struct dk_rr *rr, uint8_
  * OPT, sets TC and returns the new length. Works in place.
  */
 size_t dk_msg_answer_for_client(uint8_t *ans, size_t len, const uint8_t *pkt,
-				const struct dk_query *q, size_t max);
+                                const struct dk_query *q, size_t max);
 
 /** The UDP payload size a client can take: 512 without EDNS, else clamped to [512, 4096]. */
 size_t dk_msg_client_udp_max(const struct dk_query *q);

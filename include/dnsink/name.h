@@ -32,8 +32,8 @@ enum dk_name_flags {
  * Returns 0 and sets @p *out_len, or DK_ENAME (empty label, bad escape,
  * octet refused by DK_NAME_HOSTNAME, empty text), DK_ELABEL or DK_ENAMELEN.
  */
-int dk_name_from_text(const char *text, size_t len, unsigned flags,
-		      uint8_t out[DK_NAME_MAX], size_t *out_len);
+int dk_name_from_text(const char *text, size_t len, unsigned flags, uint8_t out[DK_NAME_MAX],
+                      size_t *out_len);
 
 /**
  * Reads the uncompressed name at @p *off in message @p msg (@p msg_len octets)
@@ -43,8 +43,8 @@ int dk_name_from_text(const char *text, size_t len, unsigned flags,
  * DK_EFORMERR when the name runs past the end, DK_ELABEL for a label type
  * other than a plain length (0x40/0x80), DK_ENAMELEN when over 255 octets.
  */
-int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off,
-		      uint8_t out[DK_NAME_MAX], size_t *out_len);
+int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off, uint8_t out[DK_NAME_MAX],
+                      size_t *out_len);
 
 /**
  * Like dk_name_from_wire() but follows compression pointers (strictly
@@ -52,7 +52,7 @@ int dk_name_from_wire(const uint8_t *msg, size_t msg_len, size_t *off,
  * @p *off is advanced past the name as it stands at @p *off.
  */
 int dk_name_from_wire_compressed(const uint8_t *msg, size_t msg_len, size_t *off,
-				 uint8_t out[DK_NAME_MAX], size_t *out_len);
+                                 uint8_t out[DK_NAME_MAX], size_t *out_len);
 
 /**
  * Writes wire name @p wire as lowercase presentation text without the

@@ -39,56 +39,56 @@ enum dk_severity {
 
 /** One test case embedded in a rule file ("tests:"). */
 struct dk_rule_test {
-	char *name;     /**< the test's name */
-	bool expect;    /**< true: the rule must match the query */
-	char *query;    /**< the query name as written in the log record */
-	unsigned line;  /**< line of the test in the rule file */
+	char *name;    /**< the test's name */
+	bool expect;   /**< true: the rule must match the query */
+	char *query;   /**< the query name as written in the log record */
+	unsigned line; /**< line of the test in the rule file */
 };
 
 /** A rule as loaded from one rule file. All strings are owned by the policy. */
 struct dk_rule {
-	char *id;                /**< unique across the snapshot */
+	char *id; /**< unique across the snapshot */
 	char *name;
-	char *description;       /**< may be NULL */
+	char *description; /**< may be NULL */
 	enum dk_severity severity;
 	enum dk_action action;
-	char **mitre;            /**< "TA0040:T1496" pairs */
+	char **mitre; /**< "TA0040:T1496" pairs */
 	size_t n_mitre;
 	char **references;
 	size_t n_references;
-	bool alert;              /**< false: enforce silently */
-	unsigned dedup_minutes;  /**< 0: no dedup, every event is a record */
-	unsigned threshold;      /**< events in a window before the first record (>= 1) */
+	bool alert;             /**< false: enforce silently */
+	unsigned dedup_minutes; /**< 0: no dedup, every event is a record */
+	unsigned threshold;     /**< events in a window before the first record (>= 1) */
 	struct dk_rule_test *tests;
 	size_t n_tests;
-	char *file;              /**< rule file it came from */
-	unsigned line;           /**< line of "id:" in that file */
-	size_t n_entries;        /**< domain entries it contributed (valid ones) */
-	uint16_t index;          /**< position in load order */
+	char *file;       /**< rule file it came from */
+	unsigned line;    /**< line of "id:" in that file */
+	size_t n_entries; /**< domain entries it contributed (valid ones) */
+	uint16_t index;   /**< position in load order */
 	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
 	struct dk_suffixset *own;
 };
 
 /** Per list file ("domain_files:") counts, reported by `dnsink check`. */
 struct dk_list_stats {
-	char *file;          /**< path as resolved */
+	char *file; /**< path as resolved */
 	const struct dk_rule *rule;
-	size_t lines;        /**< lines read */
-	size_t entries;      /**< valid entries added */
-	size_t invalid;      /**< lines skipped as not a domain name */
+	size_t lines;                /**< lines read */
+	size_t entries;              /**< valid entries added */
+	size_t invalid;              /**< lines skipped as not a domain name */
 	unsigned first_invalid_line; /**< 0 when none */
 };
 
 struct dk_policy {
-	struct dk_rule *rules;   /**< in load order */
+	struct dk_rule *rules; /**< in load order */
 	size_t n_rules;
 	struct dk_suffixset *set;
 	struct dk_list_stats *lists;
 	size_t n_lists;
-	size_t n_entries;        /**< valid entries read (before deduplication) */
-	size_t n_names;          /**< distinct names in the set */
-	size_t n_invalid;        /**< invalid list lines, all files */
-	unsigned refs;           /**< owner-thread reference count, starts at 1 */
+	size_t n_entries; /**< valid entries read (before deduplication) */
+	size_t n_names;   /**< distinct names in the set */
+	size_t n_invalid; /**< invalid list lines, all files */
+	unsigned refs;    /**< owner-thread reference count, starts at 1 */
 };
 
 /** Options for dk_policy_load(). */
@@ -103,8 +103,8 @@ enum dk_policy_flags {
  * a negative code, fills @p diag with FILE:LINE and message, and leaves
  * @p *out untouched.
  */
-int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags,
-		   struct dk_policy **out, struct dk_diag *diag);
+int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, struct dk_policy **out,
+                   struct dk_diag *diag);
 
 /** The id of the rule that dk_policy_load_with_list() makes of a plain list. */
 #define DK_BLOCKLIST_RULE_ID "dnsink.blocklist"
@@ -116,7 +116,7 @@ int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags,
  * what `dnsink --blocklist FILE` loads.
  */
 int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
-			     unsigned flags, struct dk_policy **out, struct dk_diag *diag);
+                             unsigned flags, struct dk_policy **out, struct dk_diag *diag);
 
 /** Drops one reference; frees the snapshot at zero. NULL is a no-op. */
 void dk_policy_unref(struct dk_policy *p);
@@ -136,21 +136,21 @@ struct dk_verdict {
  * @p v on a match; false (v->rule = NULL) otherwise. Pure and allocation-free.
  */
 bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
-		     struct dk_verdict *v);
+                     struct dk_verdict *v);
 
 /**
  * Like dk_policy_match() but only against @p rule's own entries (needs
  * DK_POLICY_PER_RULE_SETS). Used for rule tests, which judge a rule alone.
  */
 bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
-		   struct dk_verdict *v);
+                   struct dk_verdict *v);
 
 /**
  * Writes the matched entry of @p v for query @p wire as text: "name" or
  * "*.name". Returns the length or DK_ESPACE.
  */
-int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len,
-			  char *out, size_t size);
+int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len, char *out,
+                          size_t size);
 
 /** Precedence between two rules: true when @p a beats @p b at equal length. */
 bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b);

@@ -37,10 +37,10 @@ typedef uint16_t (*dk_suffixset_merge_fn)(uint16_t old, uint16_t add, void *ctx)
 
 /** What dk_suffixset_lookup() found. */
 struct dk_suffixset_match {
-	uint16_t value;  /**< the applicable value of the matched name */
-	uint8_t offset;  /**< offset in the query wire name where the match begins */
-	uint8_t labels;  /**< labels of the query stripped to reach it (0: exact) */
-	bool below;      /**< the value came from the "below" slot */
+	uint16_t value; /**< the applicable value of the matched name */
+	uint8_t offset; /**< offset in the query wire name where the match begins */
+	uint8_t labels; /**< labels of the query stripped to reach it (0: exact) */
+	bool below;     /**< the value came from the "below" slot */
 };
 
 /**
@@ -48,8 +48,8 @@ struct dk_suffixset_match {
  * (with @p ctx) resolves collisions; NULL keeps the first value. Returns NULL
  * on allocation failure. The caller owns the builder: finish or free it.
  */
-struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected,
-						      dk_suffixset_merge_fn merge, void *ctx);
+struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffixset_merge_fn merge,
+                                                      void *ctx);
 
 /**
  * Adds lowercase wire name @p wire (@p len octets, as made by
@@ -58,7 +58,7 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected,
  * @p value must not be DK_SUFFIXSET_NONE.
  */
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
-			     bool below_only, uint16_t value);
+                             bool below_only, uint16_t value);
 
 /** Distinct names added so far. */
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b);
@@ -81,7 +81,7 @@ void dk_suffixset_free(struct dk_suffixset *s);
  * safe to call from many threads at once. @p s may be NULL (empty set).
  */
 bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
-			 struct dk_suffixset_match *m);
+                         struct dk_suffixset_match *m);
 
 /** Distinct names in the set. */
 size_t dk_suffixset_count(const struct dk_suffixset *s);

@@ -46,6 +46,34 @@ SINK_TTL = 42
 # Slower under sanitizers and valgrind; every wait below is bounded by these.
 START_TIMEOUT = float(os.environ.get("DK_START_TIMEOUT", "15"))
 
+# What a sanitizer or a crash leaves in dnsink's log (stdout and stderr go to
+# the same file). ThreadSanitizer reports are "WARNING: ThreadSanitizer: data
+# race ...", not "ERROR:", so they are named on their own.
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                      "==ERROR", "WARNING: ThreadSanitizer", "ThreadSanitizer: reported",
+                      "Segmentation fault")
+
+
+def _tsan_exitcode():
+    """The exit status ThreadSanitizer gives a process that reported (66 unless
+    TSAN_OPTIONS says otherwise)."""
+    m = re.search(r"(?:^|[:, ])exitcode=(\d+)", os.environ.get("TSAN_OPTIONS", ""))
+    return int(m.group(1)) if m else 66
+
+
+TSAN_EXITCODE = _tsan_exitcode()
+
+
+def sanitizer_problems(log, rc=None):
+    """Sanitizer or crash reports in a dnsink log, and a non-zero exit status
+    (named when it is ThreadSanitizer's); a list of messages, empty when clean."""
+    out = ["sanitizer/crash report (%s) in dnsink log" % pat
+           for pat in SANITIZER_PATTERNS if pat in log]
+    if rc not in (0, None):
+        why = " (the ThreadSanitizer exitcode)" if rc == TSAN_EXITCODE else ""
+        out.append("dnsink exited %s%s after SIGTERM" % (rc, why))
+    return out
+
 # ---------------------------------------------------------------------------
 # Test zones served by knotd. Blocked names exist upstream with real data, so
 # a name that leaks through the policy shows up as a wrong answer.
@@ -801,14 +829,8 @@ class Dnsink:
         if self.proc is None:
             return []
         rc = self.proc.stop()
-        out = []
         log = self.proc.log_text()
-        for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                    "==ERROR", "Segmentation fault"):
-            if pat in log:
-                out.append("sanitizer/crash report (%s) in dnsink log" % pat)
-        if rc not in (0, None):
-            out.append("dnsink exited %s after SIGTERM" % rc)
+        out = sanitizer_problems(log, rc)
         if out:
             out.append("dnsink log tail:\n" + log[-4000:])
         return out
@@ -850,11 +872,17 @@ def kdig(port, *args, timeout=10):
 
 
 def run_dnsink(*args, timeout=30):
-    """Runs a dnsink subcommand from the source root; returns (rc, stdout, stderr)."""
+    """Runs a dnsink subcommand from the source root; returns (rc, stdout, stderr).
+    A sanitizer report on its stderr fails the calling test whatever it expects."""
     p = subprocess.run([DNSINK] + [str(a) for a in args], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout, cwd=SOURCE_ROOT,
                        stdin=subprocess.DEVNULL)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    found = sanitizer_problems(err)
+    if found:
+        raise AssertionError("dnsink %s: %s\n%s" % (" ".join(map(str, args)), "; ".join(found),
+                                                    err[-4000:]))
+    return p.returncode, p.stdout.decode("utf-8", "replace"), err
 
 
 # ---------------------------------------------------------------------------

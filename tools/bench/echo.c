@@ -31,9 +31,9 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET };
+	struct sockaddr_in addr = {.sin_family = AF_INET};
 	unsigned char buf[65536];
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 	int fd;
 
 	if (argc != 3 || inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1) {
