@@ -194,8 +194,7 @@ static int teardown(void **state)
 }
 
 /* Wire form of a query for @p name/@p type with ID @p id (RD set, EDNS when @p edns). */
-static size_t make_query(const char *name, ldns_rr_type type, uint16_t id, bool edns,
-                         uint8_t *out)
+static size_t make_query(const char *name, ldns_rr_type type, uint16_t id, bool edns, uint8_t *out)
 {
 	ldns_pkt *p = NULL;
 	uint8_t *wire = NULL;
@@ -216,8 +215,8 @@ static size_t make_query(const char *name, ldns_rr_type type, uint16_t id, bool 
 }
 
 /* An upstream answer (ID @p id) to @p name/@p type with the records @p rrs (NULL-terminated). */
-static size_t make_answer(const char *name, ldns_rr_type type, uint16_t id,
-                          const char *const *rrs, uint8_t *out)
+static size_t make_answer(const char *name, ldns_rr_type type, uint16_t id, const char *const *rrs,
+                          uint8_t *out)
 {
 	ldns_pkt *p = NULL;
 	uint8_t *wire = NULL;
@@ -474,7 +473,8 @@ static void test_cname_blocked(void **state)
 	assert_memory_equal(w->ev.target, "\4edge\2nx\4test\0", 14);
 }
 
-/* An alert rule on a target lets the answer pass, with an alert; an allow on the name asked wins. */
+/* An alert rule on a target lets the answer pass, with an alert; an allow on the name asked wins.
+ */
 static void test_cname_alerted(void **state)
 {
 	struct world *w = *state;
