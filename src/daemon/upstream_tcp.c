@@ -3,6 +3,11 @@
  * Pooled upstream TCP connections (see upstream_tcp.h). Connection objects
  * are kept on a free list once closed and freed only with the pool, so the
  * pool grows to the most connections ever open at once and then reuses them.
+ *
+ * Idle connections are closed by a sweep once a second, not when a query
+ * finds them stale: a closed object returns to the free list only in its
+ * close callback, a loop iteration later, so closing on the query path would
+ * make the query that needs a connection allocate a new one.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,6 +24,8 @@
 #define UP_IDLE_MAX 16
 /** An idle connection older than this is closed rather than reused. */
 #define UP_IDLE_MS 5000
+/** How often idle connections are looked at. */
+#define UP_SWEEP_MS 1000
 /** Queries waiting to be written on one connection. */
 #define UP_WBUF 16384
 
@@ -50,6 +57,8 @@ struct dk_up_tcp {
 
 struct dk_up_tcp_pool {
 	uv_loop_t *loop;
+	uv_timer_t sweep; /**< closes connections idle past UP_IDLE_MS */
+	bool sweep_init;
 	struct dk_up_tcp_cbs cbs;
 	struct dk_up_tcp *free; /**< closed connections, reusable */
 	struct dk_up_tcp *all;  /**< every connection object, for teardown */
@@ -225,21 +234,30 @@ static void up_tcp_connected(uv_connect_t *req, int status)
 	up_tcp_flush(u);
 }
 
-/* An open connection to @p addr with room for @p len more octets; stale idle ones are closed. */
-static struct dk_up_tcp *tcp_pick(struct dk_up_tcp_pool *p, const struct dk_addr *addr, size_t len)
+/* Closes the connections idle for too long: the upstream may drop them any moment. */
+static void sweep(uv_timer_t *t)
 {
+	struct dk_up_tcp_pool *p = t->data;
 	uint64_t now = uv_now(p->loop);
-	struct dk_up_tcp *u = p->open;
 
-	while (u) {
-		struct dk_up_tcp *next = u->next_open;
+	for (struct dk_up_tcp *u = p->open, *next; u; u = next) {
+		next = u->next_open;
 		if (u->inflight == 0 && now - u->idle_since > UP_IDLE_MS)
 			dk_up_tcp_close(u);
-		else if (!u->draining && u->inflight < UP_PIPELINE &&
-		         u->wlen + 2 + len <= UP_WBUF && dk_sockaddr_equal(&u->addr.sa, &addr->sa))
-			return u;
-		u = next;
 	}
+}
+
+/*
+ * An open connection to @p addr with room for @p len more octets. One the
+ * sweep is about to close is still good: should the upstream have dropped it,
+ * the query goes again on a new one (upstream.c, slot_tcp_lost).
+ */
+static struct dk_up_tcp *tcp_pick(struct dk_up_tcp_pool *p, const struct dk_addr *addr, size_t len)
+{
+	for (struct dk_up_tcp *u = p->open; u; u = u->next_open)
+		if (!u->draining && u->inflight < UP_PIPELINE && u->wlen + 2 + len <= UP_WBUF &&
+		    dk_sockaddr_equal(&u->addr.sa, &addr->sa))
+			return u;
 	return NULL;
 }
 
@@ -298,12 +316,21 @@ struct dk_up_tcp_pool *dk_up_tcp_pool_new(uv_loop_t *loop, const struct dk_up_tc
 		return NULL;
 	p->loop = loop;
 	p->cbs = *cbs;
+	if (uv_timer_init(loop, &p->sweep) < 0) {
+		free(p);
+		return NULL;
+	}
+	p->sweep_init = true;
+	p->sweep.data = p;
+	uv_timer_start(&p->sweep, sweep, UP_SWEEP_MS, UP_SWEEP_MS);
 	return p;
 }
 
 void dk_up_tcp_pool_close(struct dk_up_tcp_pool *p)
 {
 	p->closed = true;
+	if (p->sweep_init && !uv_is_closing((uv_handle_t *)&p->sweep))
+		uv_close((uv_handle_t *)&p->sweep, NULL);
 	for (struct dk_up_tcp *u = p->open; u; u = u->next_open)
 		u->inflight = 0;
 	while (p->open)

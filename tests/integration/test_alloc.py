@@ -223,15 +223,11 @@ class Allocations(harness.DnsinkTest):
         self.assertNoWorkerAllocations(w0, w1, "worker threads allocated per query")
         self.assertEqual(o1 - o0, 0, "other threads allocated while queries flowed")
 
-    # A known bug in src/daemon/upstream.c: tcp_pick() closes the connections
-    # idle for more than UP_IDLE_MS, and a closed struct dk_up_tcp goes back
-    # to the free list only in its uv_close callback, one loop iteration
-    # later; tcp_open() right after finds the free list short and mallocs a
-    # new one (about 80 KiB each), once per connection the pipeline needs
-    # beyond the UP_IDLE_MAX kept idle. When that is fixed, this test passes
-    # and unittest reports the unexpected success as a failure: drop the
-    # decorator then.
-    @unittest.expectedFailure
+    # Idle connections are closed by the pool's sweep timer, off the query
+    # path: had a query closed the stale ones itself (as it once did), their
+    # objects would reach the free list only in the close callbacks, a loop
+    # iteration later, and the query's tcp_open() would malloc new ones
+    # (about 80 KiB each, once per connection beyond UP_IDLE_MAX).
     def test_upstream_tcp_reopen_after_idle(self):
         """Upstream TCP connections left idle past UP_IDLE_MS are replaced
         with ones from the worker's pool: the next pipelined TCP queries
