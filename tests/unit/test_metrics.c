@@ -29,6 +29,7 @@
 #include "daemon/metrics.h"
 #include "daemon/snapshot.h"
 #include "daemon/sock.h"
+#include "free_port.h"
 #include "daemon/worker.h"
 #include "dnsink/alert.h"
 
@@ -48,30 +49,6 @@ static void write_file(const char *path, const char *text)
 	assert_non_null(f);
 	assert_true(fputs(text, f) >= 0);
 	assert_int_equal(fclose(f), 0);
-}
-
-/*
- * A loopback address to listen on: a random port below the kernel's
- * ephemeral range (so that no socket bound to port 0, here or in a test
- * running beside this one, can take it meanwhile) that nobody uses over UDP
- * or TCP.
- */
-static void free_addr(struct dk_addr *a)
-{
-	static unsigned seed;
-
-	if (!seed)
-		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
-	for (int tries = 0; tries < 100; tries++) {
-		memset(a, 0, sizeof(*a));
-		a->in4.sin_family = AF_INET;
-		a->in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a->in4.sin_port = htons((uint16_t)(20000 + rand_r(&seed) % 12000));
-		a->len = sizeof(a->in4);
-		if (dk_socket_probe_free(a) == 0)
-			return;
-	}
-	fail_msg("no free port");
 }
 
 static uint16_t free_port(void)

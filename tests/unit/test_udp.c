@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "daemon/sock.h"
+#include "free_port.h"
 #include "daemon/udp.h"
 #include "dnsink/alert.h"
 
@@ -44,30 +45,6 @@ struct fx {
 	uint8_t pkt[QMAX][64];
 	size_t len[QMAX];
 };
-
-/*
- * A loopback address to listen on: a random port below the kernel's
- * ephemeral range (so that no socket bound to port 0, here or in a test
- * running beside this one, can take it meanwhile) that nobody uses over UDP
- * or TCP.
- */
-static void free_addr(struct dk_addr *a)
-{
-	static unsigned seed;
-
-	if (!seed)
-		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
-	for (int tries = 0; tries < 100; tries++) {
-		memset(a, 0, sizeof(*a));
-		a->in4.sin_family = AF_INET;
-		a->in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a->in4.sin_port = htons((uint16_t)(20000 + rand_r(&seed) % 12000));
-		a->len = sizeof(a->in4);
-		if (dk_socket_probe_free(a) == 0)
-			return;
-	}
-	fail_msg("no free port");
-}
 
 static int client_socket(struct sockaddr_in *name)
 {
