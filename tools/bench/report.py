@@ -137,9 +137,10 @@ def cmd_record(a):
         rec["round"] = a.round
     if a.binary:
         rec["binary"] = a.binary
-    if a.others_run:
-        busy, total = (int(x) for x in a.others_run.split(":"))
-        rec["cpu_others"] = max(0, busy) / total if total > 0 else None
+    for arg, key in ((a.others_run, "cpu_others"), (a.gen_others_run, "gen_others")):
+        if arg:
+            busy, total = (int(x) for x in arg.split(":"))
+            rec[key] = max(0, busy) / total if total > 0 else None
     with open(a.results, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec) + "\n")
 
@@ -166,6 +167,10 @@ def median(values):
         return None
     n = len(v)
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+def pct(v):
+    return "-" if v is None else f"{v * 100:.0f}%"
 
 
 def ratio(b, a):
@@ -198,11 +203,12 @@ def cmd_ab(a):
             s[key + "_ratio_max"] = max(per) if per else None
         s["correct_A"] = min(x["correct"] for x, _ in pairs)
         s["correct_B"] = min(y["correct"] for _, y in pairs)
-        oth = [r.get("cpu_others") for pr in pairs for r in pr if r.get("cpu_others") is not None]
-        s["cpu_others_max"] = max(oth) if oth else None
+        for key in ("cpu_others", "gen_others"):
+            oth = [r.get(key) for pr in pairs for r in pr if r.get(key) is not None]
+            s[key + "_max"] = max(oth) if oth else None
         summaries.append(s)
     head = ["path", "rounds", "CPU us/q A", "CPU us/q B", "B/A CPU (rounds min-max)",
-            "QPS A", "QPS B", "B/A QPS (rounds min-max)", "correct A/B", "CPU 0 others max"]
+            "QPS A", "QPS B", "B/A QPS (rounds min-max)", "correct A/B", "others max CPU 0/1"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for s in summaries:
         out.append("| " + " | ".join([
@@ -214,20 +220,23 @@ def cmd_ab(a):
             f"{fmt(s['qps_ratio'], '.3f')} ({fmt(s['qps_ratio_min'], '.3f')}"
             f"-{fmt(s['qps_ratio_max'], '.3f')})",
             f"{s['correct_A'] * 100:.2f}%/{s['correct_B'] * 100:.2f}%",
-            fmt(s["cpu_others_max"] and s["cpu_others_max"] * 100, ".0f") + "%"]) + " |")
+            pct(s["cpu_others_max"]) + "/" + pct(s["gen_others_max"])]) + " |")
     out.append("")
     out.append("Medians over the rounds; B/A below 1 means B uses less CPU per query (or, for "
-               "QPS, answers fewer per second). Every run:")
+               "QPS, answers fewer per second). "
+               "Others: the share of the server's CPU (0) and of the generator's (1) that other "
+               "programs took, worst run (CPU 1 includes some interrupt work of our own "
+               "traffic, alike for A and B). Every run:")
     out.append("")
     head = ["round", "path", "server", "QPS", "server CPU", "CPU us/q", "correct",
-            "CPU 0 others"]
+            "others CPU 0/1"]
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         out.append("| " + " | ".join([
             str(r.get("round", "-")), r["path"], r["server"], f"{r['qps']:.0f}",
             fmt(r.get("cpu_util") and r["cpu_util"] * 100, ".0f") + "%",
             fmt(r["cpu_us_per_q"], ".3f"), f"{r['correct'] * 100:.2f}%",
-            fmt(r.get("cpu_others") and r["cpu_others"] * 100, ".0f") + "%"]) + " |")
+            pct(r.get("cpu_others")) + "/" + pct(r.get("gen_others"))]) + " |")
     print("\n".join(out))
     if not a.no_write:
         with open(a.results, "a", encoding="utf-8") as f:
@@ -286,6 +295,8 @@ def main():
     r.add_argument("--binary", help="the server binary (A/B runs)")
     r.add_argument("--others-run", help="BUSY:TOTAL ticks of the server's CPU not used by it, "
                    "during the throughput run")
+    r.add_argument("--gen-others-run", help="BUSY:TOTAL ticks of the generator's CPU not used "
+                   "by dnsperf or knotd, during the throughput run")
     t = sub.add_parser("table")
     t.add_argument("--results", required=True)
     t.add_argument("--rate", default="10k")

@@ -249,8 +249,11 @@ free_port() {
 KNOT_PORT=$(free_port $KNOT_PORT) || die "no free port"
 SRV_PORT=$(free_port $SRV_PORT "$KNOT_PORT") || die "no free port"
 # --ab runs both binaries at once, B on a port of its own.
-SRV_PORT_B=$(free_port $(( SRV_PORT + 1 )) "$KNOT_PORT") || die "no free port"
-[ "$SRV_PORT_B" != "$SRV_PORT" ] || SRV_PORT_B=$(free_port $(( SRV_PORT + 2 )) "$KNOT_PORT")
+SRV_PORT_B=""
+if [ -n "$AB" ]; then
+	SRV_PORT_B=$(free_port $(( SRV_PORT + 1 )) "$KNOT_PORT") || die "no free port"
+	[ "$SRV_PORT_B" != "$SRV_PORT" ] || SRV_PORT_B=$(free_port $(( SRV_PORT + 2 )) "$KNOT_PORT")
+fi
 
 # ---- data -----------------------------------------------------------------------------------
 log "work dir $WORK, output $OUT"
@@ -459,7 +462,7 @@ ticks() {
 # own ticks this tells how much of its core other programs took during a run (the noise on a
 # shared box).
 cpu_busy_total() {
-	awk -v c="cpu$SRV_CPU" '$1 == c { b = $2 + $3 + $4 + $9; print b, b + $5 + $6 + $7 + $8 }' \
+	awk -v c="cpu${1:-$SRV_CPU}" '$1 == c { b = $2 + $3 + $4 + $9; print b, b + $5 + $6 + $7 + $8 }' \
 		/proc/stat
 }
 
@@ -565,23 +568,54 @@ ab_stop() {
 	done
 }
 
+# As cpu_busy_total, for CPU $1, with interrupt time in: taken against the ticks of the
+# processes we run there (dnsperf, knotd), which are charged the softirq work (loopback
+# delivery) done in their context; left out, ours would exceed the CPU's busy time.
+cpu_all_busy_total() {
+	awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' \
+		/proc/stat
+}
+
+# CPU ticks of the children this shell has waited for (cutime + cstime, fields 16 and 17):
+# taken around one dnsperf run, the CPU that dnsperf used.
+child_ticks() {
+	local s
+	s=$(cat "/proc/$$/stat") || return 1
+	s=${s##*) }
+	# shellcheck disable=SC2086
+	set -- $s
+	echo $(( ${14} + ${15} ))
+}
+
 # One full-speed run of server $1 on path $2 in round $3, recorded with the share of CPU 0
-# that other programs took meanwhile (to tell a noisy run from a slow binary).
+# (the server's) and of CPU 1 (dnsperf's and knotd's) that other programs took meanwhile:
+# CPU per query barely moves when the box is busy, QPS does (on either CPU), so these tell
+# a noisy run from a slow binary. On CPU 1 this includes interrupt work that ran outside
+# dnsperf and knotd (from idle, ksoftirqd): a floor of our own (some 20% on forward) that
+# A and B share; what rises above it is other programs.
 ab_measure() {
-	local name=$1 path=$2 round=$3 pid=${AB_PID[$1]} perf t0 t1 b0 b1 c0 c1
+	local name=$1 path=$2 round=$3 pid=${AB_PID[$1]} perf t0 t1 b0 b1 c0 c1 g0 g1 h0 h1 \
+		k0 k1 d0 d1
 	alive "$pid" || { log "$name: died"; return 1; }
 	perf=$OUT/$name-$path-r$round.perf
 	read -r b0 c0 < <(cpu_busy_total)
+	read -r g0 h0 < <(cpu_all_busy_total $GEN_CPU)
 	t0=$(ticks "$pid")
+	k0=$(ticks "$KNOT_PID")
+	d0=$(child_ticks)
 	taskset -c $GEN_CPU timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 -p "${AB_PORT[$name]}" \
 		-d "$WORK/q-$path.txt" -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
 		> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
+	d1=$(child_ticks)
 	t1=$(ticks "$pid") || { log "$name: died during $path"; return 1; }
+	k1=$(ticks "$KNOT_PID")
 	read -r b1 c1 < <(cpu_busy_total)
+	read -r g1 h1 < <(cpu_all_busy_total $GEN_CPU)
 	python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" --path "$path" \
 		--perf "$perf" --ticks0 "$t0" --ticks1 "$t1" --clk-tck "$CLK_TCK" \
 		--rss-kib "${AB_RSS[$name]}" --load-s "${AB_LOAD[$name]}" --round "$round" \
-		--binary "${AB_BIN[$name]}" "--others-run=$(( b1 - b0 - (t1 - t0) )):$(( c1 - c0 ))"
+		--binary "${AB_BIN[$name]}" "--others-run=$(( b1 - b0 - (t1 - t0) )):$(( c1 - c0 ))" \
+		"--gen-others-run=$(( g1 - g0 - (k1 - k0) - (d1 - d0) )):$(( h1 - h0 ))"
 	log "$name/$path round $round: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
 }
 
