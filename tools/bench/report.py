@@ -225,8 +225,8 @@ def cmd_ab(a):
     out.append("Medians over the rounds; B/A below 1 means B uses less CPU per query (or, for "
                "QPS, answers fewer per second). "
                "Others: the share of the server's CPU (0) and of the generator's (1) that other "
-               "programs took, worst run (CPU 1 includes some interrupt work of our own "
-               "traffic, alike for A and B). Every run:")
+               "programs took, worst run (on CPU 1 it may include some interrupt work of our "
+               "own traffic). Every run:")
     out.append("")
     head = ["round", "path", "server", "QPS", "server CPU", "CPU us/q", "correct",
             "others CPU 0/1"]

@@ -590,9 +590,9 @@ child_ticks() {
 # One full-speed run of server $1 on path $2 in round $3, recorded with the share of CPU 0
 # (the server's) and of CPU 1 (dnsperf's and knotd's) that other programs took meanwhile:
 # CPU per query barely moves when the box is busy, QPS does (on either CPU), so these tell
-# a noisy run from a slow binary. On CPU 1 this includes interrupt work that ran outside
-# dnsperf and knotd (from idle, ksoftirqd): a floor of our own (some 20% on forward) that
-# A and B share; what rises above it is other programs.
+# a noisy run from a slow binary. On CPU 1 it counts interrupt time too (a tick-accounting
+# kernel charges it to whichever task it lands on), so some of our own loopback work done
+# from idle or ksoftirqd can show there, alike for A and B.
 ab_measure() {
 	local name=$1 path=$2 round=$3 pid=${AB_PID[$1]} perf t0 t1 b0 b1 c0 c1 g0 g1 h0 h1 \
 		k0 k1 d0 d1
