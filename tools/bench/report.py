@@ -6,6 +6,8 @@ record: read one throughput run (dnsperf summary) and the fixed-rate runs (dnspe
 line per answer), check every answer of the latter against the rcode its name must get
 (names under fwd.bench.test: NOERROR; the rest: NXDOMAIN), and append one JSON line.
 table: print the Markdown table of every record in a results file.
+ab: for an A/B run (run.sh --ab), the median of each of dnsink-A and dnsink-B per path and
+the ratios B/A, as a table; the summary records are appended to the results file.
 """
 import argparse
 import json
@@ -131,6 +133,14 @@ def cmd_record(a):
         "correct": correct_share(a.path, s, a.any_rcode), "any_rcode": a.any_rcode,
         "rss_mib": a.rss_kib / 1024.0, "load_s": a.load_s, "lat": lat,
     }
+    if a.round is not None:
+        rec["round"] = a.round
+    if a.binary:
+        rec["binary"] = a.binary
+    for arg, key in ((a.others_run, "cpu_others"), (a.gen_others_run, "gen_others")):
+        if arg:
+            busy, total = (int(x) for x in arg.split(":"))
+            rec[key] = max(0, busy) / total if total > 0 else None
     with open(a.results, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec) + "\n")
 
@@ -139,12 +149,103 @@ def fmt(v, spec, none="-"):
     return none if v is None else format(v, spec)
 
 
-def cmd_table(a):
+def read_runs(path):
+    """The per-run records of a results file (not the summaries an A/B run appends)."""
     rows = []
-    with open(a.results, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                rows.append(json.loads(line))
+                r = json.loads(line)
+                if "kind" not in r:
+                    rows.append(r)
+    return rows
+
+
+def median(values):
+    v = sorted(values)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2.0
+
+
+def pct(v):
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+def ratio(b, a):
+    return b / a if a and b is not None else None
+
+
+def cmd_ab(a):
+    rows = read_runs(a.results)
+    paths = [p for p in ("blocked", "forward", "mix") if any(r["path"] == p for r in rows)]
+    by = {}
+    for r in rows:
+        by.setdefault((r["path"], r.get("round")), {})[r["server"]] = r
+    summaries = []
+    for p in paths:
+        rounds = sorted(k[1] for k in by if k[0] == p and len(by[k]) == 2)
+        pairs = [(by[(p, n)]["dnsink-A"], by[(p, n)]["dnsink-B"]) for n in rounds]
+        if not pairs:
+            continue
+        s = {"kind": "ab", "path": p, "rounds": len(pairs)}
+        for key in ("cpu_us_per_q", "qps"):
+            va = [x[key] for x, _ in pairs if x[key] is not None]
+            vb = [y[key] for _, y in pairs if y[key] is not None]
+            s[key + "_A"], s[key + "_B"] = median(va), median(vb)
+            s[key + "_ratio"] = ratio(s[key + "_B"], s[key + "_A"])
+            # B/A of each round on its own: its spread says how far the median ratio
+            # can be trusted on this machine.
+            per = [ratio(y[key], x[key]) for x, y in pairs]
+            per = [v for v in per if v is not None]
+            s[key + "_ratio_min"] = min(per) if per else None
+            s[key + "_ratio_max"] = max(per) if per else None
+        s["correct_A"] = min(x["correct"] for x, _ in pairs)
+        s["correct_B"] = min(y["correct"] for _, y in pairs)
+        for key in ("cpu_others", "gen_others"):
+            oth = [r.get(key) for pr in pairs for r in pr if r.get(key) is not None]
+            s[key + "_max"] = max(oth) if oth else None
+        summaries.append(s)
+    head = ["path", "rounds", "CPU us/q A", "CPU us/q B", "B/A CPU (rounds min-max)",
+            "QPS A", "QPS B", "B/A QPS (rounds min-max)", "correct A/B", "others max CPU 0/1"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for s in summaries:
+        out.append("| " + " | ".join([
+            s["path"], str(s["rounds"]),
+            fmt(s["cpu_us_per_q_A"], ".3f"), fmt(s["cpu_us_per_q_B"], ".3f"),
+            f"{fmt(s['cpu_us_per_q_ratio'], '.3f')} ({fmt(s['cpu_us_per_q_ratio_min'], '.3f')}"
+            f"-{fmt(s['cpu_us_per_q_ratio_max'], '.3f')})",
+            fmt(s["qps_A"], ".0f"), fmt(s["qps_B"], ".0f"),
+            f"{fmt(s['qps_ratio'], '.3f')} ({fmt(s['qps_ratio_min'], '.3f')}"
+            f"-{fmt(s['qps_ratio_max'], '.3f')})",
+            f"{s['correct_A'] * 100:.2f}%/{s['correct_B'] * 100:.2f}%",
+            pct(s["cpu_others_max"]) + "/" + pct(s["gen_others_max"])]) + " |")
+    out.append("")
+    out.append("Medians over the rounds; B/A below 1 means B uses less CPU per query (or, for "
+               "QPS, answers fewer per second). "
+               "Others: the share of the server's CPU (0) and of the generator's (1) that other "
+               "programs took, worst run (on CPU 1 it may include some interrupt work of our "
+               "own traffic). Every run:")
+    out.append("")
+    head = ["round", "path", "server", "QPS", "server CPU", "CPU us/q", "correct",
+            "others CPU 0/1"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join([
+            str(r.get("round", "-")), r["path"], r["server"], f"{r['qps']:.0f}",
+            fmt(r.get("cpu_util") and r["cpu_util"] * 100, ".0f") + "%",
+            fmt(r["cpu_us_per_q"], ".3f"), f"{r['correct'] * 100:.2f}%",
+            pct(r.get("cpu_others")) + "/" + pct(r.get("gen_others"))]) + " |")
+    print("\n".join(out))
+    if not a.no_write:
+        with open(a.results, "a", encoding="utf-8") as f:
+            for s in summaries:
+                f.write(json.dumps(s) + "\n")
+
+
+def cmd_table(a):
+    rows = read_runs(a.results)
     head = ["server", "path", "QPS", "server CPU", "CPU us/q", "correct", f"p50 ms @{a.rate}",
             f"p99 ms @{a.rate} (best run)", "lost/wrong @rate", "CPU 0 others", "RSS MiB", "load s"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
@@ -190,13 +291,22 @@ def main():
     r.add_argument("--rss-kib", type=int, required=True)
     r.add_argument("--load-s", type=float, required=True)
     r.add_argument("--any-rcode", action="store_true", help="any answer counts (echo)")
+    r.add_argument("--round", type=int, help="round of an A/B run")
+    r.add_argument("--binary", help="the server binary (A/B runs)")
+    r.add_argument("--others-run", help="BUSY:TOTAL ticks of the server's CPU not used by it, "
+                   "during the throughput run")
+    r.add_argument("--gen-others-run", help="BUSY:TOTAL ticks of the generator's CPU not used "
+                   "by dnsperf or knotd, during the throughput run")
     t = sub.add_parser("table")
     t.add_argument("--results", required=True)
     t.add_argument("--rate", default="10k")
     b = sub.add_parser("brief", help="one line on the last record")
     b.add_argument("--results", required=True)
+    ab = sub.add_parser("ab", help="medians and B/A ratios of an A/B run")
+    ab.add_argument("--results", required=True)
+    ab.add_argument("--no-write", action="store_true", help="print only")
     a = ap.parse_args()
-    return {"record": cmd_record, "table": cmd_table, "brief": cmd_brief}[a.cmd](a)
+    return {"record": cmd_record, "table": cmd_table, "brief": cmd_brief, "ab": cmd_ab}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@
 # query (utime+stime of the whole process from /proc), the share of correct answers,
 # p50/p99 latency and losses at a fixed rate, RSS after load and load time, then prints one
 # Markdown table. Every process it starts is stopped by PID on exit; every run is bounded.
+# With --ab it compares two dnsink binaries instead: only those two, alternated over rounds.
 #
 # usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--dnsink PATH] [--out DIR]
 #                          [--duration S] [--list-size N] [--no-install] [--keep]
+#                          [--ab PATH_A,PATH_B [--rounds N]]
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +26,8 @@ QUICK=0
 INSTALL=1
 KEEP=0
 DNSINK=""
+AB=""                # --ab PATH_A,PATH_B: the two dnsink binaries to compare
+ROUNDS=3             # --ab rounds; each round runs every path on A and on B
 OUT=""
 DURATION=10          # seconds of each full-speed dnsperf run
 LAT_DURATION=3       # seconds of each fixed-rate run
@@ -41,7 +45,7 @@ SRV_PORT=25353
 PATHS="blocked forward mix"
 
 usage() {
-	sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 
   --quick         small list (100k), 3 s runs: a smoke test
@@ -52,6 +56,9 @@ usage() {
   --list-size N   synthetic list size
   --no-install    do not apt-get install missing tools; skip servers that are missing
   --keep          keep the generated data and configs (printed at the end)
+  --ab A,B        A/B two dnsink binaries (rows dnsink-A, dnsink-B): only those two run,
+                  full-speed runs only, alternated over rounds; prints medians and B/A
+  --rounds N      rounds of --ab (default $ROUNDS); order A,B then B,A (ABBA)
 EOF
 }
 
@@ -60,6 +67,8 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1 ;;
 	--only) ONLY=$2; shift ;;
 	--dnsink) DNSINK=$2; shift ;;
+	--ab) AB=$2; shift ;;
+	--rounds) ROUNDS=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--list-size) SIZE=$2; shift ;;
@@ -72,6 +81,24 @@ while [ $# -gt 0 ]; do
 done
 if [ "$QUICK" = 1 ]; then
 	SIZE=100000; NQ=200000; DURATION=3; LAT_DURATION=2; LIMIT=420
+fi
+declare -A AB_BIN=()
+if [ -n "$AB" ]; then
+	AB_BIN[dnsink-A]=${AB%%,*}
+	AB_BIN[dnsink-B]=${AB#*,}
+	if [ "$AB" = "${AB_BIN[dnsink-A]}" ] || [ -z "${AB_BIN[dnsink-B]}" ]; then
+		echo "run.sh: --ab wants PATH_A,PATH_B" >&2; exit 2
+	fi
+	for s in dnsink-A dnsink-B; do
+		[ -x "${AB_BIN[$s]}" ] || { echo "run.sh: $s: not executable: ${AB_BIN[$s]}" >&2; exit 2; }
+		AB_BIN[$s]=$(cd "$(dirname "${AB_BIN[$s]}")" && pwd)/$(basename "${AB_BIN[$s]}")
+	done
+	[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds wants a count" >&2; exit 2; }
+	# A/B wants CPU per query and QPS, which the full-speed runs give; the fixed-rate
+	# latency runs would triple the time of a round, so an A/B run has none.
+	LAT_REPEAT=0
+	# Bounded as the default run: setup, then per round two loads and 2 x paths runs.
+	LIMIT=$(( 300 + ROUNDS * (2 * 30 + 6 * (DURATION + 10)) ))
 fi
 NLAT=$(( RATE * LAT_DURATION + RATE ))  # lines per fixed-rate file: one run's worth and some
 
@@ -188,6 +215,7 @@ build_dnsink() {
 }
 
 SERVERS=()
+[ -n "$AB" ] && ONLY=""   # --ab runs its two binaries, none of the list
 for s in ${ONLY//,/ }; do
 	case "$s" in
 	echo) SERVERS+=("$s") ;;
@@ -204,6 +232,7 @@ for s in ${ONLY//,/ }; do
 	*) die "unknown server: $s (known: $ALL_SERVERS)" ;;
 	esac
 done
+[ -n "$AB" ] && SERVERS=(dnsink-A dnsink-B)
 [ ${#SERVERS[@]} -gt 0 ] || die "no server to run"
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; server and generator share a core"
 
@@ -219,6 +248,12 @@ free_port() {
 }
 KNOT_PORT=$(free_port $KNOT_PORT) || die "no free port"
 SRV_PORT=$(free_port $SRV_PORT "$KNOT_PORT") || die "no free port"
+# --ab runs both binaries at once, B on a port of its own.
+SRV_PORT_B=""
+if [ -n "$AB" ]; then
+	SRV_PORT_B=$(free_port $(( SRV_PORT + 1 )) "$KNOT_PORT") || die "no free port"
+	[ "$SRV_PORT_B" != "$SRV_PORT" ] || SRV_PORT_B=$(free_port $(( SRV_PORT + 2 )) "$KNOT_PORT")
+fi
 
 # ---- data -----------------------------------------------------------------------------------
 log "work dir $WORK, output $OUT"
@@ -290,16 +325,17 @@ EOF
 	return 1
 }
 
-# Writes the config of server $1 and sets CMD to the command that runs it in the foreground.
+# Writes the config of server $1 (listening on port $2, default SRV_PORT) and sets CMD to
+# the command that runs it in the foreground.
 prepare() {
-	local name=$1 dir=$WORK/$1
+	local name=$1 dir=$WORK/$1 port=${2:-$SRV_PORT}
 	mkdir -p "$dir"
 	ANY_RCODE=0
 	case "$name" in
 	echo)
 		ANY_RCODE=1
-		CMD=("$WORK/echo-floor" 127.0.0.1 "$SRV_PORT") ;;
-	dnsink|dnsink-2w|dnsink-alert)
+		CMD=("$WORK/echo-floor" 127.0.0.1 "$port") ;;
+	dnsink|dnsink-2w|dnsink-alert|dnsink-A|dnsink-B)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
 		local alert=false alerts=""
@@ -330,7 +366,7 @@ domain_files:
 EOF
 		cat > "$dir/dnsink.yml" <<EOF
 listen:
-  - 127.0.0.1:$SRV_PORT
+  - 127.0.0.1:$port
 upstreams:
   - 127.0.0.1:$KNOT_PORT
 allow_clients:
@@ -341,12 +377,12 @@ $alerts
 EOF
 		# dnsink-2w: two workers (two loops, two SO_REUSEPORT sockets) on the
 		# same one core, to show a second worker costs nothing per query.
-		CMD=("$DNSINK" -c "$dir/dnsink.yml" --workers "$([ "$name" = dnsink-2w ] && echo 2 || echo 1)") ;;
+		CMD=("${AB_BIN[$name]:-$DNSINK}" -c "$dir/dnsink.yml" --workers "$([ "$name" = dnsink-2w ] && echo 2 || echo 1)") ;;
 	unbound)
 		{
 			echo "server:"
-			echo "  interface: 127.0.0.1@$SRV_PORT"
-			echo "  port: $SRV_PORT"
+			echo "  interface: 127.0.0.1@$port"
+			echo "  port: $port"
 			echo "  do-daemonize: no"
 			echo "  username: \"\""
 			echo "  chroot: \"\""
@@ -381,7 +417,7 @@ EOF
 		CMD=(unbound -d -c "$dir/unbound.conf") ;;
 	dnsdist)
 		cat > "$dir/dnsdist.conf" <<EOF
-setLocal("127.0.0.1:$SRV_PORT")
+setLocal("127.0.0.1:$port")
 setACL({"127.0.0.0/8"})
 setSecurityPollSuffix("")
 setMaxUDPOutstanding(65535)
@@ -393,7 +429,7 @@ EOF
 		CMD=(dnsdist --supervised --disable-syslog -C "$dir/dnsdist.conf") ;;
 	dnsmasq)
 		{
-			echo "port=$SRV_PORT"
+			echo "port=$port"
 			echo "listen-address=127.0.0.1"
 			echo "bind-interfaces"
 			echo "no-resolv"
@@ -426,7 +462,7 @@ ticks() {
 # own ticks this tells how much of its core other programs took during a run (the noise on a
 # shared box).
 cpu_busy_total() {
-	awk -v c="cpu$SRV_CPU" '$1 == c { b = $2 + $3 + $4 + $9; print b, b + $5 + $6 + $7 + $8 }' \
+	awk -v c="cpu${1:-$SRV_CPU}" '$1 == c { b = $2 + $3 + $4 + $9; print b, b + $5 + $6 + $7 + $8 }' \
 		/proc/stat
 }
 
@@ -495,10 +531,123 @@ run_server() {
 	esac
 }
 
+# ---- --ab: two dnsink binaries, alternated ----------------------------------------------------
+# Both run at once (A on SRV_PORT, B on SRV_PORT_B, both pinned to CPU 0; the one not under
+# load sits in epoll), so one path is measured on A and on B within seconds of each other
+# and a burst of other work on the box lands on both alike. Each round starts both afresh
+# (a new process: new address layout, a new load of the list) and alternates which goes
+# first: A B, then B A (ABBA), so neither always runs second on a warm machine.
+declare -A AB_PID=() AB_LOAD=() AB_RSS=() AB_PORT=([dnsink-A]=$SRV_PORT [dnsink-B]=$SRV_PORT_B)
+
+ab_start() {
+	local name=$1 round=$2 pid load
+	prepare "$name" "${AB_PORT[$name]}"
+	if ! load=$(python3 "$HERE/probe.py" launch --port "${AB_PORT[$name]}" \
+		--name "$PROBE_NAME" --expect NXDOMAIN --timeout 120 --pidfile "$WORK/$name.pid" \
+		--log "$OUT/$name.log" -- taskset -c $SRV_CPU "${CMD[@]}"); then
+		log "$name: did not load (see $OUT/$name.log)"
+		[ -s "$WORK/$name.pid" ] && stop_pid "$(cat "$WORK/$name.pid")"
+		return 1
+	fi
+	pid=$(cat "$WORK/$name.pid")
+	PIDS+=("$pid")
+	AB_PID[$name]=$pid AB_LOAD[$name]=$load AB_RSS[$name]=$(rss_kib "$pid")
+	log "$name round $round: pid $pid loaded in $load s, RSS $(( ${AB_RSS[$name]} / 1024 )) MiB"
+	python3 "$HERE/probe.py" query --port "${AB_PORT[$name]}" \
+		--name "probe-$name-$round.fwd.bench.test" --expect NOERROR --timeout 5 \
+		|| log "$name: forwarding does not work; running anyway (answers will count wrong)"
+}
+
+ab_stop() {
+	local name
+	for name in "$@"; do
+		[ -n "${AB_PID[$name]:-}" ] || continue
+		stop_pid "${AB_PID[$name]}"
+		forget_pid "${AB_PID[$name]}"
+		AB_PID[$name]=""
+	done
+}
+
+# As cpu_busy_total, for CPU $1, with interrupt time in: taken against the ticks of the
+# processes we run there (dnsperf, knotd), which are charged the softirq work (loopback
+# delivery) done in their context; left out, ours would exceed the CPU's busy time.
+cpu_all_busy_total() {
+	awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' \
+		/proc/stat
+}
+
+# CPU ticks of the children this shell has waited for (cutime + cstime, fields 16 and 17):
+# taken around one dnsperf run, the CPU that dnsperf used.
+child_ticks() {
+	local s
+	s=$(cat "/proc/$$/stat") || return 1
+	s=${s##*) }
+	# shellcheck disable=SC2086
+	set -- $s
+	echo $(( ${14} + ${15} ))
+}
+
+# One full-speed run of server $1 on path $2 in round $3, recorded with the share of CPU 0
+# (the server's) and of CPU 1 (dnsperf's and knotd's) that other programs took meanwhile:
+# CPU per query barely moves when the box is busy, QPS does (on either CPU), so these tell
+# a noisy run from a slow binary. On CPU 1 it counts interrupt time too (a tick-accounting
+# kernel charges it to whichever task it lands on), so some of our own loopback work done
+# from idle or ksoftirqd can show there, alike for A and B.
+ab_measure() {
+	local name=$1 path=$2 round=$3 pid=${AB_PID[$1]} perf t0 t1 b0 b1 c0 c1 g0 g1 h0 h1 \
+		k0 k1 d0 d1
+	alive "$pid" || { log "$name: died"; return 1; }
+	perf=$OUT/$name-$path-r$round.perf
+	read -r b0 c0 < <(cpu_busy_total)
+	read -r g0 h0 < <(cpu_all_busy_total $GEN_CPU)
+	t0=$(ticks "$pid")
+	k0=$(ticks "$KNOT_PID")
+	d0=$(child_ticks)
+	taskset -c $GEN_CPU timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 -p "${AB_PORT[$name]}" \
+		-d "$WORK/q-$path.txt" -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
+		> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
+	d1=$(child_ticks)
+	t1=$(ticks "$pid") || { log "$name: died during $path"; return 1; }
+	k1=$(ticks "$KNOT_PID")
+	read -r b1 c1 < <(cpu_busy_total)
+	read -r g1 h1 < <(cpu_all_busy_total $GEN_CPU)
+	python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" --path "$path" \
+		--perf "$perf" --ticks0 "$t0" --ticks1 "$t1" --clk-tck "$CLK_TCK" \
+		--rss-kib "${AB_RSS[$name]}" --load-s "${AB_LOAD[$name]}" --round "$round" \
+		--binary "${AB_BIN[$name]}" "--others-run=$(( b1 - b0 - (t1 - t0) )):$(( c1 - c0 ))" \
+		"--gen-others-run=$(( g1 - g0 - (k1 - k0) - (d1 - d0) )):$(( h1 - h0 ))"
+	log "$name/$path round $round: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
+}
+
+run_ab() {
+	local round order name path
+	for round in $(seq "$ROUNDS"); do
+		if (( round % 2 )); then order=(dnsink-A dnsink-B); else order=(dnsink-B dnsink-A); fi
+		for name in "${order[@]}"; do
+			ab_start "$name" "$round" || { ab_stop "${order[@]}"; return 1; }
+		done
+		for path in $PATHS; do
+			for name in "${order[@]}"; do
+				ab_measure "$name" "$path" "$round" || { ab_stop "${order[@]}"; return 1; }
+			done
+		done
+		ab_stop "${order[@]}"
+	done
+}
+
+# The commit a binary was built from, when its build directory sits in a git tree.
+commit_of() {
+	git -C "$(dirname "$1")" rev-parse --short HEAD 2>/dev/null || echo unknown
+}
+
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
-for s in "${SERVERS[@]}"; do
-	run_server "$s" || true
-done
+if [ -n "$AB" ]; then
+	run_ab || log "A/B stopped early; the table has the rounds that completed"
+else
+	for s in "${SERVERS[@]}"; do
+		run_server "$s" || true
+	done
+fi
 
 # ---- table ----------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -506,9 +655,17 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "dnsink benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "machine: $(nproc) CPUs ($CPU_MODEL), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
 	echo "load average before: $LOADAVG; after: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "list: $LIST_N names; per path: ${DURATION} s at full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), then $LAT_REPEAT runs of ${LAT_DURATION} s at $RATE qps (median run shown); server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
-	[ -n "$DNSINK" ] && echo "dnsink: $DNSINK ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
-	echo
-	python3 "$HERE/report.py" table --results "$RESULTS" --rate "$(( RATE / 1000 ))k"
+	if [ -n "$AB" ]; then
+		echo "list: $LIST_N names; A/B: $ROUNDS rounds (ABBA order), per round and path one ${DURATION} s full-speed run (dnsperf -c $CLIENTS -q $OUTSTANDING) of each; server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
+		echo "dnsink-A: ${AB_BIN[dnsink-A]} ($(commit_of "${AB_BIN[dnsink-A]}"))"
+		echo "dnsink-B: ${AB_BIN[dnsink-B]} ($(commit_of "${AB_BIN[dnsink-B]}"))"
+		echo
+		python3 "$HERE/report.py" ab --results "$RESULTS"
+	else
+		echo "list: $LIST_N names; per path: ${DURATION} s at full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), then $LAT_REPEAT runs of ${LAT_DURATION} s at $RATE qps (median run shown); server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
+		[ -n "$DNSINK" ] && echo "dnsink: $DNSINK ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+		echo
+		python3 "$HERE/report.py" table --results "$RESULTS" --rate "$(( RATE / 1000 ))k"
+	fi
 } | tee "$OUT/table.md"
 log "results in $OUT"
