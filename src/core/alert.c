@@ -21,6 +21,7 @@
 
 #include "dk_build.h"
 #include "dnsink/alert.h"
+#include "dnsink/msg.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 
@@ -598,7 +599,6 @@ struct event_text {
 
 static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 {
-	const ldns_rr_descriptor *d = ldns_rr_descript(ev->qtype);
 	const uint8_t *name = ev->target_len ? ev->target : ev->qname;
 	size_t len = ev->target_len ? ev->target_len : ev->qname_len;
 	struct dk_verdict v = {
@@ -618,17 +618,7 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 		t->target[0] = '\0';
 	if (dk_verdict_entry_text(&v, name, len, t->matched, sizeof(t->matched)) < 0)
 		t->matched[0] = '\0';
-	/* ldns names the query-only types TYPEnnn; dig and operators say ANY. */
-	if (ev->qtype == LDNS_RR_TYPE_ANY)
-		snprintf(t->qtype, sizeof(t->qtype), "ANY");
-	else if (ev->qtype == LDNS_RR_TYPE_AXFR)
-		snprintf(t->qtype, sizeof(t->qtype), "AXFR");
-	else if (ev->qtype == LDNS_RR_TYPE_IXFR)
-		snprintf(t->qtype, sizeof(t->qtype), "IXFR");
-	else if (d && d->_type == ev->qtype && d->_name)
-		snprintf(t->qtype, sizeof(t->qtype), "%s", d->_name);
-	else
-		snprintf(t->qtype, sizeof(t->qtype), "TYPE%u", (unsigned)ev->qtype);
+	dk_rrtype_name(ev->qtype, t->qtype, sizeof(t->qtype));
 }
 
 static const char *const rcode_names[] = {
