@@ -756,14 +756,14 @@ static const struct item sinkhole_items[] = {
         {KEY("ipv4", parse_ip), FIELD(sinkhole.ipv4)},
         {KEY("ipv6", parse_ip), FIELD(sinkhole.ipv6)},
         {KEY("ttl", parse_number), FIELD(sinkhole.ttl), .min = 0, .max = INT32_MAX},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 static const struct item syslog_items[] = {
         {KEY("ident", parse_string), FIELD(alerts.ident)},
         {KEY("facility", parse_enum), FIELD(alerts.facility), .names = facilities},
         {KEY("server", parse_syslog_server)},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 static const struct item alerts_items[] = {
@@ -772,18 +772,18 @@ static const struct item alerts_items[] = {
         {KEY("format", parse_enum), FIELD(alerts.format), .names = formats},
         {KEY("queue", parse_number), FIELD(alerts.queue), .min = 16, .max = 10000000},
         {KEY("dedup_max", parse_number), FIELD(alerts.dedup_max), .min = 16, .max = 100000000},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 static const struct item tcp_items[] = {
         {KEY("max_clients", parse_number), FIELD(tcp_max_clients), .min = 1, .max = 100000},
         {KEY("idle_timeout_ms", parse_number), FIELD(tcp_idle_ms), .min = 100, .max = 3600000},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 static const struct item metrics_items[] = {
         {KEY("listen", parse_metrics_listen), .port = DK_DEFAULT_METRICS_PORT},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 static const struct name_value rl_actions[] = {
@@ -799,7 +799,7 @@ static const struct item rate_limit_items[] = {
         {KEY("table_size", parse_number), FIELD(rate_limit.table_size), .min = 16, .max = 16777216},
         {KEY("ipv4_prefix", parse_number), FIELD(rate_limit.ipv4_prefix), .min = 1, .max = 32},
         {KEY("ipv6_prefix", parse_number), FIELD(rate_limit.ipv6_prefix), .min = 1, .max = 128},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 static const struct item top_items[] = {
@@ -819,7 +819,7 @@ static const struct item top_items[] = {
         {KEY("user", parse_string), FIELD(user)},
         {KEY("metrics", parse_section), .sub = metrics_items},
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
-        {NULL},
+        {.name = NULL}, /* the end */
 };
 
 /* The root is a section too: a mapping whose keys are looked up in @p it->sub. */
