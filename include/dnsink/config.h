@@ -39,6 +39,9 @@
 /** Rule folder: taken from the current directory, else from the config's. */
 #define DK_DEFAULT_RULES               "rules/"
 #define DK_DEFAULT_UPSTREAM_TIMEOUT_MS 1500
+/** The most a client query may wait for the upstreams, every try and retransmission. */
+#define DK_DEFAULT_RESOLVE_TIMEOUT_MS 3000
+#define DK_DEFAULT_UPSTREAM_STRATEGY  DK_STRATEGY_ORDERED
 /** Sinkhole TTL; the sinkhole addresses default to 0.0.0.0 and ::. */
 #define DK_DEFAULT_SINKHOLE_TTL    60
 #define DK_DEFAULT_ALERT_TRANSPORT DK_SYSLOG_LOCAL
@@ -89,6 +92,12 @@ enum dk_syslog_transport {
 	DK_SYSLOG_UNIX,  /**< RFC 5424 to a unix datagram socket */
 };
 
+/** Which upstream a query tries first. */
+enum dk_upstream_strategy {
+	DK_STRATEGY_ORDERED, /**< the first in the list that has not failed this query */
+	DK_STRATEGY_FASTEST, /**< the lowest smoothed RTT, the others probed now and then */
+};
+
 /** What happens to a query over its client's rate limit. */
 enum dk_ratelimit_action {
 	DK_RATELIMIT_DROP,    /**< no answer (as Unbound's ip-ratelimit, dnsdist's Drop) */
@@ -107,8 +116,10 @@ struct dk_config {
 	size_t n_listen;
 	struct dk_addr *upstreams; /**< tried in order */
 	size_t n_upstreams;
-	bool upstreams_from_resolv; /**< filled from /etc/resolv.conf */
-	unsigned upstream_timeout_ms;
+	bool upstreams_from_resolv;   /**< filled from /etc/resolv.conf */
+	unsigned upstream_timeout_ms; /**< the longest one try may wait */
+	unsigned resolve_timeout_ms;  /**< the longest a query may wait, all tries */
+	enum dk_upstream_strategy upstream_strategy;
 	struct dk_cidr *allow; /**< allow_clients */
 	size_t n_allow;
 	char **rules; /**< rule files and folders, resolved paths */

@@ -786,6 +786,12 @@ static const struct item metrics_items[] = {
         {.name = NULL}, /* the end */
 };
 
+static const struct name_value strategies[] = {
+        {"ordered", DK_STRATEGY_ORDERED},
+        {"fastest", DK_STRATEGY_FASTEST},
+        {NULL, 0},
+};
+
 static const struct name_value rl_actions[] = {
         {"drop", DK_RATELIMIT_DROP},
         {"refused", DK_RATELIMIT_REFUSED},
@@ -809,6 +815,9 @@ static const struct item top_items[] = {
          .port = DK_DEFAULT_DNS_PORT},
         {KEY("upstream_timeout_ms", parse_number), FIELD(upstream_timeout_ms), .min = 10,
          .max = 60000},
+        {KEY("resolve_timeout_ms", parse_number), FIELD(resolve_timeout_ms), .min = 10,
+         .max = 60000},
+        {KEY("upstream_strategy", parse_enum), FIELD(upstream_strategy), .names = strategies},
         {KEY("allow_clients", parse_cidr_list), FIELD(allow), COUNT(n_allow)},
         {KEY("rules", parse_rules), FIELD(rules), COUNT(n_rules)},
         {KEY("sinkhole", parse_section), .sub = sinkhole_items},
@@ -874,6 +883,8 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 void dk_config_set_defaults(struct dk_config *cfg)
 {
 	cfg->upstream_timeout_ms = DK_DEFAULT_UPSTREAM_TIMEOUT_MS;
+	cfg->resolve_timeout_ms = DK_DEFAULT_RESOLVE_TIMEOUT_MS;
+	cfg->upstream_strategy = DK_DEFAULT_UPSTREAM_STRATEGY;
 	memset(cfg->sinkhole.ipv4, 0, sizeof(cfg->sinkhole.ipv4));
 	memset(cfg->sinkhole.ipv6, 0, sizeof(cfg->sinkhole.ipv6));
 	cfg->sinkhole.ttl = DK_DEFAULT_SINKHOLE_TTL;
