@@ -123,9 +123,11 @@ extern const uint32_t dk_lat_bounds_us[DK_LAT_BUCKETS - 1];
 /** Counters of one upstream (by address) on one worker; written by upstream.c. */
 struct dk_up_stats {
 	dk_ctr tries;               /**< queries sent to it */
+	dk_ctr retransmits;         /**< of those, tries of a query that had been sent before */
 	dk_ctr answers;             /**< answers accepted from it */
 	dk_ctr timeouts;            /**< tries that timed out */
 	dk_ctr errors;              /**< sends or TCP connections that failed */
 	dk_ctr lat_sum_us;          /**< sum of the answer latencies */
 	dk_ctr lat[DK_LAT_BUCKETS]; /**< answers per latency bucket (not cumulative) */
+	dk_ctr srtt_us;             /**< a gauge: the smoothed RTT of UDP answers (0: none yet) */
 };

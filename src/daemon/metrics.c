@@ -162,9 +162,15 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 	}
 }
 
-/* The counters of upstream slot @p slot summed over the workers into @p out (ours alone). */
+/*
+ * The counters of upstream slot @p slot summed over the workers into @p out
+ * (ours alone), but for the SRTT gauge: the mean over the workers that have
+ * a sample (each worker keeps its own estimate).
+ */
 static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up_stats *out)
 {
+	uint64_t srtt = 0, n_srtt = 0;
+
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < src->n_workers; i++) {
 		const struct dk_wstats *st = dk_worker_stats(src->workers[i]);
@@ -174,7 +180,13 @@ static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up
 		dk_ctr *to = (dk_ctr *)out;
 		for (size_t k = 0; k < sizeof(*out) / sizeof(dk_ctr); k++)
 			dk_ctr_add(&to[k], dk_ctr_get(&from[k]));
+		uint64_t v = dk_ctr_get(&st->ups[slot].srtt_us);
+		if (v) {
+			srtt += v;
+			n_srtt++;
+		}
 	}
+	dk_ctr_set(&out->srtt_us, n_srtt ? srtt / n_srtt : 0);
 }
 
 _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
@@ -189,6 +201,10 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 	} plain[] = {
 	        {"dnsink_upstream_queries_total", "Queries sent to the upstream (each try).",
 	         offsetof(struct dk_up_stats, tries)},
+	        {"dnsink_upstream_retransmits_total",
+	         "Tries of a query already sent once (to this upstream or another): after a "
+	         "timeout or an error.",
+	         offsetof(struct dk_up_stats, retransmits)},
 	        {"dnsink_upstream_answers_total", "Answers accepted from the upstream.",
 	         offsetof(struct dk_up_stats, answers)},
 	        {"dnsink_upstream_timeouts_total", "Tries on the upstream that timed out.",
@@ -219,6 +235,13 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 			         dk_ctr_get(
 			                 (const dk_ctr *)((const char *)&sums[i] + plain[m].off)));
 	}
+	text_head(t, "dnsink_upstream_srtt_seconds", "gauge",
+	          "Smoothed round-trip time of UDP answers (mean over the workers), by upstream; "
+	          "absent before the first answer.");
+	for (size_t i = 0; i < n; i++)
+		if (dk_ctr_get(&sums[i].srtt_us))
+			text_add(t, "dnsink_upstream_srtt_seconds{upstream=\"%s\"} %.6f\n",
+			         addrs[i], (double)dk_ctr_get(&sums[i].srtt_us) / 1e6);
 	text_head(t, "dnsink_upstream_latency_seconds", "histogram",
 	          "Time from sending a try to accepting its answer, by upstream.");
 	for (size_t i = 0; i < n; i++) {

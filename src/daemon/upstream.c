@@ -12,6 +12,14 @@
  * taken only from the exact upstream address and port, with the expected ID
  * and the same question; everything else is counted and dropped. An answer
  * that passes those checks but whose records do not parse fails the try.
+ *
+ * A query lives until resolve_timeout_ms and may take several tries: each
+ * UDP try waits the upstream's retransmission timeout (rtt.h; TCP tries the
+ * whole upstream_timeout_ms), then the query goes again with a fresh ID to
+ * the next upstream that has not failed it (pick_next()), the same one when
+ * it is alone. Errors mark an upstream failed for the query; timeouts do not,
+ * since a datagram may just have been lost. The try before the current one
+ * keeps its ID, so its answer still counts when it was only late.
  */
 #include <errno.h>
 #include <time.h> /* before linux/errqueue.h, which uses struct timespec */
@@ -24,6 +32,7 @@
 
 #include <ldns/wire2host.h>
 
+#include "dnsink/rtt.h"
 #include "log.h"
 #include "sock.h"
 #include "upstream.h"
@@ -33,17 +42,39 @@
 #define UP_BATCH 64
 /** Unconnected UDP sockets per address family per worker (random source ports). */
 #define UP_SOCKS 8
+/** Upstreams whose round trips are kept, by counter slot (stats.c has as many). */
+#define UP_RTT_SLOTS 256
+/** Tries of one query at most, retransmissions included. */
+#define UP_TRIES_MAX 16
+/** Upstreams a query can mark as failed; later ones are never marked (only timed out). */
+#define UP_MARKED 64
+/** A query's upstreams are probed out of turn once in this many (upstream_strategy: fastest). */
+#define UP_PROBE_EVERY 32
 
 /** One upstream query in flight. */
 struct slot {
 	struct dk_upstream *up;
 	struct slot *next_free;
 	bool busy;
-	bool tcp;               /**< the current try goes over TCP */
-	bool client_tcp;        /**< each upstream's first try goes over TCP */
-	bool tcp_retried;       /**< the current upstream's TCP try already lost a connection */
-	uint16_t id;            /**< our ID for the current try */
-	uint8_t up_index;       /**< index of the current upstream */
+	bool tcp;             /**< the current try goes over TCP */
+	bool client_tcp;      /**< each upstream's first try goes over TCP */
+	bool tcp_retried;     /**< the current upstream's TCP try already lost a connection */
+	uint16_t id;          /**< our ID for the current try */
+	uint8_t up_index;     /**< index of the current upstream */
+	uint8_t tries;        /**< sent so far, retransmissions included */
+	uint64_t failed;      /**< upstreams (by index) that failed this query, not by a timeout */
+	uint64_t deadline_ms; /**< loop time by which the query ends (resolve_timeout_ms) */
+	/*
+	 * The UDP try before the current one, when it timed out: its answer,
+	 * merely late, is still taken (a retransmission must not throw away
+	 * the answer it raced with).
+	 */
+	bool prev;
+	uint8_t prev_index;
+	uint16_t prev_id;
+	uint32_t prev_stat;
+	struct dk_addr prev_addr;
+	uint64_t prev_sent_ns;
 	struct dk_addr up_addr; /**< the current upstream, copied: a reload may drop it */
 	uv_timer_t timer;       /**< per-try timeout */
 	struct dk_up_tcp *utcp; /**< connection of the current TCP try, or NULL */
@@ -85,7 +116,10 @@ struct dk_upstream {
 	} out[UP_BATCH];
 	unsigned n_out;
 	struct dk_up_tcp_pool *tcp;
-	void (*idle)(void *ctx); /**< draining: called when nothing is in flight */
+	struct dk_rtt rtt[UP_RTT_SLOTS]; /**< round trips by counter slot: they outlive reloads */
+	struct dk_rtt rtt_none;          /**< for an upstream without a slot: never learns */
+	unsigned picks;                  /**< first picks made, for the probes of "fastest" */
+	void (*idle)(void *ctx);         /**< draining: called when nothing is in flight */
 	void *idle_ctx;
 	bool closed;
 };
@@ -125,8 +159,9 @@ static void id_assign(struct dk_upstream *up, struct slot *s)
 	uint16_t id = rnd16(up);
 
 	/*
-	 * The table is at most half full (max_inflight <= 32768), so a few
-	 * draws find a free ID; the scan only guards against a bad generator.
+	 * The table is at most half full (two IDs a slot, DK_INFLIGHT_MAX
+	 * slots), so a few draws find a free ID; the scan only guards against a
+	 * bad generator.
 	 */
 	for (int i = 0; i < 16 && up->id2slot[id]; i++)
 		id = rnd16(up);
@@ -136,10 +171,15 @@ static void id_assign(struct dk_upstream *up, struct slot *s)
 	up->id2slot[id] = (uint16_t)(s - up->slots + 1);
 }
 
+static void id_free(struct dk_upstream *up, struct slot *s, uint16_t id)
+{
+	if (up->id2slot[id] == (uint16_t)(s - up->slots + 1))
+		up->id2slot[id] = 0;
+}
+
 static void id_release(struct dk_upstream *up, struct slot *s)
 {
-	if (up->id2slot[s->id] == (uint16_t)(s - up->slots + 1))
-		up->id2slot[s->id] = 0;
+	id_free(up, s, s->id);
 }
 
 /* Counters of the current try's upstream, or NULL when it has none. */
@@ -150,7 +190,20 @@ static struct dk_up_stats *up_stats(struct slot *s)
 	return s->up_stat < c->n_stats ? &c->stats[s->up_stat] : NULL;
 }
 
-/* Counts an answer accepted from the current try's upstream, with its latency. */
+/* The round-trip estimator of upstream slot @p stat. */
+static struct dk_rtt *rtt_of(struct dk_upstream *up, uint32_t stat)
+{
+	if (stat < UP_RTT_SLOTS)
+		return &up->rtt[stat];
+	up->rtt_none = (struct dk_rtt){0};
+	return &up->rtt_none;
+}
+
+/*
+ * Counts an answer accepted from the current try's upstream, with its
+ * latency; a UDP try's round trip feeds the upstream's estimator (a TCP try's
+ * may hold a handshake).
+ */
 static void up_answered(struct slot *s)
 {
 	struct dk_up_stats *us = up_stats(s);
@@ -158,6 +211,12 @@ static void up_answered(struct slot *s)
 	unsigned b = 0;
 
 	dk_ctr_inc(&s->up->ctr->answers);
+	if (!s->tcp) {
+		struct dk_rtt *r = rtt_of(s->up, s->up_stat);
+		dk_rtt_sample(r, us_taken > UINT32_MAX ? UINT32_MAX : (uint32_t)us_taken);
+		if (us)
+			dk_ctr_set(&us->srtt_us, r->srtt_us);
+	}
 	if (!us)
 		return;
 	while (b < DK_LAT_BUCKETS - 1 && us_taken > dk_lat_bounds_us[b])
@@ -187,6 +246,41 @@ static void tcp_detach(struct slot *s)
 	dk_up_tcp_detach(u);
 }
 
+/* Forgets the previous try: its answer is no longer taken. */
+static void prev_release(struct dk_upstream *up, struct slot *s)
+{
+	if (s->prev)
+		id_free(up, s, s->prev_id);
+	s->prev = false;
+}
+
+/* The current UDP try timed out: it becomes the previous one, its ID still taken. */
+static void prev_keep(struct dk_upstream *up, struct slot *s)
+{
+	prev_release(up, s);
+	s->prev = true;
+	s->prev_index = s->up_index;
+	s->prev_id = s->id;
+	s->prev_stat = s->up_stat;
+	s->prev_addr = s->up_addr;
+	s->prev_sent_ns = s->sent_ns;
+}
+
+/* A late answer to the previous try came: it becomes the current try again, to end with it. */
+static void prev_promote(struct dk_upstream *up, struct slot *s)
+{
+	uv_timer_stop(&s->timer);
+	tcp_detach(s);
+	id_release(up, s);
+	s->tcp = false;
+	s->up_index = s->prev_index;
+	s->id = s->prev_id;
+	s->up_stat = s->prev_stat;
+	s->up_addr = s->prev_addr;
+	s->sent_ns = s->prev_sent_ns;
+	s->prev = false;
+}
+
 /*
  * The query ended: its caller hears of it (with the answer, or NULL when
  * every upstream failed), then the slot is free again.
@@ -201,6 +295,7 @@ static void slot_end(struct slot *s, uint8_t *ans, size_t len)
 	uv_timer_stop(&s->timer);
 	tcp_detach(s);
 	id_release(up, s);
+	prev_release(up, s);
 	dk_msg_set_id(s->pkt, s->q.id);
 	s->done(s->ctx, ans, len, s->pkt, s->len, &s->q);
 	s->busy = false;
@@ -212,15 +307,88 @@ static void slot_end(struct slot *s, uint8_t *ans, size_t len)
 		up->idle(up->idle_ctx);
 }
 
-/* The current try failed: the next upstream, over the client's transport. */
-static void slot_next(struct slot *s)
+/* The timeout of the next try to upstream @p i, in ms, from its round trips. */
+static unsigned pick_timeout(struct dk_upstream *up, size_t i)
+{
+	const struct dk_upstream_conf *c = &up->conf;
+	uint32_t stat = c->stat_slot ? c->stat_slot[i] : UINT32_MAX;
+
+	return dk_rtt_timeout_ms(rtt_of(up, stat), c->timeout_ms);
+}
+
+static bool marked(const struct slot *s, size_t i)
+{
+	return i < UP_MARKED && (s->failed >> i & 1);
+}
+
+/*
+ * The upstream for the next try of @p s, into s->up_index: with "ordered",
+ * the next in the list after the current one, wrapping around, that has not
+ * failed this query (the current one again when it is the only one left);
+ * with "fastest", of those the one with the shortest timeout, the current one
+ * last. Returns false when every upstream failed the query.
+ */
+static bool pick_next(struct slot *s)
+{
+	const struct dk_upstream_conf *c = &s->up->conf;
+	size_t n = c->n_addrs, best = n;
+
+	for (size_t k = 1; k <= n; k++) {
+		size_t i = (s->up_index + k) % n;
+		if (marked(s, i))
+			continue;
+		if (c->strategy == DK_STRATEGY_ORDERED) {
+			best = i;
+			break;
+		}
+		if (best == n || pick_timeout(s->up, i) < pick_timeout(s->up, best))
+			best = i;
+	}
+	if (best == n)
+		return false;
+	s->up_index = (uint8_t)best;
+	return true;
+}
+
+/* The first upstream of a new query (see pick_next()). */
+static size_t pick_first(struct dk_upstream *up)
+{
+	const struct dk_upstream_conf *c = &up->conf;
+	size_t best = 0;
+
+	if (c->strategy == DK_STRATEGY_ORDERED || c->n_addrs < 2)
+		return 0;
+	/* Now and then another one, so an upstream that got faster is noticed. */
+	if (++up->picks % UP_PROBE_EVERY == 0)
+		return rnd16(up) % c->n_addrs;
+	for (size_t i = 1; i < c->n_addrs; i++)
+		if (pick_timeout(up, i) < pick_timeout(up, best))
+			best = i;
+	return best;
+}
+
+/*
+ * The current try ended without an answer: the query goes on with the next
+ * upstream (pick_next()), over the client's transport. @p failed marks the
+ * upstream as failed for this query (an error, a broken answer); a timeout
+ * does not, so a lone upstream that lost a datagram is asked again.
+ */
+static void slot_next(struct slot *s, bool failed)
 {
 	uv_timer_stop(&s->timer);
 	tcp_detach(s);
-	id_release(s->up, s);
-	s->up_index++;
+	if (!failed && !s->tcp)
+		prev_keep(s->up, s);
+	else
+		id_release(s->up, s);
+	if (failed && s->up_index < UP_MARKED)
+		s->failed |= (uint64_t)1 << s->up_index;
 	s->tcp = s->client_tcp;
 	s->tcp_retried = false;
+	if (!pick_next(s)) {
+		s->up_index = (uint8_t)s->up->conf.n_addrs;
+		s->failed = ~(uint64_t)0;
+	}
 	slot_try(s);
 }
 
@@ -235,7 +403,7 @@ static void slot_answer(struct slot *s, uint8_t *ans, size_t len)
 {
 	if (dk_msg_check_answer_body(ans, len) != 0) {
 		dk_ctr_inc(&s->up->ctr->malformed);
-		slot_next(s);
+		slot_next(s, true);
 		return;
 	}
 	up_answered(s);
@@ -275,7 +443,7 @@ static void slot_tcp_lost(struct slot *s)
 			return;
 	}
 	up_error(s);
-	slot_next(s);
+	slot_next(s, true);
 }
 
 /* Pool callback: @p u broke. Rare (a reset, the upstream closing under load): a scan is fine. */
@@ -370,7 +538,7 @@ static void up_udp_errors(struct dk_upstream *up, uv_udp_t *h, bool *pending)
 		    memcmp(quote, s->pkt, cmp) != 0)
 			continue;
 		up_error(s);
-		slot_next(s);
+		slot_next(s, true);
 		/* The last query ending during shutdown may have closed this socket. */
 		if (up->closed)
 			return;
@@ -418,17 +586,22 @@ static void up_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		dk_ctr_inc(&up->ctr->mismatched);
 		return;
 	}
-	uint16_t idx = up->id2slot[LDNS_ID_WIRE(ans)];
+	uint16_t id = LDNS_ID_WIRE(ans);
+	uint16_t idx = up->id2slot[id];
 	if (!idx) {
 		dk_ctr_inc(&up->ctr->mismatched);
 		return;
 	}
 	struct slot *s = &up->slots[idx - 1];
-	if (s->tcp || !dk_sockaddr_equal(&s->up_addr.sa, addr) ||
-	    dk_msg_check_answer(ans, (size_t)nread, s->id, &s->q) != 0) {
+	bool late = s->prev && id == s->prev_id;
+	const struct dk_addr *from = late ? &s->prev_addr : &s->up_addr;
+	if ((!late && s->tcp) || !dk_sockaddr_equal(&from->sa, addr) ||
+	    dk_msg_check_answer(ans, (size_t)nread, id, &s->q) != 0) {
 		dk_ctr_inc(&up->ctr->mismatched);
 		return;
 	}
+	if (late)
+		prev_promote(up, s);
 	if (LDNS_TC_WIRE(ans)) {
 		/* Truncated: the same upstream, over TCP, with a fresh ID. */
 		dk_ctr_inc(&up->ctr->tc_retries);
@@ -541,7 +714,7 @@ static void flush_family(struct dk_upstream *up, int fam, struct slot **q, unsig
 		unsigned upto = err == -EAGAIN ? n : k + 1;
 		for (; k < upto && k < n; k++) {
 			up_error(q[k]);
-			slot_next(q[k]);
+			slot_next(q[k], true);
 		}
 	}
 }
@@ -585,7 +758,9 @@ static void slot_timeout(uv_timer_t *t)
 	/* A connection that let a query time out may be stuck: nothing new goes on it. */
 	if (s->utcp)
 		dk_up_tcp_drain(s->utcp);
-	slot_next(s);
+	else
+		dk_rtt_timed_out(rtt_of(s->up, s->up_stat));
+	slot_next(s, false);
 }
 
 static void slot_failed(uv_timer_t *t)
@@ -593,13 +768,39 @@ static void slot_failed(uv_timer_t *t)
 	slot_end(t->data, NULL, 0);
 }
 
-/* Sends the current try; moves along the upstreams while sending fails. */
+/*
+ * The timeout of the try about to go to the current upstream, in ms, or 0
+ * when the query has no time left for one. A UDP try waits as long as the
+ * upstream's round trips say (rtt.h), at most upstream_timeout_ms; a TCP try
+ * (handshake, the kernel's own retransmissions) the whole upstream_timeout_ms.
+ * Either way no longer than resolve_timeout_ms leaves the query, and a try
+ * that could not last DK_RTT_MIN_MS (or upstream_timeout_ms, if shorter) is
+ * not sent: its answer would hardly make it.
+ */
+static unsigned try_timeout(struct slot *s)
+{
+	struct dk_upstream *up = s->up;
+	uint64_t now = uv_now(up->loop);
+	uint64_t left = s->deadline_ms > now ? s->deadline_ms - now : 0;
+	unsigned ms = s->tcp ? up->conf.timeout_ms : pick_timeout(up, s->up_index);
+	unsigned floor = up->conf.timeout_ms < DK_RTT_MIN_MS ? up->conf.timeout_ms : DK_RTT_MIN_MS;
+
+	if (left < floor || s->tries >= UP_TRIES_MAX)
+		return 0;
+	return left < ms ? (unsigned)left : ms;
+}
+
+/*
+ * Sends the current try; moves along the upstreams while sending fails, until
+ * every upstream failed the query or its time is up.
+ */
 static void slot_try(struct slot *s)
 {
 	struct dk_upstream *up = s->up;
 	const struct dk_upstream_conf *c = &up->conf;
+	unsigned ms;
 
-	while (s->up_index < c->n_addrs) {
+	while (s->up_index < c->n_addrs && (ms = try_timeout(s)) > 0) {
 		s->up_addr = c->addrs[s->up_index];
 		s->up_stat = c->stat_slot ? c->stat_slot[s->up_index] : UINT32_MAX;
 		s->sent_ns = uv_hrtime();
@@ -608,16 +809,23 @@ static void slot_try(struct slot *s)
 		int rc = s->tcp ? tcp_start(s) : udp_send(s);
 		if (rc == 0) {
 			struct dk_up_stats *us = up_stats(s);
-			if (us)
+			if (us) {
 				dk_ctr_inc(&us->tries);
-			uv_timer_start(&s->timer, slot_timeout, c->timeout_ms, 0);
+				if (s->tries)
+					dk_ctr_inc(&us->retransmits);
+			}
+			s->tries++;
+			uv_timer_start(&s->timer, slot_timeout, ms, 0);
 			return;
 		}
 		up_error(s);
 		id_release(up, s);
-		s->up_index++;
+		if (s->up_index < UP_MARKED)
+			s->failed |= (uint64_t)1 << s->up_index;
 		s->tcp = s->client_tcp;
 		s->tcp_retried = false;
+		if (!pick_next(s))
+			break;
 	}
 	/*
 	 * Every upstream failed. A try can fail while being sent, even from
@@ -649,7 +857,10 @@ int dk_upstream_forward(struct dk_upstream *up, const uint8_t *pkt, size_t len,
 	s->q = *q;
 	s->len = (uint16_t)len;
 	memcpy(s->pkt, pkt, len);
-	s->up_index = 0;
+	s->up_index = (uint8_t)pick_first(up);
+	s->tries = 0;
+	s->failed = 0;
+	s->deadline_ms = uv_now(up->loop) + up->conf.resolve_timeout_ms;
 	s->client_tcp = s->tcp = tcp;
 	s->utcp = NULL;
 	s->tcp_retried = false;

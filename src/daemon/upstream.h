@@ -23,8 +23,11 @@
 
 /** Largest query a pending slot holds; bigger ones are refused (DK_ESPACE). */
 #define DK_QUERY_MAX 4096
-/** Pending slots at most: the ID space must stay sparse (at most half full). */
-#define DK_INFLIGHT_MAX 32768
+/**
+ * Pending slots at most: the ID space must stay sparse (at most half full),
+ * and a slot may hold two IDs (its try and the one it retransmits).
+ */
+#define DK_INFLIGHT_MAX 16384
 
 struct dk_upstream;
 
@@ -42,7 +45,9 @@ typedef void dk_forward_done_fn(void *ctx, uint8_t *ans, size_t len, const uint8
 struct dk_upstream_conf {
 	const struct dk_addr *addrs; /**< tried in order */
 	size_t n_addrs;
-	unsigned timeout_ms;       /**< per try */
+	unsigned timeout_ms;         /**< the longest one try may wait (upstream_timeout_ms) */
+	unsigned resolve_timeout_ms; /**< the longest a query may wait, all tries */
+	enum dk_upstream_strategy strategy;
 	const uint32_t *stat_slot; /**< per address: index into @p stats, or NULL */
 	struct dk_up_stats *stats; /**< counters by slot (the worker's block) */
 	uint32_t n_stats;

@@ -106,6 +106,8 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	        .addrs = cfg->upstreams,
 	        .n_addrs = cfg->n_upstreams,
 	        .timeout_ms = cfg->upstream_timeout_ms,
+	        .resolve_timeout_ms = cfg->resolve_timeout_ms,
+	        .strategy = cfg->upstream_strategy,
 	        .stat_slot = s->stats.up_slot,
 	        .stats = st->ups,
 	        .n_stats = st->n_ups,

@@ -748,7 +748,7 @@ class Dnsink:
 
     def __init__(self, root, upstreams, rsyslog=None, syslog_transport="udp",
                  timeout_ms=400, allow=("127.0.0.1/32",), extra_rule_dirs=(),
-                 use_repo_rules=True, extra_yaml="", start=True):
+                 use_repo_rules=True, extra_yaml="", start=True, resolve_ms=None):
         self.root = root
         self.port = free_port()
         self.rules_dir = os.path.join(root, "rules")
@@ -774,6 +774,12 @@ class Dnsink:
             f.write("listen:\n  - 127.0.0.1:%d\n" % self.port)
             f.write("upstreams:\n" + "".join("  - 127.0.0.1:%d\n" % p for p in upstreams))
             f.write("upstream_timeout_ms: %d\n" % timeout_ms)
+            # Unless a test asks for retransmissions, time for one try per
+            # upstream (and half one more, for timer slack), as the scenarios
+            # written before them expect.
+            if resolve_ms is None:
+                resolve_ms = max(1, len(upstreams)) * timeout_ms + timeout_ms // 2
+            f.write("resolve_timeout_ms: %d\n" % resolve_ms)
             f.write("allow_clients:\n" + "".join("  - %s\n" % a for a in allow))
             f.write("rules:\n" + "".join('  - "%s"\n' % r for r in rules))
             f.write("sinkhole:\n  ipv4: %s\n  ipv6: \"%s\"\n  ttl: %d\n"

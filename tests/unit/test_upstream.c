@@ -34,11 +34,13 @@
 
 /** What a fake UDP server does with each query. */
 enum mode {
-	SILENT,   /**< never answers */
-	ANSWER,   /**< answers with the query's ID and question */
-	WRONG_ID, /**< answers with another ID */
-	SPOOF,    /**< answers correctly, but from another port */
-	TRUNCATE, /**< answers with TC set */
+	SILENT,     /**< never answers */
+	ANSWER,     /**< answers with the query's ID and question */
+	WRONG_ID,   /**< answers with another ID */
+	SPOOF,      /**< answers correctly, but from another port */
+	TRUNCATE,   /**< answers with TC set */
+	LOSE_FIRST, /**< the first query is lost, the others answered */
+	LATE,       /**< the first query is answered only when the second arrives, not the second */
 };
 
 struct fx;
@@ -47,7 +49,9 @@ struct fake_udp {
 	uv_udp_t h;
 	struct fx *fx;
 	enum mode mode;
-	unsigned got; /**< queries received */
+	unsigned got;                     /**< queries received */
+	uint8_t first[DK_QUERY_MAX + 16]; /**< LATE: the first query, answered late */
+	size_t first_len;
 	uint8_t last[DK_QUERY_MAX + 16];
 	size_t last_len;
 	uint8_t rbuf[8192];
@@ -185,6 +189,16 @@ static void srv_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
 	s->last_len = (size_t)nread;
 	if (s->mode == SILENT || nread < DK_HEADER_LEN)
 		return;
+	if ((s->mode == LOSE_FIRST || s->mode == LATE) && s->got == 1) {
+		memcpy(s->first, p, (size_t)nread);
+		s->first_len = (size_t)nread;
+		return;
+	}
+	if (s->mode == LATE) {
+		/* The answer to the first copy, only now: the second is never answered. */
+		memcpy(p, s->first, s->first_len);
+		nread = (ssize_t)s->first_len;
+	}
 	make_answer(p, s->mode == TRUNCATE);
 	if (s->mode == WRONG_ID)
 		dk_msg_set_id(p, (uint16_t)(wire_id(p) + 1));
@@ -286,19 +300,27 @@ static void tcp_udp_pair(struct dk_addr *a, int *ufd, int *tfd)
 	fail_msg("no port free for both UDP and TCP");
 }
 
-/* The forwarder's config: both fake servers, counted into slots 2 and 0. */
-static void configure(struct fx *fx, size_t n_addrs)
+/* The forwarder's config: both fake servers, counted into slots 2 and 0; queries may take @p
+ * resolve_ms. */
+static void configure_resolve(struct fx *fx, size_t n_addrs, unsigned resolve_ms)
 {
 	const struct dk_upstream_conf conf = {
 	        .addrs = fx->addrs,
 	        .n_addrs = n_addrs,
 	        .timeout_ms = TIMEOUT_MS,
+	        .resolve_timeout_ms = resolve_ms,
 	        .stat_slot = fx->stat_slot,
 	        .stats = fx->stats,
 	        .n_stats = 4,
 	};
 
 	dk_upstream_configure(fx->up, &conf);
+}
+
+/* As configure_resolve(), with time for one try per upstream, as most cases expect. */
+static void configure(struct fx *fx, size_t n_addrs)
+{
+	configure_resolve(fx, n_addrs, (unsigned)n_addrs * TIMEOUT_MS + TIMEOUT_MS / 2);
 }
 
 static int setup(void **state)
@@ -530,6 +552,81 @@ static void refused_then_failover(struct fx *fx, enum mode first)
 	assert_int_equal(lat_total(&fx->stats[2]), 0);
 }
 
+/* A lone upstream loses the first copy: the query goes to it again, with a new ID, and is answered.
+ */
+static void test_retransmit_lone_upstream(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t t0;
+
+	configure_resolve(fx, 1, 1000);
+	fx->srv[0].mode = LOSE_FIRST;
+	uv_update_time(&fx->loop);
+	t0 = uv_hrtime();
+	forward(fx, false);
+	run_until(fx, &fx->done, 1, 3000);
+	uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
+
+	assert_int_equal(fx->done, 1);
+	assert_int_equal(fx->done_null, 0);
+	assert_int_equal(fx->srv[0].got, 2);
+	assert_int_not_equal(wire_id(fx->srv[0].first), wire_id(fx->srv[0].last));
+	/* No sample yet: the first try waited the upstream timeout (below the initial RTO). */
+	assert_true(took_ms + 2 >= TIMEOUT_MS);
+	assert_query_back(fx);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].tries), 2);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].retransmits), 1);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].timeouts), 1);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].answers), 1);
+	/* The answer timed the second try: the upstream has a smoothed RTT now. */
+	assert_true(dk_ctr_get(&fx->stats[2].srtt_us) > 0);
+	assert_int_equal(dk_ctr_get(&fx->ctr.mismatched), 0);
+}
+
+/* The first copy's answer comes while the retransmission waits: it is taken, not refused. */
+static void test_late_answer_taken(void **state)
+{
+	struct fx *fx = *state;
+
+	configure_resolve(fx, 1, 1000);
+	fx->srv[0].mode = LATE;
+	uv_update_time(&fx->loop);
+	forward(fx, false);
+	run_until(fx, &fx->done, 1, 3000);
+
+	assert_int_equal(fx->done, 1);
+	assert_int_equal(fx->done_null, 0);
+	assert_int_equal(fx->srv[0].got, 2);
+	assert_query_back(fx);
+	assert_int_equal(dk_ctr_get(&fx->ctr.mismatched), 0);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].answers), 1);
+	assert_int_equal(dk_upstream_inflight(fx->up), 0);
+	/* The second try's ID is free again: nothing answers to it any more. */
+	run_for(fx, TIMEOUT_MS);
+	assert_int_equal(fx->done, 1);
+}
+
+/* A silent lone upstream is asked again until resolve_timeout_ms, then the query fails. */
+static void test_resolve_timeout_bounds(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t t0;
+
+	configure_resolve(fx, 1, 5 * TIMEOUT_MS);
+	fx->srv[0].mode = SILENT;
+	uv_update_time(&fx->loop);
+	t0 = uv_hrtime();
+	forward(fx, false);
+	run_until(fx, &fx->done, 1, 3000);
+	uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
+
+	assert_int_equal(fx->done_null, 1);
+	assert_true(took_ms + 2 >= 4 * TIMEOUT_MS);
+	assert_true(took_ms <= 5 * TIMEOUT_MS + 40);
+	assert_true(fx->srv[0].got >= 2);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].retransmits), fx->srv[0].got - 1);
+}
+
 static void test_wrong_id(void **state)
 {
 	refused_then_failover(*state, WRONG_ID);
@@ -721,6 +818,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_tcp_first, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_full_and_drain, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_retransmit_lone_upstream, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_late_answer_taken, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_resolve_timeout_bounds, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_drain_when_idle, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sync_failure_calls_back_later, setup,
 	                                        teardown),
