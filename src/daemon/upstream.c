@@ -22,6 +22,7 @@
  * keeps its ID, so its answer still counts when it was only late.
  */
 #include <errno.h>
+#include <limits.h>
 #include <time.h> /* before linux/errqueue.h, which uses struct timespec */
 #include <linux/errqueue.h>
 #include <netinet/in.h>
@@ -307,13 +308,17 @@ static void slot_end(struct slot *s, uint8_t *ans, size_t len)
 		up->idle(up->idle_ctx);
 }
 
-/* The timeout of the next try to upstream @p i, in ms, from its round trips. */
-static unsigned pick_timeout(struct dk_upstream *up, size_t i)
+/*
+ * The timeout of the next try to upstream @p i, in ms, from its round trips,
+ * at most @p cap (upstream_timeout_ms when it is for a try; no cap to compare
+ * upstreams with each other).
+ */
+static unsigned pick_timeout(struct dk_upstream *up, size_t i, unsigned cap)
 {
 	const struct dk_upstream_conf *c = &up->conf;
 	uint32_t stat = c->stat_slot ? c->stat_slot[i] : UINT32_MAX;
 
-	return dk_rtt_timeout_ms(rtt_of(up, stat), c->timeout_ms);
+	return dk_rtt_timeout_ms(rtt_of(up, stat), cap);
 }
 
 static bool marked(const struct slot *s, size_t i)
@@ -325,15 +330,16 @@ static bool marked(const struct slot *s, size_t i)
  * The upstream for the next try of @p s, into s->up_index: with "ordered",
  * the next in the list after the current one, wrapping around, that has not
  * failed this query (the current one again when it is the only one left);
- * with "fastest", of those the one with the shortest timeout, the current one
- * last. Returns false when every upstream failed the query.
+ * with "fastest", of the others the one with the shortest timeout. Either
+ * way the current one only when no other is left. Returns false when every
+ * upstream failed the query.
  */
 static bool pick_next(struct slot *s)
 {
 	const struct dk_upstream_conf *c = &s->up->conf;
 	size_t n = c->n_addrs, best = n;
 
-	for (size_t k = 1; k <= n; k++) {
+	for (size_t k = 1; k < n; k++) {
 		size_t i = (s->up_index + k) % n;
 		if (marked(s, i))
 			continue;
@@ -341,9 +347,12 @@ static bool pick_next(struct slot *s)
 			best = i;
 			break;
 		}
-		if (best == n || pick_timeout(s->up, i) < pick_timeout(s->up, best))
+		if (best == n ||
+		    pick_timeout(s->up, i, UINT_MAX) < pick_timeout(s->up, best, UINT_MAX))
 			best = i;
 	}
+	if (best == n && s->up_index < n && !marked(s, s->up_index))
+		best = s->up_index;
 	if (best == n)
 		return false;
 	s->up_index = (uint8_t)best;
@@ -362,7 +371,7 @@ static size_t pick_first(struct dk_upstream *up)
 	if (++up->picks % UP_PROBE_EVERY == 0)
 		return rnd16(up) % c->n_addrs;
 	for (size_t i = 1; i < c->n_addrs; i++)
-		if (pick_timeout(up, i) < pick_timeout(up, best))
+		if (pick_timeout(up, i, UINT_MAX) < pick_timeout(up, best, UINT_MAX))
 			best = i;
 	return best;
 }
@@ -782,7 +791,8 @@ static unsigned try_timeout(struct slot *s)
 	struct dk_upstream *up = s->up;
 	uint64_t now = uv_now(up->loop);
 	uint64_t left = s->deadline_ms > now ? s->deadline_ms - now : 0;
-	unsigned ms = s->tcp ? up->conf.timeout_ms : pick_timeout(up, s->up_index);
+	unsigned ms =
+	        s->tcp ? up->conf.timeout_ms : pick_timeout(up, s->up_index, up->conf.timeout_ms);
 	unsigned floor = up->conf.timeout_ms < DK_RTT_MIN_MS ? up->conf.timeout_ms : DK_RTT_MIN_MS;
 
 	if (left < floor || s->tries >= UP_TRIES_MAX)

@@ -300,21 +300,30 @@ static void tcp_udp_pair(struct dk_addr *a, int *ufd, int *tfd)
 	fail_msg("no port free for both UDP and TCP");
 }
 
-/* The forwarder's config: both fake servers, counted into slots 2 and 0; queries may take @p
- * resolve_ms. */
-static void configure_resolve(struct fx *fx, size_t n_addrs, unsigned resolve_ms)
+/*
+ * The forwarder's config: both fake servers, counted into slots 2 and 0;
+ * queries may take @p resolve_ms; upstreams picked by @p strategy.
+ */
+static void configure_full(struct fx *fx, size_t n_addrs, unsigned resolve_ms,
+                           enum dk_upstream_strategy strategy)
 {
 	const struct dk_upstream_conf conf = {
 	        .addrs = fx->addrs,
 	        .n_addrs = n_addrs,
 	        .timeout_ms = TIMEOUT_MS,
 	        .resolve_timeout_ms = resolve_ms,
+	        .strategy = strategy,
 	        .stat_slot = fx->stat_slot,
 	        .stats = fx->stats,
 	        .n_stats = 4,
 	};
 
 	dk_upstream_configure(fx->up, &conf);
+}
+
+static void configure_resolve(struct fx *fx, size_t n_addrs, unsigned resolve_ms)
+{
+	configure_full(fx, n_addrs, resolve_ms, DK_STRATEGY_ORDERED);
 }
 
 /* As configure_resolve(), with time for one try per upstream, as most cases expect. */
@@ -627,6 +636,44 @@ static void test_resolve_timeout_bounds(void **state)
 	assert_int_equal(dk_ctr_get(&fx->stats[2].retransmits), fx->srv[0].got - 1);
 }
 
+/* One query, answered; returns the number of it each server got. */
+static void ask_once(struct fx *fx, unsigned n_done)
+{
+	uv_update_time(&fx->loop);
+	forward(fx, false);
+	run_until(fx, &fx->done, n_done, 3000);
+	assert_int_equal(fx->done, n_done);
+	assert_int_equal(fx->done_null, 0);
+}
+
+/*
+ * "fastest": the upstream with the shorter timeout first; after a timeout the
+ * query goes to the other one, which is first once it has answered faster.
+ */
+static void test_fastest(void **state)
+{
+	struct fx *fx = *state;
+
+	configure_full(fx, 2, 1000, DK_STRATEGY_FASTEST);
+	fx->srv[0].mode = ANSWER;
+	fx->srv[1].mode = ANSWER;
+	/* Neither has answered yet: the first in the list; then it is the known fast one. */
+	ask_once(fx, 1);
+	ask_once(fx, 2);
+	assert_int_equal(fx->srv[0].got, 2);
+	assert_int_equal(fx->srv[1].got, 0);
+	/* It goes silent: the retransmission goes to the other, not to it again. */
+	fx->srv[0].mode = SILENT;
+	ask_once(fx, 3);
+	assert_int_equal(fx->srv[0].got, 3);
+	assert_int_equal(fx->srv[1].got, 1);
+	/* Backed off, it is now the slower one: the next query starts at the other. */
+	ask_once(fx, 4);
+	assert_int_equal(fx->srv[0].got, 3);
+	assert_int_equal(fx->srv[1].got, 2);
+	assert_int_equal(dk_ctr_get(&fx->stats[0].retransmits), 1);
+}
+
 static void test_wrong_id(void **state)
 {
 	refused_then_failover(*state, WRONG_ID);
@@ -821,6 +868,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_retransmit_lone_upstream, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_late_answer_taken, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_resolve_timeout_bounds, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_fastest, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_drain_when_idle, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sync_failure_calls_back_later, setup,
 	                                        teardown),
