@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The query decision (see query.h). A query the policy lets through takes a
- * pending entry (the client handle, kept until the forwarder calls back) from
- * a fixed pool as large as the forwarder's table; its answer comes back in
- * forward_done(), where the answer-side policy runs before the reply.
+ * The query decision (see query.h). A query the policy lets through is looked
+ * up in the cache; on a miss it takes a pending entry (the client handle,
+ * kept until the forwarder calls back) from a fixed pool as large as the
+ * forwarder's table; its answer comes back in forward_done(), is stored in
+ * the cache, and the answer-side policy runs before the reply. A cached
+ * answer goes through the same answer_policy() at every hit.
  *
  * act() is the one place a verdict becomes an action, for a query name and
  * for a CNAME/DNAME target of an answer alike: a blocking rule's local
@@ -12,12 +14,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <ldns/packet.h>
 #include <ldns/rr.h>
 #include <ldns/wire2host.h>
 
+#include "dnsink/cache.h"
 #include "dnsink/ratelimit.h"
 #include "log.h"
 #include "query.h"
@@ -37,6 +41,9 @@ struct dk_queries {
 	struct dk_queries_conf conf;
 	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
 	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
+	struct dk_cache *cache;  /**< NULL: cache off */
+	size_t cache_bytes;      /**< the budget @p cache was made with */
+	uint8_t *cbuf;           /**< DK_MSG_MAX: answers served from the cache */
 	struct pending *pend;
 	struct pending *free;
 	uint8_t txbuf[DK_LOCAL_MAX]; /**< local answers */
@@ -249,6 +256,88 @@ static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, con
 	           hit.target_len);
 }
 
+/* The cache key of query @p q: its lowercase name, type, class, DO and CD. */
+static void cache_key(const struct dk_query *q, struct dk_cache_key *k)
+{
+	k->name = q->qname;
+	k->name_len = q->qname_len;
+	k->qtype = q->qtype;
+	k->qclass = q->qclass;
+	k->bits = (uint8_t)((q->edns_do ? DK_CACHE_BIT_DO : 0) |
+	                    (q->flags & LDNS_CD ? DK_CACHE_BIT_CD : 0));
+}
+
+static void cache_gauges(struct dk_queries *qs)
+{
+	struct dk_cache_counters *cc = qs->env.cache_ctr;
+	struct dk_cache_stats st = {0};
+
+	if (qs->cache)
+		dk_cache_stats(qs->cache, &st);
+	dk_ctr_set(&cc->entries, st.entries);
+	dk_ctr_set(&cc->bytes, st.bytes);
+	dk_ctr_set(&cc->capacity, st.capacity);
+}
+
+/* Stores upstream answer @p ans to @p q (before anything rewrites it in place). */
+static void cache_store(struct dk_queries *qs, const struct dk_query *q, const uint8_t *ans,
+                        size_t len)
+{
+	struct dk_cache_counters *cc = qs->env.cache_ctr;
+	struct dk_cache_key k;
+	unsigned evicted;
+
+	cache_key(q, &k);
+	enum dk_cache_result r = dk_cache_insert(qs->cache, &k, ans, len,
+	                                         qs->env.now_ms(qs->env.clock_ctx), &evicted);
+	if (r == DK_CACHE_STORED)
+		dk_ctr_inc(&cc->inserts);
+	else
+		dk_ctr_inc(&cc->refused[r]);
+	dk_ctr_add(&cc->evictions, evicted);
+	cache_gauges(qs);
+}
+
+/*
+ * Answers query @p pkt/@p q of @p cl from the cache: a fresh entry, or with
+ * @p stale an expired one (every upstream failed). The answer-side policy of
+ * the rules in force runs on it first. Returns true when the client was
+ * answered (or the answer dropped), false on a miss.
+ */
+static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                         const struct dk_query *q, bool stale)
+{
+	struct dk_cache_counters *cc = qs->env.cache_ctr;
+	struct dk_cache_key k;
+	struct dk_cache_hit hit;
+	uint8_t *a = qs->cbuf;
+
+	cache_key(q, &k);
+	int n = dk_cache_lookup(qs->cache, &k, qs->env.now_ms(qs->env.clock_ctx), stale, a,
+	                        DK_MSG_MAX, &hit);
+	if (n <= 0) {
+		if (!stale)
+			dk_ctr_inc(&cc->misses);
+		return false;
+	}
+	dk_ctr_inc(hit.stale ? &cc->stale : &cc->hits);
+	if (!stale)
+		count(qs, cl, DK_OUT_CACHED);
+	if (answer_policy(qs, cl, a, (size_t)n, pkt, q))
+		return true;
+	/* The stored header is the first asker's: RD is this client's. */
+	a[2] = (uint8_t)((a[2] & ~LDNS_RD) | (pkt[2] & LDNS_RD));
+	n = dk_msg_add_opt(a, (size_t)n, DK_MSG_MAX, q, hit.stale ? DK_EDE_STALE : 0);
+	if (n < 0) {
+		count(qs, cl, DK_OUT_DROPPED);
+		return true;
+	}
+	size_t max = cl->transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(q) : DK_MSG_MAX;
+	size_t len = dk_msg_answer_for_client(a, (size_t)n, pkt, q, max);
+	dk_client_reply(cl, a, len);
+	return true;
+}
+
 static void pending_release(struct dk_queries *qs, struct pending *p)
 {
 	const struct dk_client *cl = &p->cl;
@@ -271,8 +360,22 @@ static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt
 	const struct dk_client *cl = &p->cl;
 
 	(void)qlen;
+	/* RFC 8767: when the upstreams fail, an expired answer beats none. */
+	bool failed = !ans || (len >= DK_HEADER_LEN && LDNS_RCODE_WIRE(ans) == LDNS_RCODE_SERVFAIL);
+	if (failed && qs->cache && qs->conf.cfg->cache.serve_stale &&
+	    cache_answer(qs, cl, pkt, q, true)) {
+		pending_release(qs, p);
+		return;
+	}
+	if (qs->cache && ans)
+		cache_store(qs, q, ans, len);
 	if (!ans) {
 		count(qs, cl, DK_OUT_SERVFAIL);
+		int n = dk_msg_write_error(pkt, q, LDNS_RCODE_SERVFAIL, 0, qs->txbuf,
+		                           sizeof(qs->txbuf));
+		/* Cached briefly (RFC 9520), so a dead name does not hammer the upstreams. */
+		if (qs->cache && n > 0)
+			cache_store(qs, q, qs->txbuf, (size_t)n);
 		reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
 	} else if (!answer_policy(qs, cl, ans, len, pkt, q)) {
 		size_t max =
@@ -383,6 +486,9 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 	if (qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v) &&
 	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
+	/* After the policy on the name, never before: a blocked name is not answered from cache. */
+	if (qs->cache && cache_answer(qs, cl, pkt, &q, false))
+		return;
 	forward(qs, cl, pkt, len, &q);
 }
 
@@ -415,10 +521,68 @@ static int ratelimit_update(struct dk_queries *qs)
 	return 0;
 }
 
+/*
+ * Makes the cache fit the config, as ratelimit_update() does the bucket
+ * table: this worker's share of size_mb (at least DK_CACHE_MIN_BYTES), made
+ * when turned on or resized, kept with its entries otherwise, freed when
+ * turned off. The TTL rules of the new config apply from the next query.
+ */
+static int cache_update(struct dk_queries *qs)
+{
+	const struct dk_config *cfg = qs->conf.cfg;
+	unsigned workers = qs->env.n_workers ? qs->env.n_workers : 1;
+	size_t want = cfg->cache.size_mb * 1024 * 1024 / workers;
+	int rc = 0;
+
+	if (want && want < DK_CACHE_MIN_BYTES)
+		want = DK_CACHE_MIN_BYTES;
+	if (!want || dk_fails_assert(qs->env.cache_ctr)) {
+		dk_cache_free(qs->cache);
+		qs->cache = NULL;
+		qs->cache_bytes = 0;
+	} else if (!qs->cache || qs->cache_bytes != want) {
+		struct dk_cache *c;
+		uint64_t seed;
+		/* Without getrandom() the hash is still fine for honest clients. */
+		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+			seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uintptr_t)qs;
+		rc = dk_cache_new(want, seed, &c);
+		if (rc < 0) {
+			dk_log(DK_LOG_ERR, "cache: out of memory for %zu octets%s", want,
+			       qs->cache ? ", keeping the old cache" : ", not caching");
+			rc = -ENOMEM;
+		} else {
+			dk_cache_free(qs->cache);
+			qs->cache = c;
+			qs->cache_bytes = want;
+		}
+	}
+	if (qs->cache) {
+		const struct dk_cache_limits lim = {
+		        .min_ttl = cfg->cache.min_ttl,
+		        .max_ttl = cfg->cache.max_ttl,
+		        .negative_max_ttl = cfg->cache.negative_max_ttl,
+		        .failure_ttl = cfg->cache.failure_ttl,
+		        .stale_max_s = cfg->cache.serve_stale ? cfg->cache.stale_max_s : 0,
+		};
+		dk_cache_set_limits(qs->cache, &lim);
+	}
+	if (qs->env.cache_ctr)
+		cache_gauges(qs);
+	return rc;
+}
+
 int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *conf)
 {
 	qs->conf = *conf;
-	return ratelimit_update(qs);
+	int rc = ratelimit_update(qs);
+	int rc2 = cache_update(qs);
+	return rc < 0 ? rc : rc2;
+}
+
+size_t dk_queries_cache_bytes(const struct dk_queries *qs)
+{
+	return qs->cache ? qs->cache_bytes : 0;
 }
 
 size_t dk_queries_ratelimit_size(const struct dk_queries *qs)
@@ -434,7 +598,10 @@ int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out)
 	if (!qs)
 		return -ENOMEM;
 	qs->pend = calloc(env->max_pending ? env->max_pending : 1, sizeof(*qs->pend));
-	if (!qs->pend) {
+	qs->cbuf = malloc(DK_MSG_MAX);
+	if (!qs->pend || !qs->cbuf) {
+		free(qs->pend);
+		free(qs->cbuf);
 		free(qs);
 		return -ENOMEM;
 	}
@@ -453,6 +620,8 @@ void dk_queries_free(struct dk_queries *qs)
 	if (!qs)
 		return;
 	dk_ratelimit_free(qs->rl);
+	dk_cache_free(qs->cache);
+	free(qs->cbuf);
 	free(qs->pend);
 	free(qs);
 }
