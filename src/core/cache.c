@@ -462,7 +462,7 @@ static enum dk_cache_result sanitize(struct dk_cache *c, const struct dk_cache_k
 	unsigned n, nc;
 	enum dk_cache_result r;
 
-	if (len < DK_HEADER_LEN || !LDNS_QR_WIRE(ans))
+	if (len < DK_HEADER_LEN || !LDNS_QR_WIRE(ans) || LDNS_OPCODE_WIRE(ans) != LDNS_PACKET_QUERY)
 		return DK_CACHE_REFUSED_MALFORMED;
 	if (LDNS_TC_WIRE(ans))
 		return DK_CACHE_REFUSED_TC;

@@ -190,6 +190,9 @@ static void test_wrong_question(void **state)
 	f->ans[2] &= 0x7f; /* QR clear: a query, not an answer */
 	assert_int_equal(dk_cache_insert(f->c, &f->k, f->ans, n, T0, NULL),
 	                 DK_CACHE_REFUSED_MALFORMED);
+	f->ans[2] |= 0x80 | 0x10; /* opcode STATUS */
+	assert_int_equal(dk_cache_insert(f->c, &f->k, f->ans, n, T0, NULL),
+	                 DK_CACHE_REFUSED_MALFORMED);
 }
 
 static void test_ttl_decrement(void **state)
