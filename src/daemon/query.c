@@ -264,7 +264,7 @@ static void cache_key(const struct dk_query *q, struct dk_cache_key *k)
 	k->qtype = q->qtype;
 	k->qclass = q->qclass;
 	k->bits = (uint8_t)((q->edns_do ? DK_CACHE_BIT_DO : 0) |
-	                    (q->flags & LDNS_CD ? DK_CACHE_BIT_CD : 0));
+	                    (q->flags & LDNS_CD_MASK ? DK_CACHE_BIT_CD : 0));
 }
 
 static void cache_gauges(struct dk_queries *qs)
@@ -326,7 +326,10 @@ static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, cons
 	if (answer_policy(qs, cl, a, (size_t)n, pkt, q))
 		return true;
 	/* The stored header is the first asker's: RD is this client's. */
-	a[2] = (uint8_t)((a[2] & ~LDNS_RD) | (pkt[2] & LDNS_RD));
+	if (LDNS_RD_WIRE(pkt))
+		LDNS_RD_SET(a);
+	else
+		LDNS_RD_CLR(a);
 	n = dk_msg_add_opt(a, (size_t)n, DK_MSG_MAX, q, hit.stale ? DK_EDE_STALE : 0);
 	if (n < 0) {
 		count(qs, cl, DK_OUT_DROPPED);

@@ -658,23 +658,39 @@ static void test_cache_hit(void **state)
 	assert_int_equal(ldns_pkt_ancount(p), 1);
 	ldns_pkt_free(p);
 
-	/* Another type is another entry. */
+	/* RD as this client sent it (the header octets, not ldns's flag enum). */
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x3334, false, q);
+	q[2] &= (uint8_t)~0x01;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(w->reply[2] & 0x01, 0);
+	assert_int_equal(w->reply[2] & 0x78, 0); /* opcode QUERY */
+	assert_int_equal(w->reply[2] & 0x80, 0x80);
+
+	/* Another type is another entry; so is the same question with CD. */
 	n = make_query("www.example.test.", LDNS_RR_TYPE_AAAA, 0x4444, false, q);
 	dk_queries_handle(w->qs, &cl, q, n);
 	assert_int_equal(w->forwards, 2);
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x4445, false, q);
+	q[3] |= 0x10;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	assert_true(w->fwd_q.flags & 0x10);
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
 
 	/* A reload that keeps the size keeps the entries; one that turns the cache off drops them.
 	 */
 	configure(w);
 	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x5555, false, q);
 	dk_queries_handle(w->qs, &cl, q, n);
-	assert_int_equal(w->forwards, 2);
+	assert_int_equal(w->forwards, 3);
 	w->cfg.cache.size_mb = 0;
 	configure(w);
 	assert_int_equal(dk_queries_cache_bytes(w->qs), 0);
 	assert_int_equal(dk_ctr_get(&w->cctr.entries), 0);
 	dk_queries_handle(w->qs, &cl, q, n);
-	assert_int_equal(w->forwards, 3);
+	assert_int_equal(w->forwards, 4);
 }
 
 /* Policy before cache: a name blocked by a reload is answered by the rule, not from cache. */
