@@ -18,8 +18,9 @@
  * chunks) and a scratch area for insert (a record table and a 64 KiB
  * answer buffer, about 140 KiB). The budget given to
  * dk_cache_new() covers all of it. An entry takes
- * ceil((DK_CACHE_ENTRY_HDR + qname length + stored wire length) / DK_CACHE_CHUNK)
- * chunks, linked; dk_cache_stats() reports the chunk octets in use.
+ * ceil((DK_CACHE_ENTRY_HDR + stored wire length) / DK_CACHE_CHUNK) chunks,
+ * linked (the key's name is the stored question); dk_cache_stats() reports
+ * the chunk octets in use. A short A answer fits one chunk.
  *
  * Eviction is CLOCK over the chunk array: a hit sets an entry's reference
  * bit; the hand clears set bits and evicts the first entry whose bit is
@@ -30,8 +31,9 @@
  * What is stored is not the upstream's message octet for octet but the part
  * of it that answers the question (see dk_cache_insert()): the CNAME chain
  * from the query name and the records of its last name, names written
- * without compression, TTLs clamped, no OPT record (the client's is added
- * on the way out).
+ * without compression (but for owners equal to the query name: a pointer to
+ * the question), TTLs clamped, no OPT record (the client's is added on the
+ * way out).
  */
 #pragma once
 
@@ -137,7 +139,8 @@ void dk_cache_set_limits(struct dk_cache *c, const struct dk_cache_limits *lim);
  * section of a negative answer only the SOA of a zone the last name lies in
  * and the NSEC/NSEC3/RRSIG records in that zone; nothing else of authority
  * and additional. Names are stored lowercase and uncompressed (names inside
- * the rdata of NS, CNAME, PTR, DNAME, MX, SRV and SOA too).
+ * the rdata of NS, CNAME, PTR, DNAME, MX, SRV and SOA too), but for owners
+ * equal to the query name, which point to the question.
  *
  * TTLs: a positive answer's records are clamped to [min_ttl, max_ttl] and
  * the entry lives as long as the smallest of them; a negative answer lives

@@ -8,8 +8,9 @@
  * their CLOCK reference bits, so the hand sweeps a dense octet array.
  *
  * Insert rewrites the upstream's answer into the scratch area first (what
- * belongs to the question, uncompressed, TTLs clamped) and only then takes
- * chunks, so a refused answer costs no entry.
+ * belongs to the question; owners equal to the query name as a pointer to
+ * the question, every other name uncompressed; TTLs clamped) and only then
+ * takes chunks, so a refused answer costs no entry.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 #define META_REF  0x02
 /* Fixed part of a record after its owner: type, class, TTL, rdlength. */
 #define RR_FIXED 10
+/* Compression pointer to the question name, which always starts at offset 12. */
+#define QNAME_PTR (0xC000U | DK_HEADER_LEN)
 /* RFC 2181 section 8: a TTL with the top bit set is read as 0. */
 #define TTL_MAX 0x7FFFFFFFU
 
@@ -184,7 +187,8 @@ static bool key_equal(const struct dk_cache *c, uint32_t head, const struct entr
 	if (e->hash != h || e->qtype != k->qtype || e->qclass != k->qclass || e->bits != k->bits ||
 	    e->name_len != k->name_len)
 		return false;
-	stream_read(c, head, sizeof(struct entry), name, e->name_len);
+	/* The key's name is the stored answer's question, lowercase. */
+	stream_read(c, head, sizeof(struct entry) + DK_HEADER_LEN, name, e->name_len);
 	return memcmp(name, k->name, k->name_len) == 0;
 }
 
@@ -315,21 +319,28 @@ static bool rdata_names(uint16_t type, size_t *prefix, unsigned *names, size_t *
 
 /*
  * Appends record @p r of answer @p ans to the scratch answer at *@p p with
- * TTL @p ttl: owner and rdata names uncompressed. Returns 0, DK_ESPACE or
- * DK_EFORMERR.
+ * TTL @p ttl: an owner that is the query name @p k as a pointer to the
+ * question, other owners and rdata names uncompressed. Returns 0, DK_ESPACE
+ * or DK_EFORMERR.
  */
 static int write_rr(struct scratch *s, size_t *p, const uint8_t *ans, const struct rec *r,
-                    uint32_t ttl)
+                    const struct dk_cache_key *k, uint32_t ttl)
 {
 	const struct dk_rr *rr = &r->rr;
 	uint8_t *out = s->out;
 	size_t o = *p, prefix, suffix;
 	unsigned names;
+	bool is_qname = r->owner_len == k->name_len && memcmp(r->owner, k->name, k->name_len) == 0;
 
 	if (o + r->owner_len + RR_FIXED > sizeof(s->out))
 		return DK_ESPACE;
-	memcpy(out + o, r->owner, r->owner_len);
-	o += r->owner_len;
+	if (is_qname) {
+		wr16(out + o, QNAME_PTR);
+		o += 2;
+	} else {
+		memcpy(out + o, r->owner, r->owner_len);
+		o += r->owner_len;
+	}
 	wr16(out + o, rr->type);
 	wr16(out + o + 2, rr->rclass);
 	wr32(out + o + 4, ttl);
@@ -575,7 +586,7 @@ static enum dk_cache_result sanitize(struct dk_cache *c, const struct dk_cache_k
 			t = *ttl;
 		if (*kind == DK_CACHE_NEGATIVE)
 			t = rc == soa ? *ttl : min32(t, *ttl);
-		int ret = write_rr(s, &p, ans, rc, t);
+		int ret = write_rr(s, &p, ans, rc, k, t);
 		if (ret == DK_ESPACE)
 			return DK_CACHE_REFUSED_SIZE;
 		if (ret < 0)
@@ -601,7 +612,7 @@ enum dk_cache_result dk_cache_insert(struct dk_cache *c, const struct dk_cache_k
 	enum dk_cache_result r = sanitize(c, k, ans, len, &wire_len, &kind, &ttl);
 	if (r != DK_CACHE_STORED)
 		return r;
-	size_t total = sizeof(struct entry) + k->name_len + wire_len;
+	size_t total = sizeof(struct entry) + wire_len;
 	uint32_t need = (uint32_t)((total + DK_CACHE_CHUNK - 1) / DK_CACHE_CHUNK);
 	if (need > c->max_chunks)
 		return DK_CACHE_REFUSED_SIZE;
@@ -638,8 +649,7 @@ enum dk_cache_result dk_cache_insert(struct dk_cache *c, const struct dk_cache_k
 	        .kind = (uint8_t)kind,
 	};
 	memcpy(chunk(c, head), &e, sizeof(e));
-	stream_write(c, head, sizeof(e), k->name, k->name_len);
-	stream_write(c, head, sizeof(e) + k->name_len, c->s->out, wire_len);
+	stream_write(c, head, sizeof(e), c->s->out, wire_len);
 	c->bucket[h & c->bucket_mask] = head;
 	c->meta[head] = META_HEAD;
 	c->entries++;
@@ -687,7 +697,7 @@ int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t n
 		return 0;
 	if (e->wire_len > cap)
 		return DK_ESPACE;
-	stream_read(c, head, sizeof(*e) + e->name_len, out, e->wire_len);
+	stream_read(c, head, sizeof(*e), out, e->wire_len);
 	c->meta[head] |= META_REF;
 	uint32_t age = age_ms / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(age_ms / 1000);
 	age_ttls(out, e->wire_len, age, expired);

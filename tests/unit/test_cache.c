@@ -547,7 +547,7 @@ static void test_eviction(void **state)
 
 	dk_cache_stats(f->c, &st);
 	assert_true(st.capacity <= 1 << 20);
-	/* Each entry: 40 + 21 + 72 octets: two chunks. */
+	/* Each entry: header 40 + answer 53 (the owner a pointer to the question): one chunk. */
 	for (i = 0; i < 20000; i++) {
 		snprintf(name, sizeof(name), "n%05u.example.test.", i);
 		snprintf(rr, sizeof(rr), "%s 300 IN A 192.0.2.1", name);
@@ -572,6 +572,8 @@ static void test_eviction(void **state)
 	}
 	assert_true(first_ev > 1000);
 	assert_int_equal(st.entries, first_ev);
+	assert_int_equal(st.bytes, st.entries * DK_CACHE_CHUNK);
+	assert_true(st.capacity - st.bytes < DK_CACHE_CHUNK);
 	assert_int_equal(st.evictions, total_ev);
 	/* Names 0, 2, 3, 4 went first; name 1 was spared. */
 	key(f, "n00001.example.test.", LDNS_RR_TYPE_A, 0);
