@@ -7,6 +7,8 @@ counted down; NXDOMAIN is cached by the zone's SOA; UDP and TCP share an
 entry; queries with and without DO are kept apart. With knotd stopped, an
 expired answer is served stale (TTL 30, EDE 3). One worker, so that every
 query reaches the same cache."""
+import os
+import signal
 import time
 
 import harness
@@ -97,6 +99,27 @@ class Cache(harness.DnsinkTest):
             self.assertEqual(a.rcode, "NXDOMAIN", a)
             self.assertIn(15, a.ede, a)
         self.assertEqual(asked(self.knot) - before, 0)
+
+
+    def test_reload_blocks_cached_target(self):
+        # cl-plain -> cl-plain2 -> www: cached, then a reload blocks www.
+        before = asked(self.knot)
+        for _ in range(2):
+            a = query(self.dk.port, "cl-plain.example.test", "A")
+            self.assertEqual(a.rdata("A"), [("A", "192.0.2.10")], a)
+        self.assertEqual(asked(self.knot) - before, 1)
+        with open(os.path.join(self.dk.rules_dir, "it-cache-reload.yml"), "w") as f:
+            f.write("id: IT.Test.CacheReload\nname: blocks a cached CNAME target\n"
+                    "severity: low\naction: nxdomain\ndomains:\n  - www.example.test\n")
+        self.dk.proc.signal(signal.SIGHUP)
+
+        def blocked():
+            r = query(self.dk.port, "cl-plain.example.test", "A", edns=1232)
+            return r if r.rcode == "NXDOMAIN" else None
+        a = harness.wait_until(blocked, 5, step=0.1, what="the reload to block the target")
+        self.assertIn(15, a.ede, a)
+        # Blocked at the hit: knotd was not asked again.
+        self.assertEqual(asked(self.knot) - before, 1)
 
 
 class ServeStale(harness.DnsinkTest):
