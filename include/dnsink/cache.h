@@ -81,10 +81,10 @@ enum dk_cache_result {
 	DK_CACHE_STORED = 0,
 	DK_CACHE_REFUSED_TC,        /**< truncated: never cached */
 	DK_CACHE_REFUSED_MALFORMED, /**< does not parse, or not an answer to the key */
-	DK_CACHE_REFUSED_RCODE,     /**< an rcode other than NOERROR, NXDOMAIN, SERVFAIL */
+	DK_CACHE_REFUSED_RCODE,     /**< not NOERROR, NXDOMAIN, SERVFAIL; or an extended rcode */
 	DK_CACHE_REFUSED_NO_SOA,    /**< negative without the SOA of the name's zone */
 	DK_CACHE_REFUSED_TTL0,      /**< a TTL of 0 (after the clamp) */
-	DK_CACHE_REFUSED_SIZE,      /**< larger than the largest entry (1/8 of the arena) */
+	DK_CACHE_REFUSED_SIZE,      /**< over 1/8 of the arena, 65471 octets or 256 records */
 	DK_CACHE_RESULT_MAX,
 };
 

@@ -29,6 +29,8 @@
 #define RR_FIXED 10
 /* Compression pointer to the question name, which always starts at offset 12. */
 #define QNAME_PTR (0xC000U | DK_HEADER_LEN)
+/* The largest answer stored: room is left for the client's OPT record with an EDE. */
+#define STORE_MAX (DK_MSG_MAX - 64)
 /* RFC 2181 section 8: a TTL with the top bit set is read as 0. */
 #define TTL_MAX 0x7FFFFFFFU
 
@@ -332,7 +334,7 @@ static int write_rr(struct scratch *s, size_t *p, const uint8_t *ans, const stru
 	unsigned names;
 	bool is_qname = r->owner_len == k->name_len && memcmp(r->owner, k->name, k->name_len) == 0;
 
-	if (o + r->owner_len + RR_FIXED > sizeof(s->out))
+	if (o + r->owner_len + RR_FIXED > STORE_MAX)
 		return DK_ESPACE;
 	if (is_qname) {
 		wr16(out + o, QNAME_PTR);
@@ -348,13 +350,13 @@ static int write_rr(struct scratch *s, size_t *p, const uint8_t *ans, const stru
 	o += RR_FIXED;
 	size_t start = o;
 	if (!rdata_names(rr->type, &prefix, &names, &suffix)) {
-		if (o + rr->rdlen > sizeof(s->out))
+		if (o + rr->rdlen > STORE_MAX)
 			return DK_ESPACE;
 		memcpy(out + o, ans + rr->rdata, rr->rdlen);
 		o += rr->rdlen;
 	} else {
 		size_t src = rr->rdata, end = rr->rdata + rr->rdlen;
-		if (prefix > rr->rdlen || o + prefix > sizeof(s->out))
+		if (prefix > rr->rdlen || o + prefix > STORE_MAX)
 			return DK_EFORMERR;
 		memcpy(out + o, ans + src, prefix);
 		o += prefix;
@@ -365,14 +367,14 @@ static int write_rr(struct scratch *s, size_t *p, const uint8_t *ans, const stru
 			/* Bounded by the rdata's end; pointers may reach back into the message. */
 			if (dk_name_from_wire_compressed(ans, end, &src, name, &nlen) < 0)
 				return DK_EFORMERR;
-			if (o + nlen > sizeof(s->out))
+			if (o + nlen > STORE_MAX)
 				return DK_ESPACE;
 			memcpy(out + o, name, nlen);
 			o += nlen;
 		}
 		if (end - src != suffix)
 			return DK_EFORMERR;
-		if (o + suffix > sizeof(s->out))
+		if (o + suffix > STORE_MAX)
 			return DK_ESPACE;
 		memcpy(out + o, ans + src, suffix);
 		o += suffix;
@@ -382,6 +384,24 @@ static int write_rr(struct scratch *s, size_t *p, const uint8_t *ans, const stru
 	wr16(out + rdlen_at, (uint16_t)(o - start));
 	*p = o;
 	return 0;
+}
+
+/*
+ * True when the answer's OPT record carries extended rcode bits (BADVERS,
+ * BADCOOKIE...): the header's rcode alone does not say what it is, and the
+ * OPT is not stored.
+ */
+static bool extended_rcode(struct dk_rr_iter *it)
+{
+	struct dk_rr rr;
+	int ret;
+
+	if (dk_msg_rr_next_section(it) <= 0)
+		return false;
+	while ((ret = dk_msg_rr_next(it, &rr)) > 0)
+		if (rr.type == LDNS_RR_TYPE_OPT && (rr.ttl >> 24) != 0)
+			return true;
+	return false;
 }
 
 /* Reads the records of the answer and authority sections into s->rec. */
@@ -399,9 +419,12 @@ static enum dk_cache_result read_records(struct scratch *s, const uint8_t *ans, 
 		if (ret < 0)
 			return DK_CACHE_REFUSED_MALFORMED;
 		if (ret == 0) {
-			/* The additional section is never kept: no need to read it. */
-			if (it->section == DK_SECTION_AUTHORITY)
+			/* The additional section is never kept: only its OPT is read. */
+			if (it->section == DK_SECTION_AUTHORITY) {
+				if (extended_rcode(it))
+					return DK_CACHE_REFUSED_RCODE;
 				break;
+			}
 			ret = dk_msg_rr_next_section(it);
 			if (ret < 0)
 				return DK_CACHE_REFUSED_MALFORMED;

@@ -473,6 +473,22 @@ static void test_refusals(void **state)
 	ldns_pkt *p = lookup(f, T0, false, NULL);
 	assert_non_null(p);
 	ldns_pkt_free(p);
+	/* An extended rcode in the OPT: here 1 << 4 | NOERROR, BADVERS (16). */
+	n = answer(f, "www.example.test.", LDNS_RR_TYPE_A, 0, WWW_A, NULL, NULL);
+	ldns_pkt *e = NULL;
+	assert_int_equal(ldns_wire2pkt(&e, f->ans, n), LDNS_STATUS_OK);
+	ldns_pkt_set_edns_udp_size(e, 1232);
+	ldns_pkt_set_edns_extended_rcode(e, 1);
+	ldns_pkt_set_edns_data(e, ldns_rdf_new_frm_str(LDNS_RDF_TYPE_HEX, ""));
+	uint8_t *w = NULL;
+	assert_int_equal(ldns_pkt2wire(&w, e, &n), LDNS_STATUS_OK);
+	assert_int_equal(dk_cache_insert(f->c, &f->k, w, n, T0, NULL), DK_CACHE_REFUSED_RCODE);
+	free(w);
+	ldns_pkt_set_edns_extended_rcode(e, 0);
+	assert_int_equal(ldns_pkt2wire(&w, e, &n), LDNS_STATUS_OK);
+	assert_int_equal(dk_cache_insert(f->c, &f->k, w, n, T0, NULL), DK_CACHE_STORED);
+	free(w);
+	ldns_pkt_free(e);
 	assert_string_equal(dk_cache_result_name(DK_CACHE_REFUSED_SIZE), "size");
 	assert_string_equal(dk_cache_result_name(DK_CACHE_RESULT_MAX), "unknown");
 }
