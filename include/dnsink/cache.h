@@ -95,10 +95,21 @@ enum dk_cache_kind {
 	DK_CACHE_FAILURE,  /**< SERVFAIL */
 };
 
+/** Flags of dk_cache_lookup(). */
+#define DK_CACHE_LOOKUP_STALE    0x01 /**< an expired entry within stale_max_s will do */
+#define DK_CACHE_LOOKUP_PREFETCH 0x02 /**< claim a due refresh (see struct dk_cache_hit) */
+
 /** About a hit. */
 struct dk_cache_hit {
 	enum dk_cache_kind kind;
-	bool stale;     /**< past its TTL: TTLs were set to DK_CACHE_STALE_TTL */
+	bool stale; /**< past its TTL: TTLs were set to DK_CACHE_STALE_TTL */
+	/**
+	 * With DK_CACHE_LOOKUP_PREFETCH: the entry (positive or negative) is in
+	 * the last tenth of its TTL and no refresh of it is in flight; the caller
+	 * now holds its one refresh, which ends when the key is stored again or
+	 * with dk_cache_refresh_cancel().
+	 */
+	bool refresh;
 	uint32_t age_s; /**< seconds since it was stored */
 	uint32_t ttl_s; /**< the entry's TTL when stored */
 };
@@ -158,15 +169,19 @@ enum dk_cache_result dk_cache_insert(struct dk_cache *c, const struct dk_cache_k
 /**
  * Looks @p k up at time @p now_ms. A fresh entry is copied into @p out
  * (@p cap octets) with every TTL lowered by its age in whole seconds; with
- * @p stale, an entry past its TTL by at most stale_max_s is served too (not
- * a SERVFAIL), its TTLs set to DK_CACHE_STALE_TTL. The copy keeps the
+ * DK_CACHE_LOOKUP_STALE in @p flags, an entry past its TTL by at most
+ * stale_max_s is served too (not a SERVFAIL), its TTLs set to
+ * DK_CACHE_STALE_TTL. The copy keeps the
  * stored header (the ID is the caller's to set) and the question in
  * lowercase. Returns its length and fills @p hit; 0 for a miss; DK_ESPACE
  * when @p cap is too small. An entry past its stale window is removed. Never
  * allocates.
  */
-int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t now_ms, bool stale,
-                    uint8_t *out, size_t cap, struct dk_cache_hit *hit);
+int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t now_ms,
+                    unsigned flags, uint8_t *out, size_t cap, struct dk_cache_hit *hit);
+
+/** Ends the refresh of @p k claimed by a lookup, when it brought no new entry. */
+void dk_cache_refresh_cancel(struct dk_cache *c, const struct dk_cache_key *k);
 
 /** Fills @p st. */
 void dk_cache_stats(const struct dk_cache *c, struct dk_cache_stats *st);

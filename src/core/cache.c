@@ -22,9 +22,10 @@
 #include "dnsink/msg.h"
 #include "dnsink/name.h"
 
-#define NIL       UINT32_MAX
-#define META_HEAD 0x01
-#define META_REF  0x02
+#define NIL          UINT32_MAX
+#define META_HEAD    0x01
+#define META_REF     0x02
+#define META_REFRESH 0x04 /* a refresh of the entry is in flight */
 /* Fixed part of a record after its owner: type, class, TTL, rdlength. */
 #define RR_FIXED 10
 /* Compression pointer to the question name, which always starts at offset 12. */
@@ -700,9 +701,10 @@ static void age_ttls(uint8_t *msg, size_t len, uint32_t age, bool stale)
 	} while (ret == 0 && dk_msg_rr_next_section(&it) > 0);
 }
 
-int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t now_ms, bool stale,
-                    uint8_t *out, size_t cap, struct dk_cache_hit *hit)
+int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t now_ms,
+                    unsigned flags, uint8_t *out, size_t cap, struct dk_cache_hit *hit)
 {
+	bool stale = flags & DK_CACHE_LOOKUP_STALE;
 	uint32_t *pp;
 	uint64_t h = key_hash(c, k);
 	uint32_t head = find(c, k, h, &pp);
@@ -726,9 +728,25 @@ int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t n
 	age_ttls(out, e->wire_len, age, expired);
 	hit->kind = (enum dk_cache_kind)e->kind;
 	hit->stale = expired;
+	/* Due in the last tenth of the TTL, as Unbound's prefetch. */
+	uint64_t ttl_ms = (uint64_t)e->ttl * 1000;
+	hit->refresh = (flags & DK_CACHE_LOOKUP_PREFETCH) && !expired &&
+	               e->kind != DK_CACHE_FAILURE && !(c->meta[head] & META_REFRESH) &&
+	               (ttl_ms - age_ms) * 10 <= ttl_ms;
+	if (hit->refresh)
+		c->meta[head] |= META_REFRESH;
 	hit->age_s = age;
 	hit->ttl_s = e->ttl;
 	return e->wire_len;
+}
+
+void dk_cache_refresh_cancel(struct dk_cache *c, const struct dk_cache_key *k)
+{
+	uint32_t *pp;
+	uint32_t head = find(c, k, key_hash(c, k), &pp);
+
+	if (head != NIL)
+		c->meta[head] &= (uint8_t)~META_REFRESH;
 }
 
 void dk_cache_set_limits(struct dk_cache *c, const struct dk_cache_limits *lim)

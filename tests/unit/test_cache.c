@@ -512,6 +512,45 @@ static void test_failure(void **state)
 	assert_null(lookup(f, T0 + 5000, true, &hit));
 }
 
+/* A refresh is due in the last tenth of the TTL, claimed once, until stored again or cancelled. */
+static void test_refresh(void **state)
+{
+	struct fx *f = *state;
+	struct dk_cache_hit hit;
+	size_t n = answer(f, "www.example.test.", LDNS_RR_TYPE_A, 0, WWW_A, NULL, NULL);
+	const unsigned PF = DK_CACHE_LOOKUP_PREFETCH;
+
+	key(f, "www.example.test", LDNS_RR_TYPE_A, 0);
+	assert_int_equal(dk_cache_insert(f->c, &f->k, f->ans, n, T0, NULL), DK_CACHE_STORED);
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 269999, PF, f->out, sizeof(f->out), &hit) >
+	            0);
+	assert_false(hit.refresh);
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 270000, 0, f->out, sizeof(f->out), &hit) > 0);
+	assert_false(hit.refresh); /* not asked for */
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 270000, PF, f->out, sizeof(f->out), &hit) >
+	            0);
+	assert_true(hit.refresh);
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 280000, PF, f->out, sizeof(f->out), &hit) >
+	            0);
+	assert_false(hit.refresh); /* one in flight */
+	dk_cache_refresh_cancel(f->c, &f->k);
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 280000, PF, f->out, sizeof(f->out), &hit) >
+	            0);
+	assert_true(hit.refresh);
+	/* The refreshed answer is a new entry: fresh, nothing due. */
+	assert_int_equal(dk_cache_insert(f->c, &f->k, f->ans, n, T0 + 281000, NULL),
+	                 DK_CACHE_STORED);
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 282000, PF, f->out, sizeof(f->out), &hit) >
+	            0);
+	assert_false(hit.refresh);
+	assert_int_equal(hit.age_s, 1);
+	/* Expired or stale entries are never refreshed from here. */
+	assert_true(dk_cache_lookup(f->c, &f->k, T0 + 281000 + 300000, PF | DK_CACHE_LOOKUP_STALE,
+	                            f->out, sizeof(f->out), &hit) > 0);
+	assert_true(hit.stale);
+	assert_false(hit.refresh);
+}
+
 /* An answer larger than an eighth of the arena is refused; nothing is evicted for it. */
 static void test_oversize(void **state)
 {
@@ -634,6 +673,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_dname, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
 	        cmocka_unit_test(test_new_bounds),
