@@ -71,8 +71,7 @@
 #define DK_DEFAULT_CACHE_FAILURE_TTL      5
 #define DK_DEFAULT_CACHE_SERVE_STALE      true
 #define DK_DEFAULT_CACHE_STALE_MAX_S      86400
-/** Parsed, not yet acted on: prefetch is not implemented. */
-#define DK_DEFAULT_CACHE_PREFETCH true
+#define DK_DEFAULT_CACHE_PREFETCH         true
 
 /** An IPv4 or IPv6 socket address. */
 struct dk_addr {
@@ -164,7 +163,7 @@ struct dk_config {
 		unsigned failure_ttl;      /**< SERVFAIL / upstream failure, 1..300 (RFC 9520) */
 		bool serve_stale;          /**< RFC 8767 */
 		unsigned stale_max_s; /**< how long past expiry an answer may be served stale */
-		bool prefetch;        /**< parsed only: not implemented yet */
+		bool prefetch;        /**< refresh entries asked for in their last tenth */
 	} cache;
 };
 

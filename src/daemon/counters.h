@@ -71,11 +71,12 @@ struct dk_query_counters {
 
 /** Written by query.c: its response cache. */
 struct dk_cache_counters {
-	dk_ctr hits;      /**< fresh answers served */
-	dk_ctr misses;    /**< looked up and not found fresh: forwarded */
-	dk_ctr stale;     /**< expired answers served, every upstream having failed */
-	dk_ctr inserts;   /**< answers stored */
-	dk_ctr evictions; /**< entries pushed out to make room */
+	dk_ctr hits;       /**< fresh answers served */
+	dk_ctr misses;     /**< looked up and not found fresh: forwarded */
+	dk_ctr stale;      /**< expired answers served, every upstream having failed */
+	dk_ctr inserts;    /**< answers stored */
+	dk_ctr prefetches; /**< refreshes sent for entries in the last tenth of their TTL */
+	dk_ctr evictions;  /**< entries pushed out to make room */
 	/** Answers not stored, by enum dk_cache_result (index 0, STORED, unused). */
 	dk_ctr refused[DK_CACHE_RESULT_MAX];
 	dk_ctr entries;  /**< a gauge */

@@ -258,6 +258,9 @@ static void render_cache(struct text *t, const struct dk_cache_counters *cc)
 	         dk_ctr_get(&cc->stale));
 	text_one(t, "dnsink_cache_inserts_total", "counter", "Upstream answers stored.",
 	         dk_ctr_get(&cc->inserts));
+	text_one(t, "dnsink_cache_prefetches_total", "counter",
+	         "Refreshes sent upstream for entries asked for in the last tenth of their TTL.",
+	         dk_ctr_get(&cc->prefetches));
 	text_one(t, "dnsink_cache_evictions_total", "counter",
 	         "Entries pushed out to make room for new ones.", dk_ctr_get(&cc->evictions));
 	text_head(t, "dnsink_cache_refused_total", "counter",

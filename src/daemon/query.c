@@ -34,6 +34,7 @@ struct pending {
 	struct dk_queries *qs;
 	struct pending *next_free;
 	struct dk_client cl;
+	bool prefetch; /**< a refresh of a cache entry: no client waits */
 };
 
 struct dk_queries {
@@ -46,6 +47,7 @@ struct dk_queries {
 	uint8_t *cbuf;           /**< DK_MSG_MAX: answers served from the cache */
 	struct pending *pend;
 	struct pending *free;
+	size_t n_free;               /**< entries on @p free */
 	uint8_t txbuf[DK_LOCAL_MAX]; /**< local answers */
 };
 
@@ -280,8 +282,8 @@ static void cache_gauges(struct dk_queries *qs)
 }
 
 /* Stores upstream answer @p ans to @p q (before anything rewrites it in place). */
-static void cache_store(struct dk_queries *qs, const struct dk_query *q, const uint8_t *ans,
-                        size_t len)
+static enum dk_cache_result cache_store(struct dk_queries *qs, const struct dk_query *q,
+                                        const uint8_t *ans, size_t len)
 {
 	struct dk_cache_counters *cc = qs->env.cache_ctr;
 	struct dk_cache_key k;
@@ -296,7 +298,11 @@ static void cache_store(struct dk_queries *qs, const struct dk_query *q, const u
 		dk_ctr_inc(&cc->refused[r]);
 	dk_ctr_add(&cc->evictions, evicted);
 	cache_gauges(qs);
+	return r;
 }
+
+static void prefetch(struct dk_queries *qs, const uint8_t *pkt, size_t len,
+                     const struct dk_query *q);
 
 /*
  * Answers query @p pkt/@p q of @p cl from the cache: a fresh entry, or with
@@ -305,7 +311,7 @@ static void cache_store(struct dk_queries *qs, const struct dk_query *q, const u
  * answered (or the answer dropped), false on a miss.
  */
 static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
-                         const struct dk_query *q, bool stale)
+                         size_t qlen, const struct dk_query *q, bool stale)
 {
 	struct dk_cache_counters *cc = qs->env.cache_ctr;
 	struct dk_cache_key k;
@@ -313,7 +319,10 @@ static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, cons
 	uint8_t *a = qs->cbuf;
 
 	cache_key(q, &k);
-	int n = dk_cache_lookup(qs->cache, &k, qs->env.now_ms(qs->env.clock_ctx), stale, a,
+	unsigned flags = stale                          ? DK_CACHE_LOOKUP_STALE
+	                 : qs->conf.cfg->cache.prefetch ? DK_CACHE_LOOKUP_PREFETCH
+	                                                : 0;
+	int n = dk_cache_lookup(qs->cache, &k, qs->env.now_ms(qs->env.clock_ctx), flags, a,
 	                        DK_MSG_MAX, &hit);
 	if (n <= 0) {
 		if (!stale)
@@ -323,6 +332,9 @@ static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, cons
 	dk_ctr_inc(hit.stale ? &cc->stale : &cc->hits);
 	if (!stale)
 		count(qs, cl, DK_OUT_CACHED);
+	/* The forwarder calls back from the loop, never from here: the copy in a stays. */
+	if (hit.refresh)
+		prefetch(qs, pkt, qlen, q);
 	if (answer_policy(qs, cl, a, (size_t)n, pkt, q))
 		return true;
 	/* The stored header is the first asker's: RD is this client's. */
@@ -350,8 +362,40 @@ static void pending_release(struct dk_queries *qs, struct pending *p)
 		return;
 	if (cl->ops->done)
 		cl->ops->done(cl);
+	p->prefetch = false;
 	p->next_free = qs->free;
 	qs->free = p;
+	qs->n_free++;
+}
+
+static struct pending *pending_take(struct dk_queries *qs)
+{
+	struct pending *p = qs->free;
+
+	if (p) {
+		qs->free = p->next_free;
+		qs->n_free--;
+	}
+	return p;
+}
+
+/*
+ * The end of a refresh: a good answer replaces the entry; anything else
+ * (failure, SERVFAIL, an answer the cache refuses) leaves the old entry to
+ * serve until it expires, and the next hit may try again.
+ */
+static void prefetch_done(struct dk_queries *qs, const uint8_t *ans, size_t len,
+                          const struct dk_query *q)
+{
+	struct dk_cache_key k;
+
+	if (!qs->cache)
+		return;
+	if (ans && len >= DK_HEADER_LEN && LDNS_RCODE_WIRE(ans) != LDNS_RCODE_SERVFAIL &&
+	    cache_store(qs, q, ans, len) == DK_CACHE_STORED)
+		return;
+	cache_key(q, &k);
+	dk_cache_refresh_cancel(qs->cache, &k);
 }
 
 /* The forwarder's callback: the answer (or NULL: every upstream failed) goes to the client. */
@@ -363,10 +407,15 @@ static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt
 	const struct dk_client *cl = &p->cl;
 
 	(void)qlen;
+	if (p->prefetch) {
+		prefetch_done(qs, ans, len, q);
+		pending_release(qs, p);
+		return;
+	}
 	/* RFC 8767: when the upstreams fail, an expired answer beats none. */
 	bool failed = !ans || (len >= DK_HEADER_LEN && LDNS_RCODE_WIRE(ans) == LDNS_RCODE_SERVFAIL);
 	if (failed && qs->cache && qs->conf.cfg->cache.serve_stale &&
-	    cache_answer(qs, cl, pkt, q, true)) {
+	    cache_answer(qs, cl, pkt, qlen, q, true)) {
 		pending_release(qs, p);
 		return;
 	}
@@ -394,11 +443,10 @@ static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt
 static void forward(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
                     size_t len, const struct dk_query *q)
 {
-	struct pending *p = qs->free;
+	struct pending *p = pending_take(qs);
 	int rc = DK_EFULL;
 
 	if (p) {
-		qs->free = p->next_free;
 		p->cl = *cl;
 		/* Held first: a forward that fails releases it again. */
 		if (cl->ops->hold)
@@ -414,6 +462,47 @@ static void forward(struct dk_queries *qs, const struct dk_client *cl, const uin
 		dk_ctr_inc(&qs->env.ctr->table_full);
 	count(qs, cl, DK_OUT_SERVFAIL);
 	reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
+	if (p)
+		pending_release(qs, p);
+}
+
+static void prefetch_reply(const struct dk_client *cl, const uint8_t *ans, size_t len)
+{
+	(void)cl;
+	(void)ans;
+	(void)len;
+}
+
+/* A refresh has no client: nothing is held, and a reply would go nowhere. */
+static const struct dk_client_ops prefetch_ops = {.reply = prefetch_reply};
+
+/*
+ * Refreshes the cache entry of query @p pkt/@p q, which a hit found due
+ * (cache.prefetch): forwarded like the client's query, with no client
+ * waiting. Only while three quarters of the pending entries are free, so
+ * refreshes never take the room clients need; else the refresh is given up
+ * and a later hit may claim it.
+ */
+static void prefetch(struct dk_queries *qs, const uint8_t *pkt, size_t len,
+                     const struct dk_query *q)
+{
+	struct pending *p = NULL;
+	int rc = DK_EFULL;
+
+	if (qs->n_free * 4 > qs->env.max_pending * 3)
+		p = pending_take(qs);
+	if (p) {
+		p->cl = (struct dk_client){.ops = &prefetch_ops, .transport = DK_TRANSPORT_UDP};
+		p->prefetch = true;
+		rc = qs->env.forward(qs->env.fwd, pkt, len, q, false, forward_done, p);
+	}
+	if (rc == 0) {
+		dk_ctr_inc(&qs->env.cache_ctr->prefetches);
+		return;
+	}
+	struct dk_cache_key k;
+	cache_key(q, &k);
+	dk_cache_refresh_cancel(qs->cache, &k);
 	if (p)
 		pending_release(qs, p);
 }
@@ -490,7 +579,7 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
-	if (qs->cache && cache_answer(qs, cl, pkt, &q, false))
+	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))
 		return;
 	forward(qs, cl, pkt, len, &q);
 }
@@ -614,6 +703,7 @@ int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out)
 		qs->pend[i].next_free = qs->free;
 		qs->free = &qs->pend[i];
 	}
+	qs->n_free = env->max_pending;
 	*out = qs;
 	return 0;
 }

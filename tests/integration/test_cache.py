@@ -4,8 +4,9 @@
 query counters (read with knotc) show how often dnsink really asked. A name
 asked again is answered from the cache (knotd asked once) with its TTL
 counted down; NXDOMAIN is cached by the zone's SOA; UDP and TCP share an
-entry; queries with and without DO are kept apart. With knotd stopped, an
-expired answer is served stale (TTL 30, EDE 3). One worker, so that every
+entry; queries with and without DO are kept apart; a name asked for in the
+last tenth of its TTL is refreshed before it expires (prefetch). With knotd
+stopped, an expired answer is served stale (TTL 30, EDE 3). One worker, so that every
 query reaches the same cache."""
 import os
 import signal
@@ -15,7 +16,7 @@ import harness
 import promscrape
 from harness import query
 
-CACHE_YAML = "workers: 1\ncache:\n  size_mb: 8\n"
+CACHE_YAML = "workers: 1\ncache:\n  size_mb: 8\n  prefetch: false\n"
 
 
 def asked(knot):
@@ -120,6 +121,26 @@ class Cache(harness.DnsinkTest):
         self.assertIn(15, a.ede, a)
         # Blocked at the hit: knotd was not asked again.
         self.assertEqual(asked(self.knot) - before, 1)
+
+
+class Prefetch(harness.DnsinkTest):
+    knot_stats = True
+    dnsink_kwargs = {"extra_yaml": "workers: 1\ncache:\n  size_mb: 8\n  max_ttl: 10\n"}
+
+    def test_refreshed_before_expiry(self):
+        before = asked(self.knot)
+        query(self.dk.port, "www2.example.test", "A")
+        time.sleep(9.2)
+        # In the last tenth of its (clamped) TTL: answered from the cache, refreshed behind.
+        a = query(self.dk.port, "www2.example.test", "A")
+        self.assertLessEqual(a.an[0][1], 1, a)
+        harness.wait_until(lambda: asked(self.knot) - before == 2, 3, what="the refresh")
+        time.sleep(1.0)
+        # Past the first answer's expiry the refreshed entry answers: knotd is not asked.
+        a = query(self.dk.port, "www2.example.test", "A")
+        self.assertEqual(a.rdata(), [("A", "192.0.2.11")], a)
+        self.assertGreaterEqual(a.an[0][1], 8, a)
+        self.assertEqual(asked(self.knot) - before, 2)
 
 
 class ServeStale(harness.DnsinkTest):

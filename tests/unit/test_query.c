@@ -806,6 +806,63 @@ static void test_cache_stale(void **state)
 	assert_int_equal(w->forwards, 4);
 }
 
+/* A hit in the last tenth of the TTL refreshes the entry in the background, once. */
+static void test_cache_prefetch(void **state)
+{
+	struct world *w = *state;
+	struct dk_client cl = client(true, "192.0.2.7");
+	uint8_t q[512], ans[512];
+
+	w->cfg.cache.prefetch = true;
+	cache_on(w);
+	size_t n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x1111, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	const char *rrs[] = {"www.example.test. 100 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	assert_int_equal(w->holds, 1);
+
+	w->now += 89000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1); /* not due yet */
+	w->now += 2000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->replies, 3);  /* the client is answered from the cache at once */
+	assert_int_equal(w->forwards, 2); /* and the entry is refreshed */
+	assert_false(w->fwd_tcp);
+	assert_int_equal(w->holds, 1); /* no client waits for the refresh */
+	ldns_pkt *p = last_reply(w);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 9);
+	ldns_pkt_free(p);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 2); /* one refresh in flight per key */
+	assert_int_equal(dk_ctr_get(&w->cctr.prefetches), 1);
+
+	/* A refresh that fails keeps the old entry and sends nothing to anyone. */
+	w->fwd_done(w->fwd_ctx, NULL, 0, w->fwd_pkt, w->fwd_len, &w->fwd_q);
+	assert_int_equal(w->replies, 4);
+	assert_int_equal(out(w, DK_TRANSPORT_TCP, DK_OUT_SERVFAIL), 0);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->replies, 5);
+	assert_int_equal(w->forwards, 3); /* due again: refreshed again */
+	const char *rrs2[] = {"www.example.test. 100 IN A 192.0.2.10", NULL};
+	an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7778, rrs2, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, w->fwd_pkt, w->fwd_len, &w->fwd_q);
+	assert_int_equal(w->replies, 5);
+	assert_int_equal(w->dones, 1);
+
+	/* Past the old entry's TTL the refreshed one answers. */
+	w->now += 20000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	p = last_reply(w);
+	char *a = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	assert_string_equal(a, "192.0.2.10");
+	free(a);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 80);
+	ldns_pkt_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -825,6 +882,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_cache_policy_first, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cache_cname_reload, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cache_stale, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_prefetch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
