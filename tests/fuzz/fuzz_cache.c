@@ -63,7 +63,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int stale = 0; stale < 2 && r == DK_CACHE_STORED; stale++) {
 		/* Stale: just expired, by the TTL the fresh hit reported. */
 		uint64_t now = stale ? NOW + (uint64_t)hit.ttl_s * 1000 : NOW;
-		int n = dk_cache_lookup(c, &k, now, stale, out, DK_MSG_MAX, &hit);
+		int n = dk_cache_lookup(c, &k, now,
+		                        stale ? DK_CACHE_LOOKUP_STALE : DK_CACHE_LOOKUP_PREFETCH,
+		                        out, DK_MSG_MAX, &hit);
+		if (hit.refresh && stale)
+			abort();
+		dk_cache_refresh_cancel(c, &k);
 		if (stale && hit.kind == DK_CACHE_FAILURE) {
 			if (n != 0)
 				abort();
