@@ -514,6 +514,8 @@ static enum dk_cache_result sanitize(struct dk_cache *c, const struct dk_cache_k
 	/* Header (ID and flags as sent; counts set below) and the question. */
 	memset(out, 0, DK_HEADER_LEN);
 	memcpy(out, ans, 4);
+	/* An answer from a cache is not authoritative (RFC 1035 section 6.2). */
+	LDNS_AA_CLR(out);
 	out[LDNS_QDCOUNT_OFF + 1] = 1;
 	p = DK_HEADER_LEN;
 	memcpy(out + p, k->name, k->name_len);

@@ -47,6 +47,9 @@ class Cache(harness.DnsinkTest):
         self.assertEqual(again.qd[0][0], "WWW.Example.Test.", again)
         self.assertEqual(again.rdata(), first.rdata(), again)
         self.assertLessEqual(again.an[0][1], 298, again)
+        # knotd is authoritative; an answer from the cache is not.
+        self.assertIn("aa", first.flags, first)
+        self.assertNotIn("aa", again.flags, again)
         self.assertGreaterEqual(again.an[0][1], 290, again)
         self.assertEqual(asked(self.knot) - before, 1)
 

@@ -209,8 +209,13 @@ static void test_ttl_decrement(void **state)
 	assert_int_equal(dk_cache_insert(f->c, key(f, "www.example.test", LDNS_RR_TYPE_A, 0),
 	                                 f->ans, n, T0, NULL),
 	                 DK_CACHE_STORED);
+	f->ans[2] |= 0x04; /* AA, as an authoritative upstream sends it */
+	assert_int_equal(dk_cache_insert(f->c, &f->k, f->ans, n, T0, NULL), DK_CACHE_STORED);
 	ldns_pkt *p = lookup(f, T0 + 10999, false, &hit);
 	assert_non_null(p);
+	assert_false(ldns_pkt_aa(p));
+	assert_true(ldns_pkt_rd(p));
+	assert_true(ldns_pkt_qr(p));
 	assert_false(hit.stale);
 	assert_int_equal(hit.kind, DK_CACHE_POSITIVE);
 	assert_int_equal(hit.age_s, 10);
