@@ -66,6 +66,15 @@
 #define DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX 32
 #define DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX 64
 /* rate_limit.burst defaults to qps (1 while qps is 0), once qps is known. */
+/** Response cache (cache:): memory in all workers together; 0 turns it off. */
+#define DK_DEFAULT_CACHE_SIZE_MB          64
+#define DK_DEFAULT_CACHE_MIN_TTL          0
+#define DK_DEFAULT_CACHE_MAX_TTL          86400
+#define DK_DEFAULT_CACHE_NEGATIVE_MAX_TTL 3600
+#define DK_DEFAULT_CACHE_FAILURE_TTL      5
+#define DK_DEFAULT_CACHE_SERVE_STALE      true
+#define DK_DEFAULT_CACHE_STALE_MAX_S      86400
+#define DK_DEFAULT_CACHE_PREFETCH         true
 
 /** An IPv4 or IPv6 socket address. */
 struct dk_addr {
@@ -155,6 +164,18 @@ struct dk_config {
 		unsigned ipv4_prefix;            /**< bits naming an IPv4 client (default 32) */
 		unsigned ipv6_prefix;            /**< bits naming an IPv6 client (default 64) */
 	} rate_limit;
+
+	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
+	struct {
+		size_t size_mb;            /**< memory for all workers' caches together */
+		unsigned min_ttl;          /**< positive TTLs raised to this, seconds */
+		unsigned max_ttl;          /**< every TTL lowered to this */
+		unsigned negative_max_ttl; /**< cap of NXDOMAIN/NODATA TTLs (RFC 2308) */
+		unsigned failure_ttl;      /**< SERVFAIL / upstream failure, 1..300 (RFC 9520) */
+		bool serve_stale;          /**< RFC 8767 */
+		unsigned stale_max_s; /**< how long past expiry an answer may be served stale */
+		bool prefetch;        /**< refresh entries asked for in their last tenth */
+	} cache;
 };
 
 /**

@@ -28,6 +28,7 @@
  * is not self-contained); msg.c checks at build time that they agree.
  */
 /** Extended DNS Error info-codes (RFC 8914) that dnsink uses: LDNS_EDE_*. */
+#define DK_EDE_STALE      3
 #define DK_EDE_BLOCKED    15
 #define DK_EDE_PROHIBITED 18
 /**
@@ -91,6 +92,16 @@ int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rco
  */
 int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
                           const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap);
+
+/**
+ * Appends to message @p ans (@p len octets in a buffer of @p cap) the OPT
+ * record dnsink sends to the client of query @p q: our UDP size, the
+ * client's DO bit, the extended rcode bits of the header's rcode, and
+ * Extended DNS Error @p ede unless 0; @p ans must hold no OPT already. A
+ * client without EDNS gets none (returns @p len). Returns the new length,
+ * DK_ESPACE, or DK_EFORMERR for a message without a header.
+ */
+int dk_msg_add_opt(uint8_t *ans, size_t len, size_t cap, const struct dk_query *q, uint16_t ede);
 
 /**
  * Checks that upstream answer @p ans (@p len octets) answers query @p q sent

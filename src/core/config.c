@@ -377,6 +377,7 @@ struct ctx {
 	char key[128];            /* dotted path of the key being read */
 	yaml_node_t *listen_node; /* for cross-key checks after the walk */
 	yaml_node_t *upstreams_node;
+	yaml_node_t *cache_node;
 };
 
 struct name_value {
@@ -474,6 +475,23 @@ static int parse_number(struct ctx *c, const struct item *it, yaml_node_t *n, vo
 		*(uint32_t *)field = (uint32_t)v;
 	else
 		*(uint64_t *)field = v;
+	return 0;
+}
+
+/* true or false, unquoted (YAML 1.2 core schema: no yes/no/on/off). */
+static int parse_bool(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)it;
+	int ret = want(c, n, YAML_SCALAR_NODE);
+	if (ret)
+		return ret;
+	const char *s = dk__yaml_scalar(n);
+	if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !strcmp(s, "true"))
+		*(bool *)field = true;
+	else if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !strcmp(s, "false"))
+		*(bool *)field = false;
+	else
+		return fail(c, n, DK_ESCHEMA, "%s: expected true or false, got '%s'", c->key, s);
 	return 0;
 }
 
@@ -808,6 +826,19 @@ static const struct item rate_limit_items[] = {
         {.name = NULL}, /* the end */
 };
 
+static const struct item cache_items[] = {
+        {KEY("size_mb", parse_number), FIELD(cache.size_mb), .min = 0, .max = 1048576},
+        {KEY("min_ttl", parse_number), FIELD(cache.min_ttl), .min = 0, .max = 86400},
+        {KEY("max_ttl", parse_number), FIELD(cache.max_ttl), .min = 1, .max = INT32_MAX},
+        {KEY("negative_max_ttl", parse_number), FIELD(cache.negative_max_ttl), .min = 0,
+         .max = INT32_MAX},
+        {KEY("failure_ttl", parse_number), FIELD(cache.failure_ttl), .min = 1, .max = 300},
+        {KEY("serve_stale", parse_bool), FIELD(cache.serve_stale)},
+        {KEY("stale_max_s", parse_number), FIELD(cache.stale_max_s), .min = 0, .max = INT32_MAX},
+        {KEY("prefetch", parse_bool), FIELD(cache.prefetch)},
+        {.name = NULL}, /* the end */
+};
+
 static const struct item top_items[] = {
         {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen),
          .port = DK_DEFAULT_DNS_PORT},
@@ -828,6 +859,7 @@ static const struct item top_items[] = {
         {KEY("user", parse_string), FIELD(user)},
         {KEY("metrics", parse_section), .sub = metrics_items},
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
+        {KEY("cache", parse_section), .sub = cache_items},
         {.name = NULL}, /* the end */
 };
 
@@ -866,6 +898,8 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 			c->listen_node = v;
 		if (!key_len && !strcmp(sub->name, "upstreams"))
 			c->upstreams_node = v;
+		if (!key_len && !strcmp(sub->name, "cache"))
+			c->cache_node = v;
 		snprintf(c->key + key_len, sizeof(c->key) - key_len, "%s%s", key_len ? "." : "",
 		         sub->name);
 		ret = sub->parse(c, sub, v, field_of(c, sub));
@@ -903,6 +937,14 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->rate_limit.table_size = DK_DEFAULT_RATE_LIMIT_TABLE_SIZE;
 	cfg->rate_limit.ipv4_prefix = DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX;
 	cfg->rate_limit.ipv6_prefix = DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX;
+	cfg->cache.size_mb = DK_DEFAULT_CACHE_SIZE_MB;
+	cfg->cache.min_ttl = DK_DEFAULT_CACHE_MIN_TTL;
+	cfg->cache.max_ttl = DK_DEFAULT_CACHE_MAX_TTL;
+	cfg->cache.negative_max_ttl = DK_DEFAULT_CACHE_NEGATIVE_MAX_TTL;
+	cfg->cache.failure_ttl = DK_DEFAULT_CACHE_FAILURE_TTL;
+	cfg->cache.serve_stale = DK_DEFAULT_CACHE_SERVE_STALE;
+	cfg->cache.stale_max_s = DK_DEFAULT_CACHE_STALE_MAX_S;
+	cfg->cache.prefetch = DK_DEFAULT_CACHE_PREFETCH;
 }
 
 /* The plain defaults, then those that take memory: lists and the ident. */
@@ -994,6 +1036,11 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 	/* One second's worth by default, as dnsdist's MaxQPSIPRule. */
 	if (!cfg->rate_limit.burst)
 		cfg->rate_limit.burst = cfg->rate_limit.qps ? cfg->rate_limit.qps : 1;
+	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {
+		strcpy(c->key, "cache");
+		return fail(c, c->cache_node, DK_ESCHEMA, "cache: min_ttl %u is above max_ttl %u",
+		            cfg->cache.min_ttl, cfg->cache.max_ttl);
+	}
 	for (size_t i = 0; c->listen_node && i < cfg->n_listen; i++) {
 		for (size_t j = 0; j < i; j++) {
 			if (addr_equal(&cfg->listen[i], &cfg->listen[j])) {

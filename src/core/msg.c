@@ -38,6 +38,7 @@
 
 _Static_assert(DK_EDE_BLOCKED == LDNS_EDE_BLOCKED, "EDE info-code Blocked");
 _Static_assert(DK_EDE_PROHIBITED == LDNS_EDE_PROHIBITED, "EDE info-code Prohibited");
+_Static_assert(DK_EDE_STALE == LDNS_EDE_STALE_ANSWER, "EDE info-code Stale Answer");
 _Static_assert(DK_HEADER_LEN == LDNS_HEADER_SIZE, "DNS header length");
 
 static uint16_t rd16(const uint8_t *p)
@@ -337,6 +338,25 @@ static void write_header(uint8_t *out, const struct dk_query *q, uint8_t rcode)
  * is computed before anything is written, so DK_ESPACE leaves @p out as it
  * was.
  */
+/* Writes our OPT record for the client of @p q at @p p (room checked by the caller). */
+static uint8_t *write_opt(uint8_t *p, const struct dk_query *q, uint16_t rcode, uint16_t ede)
+{
+	*p++ = 0;
+	p = wr16(p, LDNS_RR_TYPE_OPT);
+	p = wr16(p, DK_EDNS_UDP_SIZE);
+	/* TTL: extended rcode, version 0, flags with only DO echoed. */
+	*p++ = (uint8_t)(rcode >> 4);
+	*p++ = 0;
+	p = wr16(p, q->edns_do ? EDNS_DO_BIT : 0);
+	p = wr16(p, ede ? EDE_OPT_LEN : 0);
+	if (ede) {
+		p = wr16(p, LDNS_EDNS_EDE);
+		p = wr16(p, 2);
+		p = wr16(p, ede);
+	}
+	return p;
+}
+
 static int write_answer(const uint8_t *pkt, const struct dk_query *q, uint16_t rcode,
                         const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap)
 {
@@ -391,21 +411,27 @@ static int write_answer(const uint8_t *pkt, const struct dk_query *q, uint16_t r
 	}
 	if (q->has_edns) {
 		out[LDNS_ARCOUNT_OFF + 1] = 1;
-		*p++ = 0;
-		p = wr16(p, LDNS_RR_TYPE_OPT);
-		p = wr16(p, DK_EDNS_UDP_SIZE);
-		/* TTL: extended rcode, version 0, flags with only DO echoed. */
-		*p++ = (uint8_t)(rcode >> 4);
-		*p++ = 0;
-		p = wr16(p, q->edns_do ? EDNS_DO_BIT : 0);
-		p = wr16(p, ede ? EDE_OPT_LEN : 0);
-		if (ede) {
-			p = wr16(p, LDNS_EDNS_EDE);
-			p = wr16(p, 2);
-			p = wr16(p, ede);
-		}
+		p = write_opt(p, q, rcode, ede);
 	}
 	return (int)(p - out);
+}
+
+int dk_msg_add_opt(uint8_t *ans, size_t len, size_t cap, const struct dk_query *q, uint16_t ede)
+{
+	uint16_t arcount;
+
+	if (len < DK_HEADER_LEN)
+		return DK_EFORMERR;
+	if (!q->has_edns)
+		return (int)len;
+	arcount = rd16(ans + LDNS_ARCOUNT_OFF);
+	if (arcount == UINT16_MAX)
+		return DK_EFORMERR;
+	if (len + OPT_RR_LEN + (ede ? EDE_OPT_LEN : 0) > cap)
+		return DK_ESPACE;
+	uint8_t *p = write_opt(ans + len, q, LDNS_RCODE_WIRE(ans), ede);
+	wr16(ans + LDNS_ARCOUNT_OFF, (uint16_t)(arcount + 1));
+	return (int)(p - ans);
 }
 
 int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rcode, uint16_t ede,

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsink/cache.h"
+
 /** One counter: written by one thread only (dk_ctr_add), read by any (dk_ctr_get). */
 typedef _Atomic uint64_t dk_ctr;
 
@@ -53,6 +55,7 @@ enum dk_outcome {
 	DK_OUT_BADVERS,
 	DK_OUT_DROPPED,     /**< unparsable, or no way to answer */
 	DK_OUT_RATELIMITED, /**< client over rate_limit (dropped or REFUSED) */
+	DK_OUT_CACHED,      /**< answered from the cache */
 	DK_OUT_MAX,
 };
 
@@ -64,6 +67,21 @@ struct dk_query_counters {
 	dk_ctr cname_blocked; /**< replaced by the rule's local answer */
 	dk_ctr cname_alerted; /**< passed, with an alert */
 	dk_ctr table_full;    /**< not forwarded: every in-flight slot was taken */
+};
+
+/** Written by query.c: its response cache. */
+struct dk_cache_counters {
+	dk_ctr hits;       /**< fresh answers served */
+	dk_ctr misses;     /**< looked up and not found fresh: forwarded */
+	dk_ctr stale;      /**< expired answers served, every upstream having failed */
+	dk_ctr inserts;    /**< answers stored */
+	dk_ctr prefetches; /**< refreshes sent for entries in the last tenth of their TTL */
+	dk_ctr evictions;  /**< entries pushed out to make room */
+	/** Answers not stored, by enum dk_cache_result (index 0, STORED, unused). */
+	dk_ctr refused[DK_CACHE_RESULT_MAX];
+	dk_ctr entries;  /**< a gauge */
+	dk_ctr bytes;    /**< a gauge: arena octets in use */
+	dk_ctr capacity; /**< a gauge: arena octets in all */
 };
 
 /** Upstreams with their own timeout counter; later ones share the last. */
@@ -95,6 +113,7 @@ struct dk_tcp_counters {
 /** All of one worker's counters, handed out by part to the modules that write them. */
 struct dk_counters {
 	struct dk_query_counters query;
+	struct dk_cache_counters cache;
 	struct dk_up_counters up;
 	struct dk_udp_counters udp;
 	struct dk_tcp_counters tcp;

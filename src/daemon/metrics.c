@@ -269,6 +269,40 @@ out:
 	free(addrs);
 }
 
+static void render_cache(struct text *t, const struct dk_cache_counters *cc)
+{
+	text_one(t, "dnsink_cache_hits_total", "counter", "Queries answered from the cache.",
+	         dk_ctr_get(&cc->hits));
+	text_one(t, "dnsink_cache_misses_total", "counter",
+	         "Queries looked up in the cache and not found fresh (forwarded).",
+	         dk_ctr_get(&cc->misses));
+	text_one(t, "dnsink_cache_stale_served_total", "counter",
+	         "Expired answers served because every upstream failed (RFC 8767, EDE 3).",
+	         dk_ctr_get(&cc->stale));
+	text_one(t, "dnsink_cache_inserts_total", "counter", "Upstream answers stored.",
+	         dk_ctr_get(&cc->inserts));
+	text_one(t, "dnsink_cache_prefetches_total", "counter",
+	         "Refreshes sent upstream for entries asked for in the last tenth of their TTL.",
+	         dk_ctr_get(&cc->prefetches));
+	text_one(t, "dnsink_cache_evictions_total", "counter",
+	         "Entries pushed out to make room for new ones.", dk_ctr_get(&cc->evictions));
+	text_head(t, "dnsink_cache_refused_total", "counter",
+	          "Upstream answers not stored, by reason (tc: truncated; malformed; rcode: not "
+	          "NOERROR, NXDOMAIN or SERVFAIL; no_soa: negative without its zone's SOA; ttl0; "
+	          "size: larger than an eighth of the cache).");
+	for (int r = DK_CACHE_STORED + 1; r < DK_CACHE_RESULT_MAX; r++)
+		text_add(t, "dnsink_cache_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		         dk_cache_result_name((enum dk_cache_result)r),
+		         dk_ctr_get(&cc->refused[r]));
+	text_one(t, "dnsink_cache_entries", "gauge", "Answers in the cache.",
+	         dk_ctr_get(&cc->entries));
+	text_one(t, "dnsink_cache_bytes", "gauge",
+	         "Cache arena octets in use (128-octet chunks: entry header, name, answer).",
+	         dk_ctr_get(&cc->bytes));
+	text_one(t, "dnsink_cache_capacity_bytes", "gauge", "Cache arena octets in all.",
+	         dk_ctr_get(&cc->capacity));
+}
+
 char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 {
 	static const char *const out_names[DK_OUT_MAX] = {
@@ -277,7 +311,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	        [DK_OUT_ACL_REFUSED] = "acl_refused", [DK_OUT_SERVFAIL] = "servfail",
 	        [DK_OUT_FORMERR] = "formerr",         [DK_OUT_NOTIMP] = "notimp",
 	        [DK_OUT_BADVERS] = "badvers",         [DK_OUT_DROPPED] = "dropped",
-	        [DK_OUT_RATELIMITED] = "ratelimited",
+	        [DK_OUT_RATELIMITED] = "ratelimited", [DK_OUT_CACHED] = "cached",
 	};
 	static const char *const tr_names[2] = {"udp", "tcp"};
 	const struct dk_policy *pol = src->snap ? src->snap->pol : NULL;
@@ -301,7 +335,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 		         tr_names[tr], dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
-	          "ratelimited: over rate_limit, dropped or REFUSED).");
+	          "ratelimited: over rate_limit, dropped or REFUSED; cached: answered from the "
+	          "cache).");
 	for (int tr = 0; tr < 2; tr++)
 		for (int o = 0; o < DK_OUT_MAX; o++)
 			text_add(&t,
@@ -358,6 +393,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.query.cname_blocked));
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.query.cname_alerted));
+	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
 
 	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", pol ? pol->n_rules : 0);

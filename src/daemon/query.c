@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The query decision (see query.h). A query the policy lets through takes a
- * pending entry (the client handle, kept until the forwarder calls back) from
- * a fixed pool as large as the forwarder's table; its answer comes back in
- * forward_done(), where the answer-side policy runs before the reply.
+ * The query decision (see query.h). A query the policy lets through is looked
+ * up in the cache; on a miss it takes a pending entry (the client handle,
+ * kept until the forwarder calls back) from a fixed pool as large as the
+ * forwarder's table; its answer comes back in forward_done(), is stored in
+ * the cache, and the answer-side policy runs before the reply. A cached
+ * answer goes through the same answer_policy() at every hit.
  *
  * act() is the one place a verdict becomes an action, for a query name and
  * for a CNAME/DNAME target of an answer alike: a blocking rule's local
@@ -12,12 +14,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <ldns/packet.h>
 #include <ldns/rr.h>
 #include <ldns/wire2host.h>
 
+#include "dnsink/cache.h"
 #include "dnsink/ratelimit.h"
 #include "log.h"
 #include "query.h"
@@ -30,6 +34,7 @@ struct pending {
 	struct dk_queries *qs;
 	struct pending *next_free;
 	struct dk_client cl;
+	bool prefetch; /**< a refresh of a cache entry: no client waits */
 };
 
 struct dk_queries {
@@ -37,8 +42,12 @@ struct dk_queries {
 	struct dk_queries_conf conf;
 	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
 	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
+	struct dk_cache *cache;  /**< NULL: cache off */
+	size_t cache_bytes;      /**< the budget @p cache was made with */
+	uint8_t *cbuf;           /**< DK_MSG_MAX: answers served from the cache */
 	struct pending *pend;
 	struct pending *free;
+	size_t n_free;               /**< entries on @p free */
 	uint8_t txbuf[DK_LOCAL_MAX]; /**< local answers */
 };
 
@@ -249,6 +258,101 @@ static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, con
 	           hit.target_len);
 }
 
+/* The cache key of query @p q: its lowercase name, type, class, DO and CD. */
+static void cache_key(const struct dk_query *q, struct dk_cache_key *k)
+{
+	k->name = q->qname;
+	k->name_len = q->qname_len;
+	k->qtype = q->qtype;
+	k->qclass = q->qclass;
+	k->bits = (uint8_t)((q->edns_do ? DK_CACHE_BIT_DO : 0) |
+	                    (q->flags & LDNS_CD_MASK ? DK_CACHE_BIT_CD : 0));
+}
+
+static void cache_gauges(struct dk_queries *qs)
+{
+	struct dk_cache_counters *cc = qs->env.cache_ctr;
+	struct dk_cache_stats st = {0};
+
+	if (qs->cache)
+		dk_cache_stats(qs->cache, &st);
+	dk_ctr_set(&cc->entries, st.entries);
+	dk_ctr_set(&cc->bytes, st.bytes);
+	dk_ctr_set(&cc->capacity, st.capacity);
+}
+
+/* Stores upstream answer @p ans to @p q (before anything rewrites it in place). */
+static enum dk_cache_result cache_store(struct dk_queries *qs, const struct dk_query *q,
+                                        const uint8_t *ans, size_t len)
+{
+	struct dk_cache_counters *cc = qs->env.cache_ctr;
+	struct dk_cache_key k;
+	unsigned evicted;
+
+	cache_key(q, &k);
+	enum dk_cache_result r = dk_cache_insert(qs->cache, &k, ans, len,
+	                                         qs->env.now_ms(qs->env.clock_ctx), &evicted);
+	if (r == DK_CACHE_STORED)
+		dk_ctr_inc(&cc->inserts);
+	else
+		dk_ctr_inc(&cc->refused[r]);
+	dk_ctr_add(&cc->evictions, evicted);
+	cache_gauges(qs);
+	return r;
+}
+
+static void prefetch(struct dk_queries *qs, const uint8_t *pkt, size_t len,
+                     const struct dk_query *q);
+
+/*
+ * Answers query @p pkt/@p q of @p cl from the cache: a fresh entry, or with
+ * @p stale an expired one (every upstream failed). The answer-side policy of
+ * the rules in force runs on it first. Returns true when the client was
+ * answered (or the answer dropped), false on a miss.
+ */
+static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                         size_t qlen, const struct dk_query *q, bool stale)
+{
+	struct dk_cache_counters *cc = qs->env.cache_ctr;
+	struct dk_cache_key k;
+	struct dk_cache_hit hit;
+	uint8_t *a = qs->cbuf;
+
+	cache_key(q, &k);
+	unsigned flags = stale                          ? DK_CACHE_LOOKUP_STALE
+	                 : qs->conf.cfg->cache.prefetch ? DK_CACHE_LOOKUP_PREFETCH
+	                                                : 0;
+	int n = dk_cache_lookup(qs->cache, &k, qs->env.now_ms(qs->env.clock_ctx), flags, a,
+	                        DK_MSG_MAX, &hit);
+	if (n <= 0) {
+		if (!stale)
+			dk_ctr_inc(&cc->misses);
+		return false;
+	}
+	dk_ctr_inc(hit.stale ? &cc->stale : &cc->hits);
+	if (!stale)
+		count(qs, cl, DK_OUT_CACHED);
+	/* The forwarder calls back from the loop, never from here: the copy in a stays. */
+	if (hit.refresh)
+		prefetch(qs, pkt, qlen, q);
+	if (answer_policy(qs, cl, a, (size_t)n, pkt, q))
+		return true;
+	/* The stored header is the first asker's: RD is this client's. */
+	if (LDNS_RD_WIRE(pkt))
+		LDNS_RD_SET(a);
+	else
+		LDNS_RD_CLR(a);
+	n = dk_msg_add_opt(a, (size_t)n, DK_MSG_MAX, q, hit.stale ? DK_EDE_STALE : 0);
+	if (n < 0) {
+		count(qs, cl, DK_OUT_DROPPED);
+		return true;
+	}
+	size_t max = cl->transport == DK_TRANSPORT_UDP ? dk_msg_client_udp_max(q) : DK_MSG_MAX;
+	size_t len = dk_msg_answer_for_client(a, (size_t)n, pkt, q, max);
+	dk_client_reply(cl, a, len);
+	return true;
+}
+
 static void pending_release(struct dk_queries *qs, struct pending *p)
 {
 	const struct dk_client *cl = &p->cl;
@@ -258,8 +362,40 @@ static void pending_release(struct dk_queries *qs, struct pending *p)
 		return;
 	if (cl->ops->done)
 		cl->ops->done(cl);
+	p->prefetch = false;
 	p->next_free = qs->free;
 	qs->free = p;
+	qs->n_free++;
+}
+
+static struct pending *pending_take(struct dk_queries *qs)
+{
+	struct pending *p = qs->free;
+
+	if (p) {
+		qs->free = p->next_free;
+		qs->n_free--;
+	}
+	return p;
+}
+
+/*
+ * The end of a refresh: a good answer replaces the entry; anything else
+ * (failure, SERVFAIL, an answer the cache refuses) leaves the old entry to
+ * serve until it expires, and the next hit may try again.
+ */
+static void prefetch_done(struct dk_queries *qs, const uint8_t *ans, size_t len,
+                          const struct dk_query *q)
+{
+	struct dk_cache_key k;
+
+	if (!qs->cache)
+		return;
+	if (ans && len >= DK_HEADER_LEN && LDNS_RCODE_WIRE(ans) != LDNS_RCODE_SERVFAIL &&
+	    cache_store(qs, q, ans, len) == DK_CACHE_STORED)
+		return;
+	cache_key(q, &k);
+	dk_cache_refresh_cancel(qs->cache, &k);
 }
 
 /* The forwarder's callback: the answer (or NULL: every upstream failed) goes to the client. */
@@ -271,8 +407,27 @@ static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt
 	const struct dk_client *cl = &p->cl;
 
 	(void)qlen;
+	if (p->prefetch) {
+		prefetch_done(qs, ans, len, q);
+		pending_release(qs, p);
+		return;
+	}
+	/* RFC 8767: when the upstreams fail, an expired answer beats none. */
+	bool failed = !ans || (len >= DK_HEADER_LEN && LDNS_RCODE_WIRE(ans) == LDNS_RCODE_SERVFAIL);
+	if (failed && qs->cache && qs->conf.cfg->cache.serve_stale &&
+	    cache_answer(qs, cl, pkt, qlen, q, true)) {
+		pending_release(qs, p);
+		return;
+	}
+	if (qs->cache && ans)
+		cache_store(qs, q, ans, len);
 	if (!ans) {
 		count(qs, cl, DK_OUT_SERVFAIL);
+		int n = dk_msg_write_error(pkt, q, LDNS_RCODE_SERVFAIL, 0, qs->txbuf,
+		                           sizeof(qs->txbuf));
+		/* Cached briefly (RFC 9520), so a dead name does not hammer the upstreams. */
+		if (qs->cache && n > 0)
+			cache_store(qs, q, qs->txbuf, (size_t)n);
 		reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
 	} else if (!answer_policy(qs, cl, ans, len, pkt, q)) {
 		size_t max =
@@ -288,11 +443,10 @@ static void forward_done(void *ctx, uint8_t *ans, size_t len, const uint8_t *pkt
 static void forward(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
                     size_t len, const struct dk_query *q)
 {
-	struct pending *p = qs->free;
+	struct pending *p = pending_take(qs);
 	int rc = DK_EFULL;
 
 	if (p) {
-		qs->free = p->next_free;
 		p->cl = *cl;
 		/* Held first: a forward that fails releases it again. */
 		if (cl->ops->hold)
@@ -308,6 +462,47 @@ static void forward(struct dk_queries *qs, const struct dk_client *cl, const uin
 		dk_ctr_inc(&qs->env.ctr->table_full);
 	count(qs, cl, DK_OUT_SERVFAIL);
 	reply_error(qs, cl, pkt, q, LDNS_RCODE_SERVFAIL, 0);
+	if (p)
+		pending_release(qs, p);
+}
+
+static void prefetch_reply(const struct dk_client *cl, const uint8_t *ans, size_t len)
+{
+	(void)cl;
+	(void)ans;
+	(void)len;
+}
+
+/* A refresh has no client: nothing is held, and a reply would go nowhere. */
+static const struct dk_client_ops prefetch_ops = {.reply = prefetch_reply};
+
+/*
+ * Refreshes the cache entry of query @p pkt/@p q, which a hit found due
+ * (cache.prefetch): forwarded like the client's query, with no client
+ * waiting. Only while three quarters of the pending entries are free, so
+ * refreshes never take the room clients need; else the refresh is given up
+ * and a later hit may claim it.
+ */
+static void prefetch(struct dk_queries *qs, const uint8_t *pkt, size_t len,
+                     const struct dk_query *q)
+{
+	struct pending *p = NULL;
+	int rc = DK_EFULL;
+
+	if (qs->n_free * 4 > qs->env.max_pending * 3)
+		p = pending_take(qs);
+	if (p) {
+		p->cl = (struct dk_client){.ops = &prefetch_ops, .transport = DK_TRANSPORT_UDP};
+		p->prefetch = true;
+		rc = qs->env.forward(qs->env.fwd, pkt, len, q, false, forward_done, p);
+	}
+	if (rc == 0) {
+		dk_ctr_inc(&qs->env.cache_ctr->prefetches);
+		return;
+	}
+	struct dk_cache_key k;
+	cache_key(q, &k);
+	dk_cache_refresh_cancel(qs->cache, &k);
 	if (p)
 		pending_release(qs, p);
 }
@@ -383,6 +578,9 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 	if (qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v) &&
 	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
+	/* After the policy on the name, never before: a blocked name is not answered from cache. */
+	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))
+		return;
 	forward(qs, cl, pkt, len, &q);
 }
 
@@ -415,10 +613,68 @@ static int ratelimit_update(struct dk_queries *qs)
 	return 0;
 }
 
+/*
+ * Makes the cache fit the config, as ratelimit_update() does the bucket
+ * table: this worker's share of size_mb (at least DK_CACHE_MIN_BYTES), made
+ * when turned on or resized, kept with its entries otherwise, freed when
+ * turned off. The TTL rules of the new config apply from the next query.
+ */
+static int cache_update(struct dk_queries *qs)
+{
+	const struct dk_config *cfg = qs->conf.cfg;
+	unsigned workers = qs->env.n_workers ? qs->env.n_workers : 1;
+	size_t want = cfg->cache.size_mb * 1024 * 1024 / workers;
+	int rc = 0;
+
+	if (want && want < DK_CACHE_MIN_BYTES)
+		want = DK_CACHE_MIN_BYTES;
+	if (!want || dk_fails_assert(qs->env.cache_ctr)) {
+		dk_cache_free(qs->cache);
+		qs->cache = NULL;
+		qs->cache_bytes = 0;
+	} else if (!qs->cache || qs->cache_bytes != want) {
+		struct dk_cache *c;
+		uint64_t seed;
+		/* Without getrandom() the hash is still fine for honest clients. */
+		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+			seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uintptr_t)qs;
+		rc = dk_cache_new(want, seed, &c);
+		if (rc < 0) {
+			dk_log(DK_LOG_ERR, "cache: out of memory for %zu octets%s", want,
+			       qs->cache ? ", keeping the old cache" : ", not caching");
+			rc = -ENOMEM;
+		} else {
+			dk_cache_free(qs->cache);
+			qs->cache = c;
+			qs->cache_bytes = want;
+		}
+	}
+	if (qs->cache) {
+		const struct dk_cache_limits lim = {
+		        .min_ttl = cfg->cache.min_ttl,
+		        .max_ttl = cfg->cache.max_ttl,
+		        .negative_max_ttl = cfg->cache.negative_max_ttl,
+		        .failure_ttl = cfg->cache.failure_ttl,
+		        .stale_max_s = cfg->cache.serve_stale ? cfg->cache.stale_max_s : 0,
+		};
+		dk_cache_set_limits(qs->cache, &lim);
+	}
+	if (qs->env.cache_ctr)
+		cache_gauges(qs);
+	return rc;
+}
+
 int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *conf)
 {
 	qs->conf = *conf;
-	return ratelimit_update(qs);
+	int rc = ratelimit_update(qs);
+	int rc2 = cache_update(qs);
+	return rc < 0 ? rc : rc2;
+}
+
+size_t dk_queries_cache_bytes(const struct dk_queries *qs)
+{
+	return qs->cache ? qs->cache_bytes : 0;
 }
 
 size_t dk_queries_ratelimit_size(const struct dk_queries *qs)
@@ -434,7 +690,10 @@ int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out)
 	if (!qs)
 		return -ENOMEM;
 	qs->pend = calloc(env->max_pending ? env->max_pending : 1, sizeof(*qs->pend));
-	if (!qs->pend) {
+	qs->cbuf = malloc(DK_MSG_MAX);
+	if (!qs->pend || !qs->cbuf) {
+		free(qs->pend);
+		free(qs->cbuf);
 		free(qs);
 		return -ENOMEM;
 	}
@@ -444,6 +703,7 @@ int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out)
 		qs->pend[i].next_free = qs->free;
 		qs->free = &qs->pend[i];
 	}
+	qs->n_free = env->max_pending;
 	*out = qs;
 	return 0;
 }
@@ -453,6 +713,8 @@ void dk_queries_free(struct dk_queries *qs)
 	if (!qs)
 		return;
 	dk_ratelimit_free(qs->rl);
+	dk_cache_free(qs->cache);
+	free(qs->cbuf);
 	free(qs->pend);
 	free(qs);
 }

@@ -2,14 +2,24 @@
 /*
  * The decision for every client query of a worker, in one place: rate limit
  * → parse → access list → policy on the query name → a local answer, or the
- * forwarder → on its answer, the answer-side policy (CNAME/DNAME cloaking;
- * the cache, Sigma answer conditions and RPZ response-IP triggers hook in
- * here) → the reply → the alert. The transports bring queries in through
+ * cache, or the forwarder → on an answer from either, the answer-side policy
+ * (CNAME/DNAME cloaking; Sigma answer conditions and RPZ response-IP
+ * triggers hook in here) → the reply → the alert. The policy always runs
+ * before the cache answers: a name the rules in force block is never
+ * answered from it, and a cached answer goes through the answer-side policy
+ * of the rules in force at each hit, so a reload that blocks a CNAME target
+ * applies to answers cached before it. The transports bring queries in through
  * dk_queries_handle() and take replies back through the client handle; the
  * forwarder and the alert sink are reached through the hooks given at
  * creation, so the module can be driven alone (tests/unit/test_query.c).
  *
- * Runs on the worker's loop and never allocates after dk_queries_new().
+ * The cache (dnsink/cache.h) belongs to this module: one per worker, made
+ * when the config turns it on and remade only when its size changes, so
+ * entries survive other reloads.
+ *
+ * Runs on the worker's loop and never allocates after dk_queries_new(),
+ * except that a snapshot that turns the rate limit or the cache on (or
+ * resizes them) makes their tables, between two queries.
  */
 #pragma once
 
@@ -44,7 +54,10 @@ struct dk_queries_env {
 	void *clock_ctx;
 	/** Queries that may wait for the forwarder at once (its capacity). */
 	size_t max_pending;
-	struct dk_query_counters *ctr; /**< written by this module only */
+	struct dk_query_counters *ctr;       /**< written by this module only */
+	struct dk_cache_counters *cache_ctr; /**< written by this module only */
+	/** Workers in all: each takes this share of cache.size_mb (0 counts as 1). */
+	unsigned n_workers;
 };
 
 /** The snapshot in force, borrowed until the next dk_queries_configure(). */
@@ -61,9 +74,11 @@ struct dk_queries_conf {
 int dk_queries_new(const struct dk_queries_env *env, struct dk_queries **out);
 
 /**
- * Switches to @p conf; makes, remakes or frees the rate-limit table to fit
- * its rate_limit section. Returns 0, or -ENOMEM when a table was needed and
- * could not be made (an old one stays in use; with none, nothing is limited).
+ * Switches to @p conf; makes, remakes or frees the rate-limit table and the
+ * cache to fit its rate_limit and cache sections (a cache of the same size
+ * is kept, with its entries, and takes the new TTL rules). Returns 0, or
+ * -ENOMEM when a table was needed and could not be made (an old one stays in
+ * use; with none, nothing is limited or cached).
  */
 int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *conf);
 
@@ -72,6 +87,9 @@ void dk_queries_handle(void *qs, const struct dk_client *cl, const uint8_t *pkt,
 
 /** Frees @p qs (no query may be in flight). NULL is a no-op. */
 void dk_queries_free(struct dk_queries *qs);
+
+/** Octets the cache in use was made with (0: off). */
+size_t dk_queries_cache_bytes(const struct dk_queries *qs);
 
 /** Client buckets of the rate-limit table in use (0: off). */
 size_t dk_queries_ratelimit_size(const struct dk_queries *qs);

@@ -371,7 +371,7 @@ static int server_start(struct dk_server *srv)
 	if (!srv->workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		rc = dk_worker_new(i, srv->cur, dk_wstats_new(srv->stats), srv->alerter, &hooks,
+		rc = dk_worker_new(i, n, srv->cur, dk_wstats_new(srv->stats), srv->alerter, &hooks,
 		                   &srv->workers[i]);
 		if (srv->workers[i])
 			srv->n_workers++;

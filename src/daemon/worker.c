@@ -208,7 +208,7 @@ static void worker_run(void *arg)
 	w->hooks.ended(w->hooks.ctx);
 }
 
-static int worker_init(struct dk_worker *w, struct dk_snapshot *snap)
+static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapshot *snap)
 {
 	const struct dk_config *cfg = snap->cfg;
 	char addr[64];
@@ -254,6 +254,8 @@ static int worker_init(struct dk_worker *w, struct dk_snapshot *snap)
 	        .clock_ctx = w,
 	        .max_pending = dk_upstream_capacity(w->up),
 	        .ctr = &w->ctr.query,
+	        .cache_ctr = &w->ctr.cache,
+	        .n_workers = n_workers,
 	};
 	rc = dk_queries_new(&env, &w->queries);
 	if (rc < 0)
@@ -282,9 +284,9 @@ static int worker_init(struct dk_worker *w, struct dk_snapshot *snap)
 	return 0;
 }
 
-int dk_worker_new(unsigned index, struct dk_snapshot *snap, struct dk_wstats *stats,
-                  struct dk_alerter *alerter, const struct dk_worker_hooks *hooks,
-                  struct dk_worker **out)
+int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
+                  struct dk_wstats *stats, struct dk_alerter *alerter,
+                  const struct dk_worker_hooks *hooks, struct dk_worker **out)
 {
 	struct dk_worker *w = calloc(1, sizeof(*w));
 
@@ -301,7 +303,7 @@ int dk_worker_new(unsigned index, struct dk_snapshot *snap, struct dk_wstats *st
 	atomic_init(&w->stats, stats);
 	if (!stats)
 		return -ENOMEM;
-	return worker_init(w, snap);
+	return worker_init(w, n_workers, snap);
 }
 
 int dk_worker_start(struct dk_worker *w)

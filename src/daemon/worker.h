@@ -34,15 +34,16 @@ struct dk_worker_hooks {
 };
 
 /**
- * Creates worker @p index on the main thread: its loop, listeners on every
+ * Creates worker @p index of @p n_workers on the main thread (each takes its
+ * share of the cache's size): its loop, listeners on every
  * address of @p snap's config, upstream sockets; counting into @p stats
  * (taken over), alerts to @p alerter (borrowed). Returns 0, or a negative
  * code (logged). Either way @p *out is set when memory allowed: free it with
  * dk_worker_free().
  */
-int dk_worker_new(unsigned index, struct dk_snapshot *snap, struct dk_wstats *stats,
-                  struct dk_alerter *alerter, const struct dk_worker_hooks *hooks,
-                  struct dk_worker **out);
+int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
+                  struct dk_wstats *stats, struct dk_alerter *alerter,
+                  const struct dk_worker_hooks *hooks, struct dk_worker **out);
 
 /** Starts the worker's thread. Returns 0 or a negative code (logged). */
 int dk_worker_start(struct dk_worker *w);

@@ -34,6 +34,7 @@ DNSINK = os.environ.get("DNSINK") or os.path.join(SOURCE_ROOT, "build", "src", "
 DKCLIENT = os.environ.get("DKCLIENT") or os.path.join(
     SOURCE_ROOT, "build", "tests", "integration", "dkclient")
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
+KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 KDIG = shutil.which("kdig") or "/usr/bin/kdig"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 REPO_RULES = os.path.join(SOURCE_ROOT, "rules")
@@ -508,9 +509,10 @@ class Proc:
 
 
 class Knot:
-    """knotd serving ZONES on 127.0.0.1:port."""
+    """knotd serving ZONES on 127.0.0.1:port. With stats, mod-stats counts the
+    queries it gets by protocol, read back with knotc (queries())."""
 
-    def __init__(self, root):
+    def __init__(self, root, stats=False):
         self.dir = os.path.join(root, "knot")
         os.makedirs(self.dir)
         self.port = free_port()
@@ -531,16 +533,18 @@ database:
 log:
   - target: stderr
     any: info
-template:
+{stats_mod}template:
   - id: default
     storage: "{d}"
     file: "%s.zone"
     zonefile-sync: -1
     journal-content: none
-zone:
+{stats_use}zone:
 {zones}
 """.format(d=self.dir, port=self.port,
-           zones="".join("  - domain: %s\n" % z for z in ZONES)))
+           zones="".join("  - domain: %s\n" % z for z in ZONES),
+           stats_mod="mod-stats:\n  - id: count\n    request-protocol: on\n" if stats else "",
+           stats_use="    global-module: mod-stats/count\n" if stats else ""))
         self.proc = Proc("knotd", [KNOTD, "-c", conf], os.path.join(self.dir, "knotd.log"))
         try:
             wait_until(self._ready, START_TIMEOUT, what="knotd to answer")
@@ -554,6 +558,19 @@ zone:
         r = udp_ask(self.port, build_query("example.test", "SOA", qid=7), 0.2)
         # Zones load after the sockets open: wait for an authoritative answer.
         return r is not None and len(r) > 12 and (r[3] & 0x0F) == 0 and (r[2] & 0x04)
+
+    def queries(self):
+        """Queries knotd has answered so far, by protocol: {"udp4": n, "tcp4": n}
+        (needs stats=True)."""
+        p = subprocess.run([KNOTC, "-s", os.path.join(self.dir, "knot.sock"), "stats",
+                            "mod-stats.request-protocol"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10, stdin=subprocess.DEVNULL)
+        out = {"udp4": 0, "tcp4": 0}
+        for line in p.stdout.decode("utf-8", "replace").splitlines():
+            m = re.match(r"mod-stats\.request-protocol\[(\w+)\] = (\d+)", line.strip())
+            if m:
+                out[m.group(1)] = int(m.group(2))
+        return out
 
     def stop(self):
         return self.proc.stop()
@@ -899,6 +916,7 @@ class DnsinkTest(unittest.TestCase):
 
     start_dnsink = True
     want_rsyslog = False
+    knot_stats = False
     dnsink_kwargs = {}
 
     @classmethod
@@ -907,7 +925,7 @@ class DnsinkTest(unittest.TestCase):
             if not os.access(exe, os.X_OK):
                 raise AssertionError("missing executable: " + exe)
         cls.class_dir = tempfile.mkdtemp(prefix="dnsink-it-")
-        cls.knot = Knot(cls.class_dir)
+        cls.knot = Knot(cls.class_dir, stats=cls.knot_stats)
 
     @classmethod
     def tearDownClass(cls):

@@ -91,6 +91,14 @@ static void assert_defaults(const struct dk_config *c)
 	assert_int_equal(c->rate_limit.table_size, 65536);
 	assert_int_equal(c->rate_limit.ipv4_prefix, 32);
 	assert_int_equal(c->rate_limit.ipv6_prefix, 64);
+	assert_int_equal(c->cache.size_mb, 64);
+	assert_int_equal(c->cache.min_ttl, 0);
+	assert_int_equal(c->cache.max_ttl, 86400);
+	assert_int_equal(c->cache.negative_max_ttl, 3600);
+	assert_int_equal(c->cache.failure_ttl, 5);
+	assert_true(c->cache.serve_stale);
+	assert_int_equal(c->cache.stale_max_s, 86400);
+	assert_true(c->cache.prefetch);
 }
 
 /* The upstreams basic.conf yields when no listener is on port 53. */
@@ -153,6 +161,7 @@ static void test_set_defaults(void **state)
 	assert_int_equal(hand.rate_limit.table_size, c->rate_limit.table_size);
 	assert_int_equal(hand.rate_limit.ipv4_prefix, c->rate_limit.ipv4_prefix);
 	assert_int_equal(hand.rate_limit.ipv6_prefix, c->rate_limit.ipv6_prefix);
+	assert_memory_equal(&hand.cache, &c->cache, sizeof(hand.cache));
 	assert_string_equal(c->alerts.ident, DK_DEFAULT_ALERT_IDENT);
 	assert_string_equal(c->rules[0], DK_DEFAULT_RULES);
 	assert_null(hand.listen);
@@ -335,6 +344,9 @@ static const struct err_case err_cases[] = {
         {"rate_limit_action.yml", 4,
          "rate_limit.action: unknown value 'slip' (expected one of: drop, refused)"},
         {"rate_limit_prefix.yml", 4, "rate_limit.ipv6_prefix: 129 is out of range (1..128)"},
+        {"cache_failure_ttl.yml", 4, "cache.failure_ttl: 301 is out of range (1..300)"},
+        {"cache_bool.yml", 3, "cache.serve_stale: expected true or false, got 'yes'"},
+        {"cache_min_max.yml", 3, "cache: min_ttl 600 is above max_ttl 300"},
 };
 
 static void test_errors(void **state)
@@ -692,6 +704,21 @@ static void test_rate_limit(void **state)
 	dk_config_free(c);
 }
 
+static void test_cache(void **state)
+{
+	(void)state;
+	struct dk_config *c = load_ok(DATA "good/cache.yml", NULL);
+	assert_int_equal(c->cache.size_mb, 8);
+	assert_int_equal(c->cache.min_ttl, 10);
+	assert_int_equal(c->cache.max_ttl, 3600);
+	assert_int_equal(c->cache.negative_max_ttl, 60);
+	assert_int_equal(c->cache.failure_ttl, 2);
+	assert_false(c->cache.serve_stale);
+	assert_int_equal(c->cache.stale_max_s, 600);
+	assert_false(c->cache.prefetch);
+	dk_config_free(c);
+}
+
 static void test_free_null(void **state)
 {
 	(void)state;
@@ -723,6 +750,7 @@ int main(void)
 	        cmocka_unit_test(test_acl),
 	        cmocka_unit_test(test_free_null),
 	        cmocka_unit_test(test_rate_limit),
+	        cmocka_unit_test(test_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

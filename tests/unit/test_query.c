@@ -33,6 +33,7 @@ static const char RULES[] =
 struct world {
 	struct dk_queries *qs;
 	struct dk_query_counters ctr;
+	struct dk_cache_counters cctr;
 	struct dk_config cfg;
 	struct dk_cidr allow[2];
 	struct dk_policy *pol;
@@ -172,6 +173,8 @@ static int setup(void **state)
 	        .clock_ctx = w,
 	        .max_pending = 4,
 	        .ctr = &w->ctr,
+	        .cache_ctr = &w->cctr,
+	        .n_workers = 1,
 	};
 	assert_int_equal(dk_queries_new(&env, &w->qs), 0);
 	configure(w);
@@ -568,6 +571,298 @@ static void test_ratelimit(void **state)
 	assert_int_equal(dk_queries_ratelimit_size(w->qs), 0);
 }
 
+/* Turns the cache on (1 MiB), with SPEC.md's TTL rules. */
+static void cache_on(struct world *w)
+{
+	w->cfg.cache.size_mb = 1;
+	w->cfg.cache.max_ttl = 86400;
+	w->cfg.cache.negative_max_ttl = 3600;
+	w->cfg.cache.failure_ttl = 5;
+	w->cfg.cache.serve_stale = true;
+	w->cfg.cache.stale_max_s = 600;
+	configure(w);
+	assert_int_equal(dk_queries_cache_bytes(w->qs), 1 << 20);
+}
+
+/* Replaces the rules with @p text (a reload), keeping the cache. */
+static void reload_rules(struct world *w, const char *text)
+{
+	char path[128];
+	struct dk_diag d;
+	struct dk_policy *pol;
+
+	snprintf(path, sizeof(path), "%s/reload.yml", w->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	const char *paths[] = {path};
+	assert_int_equal(dk_policy_load(paths, 1, 0, &pol, &d), 0);
+	unlink(path);
+	assert_true(pol->n_rules <= 8);
+	dk_policy_unref(w->pol);
+	w->pol = pol;
+	for (unsigned i = 0; i < pol->n_rules; i++)
+		w->rule_slot[i] = 7 - i;
+	configure(w);
+}
+
+/* The second query is answered from the cache: no forward, its own ID and case, TTLs aged. */
+static void test_cache_hit(void **state)
+{
+	struct world *w = *state;
+	struct dk_client cl = client(false, "192.0.2.7");
+	uint8_t q[512], ans[512];
+
+	cache_on(w);
+	size_t n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x1111, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	const char *rrs[] = {"www.example.test. 300 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	assert_int_equal(w->replies, 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.inserts), 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.entries), 1);
+	assert_true(dk_ctr_get(&w->cctr.bytes) > 0);
+
+	w->now += 10500;
+	n = make_query("WWW.Example.TEST.", LDNS_RR_TYPE_A, 0x2222, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(w->replies, 2);
+	ldns_pkt *p = last_reply(w);
+	assert_int_equal(ldns_pkt_id(p), 0x2222);
+	assert_true(ldns_pkt_rd(p));
+	char *qn = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(p), 0)));
+	assert_string_equal(qn, "WWW.Example.TEST.");
+	free(qn);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 290);
+	assert_null(ldns_pkt_edns_data(p));
+	assert_int_equal(ldns_pkt_edns_udp_size(p), 0);
+	ldns_pkt_free(p);
+	assert_int_equal(dk_ctr_get(&w->cctr.hits), 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.misses), 1);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_CACHED), 1);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_FORWARDED), 1);
+
+	/* Over TCP the same entry, and an EDNS client gets an OPT of its own. */
+	struct dk_client tc = client(true, "192.0.2.7");
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x3333, true, q);
+	dk_queries_handle(w->qs, &tc, q, n);
+	assert_int_equal(w->forwards, 1);
+	p = last_reply(w);
+	assert_int_equal(ldns_pkt_id(p), 0x3333);
+	assert_int_equal(ldns_pkt_edns_udp_size(p), 1232);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	ldns_pkt_free(p);
+
+	/* RD as this client sent it (the header octets, not ldns's flag enum). */
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x3334, false, q);
+	q[2] &= (uint8_t)~0x01;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(w->reply[2] & 0x01, 0);
+	assert_int_equal(w->reply[2] & 0x78, 0); /* opcode QUERY */
+	assert_int_equal(w->reply[2] & 0x80, 0x80);
+
+	/* Another type is another entry; so is the same question with CD. */
+	n = make_query("www.example.test.", LDNS_RR_TYPE_AAAA, 0x4444, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 2);
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x4445, false, q);
+	q[3] |= 0x10;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	assert_true(w->fwd_q.flags & 0x10);
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
+
+	/* A reload that keeps the size keeps the entries; one that turns the cache off drops them.
+	 */
+	configure(w);
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x5555, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	w->cfg.cache.size_mb = 0;
+	configure(w);
+	assert_int_equal(dk_queries_cache_bytes(w->qs), 0);
+	assert_int_equal(dk_ctr_get(&w->cctr.entries), 0);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 4);
+}
+
+/* Policy before cache: a name blocked by a reload is answered by the rule, not from cache. */
+static void test_cache_policy_first(void **state)
+{
+	struct world *w = *state;
+	struct dk_client cl = client(false, "192.0.2.7");
+	uint8_t q[512], ans[512];
+
+	cache_on(w);
+	size_t n = make_query("later.test.", LDNS_RR_TYPE_A, 0x1111, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	const char *rrs[] = {"later.test. 300 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("later.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.hits), 1);
+
+	reload_rules(w, "id: T.Later\nname: later\nseverity: high\naction: sinkhole\n"
+	                "domains: [later.test]\n");
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.hits), 1); /* never looked up */
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_SINKHOLED), 1);
+	ldns_pkt *p = last_reply(w);
+	char *a = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	assert_string_equal(a, "0.0.0.0");
+	free(a);
+	ldns_pkt_free(p);
+}
+
+/* A cached answer whose CNAME target a reload blocks is blocked at its next hit. */
+static void test_cache_cname_reload(void **state)
+{
+	struct world *w = *state;
+	struct dk_client cl = client(false, "192.0.2.7");
+	uint8_t q[512], ans[512];
+
+	cache_on(w);
+	size_t n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x1111, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	const char *rrs[] = {"www.example.test. 300 IN CNAME edge.cdn.test.",
+	                     "edge.cdn.test. 300 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	ldns_pkt *p = last_reply(w);
+	assert_int_equal(ldns_pkt_ancount(p), 2);
+	ldns_pkt_free(p);
+	assert_int_equal(dk_ctr_get(&w->ctr.cname_blocked), 0);
+
+	reload_rules(w, "id: T.Cdn\nname: cdn\nseverity: high\naction: nxdomain\n"
+	                "domains: [cdn.test]\n");
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.hits), 2);
+	p = last_reply(w);
+	assert_int_equal(ldns_pkt_id(p), 0x1111);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	ldns_pkt_free(p);
+	assert_int_equal(dk_ctr_get(&w->ctr.cname_blocked), 1);
+	assert_int_equal(hits(w, "T.Cdn"), 1);
+	assert_int_equal(w->alerts, 1);
+	assert_memory_equal(w->ev.target, "\4edge\3cdn\4test\0", 15);
+}
+
+/* Every upstream failed: an expired answer is served, TTL 30 and EDE 3; without one, SERVFAIL is
+ * cached. */
+static void test_cache_stale(void **state)
+{
+	struct world *w = *state;
+	struct dk_client cl = client(false, "192.0.2.7");
+	uint8_t q[512], ans[512];
+
+	cache_on(w);
+	size_t n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x1111, true, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	const char *rrs[] = {"www.example.test. 60 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+
+	w->now += 61000;
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x2222, true, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 2); /* expired: asked again */
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
+	assert_int_equal(w->replies, 2);
+	ldns_pkt *p = last_reply(w);
+	assert_int_equal(ldns_pkt_id(p), 0x2222);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 30);
+	ldns_pkt_free(p);
+	/* The OPT record's option: EDE (15), length 2, info-code 3. */
+	static const uint8_t ede[] = {0, 15, 0, 2, 0, 3};
+	assert_memory_equal(w->reply + w->reply_len - sizeof(ede), ede, sizeof(ede));
+	assert_int_equal(dk_ctr_get(&w->cctr.stale), 1);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_SERVFAIL), 0);
+
+	/* No entry at all: SERVFAIL, cached failure_ttl (5 s), so the upstreams are not asked. */
+	n = make_query("dead.example.test.", LDNS_RR_TYPE_A, 0x3333, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
+	assert_int_equal(w->reply[3] & 0x0f, LDNS_RCODE_SERVFAIL);
+	w->now += 4000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	assert_int_equal(w->reply[3] & 0x0f, LDNS_RCODE_SERVFAIL);
+	w->now += 1000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 4);
+}
+
+/* A hit in the last tenth of the TTL refreshes the entry in the background, once. */
+static void test_cache_prefetch(void **state)
+{
+	struct world *w = *state;
+	struct dk_client cl = client(true, "192.0.2.7");
+	uint8_t q[512], ans[512];
+
+	w->cfg.cache.prefetch = true;
+	cache_on(w);
+	size_t n = make_query("www.example.test.", LDNS_RR_TYPE_A, 0x1111, false, q);
+	dk_queries_handle(w->qs, &cl, q, n);
+	const char *rrs[] = {"www.example.test. 100 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	assert_int_equal(w->holds, 1);
+
+	w->now += 89000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 1); /* not due yet */
+	w->now += 2000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->replies, 3);  /* the client is answered from the cache at once */
+	assert_int_equal(w->forwards, 2); /* and the entry is refreshed */
+	assert_false(w->fwd_tcp);
+	assert_int_equal(w->holds, 1); /* no client waits for the refresh */
+	ldns_pkt *p = last_reply(w);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 9);
+	ldns_pkt_free(p);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 2); /* one refresh in flight per key */
+	assert_int_equal(dk_ctr_get(&w->cctr.prefetches), 1);
+
+	/* A refresh that fails keeps the old entry and sends nothing to anyone. */
+	w->fwd_done(w->fwd_ctx, NULL, 0, w->fwd_pkt, w->fwd_len, &w->fwd_q);
+	assert_int_equal(w->replies, 4);
+	assert_int_equal(out(w, DK_TRANSPORT_TCP, DK_OUT_SERVFAIL), 0);
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->replies, 5);
+	assert_int_equal(w->forwards, 3); /* due again: refreshed again */
+	const char *rrs2[] = {"www.example.test. 100 IN A 192.0.2.10", NULL};
+	an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7778, rrs2, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, w->fwd_pkt, w->fwd_len, &w->fwd_q);
+	assert_int_equal(w->replies, 5);
+	assert_int_equal(w->dones, 1);
+
+	/* Past the old entry's TTL the refreshed one answers. */
+	w->now += 20000;
+	dk_queries_handle(w->qs, &cl, q, n);
+	assert_int_equal(w->forwards, 3);
+	p = last_reply(w);
+	char *a = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	assert_string_equal(a, "192.0.2.10");
+	free(a);
+	assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 80);
+	ldns_pkt_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -583,6 +878,11 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_cname_alerted, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_udp_truncation, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ratelimit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_hit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_policy_first, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_cname_reload, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_stale, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_prefetch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
