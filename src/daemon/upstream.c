@@ -782,9 +782,11 @@ static void slot_failed(uv_timer_t *t)
  * when the query has no time left for one. A UDP try waits as long as the
  * upstream's round trips say (rtt.h), at most upstream_timeout_ms; a TCP try
  * (handshake, the kernel's own retransmissions) the whole upstream_timeout_ms.
- * Either way no longer than resolve_timeout_ms leaves the query, and a try
- * that could not last DK_RTT_MIN_MS (or upstream_timeout_ms, if shorter) is
- * not sent: its answer would hardly make it.
+ * Either way no longer than half of what resolve_timeout_ms leaves the query
+ * (while that is long enough for two tries), so that a lost datagram always
+ * leaves time for another try, even behind an upstream whose timeout backed
+ * off; and a try that could not last DK_RTT_MIN_MS (or upstream_timeout_ms,
+ * if shorter) is not sent: its answer would hardly make it.
  */
 static unsigned try_timeout(struct slot *s)
 {
@@ -797,6 +799,8 @@ static unsigned try_timeout(struct slot *s)
 
 	if (left < floor || s->tries >= UP_TRIES_MAX)
 		return 0;
+	if (left >= 2 * (uint64_t)floor && ms > left / 2)
+		ms = (unsigned)(left / 2);
 	return left < ms ? (unsigned)left : ms;
 }
 
