@@ -149,4 +149,5 @@ struct dk_up_stats {
 	dk_ctr lat_sum_us;          /**< sum of the answer latencies */
 	dk_ctr lat[DK_LAT_BUCKETS]; /**< answers per latency bucket (not cumulative) */
 	dk_ctr srtt_us;             /**< a gauge: the smoothed RTT of UDP answers (0: none yet) */
+	dk_ctr down;                /**< a gauge: 1 while this worker holds the upstream down */
 };

@@ -235,6 +235,12 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 			         dk_ctr_get(
 			                 (const dk_ctr *)((const char *)&sums[i] + plain[m].off)));
 	}
+	text_head(t, "dnsink_upstream_up", "gauge",
+	          "1 while the upstream is in use; 0 while a worker holds it down (tries in a row "
+	          "without an answer) and asks it only to probe.");
+	for (size_t i = 0; i < n; i++)
+		text_add(t, "dnsink_upstream_up{upstream=\"%s\"} %d\n", addrs[i],
+		         dk_ctr_get(&sums[i].down) == 0);
 	text_head(t, "dnsink_upstream_srtt_seconds", "gauge",
 	          "Smoothed round-trip time of UDP answers (mean over the workers), by upstream; "
 	          "absent before the first answer.");

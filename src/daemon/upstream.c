@@ -51,6 +51,27 @@
 #define UP_MARKED 64
 /** A query's upstreams are probed out of turn once in this many (upstream_strategy: fastest). */
 #define UP_PROBE_EVERY 32
+/** Tries in a row without an answer that mark an upstream down. */
+#define UP_DOWN_AFTER 5
+/** How long a down upstream is skipped before a query probes it, doubling per failed probe. */
+#define UP_HOLD_MIN_MS 1000
+#define UP_HOLD_MAX_MS 60000
+
+/**
+ * What a worker knows of one upstream (by counter slot, so it outlives
+ * reloads): its round trips and whether it is down. A down upstream is
+ * skipped while another can be asked; once its hold-down has passed, the
+ * next query tries it first again, with the timeout of its round trips
+ * before any backoff (a probe that costs that query little), and its first
+ * answer brings it back.
+ */
+struct up_state {
+	struct dk_rtt rtt;
+	uint8_t fails; /**< tries in a row without an answer */
+	bool down;
+	uint32_t hold_ms;  /**< the current hold-down */
+	uint64_t until_ms; /**< loop time the hold-down ends: then it is probed */
+};
 
 /** One upstream query in flight. */
 struct slot {
@@ -117,10 +138,10 @@ struct dk_upstream {
 	} out[UP_BATCH];
 	unsigned n_out;
 	struct dk_up_tcp_pool *tcp;
-	struct dk_rtt rtt[UP_RTT_SLOTS]; /**< round trips by counter slot: they outlive reloads */
-	struct dk_rtt rtt_none;          /**< for an upstream without a slot: never learns */
-	unsigned picks;                  /**< first picks made, for the probes of "fastest" */
-	void (*idle)(void *ctx);         /**< draining: called when nothing is in flight */
+	struct up_state state[UP_RTT_SLOTS]; /**< by counter slot: outlives reloads */
+	struct up_state state_none;          /**< for an upstream without a slot: never learns */
+	unsigned picks;                      /**< first picks made, for the probes of "fastest" */
+	void (*idle)(void *ctx);             /**< draining: called when nothing is in flight */
 	void *idle_ctx;
 	bool closed;
 };
@@ -191,13 +212,77 @@ static struct dk_up_stats *up_stats(struct slot *s)
 	return s->up_stat < c->n_stats ? &c->stats[s->up_stat] : NULL;
 }
 
-/* The round-trip estimator of upstream slot @p stat. */
-static struct dk_rtt *rtt_of(struct dk_upstream *up, uint32_t stat)
+/* What this worker knows of upstream slot @p stat. */
+static struct up_state *state_of(struct dk_upstream *up, uint32_t stat)
 {
 	if (stat < UP_RTT_SLOTS)
-		return &up->rtt[stat];
-	up->rtt_none = (struct dk_rtt){0};
-	return &up->rtt_none;
+		return &up->state[stat];
+	up->state_none = (struct up_state){0};
+	return &up->state_none;
+}
+
+static struct up_state *state_at(struct dk_upstream *up, size_t i)
+{
+	const struct dk_upstream_conf *c = &up->conf;
+
+	return state_of(up, c->stat_slot ? c->stat_slot[i] : UINT32_MAX);
+}
+
+/* Whether upstream @p i is down and its hold-down not over. */
+static bool held_down(struct dk_upstream *up, size_t i)
+{
+	const struct up_state *st = state_at(up, i);
+
+	return st->down && uv_now(up->loop) < st->until_ms;
+}
+
+static void log_state(const struct slot *s, const char *what)
+{
+	char addr[64];
+
+	dk_addr_format(&s->up_addr, addr, sizeof(addr));
+	dk_log(DK_LOG_WARN, "upstream %s %s", addr, what);
+}
+
+/* The current try's upstream answered: it is up. */
+static void state_answered(struct slot *s, struct up_state *st)
+{
+	struct dk_up_stats *us = up_stats(s);
+
+	st->fails = 0;
+	if (!st->down)
+		return;
+	st->down = false;
+	st->hold_ms = 0;
+	if (us)
+		dk_ctr_set(&us->down, 0);
+	log_state(s, "answers again: back in use");
+}
+
+/*
+ * The current try's upstream did not answer (a timeout, an error): after
+ * UP_DOWN_AFTER such tries in a row it is down; a probe that fails holds it
+ * down twice as long.
+ */
+static void state_failed(struct slot *s)
+{
+	struct up_state *st = state_of(s->up, s->up_stat);
+	struct dk_up_stats *us = up_stats(s);
+	uint64_t now = uv_now(s->up->loop);
+
+	if (st->fails < UINT8_MAX)
+		st->fails++;
+	if (!st->down && st->fails >= UP_DOWN_AFTER) {
+		st->down = true;
+		st->hold_ms = UP_HOLD_MIN_MS;
+		st->until_ms = now + st->hold_ms;
+		if (us)
+			dk_ctr_set(&us->down, 1);
+		log_state(s, "is down: no answer to the last tries; skipped while others answer");
+	} else if (st->down && now >= st->until_ms) {
+		st->hold_ms = st->hold_ms * 2 > UP_HOLD_MAX_MS ? UP_HOLD_MAX_MS : st->hold_ms * 2;
+		st->until_ms = now + st->hold_ms;
+	}
 }
 
 /*
@@ -211,12 +296,14 @@ static void up_answered(struct slot *s)
 	uint64_t us_taken = (uv_hrtime() - s->sent_ns) / 1000;
 	unsigned b = 0;
 
+	struct up_state *st = state_of(s->up, s->up_stat);
+
 	dk_ctr_inc(&s->up->ctr->answers);
+	state_answered(s, st);
 	if (!s->tcp) {
-		struct dk_rtt *r = rtt_of(s->up, s->up_stat);
-		dk_rtt_sample(r, us_taken > UINT32_MAX ? UINT32_MAX : (uint32_t)us_taken);
+		dk_rtt_sample(&st->rtt, us_taken > UINT32_MAX ? UINT32_MAX : (uint32_t)us_taken);
 		if (us)
-			dk_ctr_set(&us->srtt_us, r->srtt_us);
+			dk_ctr_set(&us->srtt_us, st->rtt.srtt_us);
 	}
 	if (!us)
 		return;
@@ -232,6 +319,7 @@ static void up_error(struct slot *s)
 {
 	struct dk_up_stats *us = up_stats(s);
 
+	state_failed(s);
 	dk_ctr_inc(&s->up->ctr->errors);
 	if (us)
 		dk_ctr_inc(&us->errors);
@@ -315,10 +403,13 @@ static void slot_end(struct slot *s, uint8_t *ans, size_t len)
  */
 static unsigned pick_timeout(struct dk_upstream *up, size_t i, unsigned cap)
 {
-	const struct dk_upstream_conf *c = &up->conf;
-	uint32_t stat = c->stat_slot ? c->stat_slot[i] : UINT32_MAX;
+	const struct up_state *st = state_at(up, i);
+	struct dk_rtt r = st->rtt;
 
-	return dk_rtt_timeout_ms(rtt_of(up, stat), cap);
+	/* A probe of a down upstream: the round trips it had, not the backoff that downed it. */
+	if (st->down)
+		r.backoff = 0;
+	return dk_rtt_timeout_ms(&r, cap);
 }
 
 static bool marked(const struct slot *s, size_t i)
@@ -326,54 +417,78 @@ static bool marked(const struct slot *s, size_t i)
 	return i < UP_MARKED && (s->failed >> i & 1);
 }
 
-/*
- * The upstream for the next try of @p s, into s->up_index: with "ordered",
- * the next in the list after the current one, wrapping around, that has not
- * failed this query (the current one again when it is the only one left);
- * with "fastest", of the others the one with the shortest timeout. Either
- * way the current one only when no other is left. Returns false when every
- * upstream failed the query.
- */
-static bool pick_next(struct slot *s)
+/* Whether upstream @p i may take the next try of @p s (NULL: a new query). */
+static bool usable(struct dk_upstream *up, const struct slot *s, size_t i, bool down_too)
 {
-	const struct dk_upstream_conf *c = &s->up->conf;
+	return i < up->conf.n_addrs && !(s && marked(s, i)) && (down_too || !held_down(up, i));
+}
+
+/*
+ * Of the upstreams other than @p skip that are usable(), in cyclic order from
+ * @p start: with "ordered" the first, with "fastest" the one with the
+ * shortest timeout. n_addrs when there is none.
+ */
+static size_t scan(struct dk_upstream *up, const struct slot *s, size_t start, size_t skip,
+                   bool down_too)
+{
+	const struct dk_upstream_conf *c = &up->conf;
 	size_t n = c->n_addrs, best = n;
 
-	for (size_t k = 1; k < n; k++) {
-		size_t i = (s->up_index + k) % n;
-		if (marked(s, i))
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (start + k) % n;
+		if (i == skip || !usable(up, s, i, down_too))
 			continue;
-		if (c->strategy == DK_STRATEGY_ORDERED) {
-			best = i;
-			break;
-		}
-		if (best == n ||
-		    pick_timeout(s->up, i, UINT_MAX) < pick_timeout(s->up, best, UINT_MAX))
+		if (c->strategy == DK_STRATEGY_ORDERED)
+			return i;
+		if (best == n || pick_timeout(up, i, UINT_MAX) < pick_timeout(up, best, UINT_MAX))
 			best = i;
 	}
-	if (best == n && s->up_index < n && !marked(s, s->up_index))
-		best = s->up_index;
+	return best;
+}
+
+/*
+ * The upstream for the next try of @p s (NULL: the first try of a query),
+ * after upstream @p cur (n_addrs: none): another that has not failed the
+ * query and is not held down; else @p cur again (a lone upstream that lost a
+ * datagram); else, rather than nothing, one held down. n_addrs when every
+ * upstream failed the query.
+ */
+static size_t pick(struct dk_upstream *up, const struct slot *s, size_t cur)
+{
+	size_t n = up->conf.n_addrs;
+	size_t start = cur < n ? cur + 1 : 0;
+	size_t best = scan(up, s, start, cur, false);
+
+	if (best == n && usable(up, s, cur, false))
+		best = cur;
 	if (best == n)
+		best = scan(up, s, start, cur, true);
+	if (best == n && usable(up, s, cur, true))
+		best = cur;
+	return best;
+}
+
+/* The upstream for the next try of @p s, into s->up_index; false when none is left. */
+static bool pick_next(struct slot *s)
+{
+	size_t i = pick(s->up, s, s->up_index);
+
+	if (i >= s->up->conf.n_addrs)
 		return false;
-	s->up_index = (uint8_t)best;
+	s->up_index = (uint8_t)i;
 	return true;
 }
 
-/* The first upstream of a new query (see pick_next()). */
+/* The first upstream of a new query (see pick()). */
 static size_t pick_first(struct dk_upstream *up)
 {
 	const struct dk_upstream_conf *c = &up->conf;
-	size_t best = 0;
 
-	if (c->strategy == DK_STRATEGY_ORDERED || c->n_addrs < 2)
-		return 0;
-	/* Now and then another one, so an upstream that got faster is noticed. */
-	if (++up->picks % UP_PROBE_EVERY == 0)
+	/* With "fastest", now and then another one, so an upstream that got faster is noticed. */
+	if (c->strategy == DK_STRATEGY_FASTEST && c->n_addrs > 1 &&
+	    ++up->picks % UP_PROBE_EVERY == 0)
 		return rnd16(up) % c->n_addrs;
-	for (size_t i = 1; i < c->n_addrs; i++)
-		if (pick_timeout(up, i, UINT_MAX) < pick_timeout(up, best, UINT_MAX))
-			best = i;
-	return best;
+	return pick(up, NULL, c->n_addrs);
 }
 
 /*
@@ -768,7 +883,8 @@ static void slot_timeout(uv_timer_t *t)
 	if (s->utcp)
 		dk_up_tcp_drain(s->utcp);
 	else
-		dk_rtt_timed_out(rtt_of(s->up, s->up_stat));
+		dk_rtt_timed_out(&state_of(s->up, s->up_stat)->rtt);
+	state_failed(s);
 	slot_next(s, false);
 }
 

@@ -679,6 +679,46 @@ static void test_fastest(void **state)
 	assert_int_equal(dk_ctr_get(&fx->stats[0].retransmits), 1);
 }
 
+/*
+ * An upstream that stops answering is marked down after 5 tries in a row,
+ * skipped while the other answers, probed by one query once its hold-down
+ * (1 s, then 2 s) is over, and back in use after it answers a probe.
+ */
+static void test_down_and_back(void **state)
+{
+	struct fx *fx = *state;
+	unsigned n = 0;
+
+	configure_resolve(fx, 2, 1000);
+	fx->srv[0].mode = SILENT;
+	fx->srv[1].mode = ANSWER;
+	for (int i = 0; i < 5; i++)
+		ask_once(fx, ++n);
+	assert_int_equal(fx->srv[0].got, 5);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].down), 1);
+	/* Down: the next queries go to the other one at once. */
+	ask_once(fx, ++n);
+	ask_once(fx, ++n);
+	assert_int_equal(fx->srv[0].got, 5);
+	assert_int_equal(fx->srv[1].got, 7);
+	/* The hold-down is over: one query probes it; it fails, and the hold doubles. */
+	run_for(fx, 1100);
+	ask_once(fx, ++n);
+	assert_int_equal(fx->srv[0].got, 6);
+	run_for(fx, 1100);
+	ask_once(fx, ++n);
+	assert_int_equal(fx->srv[0].got, 6);
+	/* It answers the next probe and is back: first again. */
+	fx->srv[0].mode = ANSWER;
+	run_for(fx, 1000);
+	ask_once(fx, ++n);
+	assert_int_equal(fx->srv[0].got, 7);
+	assert_int_equal(dk_ctr_get(&fx->stats[2].down), 0);
+	ask_once(fx, ++n);
+	assert_int_equal(fx->srv[0].got, 8);
+	assert_int_equal(fx->srv[1].got, 9);
+}
+
 static void test_wrong_id(void **state)
 {
 	refused_then_failover(*state, WRONG_ID);
@@ -874,6 +914,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_late_answer_taken, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_resolve_timeout_bounds, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_fastest, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_down_and_back, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_drain_when_idle, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sync_failure_calls_back_later, setup,
 	                                        teardown),
