@@ -59,6 +59,17 @@ void dk_diag_format(const struct dk_diag *d, char *buf, size_t size);
 
 #define DK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/** The 64-bit finalizer of MurmurHash3: spreads every input bit over the result. */
+static inline uint64_t dk_hash_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 /**
  * Checks an internal invariant, after Knot Resolver's kr_fails_assert():
  *

@@ -212,23 +212,13 @@ size_t dk_dedup_size(const struct dk_dedup *d)
 	return d->n;
 }
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 {
 	while (n >= 8) {
 		uint64_t w;
 
 		memcpy(&w, p, 8);
-		h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+		h = dk_hash_mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
 		p += 8;
 		n -= 8;
 	}
@@ -237,7 +227,7 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		w |= (uint64_t)p[i] << (8 * i);
 	/* The last partial word also carries its length, so "a" and "a\0" differ. */
-	return mix64(h ^ w ^ ((uint64_t)n << 56));
+	return dk_hash_mix64(h ^ w ^ ((uint64_t)n << 56));
 }
 
 /* The matched entry: the suffix of the matched name where the entry starts. */

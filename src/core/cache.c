@@ -139,12 +139,7 @@ static uint64_t key_hash(const struct dk_cache *c, const struct dk_cache_key *k)
 	}
 	h ^= (uint64_t)k->qtype << 24 | (uint64_t)k->qclass << 8 | k->bits;
 	h *= 0x100000001b3ULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return dk_hash_mix64(h);
 }
 
 /* Copies @p n octets from offset @p off of the stream of entry @p head. */
