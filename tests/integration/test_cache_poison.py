@@ -5,7 +5,8 @@ each trick against the real binary with the cache on, and the client must
 never get the poisoned data from the cache. The tricks: records for an
 unrelated name in the answer, authority and additional sections (asked
 a.victim.test, the answer also says bank.test A 6.6.6.6, with an NS and glue
-for it); a CNAME chain out of the zone asked (x.test CNAME y.other, y.other
+for it); a negative answer carrying such records, or the SOA of a zone the
+name is not in; a CNAME chain out of the zone asked (x.test CNAME y.other, y.other
 A 6.6.6.6); a truncated (TC=1) answer; a TTL of 2^31-1 (clamped to
 cache.max_ttl on a hit) and one with the top bit set (RFC 2181: zero, so not
 cached); answers from the wrong source port, with the wrong ID and after the
@@ -60,6 +61,10 @@ def rr(name, rtype, data, ttl=60):
         t, rd = 5, encode_name(data)
     elif rtype == "NS":
         t, rd = 2, encode_name(data)
+    elif rtype == "SOA":
+        t = 6
+        rd = (encode_name("ns." + name) + encode_name("hostmaster." + name)
+              + struct.pack("!IIIII", 1, 3600, 600, 86400, data))
     else:
         raise ValueError(rtype)
     return encode_name(name) + struct.pack("!HHIH", t, 1, ttl, len(rd)) + rd
@@ -159,6 +164,37 @@ class CachePoison(harness.DnsinkTest):
             a = query(self.dk.port, name, "A")
             self.assertEqual(a.rdata(), [("A", REAL)], a)
             self.assertEqual(asked(fake, name), n, a)
+
+    def test_negative_answer_keeps_only_its_zone(self):
+        """NXDOMAIN for nx.victim.test with the victim.test SOA, and bank.test
+        A 6.6.6.6 in its answer, authority and additional sections: stored as
+        the negative answer (its SOA only), bank.test still goes upstream. An
+        NXDOMAIN whose SOA is of a zone the name is not in is not stored."""
+        def handler(q, send, transport):
+            name = qname_of(q)
+            forged = [rr("bank.test", "A", FORGED)]
+            if name == "nx.victim.test":
+                send(answer(q, an=forged, ns=[rr("victim.test", "SOA", 300)] + forged,
+                            ar=forged, rcode=3))
+            elif name == "nx2.victim.test":
+                send(answer(q, ns=[rr("bank.test", "SOA", 300)], ar=forged, rcode=3))
+            else:
+                send(answer(q, an=[rr(name, "A", REAL)]))
+        fake = self.start(handler)
+        for _ in range(2):
+            a = query(self.dk.port, "nx.victim.test", "A")
+            self.assertEqual(a.rcode, "NXDOMAIN", a)
+        self.assertEqual(asked(fake, "nx.victim.test"), 1, "NXDOMAIN not cached")
+        self.assertEqual(a.an, [], a)
+        self.assertEqual([(r[0], r[3]) for r in a.ns], [("victim.test.", "SOA")], a)
+        self.assertEqual(a.ar, [], a)
+        self.assertUpstreamAnswer(fake, "bank.test")
+        for i in (1, 2):
+            a = query(self.dk.port, "nx2.victim.test", "A")
+            self.assertEqual(a.rcode, "NXDOMAIN", a)
+            self.assertEqual(asked(fake, "nx2.victim.test"), i, a)
+        m = self.metrics()
+        self.assertEqual(m['dnsink_cache_refused_total{reason="no_soa"}'], 2, m)
 
     def test_out_of_bailiwick_cname_chain(self):
         """x.test CNAME y.other, y.other A 6.6.6.6: the chain is the answer to
