@@ -33,7 +33,7 @@
 
 #include <ldns/wire2host.h>
 
-#include "dnsink/rtt.h"
+#include "dnsink/infra.h"
 #include "log.h"
 #include "sock.h"
 #include "upstream.h"
@@ -43,36 +43,8 @@
 #define UP_BATCH 64
 /** Unconnected UDP sockets per address family per worker (random source ports). */
 #define UP_SOCKS 8
-/** Upstreams whose round trips are kept, by counter slot (stats.c has as many). */
-#define UP_RTT_SLOTS 256
 /** Tries of one query at most, retransmissions included. */
 #define UP_TRIES_MAX 16
-/** Upstreams a query can mark as failed; later ones are never marked (only timed out). */
-#define UP_MARKED 64
-/** A query's upstreams are probed out of turn once in this many (upstream_strategy: fastest). */
-#define UP_PROBE_EVERY 32
-/** Tries in a row without an answer that mark an upstream down. */
-#define UP_DOWN_AFTER 5
-/** How long a down upstream is skipped before a query probes it, doubling per failed probe. */
-#define UP_HOLD_MIN_MS 1000
-#define UP_HOLD_MAX_MS 60000
-
-/**
- * What a worker knows of one upstream (by counter slot, so it outlives
- * reloads): its round trips and whether it is down. A down upstream is
- * skipped while another can be asked; once its hold-down has passed, the
- * next query tries it first again, with the timeout of its round trips
- * before any backoff (a probe that costs that query little), and its first
- * answer brings it back.
- */
-struct up_state {
-	struct dk_rtt rtt;
-	uint8_t fails; /**< tries in a row without an answer */
-	bool down;
-	uint32_t hold_ms;  /**< the current hold-down */
-	uint64_t until_ms; /**< loop time the hold-down ends: then it is probed */
-};
-
 /** One upstream query in flight. */
 struct slot {
 	struct dk_upstream *up;
@@ -138,10 +110,8 @@ struct dk_upstream {
 	} out[UP_BATCH];
 	unsigned n_out;
 	struct dk_up_tcp_pool *tcp;
-	struct up_state state[UP_RTT_SLOTS]; /**< by counter slot: outlives reloads */
-	struct up_state state_none;          /**< for an upstream without a slot: never learns */
-	unsigned picks;                      /**< first picks made, for the probes of "fastest" */
-	void (*idle)(void *ctx);             /**< draining: called when nothing is in flight */
+	struct dk_infra infra;   /**< round trips and health of the upstreams, by counter slot */
+	void (*idle)(void *ctx); /**< draining: called when nothing is in flight */
 	void *idle_ctx;
 	bool closed;
 };
@@ -212,77 +182,29 @@ static struct dk_up_stats *up_stats(struct slot *s)
 	return s->up_stat < c->n_stats ? &c->stats[s->up_stat] : NULL;
 }
 
-/* What this worker knows of upstream slot @p stat. */
-static struct up_state *state_of(struct dk_upstream *up, uint32_t stat)
+static struct dk_infra_host *host_of(struct slot *s)
 {
-	if (stat < UP_RTT_SLOTS)
-		return &up->state[stat];
-	up->state_none = (struct up_state){0};
-	return &up->state_none;
+	return dk_infra_host(&s->up->infra, s->up_stat);
 }
 
-static struct up_state *state_at(struct dk_upstream *up, size_t i)
+/* Shows and logs a change of health of the current try's upstream. */
+static void health(struct slot *s, enum dk_infra_change ch)
 {
-	const struct dk_upstream_conf *c = &up->conf;
-
-	return state_of(up, c->stat_slot ? c->stat_slot[i] : UINT32_MAX);
-}
-
-/* Whether upstream @p i is down and its hold-down not over. */
-static bool held_down(struct dk_upstream *up, size_t i)
-{
-	const struct up_state *st = state_at(up, i);
-
-	return st->down && uv_now(up->loop) < st->until_ms;
-}
-
-static void log_state(const struct slot *s, const char *what)
-{
+	struct dk_up_stats *us = up_stats(s);
 	char addr[64];
 
-	dk_addr_format(&s->up_addr, addr, sizeof(addr));
-	dk_log(DK_LOG_WARN, "upstream %s %s", addr, what);
-}
-
-/* The current try's upstream answered: it is up. */
-static void state_answered(struct slot *s, struct up_state *st)
-{
-	struct dk_up_stats *us = up_stats(s);
-
-	st->fails = 0;
-	if (!st->down)
+	if (ch == DK_INFRA_SAME)
 		return;
-	st->down = false;
-	st->hold_ms = 0;
 	if (us)
-		dk_ctr_set(&us->down, 0);
-	log_state(s, "answers again: back in use");
-}
-
-/*
- * The current try's upstream did not answer (a timeout, an error): after
- * UP_DOWN_AFTER such tries in a row it is down; a probe that fails holds it
- * down twice as long.
- */
-static void state_failed(struct slot *s)
-{
-	struct up_state *st = state_of(s->up, s->up_stat);
-	struct dk_up_stats *us = up_stats(s);
-	uint64_t now = uv_now(s->up->loop);
-
-	if (st->fails < UINT8_MAX)
-		st->fails++;
-	if (!st->down && st->fails >= UP_DOWN_AFTER) {
-		st->down = true;
-		st->hold_ms = UP_HOLD_MIN_MS;
-		st->until_ms = now + st->hold_ms;
-		if (us)
-			dk_ctr_set(&us->down, 1);
-		log_state(s, "is down: no answer to the last tries; skipped while others answer");
-	} else if (st->down && now >= st->until_ms) {
-		st->hold_ms = st->hold_ms * 2 > UP_HOLD_MAX_MS ? UP_HOLD_MAX_MS : st->hold_ms * 2;
-		st->until_ms = now + st->hold_ms;
-	}
+		dk_ctr_set(&us->down, ch == DK_INFRA_DOWN);
+	dk_addr_format(&s->up_addr, addr, sizeof(addr));
+	if (ch == DK_INFRA_DOWN)
+		dk_log(DK_LOG_WARN,
+		       "upstream %s is down: no answer to its last %d tries; skipped "
+		       "while others answer",
+		       addr, DK_INFRA_DOWN_AFTER);
+	else
+		dk_log(DK_LOG_WARN, "upstream %s answers again: back in use", addr);
 }
 
 /*
@@ -296,15 +218,13 @@ static void up_answered(struct slot *s)
 	uint64_t us_taken = (uv_hrtime() - s->sent_ns) / 1000;
 	unsigned b = 0;
 
-	struct up_state *st = state_of(s->up, s->up_stat);
+	struct dk_infra_host *h = host_of(s);
+	uint32_t rtt = us_taken >= UINT32_MAX ? UINT32_MAX : (uint32_t)us_taken + 1;
 
 	dk_ctr_inc(&s->up->ctr->answers);
-	state_answered(s, st);
-	if (!s->tcp) {
-		dk_rtt_sample(&st->rtt, us_taken > UINT32_MAX ? UINT32_MAX : (uint32_t)us_taken);
-		if (us)
-			dk_ctr_set(&us->srtt_us, st->rtt.srtt_us);
-	}
+	health(s, dk_infra_answered(h, s->tcp ? 0 : rtt));
+	if (!s->tcp && us)
+		dk_ctr_set(&us->srtt_us, h->rtt.srtt_us);
 	if (!us)
 		return;
 	while (b < DK_LAT_BUCKETS - 1 && us_taken > dk_lat_bounds_us[b])
@@ -319,7 +239,7 @@ static void up_error(struct slot *s)
 {
 	struct dk_up_stats *us = up_stats(s);
 
-	state_failed(s);
+	health(s, dk_infra_failed(host_of(s), false, uv_now(s->up->loop)));
 	dk_ctr_inc(&s->up->ctr->errors);
 	if (us)
 		dk_ctr_inc(&us->errors);
@@ -396,99 +316,39 @@ static void slot_end(struct slot *s, uint8_t *ans, size_t len)
 		up->idle(up->idle_ctx);
 }
 
-/*
- * The timeout of the next try to upstream @p i, in ms, from its round trips,
- * at most @p cap (upstream_timeout_ms when it is for a try; no cap to compare
- * upstreams with each other).
- */
+/* The timeout of a try to upstream @p i, from its round trips, at most @p cap. */
 static unsigned pick_timeout(struct dk_upstream *up, size_t i, unsigned cap)
 {
-	const struct up_state *st = state_at(up, i);
-	struct dk_rtt r = st->rtt;
+	const uint32_t *slot = up->conf.stat_slot;
 
-	/* A probe of a down upstream: the round trips it had, not the backoff that downed it. */
-	if (st->down)
-		r.backoff = 0;
-	return dk_rtt_timeout_ms(&r, cap);
+	return dk_infra_timeout_ms(dk_infra_host(&up->infra, slot ? slot[i] : UINT32_MAX), cap);
 }
 
-static bool marked(const struct slot *s, size_t i)
+/* The upstream for a try after upstream @p cur (n_addrs: the first) of a query that @p failed. */
+static size_t pick(struct dk_upstream *up, uint64_t failed, size_t cur)
 {
-	return i < UP_MARKED && (s->failed >> i & 1);
-}
+	const struct dk_upstream_conf *conf = &up->conf;
+	const struct dk_infra_choice c = {
+	        .slot = conf->stat_slot,
+	        .n = conf->n_addrs,
+	        .strategy = conf->strategy,
+	        .failed = failed,
+	        .now_ms = uv_now(up->loop),
+	};
 
-/* Whether upstream @p i may take the next try of @p s (NULL: a new query). */
-static bool usable(struct dk_upstream *up, const struct slot *s, size_t i, bool down_too)
-{
-	return i < up->conf.n_addrs && !(s && marked(s, i)) && (down_too || !held_down(up, i));
-}
-
-/*
- * Of the upstreams other than @p skip that are usable(), in cyclic order from
- * @p start: with "ordered" the first, with "fastest" the one with the
- * shortest timeout. n_addrs when there is none.
- */
-static size_t scan(struct dk_upstream *up, const struct slot *s, size_t start, size_t skip,
-                   bool down_too)
-{
-	const struct dk_upstream_conf *c = &up->conf;
-	size_t n = c->n_addrs, best = n;
-
-	for (size_t k = 0; k < n; k++) {
-		size_t i = (start + k) % n;
-		if (i == skip || !usable(up, s, i, down_too))
-			continue;
-		if (c->strategy == DK_STRATEGY_ORDERED)
-			return i;
-		if (best == n || pick_timeout(up, i, UINT_MAX) < pick_timeout(up, best, UINT_MAX))
-			best = i;
-	}
-	return best;
-}
-
-/*
- * The upstream for the next try of @p s (NULL: the first try of a query),
- * after upstream @p cur (n_addrs: none): another that has not failed the
- * query and is not held down; else @p cur again (a lone upstream that lost a
- * datagram); else, rather than nothing, one held down. n_addrs when every
- * upstream failed the query.
- */
-static size_t pick(struct dk_upstream *up, const struct slot *s, size_t cur)
-{
-	size_t n = up->conf.n_addrs;
-	size_t start = cur < n ? cur + 1 : 0;
-	size_t best = scan(up, s, start, cur, false);
-
-	if (best == n && usable(up, s, cur, false))
-		best = cur;
-	if (best == n)
-		best = scan(up, s, start, cur, true);
-	if (best == n && usable(up, s, cur, true))
-		best = cur;
-	return best;
+	return dk_infra_pick(&up->infra, &c, cur,
+	                     conf->strategy == DK_STRATEGY_FASTEST ? rnd16(up) : 0);
 }
 
 /* The upstream for the next try of @p s, into s->up_index; false when none is left. */
 static bool pick_next(struct slot *s)
 {
-	size_t i = pick(s->up, s, s->up_index);
+	size_t i = pick(s->up, s->failed, s->up_index);
 
 	if (i >= s->up->conf.n_addrs)
 		return false;
 	s->up_index = (uint8_t)i;
 	return true;
-}
-
-/* The first upstream of a new query (see pick()). */
-static size_t pick_first(struct dk_upstream *up)
-{
-	const struct dk_upstream_conf *c = &up->conf;
-
-	/* With "fastest", now and then another one, so an upstream that got faster is noticed. */
-	if (c->strategy == DK_STRATEGY_FASTEST && c->n_addrs > 1 &&
-	    ++up->picks % UP_PROBE_EVERY == 0)
-		return rnd16(up) % c->n_addrs;
-	return pick(up, NULL, c->n_addrs);
 }
 
 /*
@@ -505,7 +365,7 @@ static void slot_next(struct slot *s, bool failed)
 		prev_keep(s->up, s);
 	else
 		id_release(s->up, s);
-	if (failed && s->up_index < UP_MARKED)
+	if (failed && s->up_index < DK_INFRA_MARKED)
 		s->failed |= (uint64_t)1 << s->up_index;
 	s->tcp = s->client_tcp;
 	s->tcp_retried = false;
@@ -882,9 +742,8 @@ static void slot_timeout(uv_timer_t *t)
 	/* A connection that let a query time out may be stuck: nothing new goes on it. */
 	if (s->utcp)
 		dk_up_tcp_drain(s->utcp);
-	else
-		dk_rtt_timed_out(&state_of(s->up, s->up_stat)->rtt);
-	state_failed(s);
+	/* Only a UDP try's timeout says something of the round trip (rtt.h). */
+	health(s, dk_infra_failed(host_of(s), !s->tcp, uv_now(s->up->loop)));
 	slot_next(s, false);
 }
 
@@ -950,7 +809,7 @@ static void slot_try(struct slot *s)
 		}
 		up_error(s);
 		id_release(up, s);
-		if (s->up_index < UP_MARKED)
+		if (s->up_index < DK_INFRA_MARKED)
 			s->failed |= (uint64_t)1 << s->up_index;
 		s->tcp = s->client_tcp;
 		s->tcp_retried = false;
@@ -987,7 +846,7 @@ int dk_upstream_forward(struct dk_upstream *up, const uint8_t *pkt, size_t len,
 	s->q = *q;
 	s->len = (uint16_t)len;
 	memcpy(s->pkt, pkt, len);
-	s->up_index = (uint8_t)pick_first(up);
+	s->up_index = (uint8_t)pick(up, 0, up->conf.n_addrs);
 	s->tries = 0;
 	s->failed = 0;
 	s->deadline_ms = uv_now(up->loop) + up->conf.resolve_timeout_ms;
