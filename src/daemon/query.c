@@ -342,6 +342,9 @@ static bool cache_answer(struct dk_queries *qs, const struct dk_client *cl, cons
 		LDNS_RD_SET(a);
 	else
 		LDNS_RD_CLR(a);
+	/* AD only for a client that asked for it, with AD or DO (RFC 6840 5.8). */
+	if (!LDNS_AD_WIRE(pkt) && !q->edns_do)
+		LDNS_AD_CLR(a);
 	n = dk_msg_add_opt(a, (size_t)n, DK_MSG_MAX, q, hit.stale ? DK_EDE_STALE : 0);
 	if (n < 0) {
 		count(qs, cl, DK_OUT_DROPPED);

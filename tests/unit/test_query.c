@@ -620,6 +620,8 @@ static void test_cache_hit(void **state)
 	assert_int_equal(w->forwards, 1);
 	const char *rrs[] = {"www.example.test. 300 IN A 192.0.2.9", NULL};
 	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	/* The upstream validated it (AD): a later client that asks neither AD nor DO gets no AD. */
+	ans[3] |= LDNS_AD_MASK;
 	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
 	assert_int_equal(w->replies, 1);
 	assert_int_equal(dk_ctr_get(&w->cctr.inserts), 1);
@@ -634,6 +636,7 @@ static void test_cache_hit(void **state)
 	ldns_pkt *p = last_reply(w);
 	assert_int_equal(ldns_pkt_id(p), 0x2222);
 	assert_true(ldns_pkt_rd(p));
+	assert_false(ldns_pkt_ad(p));
 	char *qn = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(p), 0)));
 	assert_string_equal(qn, "WWW.Example.TEST.");
 	free(qn);
