@@ -59,6 +59,27 @@ enum dk_outcome {
 	DK_OUT_MAX,
 };
 
+/** The name of outcome @p o in metrics and logs ("forwarded", ...). */
+static inline const char *dk_outcome_name(enum dk_outcome o)
+{
+	static const char *const names[DK_OUT_MAX] = {
+	        [DK_OUT_FORWARDED] = "forwarded",     [DK_OUT_SINKHOLED] = "sinkholed",
+	        [DK_OUT_NXDOMAIN] = "nxdomain",       [DK_OUT_REFUSED] = "refused",
+	        [DK_OUT_ACL_REFUSED] = "acl_refused", [DK_OUT_SERVFAIL] = "servfail",
+	        [DK_OUT_FORMERR] = "formerr",         [DK_OUT_NOTIMP] = "notimp",
+	        [DK_OUT_BADVERS] = "badvers",         [DK_OUT_DROPPED] = "dropped",
+	        [DK_OUT_RATELIMITED] = "ratelimited", [DK_OUT_CACHED] = "cached",
+	};
+
+	return o < DK_OUT_MAX && names[o] ? names[o] : "unknown";
+}
+
+/** The name of transport @p tr (enum dk_transport). */
+static inline const char *dk_transport_name(unsigned tr)
+{
+	return tr == 0 ? "udp" : "tcp";
+}
+
 /** Written by query.c. */
 struct dk_query_counters {
 	dk_ctr queries[2];         /**< received, by enum dk_transport */

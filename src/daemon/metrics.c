@@ -311,15 +311,6 @@ static void render_cache(struct text *t, const struct dk_cache_counters *cc)
 
 char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 {
-	static const char *const out_names[DK_OUT_MAX] = {
-	        [DK_OUT_FORWARDED] = "forwarded",     [DK_OUT_SINKHOLED] = "sinkholed",
-	        [DK_OUT_NXDOMAIN] = "nxdomain",       [DK_OUT_REFUSED] = "refused",
-	        [DK_OUT_ACL_REFUSED] = "acl_refused", [DK_OUT_SERVFAIL] = "servfail",
-	        [DK_OUT_FORMERR] = "formerr",         [DK_OUT_NOTIMP] = "notimp",
-	        [DK_OUT_BADVERS] = "badvers",         [DK_OUT_DROPPED] = "dropped",
-	        [DK_OUT_RATELIMITED] = "ratelimited", [DK_OUT_CACHED] = "cached",
-	};
-	static const char *const tr_names[2] = {"udp", "tcp"};
 	const struct dk_policy *pol = src->snap ? src->snap->pol : NULL;
 	struct text t = {0};
 	struct dk_counters c;
@@ -338,7 +329,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	          "Client queries received, by transport.");
 	for (int tr = 0; tr < 2; tr++)
 		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
-		         tr_names[tr], dk_ctr_get(&c.query.queries[tr]));
+		         dk_transport_name((unsigned)tr), dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
 	          "ratelimited: over rate_limit, dropped or REFUSED; cached: answered from the "
@@ -348,7 +339,9 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 			text_add(&t,
 			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
 			         "\n",
-			         tr_names[tr], out_names[o], dk_ctr_get(&c.query.out[tr][o]));
+			         dk_transport_name((unsigned)tr),
+			         dk_outcome_name((enum dk_outcome)o),
+			         dk_ctr_get(&c.query.out[tr][o]));
 	text_one(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.",
 	         dk_ctr_get(&c.up.inflight));
 

@@ -195,19 +195,15 @@ static void log_counters(struct dk_server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_counters_add(&t, dk_worker_counters(srv->workers[i]));
 #define V(c) dk_ctr_get(&t.c)
-	static const char *const out_names[DK_OUT_MAX] = {
-	        "forwarded", "sinkholed", "nxdomain", "refused", "acl_refused", "servfail",
-	        "formerr",   "notimp",    "badvers",  "dropped", "ratelimited",
-	};
-	static const char *const tr_names[2] = {"udp", "tcp"};
 	for (int tr = 0; tr < 2; tr++) {
 		char line[512];
 		size_t off = 0;
 		for (int o = 0; o < DK_OUT_MAX; o++)
 			off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%" PRIu64,
-			                        out_names[o], V(query.out[tr][o]));
-		dk_log(DK_LOG_INFO, "stats: %s queries=%" PRIu64 "%s", tr_names[tr],
-		       V(query.queries[tr]), line);
+			                        dk_outcome_name((enum dk_outcome)o),
+			                        V(query.out[tr][o]));
+		dk_log(DK_LOG_INFO, "stats: %s queries=%" PRIu64 "%s",
+		       dk_transport_name((unsigned)tr), V(query.queries[tr]), line);
 	}
 	char to[256];
 	size_t off = 0;
