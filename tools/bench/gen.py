@@ -7,7 +7,9 @@ TLDs, one to three labels above the TLD) plus every domain named by the reposito
 rules (rules/*.yml: `domains:` and `domain_files:`), so the servers load what dnsink ships.
 Query files: blocked (list names and fresh subdomains of them, each line unique), forward
 (unique names under fwd.bench.test, answered by the upstream's wildcard) and mix (the two
-alternated). Files lat-PATH-K.txt feed the K-th fixed-rate latency run, with names of their
+alternated) and cached (1,000 distinct names under fwd.bench.test, repeated to the file's
+size; w-cached.txt asks each of them once, to warm a cache before the measured runs, which
+all use those same 1,000 names). Files lat-PATH-K.txt feed the K-th fixed-rate latency run, with names of their
 own so that a resolver with a cache cannot serve them from an earlier run.
 """
 import argparse
@@ -105,9 +107,13 @@ def main():
     ap.add_argument("--out", required=True, help="directory for the generated files")
     ap.add_argument("--size", type=int, default=1000000, help="synthetic list size")
     ap.add_argument("--queries", type=int, default=1000000, help="lines per query file")
+    ap.add_argument("--miss-queries", type=int,
+                    help="lines of the forward and mix files (default: --queries); more than "
+                    "a run sends, so that no name comes twice and a cache never hits")
     ap.add_argument("--lat-queries", type=int, default=100000, help="lines per lat- file")
     ap.add_argument("--lat-repeat", type=int, default=3, help="how many sets of lat- files")
     ap.add_argument("--rules", default="rules", help="rules folder to take real domains from")
+    ap.add_argument("--hot", type=int, default=1000, help="distinct names of q-cached.txt")
     ap.add_argument("--seed", type=int, default=20261123)
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -147,12 +153,25 @@ def main():
         return out
 
     write_lines(os.path.join(a.out, "q-blocked.txt"), blocked(a.queries, "q"))
-    write_lines(os.path.join(a.out, "q-forward.txt"), forward(a.queries, "q"))
-    write_lines(os.path.join(a.out, "q-mix.txt"), mix(a.queries, "x"))
+    nmiss = a.miss_queries or a.queries
+    write_lines(os.path.join(a.out, "q-forward.txt"), forward(nmiss, "q"))
+    write_lines(os.path.join(a.out, "q-mix.txt"), mix(nmiss, "x"))
+    # The hot set, from a generator of its own (the other files stay as they were): a fixed
+    # qtype per name, so each line repeats one cache key.
+    hrng = random.Random(a.seed + 1)
+    hot = [f"c{i}-{label(hrng)}.fwd.bench.test {'AAAA' if hrng.random() < 0.2 else 'A'}"
+           for i in range(a.hot)]
+    write_lines(os.path.join(a.out, "w-cached.txt"), hot)
+
+    def cached(count, start):
+        return [hot[(start + i) % len(hot)] for i in range(count)]
+
+    write_lines(os.path.join(a.out, "q-cached.txt"), cached(a.queries, 0))
     for k in range(1, a.lat_repeat + 1):
         write_lines(os.path.join(a.out, f"lat-blocked-{k}.txt"), blocked(a.lat_queries, f"l{k}-"))
         write_lines(os.path.join(a.out, f"lat-forward-{k}.txt"), forward(a.lat_queries, f"l{k}-"))
         write_lines(os.path.join(a.out, f"lat-mix-{k}.txt"), mix(a.lat_queries, f"y{k}-"))
+        write_lines(os.path.join(a.out, f"lat-cached-{k}.txt"), cached(a.lat_queries, 97 * k))
     print(f"list: {len(names)} names ({len(extra)} from rules), "
           f"{a.queries} queries per file", file=sys.stderr)
 

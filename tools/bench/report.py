@@ -89,7 +89,7 @@ def correct_share(path, s, any_rcode):
     nx, ok = s["rcodes"].get("NXDOMAIN", 0), s["rcodes"].get("NOERROR", 0)
     if path == "blocked":
         good = nx
-    elif path == "forward":
+    elif path in ("forward", "cached"):
         good = ok
     else:
         # The mix file alternates blocked and forwarded names, so half of what was sent
@@ -133,6 +133,11 @@ def cmd_record(a):
         "correct": correct_share(a.path, s, a.any_rcode), "any_rcode": a.any_rcode,
         "rss_mib": a.rss_kib / 1024.0, "load_s": a.load_s, "lat": lat,
     }
+    if a.cache_hits is not None:
+        # dnsink's own cache counters over the run (metrics endpoint, scraped around it).
+        rec["cache_hits"], rec["cache_misses"] = a.cache_hits, a.cache_misses
+        n = a.cache_hits + (a.cache_misses or 0)
+        rec["cache_hit_rate"] = a.cache_hits / n if n else None
     if a.round is not None:
         rec["round"] = a.round
     if a.binary:
@@ -179,7 +184,7 @@ def ratio(b, a):
 
 def cmd_ab(a):
     rows = read_runs(a.results)
-    paths = [p for p in ("blocked", "forward", "mix") if any(r["path"] == p for r in rows)]
+    paths = [p for p in ("blocked", "forward", "mix", "cached") if any(r["path"] == p for r in rows)]
     by = {}
     for r in rows:
         by.setdefault((r["path"], r.get("round")), {})[r["server"]] = r
@@ -244,10 +249,16 @@ def cmd_ab(a):
                 f.write(json.dumps(s) + "\n")
 
 
+def hit_rate(r):
+    v = r.get("cache_hit_rate")
+    return "-" if v is None else f"{v * 100:.1f}%"
+
+
 def cmd_table(a):
     rows = read_runs(a.results)
     head = ["server", "path", "QPS", "server CPU", "CPU us/q", "correct", f"p50 ms @{a.rate}",
-            f"p99 ms @{a.rate} (best run)", "lost/wrong @rate", "CPU 0 others", "RSS MiB", "load s"]
+            f"p99 ms @{a.rate} (best run)", "lost/wrong @rate", "CPU 0 others", "RSS MiB", "load s",
+            "cache hits"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         lat = r.get("lat") or {}
@@ -261,7 +272,7 @@ def cmd_table(a):
             correct, fmt(lat.get("p50_ms"), ".3f"), fmt(lat.get("p99_ms"), ".3f") + (
                 f" ({lat['p99_best_ms']:.3f})" if "p99_best_ms" in lat else ""), lw,
             fmt(lat.get("cpu_others") and lat["cpu_others"] * 100, ".0f") + "%",
-            f"{r['rss_mib']:.1f}", f"{r['load_s']:.3f}"]) + " |")
+            f"{r['rss_mib']:.1f}", f"{r['load_s']:.3f}", hit_rate(r)]) + " |")
     print("\n".join(out))
 
 
@@ -271,7 +282,9 @@ def cmd_brief(a):
     lat = r.get("lat") or {}
     print(f"{r['qps']:.0f} qps, {fmt(r['cpu_us_per_q'], '.2f')} us/q, "
           f"correct {r['correct'] * 100:.2f}%, p50/p99 {fmt(lat.get('p50_ms'), '.3f')}/"
-          f"{fmt(lat.get('p99_ms'), '.3f')} ms, lost {lat.get('lost', '-')}")
+          f"{fmt(lat.get('p99_ms'), '.3f')} ms, lost {lat.get('lost', '-')}"
+          + (f", cache hits {r['cache_hits']}/{r['cache_hits'] + (r['cache_misses'] or 0)}"
+             if r.get("cache_hits") is not None else ""))
 
 
 def main():
@@ -280,7 +293,7 @@ def main():
     r = sub.add_parser("record")
     r.add_argument("--results", required=True)
     r.add_argument("--server", required=True)
-    r.add_argument("--path", required=True, choices=["blocked", "forward", "mix"])
+    r.add_argument("--path", required=True, choices=["blocked", "forward", "mix", "cached"])
     r.add_argument("--perf", required=True, help="dnsperf output of the throughput run")
     r.add_argument("--lat", action="append", help="dnsperf -v output of a fixed-rate run")
     r.add_argument("--others", action="append",
@@ -292,6 +305,8 @@ def main():
     r.add_argument("--load-s", type=float, required=True)
     r.add_argument("--any-rcode", action="store_true", help="any answer counts (echo)")
     r.add_argument("--round", type=int, help="round of an A/B run")
+    r.add_argument("--cache-hits", type=int, help="cache hits during the full-speed run")
+    r.add_argument("--cache-misses", type=int, help="cache misses during the full-speed run")
     r.add_argument("--binary", help="the server binary (A/B runs)")
     r.add_argument("--others-run", help="BUSY:TOTAL ticks of the server's CPU not used by it, "
                    "during the throughput run")

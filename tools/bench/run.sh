@@ -5,14 +5,16 @@
 # generates a block list (synthetic names plus the domains of rules/) and the query files,
 # starts knotd as the shared upstream (a wildcard under fwd.bench.test, so every forwarded
 # name is new), then runs each server in turn on the same list and upstream: the echo floor,
-# dnsink (silent and alerting), unbound, dnsdist and dnsmasq. Each server is pinned to CPU 0,
+# dnsink (silent and alerting), unbound, dnsdist and dnsmasq (with --only, also their cached
+# variants). Each server is pinned to CPU 0,
 # dnsperf and knotd to CPU 1. Per server and path it measures QPS, server CPU per answered
 # query (utime+stime of the whole process from /proc), the share of correct answers,
 # p50/p99 latency and losses at a fixed rate, RSS after load and load time, then prints one
 # Markdown table. Every process it starts is stopped by PID on exit; every run is bounded.
 # With --ab it compares two dnsink binaries instead: only those two, alternated over rounds.
 #
-# usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--dnsink PATH] [--out DIR]
+# usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--paths blocked,...]
+#                          [--dnsink PATH] [--out DIR]
 #                          [--duration S] [--list-size N] [--no-install] [--keep]
 #                          [--ab PATH_A,PATH_B [--rounds N]]
 set -euo pipefail
@@ -21,6 +23,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
 ALL_SERVERS="echo,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
+# Known too, run only when --only names them: dnsink with its cache off, dnsdist with its
+# packet cache on, unbound with its default cache sizes (the rows above keep 64 KiB).
+EXTRA_SERVERS="dnsink-nocache,dnsdist-cache,unbound-cache"
 ONLY=$ALL_SERVERS
 QUICK=0
 INSTALL=1
@@ -35,6 +40,8 @@ LAT_REPEAT=5         # fixed-rate runs per path; the table shows the median one
 RATE=10000           # queries per second of the fixed-rate run
 SIZE=1000000         # synthetic list size
 NQ=1000000           # lines per throughput query file
+MISS_NQ=3000000      # lines of the forward and mix files: more than the fastest server answers
+                     # in DURATION, so no name comes twice and a cache misses (see once())
 LIMIT=900            # the whole script, in seconds
 CLIENTS=4            # dnsperf -c
 OUTSTANDING=200      # dnsperf -q
@@ -42,7 +49,8 @@ SRV_CPU=0
 GEN_CPU=1
 KNOT_PORT=25301
 SRV_PORT=25353
-PATHS="blocked forward mix"
+PATHS="blocked forward mix"   # the default; --paths adds cached (the hot set, warmed)
+ALL_PATHS="blocked forward mix cached"
 
 usage() {
 	sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'
@@ -50,6 +58,10 @@ usage() {
 
   --quick         small list (100k), 3 s runs: a smoke test
   --only LIST     servers to run, comma separated, from: $ALL_SERVERS
+                  and $EXTRA_SERVERS
+  --paths LIST    query files to run, comma separated, from: ${ALL_PATHS// /,}
+                  (default: ${PATHS// /,}); cached is 1,000 names asked again and
+                  again, each asked once before (a warm cache)
   --dnsink PATH   the dnsink binary (default: a release build of this tree in build-benchrun/)
   --out DIR       where logs, results.jsonl and table.md go (default: tools/bench/out/DATE)
   --duration S    seconds per run (both kinds)
@@ -66,6 +78,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--only) ONLY=$2; shift ;;
+	--paths) PATHS=${2//,/ }; shift ;;
 	--dnsink) DNSINK=$2; shift ;;
 	--ab) AB=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
@@ -80,8 +93,16 @@ while [ $# -gt 0 ]; do
 	shift
 done
 if [ "$QUICK" = 1 ]; then
-	SIZE=100000; NQ=200000; DURATION=3; LAT_DURATION=2; LIMIT=420
+	SIZE=100000; NQ=200000; MISS_NQ=1200000; DURATION=3; LAT_DURATION=2; LIMIT=420
 fi
+for p in $PATHS; do
+	[[ " $ALL_PATHS " == *" $p "* ]] || { echo "run.sh: unknown path: $p (known: $ALL_PATHS)" >&2; exit 2; }
+done
+NPATHS=$(wc -w <<< "$PATHS")
+# LIMIT bounds the default selection (7 servers x 3 paths); a larger one (more servers with
+# --only, more paths with --paths) gets a bound grown in proportion.
+NSEL=$(( $(tr ',' '\n' <<< "$ONLY" | grep -c .) * NPATHS ))
+if (( NSEL > 21 )); then LIMIT=$(( LIMIT * NSEL / 21 )); fi
 declare -A AB_BIN=()
 if [ -n "$AB" ]; then
 	AB_BIN[dnsink-A]=${AB%%,*}
@@ -98,7 +119,7 @@ if [ -n "$AB" ]; then
 	# latency runs would triple the time of a round, so an A/B run has none.
 	LAT_REPEAT=0
 	# Bounded as the default run: setup, then per round two loads and 2 x paths runs.
-	LIMIT=$(( 300 + ROUNDS * (2 * 30 + 6 * (DURATION + 10)) ))
+	LIMIT=$(( 300 + ROUNDS * (2 * 30 + 2 * NPATHS * (DURATION + 10)) ))
 fi
 NLAT=$(( RATE * LAT_DURATION + RATE ))  # lines per fixed-rate file: one run's worth and some
 
@@ -219,17 +240,17 @@ SERVERS=()
 for s in ${ONLY//,/ }; do
 	case "$s" in
 	echo) SERVERS+=("$s") ;;
-	dnsink|dnsink-2w|dnsink-alert)
+	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache)
 		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
 		else log "skipping $s: no dnsink binary (build it, or pass --dnsink PATH)"; fi
 		if [ "$s" = dnsink-alert ]; then
 			need_tools rsyslogd:rsyslog || log "no rsyslogd: alert row uses the file sink only"
 		fi ;;
-	unbound) need_tools unbound:unbound && SERVERS+=("$s") || log "skipping unbound" ;;
-	dnsdist) need_tools dnsdist:dnsdist && SERVERS+=("$s") || log "skipping dnsdist" ;;
+	unbound|unbound-cache) need_tools unbound:unbound && SERVERS+=("$s") || log "skipping $s" ;;
+	dnsdist|dnsdist-cache) need_tools dnsdist:dnsdist && SERVERS+=("$s") || log "skipping $s" ;;
 	dnsmasq) need_tools dnsmasq:dnsmasq-base && SERVERS+=("$s") || log "skipping dnsmasq" ;;
-	*) die "unknown server: $s (known: $ALL_SERVERS)" ;;
+	*) die "unknown server: $s (known: $ALL_SERVERS,$EXTRA_SERVERS)" ;;
 	esac
 done
 [ -n "$AB" ] && SERVERS=(dnsink-A dnsink-B)
@@ -254,11 +275,18 @@ if [ -n "$AB" ]; then
 	SRV_PORT_B=$(free_port $(( SRV_PORT + 1 )) "$KNOT_PORT") || die "no free port"
 	[ "$SRV_PORT_B" != "$SRV_PORT" ] || SRV_PORT_B=$(free_port $(( SRV_PORT + 2 )) "$KNOT_PORT")
 fi
+# dnsink's metrics endpoint (the one-at-a-time runs only): its cache counters give the hit
+# rate of each run.
+METRICS_PORT=""
+if [ -z "$AB" ]; then
+	METRICS_PORT=$(free_port 25380 "$KNOT_PORT") || die "no free port"
+	[ "$METRICS_PORT" != "$SRV_PORT" ] || METRICS_PORT=$(free_port 25381 "$KNOT_PORT")
+fi
 
 # ---- data -----------------------------------------------------------------------------------
 log "work dir $WORK, output $OUT"
 log "generating data: $SIZE synthetic names, $NQ queries per file"
-python3 "$HERE/gen.py" --out "$WORK" --size "$SIZE" --queries "$NQ" \
+python3 "$HERE/gen.py" --out "$WORK" --size "$SIZE" --queries "$NQ" --miss-queries "$MISS_NQ" \
 	--lat-queries "$NLAT" --lat-repeat "$LAT_REPEAT" --rules "$ROOT/rules"
 LIST=$WORK/list.txt
 LIST_N=$(wc -l < "$LIST")
@@ -335,7 +363,7 @@ prepare() {
 	echo)
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port") ;;
-	dnsink|dnsink-2w|dnsink-alert|dnsink-A|dnsink-B)
+	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-A|dnsink-B)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
 		local alert=false alerts=""
@@ -364,6 +392,13 @@ threshold: 1
 domain_files:
   - list.txt
 EOF
+		# The cache is on by default (64 MiB); dnsink-nocache turns it off.
+		local extra=""
+		[ "$name" = dnsink-nocache ] && extra="cache:
+  size_mb: 0"
+		[ -n "$METRICS_PORT" ] && [ -z "${AB_BIN[$name]:-}" ] && extra="$extra
+metrics:
+  listen: 127.0.0.1:$METRICS_PORT"
 		cat > "$dir/dnsink.yml" <<EOF
 listen:
   - 127.0.0.1:$port
@@ -374,11 +409,12 @@ allow_clients:
 rules:
   - $dir/rules/
 $alerts
+$extra
 EOF
 		# dnsink-2w: two workers (two loops, two SO_REUSEPORT sockets) on the
 		# same one core, to show a second worker costs nothing per query.
 		CMD=("${AB_BIN[$name]:-$DNSINK}" -c "$dir/dnsink.yml" --workers "$([ "$name" = dnsink-2w ] && echo 2 || echo 1)") ;;
-	unbound)
+	unbound|unbound-cache)
 		{
 			echo "server:"
 			echo "  interface: 127.0.0.1@$port"
@@ -395,10 +431,14 @@ EOF
 			echo "  do-not-query-localhost: no"
 			echo "  module-config: \"iterator\""
 			echo "  num-queries-per-thread: 4096"
-			echo "  msg-cache-size: 64k"
-			echo "  rrset-cache-size: 64k"
-			echo "  key-cache-size: 64k"
-			echo "  neg-cache-size: 64k"
+			# unbound: caches of 64 KiB, next to nothing (every name of the files but the
+			# cached one's is new anyway); unbound-cache: the default sizes (4 MiB).
+			if [ "$name" = unbound ]; then
+				echo "  msg-cache-size: 64k"
+				echo "  rrset-cache-size: 64k"
+				echo "  key-cache-size: 64k"
+				echo "  neg-cache-size: 64k"
+			fi
 			echo "  msg-cache-slabs: 1"
 			echo "  rrset-cache-slabs: 1"
 			echo "  infra-cache-slabs: 1"
@@ -415,7 +455,7 @@ EOF
 			echo "  forward-addr: 127.0.0.1@$KNOT_PORT"
 		} > "$dir/unbound.conf"
 		CMD=(unbound -d -c "$dir/unbound.conf") ;;
-	dnsdist)
+	dnsdist|dnsdist-cache)
 		cat > "$dir/dnsdist.conf" <<EOF
 setLocal("127.0.0.1:$port")
 setACL({"127.0.0.0/8"})
@@ -426,6 +466,13 @@ smn = newSuffixMatchNode()
 for line in io.lines("$LIST") do smn:add(line) end
 addAction(SuffixMatchNodeRule(smn, true), RCodeAction(DNSRCode.NXDOMAIN))
 EOF
+		# dnsdist-cache: the packet cache on the default pool (rules run before it).
+		if [ "$name" = dnsdist-cache ]; then
+			cat >> "$dir/dnsdist.conf" <<EOF
+pc = newPacketCache(100000)
+getPool(""):setCache(pc)
+EOF
+		fi
 		CMD=(dnsdist --supervised --disable-syslog -C "$dir/dnsdist.conf") ;;
 	dnsmasq)
 		{
@@ -470,8 +517,41 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 CLK_TCK=$(getconf CLK_TCK)
 
+# dnsperf starts over at the end of its file; on forward and mix that would ask names again,
+# which a cache answers: there a run stops at the end of the file (-n 1), before DURATION
+# if the server outpaces it. The others wrap (blocked names never reach the cache).
+once() {
+	case "$1" in forward|mix) echo "-n 1" ;; esac
+}
+
+# "HITS MISSES" of dnsink's cache, from its metrics endpoint (all workers); nothing when the
+# endpoint does not answer.
+cache_counts() {
+	[ -n "$METRICS_PORT" ] || return 1
+	python3 - "$METRICS_PORT" <<'PY' 2>/dev/null
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=2).read().decode()
+v = {"dnsink_cache_hits_total": 0, "dnsink_cache_misses_total": 0}
+for line in text.splitlines():
+    name = line.split("{", 1)[0].split(" ", 1)[0]
+    if name in v:
+        v[name] += int(float(line.rsplit(" ", 1)[1]))
+print(v["dnsink_cache_hits_total"], v["dnsink_cache_misses_total"])
+PY
+}
+
+# Before the cached path: every name of the hot set asked once (dnsperf -n 1), so that a
+# server with a cache has it warm; the measured runs then ask only those names again.
+warm() {
+	local name=$1
+	taskset -c $GEN_CPU timeout 60 dnsperf -s 127.0.0.1 -p $SRV_PORT -d "$WORK/w-cached.txt" \
+		-n 1 -c 1 -q 100 -t 2 > "$OUT/$name-warm.perf" 2>&1 \
+		|| log "$name: warm-up failed (see $OUT/$name-warm.perf)"
+	log "$name: warmed with $(grep -o 'Queries completed:.*' "$OUT/$name-warm.perf" || echo '?')"
+}
+
 run_server() {
-	local name=$1 load pid rss path t0 t1 perf lat k lats b0 b1 c0 c1 s0 s1 any
+	local name=$1 load pid rss path t0 t1 perf lat k lats b0 b1 c0 c1 s0 s1 any h0 h1 cache
 	prepare "$name"
 	log "$name: starting (${CMD[0]##*/})"
 	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
@@ -495,11 +575,18 @@ run_server() {
 		alive "$pid" || { log "$name: died"; break; }
 		perf=$OUT/$name-$path.perf
 		lat=$OUT/$name-$path.lat
+		[ "$path" = cached ] && warm "$name"
+		h0=""
+		case "$name" in dnsink*) h0=$(cache_counts) || h0="" ;; esac
 		t0=$(ticks "$pid")
 		taskset -c $GEN_CPU timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 -p $SRV_PORT \
-			-d "$WORK/q-$path.txt" -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
+			-d "$WORK/q-$path.txt" $(once "$path") -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
 			> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
 		t1=$(ticks "$pid") || { log "$name: died during $path"; break; }
+		cache=()
+		if [ -n "$h0" ] && h1=$(cache_counts); then
+			cache=(--cache-hits $(( ${h1% *} - ${h0% *} )) --cache-misses $(( ${h1#* } - ${h0#* } )))
+		fi
 		lats=()
 		for k in $(seq "$LAT_REPEAT"); do
 			lat=$OUT/$name-$path-$k.lat
@@ -515,7 +602,7 @@ run_server() {
 		done
 		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
 			--path "$path" --perf "$perf" "${lats[@]}" --ticks0 "$t0" --ticks1 "$t1" \
-			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" "${any[@]}"
+			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" "${any[@]}" "${cache[@]}"
 		# The per-answer lines were needed once; keep the summaries only.
 		for k in $(seq "$LAT_REPEAT"); do sed -i '/^> /d' "$OUT/$name-$path-$k.lat"; done
 		log "$name/$path: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
@@ -604,7 +691,7 @@ ab_measure() {
 	k0=$(ticks "$KNOT_PID")
 	d0=$(child_ticks)
 	taskset -c $GEN_CPU timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 -p "${AB_PORT[$name]}" \
-		-d "$WORK/q-$path.txt" -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
+		-d "$WORK/q-$path.txt" $(once "$path") -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
 		> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
 	d1=$(child_ticks)
 	t1=$(ticks "$pid") || { log "$name: died during $path"; return 1; }
