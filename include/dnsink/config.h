@@ -208,6 +208,9 @@ void dk_config_set_defaults(struct dk_config *cfg);
  */
 int dk_addr_parse(const char *s, uint16_t default_port, struct dk_addr *out);
 
+/** True when @p a and @p b are the same address and port (and IPv6 scope). */
+bool dk_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
+
 /** Formats @p a as "1.2.3.4:53" or "[::1]:53". Returns length or DK_ESPACE. */
 int dk_addr_format(const struct dk_addr *a, char *buf, size_t size);
 

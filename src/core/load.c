@@ -26,19 +26,10 @@ static int override_addr(const char *text, struct dk_addr **list, size_t *n, str
 	return 0;
 }
 
-static bool addr_same(const struct dk_addr *a, const struct dk_addr *b)
-{
-	char x[64], y[64];
-
-	dk_addr_format(a, x, sizeof(x));
-	dk_addr_format(b, y, sizeof(y));
-	return strcmp(x, y) == 0;
-}
-
 static bool listen_has(const struct dk_config *cfg, const struct dk_addr *a)
 {
 	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (addr_same(&cfg->listen[i], a))
+		if (dk_sockaddr_equal(&cfg->listen[i].sa, &a->sa))
 			return true;
 	return false;
 }

@@ -30,6 +30,3 @@ int dk_socket_bound(const struct dk_addr *a, int type, bool reuseport);
  * Returns 0 or a negative errno (-EADDRINUSE).
  */
 int dk_socket_probe_free(const struct dk_addr *a);
-
-/** True when @p a and @p b are the same address and port (and IPv6 scope). */
-bool dk_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sock.h"
 #include "stats.h"
 
 /* Slots at most; what comes later is not counted (a reload loop adding new ids). */

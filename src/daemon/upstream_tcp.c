@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "dnsink/msg.h"
-#include "sock.h"
 #include "upstream_tcp.h"
 
 /** Queries in flight on one upstream TCP connection (RFC 7766 pipelining). */
