@@ -59,6 +59,12 @@ void dk_diag_format(const struct dk_diag *d, char *buf, size_t size);
 
 #define DK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/** Nanoseconds of the monotonic clock (CLOCK_MONOTONIC): for intervals and ordering. */
+uint64_t dk_mono_ns(void);
+
+/** Milliseconds since the epoch (CLOCK_REALTIME): for timestamps people read. */
+uint64_t dk_wall_ms(void);
+
 /** The 64-bit finalizer of MurmurHash3: spreads every input bit over the result. */
 static inline uint64_t dk_hash_mix64(uint64_t h)
 {

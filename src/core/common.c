@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "dnsink/common.h"
 
 const char *dk_strerror(int err)
@@ -82,4 +84,20 @@ void dk__assert_fail(const char *cond, const char *file, unsigned line, const ch
 	assert_hook(msg);
 	if (dk_assert_abort)
 		abort();
+}
+
+uint64_t dk_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t dk_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

@@ -145,12 +145,10 @@ struct dk_alerter {
 	char line[LINE_MAX_LEN];
 };
 
+/* The alerter's clock (dk_alerter_set_clock() replaces it in tests). */
 static uint64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return dk_mono_ns() / 1000000;
 }
 
 static void server_text(const struct dk_alerter *a, char *buf, size_t size)

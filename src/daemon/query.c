@@ -57,20 +57,6 @@ enum act_on {
 	ACT_ANSWER,
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
-
 static void count(struct dk_queries *qs, const struct dk_client *cl, enum dk_outcome o)
 {
 	dk_ctr_inc(&qs->env.ctr->out[cl->transport][o]);
@@ -109,8 +95,8 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 {
 	struct dk_alert_event ev;
 
-	ev.time_ms = wall_ms();
-	ev.mono_ns = mono_ns();
+	ev.time_ms = dk_wall_ms();
+	ev.mono_ns = dk_mono_ns();
 	ev.rule = v->rule;
 	ev.policy = qs->conf.pol;
 	ev.family = (uint8_t)cl->peer.sa.sa_family;

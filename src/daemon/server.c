@@ -54,17 +54,10 @@ struct dk_server {
 	int status;
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Records the time and result of a load for the metrics endpoint. */
 static void note_load(struct dk_server *srv, bool ok)
 {
-	srv->msrc.reload_time = (double)wall_ms() / 1000.0;
+	srv->msrc.reload_time = (double)dk_wall_ms() / 1000.0;
 	srv->msrc.reload_ok = ok;
 	if (ok)
 		srv->msrc.snap = srv->cur;

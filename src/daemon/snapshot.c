@@ -7,13 +7,6 @@
 #include "log.h"
 #include "snapshot.h"
 
-static double mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 void dk_snapshot_free(struct dk_snapshot *s)
 {
 	if (!s)
@@ -29,7 +22,7 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 {
 	struct dk_diag diag = {0};
 	char msg[1100];
-	double t0 = mono_ms();
+	uint64_t t0 = dk_mono_ns();
 	struct dk_snapshot *s = calloc(1, sizeof(*s));
 	int rc;
 
@@ -46,7 +39,7 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 		dk_snapshot_free(s);
 		return rc;
 	}
-	double ms = mono_ms() - t0;
+	double ms = (double)(dk_mono_ns() - t0) / 1e6;
 	if (s->pol)
 		dk_log(DK_LOG_INFO,
 		       "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
