@@ -414,8 +414,9 @@ static bool extended_rcode(struct dk_rr_iter *it)
 }
 
 /* Reads the records of the answer and authority sections into s->rec. */
-static enum dk_cache_result read_records(struct scratch *s, const uint8_t *ans, size_t len,
-                                         unsigned *n_out, struct dk_rr_iter *it)
+static enum dk_cache_result read_records(struct scratch *s, const struct dk_cache_key *k,
+                                         const uint8_t *ans, size_t len, unsigned *n_out,
+                                         struct dk_rr_iter *it)
 {
 	unsigned n = 0;
 	int ret;
@@ -445,8 +446,17 @@ static enum dk_cache_result read_records(struct scratch *s, const uint8_t *ans, 
 			return DK_CACHE_REFUSED_SIZE;
 		struct rec *r = &s->rec[n];
 		size_t off = rr.owner, olen;
-		if (dk_name_from_wire_compressed(ans, len, &off, r->owner, &olen) < 0)
+		/*
+		 * Most owners are a pointer to the question, which sanitize() has
+		 * matched to the key: the key's name is the owner then, with no
+		 * second read of it.
+		 */
+		if (len - off >= 2 && rd16(ans + off) == QNAME_PTR) {
+			memcpy(r->owner, k->name, k->name_len);
+			olen = k->name_len;
+		} else if (dk_name_from_wire_compressed(ans, len, &off, r->owner, &olen) < 0) {
 			return DK_CACHE_REFUSED_MALFORMED;
+		}
 		r->rr = rr;
 		r->owner_len = (uint8_t)olen;
 		r->keep = false;
@@ -499,8 +509,7 @@ static enum dk_cache_result sanitize(struct dk_cache *c, const struct dk_cache_k
 	const struct dk_cache_limits *lim = &c->lim;
 	struct scratch *s = c->s;
 	uint8_t *out = s->out;
-	uint8_t qname[DK_NAME_MAX];
-	size_t off = DK_HEADER_LEN, qlen, p;
+	size_t off = DK_HEADER_LEN, p;
 	struct dk_rr_iter it;
 	unsigned n, nc;
 	enum dk_cache_result r;
@@ -509,10 +518,16 @@ static enum dk_cache_result sanitize(struct dk_cache *c, const struct dk_cache_k
 		return DK_CACHE_REFUSED_MALFORMED;
 	if (LDNS_TC_WIRE(ans))
 		return DK_CACHE_REFUSED_TC;
-	if (LDNS_QDCOUNT(ans) != 1 ||
-	    dk_name_from_wire_compressed(ans, len, &off, qname, &qlen) < 0 || len - off < 4 ||
-	    qlen != k->name_len || memcmp(qname, k->name, qlen) != 0 ||
-	    rd16(ans + off) != k->qtype || rd16(ans + off + 2) != k->qclass)
+	/*
+	 * The question must be the key's: its octets equal to the key's name
+	 * but for case (a valid name, so its length octets are the key's too)
+	 * and uncompressed, as the forwarder's check requires anyway.
+	 */
+	if (LDNS_QDCOUNT(ans) != 1 || len - off < (size_t)k->name_len + 4 ||
+	    !dk_name_equal_nocase(ans + off, k->name_len, k->name, k->name_len))
+		return DK_CACHE_REFUSED_MALFORMED;
+	off += k->name_len;
+	if (rd16(ans + off) != k->qtype || rd16(ans + off + 2) != k->qclass)
 		return DK_CACHE_REFUSED_MALFORMED;
 	uint8_t rcode = LDNS_RCODE_WIRE(ans);
 	if (rcode != LDNS_RCODE_NOERROR && rcode != LDNS_RCODE_NXDOMAIN &&
@@ -538,7 +553,7 @@ static enum dk_cache_result sanitize(struct dk_cache *c, const struct dk_cache_k
 		return *ttl ? DK_CACHE_STORED : DK_CACHE_REFUSED_TTL0;
 	}
 
-	r = read_records(s, ans, len, &n, &it);
+	r = read_records(s, k, ans, len, &n, &it);
 	if (r != DK_CACHE_STORED)
 		return r;
 	nc = follow_chain(s, &it, n, k);
