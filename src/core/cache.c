@@ -705,14 +705,18 @@ enum dk_cache_result dk_cache_insert(struct dk_cache *c, const struct dk_cache_k
 	return DK_CACHE_STORED;
 }
 
-/* Lowers every TTL of stored answer @p msg by @p age, or sets it to the stale TTL. */
-static void age_ttls(uint8_t *msg, size_t len, uint32_t age, bool stale)
+/*
+ * Lowers every TTL of stored answer @p msg by @p age, or sets it to the
+ * stale TTL. Its question is the key's name (@p name_len octets) and type
+ * and class, as sanitize() wrote it.
+ */
+static void age_ttls(uint8_t *msg, size_t len, size_t name_len, uint32_t age, bool stale)
 {
 	struct dk_rr_iter it;
 	struct dk_rr rr;
 	int ret;
 
-	if (dk_msg_rr_iter_init(&it, msg, len) < 0)
+	if (dk_msg_rr_iter_init_at(&it, msg, len, DK_HEADER_LEN + name_len + 4) < 0)
 		return;
 	do {
 		while ((ret = dk_msg_rr_next(&it, &rr)) > 0) {
@@ -750,7 +754,7 @@ int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t n
 	stream_read(c, head, sizeof(*e), out, e->wire_len);
 	c->meta[head] |= META_REF;
 	uint32_t age = age_ms / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(age_ms / 1000);
-	age_ttls(out, e->wire_len, age, expired);
+	age_ttls(out, e->wire_len, e->name_len, age, expired);
 	hit->kind = (enum dk_cache_kind)e->kind;
 	hit->stale = expired;
 	/* Due in the last tenth of the TTL, as Unbound's prefetch. */

@@ -190,16 +190,18 @@ struct chain_hit {
  * against @p pol. The first target a blocking rule matches wins; else the
  * first an alert rule matches. Targets an allow rule matches are exempt.
  * Stops at the first malformed record: what comes after cannot be located,
- * and the client gets the answer as the upstream sent it.
+ * and the client gets the answer as the upstream sent it. The question ends
+ * at @p qend: it is the query's own, uncompressed (the forwarder checked
+ * that; a cached answer is stored so).
  */
-static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
+static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len, size_t qend,
                        struct chain_hit *hit)
 {
 	struct dk_rr_iter it;
 	struct dk_rr rr;
 	bool found = false;
 
-	if (dk_msg_rr_iter_init(&it, ans, len) < 0)
+	if (dk_msg_rr_iter_init_at(&it, ans, len, qend) < 0)
 		return false;
 	for (unsigned i = 0; i < CHAIN_RRS && dk_msg_rr_next(&it, &rr) > 0; i++) {
 		uint8_t name[DK_NAME_MAX];
@@ -235,7 +237,8 @@ static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, con
 	struct chain_hit hit;
 	struct dk_verdict qv;
 
-	if (!pol || LDNS_ANCOUNT(ans) == 0 || !chain_scan(pol, ans, len, &hit))
+	if (!pol || LDNS_ANCOUNT(ans) == 0 ||
+	    !chain_scan(pol, ans, len, DK_HEADER_LEN + q->qname_len + 4, &hit))
 		return false;
 	/* An allow exception on the name asked covers its whole answer. */
 	if (dk_policy_match(pol, q->qname, q->qname_len, &qv) && qv.rule->action == DK_ACTION_ALLOW)
