@@ -4,7 +4,8 @@
 # The dnsink benchmark, end to end in one command. It installs what it needs from Debian,
 # generates a block list (synthetic names plus the domains of rules/) and the query files,
 # starts knotd as the shared upstream (a wildcard under fwd.bench.test, so every forwarded
-# name is new), then runs each server in turn on the same list and upstream: the echo floor,
+# name is new), then runs each server in turn on the same list and upstream: the echo floor
+# (per datagram, and batched with recvmmsg/sendmmsg: echo-batch),
 # dnsink (silent and alerting), unbound, dnsdist and dnsmasq (with --only, also their cached
 # variants). Each server is pinned to CPU 0,
 # dnsperf and knotd to CPU 1. Per server and path it measures QPS, server CPU per answered
@@ -22,7 +23,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-ALL_SERVERS="echo,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
+ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
 # Known too, run only when --only names them: dnsink with its cache off, dnsdist with its
 # packet cache on, unbound with its default cache sizes (the rows above keep 64 KiB).
 EXTRA_SERVERS="dnsink-nocache,dnsdist-cache,unbound-cache"
@@ -239,7 +240,7 @@ SERVERS=()
 [ -n "$AB" ] && ONLY=""   # --ab runs its two binaries, none of the list
 for s in ${ONLY//,/ }; do
 	case "$s" in
-	echo) SERVERS+=("$s") ;;
+	echo|echo-batch) SERVERS+=("$s") ;;
 	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache)
 		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
@@ -363,6 +364,10 @@ prepare() {
 	echo)
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port") ;;
+	echo-batch)
+		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads.
+		ANY_RCODE=1
+		CMD=("$WORK/echo-floor" 127.0.0.1 "$port" --batch 64) ;;
 	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-A|dnsink-B)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
