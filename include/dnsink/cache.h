@@ -14,8 +14,9 @@
  *
  * Memory. Everything is allocated by dk_cache_new() and nothing after it:
  * an arena of DK_CACHE_CHUNK-octet chunks, one 4-octet link and one octet of
- * state per chunk, a hash table of 4-octet heads (at most one per two
- * chunks) and a scratch area for insert (a record table and a 64 KiB
+ * state per chunk, a hash table of 4-octet heads (between one and two per
+ * chunk; the arena and the heads on huge pages where the kernel offers them)
+ * and a scratch area for insert (a record table and a 64 KiB
  * answer buffer, about 140 KiB). The budget given to
  * dk_cache_new() covers all of it. An entry takes
  * ceil((DK_CACHE_ENTRY_HDR + stored wire length) / DK_CACHE_CHUNK) chunks,

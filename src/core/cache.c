@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <ldns/ldns.h>
 
@@ -805,10 +806,39 @@ const char *dk_cache_result_name(enum dk_cache_result r)
 	return (unsigned)r < DK_CACHE_RESULT_MAX ? names[r] : "unknown";
 }
 
+/*
+ * Allocates @p n octets for an array that is read at random, one line per
+ * query: the arena and the bucket heads. At 4 KiB pages every such read of a
+ * 64 MiB cache is a TLB miss too; aligned to 2 MiB and marked for huge pages
+ * (where the kernel has them: transparent huge pages in "madvise" mode, as
+ * Debian ships), most are not. Only the 2 MiB-aligned part is marked, so no
+ * octet beyond @p n is ever made resident; the budget holds.
+ * tools/bench/bench_cache at 64 MiB, miss + insert: 650 -> 555 ns.
+ */
+static void *big_alloc(size_t n)
+{
+	const size_t huge = (size_t)2 << 20;
+	void *p;
+
+	if (n < huge)
+		return malloc(n);
+	if (posix_memalign(&p, huge, n) != 0)
+		return NULL;
+	(void)madvise(p, n / huge * huge, MADV_HUGEPAGE);
+	return p;
+}
+
 int dk_cache_new(size_t bytes, uint64_t seed, struct dk_cache **out)
 {
-	/* Per chunk: its octets, its link, its state, and half a bucket head. */
-	const size_t per_chunk = DK_CACHE_CHUNK + sizeof(uint32_t) + 1 + sizeof(uint32_t) / 2;
+	/*
+	 * Per chunk: its octets, its link, its state, and up to two bucket
+	 * heads. Entries are mostly one chunk, so buckets number between one
+	 * and two per entry: a lookup that misses mostly finds an empty bucket,
+	 * and a chain rarely holds a second entry to read from memory (with one
+	 * bucket per two chunks, bench_cache at 64 MiB paid 1880 ns per miss +
+	 * insert against 650).
+	 */
+	const size_t per_chunk = DK_CACHE_CHUNK + sizeof(uint32_t) + 1 + 2 * sizeof(uint32_t);
 	size_t fixed = sizeof(struct dk_cache) + sizeof(struct scratch);
 	struct dk_cache *c;
 
@@ -816,10 +846,11 @@ int dk_cache_new(size_t bytes, uint64_t seed, struct dk_cache **out)
 	if (bytes < DK_CACHE_MIN_BYTES || bytes <= fixed)
 		return -EINVAL;
 	size_t n = (bytes - fixed) / per_chunk;
-	if (n > UINT32_MAX - 1)
-		n = UINT32_MAX - 1;
+	/* Chunk indexes and the bucket mask are 32-bit. */
+	if (n > (size_t)1 << 30)
+		n = (size_t)1 << 30;
 	size_t nb = 1;
-	while (nb * 2 <= n / 2)
+	while (nb * 2 <= n * 2)
 		nb *= 2;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -828,10 +859,10 @@ int dk_cache_new(size_t bytes, uint64_t seed, struct dk_cache **out)
 	c->bucket_mask = (uint32_t)(nb - 1);
 	c->max_chunks = c->n_chunks / 8 ? c->n_chunks / 8 : 1;
 	c->seed = seed;
-	c->arena = malloc(n * DK_CACHE_CHUNK);
-	c->link = malloc(n * sizeof(*c->link));
+	c->arena = big_alloc(n * DK_CACHE_CHUNK);
+	c->link = big_alloc(n * sizeof(*c->link));
 	c->meta = calloc(n, 1);
-	c->bucket = malloc(nb * sizeof(*c->bucket));
+	c->bucket = big_alloc(nb * sizeof(*c->bucket));
 	c->s = malloc(sizeof(*c->s));
 	if (!c->arena || !c->link || !c->meta || !c->bucket || !c->s) {
 		dk_cache_free(c);
