@@ -7,12 +7,21 @@
  * of a busy resolver), then times rounds of miss + insert of new names, then
  * lookups of names that are in it.
  *
- *   bench_cache [-m SIZE_MB] [-n OPS]
+ * With -t THREADS it answers the design question of issue 11, per-worker or
+ * shared: THREADS threads each do OPS hits, either each on a cache of its
+ * own (SIZE_MB / THREADS, as dnsink's workers) or, with -S, all on one cache
+ * of SIZE_MB behind a mutex (the simplest shared design: a hit writes the
+ * entry's reference bit and copies it out, so a reader lock would not do).
+ * It prints the hits per second of all threads together.
+ *
+ *   bench_cache [-m SIZE_MB] [-n OPS] [-t THREADS [-S]]
  *
  * Build it in release mode for meaningful figures:
  *   meson setup build-bench --buildtype=release && ninja -C build-bench
  *   ./build-bench/tools/bench/bench_cache -m 64
  */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,22 +72,126 @@ static size_t make_answer(const uint8_t *name, size_t nlen, uint8_t *out)
 	return p + sizeof(rr);
 }
 
+static double wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define HOT_NAMES 10000
+
+struct worker {
+	uint8_t names[HOT_NAMES][DK_NAME_MAX]; /* made before the clock starts */
+	uint8_t lens[HOT_NAMES];
+	pthread_t tid;
+	struct dk_cache *cache;
+	pthread_mutex_t *lock; /* NULL: the cache is this thread's own */
+	uint64_t first, ops, hits;
+};
+
+static void fill_hot(struct worker *w)
+{
+	uint8_t ans[512];
+
+	for (uint64_t j = 0; j < HOT_NAMES; j++) {
+		struct dk_cache_key k = {.name = w->names[j], .qtype = 1, .qclass = 1};
+		k.name_len = w->lens[j] = (uint8_t)make_name(w->first + j, w->names[j]);
+		dk_cache_insert(w->cache, &k, ans, make_answer(k.name, k.name_len, ans), 1000,
+		                NULL);
+	}
+}
+
+static void *hit_loop(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t out[DK_MSG_MAX];
+	struct dk_cache_hit hit;
+
+	for (uint64_t j = 0; j < w->ops; j++) {
+		struct dk_cache_key k = {.name = w->names[j % HOT_NAMES], .qtype = 1, .qclass = 1};
+		k.name_len = w->lens[j % HOT_NAMES];
+		if (w->lock)
+			pthread_mutex_lock(w->lock);
+		int n = dk_cache_lookup(w->cache, &k, 2000, 0, out, sizeof(out), &hit);
+		if (w->lock)
+			pthread_mutex_unlock(w->lock);
+		w->hits += n > 0;
+	}
+	return NULL;
+}
+
+/* -t: THREADS threads of OPS hits each, on caches of their own or one shared. */
+static int run_threads(size_t mb, uint64_t ops, unsigned nt, bool shared)
+{
+	static struct worker w[64];
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct dk_cache *one = NULL;
+
+	if (shared && dk_cache_new(mb << 20, 7, &one) < 0)
+		return 1;
+	for (unsigned t = 0; t < nt; t++) {
+		w[t].first = (uint64_t)t * HOT_NAMES * 2;
+		w[t].ops = ops;
+		w[t].hits = 0;
+		if (shared) {
+			w[t].cache = one;
+			w[t].lock = &lock;
+		} else if (dk_cache_new((mb << 20) / nt, 7 + t, &w[t].cache) < 0) {
+			return 1;
+		}
+		fill_hot(&w[t]);
+	}
+	double t0 = wall();
+	for (unsigned t = 0; t < nt; t++)
+		pthread_create(&w[t].tid, NULL, hit_loop, &w[t]);
+	uint64_t hits = 0;
+	for (unsigned t = 0; t < nt; t++) {
+		pthread_join(w[t].tid, NULL);
+		hits += w[t].hits;
+	}
+	double dt = wall() - t0;
+	printf("cache benchmark: %u threads, %s, %zu MiB: %.2f M hits/s in all (%llu hits of "
+	       "%llu)\n",
+	       nt, shared ? "one shared cache behind a mutex" : "a cache per thread", mb,
+	       (double)hits / dt / 1e6, (unsigned long long)hits, (unsigned long long)(ops * nt));
+	for (unsigned t = 0; t < nt; t++) {
+		if (!shared)
+			dk_cache_free(w[t].cache);
+	}
+	dk_cache_free(one);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	size_t mb = 64;
 	uint64_t ops = 2000000;
+	unsigned threads = 0;
+	bool shared = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "m:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:S")) != -1) {
 		if (opt == 'm')
 			mb = strtoull(optarg, NULL, 10);
 		else if (opt == 'n')
 			ops = strtoull(optarg, NULL, 10);
+		else if (opt == 't')
+			threads = (unsigned)strtoul(optarg, NULL, 10);
+		else if (opt == 'S')
+			shared = true;
 		else {
-			fprintf(stderr, "usage: bench_cache [-m SIZE_MB] [-n OPS]\n");
+			fprintf(stderr,
+			        "usage: bench_cache [-m SIZE_MB] [-n OPS] [-t THREADS [-S]]\n");
 			return 2;
 		}
 	}
+	if (threads > 64) {
+		fprintf(stderr, "bench_cache: at most 64 threads\n");
+		return 2;
+	}
+	if (threads)
+		return run_threads(mb, ops, threads, shared);
 
 	struct dk_cache *c;
 	if (dk_cache_new(mb << 20, 0x1234567, &c) < 0) {
