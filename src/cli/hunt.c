@@ -167,9 +167,9 @@ static void read_lines(struct dk_hunt_file *f, struct dk_hlines *l, enum dk_logf
 		rc = parse_line(f, sniffed, &z, line, len, r);
 		if (rc == 0)
 			dk__hunt_record(f, r, l->line);
-		else if (rc == DK_LOG_SKIP)
-			;
-		else
+		else if (rc == DK_LOG_SKIP && line[0] == '{')
+			dk__hunt_skip(f); /* a JSON event that is no DNS lookup */
+		else if (rc != DK_LOG_SKIP)
 			dk__hunt_bad(f, rc, l->line);
 	}
 }
@@ -193,8 +193,12 @@ static void read_file(struct dk_hunt_file *f)
 	ssize_t n = dk_hlines_peek(&l, 64, &head);
 	if (n < 0) {
 		dk__hunt_bad(f, DK_LOGERR_IO, 1);
-		dk__hunt_file_error(f, "%s",
-		                    n == DK_LOGERR_IO ? dk_hin_error(in) : strerror((int)-n));
+		/* A corrupt or cut stream is counted, as later in a file; a read error is an error.
+		 */
+		if (n == DK_LOGERR_IO)
+			fprintf(stderr, "%s: %s\n", f->path, dk_hin_error(in));
+		else
+			dk__hunt_file_error(f, "%s", strerror((int)-n));
 		goto out;
 	}
 	enum dk_logfmt sniffed = dk_logfmt_sniff(head, (size_t)n);

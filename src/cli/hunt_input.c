@@ -303,7 +303,7 @@ int dk_hlines_next(struct dk_hlines *l, const char **line, size_t *len)
 			size_t n = (size_t)(nl - b);
 			l->start += n + 1;
 			l->line++;
-			if (skipping)
+			if (skipping || n > DK_HLINE_MAX)
 				return DK_LOGERR_LONG;
 			if (n && b[n - 1] == '\r')
 				n--;

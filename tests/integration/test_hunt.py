@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""dnsink hunt over logs: the seed's Panther records give Panther's verdicts;
+Zeek, Sysmon, Pi-hole and dnsink's own records; gzip, zstd, folders, stdin;
+corrupt inputs are counted and reported, never a crash; exit statuses."""
+import gzip
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import unittest
+
+import harness
+from harness import run_dnsink, SOURCE_ROOT
+
+DATA = os.path.join(SOURCE_ROOT, "tests", "data", "hunt")
+CONF = os.path.join(SOURCE_ROOT, "conf", "dnsink.yml")
+PANTHER = os.path.join(DATA, "panther.jsonl")
+# Panther's ExpectedResult of the 10 tests, in the order of the seed.
+PANTHER_VERDICTS = [False, False, True, True, True, True, True, True, False, True]
+
+
+def hunt(*args, stdin=None):
+    if stdin is None:
+        return run_dnsink("hunt", "-c", CONF, *args)
+    p = subprocess.run([harness.DNSINK, "hunt", "-c", CONF] + list(args), input=stdin,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=SOURCE_ROOT,
+                       timeout=30)
+    err = p.stderr.decode()
+    assert not harness.sanitizer_problems(err), err
+    return p.returncode, p.stdout.decode(), err
+
+
+def records(out):
+    return [json.loads(ln) for ln in out.splitlines() if ln.strip()]
+
+
+def lines_matched(recs):
+    return sorted(int(r["log"].rsplit(":", 1)[1]) for r in recs)
+
+
+class Hunt(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="dk-hunt-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def test_panther_verdicts(self):
+        rc, out, err = hunt("--no-dedup", PANTHER)
+        self.assertEqual(rc, 0, err)
+        recs = records(out)
+        got = [i + 1 in lines_matched(recs) for i in range(10)]
+        self.assertEqual(got, PANTHER_VERDICTS, out + err)
+        self.assertIn("10 records (route53 8, ocsf 2), 7 matches", err)
+        for r in recs:
+            self.assertEqual(r["rule_id"], "DNS.Crypto.MiningPool")
+            self.assertEqual(r["source_ip"], "5.6.7.8")
+            self.assertEqual(r["source_port"], 8888)
+            self.assertEqual(r["time"], "2022-06-25T00:27:53.000Z")
+            self.assertFalse(r["dns_query"].endswith("."))
+        self.assertEqual(recs[-1]["qtype"], "AAAA")  # the OCSF record's query.type
+
+    def test_dedup_on_event_time(self):
+        rc, out, err = hunt(PANTHER)
+        self.assertEqual(rc, 0, err)
+        recs = records(out)
+        # One record per (rule, client, entry) opens a window; the follow-ups
+        # at the end carry what it folded: the counts add up to the 7 events.
+        first = [r for r in recs if not r["followup"]]
+        self.assertEqual(sorted(r["matched"] for r in first),
+                         ["moneropool.ru", "webservicepag.webhop.net"])
+        self.assertEqual(sum(r["count"] for r in recs), 7)
+
+    def test_compressed_folder_stdin(self):
+        with open(PANTHER, "rb") as p:
+            raw = p.read()
+        os.makedirs(self.path("logs/2022/06"))
+        with gzip.open(self.path("logs/2022/06/a.json.gz"), "wb") as f:
+            f.write(raw)
+        # Named .log: the codec comes from the magic number, not the name.
+        subprocess.run(["zstd", "-q", "-o", self.path("logs/2022/b.log"), PANTHER], check=True)
+        shutil.copy(PANTHER, self.path("logs/c.jsonl"))
+        rc, out, err = hunt("--no-dedup", "-j", "2", self.path("logs"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(records(out)), 21, err)
+        self.assertIn("3 files, 30 records", err)
+        rc, out, err = hunt("--no-dedup", "-", stdin=gzip.compress(raw))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(lines_matched(records(out)), [3, 4, 5, 6, 7, 8, 10])
+
+    def test_corrupt_inputs_counted(self):
+        with open(PANTHER, "rb") as p:
+            raw = p.read()
+        lines = raw.splitlines(keepends=True)
+        broken = self.path("broken.jsonl")
+        with open(broken, "wb") as f:
+            f.write(lines[2])                    # 1: a match
+            f.write(lines[3][:40] + b"\n")       # 2: cut short
+            f.write(b"\x00\xff not json\n")      # 3
+            f.write(b'{"query_name": "a..b", "srcaddr": "5.6.7.8"}\n')  # 4: bad name
+            f.write(b'{"some": "other log"}\n')  # 5: no DNS shape
+            f.write(b"x" * 300000 + b"\n")      # 6: too long
+            f.write(lines[3])                    # 7: a match
+        cut = self.path("cut.json.gz")
+        with open(cut, "wb") as f:
+            f.write(gzip.compress(raw * 50)[:-200])
+        cutz = self.path("cut.json.zst")
+        subprocess.run(["zstd", "-q", "-o", cutz, PANTHER], check=True)
+        data = open(cutz, "rb").read()
+        with open(cutz, "wb") as f:
+            f.write(data[:len(data) // 2])
+        rc, out, err = hunt("--no-dedup", "-j", "1", broken, cut, cutz)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 not JSON (first at %s:2)" % broken, err)
+        self.assertIn("1 no valid query name (first at %s:4)" % broken, err)
+        self.assertIn("1 no DNS record of a known shape (first at %s:5)" % broken, err)
+        self.assertIn("1 line too long (first at %s:6)" % broken, err)
+        self.assertIn("unreadable or truncated file", err)
+        self.assertIn("gzip stream cut short", err)
+        self.assertIn("zstd stream cut short", err)
+        self.assertEqual(lines_matched([r for r in records(out) if r["log"].startswith(broken)]),
+                         [1, 7])
+
+    def test_zeek_tsv_and_json(self):
+        for name in ("zeek-dns.log", "zeek-dns.json"):
+            rc, out, err = hunt("--no-dedup", os.path.join(DATA, name))
+            self.assertEqual(rc, 0, err)
+            self.assertIn("3 records (zeek 3), 2 matches", err)
+            recs = records(out)
+            self.assertEqual([r["dns_query"] for r in recs], ["pool.minexmr.com", "cdn.example.net"])
+            self.assertEqual(recs[0]["source_ip"], "192.168.4.77")
+            self.assertEqual(recs[0]["time"], "2020-06-05T14:40:00.000Z")
+            # A CNAME among the answers: the daemon's answer-side check.
+            self.assertEqual(recs[1]["cname_target"], "edge.moneropool.ru")
+            self.assertEqual(recs[1]["transport"], "tcp")
+            self.assertEqual(recs[1]["time"], "2020-06-05T14:40:01.500Z")
+
+    def test_sysmon(self):
+        rc, out, err = hunt("--no-dedup", "--format", "sysmon", os.path.join(DATA, "sysmon-22.jsonl"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("4 records (sysmon 4), 3 matches", err)
+        self.assertIn("1 skipped", err)
+        recs = records(out)
+        self.assertEqual([r["dns_query"] for r in recs],
+                         ["xmr.pool.minergate.com", "update.example.net", "abc.moneropool.ru"])
+        self.assertEqual(recs[1]["cname_target"], "cdn.moneropool.ru")
+        self.assertEqual(recs[0]["time"], "2021-02-04T17:51:55.123Z")
+        self.assertEqual(recs[0]["source_ip"], "")  # Sysmon logs no client
+        # Forced to another format, the lines are not taken for what they are not.
+        rc, out, err = hunt("--format", "route53", os.path.join(DATA, "sysmon-22.jsonl"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "")
+        self.assertIn("no DNS record of a known shape", err)
+
+    def pihole_db(self, path):
+        """A database with the FTL v5 schema of Pi-hole's docs ("Query database")."""
+        db = sqlite3.connect(path)
+        db.executescript("""
+            CREATE TABLE ftl (id INTEGER PRIMARY KEY NOT NULL, value BLOB NOT NULL);
+            INSERT INTO ftl VALUES (0, 12);
+            CREATE TABLE query_storage (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                timestamp INTEGER NOT NULL, type INTEGER NOT NULL, status INTEGER NOT NULL,
+                domain INTEGER NOT NULL, client INTEGER NOT NULL, forward INTEGER,
+                additional_info INTEGER, reply_type INTEGER, reply_time REAL, dnssec INTEGER);
+            CREATE TABLE domain_by_id (id INTEGER PRIMARY KEY, domain TEXT NOT NULL);
+            CREATE TABLE client_by_id (id INTEGER PRIMARY KEY, ip TEXT NOT NULL, name TEXT);
+            CREATE TABLE forward_by_id (id INTEGER PRIMARY KEY, forward TEXT NOT NULL);
+            CREATE TABLE addinfo_by_id (id INTEGER PRIMARY KEY, type INTEGER NOT NULL,
+                content NOT NULL);
+            CREATE VIEW queries AS SELECT id, timestamp, type, status,
+              CASE typeof(domain) WHEN 'integer' THEN (SELECT domain FROM domain_by_id d
+                WHERE d.id = q.domain) ELSE domain END domain,
+              CASE typeof(client) WHEN 'integer' THEN (SELECT ip FROM client_by_id c
+                WHERE c.id = q.client) ELSE client END client,
+              CASE typeof(forward) WHEN 'integer' THEN (SELECT forward FROM forward_by_id f
+                WHERE f.id = q.forward) ELSE forward END forward,
+              CASE typeof(additional_info) WHEN 'integer' THEN (SELECT content FROM
+                addinfo_by_id a WHERE a.id = q.additional_info) ELSE additional_info
+                END additional_info,
+              reply_type, reply_time, dnssec FROM query_storage q;
+            INSERT INTO domain_by_id VALUES (1, 'debian.org'), (2, 'pool.supportxmr.com'),
+              (3, 'tracker.example.net');
+            INSERT INTO client_by_id VALUES (1, '192.168.1.20', 'laptop'),
+              (2, 'fd00::20', 'nas');
+            INSERT INTO addinfo_by_id VALUES (1, 1, 'gw.moneropool.ru');
+            INSERT INTO query_storage VALUES
+              (1, 1700000000, 1, 2, 1, 1, NULL, NULL, 4, 0.01, 0),
+              (2, 1700000060, 2, 2, 2, 2, NULL, NULL, 4, 0.02, 0),
+              (3, 1700000120, 1, 9, 3, 1, NULL, 1, 4, 0.0, 0);
+        """)
+        db.commit()
+        db.close()
+
+    def test_pihole(self):
+        db = self.path("pihole-FTL.db")
+        self.pihole_db(db)
+        rc, out, err = hunt("--no-dedup", db)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("3 records (pihole 3), 2 matches", err)
+        recs = records(out)
+        self.assertEqual(recs[0]["dns_query"], "pool.supportxmr.com")
+        self.assertEqual(recs[0]["source_ip"], "fd00::20")
+        self.assertEqual(recs[0]["qtype"], "AAAA")
+        self.assertEqual(recs[0]["time"], "2023-11-14T22:14:20.000Z")
+        self.assertEqual(recs[0]["log"], db + ":2")
+        self.assertEqual(recs[1]["cname_target"], "gw.moneropool.ru")
+        # Any other SQLite file: reported, exit 2, no crash.
+        other = self.path("other.db")
+        o = sqlite3.connect(other)
+        o.execute("CREATE TABLE t (x)")
+        o.commit()
+        o.close()
+        rc, out, err = hunt(other)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("not a Pi-hole FTL database", err)
+
+    def test_rehunt_own_records(self):
+        # Native and OCSF records of a hunt read back as dnsink and ocsf logs.
+        for fmt, name in (("native", "dnsink"), ("ocsf", "ocsf")):
+            rc, out, err = hunt("--no-dedup", "--output", fmt, PANTHER)
+            self.assertEqual(rc, 0, err)
+            recs = records(out)
+            if fmt == "ocsf":
+                self.assertTrue(all(r["class_uid"] == 4003 for r in recs))
+            p = self.path("own-%s.jsonl" % fmt)
+            with open(p, "w") as f:
+                f.write(out)
+            rc, out2, err2 = hunt("--no-dedup", "--output", "native", p)
+            self.assertEqual(rc, 0, err2)
+            self.assertIn("7 records (%s 7), 7 matches" % name, err2)
+            again = records(out2)
+            self.assertEqual([(r["dns_query"], r["source_ip"], r["time"]) for r in again],
+                             [(r2["dns_query"], "5.6.7.8", "2022-06-25T00:27:53.000Z")
+                              for r2 in records(out2)])
+
+    def test_exit_status(self):
+        rc, out, err = hunt("--fail-on-match", PANTHER)
+        self.assertEqual(rc, 1, err)
+        clean = self.path("clean.jsonl")
+        with open(clean, "wb") as f:
+            with open(PANTHER, "rb") as p:
+                f.write(p.read().splitlines(keepends=True)[0])
+        rc, out, err = hunt("--fail-on-match", clean)
+        self.assertEqual((rc, out), (0, ""), err)
+        rc, out, err = hunt("--format", "nope", clean)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("unknown format", err)
+        rc, out, err = hunt(self.path("missing.log"))
+        self.assertEqual(rc, 2, err)
+        self.assertIn("missing.log", err)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
