@@ -157,3 +157,30 @@ int dk_log_parse_zeek_tsv(struct dk_zeek_tsv *z, const char *line, size_t len, s
  * line), else BIND. Returns the format, DK_LOGFMT_AUTO for JSON lines.
  */
 enum dk_logfmt dk_logfmt_sniff(const uint8_t *p, size_t n);
+
+/** Octets of dnstap protobuf a dk_dnstap_state decodes at most per frame. */
+#define DK_DNSTAP_FRAME_MAX (2 * 65536 + 4096)
+
+/** What a dnstap reader keeps from frame to frame (about 400 KiB: allocate it). */
+struct dk_dnstap_state {
+	bool saw_query; /**< the stream carries CLIENT_QUERY (or AUTH_QUERY) messages */
+	size_t used;    /**< of @p arena, during one decode */
+	uint8_t arena[2 * DK_DNSTAP_FRAME_MAX + 8192]; /**< protobuf-c's allocations, per frame */
+};
+
+/** Starts a stream. */
+void dk_dnstap_state_init(struct dk_dnstap_state *st);
+
+/**
+ * Decodes one Frame Streams data frame (a dnstap protobuf) into @p r:
+ * CLIENT_QUERY and CLIENT_RESPONSE messages (and AUTH_QUERY/AUTH_RESPONSE,
+ * which are a client's lookups too, as an authoritative server logs them).
+ * A query is judged on its name; a response on its answer's CNAME/DNAME
+ * targets, and on its name too when the stream has shown no query (a log
+ * of responses only), so a lookup logged twice counts once. Returns 0,
+ * DK_LOG_SKIP (another message type), DK_LOGERR_DNSTAP (not a dnstap
+ * message), DK_LOGERR_DNSMSG (its DNS message does not parse) or
+ * DK_LOGERR_NAME.
+ */
+int dk_log_parse_dnstap(struct dk_dnstap_state *st, const uint8_t *frame, size_t len,
+                        struct dk_logrec *r);

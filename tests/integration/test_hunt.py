@@ -256,5 +256,114 @@ class Hunt(unittest.TestCase):
         self.assertIn("missing.log", err)
 
 
+NAMED = shutil.which("named") or "/usr/sbin/named"
+ZONE = """\
+$TTL 300
+@       SOA ns hostmaster 1 3600 600 86400 300
+@       NS ns
+ns      A 127.0.0.1
+www     A 192.0.2.10
+"""
+
+
+class RealServers(unittest.TestCase):
+    """Logs written by real servers from Debian: named's query log, knotd's dnstap."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="dk-hunt-srv-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_bind_query_log(self):
+        d = self.tmp
+        port = harness.free_port()
+        for zone in ("example.test", "moneropool.ru"):
+            with open(os.path.join(d, zone + ".zone"), "w") as f:
+                f.write(ZONE)
+        log = os.path.join(d, "query.log")
+        conf = os.path.join(d, "named.conf")
+        with open(conf, "w") as f:
+            f.write("""
+options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    querylog yes;
+}};
+controls {{ }};
+logging {{
+    channel q {{ file "{log}"; print-time yes; severity info; }};
+    category queries {{ q; }};
+}};
+zone "example.test" {{ type primary; file "{d}/example.test.zone"; }};
+zone "moneropool.ru" {{ type primary; file "{d}/moneropool.ru.zone"; }};
+""".format(d=d, port=port, log=log))
+        named = harness.Proc("named", [NAMED, "-f", "-c", conf], os.path.join(d, "named.out"))
+        try:
+            harness.wait_until(
+                lambda: harness.udp_ask(port, harness.build_query("www.example.test"), 0.2),
+                harness.START_TIMEOUT, what="named to answer")
+            for name in ("www.example.test", "moneropool.ru", "x.y.moneropool.ru"):
+                self.assertIsNotNone(harness.udp_ask(port, harness.build_query(name), 1.0))
+            subprocess.run([harness.KDIG, "@127.0.0.1", "-p", str(port), "+tcp",
+                            "pool.moneropool.ru", "AAAA"], stdout=subprocess.DEVNULL,
+                           timeout=10, check=True)
+            harness.wait_until(lambda: os.path.exists(log) and
+                               open(log).read().count("query:") >= 5, 10, what="query log")
+        finally:
+            named.stop()
+        rc, out, err = hunt("--no-dedup", log)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("(bind ", err)
+        self.assertIn("0 unparsable", err)
+        recs = records(out)
+        self.assertEqual([r["dns_query"] for r in recs],
+                         ["moneropool.ru", "x.y.moneropool.ru", "pool.moneropool.ru"], out)
+        self.assertEqual(recs[2]["transport"], "tcp")
+        self.assertEqual(recs[2]["qtype"], "AAAA")
+        self.assertEqual(recs[0]["source_ip"], "127.0.0.1")
+        self.assertGreater(recs[0]["source_port"], 0)
+        with open(log) as f:
+            self.assertIn(recs[0]["time"][11:19], f.read())  # named wrote local time; TZ is UTC here
+
+    def test_knot_dnstap(self):
+        tap = os.path.join(self.tmp, "knot.dnstap")
+        knot = harness.Knot(self.tmp, dnstap=tap)
+        try:
+            for name, qtype in (("moneropool.ru", "A"), ("www.example.test", "A"),
+                                ("alias.example.test", "A"), ("www.moneropool.ru", "AAAA")):
+                self.assertIsNotNone(harness.udp_ask(knot.port, harness.build_query(name, qtype), 1.0))
+        finally:
+            knot.stop()
+        rc, out, err = hunt("--no-dedup", tap)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("0 unparsable", err)
+        recs = records(out)
+        # Queries are judged on their names, answers on their CNAME targets: each lookup once.
+        self.assertEqual([(r["dns_query"], r.get("cname_target")) for r in recs],
+                         [("moneropool.ru", None), ("alias.example.test", "www.moneropool.ru"),
+                          ("www.moneropool.ru", None)], out)
+        self.assertEqual(recs[2]["qtype"], "AAAA")
+        # dnstap-ldns (Debian's decoder) reads the same file: the same lookups are in it.
+        p = subprocess.run(["dnstap-ldns", "-r", tap], stdout=subprocess.PIPE, timeout=10)
+        self.assertIn(b'"alias.example.test." IN A', p.stdout)
+        # Compressed, and cut inside a frame: what comes before the cut is read and the cut counted.
+        data = open(tap, "rb").read()
+        with gzip.open(tap + ".gz", "wb") as f:
+            f.write(data)
+        rc, out2, err = hunt("--no-dedup", tap + ".gz")
+        self.assertEqual((rc, len(records(out2))), (0, 3), err)
+        cut = os.path.join(self.tmp, "cut.dnstap")
+        with open(cut, "wb") as f:
+            f.write(data[:len(data) - 30])
+        rc, out3, err = hunt("--no-dedup", cut)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Frame Streams frame cut or malformed", err)
+        self.assertGreaterEqual(len(records(out3)), 2)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
