@@ -143,8 +143,11 @@ int dk_log_parse_bind(const char *line, size_t len, struct dk_logrec *r)
 
 	/* client [@0x...] ADDR#PORT (NAME): [view V: ]query: */
 	const char *p = c + 7;
-	if (p < end && *p == '@') {
-		p = memchr(p, ' ', (size_t)(end - p));
+	if (p >= q)
+		return DK_LOGERR_BIND;
+	/* Everything up to ": query: " belongs to the client part: search no further. */
+	if (*p == '@') {
+		p = memchr(p, ' ', (size_t)(q - p));
 		if (!p)
 			return DK_LOGERR_BIND;
 		p++;
