@@ -104,6 +104,21 @@ int dk_log_parse_dnstap(struct dk_dnstap_state *st, const uint8_t *frame, size_t
 	if (rc)
 		return rc;
 	r->answer_only = response && st->saw_query;
+	/*
+	 * dnsink's own answers name the alert's CNAME target in extra
+	 * ("dnsink rule=... target=NAME"): its local answer no longer shows it.
+	 */
+	if (response && d->has_extra && d->extra.len > 7 &&
+	    memcmp(d->extra.data, "dnsink ", 7) == 0) {
+		const char *x = (const char *)d->extra.data, *end = x + d->extra.len;
+		for (const char *p = x; end - p > 8; p++) {
+			if (memcmp(p, " target=", 8) != 0)
+				continue;
+			const char *t = p + 8, *e = memchr(t, ' ', (size_t)(end - t));
+			dk_logrec_add_target(r, t, (size_t)((e ? e : end) - t));
+			break;
+		}
+	}
 	uint64_t sec = m->has_query_time_sec ? m->query_time_sec : 0;
 	uint32_t nsec = m->has_query_time_nsec ? m->query_time_nsec : 0;
 	if (response && m->has_response_time_sec) {
