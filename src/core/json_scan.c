@@ -28,6 +28,13 @@ static void ws(struct scan *s)
 		s->p++;
 }
 
+/* Octets that end or interrupt a string's plain run: '"', '\\' and control octets. */
+static const bool special[256] = {
+        [0 ... 0x1f] = true,
+        ['"'] = true,
+        ['\\'] = true,
+};
+
 /* Reads a quoted string at s->p (on the quote); sets @p out and @p esc. */
 static int string(struct scan *s, struct dk_json_str *out, bool *esc)
 {
@@ -37,6 +44,11 @@ static int string(struct scan *s, struct dk_json_str *out, bool *esc)
 	while (q < s->end) {
 		unsigned char c = (unsigned char)*q;
 
+		/* Most octets are plain: one table look-up sends them on. */
+		if (!special[c]) {
+			q++;
+			continue;
+		}
 		if (c == '"') {
 			out->p = s->p;
 			out->len = (size_t)(q - s->p);
