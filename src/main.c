@@ -23,6 +23,9 @@ static void usage(FILE *out)
 	      "       dnsink check [-c FILE]          load config and rules, print a summary\n"
 	      "       dnsink match [-c FILE] NAME...  print the verdict for each name\n"
 	      "       dnsink test [PATH...]           run the tests embedded in rule files\n"
+	      "       dnsink hunt [-c FILE] [--format FMT] [--output native|ocsf] [--no-dedup]\n"
+	      "                   [--fail-on-match] [-j N] PATH...\n"
+	      "                                       run the rules over DNS logs (- is stdin)\n"
 	      "       dnsink --version | --help\n"
 	      "\n"
 	      "Default config: " SYSTEM_CONFIG " if present, else " LOCAL_CONFIG ".\n"
@@ -59,6 +62,10 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+
+	/* hunt has options of its own; it reads them itself. */
+	if (cmd && strcmp(cmd, "hunt") == 0)
+		return dk_cli_hunt(default_config(), argc, argv);
 
 	int c;
 	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {

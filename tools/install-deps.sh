@@ -17,6 +17,10 @@ packages=(
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 iproute2 procps
+	# dnsink hunt: compressed logs, Pi-hole's SQLite, dnstap (Frame Streams +
+	# protobuf-c); and the servers and tools its tests write and read logs with
+	zlib1g-dev libzstd-dev zstd libsqlite3-dev libfstrm-dev libprotobuf-c-dev
+	protobuf-c-compiler fstrm-bin dnstap-ldns bind9 knot-module-dnstap
 )
 
 SUDO=()
@@ -54,7 +58,7 @@ fi
 
 # Should a package have started its daemon anyway (a machine with a running
 # init), stop it: the tests start their own knotd and rsyslogd.
-for svc in knot rsyslog; do
+for svc in knot rsyslog named; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		"${SUDO[@]}" systemctl stop "$svc" || true
 	elif command -v service >/dev/null 2>&1; then
@@ -62,7 +66,8 @@ for svc in knot rsyslog; do
 	fi
 done
 
-for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3; do
+for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3 \
+	named protoc-c zstd dnstap-ldns; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1

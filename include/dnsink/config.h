@@ -67,6 +67,7 @@
 #define DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX 64
 /* rate_limit.burst defaults to qps (1 while qps is 0), once qps is known. */
 /** Response cache (cache:): memory in all workers together; 0 turns it off. */
+#define DK_DEFAULT_DNSTAP_QUEUE           256
 #define DK_DEFAULT_CACHE_SIZE_MB          64
 #define DK_DEFAULT_CACHE_MIN_TTL          0
 #define DK_DEFAULT_CACHE_MAX_TTL          86400
@@ -164,6 +165,15 @@ struct dk_config {
 		unsigned ipv4_prefix;            /**< bits naming an IPv4 client (default 32) */
 		unsigned ipv6_prefix;            /**< bits naming an IPv6 client (default 64) */
 	} rate_limit;
+
+	/** dnstap out (dnstap:); off while neither socket nor file is set. Read at start. */
+	struct {
+		char *socket;   /**< a Frame Streams receiver's unix socket */
+		char *file;     /**< or a file (not both) */
+		char *identity; /**< the messages' identity; NULL: "dnsink" */
+		bool forwarder; /**< FORWARDER_* messages too (not written yet) */
+		size_t queue;   /**< messages held per worker for the writer */
+	} dnstap;
 
 	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
 	struct {

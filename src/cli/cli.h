@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The offline subcommands: `check`, `match` and `test`. Each prints to
+ * The offline subcommands: `check`, `match`, `test` and `hunt`. Each prints to
  * stdout/stderr and returns the process exit status.
  */
 #pragma once
@@ -13,3 +13,10 @@ int dk_cli_match(const char *config_path, char *const *names, int n);
 
 /** `dnsink test`: run rule tests in @p n @p paths (0: "rules/"). */
 int dk_cli_test(char *const *paths, int n);
+
+/**
+ * `dnsink hunt`: the rules of @p config_path over the logs named in
+ * @p argv (its options first, as getopt reads them). Returns 0, 1 (a match
+ * with --fail-on-match) or 2 (an error).
+ */
+int dk_cli_hunt(const char *config_path, int argc, char **argv);

@@ -597,7 +597,9 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 	        .wildcard = ev->wildcard,
 	};
 
-	if (!inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip, sizeof(t->ip)))
+	/* No family: a log that names no client (`dnsink hunt` on Sysmon events). */
+	if (ev->family == AF_UNSPEC ||
+	    !inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip, sizeof(t->ip)))
 		t->ip[0] = '\0';
 	/* A name that does not convert is a bug upstream; an empty field shows it. */
 	if (dk_name_to_text(ev->qname, ev->qname_len, t->qname, sizeof(t->qname)) < 0)
@@ -608,7 +610,11 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 		t->target[0] = '\0';
 	if (dk_verdict_entry_text(&v, name, len, t->matched, sizeof(t->matched)) < 0)
 		t->matched[0] = '\0';
-	dk_rrtype_name(ev->qtype, t->qtype, sizeof(t->qtype));
+	/* Type 0: a log that did not say (`dnsink hunt`); the daemon always knows. */
+	if (ev->qtype)
+		dk_rrtype_name(ev->qtype, t->qtype, sizeof(t->qtype));
+	else
+		t->qtype[0] = '\0';
 }
 
 static const char *const rcode_names[] = {

@@ -854,6 +854,15 @@ static const struct item cache_items[] = {
         {.name = NULL}, /* the end */
 };
 
+static const struct item dnstap_items[] = {
+        {KEY("socket", parse_string), FIELD(dnstap.socket)},
+        {KEY("file", parse_string), FIELD(dnstap.file)},
+        {KEY("identity", parse_string), FIELD(dnstap.identity)},
+        {KEY("forwarder", parse_bool), FIELD(dnstap.forwarder)},
+        {KEY("queue", parse_number), FIELD(dnstap.queue), .min = 2, .max = 16384},
+        {.name = NULL}, /* the end */
+};
+
 static const struct item top_items[] = {
         {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen),
          .port = DK_DEFAULT_DNS_PORT},
@@ -875,6 +884,7 @@ static const struct item top_items[] = {
         {KEY("metrics", parse_section), .sub = metrics_items},
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
         {KEY("cache", parse_section), .sub = cache_items},
+        {KEY("dnstap", parse_section), .sub = dnstap_items},
         {.name = NULL}, /* the end */
 };
 
@@ -953,6 +963,7 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->rate_limit.ipv4_prefix = DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX;
 	cfg->rate_limit.ipv6_prefix = DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX;
 	cfg->cache.size_mb = DK_DEFAULT_CACHE_SIZE_MB;
+	cfg->dnstap.queue = DK_DEFAULT_DNSTAP_QUEUE;
 	cfg->cache.min_ttl = DK_DEFAULT_CACHE_MIN_TTL;
 	cfg->cache.max_ttl = DK_DEFAULT_CACHE_MAX_TTL;
 	cfg->cache.negative_max_ttl = DK_DEFAULT_CACHE_NEGATIVE_MAX_TTL;
@@ -1051,6 +1062,10 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 	/* One second's worth by default, as dnsdist's MaxQPSIPRule. */
 	if (!cfg->rate_limit.burst)
 		cfg->rate_limit.burst = cfg->rate_limit.qps ? cfg->rate_limit.qps : 1;
+	if (cfg->dnstap.socket && cfg->dnstap.file) {
+		strcpy(c->key, "dnstap");
+		return fail(c, NULL, DK_ESCHEMA, "dnstap: socket and file exclude each other");
+	}
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {
 		strcpy(c->key, "cache");
 		return fail(c, c->cache_node, DK_ESCHEMA, "cache: min_ttl %u is above max_ttl %u",
@@ -1187,5 +1202,8 @@ void dk_config_free(struct dk_config *c)
 	free(c->alerts.unix_path);
 	free(c->alerts.file);
 	free(c->user);
+	free(c->dnstap.socket);
+	free(c->dnstap.file);
+	free(c->dnstap.identity);
 	free(c);
 }

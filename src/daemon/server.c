@@ -24,6 +24,7 @@
 #include "alert_sink.h"
 #include "log.h"
 #include "metrics.h"
+#include "dnstap.h"
 #include "server.h"
 #include "snapshot.h"
 #include "sock.h"
@@ -36,6 +37,7 @@ struct dk_server {
 	struct dk_snapshot *cur; /**< the snapshot workers are given */
 	struct dk_snapshot *old; /**< replaced, freed when every worker switched */
 	struct dk_alerter *alerter;
+	struct dk_dnstap *dnstap;   /**< NULL: off; read at start, kept across reloads */
 	struct dk_metrics *metrics; /**< NULL: endpoint off */
 	struct dk_metrics_src msrc; /**< what the endpoint reads */
 	struct dk_worker **workers;
@@ -356,12 +358,15 @@ static int server_start(struct dk_server *srv)
 		dk_log(DK_LOG_ERR, "alerts: %s", msg);
 		return rc;
 	}
+	rc = dk_dnstap_new(cfg, n, &srv->dnstap);
+	if (rc < 0)
+		return rc;
 	srv->workers = calloc(n, sizeof(*srv->workers));
 	if (!srv->workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		rc = dk_worker_new(i, n, srv->cur, dk_wstats_new(srv->stats), srv->alerter, &hooks,
-		                   &srv->workers[i]);
+		rc = dk_worker_new(i, n, srv->cur, dk_wstats_new(srv->stats), srv->alerter,
+		                   srv->dnstap, &hooks, &srv->workers[i]);
 		if (srv->workers[i])
 			srv->n_workers++;
 		if (rc < 0)
@@ -457,6 +462,8 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 	}
 	dk_alerter_free(srv->alerter);
+	/* After the workers: no queue is written to any more; what is queued goes out. */
+	dk_dnstap_free(srv->dnstap);
 	dk_metrics_free(srv->metrics);
 	/*
 	 * syslog(3) is process-wide and the alerter's openlog() may have left an

@@ -16,6 +16,7 @@
 #include "tcp.h"
 #include "udp.h"
 #include "upstream.h"
+#include "dnstap.h"
 #include "worker.h"
 
 struct dk_worker {
@@ -39,6 +40,7 @@ struct dk_worker {
 	struct dk_tcp *tcp;
 	struct dk_upstream *up;
 	struct dk_queries *queries;
+	struct dk_dnstap_worker *tap; /**< NULL: dnstap off */
 
 	/* The flush of upstream queries and UDP replies, once per loop iteration. */
 	uv_check_t flush;       /**< after the I/O callbacks of an iteration */
@@ -63,6 +65,8 @@ static void post_alert(void *ctx, const struct dk_alert_event *ev)
 	struct dk_worker *w = ctx;
 
 	dk_alerter_post(w->alerter, w->index, ev);
+	if (w->tap)
+		dk_dnstap_note(w->tap, ev);
 }
 
 static uint64_t loop_now(void *ctx)
@@ -260,11 +264,17 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 	rc = dk_queries_new(&env, &w->queries);
 	if (rc < 0)
 		return rc;
-	rc = dk_udp_new(&w->loop, cfg->n_listen, w->rxbuf, dk_queries_handle, w->queries,
-	                &w->ctr.udp, &w->udp);
+	/* With dnstap, its hook sits between the transports and the query module. */
+	dk_query_fn *handle = dk_queries_handle;
+	void *hctx = w->queries;
+	if (w->tap) {
+		dk_dnstap_worker_set_next(w->tap, dk_queries_handle, w->queries);
+		handle = dk_dnstap_handle;
+		hctx = w->tap;
+	}
+	rc = dk_udp_new(&w->loop, cfg->n_listen, w->rxbuf, handle, hctx, &w->ctr.udp, &w->udp);
 	if (rc == 0)
-		rc = dk_tcp_new(&w->loop, cfg->n_listen, dk_queries_handle, w->queries, &w->ctr.tcp,
-		                &w->tcp);
+		rc = dk_tcp_new(&w->loop, cfg->n_listen, handle, hctx, &w->ctr.tcp, &w->tcp);
 	if (rc < 0)
 		return rc;
 	/* Before the thread runs: the first snapshot is configured from here. */
@@ -285,7 +295,7 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 }
 
 int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
-                  struct dk_wstats *stats, struct dk_alerter *alerter,
+                  struct dk_wstats *stats, struct dk_alerter *alerter, struct dk_dnstap *dnstap,
                   const struct dk_worker_hooks *hooks, struct dk_worker **out)
 {
 	struct dk_worker *w = calloc(1, sizeof(*w));
@@ -298,6 +308,9 @@ int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
 	w->index = index;
 	w->hooks = *hooks;
 	w->alerter = alerter;
+	w->tap = dk_dnstap_worker_new(dnstap);
+	if (dnstap && !w->tap)
+		dk_log(DK_LOG_ERR, "worker %u: no dnstap queue: its queries are not logged", index);
 	atomic_init(&w->next, NULL);
 	atomic_init(&w->stop, false);
 	atomic_init(&w->stats, stats);
@@ -353,6 +366,7 @@ void dk_worker_free(struct dk_worker *w)
 	dk_udp_free(w->udp);
 	dk_upstream_free(w->up);
 	dk_queries_free(w->queries);
+	dk_dnstap_worker_free(w->tap);
 	free(w->rxbuf);
 	free(atomic_load(&w->stats));
 	free(w);

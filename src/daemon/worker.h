@@ -25,6 +25,7 @@
 #define DK_GRACE_MS 2000
 
 struct dk_worker;
+struct dk_dnstap;
 
 /** What a worker tells the main thread; both run on the worker's thread. */
 struct dk_worker_hooks {
@@ -37,12 +38,13 @@ struct dk_worker_hooks {
  * Creates worker @p index of @p n_workers on the main thread (each takes its
  * share of the cache's size): its loop, listeners on every
  * address of @p snap's config, upstream sockets; counting into @p stats
- * (taken over), alerts to @p alerter (borrowed). Returns 0, or a negative
+ * (taken over), alerts to @p alerter (borrowed), queries and answers to
+ * @p dnstap (borrowed; NULL: off) through a queue of its own. Returns 0, or a negative
  * code (logged). Either way @p *out is set when memory allowed: free it with
  * dk_worker_free().
  */
 int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
-                  struct dk_wstats *stats, struct dk_alerter *alerter,
+                  struct dk_wstats *stats, struct dk_alerter *alerter, struct dk_dnstap *dnstap,
                   const struct dk_worker_hooks *hooks, struct dk_worker **out);
 
 /** Starts the worker's thread. Returns 0 or a negative code (logged). */

@@ -512,7 +512,7 @@ class Knot:
     """knotd serving ZONES on 127.0.0.1:port. With stats, mod-stats counts the
     queries it gets by protocol, read back with knotc (queries())."""
 
-    def __init__(self, root, stats=False):
+    def __init__(self, root, stats=False, dnstap=None):
         self.dir = os.path.join(root, "knot")
         os.makedirs(self.dir)
         self.port = free_port()
@@ -533,7 +533,7 @@ database:
 log:
   - target: stderr
     any: info
-{stats_mod}template:
+{stats_mod}{tap_mod}template:
   - id: default
     storage: "{d}"
     file: "%s.zone"
@@ -544,7 +544,11 @@ log:
 """.format(d=self.dir, port=self.port,
            zones="".join("  - domain: %s\n" % z for z in ZONES),
            stats_mod="mod-stats:\n  - id: count\n    request-protocol: on\n" if stats else "",
-           stats_use="    global-module: mod-stats/count\n" if stats else ""))
+           stats_use="    global-module: mod-stats/count\n" if stats else
+                     "    global-module: mod-dnstap/tap\n" if dnstap else "",
+           # dnstap: every query and answer written to that file (test_hunt)
+           tap_mod=("mod-dnstap:\n  - id: tap\n    sink: \"%s\"\n    log-queries: on\n"
+                    "    log-responses: on\n" % dnstap) if dnstap else ""))
         self.proc = Proc("knotd", [KNOTD, "-c", conf], os.path.join(self.dir, "knotd.log"))
         try:
             wait_until(self._ready, START_TIMEOUT, what="knotd to answer")

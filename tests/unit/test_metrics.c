@@ -98,8 +98,8 @@ static int setup(void **state)
 
 	const struct dk_worker_hooks hooks = {.took = hook, .ended = hook};
 	for (unsigned i = 0; i < 2; i++)
-		assert_int_equal(dk_worker_new(i, 2, fx->snap, dk_wstats_new(fx->reg), NULL, &hooks,
-		                               &fx->w[i]),
+		assert_int_equal(dk_worker_new(i, 2, fx->snap, dk_wstats_new(fx->reg), NULL, NULL,
+		                               &hooks, &fx->w[i]),
 		                 0);
 	*state = fx;
 	return 0;
