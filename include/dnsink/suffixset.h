@@ -83,6 +83,18 @@ void dk_suffixset_free(struct dk_suffixset *s);
 bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
                          struct dk_suffixset_match *m);
 
+/** Decides whether a matched value applies; see dk_suffixset_lookup_if(). */
+typedef bool (*dk_suffixset_accept_fn)(uint16_t value, const void *ctx);
+
+/**
+ * Like dk_suffixset_lookup(), but a value that @p accept (called with
+ * @p ctx) refuses is passed over and the walk goes on to shorter suffixes.
+ * Client groups use it to skip rules they turn off.
+ */
+bool dk_suffixset_lookup_if(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                            dk_suffixset_accept_fn accept, const void *ctx,
+                            struct dk_suffixset_match *m);
+
 /** Distinct names in the set. */
 size_t dk_suffixset_count(const struct dk_suffixset *s);
 

@@ -413,16 +413,8 @@ static int key_references(struct file_ctx *c, struct rule_ctx *rc, const char *k
 
 static int key_tags(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	char **tags = NULL;
-	size_t n = 0;
-
-	(void)rc;
-	/* Tags are for the operator's own bookkeeping: checked, not kept. */
-	int err = want_strings(c, key, v, &tags, &n);
-	for (size_t i = 0; i < n; i++)
-		free(tags[i]);
-	free(tags);
-	return err;
+	/* Kept: client groups switch rules on and off by tag. */
+	return want_strings(c, key, v, &rc->r->tags, &rc->r->n_tags);
 }
 
 static int key_alert(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)

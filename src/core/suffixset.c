@@ -504,6 +504,13 @@ void dk_suffixset_free(struct dk_suffixset *s)
 bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
                          struct dk_suffixset_match *m)
 {
+	return dk_suffixset_lookup_if(s, wire, len, NULL, NULL, m);
+}
+
+bool dk_suffixset_lookup_if(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                            dk_suffixset_accept_fn accept, const void *ctx,
+                            struct dk_suffixset_match *m)
+{
 	uint8_t offs[DK_LABELS_MAX + 1];
 	uint64_t h[DK_LABELS_MAX + 1];
 	int n;
@@ -530,7 +537,7 @@ bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size
 			continue;
 		/* The whole query uses "self", a proper suffix "below". */
 		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
-		if (v == DK_SUFFIXSET_NONE)
+		if (v == DK_SUFFIXSET_NONE || (accept && !accept(v, ctx)))
 			continue;
 		m->value = v;
 		m->offset = offs[i];
