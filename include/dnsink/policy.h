@@ -42,6 +42,7 @@ struct dk_rule_test {
 	char *name;    /**< the test's name */
 	bool expect;   /**< true: the rule must match the query */
 	char *query;   /**< the query name as written in the log record */
+	char *client;  /**< "client:": judged as this client's group sees the rule; NULL: none */
 	unsigned line; /**< line of the test in the rule file */
 };
 

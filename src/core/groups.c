@@ -201,9 +201,10 @@ static int build_group(struct build *b, struct dk_group *g, const struct dk_grou
 		return DK_EFULL;
 	}
 	/* A group that changes no rule shares the rules as loaded: no tables. */
-	if (same || !nr)
+	if (same)
 		return 0;
-	g->views = malloc((1 + c->n_schedules) * nr);
+	/* One octet more: with no rules at all, unknown ids are still reported below. */
+	g->views = malloc((1 + c->n_schedules) * nr + 1);
 	if (!g->views)
 		return -ENOMEM;
 	for (size_t r = 0; r < nr; r++)

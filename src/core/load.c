@@ -69,6 +69,17 @@ static int apply(const char *path, const struct dk_run_opts *o, struct dk_config
 	return 0;
 }
 
+int dk_load_groups(const struct dk_config *cfg, struct dk_policy *pol, struct dk_diag *diag)
+{
+	if (!cfg->n_groups)
+		return 0;
+	int rc = dk_groups_build(cfg->groups, cfg->n_groups, pol, cfg->file,
+	                         (int64_t)(dk_wall_ms() / 1000), &pol->groups, diag);
+	if (rc == 0)
+		pol->groups_free = dk_groups_free;
+	return rc;
+}
+
 int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cfg,
             struct dk_policy **pol, struct dk_diag *diag)
 {
@@ -85,11 +96,8 @@ int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cf
 	if (rc == 0 && ((*cfg)->n_rules || list || (*cfg)->n_groups))
 		rc = dk_policy_load_with_list((const char *const *)(*cfg)->rules, (*cfg)->n_rules,
 		                              list, 0, pol, diag);
-	if (rc == 0 && (*cfg)->n_groups)
-		rc = dk_groups_build((*cfg)->groups, (*cfg)->n_groups, *pol, path,
-		                     (int64_t)(dk_wall_ms() / 1000), &(*pol)->groups, diag);
 	if (rc == 0 && *pol)
-		(*pol)->groups_free = dk_groups_free;
+		rc = dk_load_groups(*cfg, *pol, diag);
 	if (rc < 0) {
 		dk_policy_unref(*pol);
 		dk_config_free(*cfg);

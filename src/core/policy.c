@@ -170,6 +170,7 @@ void dk__rule_deinit(struct dk_rule *r)
 	for (size_t i = 0; i < r->n_tests; i++) {
 		free(r->tests[i].name);
 		free(r->tests[i].query);
+		free(r->tests[i].client);
 	}
 	free(r->tests);
 	free(r->file);
