@@ -160,7 +160,7 @@ const uint8_t *dk_group_view(const struct dk_groups *gs, const struct dk_group *
  * groups) under verdict table @p view (dk_group_view()). Like
  * dk_policy_match(), and also: a rule the table turns off is skipped (the
  * next shorter suffix that matches a rule on decides); v->action is the
- * table's; an entry of the group's own allow-list at least as long as the
+ * table's; against a match, an entry of the group's own allow-list at least as long as the
  * rule's match wins, with v->rule = &g->allow_rule. Pure, allocation-free.
  *
  * Known limit: when two rules list the same name, only the one that wins

@@ -5,10 +5,10 @@
  * prefix winning. Built once with a policy snapshot and immutable after, so
  * many threads may look up at once.
  *
- * The table is one open-addressing hash of (family, length, masked address);
- * a lookup masks the address with each prefix length present in the table,
- * longest first, and probes once per length: a few probes for real configs
- * (prefix lengths are few even when prefixes are many), no allocation.
+ * The table is a range table per family: the intervals of the address space
+ * where the most specific prefix does not change, sorted, so a lookup is one
+ * binary search (about 11 steps for 1,000 prefixes, whatever their lengths)
+ * and allocates nothing.
  * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is looked up as IPv4 after
  * its IPv6 prefixes, as the access list (dk_acl_allows()) treats it.
  */

@@ -114,7 +114,9 @@ static int build_allow(struct build *b, struct dk_group *g, const struct dk_grou
 
 	if (!c->n_allow)
 		return 0;
-	if (!(sb = dk_suffixset_builder_new(c->n_allow, NULL, NULL)))
+	/* The rules' hash keys: a query's name is hashed once for both sets. */
+	if (!(sb = dk_suffixset_builder_new_like(c->n_allow, NULL, NULL,
+	                                         b->pol ? b->pol->set : NULL)))
 		return -ENOMEM;
 	for (size_t i = 0; i < c->n_allow; i++) {
 		const char *t = c->allow[i].text;
@@ -429,29 +431,34 @@ bool dk_group_match(const struct dk_policy *p, const struct dk_group *g, const u
                     const uint8_t *wire, size_t len, struct dk_verdict *v)
 {
 	struct dk_suffixset_match m, am;
-	bool hit;
+	unsigned found = 0;
 
-	/* Not dk_policy_match(): the same walk, with the group's table as a filter. */
-	if ((hit = p &&
-	           dk_suffixset_lookup_if(p->set, wire, len, view ? rule_on : NULL, view, &m))) {
-		v->rule = &p->rules[m.value >> 1];
-		v->matched_off = m.offset;
-		v->wildcard = m.value & 1;
-		v->action = view ? view[m.value >> 1] : (uint8_t)v->rule->action;
-	} else {
+	/*
+	 * Not dk_policy_match(): the same walk, with the group's table as a
+	 * filter, and the group's exceptions probed with the same hashes. An
+	 * exception matters only against a match: without one the query is
+	 * forwarded, unrecorded, either way.
+	 */
+	if (p)
+		found = dk_suffixset_lookup_both(p->set, g ? g->allow : NULL, wire, len,
+		                                 view ? rule_on : NULL, view, &m, &am);
+	if (!(found & 1)) {
 		v->rule = NULL;
 		v->matched_off = 0;
 		v->wildcard = false;
+		return false;
 	}
-	/* The group's own exception: at least as specific as the rule, it wins (as allow rules do).
-	 */
-	if (g && g->allow && dk_suffixset_lookup(g->allow, wire, len, &am) &&
-	    (!hit || am.offset <= v->matched_off)) {
+	/* At least as specific as the rule's entry, the group's exception wins (as allow rules). */
+	if ((found & 2) && am.offset <= m.offset) {
 		v->rule = &g->allow_rule;
 		v->matched_off = am.offset;
 		v->wildcard = am.value & 1;
 		v->action = DK_ACTION_ALLOW;
 		return true;
 	}
-	return hit;
+	v->rule = &p->rules[m.value >> 1];
+	v->matched_off = m.offset;
+	v->wildcard = m.value & 1;
+	v->action = view ? view[m.value >> 1] : (uint8_t)v->rule->action;
+	return true;
 }

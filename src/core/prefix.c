@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The prefix table (see prefix.h). Why a hash per length and not a trie: a
- * lookup costs one probe per distinct prefix length, and configs hold few
- * lengths (/8, /16, /24, /32, /48, /64, /128...) however many prefixes they
- * list, so it stays a handful of cache lines while a binary trie walks up to
- * 128 nodes for an IPv6 client. The table is at most half full, so a probe
- * sequence is short.
+ * The prefix table (see prefix.h) as a range table: the address space of each
+ * family cut into the intervals where the most specific covering prefix does
+ * not change, sorted by their first address, each with that prefix's value
+ * (or none). A lookup is one binary search over them: for 1,000 prefixes
+ * about 11 compares of two integers in one or two cache-friendly arrays,
+ * whatever the mix of prefix lengths. (A hash per prefix length, tried
+ * first, cost one probe per distinct length, 130 ns with ten lengths.)
+ *
+ * Building relies on what CIDR prefixes are: two of them are either nested
+ * or disjoint. Sorted by first address, the shorter first at equal address,
+ * they are swept once with a stack of the prefixes open at the sweep point.
  */
+#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -14,124 +20,180 @@
 
 #include "dnsink/prefix.h"
 
-struct slot {
-	uint8_t addr[16]; /* masked network address; 4 octets used for IPv4 */
-	uint8_t used;
-	uint8_t v6;
-	uint8_t len; /* prefix length in bits */
-	uint16_t value;
+__extension__ typedef unsigned __int128 u128;
+
+#define NONE UINT32_MAX
+
+struct range_table {
+	u128 *start;   /* first address of each interval, ascending; start[0] == 0 */
+	uint32_t *s32; /* IPv4: the same as 32-bit numbers, which search faster */
+	uint32_t *value;
+	size_t n;
 };
 
 struct dk_prefix_table {
-	struct slot *slots;
-	size_t mask; /* slots - 1, a power of two minus one */
+	struct range_table fam[2]; /* 0: IPv4, 1: IPv6 */
 	size_t count;
-	/* Prefix lengths present, longest first, per family (0: IPv4, 1: IPv6). */
-	uint8_t lens[2][129];
-	uint8_t n_lens[2];
 };
 
-/* Copies @p a (@p bytes octets) into @p out with the bits past @p len cleared. */
-static void mask_addr(const uint8_t *a, unsigned bytes, unsigned len, uint8_t out[16])
+struct item {
+	u128 first, last;
+	uint8_t len;
+	uint16_t value;
+	size_t index; /* in the caller's array */
+};
+
+/* The address as one big-endian number: two or one loads, not a loop over octets. */
+static u128 addr_key(const uint8_t *a, unsigned bytes)
 {
-	unsigned full = len / 8, rest = len % 8;
-
-	memset(out, 0, 16);
-	memcpy(out, a, full);
-	if (rest && full < bytes)
-		out[full] = (uint8_t)(a[full] & (0xff << (8 - rest)));
-}
-
-/* FNV-1a over what identifies a prefix: family, length and masked address. */
-static size_t hash(unsigned v6, unsigned len, const uint8_t addr[16])
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	unsigned bytes = v6 ? 16 : 4;
-
-	h = (h ^ (v6 << 8 | len)) * 0x100000001b3ull;
-	for (unsigned i = 0; i < bytes; i++)
-		h = (h ^ addr[i]) * 0x100000001b3ull;
-	return (size_t)(h ^ (h >> 29));
-}
-
-static struct slot *find(const struct dk_prefix_table *t, unsigned v6, unsigned len,
-                         const uint8_t addr[16])
-{
-	unsigned bytes = v6 ? 16 : 4;
-
-	for (size_t i = hash(v6, len, addr) & t->mask;; i = (i + 1) & t->mask) {
-		struct slot *s = &t->slots[i];
-		if (!s->used || (s->v6 == v6 && s->len == len && !memcmp(s->addr, addr, bytes)))
-			return s;
+	if (bytes == 4) {
+		uint32_t x;
+		memcpy(&x, a, 4);
+		return be32toh(x);
 	}
+	uint64_t hi, lo;
+	memcpy(&hi, a, 8);
+	memcpy(&lo, a + 8, 8);
+	return (u128)be64toh(hi) << 64 | be64toh(lo);
 }
 
-static void add_len(struct dk_prefix_table *t, unsigned v6, uint8_t len)
+static int item_cmp(const void *x, const void *y)
 {
-	uint8_t *l = t->lens[v6];
-	unsigned n = t->n_lens[v6], i = 0;
+	const struct item *a = x, *b = y;
 
-	while (i < n && l[i] > len)
-		i++;
-	if (i < n && l[i] == len)
+	if (a->first != b->first)
+		return a->first < b->first ? -1 : 1;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Appends interval [start, ...) with @p value, or overrides the last one that starts there. */
+static void emit(struct range_table *t, u128 start, uint32_t value)
+{
+	if (t->n && t->start[t->n - 1] == start) {
+		t->value[t->n - 1] = value;
+		/* Merging with the one before keeps the table small and the search short. */
+		if (t->n > 1 && t->value[t->n - 2] == value)
+			t->n--;
 		return;
-	memmove(l + i + 1, l + i, n - i);
-	l[i] = len;
-	t->n_lens[v6]++;
+	}
+	if (t->n && t->value[t->n - 1] == value)
+		return;
+	t->start[t->n] = start;
+	t->value[t->n] = value;
+	t->n++;
+}
+
+/* Builds family table @p t from @p n items sorted by item_cmp(); DK_EDUP names the dup. */
+static int build(struct range_table *t, struct item *it, size_t n, u128 max, size_t *dup)
+{
+	struct item **stack = malloc((n ? n : 1) * sizeof(*stack));
+	size_t depth = 0;
+
+	/* Each prefix adds at most two boundaries, plus the interval at address 0. */
+	t->start = malloc((2 * n + 1) * sizeof(*t->start));
+	t->value = malloc((2 * n + 1) * sizeof(*t->value));
+	if (!stack || !t->start || !t->value) {
+		free(stack);
+		return -ENOMEM;
+	}
+	emit(t, 0, NONE);
+	for (size_t i = 0; i < n; i++) {
+		if (i && it[i].first == it[i - 1].first && it[i].len == it[i - 1].len) {
+			if (dup)
+				*dup = it[i].index;
+			free(stack);
+			return DK_EDUP;
+		}
+		/* Close what ends before this one starts; the enclosing one (or none) resumes. */
+		while (depth && stack[depth - 1]->last < it[i].first) {
+			u128 after = stack[depth - 1]->last + 1;
+			depth--;
+			emit(t, after, depth ? stack[depth - 1]->value : NONE);
+		}
+		emit(t, it[i].first, it[i].value);
+		stack[depth++] = &it[i];
+	}
+	while (depth) {
+		u128 last = stack[depth - 1]->last;
+		depth--;
+		if (last != max)
+			emit(t, last + 1, depth ? stack[depth - 1]->value : NONE);
+	}
+	free(stack);
+	return 0;
 }
 
 int dk_prefix_table_new(const struct dk_cidr *cidrs, const uint16_t *values, size_t n,
                         struct dk_prefix_table **out, size_t *dup)
 {
 	struct dk_prefix_table *t = calloc(1, sizeof(*t));
-	size_t cap = 8;
+	struct item *it = malloc((n ? n : 1) * sizeof(*it));
+	size_t k[2] = {0, 0};
+	int rc = -ENOMEM;
 
 	*out = NULL;
-	if (!t)
-		return -ENOMEM;
-	while (cap < n * 2)
-		cap *= 2;
-	t->slots = calloc(cap, sizeof(*t->slots));
-	if (!t->slots) {
-		free(t);
-		return -ENOMEM;
-	}
-	t->mask = cap - 1;
-	for (size_t i = 0; i < n; i++) {
-		const struct dk_cidr *c = &cidrs[i];
-		unsigned v6 = c->family == AF_INET6;
-		unsigned max = v6 ? 128 : 32;
-		uint8_t a[16];
-
-		if ((c->family != AF_INET && !v6) || c->prefix > max) {
-			dk_prefix_table_free(t);
-			return -EINVAL;
+	if (!t || !it)
+		goto fail;
+	/* IPv4 items first, then IPv6, so each family is one run of the sorted array. */
+	for (int fam = 0; fam < 2; fam++) {
+		for (size_t i = 0; i < n; i++) {
+			const struct dk_cidr *c = &cidrs[i];
+			unsigned bits = fam ? 128 : 32;
+			if (c->family != AF_INET && c->family != AF_INET6) {
+				rc = -EINVAL;
+				goto fail;
+			}
+			if ((c->family == AF_INET6) != fam)
+				continue;
+			if (c->prefix > bits) {
+				rc = -EINVAL;
+				goto fail;
+			}
+			u128 a = addr_key(c->addr, bits / 8);
+			/* The host bits; shifting a 128-bit 1 by 128 would be undefined. */
+			u128 host = c->prefix == bits ? 0
+			            : c->prefix == 0  ? ~(u128)0 >> (128 - bits)
+			                              : ((u128)1 << (bits - c->prefix)) - 1;
+			struct item *x = &it[k[0] + k[1]];
+			x->first = a & ~host;
+			x->last = x->first | host;
+			x->len = c->prefix;
+			x->value = values[i];
+			x->index = i;
+			k[fam]++;
 		}
-		mask_addr(c->addr, v6 ? 16 : 4, c->prefix, a);
-		struct slot *s = find(t, v6, c->prefix, a);
-		if (s->used) {
-			if (dup)
-				*dup = i;
-			dk_prefix_table_free(t);
-			return DK_EDUP;
-		}
-		memcpy(s->addr, a, 16);
-		s->used = 1;
-		s->v6 = (uint8_t)v6;
-		s->len = c->prefix;
-		s->value = values[i];
-		t->count++;
-		add_len(t, v6, c->prefix);
 	}
+	qsort(it, k[0], sizeof(*it), item_cmp);
+	qsort(it + k[0], k[1], sizeof(*it), item_cmp);
+	if ((rc = build(&t->fam[0], it, k[0], ((u128)1 << 32) - 1, dup)) < 0 ||
+	    (rc = build(&t->fam[1], it + k[0], k[1], ~(u128)0, dup)) < 0)
+		goto fail;
+	rc = -ENOMEM;
+	if (!(t->fam[0].s32 = malloc((t->fam[0].n ? t->fam[0].n : 1) * sizeof(uint32_t))))
+		goto fail;
+	for (size_t i = 0; i < t->fam[0].n; i++)
+		t->fam[0].s32[i] = (uint32_t)t->fam[0].start[i];
+	t->count = n;
+	free(it);
 	*out = t;
 	return 0;
+fail:
+	free(it);
+	dk_prefix_table_free(t);
+	return rc;
 }
 
 void dk_prefix_table_free(struct dk_prefix_table *t)
 {
 	if (!t)
 		return;
-	free(t->slots);
+	for (int f = 0; f < 2; f++) {
+		free(t->fam[f].start);
+		free(t->fam[f].s32);
+		free(t->fam[f].value);
+	}
 	free(t);
 }
 
@@ -143,22 +205,40 @@ size_t dk_prefix_table_count(const struct dk_prefix_table *t)
 bool dk_prefix_lookup(const struct dk_prefix_table *t, int family, const uint8_t *addr,
                       uint16_t *value)
 {
-	unsigned v6 = family == AF_INET6;
-
-	if (!t || !t->count || (family != AF_INET && !v6))
+	if (!t || !t->count || (family != AF_INET && family != AF_INET6))
 		return false;
-	for (unsigned i = 0; i < t->n_lens[v6]; i++) {
-		uint8_t a[16];
-		unsigned len = t->lens[v6][i];
-
-		mask_addr(addr, v6 ? 16 : 4, len, a);
-		const struct slot *s = find(t, v6, len, a);
-		if (s->used) {
-			*value = s->value;
-			return true;
+	const struct range_table *r = &t->fam[family == AF_INET6];
+	if (r->n == 0)
+		return false;
+	/*
+	 * The last interval starting at or before the address; start[0] is 0, so
+	 * there is one. Halving without a branch on the data (a conditional move):
+	 * client addresses are random to the branch predictor.
+	 */
+	size_t lo, n = r->n;
+	if (family == AF_INET) {
+		uint32_t key = (uint32_t)addr_key(addr, 4);
+		const uint32_t *base = r->s32;
+		while (n > 1) {
+			size_t half = n / 2;
+			base = base[half] <= key ? base + half : base;
+			n -= half;
 		}
+		lo = (size_t)(base - r->s32);
+	} else {
+		u128 key = addr_key(addr, 16);
+		const u128 *base = r->start;
+		while (n > 1) {
+			size_t half = n / 2;
+			base = base[half] <= key ? base + half : base;
+			n -= half;
+		}
+		lo = (size_t)(base - r->start);
 	}
-	return false;
+	if (r->value[lo] == NONE)
+		return false;
+	*value = (uint16_t)r->value[lo];
+	return true;
 }
 
 bool dk_prefix_lookup_sa(const struct dk_prefix_table *t, const struct sockaddr *sa,

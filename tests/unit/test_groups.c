@@ -127,6 +127,7 @@ static const char base_groups[] = "  - name: lab\n"
                                   "  - name: wide\n"
                                   "    clients: [127.0.0.0/8]\n"
                                   "    disable: [crypto]\n"
+                                  "    allow: [example]\n"
                                   "  - name: quiet\n"
                                   "    clients: [\"::1/128\"]\n"
                                   "    allow_clients: []\n";
@@ -164,6 +165,7 @@ static void test_views(void **state)
 	assert_string_equal(verdict(pol, "127.0.0.2", "a.ok.example"), "group:lab:allow allow");
 	/* wide: the tag "crypto" turns off both tagged rules. */
 	assert_string_equal(verdict(pol, "127.0.0.3", "pool.example"), "-");
+	/* Its allow entry "example" is shorter than the rule's "*.dyn.example": the rule wins. */
 	assert_string_equal(verdict(pol, "127.0.0.3", "a.dyn.example"), "R.DynDNS alert");
 	/* quiet changes no rule: no tables of its own. */
 	assert_null(group_of(pol, "::1")->views);
