@@ -21,8 +21,10 @@ static void usage(FILE *out)
 	fputs("usage: dnsink [-c FILE] [--workers N] [--listen ADDR] [--upstream ADDR]\n"
 	      "              [--blocklist FILE]       run the resolver in the foreground\n"
 	      "       dnsink check [-c FILE]          load config and rules, print a summary\n"
-	      "       dnsink match [-c FILE] NAME...  print the verdict for each name\n"
-	      "       dnsink test [PATH...]           run the tests embedded in rule files\n"
+	      "       dnsink match [-c FILE] [--client IP] NAME...\n"
+	      "                                       print the verdict for each name (as IP gets "
+	      "it)\n"
+	      "       dnsink test [-c FILE] [PATH...] run the tests embedded in rule files\n"
 	      "       dnsink hunt [-c FILE] [--format FMT] [--output native|ocsf] [--no-dedup]\n"
 	      "                   [--fail-on-match] [-j N] PATH...\n"
 	      "                                       run the rules over DNS logs (- is stdin)\n"
@@ -38,7 +40,7 @@ static const char *default_config(void)
 	return access(SYSTEM_CONFIG, F_OK) == 0 ? SYSTEM_CONFIG : LOCAL_CONFIG;
 }
 
-enum { OPT_WORKERS = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_BLOCKLIST };
+enum { OPT_WORKERS = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_BLOCKLIST, OPT_CLIENT };
 
 int main(int argc, char **argv)
 {
@@ -50,10 +52,11 @@ int main(int argc, char **argv)
 	        {"listen", required_argument, NULL, OPT_LISTEN},
 	        {"upstream", required_argument, NULL, OPT_UPSTREAM},
 	        {"blocklist", required_argument, NULL, OPT_BLOCKLIST},
+	        {"client", required_argument, NULL, OPT_CLIENT},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *cmd = NULL;
-	const char *config = NULL;
+	const char *config = NULL, *client = NULL;
 	struct dk_run_opts run = {0};
 
 	/* A subcommand, if any, comes first; its options follow it. */
@@ -86,9 +89,12 @@ int main(int argc, char **argv)
 		case OPT_LISTEN: run.listen = optarg; break;
 		case OPT_UPSTREAM: run.upstream = optarg; break;
 		case OPT_BLOCKLIST: run.blocklist = optarg; break;
+		case OPT_CLIENT: client = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
+	/* `test` reads a config only when told to: rule tests run without one. */
+	const char *given = config;
 	if (!config)
 		config = default_config();
 
@@ -97,9 +103,9 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "check") == 0 && optind == argc)
 		return dk_cli_check(config);
 	if (strcmp(cmd, "match") == 0 && optind < argc)
-		return dk_cli_match(config, argv + optind, argc - optind);
+		return dk_cli_match(config, client, argv + optind, argc - optind);
 	if (strcmp(cmd, "test") == 0)
-		return dk_cli_test(argv + optind, argc - optind);
+		return dk_cli_test(given, argv + optind, argc - optind);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

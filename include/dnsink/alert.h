@@ -32,6 +32,7 @@ struct dk_alert_event {
 	uint64_t mono_ns;           /**< monotonic clock: orders events of different workers */
 	const struct dk_rule *rule; /**< lives as long as its policy snapshot */
 	struct dk_policy *policy;   /**< the snapshot @p rule belongs to */
+	const char *group;          /**< client group's name, owned by @p policy; NULL: none */
 	uint8_t family;             /**< AF_INET or AF_INET6 */
 	uint8_t transport;          /**< enum dk_transport */
 	uint8_t action;             /**< enum dk_action applied to the query */

@@ -77,6 +77,8 @@
 #define DK_DEFAULT_CACHE_STALE_MAX_S      86400
 #define DK_DEFAULT_CACHE_PREFETCH         true
 
+struct dk_group_conf;
+
 /** An IPv4 or IPv6 socket address. */
 struct dk_addr {
 	union {
@@ -186,6 +188,10 @@ struct dk_config {
 		unsigned stale_max_s; /**< how long past expiry an answer may be served stale */
 		bool prefetch;        /**< refresh entries asked for in their last tenth */
 	} cache;
+
+	/** Client groups (groups:), as written; resolved with the rules (dnsink/groups.h). */
+	struct dk_group_conf *groups;
+	size_t n_groups;
 };
 
 /**

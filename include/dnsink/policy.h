@@ -42,6 +42,7 @@ struct dk_rule_test {
 	char *name;    /**< the test's name */
 	bool expect;   /**< true: the rule must match the query */
 	char *query;   /**< the query name as written in the log record */
+	char *client;  /**< "client:": judged as this client's group sees the rule; NULL: none */
 	unsigned line; /**< line of the test in the rule file */
 };
 
@@ -56,6 +57,8 @@ struct dk_rule {
 	size_t n_mitre;
 	char **references;
 	size_t n_references;
+	char **tags; /**< the rule's "tags:", by which client groups may name it */
+	size_t n_tags;
 	bool alert;             /**< false: enforce silently */
 	unsigned dedup_minutes; /**< 0: no dedup, every event is a record */
 	unsigned threshold;     /**< events in a window before the first record (>= 1) */
@@ -89,6 +92,13 @@ struct dk_policy {
 	size_t n_names;   /**< distinct names in the set */
 	size_t n_invalid; /**< invalid list lines, all files */
 	unsigned refs;    /**< owner-thread reference count, starts at 1 */
+	/** Client groups built for these rules (dk_groups_build()); NULL: none. Owned. */
+	struct dk_groups *groups;
+	/**
+	 * Frees @p groups (dk_groups_free), set with it: a hook, so that matching
+	 * and groups do not link each other in a circle (tests/check_layers.py).
+	 */
+	void (*groups_free)(struct dk_groups *groups);
 };
 
 /** Options for dk_policy_load(). */
@@ -129,6 +139,7 @@ struct dk_verdict {
 	const struct dk_rule *rule; /**< NULL: no match */
 	uint8_t matched_off;        /**< offset of the matched entry's name in the query */
 	bool wildcard;              /**< the matched entry was "*.name" */
+	uint8_t action;             /**< enum dk_action applied: the rule's, or its group's */
 };
 
 /**

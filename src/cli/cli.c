@@ -12,11 +12,13 @@
 #include <time.h>
 
 #include "dnsink/config.h"
+#include "dnsink/load.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
 
 #include "cli.h"
+#include "cli_groups.h"
 
 static double now_ms(void)
 {
@@ -60,6 +62,22 @@ static int load_policy(const char *const *paths, size_t n, unsigned flags, struc
 	return err;
 }
 
+/* The rules of @p cfg with its client groups, as the daemon runs them. */
+static int load_rules(const struct dk_config *cfg, struct dk_policy **p)
+{
+	struct dk_diag d = {0};
+
+	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, p))
+		return 1;
+	if (dk_load_groups(cfg, *p, &d) < 0) {
+		print_diag(&d);
+		dk_policy_unref(*p);
+		*p = NULL;
+		return 1;
+	}
+	return 0;
+}
+
 static void print_cidr(const struct dk_cidr *c)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -92,7 +110,7 @@ int dk_cli_check(const char *config_path)
 	if (load_config(config_path, &cfg))
 		return 1;
 	double t0 = now_ms();
-	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, &p)) {
+	if (load_rules(cfg, &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}
@@ -129,6 +147,7 @@ int dk_cli_check(const char *config_path)
 			printf(" (first at line %u)", l->first_invalid_line);
 		printf(" [%s]\n", l->rule->id);
 	}
+	dk__cli_print_groups(p);
 	printf("\ntotal: %zu rules, %zu entries, %zu distinct names, %zu invalid list lines, "
 	       "%zu KiB, loaded in %.1f ms\n",
 	       p->n_rules, p->n_entries, p->n_names, p->n_invalid,
@@ -147,18 +166,31 @@ static int name_arg(const char *text, uint8_t wire[DK_NAME_MAX], size_t *len)
 	return dk_name_from_text(text, n, 0, wire, len);
 }
 
-int dk_cli_match(const char *config_path, char *const *names, int n)
+int dk_cli_match(const char *config_path, const char *client, char *const *names, int n)
 {
 	struct dk_config *cfg = NULL;
 	struct dk_policy *p = NULL;
 	int status = 0;
+	bool bad;
 
 	if (load_config(config_path, &cfg))
 		return 1;
-	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, &p)) {
+	if (load_rules(cfg, &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}
+	/* The verdict is the one this client's group gets (SPEC: IP defaults to 127.0.0.1). */
+	const struct dk_group *g = dk__cli_group_of(p, client ? client : "127.0.0.1", &bad);
+	if (bad) {
+		fprintf(stderr, "--client %s: not an IP address\n", client);
+		dk_policy_unref(p);
+		dk_config_free(cfg);
+		return 2;
+	}
+	const uint8_t *view = g ? dk_group_view(p->groups, g) : NULL;
+	char in_group[96] = "";
+	if (g)
+		snprintf(in_group, sizeof(in_group), " group %s", g->name);
 	for (int i = 0; i < n; i++) {
 		uint8_t wire[DK_NAME_MAX];
 		size_t len;
@@ -172,14 +204,15 @@ int dk_cli_match(const char *config_path, char *const *names, int n)
 			continue;
 		}
 		dk_name_to_text(wire, len, text, sizeof(text));
-		if (!dk_policy_match(p, wire, len, &v)) {
-			printf("%s: no match\n", text);
+		if (!dk_group_match(p, g, view, wire, len, &v)) {
+			printf("%s: no match%s\n", text, in_group);
 			continue;
 		}
 		if (dk_verdict_entry_text(&v, wire, len, entry, sizeof(entry)) < 0)
 			snprintf(entry, sizeof(entry), "?");
-		printf("%s: rule %s action %s matched %s (severity %s)\n", text, v.rule->id,
-		       dk_action_name(v.rule->action), entry, dk_severity_name(v.rule->severity));
+		printf("%s: rule %s action %s matched %s (severity %s)%s\n", text, v.rule->id,
+		       dk_action_name((enum dk_action)v.action), entry,
+		       dk_severity_name(v.rule->severity), in_group);
 	}
 	fflush(stdout);
 	dk_policy_unref(p);
@@ -187,16 +220,28 @@ int dk_cli_match(const char *config_path, char *const *names, int n)
 	return status;
 }
 
-int dk_cli_test(char *const *paths, int n)
+int dk_cli_test(const char *config_path, char *const *paths, int n)
 {
 	static const char *const def[] = {DK_DEFAULT_RULES};
 	const char *const *list = n > 0 ? (const char *const *)paths : def;
 	size_t count = n > 0 ? (size_t)n : 1;
 	struct dk_policy *p = NULL;
+	struct dk_config *cfg = NULL;
 	size_t passed = 0, failed = 0;
 
 	if (load_policy(list, count, DK_POLICY_PER_RULE_SETS, &p))
 		return 1;
+	/* With -c, a test that names a client is judged as the client's group sees its rule. */
+	if (config_path) {
+		struct dk_diag d = {0};
+		if (load_config(config_path, &cfg) || dk_load_groups(cfg, p, &d) < 0) {
+			if (d.msg[0])
+				print_diag(&d);
+			dk_config_free(cfg);
+			dk_policy_unref(p);
+			return 1;
+		}
+	}
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct dk_rule *r = &p->rules[i];
 		for (size_t j = 0; j < r->n_tests; j++) {
@@ -209,13 +254,22 @@ int dk_cli_test(char *const *paths, int n)
 			/* The loader checked the query; a failure here is a test failure too. */
 			bool got = name_arg(t->query, wire, &len) == 0 &&
 			           dk_rule_match(r, wire, len, &v);
+			const char *group = "";
+			if (got && t->client) {
+				bool bad;
+				const struct dk_group *g = dk__cli_group_of(p, t->client, &bad);
+				const uint8_t *view = g ? dk_group_view(p->groups, g) : NULL;
+				got = !view || view[r->index] != DK_GROUP_OFF;
+				group = g ? g->name : "";
+			}
 			if (got == t->expect) {
 				passed++;
 				continue;
 			}
 			failed++;
-			printf("FAIL %s: %s: query %s expected %s, got ", r->id, t->name, t->query,
-			       t->expect ? "match" : "no match");
+			printf("FAIL %s: %s: query %s%s%s%s%s expected %s, got ", r->id, t->name,
+			       t->query, t->client ? " client " : "", t->client ? t->client : "",
+			       *group ? " group " : "", group, t->expect ? "match" : "no match");
 			if (got && dk_verdict_entry_text(&v, wire, len, entry, sizeof(entry)) >= 0)
 				printf("match on %s (%s:%u)\n", entry, r->file, t->line);
 			else
@@ -224,5 +278,6 @@ int dk_cli_test(char *const *paths, int n)
 	}
 	printf("%zu passed, %zu failed\n", passed, failed);
 	dk_policy_unref(p);
+	dk_config_free(cfg);
 	return failed ? 1 : 0;
 }

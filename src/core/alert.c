@@ -329,7 +329,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 	const struct dk_rule *rule = ev->rule;
 
 	/* Workers do not post these; stay safe if one does. */
-	if (!rule || !rule->alert || rule->action == DK_ACTION_ALLOW)
+	if (!rule || !rule->alert || ev->action == DK_ACTION_ALLOW)
 		return true;
 	if (rule->dedup_minutes == 0) {
 		struct dk_alert_record rec = {
@@ -645,6 +645,8 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "action", dk_action_name((enum dk_action)ev->action));
 	jw_raw(w, ",", 1);
+	jw_key_str(w, "group", ev->group ? ev->group : "default");
+	jw_raw(w, ",", 1);
 	jw_key_str(w, "source_ip", t->ip);
 	jw_lit(w, ",\"source_port\":");
 	jw_u64(w, ev->port);
@@ -775,6 +777,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	jw_mitre(w, rule);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "dnsink_action", dk_action_name((enum dk_action)ev->action));
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "group", ev->group ? ev->group : "default");
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "matched", t->matched);
 	if (ev->target_len) {

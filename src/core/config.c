@@ -24,6 +24,7 @@
 
 #include "dnsink/config.h"
 
+#include "group_conf.h"
 #include "yaml_helpers.h"
 
 /* More nameservers than any resolver uses (glibc reads 3); bounds the loop. */
@@ -769,6 +770,14 @@ static int parse_metrics_listen(struct ctx *c, const struct item *it, yaml_node_
 
 static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, void *field);
 
+static int parse_groups(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)it;
+	(void)field;
+	return dk__group_confs_parse(c->doc, n, c->path, &c->cfg->groups, &c->cfg->n_groups,
+	                             c->diag);
+}
+
 static const struct name_value facilities[] = {
         {"kern", LOG_KERN},     {"user", LOG_USER},         {"mail", LOG_MAIL},
         {"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},         {"syslog", LOG_SYSLOG},
@@ -885,6 +894,7 @@ static const struct item top_items[] = {
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
         {KEY("cache", parse_section), .sub = cache_items},
         {KEY("dnstap", parse_section), .sub = dnstap_items},
+        {KEY("groups", parse_groups)},
         {.name = NULL}, /* the end */
 };
 
@@ -1205,5 +1215,6 @@ void dk_config_free(struct dk_config *c)
 	free(c->dnstap.socket);
 	free(c->dnstap.file);
 	free(c->dnstap.identity);
+	dk_group_confs_free(c->groups, c->n_groups);
 	free(c);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnsink/groups.h"
 #include "dnsink/load.h"
 
 /* Replaces the address list @p *list/@p *n with the one address @p text. */
@@ -68,6 +69,17 @@ static int apply(const char *path, const struct dk_run_opts *o, struct dk_config
 	return 0;
 }
 
+int dk_load_groups(const struct dk_config *cfg, struct dk_policy *pol, struct dk_diag *diag)
+{
+	if (!cfg->n_groups)
+		return 0;
+	int rc = dk_groups_build(cfg->groups, cfg->n_groups, pol, cfg->file,
+	                         (int64_t)(dk_wall_ms() / 1000), &pol->groups, diag);
+	if (rc == 0)
+		pol->groups_free = dk_groups_free;
+	return rc;
+}
+
 int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cfg,
             struct dk_policy **pol, struct dk_diag *diag)
 {
@@ -80,10 +92,14 @@ int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cf
 	if (rc < 0)
 		return rc;
 	rc = apply(path, o, *cfg, diag);
-	if (rc == 0 && ((*cfg)->n_rules || list))
+	/* Groups hang on the policy (a reload swaps both), so they make one even without rules. */
+	if (rc == 0 && ((*cfg)->n_rules || list || (*cfg)->n_groups))
 		rc = dk_policy_load_with_list((const char *const *)(*cfg)->rules, (*cfg)->n_rules,
 		                              list, 0, pol, diag);
+	if (rc == 0 && *pol)
+		rc = dk_load_groups(*cfg, *pol, diag);
 	if (rc < 0) {
+		dk_policy_unref(*pol);
 		dk_config_free(*cfg);
 		*cfg = NULL;
 		*pol = NULL;

@@ -98,6 +98,7 @@ static bool verdict_from(const struct dk_rule *rule, const struct dk_suffixset_m
 	v->rule = rule;
 	v->matched_off = m->offset;
 	v->wildcard = m->value & 1;
+	v->action = (uint8_t)rule->action;
 	return true;
 }
 
@@ -163,9 +164,13 @@ void dk__rule_deinit(struct dk_rule *r)
 	for (size_t i = 0; i < r->n_references; i++)
 		free(r->references[i]);
 	free(r->references);
+	for (size_t i = 0; i < r->n_tags; i++)
+		free(r->tags[i]);
+	free(r->tags);
 	for (size_t i = 0; i < r->n_tests; i++) {
 		free(r->tests[i].name);
 		free(r->tests[i].query);
+		free(r->tests[i].client);
 	}
 	free(r->tests);
 	free(r->file);
@@ -183,6 +188,8 @@ void dk__policy_free(struct dk_policy *p)
 		free(p->lists[i].file);
 	free(p->lists);
 	dk_suffixset_free(p->set);
+	if (p->groups_free)
+		p->groups_free(p->groups);
 	free(p);
 }
 

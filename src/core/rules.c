@@ -413,16 +413,8 @@ static int key_references(struct file_ctx *c, struct rule_ctx *rc, const char *k
 
 static int key_tags(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	char **tags = NULL;
-	size_t n = 0;
-
-	(void)rc;
-	/* Tags are for the operator's own bookkeeping: checked, not kept. */
-	int err = want_strings(c, key, v, &tags, &n);
-	for (size_t i = 0; i < n; i++)
-		free(tags[i]);
-	free(tags);
-	return err;
+	/* Kept: client groups switch rules on and off by tag. */
+	return want_strings(c, key, v, &rc->r->tags, &rc->r->n_tags);
 }
 
 static int key_alert(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
@@ -564,7 +556,7 @@ static yaml_node_t *log_query(yaml_document_t *doc, yaml_node_t *log)
 
 static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *out)
 {
-	yaml_node_t *name = NULL, *expect = NULL, *log = NULL;
+	yaml_node_t *name = NULL, *expect = NULL, *log = NULL, *client = NULL;
 
 	if (t->type != YAML_MAPPING_NODE)
 		return fail(c->L, c->file, dk__yaml_line(t), DK_ESCHEMA,
@@ -583,9 +575,12 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 			slot = &expect;
 		else if (ks && strcmp(ks, "log") == 0)
 			slot = &log;
+		else if (ks && strcmp(ks, "client") == 0)
+			slot = &client;
 		if (!slot)
 			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
-			            "unknown key '%s' in test (name, expect, log)", ks ? ks : "?");
+			            "unknown key '%s' in test (name, expect, log, client)",
+			            ks ? ks : "?");
 		if (*slot)
 			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
 			            "duplicate key '%s'", ks);
@@ -615,7 +610,19 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 		return fail(c->L, c->file, dk__yaml_line(q), DK_ENAME, "test query '%s': %s",
 		            dk__yaml_scalar(q), dk_strerror(err));
 	out->query = strdup(dk__yaml_scalar(q));
-	return out->query ? 0 : -ENOMEM;
+	if (!out->query)
+		return -ENOMEM;
+	if (client) {
+		/* The client a test names picks its group (dnsink test -c FILE). */
+		uint8_t a[16];
+		if ((err = want_string(c, "client", client, &out->client)))
+			return err;
+		if (inet_pton(AF_INET, out->client, a) != 1 &&
+		    inet_pton(AF_INET6, out->client, a) != 1)
+			return fail(c->L, c->file, dk__yaml_line(client), DK_ESCHEMA,
+			            "test client '%s' is not an IP address", out->client);
+	}
+	return 0;
 }
 
 static int key_tests(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)

@@ -22,6 +22,7 @@
 
 #include "alert_sink.h"
 #include "dk_build.h"
+#include "dnsink/groups.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "worker.h"
@@ -159,6 +160,28 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
 		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
+	}
+}
+
+/* Client groups of the snapshot in force, by name: queries asked and queries a rule decided. */
+static void render_groups(struct text *t, const struct dk_metrics_src *src)
+{
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_groups *gs = snap && snap->pol ? snap->pol->groups : NULL;
+
+	for (unsigned which = 0; which < 2; which++) {
+		const char *name = which ? "dnsink_group_hits_total" : "dnsink_group_queries_total";
+		text_head(t, name, "counter",
+		          which ? "Queries of a client group that a rule decided (as rule hits)."
+		                : "Queries per client group (after the rate limit and parsing).");
+		if (!gs || !snap->stats.group_slot)
+			continue;
+		for (size_t i = 0; i < gs->n; i++) {
+			text_add(t, "%s{group=\"", name);
+			text_label(t, gs->g[i].name);
+			text_add(t, "\"} %" PRIu64 "\n",
+			         rule_hits(src, snap->stats.group_slot[2 * i + which]));
+		}
 	}
 }
 
@@ -394,6 +417,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.query.cname_alerted));
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
+	render_groups(&t, src);
 
 	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", pol ? pol->n_rules : 0);
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",

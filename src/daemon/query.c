@@ -22,6 +22,7 @@
 #include <ldns/wire2host.h>
 
 #include "dnsink/cache.h"
+#include "dnsink/groups.h"
 #include "dnsink/ratelimit.h"
 #include "log.h"
 #include "query.h"
@@ -78,10 +79,41 @@ static void reply_error(struct dk_queries *qs, const struct dk_client *cl, const
 static void rule_hit(struct dk_queries *qs, unsigned rule_index)
 {
 	const struct dk_queries_conf *c = &qs->conf;
-	uint32_t slot = c->rule_slot ? c->rule_slot[rule_index] : UINT32_MAX;
+	/* A group's own allow-list is no rule of the snapshot: its index is past them. */
+	uint32_t slot = c->rule_slot && rule_index < c->pol->n_rules ? c->rule_slot[rule_index]
+	                                                             : UINT32_MAX;
 
 	if (slot < c->n_rule_hits)
 		dk_ctr_inc(&c->rule_hits[slot]);
+}
+
+/* Counts a query (@p which 0) or a hit (1) of client group @p g in its counter slot. */
+static void group_count(struct dk_queries *qs, const struct dk_group *g, unsigned which)
+{
+	const struct dk_queries_conf *c = &qs->conf;
+	uint32_t slot = g && c->group_slot ? c->group_slot[2 * g->index + which] : UINT32_MAX;
+
+	if (slot < c->n_rule_hits)
+		dk_ctr_inc(&c->rule_hits[slot]);
+}
+
+/* The group of client @p cl in the snapshot in force; NULL without groups. */
+static const struct dk_group *group_of(const struct dk_queries *qs, const struct dk_client *cl)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+
+	return pol && pol->groups ? dk_groups_lookup(pol->groups, &cl->peer.sa) : NULL;
+}
+
+/* Matches @p wire for a client of group @p g: the group's view of the rules in force. */
+static bool match(const struct dk_queries *qs, const struct dk_group *g, const uint8_t *wire,
+                  size_t len, struct dk_verdict *v)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+
+	if (!g)
+		return dk_policy_match(pol, wire, len, v);
+	return dk_group_match(pol, g, dk_group_view(pol->groups, g), wire, len, v);
 }
 
 /*
@@ -89,9 +121,9 @@ static void rule_hit(struct dk_queries *qs, unsigned rule_index)
  * @p target_len > 0, @p target (lowercase wire form) is the CNAME/DNAME target
  * the rule matched and v->matched_off is relative to it.
  */
-static void alert(struct dk_queries *qs, const struct dk_client *cl, const struct dk_query *q,
-                  const struct dk_verdict *v, uint8_t rcode, const uint8_t *target,
-                  size_t target_len)
+static void alert(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                  const struct dk_query *q, const struct dk_verdict *v, uint8_t rcode,
+                  const uint8_t *target, size_t target_len)
 {
 	struct dk_alert_event ev;
 
@@ -101,7 +133,8 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 	ev.policy = qs->conf.pol;
 	ev.family = (uint8_t)cl->peer.sa.sa_family;
 	ev.transport = cl->transport;
-	ev.action = (uint8_t)v->rule->action;
+	ev.action = v->action;
+	ev.group = g ? g->name : NULL;
 	ev.rcode = rcode;
 	ev.qtype = q->qtype;
 	memset(ev.addr, 0, sizeof(ev.addr));
@@ -130,9 +163,9 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
  * when the client was answered (or the answer dropped), false when the query
  * goes on: forwarded, or the upstream's answer passed on.
  */
-static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
-                const struct dk_query *q, const struct dk_verdict *v, enum act_on on,
-                uint8_t pass_rcode, const uint8_t *target, size_t target_len)
+static bool act(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                const uint8_t *pkt, const struct dk_query *q, const struct dk_verdict *v,
+                enum act_on on, uint8_t pass_rcode, const uint8_t *target, size_t target_len)
 {
 	const struct dk_rule *r = v->rule;
 	uint8_t rcode = pass_rcode;
@@ -140,7 +173,8 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 	int n = 0;
 
 	rule_hit(qs, r->index);
-	switch (r->action) {
+	group_count(qs, g, 1);
+	switch ((enum dk_action)v->action) {
 	case DK_ACTION_SINKHOLE:
 		o = DK_OUT_SINKHOLED;
 		rcode = LDNS_RCODE_NOERROR;
@@ -160,8 +194,8 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 	case DK_ACTION_ALERT:
 	case DK_ACTION_ALLOW: break;
 	}
-	if (r->alert && r->action != DK_ACTION_ALLOW)
-		alert(qs, cl, q, v, rcode, target, target_len);
+	if (r->alert && v->action != DK_ACTION_ALLOW)
+		alert(qs, cl, g, q, v, rcode, target, target_len);
 	if (o == DK_OUT_FORWARDED) {
 		if (on == ACT_ANSWER)
 			dk_ctr_inc(&qs->env.ctr->cname_alerted);
@@ -187,15 +221,14 @@ struct chain_hit {
 
 /*
  * Matches the CNAME and DNAME targets in the answer section of @p ans
- * against @p pol. The first target a blocking rule matches wins; else the
- * first an alert rule matches. Targets an allow rule matches are exempt.
- * Stops at the first malformed record: what comes after cannot be located,
- * and the client gets the answer as the upstream sent it. The question ends
- * at @p qend: it is the query's own, uncompressed (the forwarder checked
- * that; a cached answer is stored so).
+ * against the policy as client group @p g sees it. The first target a blocking rule matches wins;
+ * else the first an alert rule matches. Targets an allow rule matches are exempt. Stops at the
+ * first malformed record: what comes after cannot be located, and the client gets the answer as the
+ * upstream sent it. The question ends at @p qend: it is the query's own, uncompressed (the
+ * forwarder checked that; a cached answer is stored so).
  */
-static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len, size_t qend,
-                       struct chain_hit *hit)
+static bool chain_scan(const struct dk_queries *qs, const struct dk_group *g, const uint8_t *ans,
+                       size_t len, size_t qend, struct chain_hit *hit)
 {
 	struct dk_rr_iter it;
 	struct dk_rr rr;
@@ -210,10 +243,10 @@ static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t l
 
 		if (rr.type != LDNS_RR_TYPE_CNAME && rr.type != LDNS_RR_TYPE_DNAME)
 			continue;
-		if (dk_msg_rr_target(&it, &rr, name, &nlen) < 0 ||
-		    !dk_policy_match(pol, name, nlen, &v) || v.rule->action == DK_ACTION_ALLOW)
+		if (dk_msg_rr_target(&it, &rr, name, &nlen) < 0 || !match(qs, g, name, nlen, &v) ||
+		    v.action == DK_ACTION_ALLOW)
 			continue;
-		bool blocks = v.rule->action != DK_ACTION_ALERT;
+		bool blocks = v.action != DK_ACTION_ALERT;
 		if (!found || blocks) {
 			hit->v = v;
 			hit->target_len = nlen;
@@ -233,17 +266,17 @@ static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t l
 static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *ans,
                           size_t len, const uint8_t *pkt, const struct dk_query *q)
 {
-	const struct dk_policy *pol = qs->conf.pol;
+	const struct dk_group *g = group_of(qs, cl);
 	struct chain_hit hit;
 	struct dk_verdict qv;
 
-	if (!pol || LDNS_ANCOUNT(ans) == 0 ||
-	    !chain_scan(pol, ans, len, DK_HEADER_LEN + q->qname_len + 4, &hit))
+	if (!qs->conf.pol || LDNS_ANCOUNT(ans) == 0 ||
+	    !chain_scan(qs, g, ans, len, DK_HEADER_LEN + q->qname_len + 4, &hit))
 		return false;
 	/* An allow exception on the name asked covers its whole answer. */
-	if (dk_policy_match(pol, q->qname, q->qname_len, &qv) && qv.rule->action == DK_ACTION_ALLOW)
+	if (match(qs, g, q->qname, q->qname_len, &qv) && qv.action == DK_ACTION_ALLOW)
 		return false;
-	return act(qs, cl, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans), hit.target,
+	return act(qs, cl, g, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans), hit.target,
 	           hit.target_len);
 }
 
@@ -561,14 +594,20 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 		reply_error(qs, cl, pkt, &q, rcode, 0);
 		return;
 	}
-	if (!dk_acl_allows(cfg->allow, cfg->n_allow, &cl->peer.sa)) {
+	const struct dk_group *g = group_of(qs, cl);
+	group_count(qs, g, 0);
+	/* A group with allow_clients of its own answers to those, not to the global list. */
+	if (g && g->own_acl ? !dk_acl_allows(g->acl, g->n_acl, &cl->peer.sa)
+	                    : !dk_acl_allows(cfg->allow, cfg->n_allow, &cl->peer.sa)) {
 		count(qs, cl, DK_OUT_ACL_REFUSED);
 		reply_error(qs, cl, pkt, &q, LDNS_RCODE_REFUSED, DK_EDE_PROHIBITED);
 		return;
 	}
+	/* The group's view decides; the cache after it is shared and holds only upstream answers.
+	 */
 	struct dk_verdict v;
-	if (qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v) &&
-	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+	if (qs->conf.pol && match(qs, g, q.qname, q.qname_len, &v) &&
+	    act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
 	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))

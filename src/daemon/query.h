@@ -68,6 +68,8 @@ struct dk_queries_conf {
 	        *rule_slot; /**< per rule index: index into @p rule_hits; NULL without rules */
 	dk_ctr *rule_hits;  /**< counters by rule slot (the worker's block) */
 	uint32_t n_rule_hits;
+	/** Per client group index: its queries' and hits' slots in @p rule_hits; NULL: none. */
+	const uint32_t *group_slot;
 };
 
 /** Creates the module from @p env (copied). Returns 0 and sets @p *out, or -ENOMEM. */

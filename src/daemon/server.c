@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "alert_sink.h"
+#include "dnsink/groups.h"
 #include "log.h"
 #include "metrics.h"
 #include "dnstap.h"
@@ -47,6 +48,7 @@ struct dk_server {
 	unsigned n_sigs;
 	uv_async_t acked; /**< a worker took the new snapshot */
 	uv_async_t done;  /**< a worker's loop ended */
+	uv_timer_t sched; /**< once a second: which group schedules are open */
 	bool asyncs_ready;
 	atomic_uint acks;
 	atomic_uint n_done;
@@ -223,6 +225,31 @@ static void log_counters(struct dk_server *srv)
 	       as.events, as.emitted, as.deduplicated, as.lost_ring, as.lost_sink);
 }
 
+/*
+ * The wall clock, once a second, decides which schedules of the client groups
+ * are open; workers read the mask (dk_group_view()). Here and not in the
+ * workers: it switches TZ, which only one thread may do (schedule.h).
+ */
+static void on_sched(uv_timer_t *t)
+{
+	struct dk_server *srv = t->data;
+	struct dk_groups *gs = srv->cur && srv->cur->pol ? srv->cur->pol->groups : NULL;
+
+	if (!gs || !gs->n_sched)
+		return;
+	uint64_t was = atomic_load_explicit(&gs->open, memory_order_relaxed);
+	uint64_t now = dk_groups_tick(gs, (int64_t)(dk_wall_ms() / 1000));
+	for (size_t i = 0; i < gs->n && was != now; i++) {
+		const struct dk_group *g = &gs->g[i];
+		for (unsigned k = 0; k < g->n_sched; k++) {
+			unsigned bit = g->sched_first + k;
+			if ((was ^ now) >> bit & 1)
+				dk_log(DK_LOG_INFO, "group %s: schedule %u %s", g->name, k + 1,
+				       now >> bit & 1 ? "opens" : "closes");
+		}
+	}
+}
+
 static void close_main_handles(struct dk_server *srv)
 {
 	for (unsigned i = 0; i < srv->n_sigs; i++)
@@ -230,6 +257,7 @@ static void close_main_handles(struct dk_server *srv)
 	if (srv->asyncs_ready) {
 		close_handle((uv_handle_t *)&srv->acked);
 		close_handle((uv_handle_t *)&srv->done);
+		close_handle((uv_handle_t *)&srv->sched);
 	}
 }
 
@@ -440,6 +468,9 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	uv_async_init(&srv->loop, &srv->acked, on_acked);
 	uv_async_init(&srv->loop, &srv->done, on_done);
 	srv->acked.data = srv->done.data = srv;
+	uv_timer_init(&srv->loop, &srv->sched);
+	srv->sched.data = srv;
+	uv_timer_start(&srv->sched, on_sched, 1000, 1000);
 	srv->asyncs_ready = true;
 	for (size_t i = 0; i < DK_ARRAY_SIZE(signums); i++) {
 		uv_signal_init(&srv->loop, &srv->sigs[i]);

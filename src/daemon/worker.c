@@ -124,6 +124,7 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	        .rule_slot = s->stats.rule_slot,
 	        .rule_hits = st->rule_hits,
 	        .n_rule_hits = st->n_rules,
+	        .group_slot = s->stats.group_slot,
 	};
 	return dk_queries_configure(w->queries, &qc);
 }

@@ -769,7 +769,8 @@ class Dnsink:
 
     def __init__(self, root, upstreams, rsyslog=None, syslog_transport="udp",
                  timeout_ms=400, allow=("127.0.0.1/32",), extra_rule_dirs=(),
-                 use_repo_rules=True, extra_yaml="", start=True, resolve_ms=None):
+                 use_repo_rules=True, extra_yaml="", start=True, resolve_ms=None,
+                 listen6=False):
         self.root = root
         self.port = free_port()
         self.rules_dir = os.path.join(root, "rules")
@@ -793,6 +794,8 @@ class Dnsink:
         self.conf = os.path.join(root, "dnsink.yml")
         with open(self.conf, "w") as f:
             f.write("listen:\n  - 127.0.0.1:%d\n" % self.port)
+            if listen6:
+                f.write('  - "[::1]:%d"\n' % self.port)
             f.write("upstreams:\n" + "".join("  - 127.0.0.1:%d\n" % p for p in upstreams))
             f.write("upstream_timeout_ms: %d\n" % timeout_ms)
             # Unless a test asks for retransmissions, time for one try per

@@ -17,7 +17,7 @@
 # usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--paths blocked,...]
 #                          [--dnsink PATH] [--out DIR]
 #                          [--duration S] [--list-size N] [--no-install] [--keep]
-#                          [--ab PATH_A,PATH_B [--rounds N]]
+#                          [--ab PATH_A,PATH_B [--rounds N] [--b-yaml FILE]]
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +34,7 @@ KEEP=0
 DNSINK=""
 AB=""                # --ab PATH_A,PATH_B: the two dnsink binaries to compare
 ROUNDS=3             # --ab rounds; each round runs every path on A and on B
+B_YAML=""            # --b-yaml FILE: appended to dnsink-B's config
 OUT=""
 DURATION=10          # seconds of each full-speed dnsperf run
 LAT_DURATION=3       # seconds of each fixed-rate run
@@ -72,6 +73,8 @@ usage() {
   --ab A,B        A/B two dnsink binaries (rows dnsink-A, dnsink-B): only those two run,
                   full-speed runs only, alternated over rounds; prints medians and B/A
   --rounds N      rounds of --ab (default $ROUNDS); order A,B then B,A (ABBA)
+  --b-yaml FILE   with --ab: YAML appended to dnsink-B's config only, to compare two
+                  configs with one binary (e.g. gen_groups.py's client groups)
 EOF
 }
 
@@ -83,6 +86,7 @@ while [ $# -gt 0 ]; do
 	--dnsink) DNSINK=$2; shift ;;
 	--ab) AB=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
+	--b-yaml) B_YAML=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--list-size) SIZE=$2; shift ;;
@@ -401,6 +405,8 @@ EOF
 		local extra=""
 		[ "$name" = dnsink-nocache ] && extra="cache:
   size_mb: 0"
+		[ "$name" = dnsink-B ] && [ -n "$B_YAML" ] && extra="$extra
+$(cat "$B_YAML")"
 		[ -n "$METRICS_PORT" ] && [ -z "${AB_BIN[$name]:-}" ] && extra="$extra
 metrics:
   listen: 127.0.0.1:$METRICS_PORT"
@@ -750,7 +756,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	if [ -n "$AB" ]; then
 		echo "list: $LIST_N names; A/B: $ROUNDS rounds (ABBA order), per round and path one ${DURATION} s full-speed run (dnsperf -c $CLIENTS -q $OUTSTANDING) of each; server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
 		echo "dnsink-A: ${AB_BIN[dnsink-A]} ($(commit_of "${AB_BIN[dnsink-A]}"))"
-		echo "dnsink-B: ${AB_BIN[dnsink-B]} ($(commit_of "${AB_BIN[dnsink-B]}"))"
+		echo "dnsink-B: ${AB_BIN[dnsink-B]} ($(commit_of "${AB_BIN[dnsink-B]}"))${B_YAML:+, config plus $B_YAML}"
 		echo
 		python3 "$HERE/report.py" ab --results "$RESULTS"
 	else
