@@ -113,6 +113,8 @@ enum dk_ratelimit_action {
 	DK_RATELIMIT_REFUSED, /**< REFUSED */
 };
 
+struct dk_up_opts; /* dnsink/upstream_spec.h */
+
 enum dk_alert_format {
 	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
@@ -125,6 +127,8 @@ struct dk_config {
 	size_t n_listen;
 	struct dk_addr *upstreams; /**< tried in order */
 	size_t n_upstreams;
+	/** Per upstream (n_upstreams): transport, TLS name and pin; NULL while all are plain. */
+	struct dk_up_opts *upstream_opts;
 	bool upstreams_from_resolv;   /**< filled from /etc/resolv.conf */
 	unsigned upstream_timeout_ms; /**< the longest one try may wait */
 	unsigned resolve_timeout_ms;  /**< the longest a query may wait, all tries */
@@ -164,6 +168,15 @@ struct dk_config {
 		unsigned ipv4_prefix;            /**< bits naming an IPv4 client (default 32) */
 		unsigned ipv6_prefix;            /**< bits naming an IPv6 client (default 64) */
 	} rate_limit;
+
+	/** TLS (tls:): trust for tls:// upstreams, certificate for listen_tls. */
+	struct {
+		char *ca_file;   /**< PEM trust store for upstreams; NULL: the system's */
+		char *cert_file; /**< PEM certificate chain of listen_tls */
+		char *key_file;  /**< PEM private key of listen_tls */
+	} tls;
+	struct dk_addr *listen_tls; /**< DNS over TLS listeners (RFC 7858) */
+	size_t n_listen_tls;
 
 	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
 	struct {

@@ -160,6 +160,9 @@ static inline void dk_counters_add(struct dk_counters *sum, const struct dk_coun
 #define DK_LAT_BUCKETS 13
 extern const uint32_t dk_lat_bounds_us[DK_LAT_BUCKETS - 1];
 
+/** Reasons a TLS handshake fails (enum dk_tls_fail in tls.h). */
+#define DK_TLS_FAILS 5
+
 /** Counters of one upstream (by address) on one worker; written by upstream.c. */
 struct dk_up_stats {
 	dk_ctr tries;               /**< queries sent to it */
@@ -171,4 +174,8 @@ struct dk_up_stats {
 	dk_ctr lat[DK_LAT_BUCKETS]; /**< answers per latency bucket (not cumulative) */
 	dk_ctr srtt_us;             /**< a gauge: the smoothed RTT of UDP answers (0: none yet) */
 	dk_ctr down;                /**< a gauge: 1 while this worker holds the upstream down */
+	dk_ctr tls_handshakes;      /**< TLS handshakes that succeeded */
+	dk_ctr tls_resumed;         /**< of those, resumed sessions */
+	dk_ctr tls_failed[DK_TLS_FAILS]; /**< failed handshakes, by enum dk_tls_fail */
+	dk_ctr tls_open;                 /**< a gauge: TLS connections open (or connecting) */
 };

@@ -192,6 +192,52 @@ static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up
 _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
                "struct dk_up_stats holds counters only");
 
+/* The TLS counters of the tls:// upstreams among the @p n of @p cfg. */
+static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
+                                 const struct dk_up_stats *sums, char (*addrs)[64], size_t n)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} one[] = {
+	        {"dnsink_upstream_tls_handshakes_total", "counter",
+	         "TLS handshakes with the upstream that succeeded (full or resumed).",
+	         offsetof(struct dk_up_stats, tls_handshakes)},
+	        {"dnsink_upstream_tls_resumptions_total", "counter",
+	         "Of those, handshakes that resumed an earlier session (a ticket).",
+	         offsetof(struct dk_up_stats, tls_resumed)},
+	        {"dnsink_upstream_tls_connections", "gauge",
+	         "TLS connections to the upstream open now (connecting included).",
+	         offsetof(struct dk_up_stats, tls_open)},
+	};
+	bool any = false;
+
+	for (size_t i = 0; cfg->upstream_opts && i < n; i++)
+		any |= cfg->upstream_opts[i].proto == DK_UP_TLS;
+	if (!any)
+		return;
+	for (size_t m = 0; m < DK_ARRAY_SIZE(one); m++) {
+		text_head(t, one[m].name, one[m].type, one[m].help);
+		for (size_t i = 0; i < n; i++)
+			if (cfg->upstream_opts[i].proto == DK_UP_TLS)
+				text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", one[m].name,
+				         addrs[i],
+				         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
+				                                     one[m].off)));
+	}
+	text_head(t, "dnsink_upstream_tls_handshake_failures_total", "counter",
+	          "TLS handshakes with the upstream that failed, by reason (name, ca, expired, "
+	          "pin, protocol); the query never goes in clear.");
+	for (size_t i = 0; i < n; i++)
+		for (unsigned r = 0; cfg->upstream_opts[i].proto == DK_UP_TLS && r < DK_TLS_FAILS;
+		     r++)
+			text_add(t,
+			         "dnsink_upstream_tls_handshake_failures_total{upstream=\"%s\","
+			         "reason=\"%s\"} %" PRIu64 "\n",
+			         addrs[i], dk_tls_fail_name((enum dk_tls_fail)r),
+			         dk_ctr_get(&sums[i].tls_failed[r]));
+}
+
 /* Upstreams of the config in force, labelled by address (counts kept across reloads). */
 static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 {
@@ -270,6 +316,8 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
 		         addrs[i], cum);
 	}
+	if (n)
+		render_upstreams_tls(t, cfg, sums, addrs, n);
 out:
 	free(sums);
 	free(addrs);

@@ -105,6 +105,8 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	const struct dk_upstream_conf uc = {
 	        .addrs = cfg->upstreams,
 	        .n_addrs = cfg->n_upstreams,
+	        .opts = cfg->upstream_opts,
+	        .tls = s->tls,
 	        .timeout_ms = cfg->upstream_timeout_ms,
 	        .resolve_timeout_ms = cfg->resolve_timeout_ms,
 	        .strategy = cfg->upstream_strategy,
