@@ -18,6 +18,7 @@
  * upstream, the last session ticket, and a new connection resumes with it.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,30 @@ struct tls_host {
 	struct dk_addr addr;
 	struct dk_up_opts opts;
 	gnutls_datum_t ticket; /**< the last session's resumption data (gnutls_malloc'ed) */
-	uint64_t logged_ms;    /**< loop time of the last failure logged */
-	bool logged;
-	unsigned quiet; /**< failures since, not logged */
+	unsigned quiet;        /**< failures on this worker not logged since the last message */
 };
+
+/*
+ * When a handshake failure was last logged, for all workers together (ms on
+ * the monotonic clock, offset so that 0 means never), by a hash of the
+ * upstream: two upstreams sharing a slot share the limit, which only makes
+ * the log quieter.
+ */
+#define UP_TLS_LOG_SLOTS 64
+static _Atomic uint64_t tls_logged[UP_TLS_LOG_SLOTS];
+
+/* FNV-1a over what names the upstream. */
+static uint32_t host_hash(const struct tls_host *h)
+{
+	const uint8_t *p = (const uint8_t *)&h->addr.sa;
+	uint32_t x = 2166136261u;
+
+	for (socklen_t i = 0; i < h->addr.len; i++)
+		x = (x ^ p[i]) * 16777619u;
+	for (const char *c = h->opts.name; *c; c++)
+		x = (x ^ (uint8_t)*c) * 16777619u;
+	return x;
+}
 
 /**
  * A TCP connection to an upstream. Several queries ride it at once and the
@@ -341,10 +362,15 @@ static void tls_log_fail(struct dk_up_tcp *u)
 	        [DK_TLS_FAIL_PROTOCOL] = "protocol error",
 	};
 	struct tls_host *host = u->host;
-	uint64_t now = uv_now(u->pool->loop);
+	uint64_t now = dk_mono_ns() / 1000000 + UP_TLS_LOG_MS;
+	_Atomic uint64_t *last = &tls_logged[host_hash(host) % UP_TLS_LOG_SLOTS];
+	uint64_t was = atomic_load_explicit(last, memory_order_relaxed);
 	char addr[64];
 
-	if (host->logged && now - host->logged_ms < UP_TLS_LOG_MS) {
+	/* Every worker fails the same way: one of them logs, the others count. */
+	if ((was && now - was < UP_TLS_LOG_MS) ||
+	    !atomic_compare_exchange_strong_explicit(last, &was, now, memory_order_relaxed,
+	                                             memory_order_relaxed)) {
 		host->quiet++;
 		return;
 	}
@@ -354,8 +380,6 @@ static void tls_log_fail(struct dk_up_tcp *u)
 	       host->opts.name, why[u->tls.fail < DK_TLS_FAIL_MAX ? u->tls.fail : 0],
 	       gnutls_strerror(u->tls.gnutls_err),
 	       host->quiet ? "; more failures since the last message" : "");
-	host->logged = true;
-	host->logged_ms = now;
 	host->quiet = 0;
 }
 
