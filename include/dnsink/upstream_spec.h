@@ -44,6 +44,13 @@ int dk_upstream_spec_parse(const char *s, uint16_t default_port, bool pin_given,
                            struct dk_addr *addr, struct dk_up_opts *opts, const char **why);
 
 /**
+ * Formats upstream @p i of @p cfg as written: "1.2.3.4:53",
+ * "tls://9.9.9.9:853#dns.quad9.net", with " (pinned)" when it has a pin.
+ * Returns the length or DK_ESPACE.
+ */
+int dk_upstream_format(const struct dk_config *cfg, size_t i, char *buf, size_t size);
+
+/**
  * Parses @p s, the base64 (RFC 4648, with padding) of a SHA-256 digest, into
  * @p out. Returns 0 or DK_ESYNTAX.
  */

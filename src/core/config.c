@@ -249,6 +249,22 @@ int dk_upstream_spec_parse(const char *s, uint16_t default_port, bool pin_given,
 	return 0;
 }
 
+int dk_upstream_format(const struct dk_config *cfg, size_t i, char *buf, size_t size)
+{
+	const struct dk_up_opts *o = cfg->upstream_opts ? &cfg->upstream_opts[i] : NULL;
+	char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
+	int n;
+
+	if (dk_addr_format(&cfg->upstreams[i], addr, sizeof(addr)) < 0)
+		return DK_ESPACE;
+	if (!o || o->proto == DK_UP_DNS)
+		n = snprintf(buf, size, "%s", addr);
+	else
+		n = snprintf(buf, size, "tls://%s%s%s%s", addr, o->name[0] ? "#" : "", o->name,
+		             o->has_pin ? " (pinned)" : "");
+	return n < 0 || (size_t)n >= size ? DK_ESPACE : n;
+}
+
 /* The address bytes of an IPv4-mapped IPv6 address, or NULL. */
 static const uint8_t *mapped_v4(const struct sockaddr_in6 *in6)
 {
