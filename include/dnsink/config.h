@@ -57,6 +57,8 @@
 #define DK_DEFAULT_MAX_INFLIGHT    4096
 #define DK_DEFAULT_TCP_MAX_CLIENTS 256
 #define DK_DEFAULT_TCP_IDLE_MS     10000
+/** Time a DNS-over-TLS client has to finish its handshake (tls.handshake_timeout_ms). */
+#define DK_DEFAULT_TLS_HANDSHAKE_MS 5000
 /** Port of metrics.listen written without one; metrics are off by default. */
 #define DK_DEFAULT_METRICS_PORT 9153
 /** Rate limit: off while qps is 0. */
@@ -171,9 +173,10 @@ struct dk_config {
 
 	/** TLS (tls:): trust for tls:// upstreams, certificate for listen_tls. */
 	struct {
-		char *ca_file;   /**< PEM trust store for upstreams; NULL: the system's */
-		char *cert_file; /**< PEM certificate chain of listen_tls */
-		char *key_file;  /**< PEM private key of listen_tls */
+		char *ca_file;         /**< PEM trust store for upstreams; NULL: the system's */
+		char *cert_file;       /**< PEM certificate chain of listen_tls */
+		char *key_file;        /**< PEM private key of listen_tls */
+		unsigned handshake_ms; /**< a client's handshake must be done by then */
 	} tls;
 	struct dk_addr *listen_tls; /**< DNS over TLS listeners (RFC 7858) */
 	size_t n_listen_tls;

@@ -1018,6 +1018,8 @@ static const struct item tls_items[] = {
         {KEY("ca_file", parse_path), FIELD(tls.ca_file)},
         {KEY("cert_file", parse_path), FIELD(tls.cert_file)},
         {KEY("key_file", parse_path), FIELD(tls.key_file)},
+        {KEY("handshake_timeout_ms", parse_number), FIELD(tls.handshake_ms), .min = 100,
+         .max = 60000},
         {.name = NULL}, /* the end */
 };
 
@@ -1170,6 +1172,7 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->cache.serve_stale = DK_DEFAULT_CACHE_SERVE_STALE;
 	cfg->cache.stale_max_s = DK_DEFAULT_CACHE_STALE_MAX_S;
 	cfg->cache.prefetch = DK_DEFAULT_CACHE_PREFETCH;
+	cfg->tls.handshake_ms = DK_DEFAULT_TLS_HANDSHAKE_MS;
 }
 
 /* The plain defaults, then those that take memory: lists and the ident. */

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsink/alert.h"
 #include "dnsink/cache.h"
 
 /** One counter: written by one thread only (dk_ctr_add), read by any (dk_ctr_get). */
@@ -77,13 +78,13 @@ static inline const char *dk_outcome_name(enum dk_outcome o)
 /** The name of transport @p tr (enum dk_transport). */
 static inline const char *dk_transport_name(unsigned tr)
 {
-	return tr == 0 ? "udp" : "tcp";
+	return tr == DK_TRANSPORT_UDP ? "udp" : tr == DK_TRANSPORT_TCP ? "tcp" : "tls";
 }
 
 /** Written by query.c. */
 struct dk_query_counters {
-	dk_ctr queries[2];         /**< received, by enum dk_transport */
-	dk_ctr out[2][DK_OUT_MAX]; /**< by transport and enum dk_outcome */
+	dk_ctr queries[DK_TRANSPORT_MAX];         /**< received, by enum dk_transport */
+	dk_ctr out[DK_TRANSPORT_MAX][DK_OUT_MAX]; /**< by transport and enum dk_outcome */
 	/* Upstream answers whose CNAME/DNAME target a rule matched (cloaking). */
 	dk_ctr cname_blocked; /**< replaced by the rule's local answer */
 	dk_ctr cname_alerted; /**< passed, with an alert */
@@ -127,8 +128,12 @@ struct dk_udp_counters {
 /** Written by tcp.c. */
 struct dk_tcp_counters {
 	dk_ctr accepted;
-	dk_ctr rejected; /**< over the per-worker cap */
-	dk_ctr slow;     /**< closed: client does not read its answers */
+	dk_ctr rejected;       /**< over the per-worker cap */
+	dk_ctr slow;           /**< closed: client does not read its answers */
+	dk_ctr tls_handshakes; /**< DNS over TLS clients whose handshake succeeded */
+	dk_ctr tls_resumed;    /**< of those, resumed sessions */
+	dk_ctr tls_failed;     /**< handshakes that failed */
+	dk_ctr tls_timeouts;   /**< handshakes cut by the handshake timeout */
 };
 
 /** All of one worker's counters, handed out by part to the modules that write them. */

@@ -375,14 +375,14 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 
 	text_head(&t, "dnsink_queries_received_total", "counter",
 	          "Client queries received, by transport.");
-	for (int tr = 0; tr < 2; tr++)
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
 		         dk_transport_name((unsigned)tr), dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
 	          "ratelimited: over rate_limit, dropped or REFUSED; cached: answered from the "
 	          "cache).");
-	for (int tr = 0; tr < 2; tr++)
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		for (int o = 0; o < DK_OUT_MAX; o++)
 			text_add(&t,
 			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
@@ -415,6 +415,17 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.tcp.rejected));
 	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.tcp.slow));
+	text_head(&t, "dnsink_tls_client_handshakes_total", "counter",
+	          "DNS over TLS clients (listen_tls) by handshake result: ok (resumed among them), "
+	          "failed, timeout (not done within tls.handshake_timeout_ms).");
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"ok\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_handshakes));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"resumed\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_resumed));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"failed\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_failed));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"timeout\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_timeouts));
 
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);

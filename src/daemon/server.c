@@ -205,7 +205,7 @@ static void log_counters(struct dk_server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_counters_add(&t, dk_worker_counters(srv->workers[i]));
 #define V(c) dk_ctr_get(&t.c)
-	for (int tr = 0; tr < 2; tr++) {
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++) {
 		char line[512];
 		size_t off = 0;
 		for (int o = 0; o < DK_OUT_MAX; o++)
@@ -401,6 +401,8 @@ static int server_start(struct dk_server *srv)
 	}
 	size_t cap = dk_worker_capacity(srv->workers[0]);
 	log_addrs("listening (udp+tcp)", cfg->listen, cfg->n_listen);
+	if (cfg->n_listen_tls)
+		log_addrs("listening (tls)", cfg->listen_tls, cfg->n_listen_tls);
 	log_upstreams(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
 	              cfg);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",

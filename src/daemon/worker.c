@@ -116,6 +116,7 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	};
 	dk_upstream_configure(w->up, &uc);
 	dk_tcp_configure(w->tcp, cfg->tcp_max_clients, cfg->tcp_idle_ms);
+	dk_tcp_set_tls(w->tcp, s->tls, cfg->tls.handshake_ms);
 	const struct dk_queries_conf qc = {
 	        .cfg = cfg,
 	        .pol = s->pol,
@@ -265,8 +266,8 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 	rc = dk_udp_new(&w->loop, cfg->n_listen, w->rxbuf, dk_queries_handle, w->queries,
 	                &w->ctr.udp, &w->udp);
 	if (rc == 0)
-		rc = dk_tcp_new(&w->loop, cfg->n_listen, dk_queries_handle, w->queries, &w->ctr.tcp,
-		                &w->tcp);
+		rc = dk_tcp_new(&w->loop, cfg->n_listen + cfg->n_listen_tls, dk_queries_handle,
+		                w->queries, &w->ctr.tcp, &w->tcp);
 	if (rc < 0)
 		return rc;
 	/* Before the thread runs: the first snapshot is configured from here. */
@@ -280,6 +281,14 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 		if (rc < 0) {
 			dk_addr_format(&cfg->listen[i], addr, sizeof(addr));
 			dk_log(DK_LOG_ERR, "cannot listen on %s: %s", addr, dk_strerror(rc));
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_listen_tls; i++) {
+		rc = dk_tcp_listen_tls(w->tcp, &cfg->listen_tls[i]);
+		if (rc < 0) {
+			dk_addr_format(&cfg->listen_tls[i], addr, sizeof(addr));
+			dk_log(DK_LOG_ERR, "cannot listen (tls) on %s: %s", addr, dk_strerror(rc));
 			return rc;
 		}
 	}
