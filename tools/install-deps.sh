@@ -5,7 +5,8 @@
 # (bookworm): compilers and meson, the libraries, the test tools (cmocka,
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
-# plus kdig/dig/ldns tools, and for DNS over TLS GnuTLS, certtool and unbound.
+# plus kdig/dig/ldns tools, and for DNS over TLS and HTTPS GnuTLS, nghttp2,
+# certtool, unbound and h2load.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -13,9 +14,9 @@ set -euo pipefail
 
 packages=(
 	build-essential meson ninja-build pkg-config
-	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev
+	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev libnghttp2-dev
 	clang clang-format valgrind
-	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound
+	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client
 	rsyslog curl python3 iproute2 procps
 )
 
@@ -62,7 +63,7 @@ for svc in knot rsyslog unbound; do
 	fi
 done
 
-for tool in meson ninja pkg-config knotd kdig rsyslogd unbound certtool valgrind clang clang-format python3; do
+for tool in meson ninja pkg-config knotd kdig rsyslogd unbound certtool h2load valgrind clang clang-format python3; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1

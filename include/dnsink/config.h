@@ -59,6 +59,8 @@
 #define DK_DEFAULT_TCP_IDLE_MS     10000
 /** Time a DNS-over-TLS client has to finish its handshake (tls.handshake_timeout_ms). */
 #define DK_DEFAULT_TLS_HANDSHAKE_MS 5000
+/** Port of listen_https entries written without one. */
+#define DK_DEFAULT_DOH_PORT 443
 /** Port of metrics.listen written without one; metrics are off by default. */
 #define DK_DEFAULT_METRICS_PORT 9153
 /** Rate limit: off while qps is 0. */
@@ -180,6 +182,8 @@ struct dk_config {
 	} tls;
 	struct dk_addr *listen_tls; /**< DNS over TLS listeners (RFC 7858) */
 	size_t n_listen_tls;
+	struct dk_addr *listen_https; /**< DNS over HTTPS listeners (RFC 8484), /dns-query */
+	size_t n_listen_https;
 
 	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
 	struct {

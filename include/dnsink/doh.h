@@ -28,10 +28,10 @@ enum dk_doh_method {
 
 /** One request being read. */
 struct dk_doh_req {
-	uint8_t method;      /**< enum dk_doh_method */
+	uint8_t method; /**< enum dk_doh_method */
 	bool has_method;
 	bool has_path;
-	bool path_ok;        /**< the path is DK_DOH_PATH (with or without a query) */
+	bool path_ok; /**< the path is DK_DOH_PATH (with or without a query) */
 	bool has_ct;
 	bool ct_ok;          /**< content-type is DK_DOH_CT */
 	bool keep_alive;     /**< HTTP/1.1: the connection stays open after the answer */

@@ -642,7 +642,8 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	jw_key_str(w, "source_ip", t->ip);
 	jw_lit(w, ",\"source_port\":");
 	jw_u64(w, ev->port);
-	jw_lit(w, ev->transport == DK_TRANSPORT_TLS   ? ",\"transport\":\"tls\","
+	jw_lit(w, ev->transport == DK_TRANSPORT_HTTPS ? ",\"transport\":\"https\","
+	          : ev->transport == DK_TRANSPORT_TLS ? ",\"transport\":\"tls\","
 	          : ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
 	                                              : ",\"transport\":\"udp\",");
 	jw_key_str(w, "dns_query", t->qname);

@@ -1087,6 +1087,8 @@ static const struct item top_items[] = {
         {KEY("tls", parse_section), .sub = tls_items},
         {KEY("listen_tls", parse_addr_list), FIELD(listen_tls), COUNT(n_listen_tls),
          .port = DK_DEFAULT_DOT_PORT},
+        {KEY("listen_https", parse_addr_list), FIELD(listen_https), COUNT(n_listen_https),
+         .port = DK_DEFAULT_DOH_PORT},
         {.name = NULL}, /* the end */
 };
 
@@ -1279,8 +1281,10 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 			}
 		}
 	}
-	if (cfg->n_listen_tls && (!cfg->tls.cert_file || !cfg->tls.key_file)) {
-		dk_diag_set(c->diag, c->path, 0, "listen_tls needs tls.cert_file and tls.key_file");
+	if ((cfg->n_listen_tls || cfg->n_listen_https) &&
+	    (!cfg->tls.cert_file || !cfg->tls.key_file)) {
+		dk_diag_set(c->diag, c->path, 0,
+		            "listen_tls and listen_https need tls.cert_file and tls.key_file");
 		return DK_ESCHEMA;
 	}
 	if (!c->upstreams_node)
@@ -1403,6 +1407,7 @@ void dk_config_free(struct dk_config *c)
 	free(c->tls.cert_file);
 	free(c->tls.key_file);
 	free(c->listen_tls);
+	free(c->listen_https);
 	free(c->allow);
 	strv_free(c->rules, c->n_rules);
 	free(c->alerts.ident);

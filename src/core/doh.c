@@ -206,7 +206,8 @@ long dk_http1_head(const char *buf, size_t len, struct dk_doh_req *r)
 	const char *end = NULL;
 
 	for (size_t i = 0; i + 3 < scan; i++)
-		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' &&
+		    buf[i + 3] == '\n') {
 			end = buf + i;
 			break;
 		}

@@ -78,7 +78,14 @@ static inline const char *dk_outcome_name(enum dk_outcome o)
 /** The name of transport @p tr (enum dk_transport). */
 static inline const char *dk_transport_name(unsigned tr)
 {
-	return tr == DK_TRANSPORT_UDP ? "udp" : tr == DK_TRANSPORT_TCP ? "tcp" : "tls";
+	static const char *const names[DK_TRANSPORT_MAX] = {
+	        [DK_TRANSPORT_UDP] = "udp",
+	        [DK_TRANSPORT_TCP] = "tcp",
+	        [DK_TRANSPORT_TLS] = "tls",
+	        [DK_TRANSPORT_HTTPS] = "https",
+	};
+
+	return tr < DK_TRANSPORT_MAX ? names[tr] : "unknown";
 }
 
 /** Written by query.c. */
@@ -120,6 +127,20 @@ struct dk_up_counters {
 	dk_ctr inflight;                /**< a gauge: queries in flight now */
 };
 
+/** Written by https.c (DNS over HTTPS clients). */
+struct dk_https_counters {
+	dk_ctr accepted;
+	dk_ctr rejected;        /**< over the cap */
+	dk_ctr slow;            /**< closed: client does not read its answers */
+	dk_ctr tls_handshakes;  /**< handshakes that succeeded */
+	dk_ctr tls_failed;      /**< handshakes that failed */
+	dk_ctr tls_timeouts;    /**< handshakes cut by the handshake timeout */
+	dk_ctr h2;              /**< connections that chose HTTP/2 (ALPN h2) */
+	dk_ctr requests;        /**< HTTP requests read */
+	dk_ctr refused[7];      /**< answered 400, 404, 405, 413, 414, 415, other errors */
+	dk_ctr streams_refused; /**< HTTP/2 streams over the per-connection cap */
+};
+
 /** Written by udp.c. */
 struct dk_udp_counters {
 	dk_ctr send_fail; /**< replies dropped on EAGAIN or error */
@@ -143,6 +164,7 @@ struct dk_counters {
 	struct dk_up_counters up;
 	struct dk_udp_counters udp;
 	struct dk_tcp_counters tcp;
+	struct dk_https_counters https;
 };
 
 _Static_assert(sizeof(struct dk_counters) % sizeof(dk_ctr) == 0,

@@ -427,6 +427,43 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"timeout\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.tcp.tls_timeouts));
 
+	text_head(&t, "dnsink_https_connections_total", "counter",
+	          "DNS over HTTPS connections (listen_https): accepted, rejected over the cap, "
+	          "closed as slow, using HTTP/2, TLS handshakes ok, failed and timed out.");
+	{
+		static const struct {
+			const char *state;
+			size_t off;
+		} hc[] = {
+		        {"accepted", offsetof(struct dk_https_counters, accepted)},
+		        {"rejected", offsetof(struct dk_https_counters, rejected)},
+		        {"slow", offsetof(struct dk_https_counters, slow)},
+		        {"h2", offsetof(struct dk_https_counters, h2)},
+		        {"handshake_ok", offsetof(struct dk_https_counters, tls_handshakes)},
+		        {"handshake_failed", offsetof(struct dk_https_counters, tls_failed)},
+		        {"handshake_timeout", offsetof(struct dk_https_counters, tls_timeouts)},
+		};
+		for (size_t i = 0; i < DK_ARRAY_SIZE(hc); i++)
+			text_add(&t, "dnsink_https_connections_total{state=\"%s\"} %" PRIu64 "\n",
+			         hc[i].state,
+			         dk_ctr_get((const dk_ctr *)((const char *)&c.https + hc[i].off)));
+	}
+	text_one(&t, "dnsink_https_requests_total", "counter",
+	         "DNS over HTTPS requests read (answered or refused).",
+	         dk_ctr_get(&c.https.requests));
+	{
+		static const char *const codes[7] = {"400", "404", "405",  "413",
+		                                     "414", "415", "other"};
+		text_head(&t, "dnsink_https_refused_total", "counter",
+		          "DNS over HTTPS requests refused, by HTTP status.");
+		for (size_t i = 0; i < DK_ARRAY_SIZE(codes); i++)
+			text_add(&t, "dnsink_https_refused_total{status=\"%s\"} %" PRIu64 "\n",
+			         codes[i], dk_ctr_get(&c.https.refused[i]));
+	}
+	text_one(&t, "dnsink_https_streams_refused_total", "counter",
+	         "HTTP/2 streams refused over the per-connection cap.",
+	         dk_ctr_get(&c.https.streams_refused));
+
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);
 	text_head(&t, "dnsink_alerts_total", "counter",

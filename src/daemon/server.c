@@ -403,6 +403,8 @@ static int server_start(struct dk_server *srv)
 	log_addrs("listening (udp+tcp)", cfg->listen, cfg->n_listen);
 	if (cfg->n_listen_tls)
 		log_addrs("listening (tls)", cfg->listen_tls, cfg->n_listen_tls);
+	if (cfg->n_listen_https)
+		log_addrs("listening (https, /dns-query)", cfg->listen_https, cfg->n_listen_https);
 	log_upstreams(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
 	              cfg);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",

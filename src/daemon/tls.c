@@ -61,7 +61,7 @@ static void creds_free(struct dk_tls_creds *c)
 int dk_tls_creds_load(const struct dk_config *cfg, struct dk_tls_creds **out, char *err,
                       size_t errlen)
 {
-	bool client = cfg_wants_client(cfg), server = cfg->n_listen_tls > 0;
+	bool client = cfg_wants_client(cfg), server = cfg->n_listen_tls + cfg->n_listen_https > 0;
 	struct dk_tls_creds *c;
 	int rc;
 
@@ -220,6 +220,28 @@ int dk_tls_sess_server(struct dk_tls_sess *t, struct dk_tls_creds *creds, dk_tls
 	if (creds->ticket_key.data)
 		gnutls_session_ticket_enable_server(t->s, &creds->ticket_key);
 	return 0;
+}
+
+int dk_tls_sess_alpn(struct dk_tls_sess *t, const char *const *protos, unsigned n)
+{
+	gnutls_datum_t d[4];
+
+	if (n > 4)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		d[i].data = (unsigned char *)protos[i];
+		d[i].size = (unsigned)strlen(protos[i]);
+	}
+	return gnutls_alpn_set_protocols(t->s, d, n, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0 ? -EINVAL
+	                                                                                : 0;
+}
+
+bool dk_tls_sess_alpn_is(const struct dk_tls_sess *t, const char *proto)
+{
+	gnutls_datum_t d;
+
+	return gnutls_alpn_get_selected_protocol(t->s, &d) == 0 && d.size == strlen(proto) &&
+	       memcmp(d.data, proto, d.size) == 0;
 }
 
 void dk_tls_sess_feed(struct dk_tls_sess *t, const uint8_t *in, size_t len)

@@ -99,6 +99,15 @@ int dk_tls_sess_client(struct dk_tls_sess *t, struct dk_tls_creds *creds,
 int dk_tls_sess_server(struct dk_tls_sess *t, struct dk_tls_creds *creds, dk_tls_push_fn *push,
                        void *ctx);
 
+/**
+ * Offers (server) or asks for (client) application protocols @p protos
+ * (@p n of them, most preferred first) with ALPN. Returns 0 or a negative code.
+ */
+int dk_tls_sess_alpn(struct dk_tls_sess *t, const char *const *protos, unsigned n);
+
+/** True when ALPN settled on @p proto. */
+bool dk_tls_sess_alpn_is(const struct dk_tls_sess *t, const char *proto);
+
 /** Lends @p len octets of ciphertext read from the peer to the calls that follow. */
 void dk_tls_sess_feed(struct dk_tls_sess *t, const uint8_t *in, size_t len);
 

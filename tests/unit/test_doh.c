@@ -12,9 +12,9 @@
 
 /* RFC 8484 section 4.1.1: www.example.com A, ID 0, base64url. */
 #define EX_B64 "AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB"
-static const uint8_t ex_wire[] = {0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w', 7,
-                                  'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0,
-                                  0, 1, 0, 1};
+static const uint8_t ex_wire[] = {0,   0,   1,   0,   0,   1,   0,   0,   0,   0,   0,
+                                  0,   3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p',
+                                  'l', 'e', 3,   'c', 'o', 'm', 0,   0,   1,   0,   1};
 
 static int h2(const char *method, const char *path, const char *ct, const uint8_t *body,
               size_t blen, uint8_t *buf, size_t *len)
@@ -69,15 +69,14 @@ static void test_refused(void **state)
 	assert_int_equal(h2("GET", "/dns-query?dns=AAAA=", NULL, NULL, 0, buf, &len), 400);
 	assert_int_equal(h2("GET", "/dns-query?dns=AA+/", NULL, NULL, 0, buf, &len), 400);
 	assert_int_equal(h2("GET", "/dns-query?dns=AAAA", NULL, NULL, 0, buf, &len), 400);
-	assert_int_equal(h2("GET", "/dns-query?dns=" EX_B64 "&dns=" EX_B64, NULL, NULL, 0, buf,
-	                    &len),
-	                 400);
+	assert_int_equal(
+	        h2("GET", "/dns-query?dns=" EX_B64 "&dns=" EX_B64, NULL, NULL, 0, buf, &len), 400);
 	assert_int_equal(h2("PUT", "/dns-query", NULL, NULL, 0, buf, &len), 405);
 	assert_int_equal(h2(NULL, "/dns-query", NULL, NULL, 0, buf, &len), 400);
 	assert_int_equal(h2("POST", NULL, DK_DOH_CT, ex_wire, sizeof(ex_wire), buf, &len), 400);
 	assert_int_equal(h2("POST", "/dns-query", NULL, ex_wire, sizeof(ex_wire), buf, &len), 415);
-	assert_int_equal(h2("POST", "/dns-query", "text/plain", ex_wire, sizeof(ex_wire), buf, &len),
-	                 415);
+	assert_int_equal(
+	        h2("POST", "/dns-query", "text/plain", ex_wire, sizeof(ex_wire), buf, &len), 415);
 	assert_int_equal(h2("POST", "/dns-query", DK_DOH_CT, ex_wire, 5, buf, &len), 400);
 	assert_int_equal(h2("GET", "/dns-query?dns=" EX_B64, NULL, ex_wire, 3, buf, &len), 400);
 
@@ -146,9 +145,9 @@ static void test_http1(void **state)
 	assert_int_equal(http1("GET\r\n\r\n", &r, buf), -400);
 	assert_int_equal(http1(" / HTTP/1.1\r\n\r\n", &r, buf), -400);
 	assert_int_equal(http1("GET  HTTP/1.1\r\n\r\n", &r, buf), -400);
-	assert_int_equal(http1("POST /dns-query HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r,
-	                       buf),
-	                 -501);
+	assert_int_equal(
+	        http1("POST /dns-query HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &r, buf),
+	        -501);
 	assert_int_equal(http1("GET / HTTP/1.1\r\nno colon\r\n\r\n", &r, buf), -400);
 	assert_int_equal(http1("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", &r, buf), -400);
 	assert_int_equal(http1("GET / HTTP/1.1\r\n:path: /x\r\n\r\n", &r, buf), -400);
