@@ -2,7 +2,8 @@
 /*
  * How an upstream is written in `upstreams:`: a plain address ("1.2.3.4",
  * "[::1]:5300": UDP, and TCP when needed) or an encrypted one,
- * "tls://IP[:PORT]#NAME" (DNS over TLS, RFC 7858, port 853 by default), with
+ * "tls://IP[:PORT]#NAME" (DNS over TLS, RFC 7858, port 853 by default) or
+ * "https://IP[:PORT]/PATH#NAME" (DNS over HTTPS, RFC 8484, port 443), with
  * an optional SPKI pin (RFC 7858 section 4.2). Pure parsing, no TLS library:
  * the daemon's TLS code reads what is parsed here (by config.c; the base64
  * decoders are base64.c).
@@ -22,16 +23,21 @@
 
 /** How a query reaches an upstream. */
 enum dk_up_proto {
-	DK_UP_DNS, /**< UDP, TCP for truncated answers and TCP clients */
-	DK_UP_TLS, /**< DNS over TLS only: never UDP, never cleartext TCP */
+	DK_UP_DNS,   /**< UDP, TCP for truncated answers and TCP clients */
+	DK_UP_TLS,   /**< DNS over TLS only: never UDP, never cleartext TCP */
+	DK_UP_HTTPS, /**< DNS over HTTPS (RFC 8484): POST over HTTP/2 on TLS, nothing else */
 };
+
+/** Longest DoH path (https://IP/PATH#NAME), with its NUL. */
+#define DK_UP_PATH_MAX 128
 
 /** An upstream's transport and what its certificate must show (struct dk_config). */
 struct dk_up_opts {
 	uint8_t proto;  /**< enum dk_up_proto */
 	bool has_pin;   /**< pin must match the SPKI of the server's certificate */
 	char name[254]; /**< NAME after '#': the certificate must be for it (and SNI); "" none */
-	uint8_t pin[DK_PIN_LEN]; /**< SHA-256 of the certificate's SubjectPublicKeyInfo */
+	uint8_t pin[DK_PIN_LEN];   /**< SHA-256 of the certificate's SubjectPublicKeyInfo */
+	char path[DK_UP_PATH_MAX]; /**< https://: the request path, e.g. "/dns-query" */
 };
 
 /**

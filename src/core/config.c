@@ -203,39 +203,67 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+/* A DoH path: '/' then URL path characters (RFC 3986 pchar and '/'), no query, no '#'. */
+static bool path_ok(const char *p, size_t n)
+{
+	if (n == 0 || n >= DK_UP_PATH_MAX || p[0] != '/')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] <= ' ' || p[i] >= 127 || strchr("?#\\\"<>{}|^`", p[i]))
+			return false;
+	return true;
+}
+
 int dk_upstream_spec_parse(const char *s, uint16_t default_port, bool pin_given,
                            struct dk_addr *addr, struct dk_up_opts *opts, const char **why)
 {
 	char host[128];
-	const char *hash;
+	const char *hash, *scheme = s, *slash = NULL;
+	uint16_t port = DK_DEFAULT_DOT_PORT;
 	size_t n;
 
 	memset(opts, 0, sizeof(*opts));
-	*why = "not an address (IP, IP:PORT, [IPv6]:PORT or tls://IP[:PORT]#NAME)";
+	*why = "not an address (IP, IP:PORT, [IPv6]:PORT, tls://IP[:PORT]#NAME or "
+	       "https://IP[:PORT]/PATH#NAME)";
 	if (strncmp(s, "https://", 8) == 0) {
-		*why = "DNS over HTTPS upstreams (https://) are not supported yet";
+		opts->proto = DK_UP_HTTPS;
+		port = DK_DEFAULT_DOH_PORT;
+		s += 8;
+	} else if (strncmp(s, "tls://", 6) == 0) {
+		opts->proto = DK_UP_TLS;
+		s += 6;
+	} else if (strstr(s, "://")) {
+		*why = "unknown scheme (expected tls://, https:// or a plain address)";
 		return DK_ESYNTAX;
-	}
-	if (strncmp(s, "tls://", 6) != 0) {
-		if (strstr(s, "://")) {
-			*why = "unknown scheme (expected tls:// or a plain address)";
-			return DK_ESYNTAX;
-		}
+	} else {
 		return addr_parse(s, default_port, addr, why);
 	}
-	s += 6;
 	hash = strchr(s, '#');
 	n = hash ? (size_t)(hash - s) : strlen(s);
+	if (opts->proto == DK_UP_HTTPS) {
+		slash = memchr(s, '/', n);
+		if (!slash) {
+			*why = "https:// needs a path (https://IP[:PORT]/dns-query#NAME)";
+			return DK_ESYNTAX;
+		}
+		if (!path_ok(slash, n - (size_t)(slash - s))) {
+			*why = "bad path after the address";
+			return DK_ESYNTAX;
+		}
+		memcpy(opts->path, slash, n - (size_t)(slash - s));
+		n = (size_t)(slash - s);
+	}
 	if (n == 0 || n >= sizeof(host))
 		return DK_ESYNTAX;
 	memcpy(host, s, n);
 	host[n] = '\0';
-	if (addr_parse(host, DK_DEFAULT_DOT_PORT, addr, why) != 0) {
+	if (addr_parse(host, port, addr, why) != 0) {
 		if (!strpbrk(host, ":[]") && !inet_pton(AF_INET, host, &addr->in4.sin_addr))
-			*why = "tls:// takes an IP address (the name goes after '#')";
+			*why = opts->proto == DK_UP_HTTPS
+			               ? "https:// takes an IP address (the name goes after '#')"
+			               : "tls:// takes an IP address (the name goes after '#')";
 		return DK_ESYNTAX;
 	}
-	opts->proto = DK_UP_TLS;
 	if (hash) {
 		if (!name_ok(hash + 1)) {
 			*why = "bad name after '#'";
@@ -243,7 +271,9 @@ int dk_upstream_spec_parse(const char *s, uint16_t default_port, bool pin_given,
 		}
 		strcpy(opts->name, hash + 1);
 	} else if (!pin_given) {
-		*why = "tls:// needs the server's name after '#' (or a pin_sha256)";
+		*why = scheme[0] == 'h'
+		               ? "https:// needs the server's name after '#' (or a pin_sha256)"
+		               : "tls:// needs the server's name after '#' (or a pin_sha256)";
 		return DK_ESYNTAX;
 	}
 	return 0;
@@ -260,8 +290,9 @@ int dk_upstream_format(const struct dk_config *cfg, size_t i, char *buf, size_t 
 	if (!o || o->proto == DK_UP_DNS)
 		n = snprintf(buf, size, "%s", addr);
 	else
-		n = snprintf(buf, size, "tls://%s%s%s%s", addr, o->name[0] ? "#" : "", o->name,
-		             o->has_pin ? " (pinned)" : "");
+		n = snprintf(buf, size, "%s://%s%s%s%s%s",
+		             o->proto == DK_UP_HTTPS ? "https" : "tls", addr, o->path,
+		             o->name[0] ? "#" : "", o->name, o->has_pin ? " (pinned)" : "");
 	return n < 0 || (size_t)n >= size ? DK_ESPACE : n;
 }
 
@@ -825,9 +856,9 @@ static int upstream_item(struct ctx *c, const struct item *it, yaml_node_t *n, s
 		return fail(c, addr, DK_ESCHEMA, "%s: bad address '%s': %s", c->key,
 		            dk__yaml_scalar(addr), why);
 	if (pin) {
-		if (o->proto != DK_UP_TLS)
-			return fail(c, pin, DK_ESCHEMA, "%s: pin_sha256 is for tls:// upstreams",
-			            c->key);
+		if (o->proto == DK_UP_DNS)
+			return fail(c, pin, DK_ESCHEMA,
+			            "%s: pin_sha256 is for tls:// and https:// upstreams", c->key);
 		if (dk_pin_parse(dk__yaml_scalar(pin), o->pin))
 			return fail(c, pin, DK_ESCHEMA,
 			            "%s: pin_sha256 '%s' is not the base64 of a SHA-256 digest",

@@ -205,4 +205,5 @@ struct dk_up_stats {
 	dk_ctr tls_resumed;         /**< of those, resumed sessions */
 	dk_ctr tls_failed[DK_TLS_FAILS]; /**< failed handshakes, by enum dk_tls_fail */
 	dk_ctr tls_open;                 /**< a gauge: TLS connections open (or connecting) */
+	dk_ctr http_errors; /**< DoH: responses that were no DNS answer (status, type) */
 };

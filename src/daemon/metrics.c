@@ -209,17 +209,21 @@ static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
 	        {"dnsink_upstream_tls_connections", "gauge",
 	         "TLS connections to the upstream open now (connecting included).",
 	         offsetof(struct dk_up_stats, tls_open)},
+	        {"dnsink_upstream_doh_failures_total", "counter",
+	         "DoH responses that carried no DNS answer (an HTTP error status, another media "
+	         "type, a reset stream): the try failed.",
+	         offsetof(struct dk_up_stats, http_errors)},
 	};
 	bool any = false;
 
 	for (size_t i = 0; cfg->upstream_opts && i < n; i++)
-		any |= cfg->upstream_opts[i].proto == DK_UP_TLS;
+		any |= cfg->upstream_opts[i].proto != DK_UP_DNS;
 	if (!any)
 		return;
 	for (size_t m = 0; m < DK_ARRAY_SIZE(one); m++) {
 		text_head(t, one[m].name, one[m].type, one[m].help);
 		for (size_t i = 0; i < n; i++)
-			if (cfg->upstream_opts[i].proto == DK_UP_TLS)
+			if (cfg->upstream_opts[i].proto != DK_UP_DNS)
 				text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", one[m].name,
 				         addrs[i],
 				         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
@@ -229,7 +233,7 @@ static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
 	          "TLS handshakes with the upstream that failed, by reason (name, ca, expired, "
 	          "pin, protocol); the query never goes in clear.");
 	for (size_t i = 0; i < n; i++)
-		for (unsigned r = 0; cfg->upstream_opts[i].proto == DK_UP_TLS && r < DK_TLS_FAILS;
+		for (unsigned r = 0; cfg->upstream_opts[i].proto != DK_UP_DNS && r < DK_TLS_FAILS;
 		     r++)
 			text_add(t,
 			         "dnsink_upstream_tls_handshake_failures_total{upstream=\"%s\","

@@ -40,7 +40,7 @@ const char *dk_tls_fail_name(enum dk_tls_fail f)
 static bool cfg_wants_client(const struct dk_config *cfg)
 {
 	for (size_t i = 0; cfg->upstream_opts && i < cfg->n_upstreams; i++)
-		if (cfg->upstream_opts[i].proto == DK_UP_TLS)
+		if (cfg->upstream_opts[i].proto != DK_UP_DNS)
 			return true;
 	return false;
 }

@@ -407,7 +407,7 @@ static const struct dk_up_opts *tls_opts(const struct slot *s)
 	const struct dk_upstream_conf *c = &s->up->conf;
 
 	if (!s->up_tls || !c->opts || s->up_index >= c->n_addrs ||
-	    c->opts[s->up_index].proto != DK_UP_TLS ||
+	    c->opts[s->up_index].proto == DK_UP_DNS ||
 	    !dk_sockaddr_equal(&c->addrs[s->up_index].sa, &s->up_addr.sa))
 		return NULL;
 	return &c->opts[s->up_index];
@@ -461,6 +461,22 @@ static void tcp_lost(void *ctx, struct dk_up_tcp *u)
 		if (s->busy && s->utcp == u)
 			slot_tcp_lost(s, dk_up_tcp_tls_failed(u));
 	}
+}
+
+/* Pool callback: a DoH upstream refused the query it got with ID @p id on @p u. */
+static void tcp_failed(void *ctx, struct dk_up_tcp *u, uint16_t id)
+{
+	struct dk_upstream *up = ctx;
+	uint16_t idx = up->id2slot[id];
+	struct slot *s = idx ? &up->slots[idx - 1] : NULL;
+
+	if (!s || !s->busy || s->utcp != u || s->id != id)
+		return;
+	struct dk_up_stats *us = up_stats(s);
+	if (us)
+		dk_ctr_inc(&us->http_errors);
+	up_error(s);
+	slot_next(s, true);
 }
 
 /* Pool callback: a TLS event for the upstream of counter slot @p stat. */
@@ -837,7 +853,7 @@ static void slot_try(struct slot *s)
 	unsigned ms;
 
 	while (s->up_index < c->n_addrs) {
-		s->up_tls = c->opts && c->opts[s->up_index].proto == DK_UP_TLS;
+		s->up_tls = c->opts && c->opts[s->up_index].proto != DK_UP_DNS;
 		/* DNS over TLS only (RFC 8310 strict profile): no UDP, no fallback. */
 		if (s->up_tls)
 			s->tcp = true;
@@ -982,8 +998,11 @@ int dk_upstream_new(uv_loop_t *loop, size_t max_inflight, uint8_t *rxbuf,
 	*out = up;
 	if (!up)
 		return -ENOMEM;
-	const struct dk_up_tcp_cbs cbs = {
-	        .answer = tcp_answer, .lost = tcp_lost, .tls = tcp_tls, .ctx = up};
+	const struct dk_up_tcp_cbs cbs = {.answer = tcp_answer,
+	                                  .lost = tcp_lost,
+	                                  .failed = tcp_failed,
+	                                  .tls = tcp_tls,
+	                                  .ctx = up};
 	if (max_inflight > DK_INFLIGHT_MAX)
 		max_inflight = DK_INFLIGHT_MAX;
 	up->loop = loop;

@@ -26,6 +26,7 @@
 #include "dnsink/msg.h"
 #include "dnsink/pad.h"
 #include "log.h"
+#include "upstream_doh.h"
 #include "upstream_tcp.h"
 
 /** Queries in flight on one upstream TCP connection (RFC 7766 pipelining). */
@@ -92,6 +93,7 @@ struct dk_up_tcp {
 	struct dk_addr addr;         /**< the upstream it is connected to */
 	struct tls_host *host;       /**< the tls:// upstream, or NULL: cleartext */
 	struct dk_tls_sess tls;      /**< with host: the session */
+	struct dk_doh_client *doh;   /**< https:// host, once the handshake chose h2 */
 	bool tls_failed;             /**< the handshake failed */
 	bool ticket_saved;           /**< this session's ticket is in host */
 	uint32_t stat;               /**< counter slot for TLS events */
@@ -134,6 +136,8 @@ static void up_tcp_closed(uv_handle_t *h)
 	/* Here, not at close: a read callback may still be inside the session then. */
 	if (u->host)
 		dk_tls_sess_deinit(&u->tls);
+	dk_doh_client_free(u->doh);
+	u->doh = NULL;
 
 	u->next_free = u->pool->free;
 	u->pool->free = u;
@@ -248,6 +252,14 @@ static void tls_read(struct dk_up_tcp *u, size_t n)
 		if (got <= 0) {
 			dk_up_tcp_close(u);
 			return;
+		}
+		if (u->doh) {
+			/* HTTP/2: the buffer is only scratch; answers come out of the client. */
+			if (dk_doh_client_input(u->doh, u->buf, (size_t)got) < 0)
+				dk_up_tcp_close(u);
+			if (u->closing)
+				return;
+			continue;
 		}
 		u->got += (size_t)got;
 		deliver(u);
@@ -376,11 +388,52 @@ static void tls_log_fail(struct dk_up_tcp *u)
 	}
 	dk_addr_format(&u->addr, addr, sizeof(addr));
 	dk_log(DK_LOG_WARN,
-	       "upstream tls://%s#%s: TLS handshake failed: %s (%s); no query sent to it%s", addr,
+	       "upstream %s://%s%s#%s: TLS handshake failed: %s (%s); no query sent to it%s",
+	       host->opts.proto == DK_UP_HTTPS ? "https" : "tls", addr, host->opts.path,
 	       host->opts.name, why[u->tls.fail < DK_TLS_FAIL_MAX ? u->tls.fail : 0],
 	       gnutls_strerror(u->tls.gnutls_err),
 	       host->quiet ? "; more failures since the last message" : "");
 	host->quiet = 0;
+}
+
+static int doh_send(void *ctx, const uint8_t *data, size_t len)
+{
+	struct dk_up_tcp *u = ctx;
+
+	return dk_tls_sess_send(&u->tls, data, len);
+}
+
+static void doh_answer(void *ctx, uint8_t *ans, size_t len)
+{
+	struct dk_up_tcp *u = ctx;
+
+	if (!u->closing)
+		u->pool->cbs.answer(u->pool->cbs.ctx, u, ans, len);
+}
+
+static void doh_failed(void *ctx, uint16_t id, int status)
+{
+	struct dk_up_tcp *u = ctx;
+
+	(void)status;
+	if (!u->closing)
+		u->pool->cbs.failed(u->pool->cbs.ctx, u, id);
+}
+
+/* The HTTP/2 client of an https:// connection, once ALPN has agreed on h2 (RFC 8484 section 5.2).
+ */
+static int doh_start(struct dk_up_tcp *u)
+{
+	const struct dk_up_opts *o = &u->host->opts;
+	const struct dk_doh_client_cbs cbs = {
+	        .send = doh_send, .answer = doh_answer, .failed = doh_failed, .ctx = u};
+	char ip[64];
+
+	if (!dk_tls_sess_alpn_is(&u->tls, "h2"))
+		return -EPROTO;
+	if (!o->name[0] && dk_addr_format(&u->addr, ip, sizeof(ip)) < 0)
+		return -EINVAL;
+	return dk_doh_client_new(&cbs, o->name[0] ? o->name : ip, o->path, UP_PIPELINE, &u->doh);
 }
 
 /*
@@ -401,10 +454,34 @@ static void tls_step(struct dk_up_tcp *u)
 		dk_up_tcp_close(u);
 		return;
 	}
+	if (u->host->opts.proto == DK_UP_HTTPS && doh_start(u) < 0) {
+		u->tls_failed = true;
+		u->tls.fail = DK_TLS_FAIL_PROTOCOL;
+		u->tls.gnutls_err = GNUTLS_E_NO_APPLICATION_PROTOCOL;
+		cbs->tls(cbs->ctx, u->stat, DK_UP_TLS_FAILED, (int)u->tls.fail);
+		tls_log_fail(u);
+		dk_up_tcp_close(u);
+		return;
+	}
 	cbs->tls(cbs->ctx, u->stat, DK_UP_TLS_HANDSHAKE, 0);
 	if (dk_tls_sess_resumed(&u->tls))
 		cbs->tls(cbs->ctx, u->stat, DK_UP_TLS_RESUMED, 0);
 	tls_save_ticket(u);
+	if (u->doh) {
+		/* The queries that waited go out as POSTs, one stream each. */
+		for (size_t off = 0; off + 2 <= u->plen;) {
+			size_t n = (size_t)u->pbuf[off] << 8 | u->pbuf[off + 1];
+			if (dk_doh_client_query(u->doh, u->pbuf + off + 2, n) < 0) {
+				dk_up_tcp_close(u);
+				return;
+			}
+			off += 2 + n;
+		}
+		u->plen = 0;
+		if (dk_doh_client_flush(u->doh) < 0)
+			dk_up_tcp_close(u);
+		return;
+	}
 	if (u->plen && dk_tls_sess_send(&u->tls, u->pbuf, u->plen) < 0) {
 		dk_up_tcp_close(u);
 		return;
@@ -432,6 +509,10 @@ int dk_up_tcp_send(struct dk_up_tcp *u, const uint8_t *pkt, size_t len)
 	if (u->host) {
 		uint8_t frame[2 + DK_MSG_MAX];
 		size_t n = tls_frame(pkt, len, frame);
+		if (u->doh) {
+			int rc = dk_doh_client_query(u->doh, frame + 2, n - 2);
+			return rc < 0 ? rc : dk_doh_client_flush(u->doh);
+		}
 		if (u->tls.ready)
 			return dk_tls_sess_send(&u->tls, frame, n);
 		if (u->plen + n > sizeof(u->pbuf))
@@ -463,7 +544,9 @@ static void up_tcp_connected(uv_connect_t *req, int status)
 	if (u->host) {
 		struct tls_host *host = u->host;
 		const gnutls_datum_t *t = host->ticket.size ? &host->ticket : NULL;
-		if (dk_tls_sess_client(&u->tls, u->pool->creds, &host->opts, t, tls_push, u) < 0) {
+		static const char *const h2[] = {"h2"};
+		if (dk_tls_sess_client(&u->tls, u->pool->creds, &host->opts, t, tls_push, u) < 0 ||
+		    (host->opts.proto == DK_UP_HTTPS && dk_tls_sess_alpn(&u->tls, h2, 1) < 0)) {
 			dk_up_tcp_close(u);
 			return;
 		}
@@ -518,7 +601,8 @@ static struct tls_host *host_get(struct dk_up_tcp_pool *p, const struct dk_addr 
 	for (unsigned i = 0; i < p->n_hosts; i++) {
 		h = &p->hosts[i];
 		if (dk_sockaddr_equal(&h->addr.sa, &addr->sa) && h->opts.has_pin == o->has_pin &&
-		    !strcmp(h->opts.name, o->name) &&
+		    h->opts.proto == o->proto && !strcmp(h->opts.name, o->name) &&
+		    !strcmp(h->opts.path, o->path) &&
 		    (!o->has_pin || !memcmp(h->opts.pin, o->pin, DK_PIN_LEN)))
 			return h;
 	}
@@ -562,6 +646,7 @@ static struct dk_up_tcp *tcp_open(struct dk_up_tcp_pool *p, const struct dk_addr
 	u->stat = stat;
 	u->tls_failed = u->ticket_saved = false;
 	memset(&u->tls, 0, sizeof(u->tls));
+	u->doh = NULL;
 	u->inflight = 0;
 	u->connected = u->closing = u->writing = u->draining = false;
 	u->got = u->wlen = u->wsent = u->plen = 0;
@@ -571,6 +656,11 @@ static struct dk_up_tcp *tcp_open(struct dk_up_tcp_pool *p, const struct dk_addr
 		p->free = u;
 		return NULL;
 	}
+	/*
+	 * Small writes back to back (a query after the handshake's last flight,
+	 * HTTP/2's HEADERS then DATA) must not wait for the peer's delayed ACK.
+	 */
+	uv_tcp_nodelay(&u->h, 1);
 	u->next_open = p->open;
 	p->open = u;
 	p->n_open++;
@@ -589,7 +679,7 @@ struct dk_up_tcp *dk_up_tcp_get(struct dk_up_tcp_pool *p, const struct dk_addr *
 {
 	struct tls_host *host = NULL;
 
-	if (opts && opts->proto == DK_UP_TLS) {
+	if (opts && opts->proto != DK_UP_DNS) {
 		/* Without credentials there is no way to verify it: never in clear instead. */
 		if (!p->creds)
 			return NULL;

@@ -41,6 +41,11 @@ struct dk_up_tcp_cbs {
 	 * each of them (dk_up_tcp_detach()) and tries it again elsewhere.
 	 */
 	void (*lost)(void *ctx, struct dk_up_tcp *u);
+	/**
+	 * A DoH upstream refused the query sent on @p u with DNS ID @p id (an
+	 * HTTP error, a body that is no DNS message): that try failed.
+	 */
+	void (*failed)(void *ctx, struct dk_up_tcp *u, uint16_t id);
 	/** A TLS event on a connection opened for counter slot @p stat (see dk_up_tcp_get()). */
 	void (*tls)(void *ctx, uint32_t stat, enum dk_up_tls_event ev, int reason);
 	void *ctx;

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import harness
@@ -138,6 +139,53 @@ forward-zone:
         """Query names unbound logged (log-queries), optionally only those containing @name."""
         out = re.findall(r"info: 127\.0\.0\.1 (\S+) \S+ IN", self.log_text())
         return [q for q in out if name is None or name in q]
+
+    def stop(self):
+        return self.proc.stop()
+
+
+DNSDIST = shutil.which("dnsdist") or "/usr/bin/dnsdist"
+
+
+class Dnsdist:
+    """dnsdist from Debian with a DNS-over-HTTPS frontend on 127.0.0.1:port
+    (path /dns-query, @cert/@key) in front of knotd on @knot_port. Every query
+    it gets is written to its query log (LogAction), read back by queries()."""
+
+    def __init__(self, root, knot_port, cert, key):
+        self.dir = root
+        os.makedirs(root, exist_ok=True)
+        self.port = harness.free_port()
+        self.qlog = os.path.join(root, "queries.log")
+        self.conf = os.path.join(root, "dnsdist.conf")
+        with open(self.conf, "w") as f:
+            f.write("""\
+setSecurityPollSuffix("")
+addDOHLocal("127.0.0.1:{port}", "{cert}", "{key}", "/dns-query")
+newServer({{address="127.0.0.1:{knot}", healthCheckMode="up"}})
+addAction(AllRule(), LogAction("{qlog}", false, true, false))
+""".format(port=self.port, cert=cert, key=key, knot=knot_port, qlog=self.qlog))
+        self.proc = harness.Proc("dnsdist", [DNSDIST, "--supervised", "--disable-syslog",
+                                             "-C", self.conf],
+                                 os.path.join(root, "dnsdist.out"))
+        harness.wait_until(self._ready, harness.START_TIMEOUT, what="dnsdist's DoH frontend")
+
+    def _ready(self):
+        if not self.proc.alive():
+            raise AssertionError("dnsdist exited:\n" + self.proc.log_text()[-3000:])
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def queries(self, name=""):
+        """Query log lines (one per query dnsdist got) that mention @name."""
+        try:
+            with open(self.qlog, encoding="utf-8", errors="replace") as f:
+                return [ln for ln in f.read().splitlines() if name in ln]
+        except OSError:
+            return []
 
     def stop(self):
         return self.proc.stop()

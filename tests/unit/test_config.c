@@ -297,10 +297,10 @@ static const struct err_case err_cases[] = {
          "upstreams: bad address 'tls://dns.quad9.net#dns.quad9.net': tls:// takes an IP address "
          "(the name goes after '#')"},
         {"tls_bad_pin.yml", 3, "upstreams: pin_sha256 'abc' is not the base64 of a SHA-256 digest"},
-        {"tls_pin_plain.yml", 3, "upstreams: pin_sha256 is for tls:// upstreams"},
+        {"tls_pin_plain.yml", 3, "upstreams: pin_sha256 is for tls:// and https:// upstreams"},
         {"upstream_scheme.yml", 2,
-         "upstreams: bad address 'udp://192.0.2.1': unknown scheme (expected tls:// or a plain "
-         "address)"},
+         "upstreams: bad address 'udp://192.0.2.1': unknown scheme (expected tls://, https:// "
+         "or a plain address)"},
         {"tls_ca_missing.yml", 2,
          "tls.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory"},
         {"key_not_scalar.yml", 2, "keys must be plain words, got a list"},

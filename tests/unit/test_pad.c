@@ -117,10 +117,31 @@ static void test_upstream_spec(void **state)
 	assert_string_equal(o.name, "a.b");
 	assert_int_equal(dk_upstream_spec_parse("tls://192.0.2.1", 53, true, &a, &o, &why), 0);
 	assert_int_equal(ntohs(a.in4.sin_port), 853);
+	assert_int_equal(dk_upstream_spec_parse("https://192.0.2.1/dns-query#dns.example", 53,
+	                                        false, &a, &o, &why),
+	                 0);
+	assert_int_equal(o.proto, DK_UP_HTTPS);
+	assert_int_equal(ntohs(a.in4.sin_port), 443);
+	assert_string_equal(o.path, "/dns-query");
+	assert_string_equal(o.name, "dns.example");
+	assert_int_equal(
+	        dk_upstream_spec_parse("https://[::1]:8443/q/x#a", 53, false, &a, &o, &why), 0);
+	assert_int_equal(ntohs(a.in6.sin6_port), 8443);
+	assert_string_equal(o.path, "/q/x");
 	static const char *const bad[] = {
-	        "tls://192.0.2.1",    "tls://192.0.2.1#",       "tls://192.0.2.1#a..b",
-	        "tls://#a.b",         "tls://host.example#a.b", "https://192.0.2.1/dns-query#a",
-	        "quic://192.0.2.1#a", "tls://192.0.2.1#a b",    "",
+	        "tls://192.0.2.1",
+	        "tls://192.0.2.1#",
+	        "tls://192.0.2.1#a..b",
+	        "tls://#a.b",
+	        "tls://host.example#a.b",
+	        "https://192.0.2.1#a",
+	        "quic://192.0.2.1#a",
+	        "tls://192.0.2.1#a b",
+	        "",
+	        "https://192.0.2.1/a?b#c",
+	        "https://192.0.2.1/dns-query",
+	        "https:///x#a",
+	        "https://h.example/dns-query#a",
 	};
 	for (size_t i = 0; i < DK_ARRAY_SIZE(bad); i++)
 		assert_int_equal(dk_upstream_spec_parse(bad[i], 53, false, &a, &o, &why),
