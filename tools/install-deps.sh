@@ -5,7 +5,8 @@
 # (bookworm): compilers and meson, the libraries, the test tools (cmocka,
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
-# plus kdig/dig/ldns tools.
+# plus kdig/dig/ldns tools, and for DNS over TLS and HTTPS GnuTLS, nghttp2,
+# certtool, unbound and h2load.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -13,9 +14,9 @@ set -euo pipefail
 
 packages=(
 	build-essential meson ninja-build pkg-config
-	libuv1-dev libldns-dev libyaml-dev libcmocka-dev
+	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev libnghttp2-dev
 	clang clang-format valgrind
-	knot knot-dnsutils ldnsutils bind9-dnsutils
+	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client
 	rsyslog curl python3 iproute2 procps
 	# dnsink hunt: compressed logs, Pi-hole's SQLite, dnstap (Frame Streams +
 	# protobuf-c); and the servers and tools its tests write and read logs with
@@ -57,8 +58,8 @@ else
 fi
 
 # Should a package have started its daemon anyway (a machine with a running
-# init), stop it: the tests start their own knotd and rsyslogd.
-for svc in knot rsyslog named; do
+# init), stop it: the tests start their own knotd, rsyslogd, named and unbound.
+for svc in knot rsyslog named unbound; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		"${SUDO[@]}" systemctl stop "$svc" || true
 	elif command -v service >/dev/null 2>&1; then
@@ -67,7 +68,7 @@ for svc in knot rsyslog named; do
 done
 
 for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3 \
-	named protoc-c zstd dnstap-ldns; do
+	named protoc-c zstd dnstap-ldns unbound certtool h2load; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1

@@ -24,6 +24,9 @@ struct dk_policy;
 enum dk_transport {
 	DK_TRANSPORT_UDP,
 	DK_TRANSPORT_TCP,
+	DK_TRANSPORT_TLS,   /**< DNS over TLS (RFC 7858), listen_tls */
+	DK_TRANSPORT_HTTPS, /**< DNS over HTTPS (RFC 8484), listen_https */
+	DK_TRANSPORT_MAX,
 };
 
 /** One match as the worker saw it. Plain data, copied by value. */

@@ -57,6 +57,10 @@
 #define DK_DEFAULT_MAX_INFLIGHT    4096
 #define DK_DEFAULT_TCP_MAX_CLIENTS 256
 #define DK_DEFAULT_TCP_IDLE_MS     10000
+/** Time a DNS-over-TLS client has to finish its handshake (tls.handshake_timeout_ms). */
+#define DK_DEFAULT_TLS_HANDSHAKE_MS 5000
+/** Port of listen_https entries written without one. */
+#define DK_DEFAULT_DOH_PORT 443
 /** Port of metrics.listen written without one; metrics are off by default. */
 #define DK_DEFAULT_METRICS_PORT 9153
 /** Rate limit: off while qps is 0. */
@@ -116,6 +120,8 @@ enum dk_ratelimit_action {
 	DK_RATELIMIT_REFUSED, /**< REFUSED */
 };
 
+struct dk_up_opts; /* dnsink/upstream_spec.h */
+
 enum dk_alert_format {
 	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
@@ -128,6 +134,8 @@ struct dk_config {
 	size_t n_listen;
 	struct dk_addr *upstreams; /**< tried in order */
 	size_t n_upstreams;
+	/** Per upstream (n_upstreams): transport, TLS name and pin; NULL while all are plain. */
+	struct dk_up_opts *upstream_opts;
 	bool upstreams_from_resolv;   /**< filled from /etc/resolv.conf */
 	unsigned upstream_timeout_ms; /**< the longest one try may wait */
 	unsigned resolve_timeout_ms;  /**< the longest a query may wait, all tries */
@@ -176,6 +184,17 @@ struct dk_config {
 		bool forwarder; /**< FORWARDER_* messages too (not written yet) */
 		size_t queue;   /**< messages held per worker for the writer */
 	} dnstap;
+	/** TLS (tls:): trust for tls:// upstreams, certificate for listen_tls. */
+	struct {
+		char *ca_file;         /**< PEM trust store for upstreams; NULL: the system's */
+		char *cert_file;       /**< PEM certificate chain of listen_tls */
+		char *key_file;        /**< PEM private key of listen_tls */
+		unsigned handshake_ms; /**< a client's handshake must be done by then */
+	} tls;
+	struct dk_addr *listen_tls; /**< DNS over TLS listeners (RFC 7858) */
+	size_t n_listen_tls;
+	struct dk_addr *listen_https; /**< DNS over HTTPS listeners (RFC 8484), /dns-query */
+	size_t n_listen_https;
 
 	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
 	struct {

@@ -16,6 +16,7 @@
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
+#include "dnsink/upstream_spec.h"
 
 #include "cli.h"
 #include "cli_groups.h"
@@ -118,8 +119,14 @@ int dk_cli_check(const char *config_path)
 
 	printf("config         %s\n", config_path);
 	print_addrs("listen", cfg->listen, cfg->n_listen, " (udp+tcp)");
-	print_addrs("upstreams", cfg->upstreams, cfg->n_upstreams,
-	            cfg->upstreams_from_resolv ? " (from /etc/resolv.conf)" : "");
+	printf("%-14s", "upstreams");
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		char up[400];
+		if (dk_upstream_format(cfg, i, up, sizeof(up)) < 0)
+			snprintf(up, sizeof(up), "?");
+		printf(" %s", up);
+	}
+	printf("%s\n", cfg->upstreams_from_resolv ? " (from /etc/resolv.conf)" : "");
 	printf("allow_clients ");
 	if (!cfg->n_allow)
 		printf(" (none: every query is refused)");

@@ -650,8 +650,10 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	jw_key_str(w, "source_ip", t->ip);
 	jw_lit(w, ",\"source_port\":");
 	jw_u64(w, ev->port);
-	jw_lit(w, ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
-	                                            : ",\"transport\":\"udp\",");
+	jw_lit(w, ev->transport == DK_TRANSPORT_HTTPS ? ",\"transport\":\"https\","
+	          : ev->transport == DK_TRANSPORT_TLS ? ",\"transport\":\"tls\","
+	          : ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
+	                                              : ",\"transport\":\"udp\",");
 	jw_key_str(w, "dns_query", t->qname);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "qtype", t->qtype);
@@ -706,7 +708,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	               ev->action == DK_ACTION_REFUSED;
 	unsigned disp_id;
 	const char *disp;
-	bool tcp = ev->transport == DK_TRANSPORT_TCP;
+	/* DNS over TLS runs on TCP too. */
+	bool tcp = ev->transport != DK_TRANSPORT_UDP;
 
 	if (blocked) {
 		disp_id = 2;

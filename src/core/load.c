@@ -6,6 +6,7 @@
 
 #include "dnsink/groups.h"
 #include "dnsink/load.h"
+#include "dnsink/upstream_spec.h"
 
 /* Replaces the address list @p *list/@p *n with the one address @p text. */
 static int override_addr(const char *text, struct dk_addr **list, size_t *n, struct dk_diag *d,
@@ -24,6 +25,35 @@ static int override_addr(const char *text, struct dk_addr **list, size_t *n, str
 	free(*list);
 	*list = one;
 	*n = 1;
+	return 0;
+}
+
+/* Replaces the upstreams with the one @p text, plain or tls://. */
+static int override_upstream(const char *text, struct dk_config *cfg, struct dk_diag *d)
+{
+	struct dk_addr a;
+	struct dk_up_opts opts;
+	const char *why;
+
+	if (dk_upstream_spec_parse(text, 53, false, &a, &opts, &why) < 0) {
+		dk_diag_set(d, NULL, 0, "--upstream: bad upstream '%s': %s", text, why);
+		return DK_ESYNTAX;
+	}
+	struct dk_addr *one = malloc(sizeof(*one));
+	struct dk_up_opts *o = opts.proto != DK_UP_DNS ? malloc(sizeof(*o)) : NULL;
+	if (!one || (opts.proto != DK_UP_DNS && !o)) {
+		free(one);
+		free(o);
+		return -ENOMEM;
+	}
+	*one = a;
+	if (o)
+		*o = opts;
+	free(cfg->upstreams);
+	free(cfg->upstream_opts);
+	cfg->upstreams = one;
+	cfg->upstream_opts = o;
+	cfg->n_upstreams = 1;
 	return 0;
 }
 
@@ -47,8 +77,7 @@ static int apply(const char *path, const struct dk_run_opts *o, struct dk_config
 			return rc;
 	}
 	if (o && o->upstream) {
-		rc = override_addr(o->upstream, &cfg->upstreams, &cfg->n_upstreams, diag,
-		                   "upstream");
+		rc = override_upstream(o->upstream, cfg, diag);
 		if (rc < 0)
 			return rc;
 		cfg->upstreams_from_resolv = false;

@@ -215,6 +215,56 @@ static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up
 _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
                "struct dk_up_stats holds counters only");
 
+/* The TLS counters of the tls:// upstreams among the @p n of @p cfg. */
+static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
+                                 const struct dk_up_stats *sums, char (*addrs)[64], size_t n)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} one[] = {
+	        {"dnsink_upstream_tls_handshakes_total", "counter",
+	         "TLS handshakes with the upstream that succeeded (full or resumed).",
+	         offsetof(struct dk_up_stats, tls_handshakes)},
+	        {"dnsink_upstream_tls_resumptions_total", "counter",
+	         "Of those, handshakes that resumed an earlier session (a ticket).",
+	         offsetof(struct dk_up_stats, tls_resumed)},
+	        {"dnsink_upstream_tls_connections", "gauge",
+	         "TLS connections to the upstream open now (connecting included).",
+	         offsetof(struct dk_up_stats, tls_open)},
+	        {"dnsink_upstream_doh_failures_total", "counter",
+	         "DoH responses that carried no DNS answer (an HTTP error status, another media "
+	         "type, a reset stream): the try failed.",
+	         offsetof(struct dk_up_stats, http_errors)},
+	};
+	bool any = false;
+
+	for (size_t i = 0; cfg->upstream_opts && i < n; i++)
+		any |= cfg->upstream_opts[i].proto != DK_UP_DNS;
+	if (!any)
+		return;
+	for (size_t m = 0; m < DK_ARRAY_SIZE(one); m++) {
+		text_head(t, one[m].name, one[m].type, one[m].help);
+		for (size_t i = 0; i < n; i++)
+			if (cfg->upstream_opts[i].proto != DK_UP_DNS)
+				text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", one[m].name,
+				         addrs[i],
+				         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
+				                                     one[m].off)));
+	}
+	text_head(t, "dnsink_upstream_tls_handshake_failures_total", "counter",
+	          "TLS handshakes with the upstream that failed, by reason (name, ca, expired, "
+	          "pin, protocol); the query never goes in clear.");
+	for (size_t i = 0; i < n; i++)
+		for (unsigned r = 0; cfg->upstream_opts[i].proto != DK_UP_DNS && r < DK_TLS_FAILS;
+		     r++)
+			text_add(t,
+			         "dnsink_upstream_tls_handshake_failures_total{upstream=\"%s\","
+			         "reason=\"%s\"} %" PRIu64 "\n",
+			         addrs[i], dk_tls_fail_name((enum dk_tls_fail)r),
+			         dk_ctr_get(&sums[i].tls_failed[r]));
+}
+
 /* Upstreams of the config in force, labelled by address (counts kept across reloads). */
 static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 {
@@ -293,6 +343,8 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
 		         addrs[i], cum);
 	}
+	if (n)
+		render_upstreams_tls(t, cfg, sums, addrs, n);
 out:
 	free(sums);
 	free(addrs);
@@ -350,14 +402,14 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 
 	text_head(&t, "dnsink_queries_received_total", "counter",
 	          "Client queries received, by transport.");
-	for (int tr = 0; tr < 2; tr++)
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
 		         dk_transport_name((unsigned)tr), dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
 	          "ratelimited: over rate_limit, dropped or REFUSED; cached: answered from the "
 	          "cache).");
-	for (int tr = 0; tr < 2; tr++)
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		for (int o = 0; o < DK_OUT_MAX; o++)
 			text_add(&t,
 			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
@@ -390,6 +442,54 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.tcp.rejected));
 	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.tcp.slow));
+	text_head(&t, "dnsink_tls_client_handshakes_total", "counter",
+	          "DNS over TLS clients (listen_tls) by handshake result: ok (resumed among them), "
+	          "failed, timeout (not done within tls.handshake_timeout_ms).");
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"ok\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_handshakes));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"resumed\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_resumed));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"failed\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_failed));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"timeout\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_timeouts));
+
+	text_head(&t, "dnsink_https_connections_total", "counter",
+	          "DNS over HTTPS connections (listen_https): accepted, rejected over the cap, "
+	          "closed as slow, using HTTP/2, TLS handshakes ok, failed and timed out.");
+	{
+		static const struct {
+			const char *state;
+			size_t off;
+		} hc[] = {
+		        {"accepted", offsetof(struct dk_https_counters, accepted)},
+		        {"rejected", offsetof(struct dk_https_counters, rejected)},
+		        {"slow", offsetof(struct dk_https_counters, slow)},
+		        {"h2", offsetof(struct dk_https_counters, h2)},
+		        {"handshake_ok", offsetof(struct dk_https_counters, tls_handshakes)},
+		        {"handshake_failed", offsetof(struct dk_https_counters, tls_failed)},
+		        {"handshake_timeout", offsetof(struct dk_https_counters, tls_timeouts)},
+		};
+		for (size_t i = 0; i < DK_ARRAY_SIZE(hc); i++)
+			text_add(&t, "dnsink_https_connections_total{state=\"%s\"} %" PRIu64 "\n",
+			         hc[i].state,
+			         dk_ctr_get((const dk_ctr *)((const char *)&c.https + hc[i].off)));
+	}
+	text_one(&t, "dnsink_https_requests_total", "counter",
+	         "DNS over HTTPS requests read (answered or refused).",
+	         dk_ctr_get(&c.https.requests));
+	{
+		static const char *const codes[7] = {"400", "404", "405",  "413",
+		                                     "414", "415", "other"};
+		text_head(&t, "dnsink_https_refused_total", "counter",
+		          "DNS over HTTPS requests refused, by HTTP status.");
+		for (size_t i = 0; i < DK_ARRAY_SIZE(codes); i++)
+			text_add(&t, "dnsink_https_refused_total{status=\"%s\"} %" PRIu64 "\n",
+			         codes[i], dk_ctr_get(&c.https.refused[i]));
+	}
+	text_one(&t, "dnsink_https_streams_refused_total", "counter",
+	         "HTTP/2 streams refused over the per-connection cap.",
+	         dk_ctr_get(&c.https.streams_refused));
 
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);

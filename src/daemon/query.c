@@ -476,7 +476,7 @@ static void forward(struct dk_queries *qs, const struct dk_client *cl, const uin
 		/* Held first: a forward that fails releases it again. */
 		if (cl->ops->hold)
 			cl->ops->hold(cl);
-		rc = qs->env.forward(qs->env.fwd, pkt, len, q, cl->transport == DK_TRANSPORT_TCP,
+		rc = qs->env.forward(qs->env.fwd, pkt, len, q, cl->transport != DK_TRANSPORT_UDP,
 		                     forward_done, p);
 	}
 	if (rc == 0) {

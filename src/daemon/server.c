@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "dnsink/upstream_spec.h"
 #include "alert_sink.h"
 #include "dnsink/groups.h"
 #include "log.h"
@@ -135,6 +136,22 @@ static void log_addrs(const char *what, const struct dk_addr *a, size_t n)
 	dk_log(DK_LOG_INFO, "%s: %s", what, line);
 }
 
+/* The upstreams of @p cfg as written (tls:// with its name). */
+static void log_upstreams(const char *what, const struct dk_config *cfg)
+{
+	char line[1024];
+	size_t off = 0;
+
+	line[0] = 0;
+	for (size_t i = 0; i < cfg->n_upstreams && off < sizeof(line); i++) {
+		char up[400];
+		if (dk_upstream_format(cfg, i, up, sizeof(up)) < 0)
+			snprintf(up, sizeof(up), "?");
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", i ? " " : "", up);
+	}
+	dk_log(DK_LOG_INFO, "%s: %s", what, line);
+}
+
 static void reload(struct dk_server *srv)
 {
 	struct dk_snapshot *s;
@@ -176,7 +193,7 @@ static void on_acked(uv_async_t *a)
 	srv->old = NULL;
 	/* Every worker switched: the counter blocks they left can go. */
 	dk_stats_release(&srv->cur->stats);
-	log_addrs("reloaded; upstreams", srv->cur->cfg->upstreams, srv->cur->cfg->n_upstreams);
+	log_upstreams("reloaded; upstreams", srv->cur->cfg);
 	if (srv->reload_again && !srv->stopping) {
 		srv->reload_again = false;
 		reload(srv);
@@ -192,7 +209,7 @@ static void log_counters(struct dk_server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_counters_add(&t, dk_worker_counters(srv->workers[i]));
 #define V(c) dk_ctr_get(&t.c)
-	for (int tr = 0; tr < 2; tr++) {
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++) {
 		char line[512];
 		size_t off = 0;
 		for (int o = 0; o < DK_OUT_MAX; o++)
@@ -417,8 +434,12 @@ static int server_start(struct dk_server *srv)
 	}
 	size_t cap = dk_worker_capacity(srv->workers[0]);
 	log_addrs("listening (udp+tcp)", cfg->listen, cfg->n_listen);
-	log_addrs(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
-	          cfg->upstreams, cfg->n_upstreams);
+	if (cfg->n_listen_tls)
+		log_addrs("listening (tls)", cfg->listen_tls, cfg->n_listen_tls);
+	if (cfg->n_listen_https)
+		log_addrs("listening (https, /dns-query)", cfg->listen_https, cfg->n_listen_https);
+	log_upstreams(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
+	              cfg);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",
 	       srv->n_workers, cap, cfg->upstream_timeout_ms);
 	if (cfg->rate_limit.qps)

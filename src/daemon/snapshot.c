@@ -12,6 +12,7 @@ void dk_snapshot_free(struct dk_snapshot *s)
 	if (!s)
 		return;
 	dk_stats_map_deinit(&s->stats);
+	dk_tls_creds_unref(s->tls);
 	dk_policy_unref(s->pol);
 	dk_config_free(s->cfg);
 	free(s);
@@ -29,6 +30,13 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 	if (!s)
 		return -ENOMEM;
 	rc = dk_load(path, o, &s->cfg, &s->pol, &diag);
+	/* Certificates and keys are read here, on the main thread, never by a worker. */
+	if (rc == 0) {
+		char err[512];
+		rc = dk_tls_creds_load(s->cfg, &s->tls, err, sizeof(err));
+		if (rc < 0)
+			dk_diag_set(&diag, path, 0, "tls: %s", err);
+	}
 	if (rc == 0)
 		rc = dk_stats_prepare(reg, s->cfg, s->pol, &s->stats, blocks, n_workers);
 	if (rc < 0) {

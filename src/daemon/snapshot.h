@@ -11,10 +11,12 @@
 #include "dnsink/load.h"
 #include "dnsink/policy.h"
 #include "stats.h"
+#include "tls.h"
 
 struct dk_snapshot {
 	struct dk_config *cfg;
-	struct dk_policy *pol; /**< NULL: no rules configured */
+	struct dk_policy *pol;    /**< NULL: no rules configured */
+	struct dk_tls_creds *tls; /**< loaded from cfg's tls: files; NULL when nothing uses TLS */
 	struct dk_stats_map stats;
 };
 

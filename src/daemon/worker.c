@@ -13,6 +13,7 @@
 #include "log.h"
 #include "query.h"
 #include "sock.h"
+#include "https.h"
 #include "tcp.h"
 #include "udp.h"
 #include "upstream.h"
@@ -38,6 +39,7 @@ struct dk_worker {
 	uint8_t *rxbuf; /**< DK_RXBUF_SIZE: every UDP read of the worker lands here */
 	struct dk_udp *udp;
 	struct dk_tcp *tcp;
+	struct dk_https *https;
 	struct dk_upstream *up;
 	struct dk_queries *queries;
 	struct dk_dnstap_worker *tap; /**< NULL: dnstap off */
@@ -109,6 +111,8 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	const struct dk_upstream_conf uc = {
 	        .addrs = cfg->upstreams,
 	        .n_addrs = cfg->n_upstreams,
+	        .opts = cfg->upstream_opts,
+	        .tls = s->tls,
 	        .timeout_ms = cfg->upstream_timeout_ms,
 	        .resolve_timeout_ms = cfg->resolve_timeout_ms,
 	        .strategy = cfg->upstream_strategy,
@@ -118,6 +122,9 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	};
 	dk_upstream_configure(w->up, &uc);
 	dk_tcp_configure(w->tcp, cfg->tcp_max_clients, cfg->tcp_idle_ms);
+	dk_tcp_set_tls(w->tcp, s->tls, cfg->tls.handshake_ms);
+	dk_https_configure(w->https, cfg->tcp_max_clients, cfg->tcp_idle_ms, cfg->tls.handshake_ms,
+	                   s->tls);
 	const struct dk_queries_conf qc = {
 	        .cfg = cfg,
 	        .pol = s->pol,
@@ -155,6 +162,8 @@ static void worker_finish(struct dk_worker *w)
 		dk_udp_close(w->udp);
 	if (w->tcp)
 		dk_tcp_close(w->tcp);
+	if (w->https)
+		dk_https_close(w->https);
 	if (w->up)
 		dk_upstream_close(w->up);
 }
@@ -184,6 +193,7 @@ static void worker_stopping(struct dk_worker *w)
 	w->stopping = true;
 	dk_udp_stop(w->udp);
 	dk_tcp_stop(w->tcp);
+	dk_https_stop(w->https);
 	uv_timer_start(&w->grace, grace_over, DK_GRACE_MS, 0);
 	dk_upstream_drain(w->up, worker_idle, w);
 }
@@ -275,7 +285,11 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 	}
 	rc = dk_udp_new(&w->loop, cfg->n_listen, w->rxbuf, handle, hctx, &w->ctr.udp, &w->udp);
 	if (rc == 0)
-		rc = dk_tcp_new(&w->loop, cfg->n_listen, handle, hctx, &w->ctr.tcp, &w->tcp);
+		rc = dk_tcp_new(&w->loop, cfg->n_listen + cfg->n_listen_tls, handle, hctx,
+		                &w->ctr.tcp, &w->tcp);
+	if (rc == 0)
+		rc = dk_https_new(&w->loop, cfg->n_listen_https, handle, hctx, &w->ctr.https,
+		                  &w->https);
 	if (rc < 0)
 		return rc;
 	/* Before the thread runs: the first snapshot is configured from here. */
@@ -289,6 +303,23 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 		if (rc < 0) {
 			dk_addr_format(&cfg->listen[i], addr, sizeof(addr));
 			dk_log(DK_LOG_ERR, "cannot listen on %s: %s", addr, dk_strerror(rc));
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_listen_tls; i++) {
+		rc = dk_tcp_listen_tls(w->tcp, &cfg->listen_tls[i]);
+		if (rc < 0) {
+			dk_addr_format(&cfg->listen_tls[i], addr, sizeof(addr));
+			dk_log(DK_LOG_ERR, "cannot listen (tls) on %s: %s", addr, dk_strerror(rc));
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_listen_https; i++) {
+		rc = dk_https_listen(w->https, &cfg->listen_https[i]);
+		if (rc < 0) {
+			dk_addr_format(&cfg->listen_https[i], addr, sizeof(addr));
+			dk_log(DK_LOG_ERR, "cannot listen (https) on %s: %s", addr,
+			       dk_strerror(rc));
 			return rc;
 		}
 	}
@@ -364,6 +395,7 @@ void dk_worker_free(struct dk_worker *w)
 			       uv_strerror(rc));
 	}
 	dk_tcp_free(w->tcp);
+	dk_https_free(w->https);
 	dk_udp_free(w->udp);
 	dk_upstream_free(w->up);
 	dk_queries_free(w->queries);

@@ -796,7 +796,11 @@ class Dnsink:
             f.write("listen:\n  - 127.0.0.1:%d\n" % self.port)
             if listen6:
                 f.write('  - "[::1]:%d"\n' % self.port)
-            f.write("upstreams:\n" + "".join("  - 127.0.0.1:%d\n" % p for p in upstreams))
+            # A port is a plain upstream on loopback; a string is written as it is
+            # (tls://..., or a YAML mapping with address: and pin_sha256:).
+            f.write("upstreams:\n" + "".join(
+                "  - %s\n" % (p if isinstance(p, str) else "127.0.0.1:%d" % p)
+                for p in upstreams))
             f.write("upstream_timeout_ms: %d\n" % timeout_ms)
             # Unless a test asks for retransmissions, time for one try per
             # upstream (and half one more, for timer slack), as the scenarios
