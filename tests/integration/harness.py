@@ -15,6 +15,7 @@ and every wait is bounded.
 
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -206,23 +207,43 @@ domains:
 _used_ports = set()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (best effort)."""
-    for _ in range(200):
+    """A port free for both UDP and TCP on 127.0.0.1 (best effort).
+
+    Chosen below the kernel's ephemeral range, not by binding port 0: a port
+    from that range can be handed to some other process's outgoing socket
+    (another test's client, the upstream's) between this check and the
+    moment dnsink binds it, which made "Address already in use" flakes when
+    tests ran in parallel."""
+    lo, _ = _ephemeral_range()
+    base = 10000 if lo > 12000 else 1024
+    rnd = random.Random(os.getpid() ^ int(time.monotonic() * 1e6))
+    for _ in range(400):
+        port = rnd.randrange(base, lo)
+        if port in _used_ports:
+            continue
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("127.0.0.1", port))
             u.bind(("127.0.0.1", port))
         except OSError:
             continue
         finally:
             t.close()
             u.close()
-        if port not in _used_ports:
-            _used_ports.add(port)
-            return port
+        _used_ports.add(port)
+        return port
     raise RuntimeError("no free port")
 
 
