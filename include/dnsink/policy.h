@@ -14,8 +14,10 @@
 #include <stdint.h>
 
 #include "dnsink/common.h"
+#include "dnsink/sigma.h"
 
 struct dk_suffixset;
+struct dk_sigma_conf;
 
 /** What a matching rule does with the query. */
 enum dk_action {
@@ -67,6 +69,7 @@ struct dk_rule {
 	uint16_t index;   /**< position in load order */
 	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
 	struct dk_suffixset *own;
+	bool sigma; /**< a Sigma rule: matched by the policy's Sigma engine, not by names */
 };
 
 /** Per list file ("domain_files:") counts, reported by `dnsink check`. */
@@ -85,10 +88,12 @@ struct dk_policy {
 	struct dk_suffixset *set;
 	struct dk_list_stats *lists;
 	size_t n_lists;
-	size_t n_entries; /**< valid entries read (before deduplication) */
-	size_t n_names;   /**< distinct names in the set */
-	size_t n_invalid; /**< invalid list lines, all files */
-	unsigned refs;    /**< owner-thread reference count, starts at 1 */
+	size_t n_entries;                    /**< valid entries read (before deduplication) */
+	size_t n_names;                      /**< distinct names in the set */
+	size_t n_invalid;                    /**< invalid list lines, all files */
+	unsigned refs;                       /**< owner-thread reference count, starts at 1 */
+	struct dk_sigma *sigma;              /**< compiled Sigma rules; NULL: none loaded */
+	struct dk_sigma_report sigma_report; /**< every Sigma document: loaded, skipped, rejected */
 };
 
 /** Options for dk_policy_load(). */
@@ -151,6 +156,13 @@ bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
  */
 int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len, char *out,
                           size_t size);
+
+/**
+ * Gives every Sigma rule of @p p its action from @p sc: the entry for its
+ * rule id, else the one for its level, else sc->default_action. Call before
+ * the snapshot is shared (it writes the rules).
+ */
+void dk_policy_sigma_actions(struct dk_policy *p, const struct dk_sigma_conf *sc);
 
 /** Precedence between two rules: true when @p a beats @p b at equal length. */
 bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b);
