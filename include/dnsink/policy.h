@@ -134,6 +134,9 @@ struct dk_verdict {
 	const struct dk_rule *rule; /**< NULL: no match */
 	uint8_t matched_off;        /**< offset of the matched entry's name in the query */
 	bool wildcard;              /**< the matched entry was "*.name" */
+	/** Behavioural Sigma rules only (read when rule->sigma): group key and count. */
+	const char *group_key;
+	uint64_t group_count;
 };
 
 /**
