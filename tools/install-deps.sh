@@ -17,7 +17,7 @@ packages=(
 	libvectorscan-dev libpcre2-dev libpsl-dev
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils
-	rsyslog curl python3 iproute2 procps
+	rsyslog curl python3 python3-yaml iproute2 procps
 )
 
 SUDO=()

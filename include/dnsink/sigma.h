@@ -33,6 +33,22 @@
 struct dk_sigma;
 struct dk_sigma_scratch;
 
+/** What a Sigma field name means to a resolver (the field table, sigma_tab.c). */
+enum dk_sigma_field {
+	DK_SIGMA_F_QUERY,  /**< the query name, text without the trailing dot */
+	DK_SIGMA_F_QTYPE,  /**< the query type: name or number */
+	DK_SIGMA_F_CLIENT, /**< the client address */
+	DK_SIGMA_F_QLEN,   /**< dnsink extension: length of the query name text */
+	DK_SIGMA_F_REGDOM, /**< dnsink extension: registered domain (Public Suffix List) */
+	DK_SIGMA_F_ANSWER, /**< each answer record's data: address, target name, TXT text */
+	DK_SIGMA_F_ATYPE,  /**< each answer record's type */
+	DK_SIGMA_F_RCODE,  /**< the answer's rcode */
+	DK_SIGMA_F_N,
+};
+
+/** The field Sigma field name @p name maps to (case-insensitive), or -1. */
+int dk_sigma_field_of(const char *name);
+
 /** What became of one Sigma document. */
 enum dk_sigma_status {
 	DK_SIGMA_LOADED,   /**< compiled and in force */
@@ -85,7 +101,8 @@ struct dk_sigma_hits {
 	uint16_t rule[DK_SIGMA_HITS_MAX]; /**< alerting rules, by policy rule index */
 	unsigned n;
 	uint16_t eng[DK_SIGMA_HITS_MAX]; /**< every rule that matched, engine index (counting) */
-	unsigned n_eng;
+	uint16_t all[DK_SIGMA_HITS_MAX]; /**< every rule that matched, policy index (tests) */
+	unsigned n_eng;                  /**< entries of @p eng and @p all */
 	/** Behavioural alerts: the group key text and the count that crossed. */
 	struct {
 		uint16_t rule;

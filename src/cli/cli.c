@@ -230,12 +230,16 @@ static int type_arg(const char *s)
 static unsigned print_sigma_hits(const struct dk_policy *p, const char *text,
                                  const struct dk_sigma_hits *hits)
 {
-	for (unsigned i = 0; i < hits->n; i++) {
-		const struct dk_rule *r = &p->rules[hits->rule[i]];
-		printf("%s: sigma rule %s action %s (severity %s) %s\n", text, r->id,
-		       dk_action_name(r->action), dk_severity_name(r->severity), r->name);
+	for (unsigned i = 0; i < hits->n_eng; i++) {
+		const struct dk_rule *r = &p->rules[hits->all[i]];
+		bool alerts = false;
+		for (unsigned j = 0; j < hits->n; j++)
+			alerts |= hits->rule[j] == hits->all[i];
+		printf("%s: sigma rule %s action %s (severity %s) %s%s\n", text, r->id,
+		       dk_action_name(r->action), dk_severity_name(r->severity), r->name,
+		       alerts ? "" : " [counted by a correlation, no alert of its own]");
 	}
-	return hits->n;
+	return hits->n_eng;
 }
 
 int dk_cli_match(const char *config_path, const struct dk_cli_match_opts *o, char *const *names,
@@ -340,6 +344,10 @@ int dk_cli_test(char *const *paths, int n)
 			else
 				printf("no match (%s:%u)\n", r->file, t->line);
 		}
+	}
+	if (dk__cli_sigma_tests(p, &passed, &failed) < 0) {
+		fprintf(stderr, "test: out of memory\n");
+		failed++;
 	}
 	printf("%zu passed, %zu failed\n", passed, failed);
 	dk_policy_unref(p);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /**
  * `dnsink check`: load @p config_path and its rules, print a summary and
@@ -26,3 +27,12 @@ int dk_cli_match(const char *config_path, const struct dk_cli_match_opts *o, cha
 
 /** `dnsink test`: run rule tests in @p n @p paths (0: "rules/"). */
 int dk_cli_test(char *const *paths, int n);
+
+struct dk_policy;
+
+/**
+ * Runs the sidecar tests ("x.tests.yml") of the Sigma rules of @p p, adding
+ * to @p passed and @p failed and printing each failure. Returns 0 or -1 (out
+ * of memory). In sigma_test.c.
+ */
+int dk__cli_sigma_tests(const struct dk_policy *p, size_t *passed, size_t *failed);

@@ -400,7 +400,8 @@ static int add_atom(struct rd *r, const struct dk__sg_atom *a)
 
 static bool is_numeric_field(int f)
 {
-	return f == SG_F_QTYPE || f == SG_F_RCODE || f == SG_F_ATYPE || f == SG_F_QLEN;
+	return f == DK_SIGMA_F_QTYPE || f == DK_SIGMA_F_RCODE || f == DK_SIGMA_F_ATYPE ||
+	       f == DK_SIGMA_F_QLEN;
 }
 
 /* One value of a field condition. */
@@ -431,8 +432,8 @@ static int read_value(struct rd *r, int field, const struct mods *m, yaml_node_t
 		long long n = strtoll(s, &end, 10);
 		if (!*s || *end)
 			return schema(r, v, "'%s' takes a number", "lt/lte/gt/gte");
-		if (field != SG_F_QLEN && field != SG_F_QTYPE && field != SG_F_RCODE &&
-		    field != SG_F_ATYPE)
+		if (field != DK_SIGMA_F_QLEN && field != DK_SIGMA_F_QTYPE &&
+		    field != DK_SIGMA_F_RCODE && field != DK_SIGMA_F_ATYPE)
 			reject(r, "numeric comparison on a field that is not a number");
 		a.op = SG_OP_NUM;
 		a.cmp = (uint8_t)m->cmp;
@@ -440,7 +441,7 @@ static int read_value(struct rd *r, int field, const struct mods *m, yaml_node_t
 		return add_atom(r, &a);
 	}
 	if (m->cidr) {
-		if (field != SG_F_CLIENT && field != SG_F_ANSWER) {
+		if (field != DK_SIGMA_F_CLIENT && field != DK_SIGMA_F_ANSWER) {
 			reject(r, "'cidr' on a field that holds no address");
 			return 0;
 		}
@@ -454,12 +455,12 @@ static int read_value(struct rd *r, int field, const struct mods *m, yaml_node_t
 			reject(r, "string matching on a numeric field (type, rcode, length)");
 			return 0;
 		}
-		int n = field == SG_F_QLEN    ? (int)strtol(s, NULL, 10)
-		        : field == SG_F_RCODE ? dk__sg_rcode_parse(s)
-		                              : dk__sg_qtype_parse(s);
+		int n = field == DK_SIGMA_F_QLEN    ? (int)strtol(s, NULL, 10)
+		        : field == DK_SIGMA_F_RCODE ? dk__sg_rcode_parse(s)
+		                                    : dk__sg_qtype_parse(s);
 		if (n < 0) {
 			reject(r, "'%s' is not a %s", s,
-			       field == SG_F_RCODE ? "rcode" : "record type");
+			       field == DK_SIGMA_F_RCODE ? "rcode" : "record type");
 			return 0;
 		}
 		a.op = SG_OP_NUM;
@@ -492,7 +493,7 @@ static int read_value(struct rd *r, int field, const struct mods *m, yaml_node_t
 		}
 		return add_atom(r, &a);
 	}
-	if (field == SG_F_CLIENT && !strpbrk(s, "*?") && m->pos == M_PLAIN) {
+	if (field == DK_SIGMA_F_CLIENT && !strpbrk(s, "*?") && m->pos == M_PLAIN) {
 		/* A plain address compares as an address: "::1" is "0:0::1". */
 		if (dk_cidr_parse(s, &a.cidr) == 0 && !strchr(s, '/')) {
 			a.op = SG_OP_CIDR;
@@ -777,9 +778,9 @@ static int group_field(struct rd *r, yaml_node_t *n, uint8_t *out)
 	if (!s)
 		return schema(r, n, "'group-by' entries must be field names");
 	int f = dk__sg_field_lookup(s, &why);
-	if (f < 0 || SG_F_IS_ANSWER(f) || f == SG_F_QLEN) {
+	if (f < 0 || SG_F_IS_ANSWER(f) || f == DK_SIGMA_F_QLEN) {
 		reject(r, "groups by '%s', which dnsink cannot group by", s);
-		*out = SG_F_CLIENT;
+		*out = DK_SIGMA_F_CLIENT;
 		return 0;
 	}
 	*out = (uint8_t)f;

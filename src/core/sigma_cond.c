@@ -278,13 +278,13 @@ static int parse_agg(struct cp *c, struct dk__sg_corr *agg)
 		field[n] = '\0';
 		c->pos += n;
 		int f = dk__sg_field_lookup(field, &why);
-		if (f < 0 || SG_F_IS_ANSWER(f) || f == SG_F_QLEN) {
+		if (f < 0 || SG_F_IS_ANSWER(f) || f == DK_SIGMA_F_QLEN) {
 			c->unsupported = 1;
 			snprintf(c->err, c->err_size,
 			         "counts values of '%s', which dnsink does not "
 			         "count",
 			         field);
-			f = SG_F_QUERY;
+			f = DK_SIGMA_F_QUERY;
 		}
 		agg->type = SG_CORR_VALUE_COUNT;
 		agg->value_field = (uint8_t)f;
@@ -306,13 +306,13 @@ static int parse_agg(struct cp *c, struct dk__sg_corr *agg)
 			field[n] = '\0';
 			c->pos += n;
 			int f = dk__sg_field_lookup(field, &why);
-			if (f < 0 || SG_F_IS_ANSWER(f) || f == SG_F_QLEN) {
+			if (f < 0 || SG_F_IS_ANSWER(f) || f == DK_SIGMA_F_QLEN) {
 				c->unsupported = 1;
 				snprintf(c->err, c->err_size,
 				         "groups by '%s', which dnsink cannot "
 				         "group by",
 				         field);
-				f = SG_F_CLIENT;
+				f = DK_SIGMA_F_CLIENT;
 			}
 			if (agg->n_group < SG_GROUP_MAX)
 				agg->group[agg->n_group++] = (uint8_t)f;

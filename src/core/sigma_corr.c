@@ -109,7 +109,7 @@ struct facts {
 static const void *field_value(struct facts *f, uint8_t field, size_t *n, uint8_t buf[16])
 {
 	switch (field) {
-	case SG_F_CLIENT: {
+	case DK_SIGMA_F_CLIENT: {
 		const struct sockaddr *sa = f->q->client;
 		if (sa && sa->sa_family == AF_INET) {
 			memcpy(buf, &((const struct sockaddr_in *)sa)->sin_addr, 4);
@@ -122,12 +122,12 @@ static const void *field_value(struct facts *f, uint8_t field, size_t *n, uint8_
 		}
 		return buf;
 	}
-	case SG_F_QTYPE:
+	case DK_SIGMA_F_QTYPE:
 		buf[0] = (uint8_t)(f->q->qtype >> 8);
 		buf[1] = (uint8_t)f->q->qtype;
 		*n = 2;
 		return buf;
-	case SG_F_REGDOM:
+	case DK_SIGMA_F_REGDOM:
 		if (!f->have_regdom) {
 			f->regdom = dk__sg_regdom(f->psl, f->text, f->tlen);
 			f->have_regdom = true;
@@ -141,9 +141,9 @@ static const void *field_value(struct facts *f, uint8_t field, size_t *n, uint8_
 static const char *field_label(uint8_t field)
 {
 	switch (field) {
-	case SG_F_CLIENT: return "src_ip";
-	case SG_F_QTYPE: return "qtype";
-	case SG_F_REGDOM: return "registered_domain";
+	case DK_SIGMA_F_CLIENT: return "src_ip";
+	case DK_SIGMA_F_QTYPE: return "qtype";
+	case DK_SIGMA_F_REGDOM: return "registered_domain";
 	default: return "query";
 	}
 }
@@ -159,9 +159,9 @@ static void key_text(struct facts *f, const struct dk__sg_corr *c, char *out, si
 		size_t n;
 		const void *v = field_value(f, c->group[i], &n, buf);
 		char val[DK_NAME_MAX * 4 + 1];
-		if (c->group[i] == SG_F_CLIENT)
+		if (c->group[i] == DK_SIGMA_F_CLIENT)
 			inet_ntop(n == 4 ? AF_INET : AF_INET6, v, val, sizeof(val));
-		else if (c->group[i] == SG_F_QTYPE)
+		else if (c->group[i] == DK_SIGMA_F_QTYPE)
 			snprintf(val, sizeof(val), "%u", f->q->qtype);
 		else
 			snprintf(val, sizeof(val), "%.*s", (int)n, (const char *)v);

@@ -309,10 +309,10 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 		struct dk__sg_atom *a = &t->atoms[i];
 		struct dk__sg_rule *r = &t->rules[a->rule];
 		a->route = SG_R_DIRECT;
-		regdom |= a->field == SG_F_REGDOM;
+		regdom |= a->field == DK_SIGMA_F_REGDOM;
 		if (a->pcre)
 			pcre2_jit_compile(a->pcre, PCRE2_JIT_COMPLETE);
-		if (a->field != SG_F_QUERY) {
+		if (a->field != DK_SIGMA_F_QUERY) {
 			r->how |= DK_SIGMA_HOW_DIRECT;
 			continue;
 		}
@@ -578,11 +578,11 @@ static const char *client_text(struct ev *e)
 static bool direct(struct ev *e, const struct dk__sg_atom *a)
 {
 	switch (a->field) {
-	case SG_F_QUERY:
+	case DK_SIGMA_F_QUERY:
 		return str_match(e, a, e->text, e->tlen) || (a->op == SG_OP_EXISTS && a->want);
-	case SG_F_QTYPE: return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, e->q->qtype);
-	case SG_F_QLEN: return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, (int64_t)e->tlen);
-	case SG_F_CLIENT: {
+	case DK_SIGMA_F_QTYPE: return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, e->q->qtype);
+	case DK_SIGMA_F_QLEN: return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, (int64_t)e->tlen);
+	case DK_SIGMA_F_CLIENT: {
 		const struct sockaddr *sa = e->q->client;
 		if (a->op == SG_OP_EXISTS)
 			return a->want == (sa != NULL);
@@ -599,25 +599,25 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 		const char *c = client_text(e);
 		return str_match(e, a, c, strlen(c));
 	}
-	case SG_F_REGDOM:
+	case DK_SIGMA_F_REGDOM:
 		if (!e->have_regdom) {
 			e->regdom_off = dk__sg_regdom(e->s->psl, e->text, e->tlen);
 			e->have_regdom = true;
 		}
 		return str_match(e, a, e->text + e->regdom_off, e->tlen - e->regdom_off);
-	case SG_F_RCODE:
+	case DK_SIGMA_F_RCODE:
 		if (e->n_ans < 0)
 			return false;
 		return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, e->rcode);
-	case SG_F_ANSWER:
-	case SG_F_ATYPE:
+	case DK_SIGMA_F_ANSWER:
+	case DK_SIGMA_F_ATYPE:
 		if (e->n_ans < 0)
 			return false;
 		if (a->op == SG_OP_EXISTS)
 			return a->want == (e->n_ans > 0);
 		for (int i = 0; i < e->n_ans; i++) {
 			const struct ans *an = &e->sc->ans[i];
-			if (a->field == SG_F_ATYPE) {
+			if (a->field == DK_SIGMA_F_ATYPE) {
 				if (num_cmp(a, an->type))
 					return true;
 			} else if (a->op == SG_OP_CIDR) {
@@ -794,8 +794,10 @@ static void add_hit(const struct ev *e, uint16_t ri, struct dk_sigma_hits *hits)
 {
 	const struct dk__sg_rule *r = &e->s->t.rules[ri];
 
-	if (hits->n_eng < DK_SIGMA_HITS_MAX)
+	if (hits->n_eng < DK_SIGMA_HITS_MAX) {
+		hits->all[hits->n_eng] = r->policy_index;
 		hits->eng[hits->n_eng++] = ri;
+	}
 	if (!r->noalert && hits->n < DK_SIGMA_HITS_MAX)
 		hits->rule[hits->n++] = r->policy_index;
 }

@@ -21,21 +21,8 @@
 #include "dnsink/config.h"
 #include "dnsink/sigma.h"
 
-/** What a field name means to a resolver. */
-enum dk__sg_field {
-	SG_F_QUERY,  /**< the query name, text without the trailing dot */
-	SG_F_QTYPE,  /**< the query type: name or number */
-	SG_F_CLIENT, /**< the client address */
-	SG_F_QLEN,   /**< dnsink extension: length of the query name text */
-	SG_F_REGDOM, /**< dnsink extension: registered domain (Public Suffix List) */
-	SG_F_ANSWER, /**< each answer record's data: address, target name, TXT text */
-	SG_F_ATYPE,  /**< each answer record's type */
-	SG_F_RCODE,  /**< the answer's rcode */
-	SG_F_N,
-};
-
 /** Fields whose value only the answer holds. */
-#define SG_F_IS_ANSWER(f) ((f) >= SG_F_ANSWER)
+#define SG_F_IS_ANSWER(f) ((f) >= DK_SIGMA_F_ANSWER)
 
 enum dk__sg_op {
 	SG_OP_GLOB,   /**< Sigma string with * and ? (pattern in glob form) */
@@ -65,7 +52,7 @@ enum dk__sg_route {
 #define SG_RE_S 4u
 
 struct dk__sg_atom {
-	uint8_t field; /**< enum dk__sg_field */
+	uint8_t field; /**< enum dk_sigma_field */
 	uint8_t op;    /**< enum dk__sg_op */
 	uint8_t cmp;   /**< enum dk__sg_cmp, SG_OP_NUM */
 	uint8_t route; /**< enum dk__sg_route, set by the compiler */

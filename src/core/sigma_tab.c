@@ -44,53 +44,53 @@ int dk__sg_grow(void **arr, size_t *cap, size_t need, size_t elem)
  */
 static const struct {
 	const char *name;
-	enum dk__sg_field field;
+	enum dk_sigma_field field;
 } fields[] = {
-        {"query", SG_F_QUERY},
-        {"QueryName", SG_F_QUERY},
-        {"query_name", SG_F_QUERY},
-        {"dns.question.name", SG_F_QUERY},
-        {"dns_query", SG_F_QUERY},
-        {"dns.query", SG_F_QUERY},
-        {"query.hostname", SG_F_QUERY},
-        {"qname", SG_F_QUERY},
-        {"question.name", SG_F_QUERY},
-        {"record_type", SG_F_QTYPE},
-        {"QueryType", SG_F_QTYPE},
-        {"qtype", SG_F_QTYPE},
-        {"qtype_name", SG_F_QTYPE},
-        {"query_type", SG_F_QTYPE},
-        {"query.type", SG_F_QTYPE},
-        {"dns.question.type", SG_F_QTYPE},
-        {"answer", SG_F_ANSWER},
-        {"answers", SG_F_ANSWER},
-        {"QueryResults", SG_F_ANSWER},
-        {"dns.answers.data", SG_F_ANSWER},
-        {"dns.resolved_ip", SG_F_ANSWER},
-        {"answers.rdata", SG_F_ANSWER},
-        {"resolved_ip", SG_F_ANSWER},
-        {"answer_type", SG_F_ATYPE},
-        {"dns.answers.type", SG_F_ATYPE},
-        {"answers.type", SG_F_ATYPE},
-        {"rcode", SG_F_RCODE},
-        {"rcode_name", SG_F_RCODE},
-        {"QueryStatus", SG_F_RCODE},
-        {"dns.response_code", SG_F_RCODE},
-        {"response_code", SG_F_RCODE},
-        {"src_ip", SG_F_CLIENT},
-        {"ClientIP", SG_F_CLIENT},
-        {"client_ip", SG_F_CLIENT},
-        {"id.orig_h", SG_F_CLIENT},
-        {"source.ip", SG_F_CLIENT},
-        {"client.ip", SG_F_CLIENT},
-        {"src_endpoint.ip", SG_F_CLIENT},
-        {"srcaddr", SG_F_CLIENT},
-        {"c-ip", SG_F_CLIENT},
-        {"SourceIp", SG_F_CLIENT},
-        {"query_length", SG_F_QLEN},
-        {"registered_domain", SG_F_REGDOM},
-        {"parent_domain", SG_F_REGDOM},
-        {"dns.question.registered_domain", SG_F_REGDOM},
+        {"query", DK_SIGMA_F_QUERY},
+        {"QueryName", DK_SIGMA_F_QUERY},
+        {"query_name", DK_SIGMA_F_QUERY},
+        {"dns.question.name", DK_SIGMA_F_QUERY},
+        {"dns_query", DK_SIGMA_F_QUERY},
+        {"dns.query", DK_SIGMA_F_QUERY},
+        {"query.hostname", DK_SIGMA_F_QUERY},
+        {"qname", DK_SIGMA_F_QUERY},
+        {"question.name", DK_SIGMA_F_QUERY},
+        {"record_type", DK_SIGMA_F_QTYPE},
+        {"QueryType", DK_SIGMA_F_QTYPE},
+        {"qtype", DK_SIGMA_F_QTYPE},
+        {"qtype_name", DK_SIGMA_F_QTYPE},
+        {"query_type", DK_SIGMA_F_QTYPE},
+        {"query.type", DK_SIGMA_F_QTYPE},
+        {"dns.question.type", DK_SIGMA_F_QTYPE},
+        {"answer", DK_SIGMA_F_ANSWER},
+        {"answers", DK_SIGMA_F_ANSWER},
+        {"QueryResults", DK_SIGMA_F_ANSWER},
+        {"dns.answers.data", DK_SIGMA_F_ANSWER},
+        {"dns.resolved_ip", DK_SIGMA_F_ANSWER},
+        {"answers.rdata", DK_SIGMA_F_ANSWER},
+        {"resolved_ip", DK_SIGMA_F_ANSWER},
+        {"answer_type", DK_SIGMA_F_ATYPE},
+        {"dns.answers.type", DK_SIGMA_F_ATYPE},
+        {"answers.type", DK_SIGMA_F_ATYPE},
+        {"rcode", DK_SIGMA_F_RCODE},
+        {"rcode_name", DK_SIGMA_F_RCODE},
+        {"QueryStatus", DK_SIGMA_F_RCODE},
+        {"dns.response_code", DK_SIGMA_F_RCODE},
+        {"response_code", DK_SIGMA_F_RCODE},
+        {"src_ip", DK_SIGMA_F_CLIENT},
+        {"ClientIP", DK_SIGMA_F_CLIENT},
+        {"client_ip", DK_SIGMA_F_CLIENT},
+        {"id.orig_h", DK_SIGMA_F_CLIENT},
+        {"source.ip", DK_SIGMA_F_CLIENT},
+        {"client.ip", DK_SIGMA_F_CLIENT},
+        {"src_endpoint.ip", DK_SIGMA_F_CLIENT},
+        {"srcaddr", DK_SIGMA_F_CLIENT},
+        {"c-ip", DK_SIGMA_F_CLIENT},
+        {"SourceIp", DK_SIGMA_F_CLIENT},
+        {"query_length", DK_SIGMA_F_QLEN},
+        {"registered_domain", DK_SIGMA_F_REGDOM},
+        {"parent_domain", DK_SIGMA_F_REGDOM},
+        {"dns.question.registered_domain", DK_SIGMA_F_REGDOM},
 };
 
 /* Fields of the endpoint and of HTTP that a resolver never sees; named in the reason. */
@@ -117,6 +117,13 @@ int dk__sg_field_lookup(const char *name, const char **why)
 	    !strncasecmp(name, "url.", 4))
 		*why = "an HTTP field a resolver cannot see";
 	return -1;
+}
+
+int dk_sigma_field_of(const char *name)
+{
+	const char *why;
+
+	return dk__sg_field_lookup(name, &why);
 }
 
 int dk__sg_qtype_parse(const char *s)
