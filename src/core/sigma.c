@@ -919,6 +919,7 @@ int dk__sigma_read(struct dk__sigma_builder *b, yaml_document_t *doc, yaml_node_
 
 	meta_free(m);
 	b->pending = false;
+	b->pending_corr = false;
 	mark(t, &mk);
 	if (dk__sigma_is_rule(doc, root) == false)
 		return schema(&r, root, "not a Sigma rule");
@@ -1035,6 +1036,7 @@ int dk__sigma_read(struct dk__sigma_builder *b, yaml_document_t *doc, yaml_node_
 		}
 	}
 	if (r.reject[0]) {
+		b->pending_corr = false;
 		rollback(t, &mk);
 		*status = DK_SIGMA_REJECTED;
 		return report(b, file, line, m->id, m->title, DK_SIGMA_REJECTED, r.reject);
@@ -1057,6 +1059,7 @@ int dk__sigma_read(struct dk__sigma_builder *b, yaml_document_t *doc, yaml_node_
 	};
 	return 0;
 out:
+	b->pending_corr = false;
 	rollback(t, &mk);
 	return err;
 }

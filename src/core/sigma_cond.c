@@ -80,22 +80,28 @@ static bool is_kw(const char *w, size_t n, const char *kw)
 	return strlen(kw) == n && strncasecmp(w, kw, n) == 0;
 }
 
-/* Plain glob over selection names: '*' any run, '?' one character. */
+/* Plain glob over selection names: '*' any run, '?' one character; linear, no recursion. */
 static bool name_glob(const char *p, size_t pn, const char *s)
 {
-	if (!pn)
-		return !*s;
-	if (*p == '*') {
-		for (;; s++) {
-			if (name_glob(p + 1, pn - 1, s))
-				return true;
-			if (!*s)
-				return false;
+	size_t i = 0, n = strlen(s), pi = 0, star = (size_t)-1, mark = 0;
+
+	while (i < n) {
+		if (pi < pn && (p[pi] == '?' || p[pi] == s[i])) {
+			pi++;
+			i++;
+		} else if (pi < pn && p[pi] == '*') {
+			star = pi++;
+			mark = i;
+		} else if (star != (size_t)-1) {
+			pi = star + 1;
+			i = ++mark;
+		} else {
+			return false;
 		}
 	}
-	if (!*s || (*p != '?' && *p != *s))
-		return false;
-	return name_glob(p + 1, pn - 1, s + 1);
+	while (pi < pn && p[pi] == '*')
+		pi++;
+	return pi == pn;
 }
 
 static int push_depth(struct cp *c, int d)

@@ -9,10 +9,11 @@
  * is tumbling: it opens at the group's first event and lasts timespan; the
  * first event that takes the count across the threshold raises one alert,
  * and later events of that window raise none. Distinct values (value_count)
- * are counted exactly up to EXACT_MAX, then with a HyperLogLog of HLL_M
- * registers (standard error 1.04 / sqrt(128) = 9.2%, less in the linear
- * counting range below about 320). A full table evicts the group seen least
- * recently among the PROBE slots of the new one, and counts the eviction: an
+ * are counted exactly up to EXACT_MAX (by 32-bit hash), then with a
+ * HyperLogLog of HLL_M registers fed with every value so far (standard error
+ * 1.04 / sqrt(128) = 9.2%, less in the linear counting range below about
+ * 320). A slot holds about 300 octets, so the table takes 1.2 MiB a worker. A full table evicts the
+ * group seen least recently among the PROBE slots of the new one, and counts the eviction: an
  * evicted group starts again from zero (fails open: a missed alert, never a
  * blocked query).
  */
@@ -31,7 +32,7 @@
 #define CT_SLOTS  4096
 #define PROBE     8
 #define HLL_M     128
-#define EXACT_MAX 16
+#define EXACT_MAX 32
 
 struct centry {
 	uint64_t key; /* 0: empty */
@@ -190,8 +191,10 @@ static uint64_t hll_estimate(const struct centry *e)
 	return (uint64_t)(est + 0.5);
 }
 
-static void hll_add(struct centry *e, uint64_t h)
+static void hll_add(struct centry *e, uint32_t h32)
 {
+	/* Spread the 32-bit value hash over 64 bits for index and rank. */
+	uint64_t h = dk_hash_mix64((uint64_t)h32 << 32 | h32);
 	unsigned idx = (unsigned)(h & (HLL_M - 1));
 	uint64_t w = h >> 7;
 	uint8_t rank = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 58);
@@ -215,10 +218,12 @@ static void distinct_add(struct centry *e, uint64_t h)
 			e->count = e->n_exact;
 			return;
 		}
-		/* Past the exact room: the same hashes go on into the sketch. */
+		/* Past the exact room: the sketch takes every value seen so far. */
 		e->hll_on = true;
+		for (unsigned i = 0; i < e->n_exact; i++)
+			hll_add(e, e->exact[i]);
 	}
-	hll_add(e, h);
+	hll_add(e, h32);
 	uint64_t est = hll_estimate(e);
 	e->count = est > EXACT_MAX ? est : EXACT_MAX + 1;
 }
