@@ -74,8 +74,9 @@ struct dk_sigma_entry {
 	char *id;    /**< Sigma id (or the file name when it has none) */
 	char *title; /**< may be NULL for a skipped document */
 	enum dk_sigma_status status;
-	char *reason;        /**< why skipped or rejected; NULL when loaded */
-	unsigned how;        /**< enum dk_sigma_how bits, loaded rules only */
+	char *reason; /**< why skipped or rejected; NULL when loaded */
+	char *note;   /**< loaded with a caveat (ignored filters, default window); may be NULL */
+	unsigned how; /**< enum dk_sigma_how bits, loaded rules only */
 	unsigned rule_index; /**< index in the policy's rules, loaded rules only */
 };
 

@@ -133,6 +133,8 @@ static void print_sigma(const struct dk_policy *p)
 			       st[e->status], e->id, dk_action_name(r->action),
 			       dk_severity_name(r->severity), how, e->title ? e->title : "",
 			       e->file, e->line);
+			if (e->note)
+				printf("           note: %s\n", e->note);
 		} else {
 			printf("  %-8s %s  %s: %s  (%s:%u)\n", st[e->status], e->id,
 			       e->title ? e->title : "", e->reason ? e->reason : "", e->file,

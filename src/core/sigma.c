@@ -78,6 +78,7 @@ void dk_sigma_report_deinit(struct dk_sigma_report *r)
 		free(r->entries[i].id);
 		free(r->entries[i].title);
 		free(r->entries[i].reason);
+		free(r->entries[i].note);
 	}
 	free(r->entries);
 	memset(r, 0, sizeof(*r));
@@ -137,7 +138,11 @@ struct rd {
 	const char *file;
 	struct dk_diag *diag;
 	char reject[200]; /* set: the rule is rejected for this reason */
-	unsigned rule;    /* engine rule index being read */
+	char note[200];   /* a caveat of a loaded rule */
+	char unseen[64];  /* the first field read that the resolver never sees */
+	const char *unseen_why;
+	size_t cur_sel; /* selection being read */
+	unsigned rule;  /* engine rule index being read */
 	unsigned how;
 	bool answer;
 };
@@ -314,11 +319,11 @@ static int parse_mods(struct rd *r, yaml_node_t *key, char *rest, struct mods *m
 			m->all = true;
 		else if (!strcmp(tok, "re"))
 			m->re = true;
-		else if (!strcmp(tok, "i"))
+		else if (!strcmp(tok, "i") || !strcmp(tok, "ignorecase"))
 			m->re_flags |= SG_RE_I;
-		else if (!strcmp(tok, "m"))
+		else if (!strcmp(tok, "m") || !strcmp(tok, "multiline"))
 			m->re_flags |= SG_RE_M;
-		else if (!strcmp(tok, "s"))
+		else if (!strcmp(tok, "s") || !strcmp(tok, "dotall"))
 			m->re_flags |= SG_RE_S;
 		else if (!strcmp(tok, "cidr"))
 			m->cidr = true;
@@ -339,7 +344,8 @@ static int parse_mods(struct rd *r, yaml_node_t *key, char *rest, struct mods *m
 		         !strcmp(tok, "cased"))
 			reject(r, "modifier '%s' is not supported on DNS names", tok);
 		else
-			return schema(r, key, "unknown modifier '%s'", tok);
+			/* A modifier of a newer Sigma must not stop the resolver. */
+			reject(r, "unknown modifier '%s'", tok);
 		tok = bar;
 	}
 	if (m->re_flags && !m->re)
@@ -506,6 +512,57 @@ static int read_value(struct rd *r, int field, const struct mods *m, yaml_node_t
 	return add_atom(r, &a);
 }
 
+/* Windows DNS client events: a resolver sees every query (3006 sent, 3008 done, 3020 answer). */
+static bool dns_client_event(const char *s)
+{
+	return s && (!strcmp(s, "3006") || !strcmp(s, "3008") || !strcmp(s, "3020"));
+}
+
+/*
+ * A field the resolver never sees (Image, User, ...): as in a log without
+ * that field, no value matches it and null (or |exists: false) does. The
+ * selection is marked; the rule is rejected later unless the selection is
+ * only a filter (under "not"), where the absent field changes nothing.
+ * EventID 3006/3008/3020 of the Windows DNS client names the very event
+ * dnsink evaluates: a constant true.
+ */
+static int read_unseen(struct rd *r, const char *name, const char *why, const struct mods *m,
+                       yaml_node_t *val)
+{
+	struct dk__sg_tables *t = &r->b->t;
+	size_t n = val->type == YAML_SEQUENCE_NODE ? dk__yaml_seq_len(val) : 1;
+	bool any = false, every = true, event = !strcmp(name, "EventID");
+
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *v =
+		        val->type == YAML_SEQUENCE_NODE ? dk__yaml_seq_item(r->doc, val, i) : val;
+		const char *s = dk__yaml_scalar(v);
+		bool holds = false;
+		if (event && dns_client_event(s) && !m->exists)
+			holds = true;
+		else if (m->exists && s)
+			holds = !strcmp(s, "false");
+		else if (v->type == YAML_SCALAR_NODE && dk__yaml_is_null(v) &&
+		         v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+			holds = true;
+		any |= holds;
+		every &= holds;
+	}
+	bool konst = m->all ? every : any;
+	if (GROW(t, fcs, t->n_fcs + 1))
+		return -ENOMEM;
+	t->fcs[t->n_fcs++] =
+	        (struct dk__sg_fc){.unseen = true, .konst = konst, .first = (uint32_t)t->n_atoms};
+	if (event && konst)
+		return 0; /* a constant, not a need */
+	t->sels[r->cur_sel].unseen = true;
+	if (!r->unseen[0]) {
+		snprintf(r->unseen, sizeof(r->unseen), "%s", name);
+		r->unseen_why = why;
+	}
+	return 0;
+}
+
 /* "field|mods: value(s)" into one field condition. */
 static int read_fc(struct rd *r, yaml_node_t *key, yaml_node_t *val)
 {
@@ -529,10 +586,8 @@ static int read_fc(struct rd *r, yaml_node_t *key, yaml_node_t *val)
 		return 0;
 	}
 	int field = dk__sg_field_lookup(buf, &why);
-	if (field < 0) {
-		reject(r, "needs '%s', %s", buf, why);
-		return 0;
-	}
+	if (field < 0)
+		return read_unseen(r, buf, why, &m, val);
 	if (SG_F_IS_ANSWER(field))
 		r->answer = true;
 	if (GROW(t, fcs, t->n_fcs + 1))
@@ -583,6 +638,7 @@ static int read_selection(struct rd *r, const char *name, yaml_node_t *v)
 	if (GROW(t, sels, t->n_sels + 1))
 		return -ENOMEM;
 	size_t si = t->n_sels;
+	r->cur_sel = si;
 	t->sels[si] = (struct dk__sg_sel){.name = strdup(name), .first = (uint32_t)t->n_alts};
 	if (!t->sels[si].name)
 		return -ENOMEM;
@@ -696,18 +752,37 @@ static int read_detection(struct rd *r, yaml_node_t *det, struct dk__sg_corr *ag
 		t->ops[t->n_ops++] = (struct dk__sg_cinst){.op = SG_C_OR, .arg = (uint32_t)n_conds};
 	}
 	rule->n_op = (uint32_t)(t->n_ops - rule->first_op);
+	/* A selection on a field never seen may only filter (stand under "not"). */
+	for (uint32_t i = 0; i < rule->n_op && r->unseen[0]; i++) {
+		const struct dk__sg_cinst *op = &t->ops[rule->first_op + i];
+		if (op->op == SG_C_SEL && t->sels[op->arg].unseen && !op->neg) {
+			reject(r, "needs '%s', %s", r->unseen, r->unseen_why);
+			break;
+		}
+	}
+	if (r->unseen[0] && !r->reject[0])
+		snprintf(r->note, sizeof(r->note),
+		         "filters on '%s' never apply (a resolver does not see it, as in a log "
+		         "without that field)",
+		         r->unseen);
 	if (*has_agg) {
 		const char *tf = dk__yaml_scalar(timeframe);
-		if (!tf || !(agg->timespan_ms = timespan_ms(tf)))
-			return schema(r, timeframe ? timeframe : det,
-			              "an aggregation needs 'timeframe' (30s, 5m, 1h, 1d)");
+		if (timeframe && (!tf || !(agg->timespan_ms = timespan_ms(tf))))
+			return schema(r, timeframe,
+			              "'timeframe' must be a duration (30s, 5m, 1h, 1d)");
+		if (!timeframe) {
+			/* A SIEM's search window would bound it; dnsink counts per hour. */
+			agg->timespan_ms = 3600000;
+			snprintf(r->note, sizeof(r->note),
+			         "no 'timeframe': counted in windows of 1h");
+		}
 	}
 	return 0;
 }
 
 /* Counts and lists one document in the report. */
 static int report(struct dk__sigma_builder *b, const char *file, unsigned line, const char *id,
-                  const char *title, enum dk_sigma_status st, const char *reason)
+                  const char *title, enum dk_sigma_status st, const char *reason, const char *note)
 {
 	struct dk_sigma_report *rep = &b->rep;
 
@@ -719,6 +794,7 @@ static int report(struct dk__sigma_builder *b, const char *file, unsigned line, 
 	e->id = strdup(id);
 	e->title = title ? strdup(title) : NULL;
 	e->reason = reason ? strdup(reason) : NULL;
+	e->note = note && note[0] ? strdup(note) : NULL;
 	e->line = line;
 	e->status = st;
 	rep->n++;
@@ -966,7 +1042,7 @@ int dk__sigma_read(struct dk__sigma_builder *b, yaml_document_t *doc, yaml_node_
 			return schema(&r, ls, "'logsource' must be a mapping");
 		*status = DK_SIGMA_SKIPPED;
 		return report(b, file, line, m->id, m->title, DK_SIGMA_SKIPPED,
-		              "logsource is not DNS");
+		              "logsource is not DNS", NULL);
 	}
 
 	if (GROW(t, rules, t->n_rules + 1))
@@ -1039,10 +1115,10 @@ int dk__sigma_read(struct dk__sigma_builder *b, yaml_document_t *doc, yaml_node_
 		b->pending_corr = false;
 		rollback(t, &mk);
 		*status = DK_SIGMA_REJECTED;
-		return report(b, file, line, m->id, m->title, DK_SIGMA_REJECTED, r.reject);
+		return report(b, file, line, m->id, m->title, DK_SIGMA_REJECTED, r.reject, NULL);
 	}
 	*status = DK_SIGMA_LOADED;
-	if ((err = report(b, file, line, m->id, m->title, DK_SIGMA_LOADED, NULL)))
+	if ((err = report(b, file, line, m->id, m->title, DK_SIGMA_LOADED, NULL, r.note)))
 		goto out;
 	b->rep.entries[b->rep.n - 1].rule_index = r.rule; /* an engine index until commit */
 	b->pending = true;

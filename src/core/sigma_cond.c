@@ -29,6 +29,7 @@ struct cp {
 	char *err;
 	size_t err_size;
 	int depth, max_depth;
+	uint8_t neg;     /* parity of the "not"s around what is parsed now */
 	int unsupported; /* 1: valid Sigma that dnsink does not run */
 };
 
@@ -38,7 +39,7 @@ static int emit(struct cp *c, uint8_t op, uint32_t arg)
 
 	if (dk__sg_grow((void **)&t->ops, &t->cap_ops, t->n_ops + 1, sizeof(*t->ops)))
 		return -ENOMEM;
-	t->ops[t->n_ops++] = (struct dk__sg_cinst){.op = op, .arg = arg};
+	t->ops[t->n_ops++] = (struct dk__sg_cinst){.op = op, .neg = c->neg, .arg = arg};
 	return 0;
 }
 
@@ -202,7 +203,10 @@ static int parse_not(struct cp *c)
 
 	if (is_kw(w, n, "not")) {
 		c->pos += n;
-		if ((err = parse_not(c)))
+		c->neg ^= 1;
+		err = parse_not(c);
+		c->neg ^= 1;
+		if (err)
 			return err;
 		return emit(c, SG_C_NOT, 0);
 	}

@@ -643,6 +643,8 @@ static bool atom_true(struct ev *e, uint32_t i)
 
 static bool fc_true(struct ev *e, const struct dk__sg_fc *fc)
 {
+	if (fc->unseen)
+		return fc->konst;
 	for (uint32_t i = 0; i < fc->n; i++) {
 		bool v = atom_true(e, fc->first + i);
 		if (fc->all && !v)
@@ -735,6 +737,10 @@ static bool unhit_sel(void *ctx, uint32_t si)
 		for (uint32_t j = 0; j < alt->n && all; j++) {
 			const struct dk__sg_fc *fc = &u->t->fcs[alt->first + j];
 			bool any = false, every = true;
+			if (fc->unseen) {
+				all = fc->konst;
+				continue;
+			}
 			for (uint32_t k = 0; k < fc->n; k++) {
 				const struct dk__sg_atom *a = &u->t->atoms[fc->first + k];
 				bool v = a->route == SG_R_DIRECT ? u->direct_val : false;

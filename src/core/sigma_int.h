@@ -69,6 +69,8 @@ struct dk__sg_atom {
 struct dk__sg_fc {
 	uint8_t field;
 	bool all;          /**< |all: every value must hold */
+	bool unseen;       /**< a field the resolver never sees: constant @p konst */
+	bool konst;        /**< the value of an unseen field's condition (null: true) */
 	uint32_t first, n; /**< atoms */
 };
 
@@ -79,12 +81,14 @@ struct dk__sg_alt {
 struct dk__sg_sel {
 	char *name;
 	uint32_t first, n; /**< alternatives */
+	bool unseen;       /**< holds a field the resolver never sees */
 };
 
 enum dk__sg_cop { SG_C_SEL, SG_C_NOT, SG_C_AND, SG_C_OR, SG_C_TRUE, SG_C_FALSE };
 
 struct dk__sg_cinst {
 	uint8_t op;
+	uint8_t neg;  /**< SG_C_SEL: under an odd number of "not" (a filter) */
 	uint32_t arg; /**< SG_C_SEL: global selection index; AND/OR: operand count */
 };
 

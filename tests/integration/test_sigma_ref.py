@@ -59,6 +59,9 @@ def glob_regex(value, pos):
 
 
 def value_match(field, mods, value, event):
+    if field is None:
+        # A field the resolver never sees is absent: only null or exists: false hold.
+        return value is None or ("exists" in mods and value is False)
     if field == "answer":
         return any(value_match("answer1", mods, value, dict(event, answer1=a))
                    for a in event.get("answers", []))
@@ -93,7 +96,10 @@ def value_match(field, mods, value, event):
 
 def fc_match(key, values, event):
     name, *mods = key.split("|")
-    field = FIELDS[name.lower()]
+    field = FIELDS.get(name.lower())
+    if name == "EventID" and not mods:
+        vals = values if isinstance(values, list) else [values]
+        return any(v in (3006, 3008, 3020) for v in vals)
     vals = values if isinstance(values, list) else [values]
     res = [value_match(field, mods, v, event) for v in vals]
     return all(res) if "all" in mods else any(res)
@@ -163,10 +169,12 @@ def rule_match(rule, event):
     return any(cond_eval(c, sels, event) for c in conds)
 
 
+LOADED = set()
+
+
 def query_side(rule):
-    """Rules the reference judges here: loaded, query side, no aggregation."""
-    if "detection" not in rule or rule.get("logsource", {}).get("category") not in ("dns",
-                                                                                    "dns_query"):
+    """Rules the reference judges here: loaded by dnsink, query side, no aggregation."""
+    if "detection" not in rule or rule.get("id") not in LOADED:
         return False
     det = rule["detection"]
     conds = det["condition"] if isinstance(det["condition"], list) else [det["condition"]]
@@ -180,7 +188,7 @@ def query_side(rule):
                 return False
             for key in m:
                 name, *mods = key.split("|")
-                if FIELDS.get(name.lower()) in (None, "answer", "rcode") or "base64offset" in mods:
+                if FIELDS.get(name.lower()) in ("answer", "rcode"):
                     return False
     return True
 
@@ -229,6 +237,9 @@ class SigmaReference(unittest.TestCase):
         with open(cls.conf, "w") as f:
             f.write("listen: [127.0.0.1:5399]\nupstreams: [127.0.0.1:5398]\n"
                     "rules: ['%s/']\n" % CORPUS)
+        rc, out, err = harness.run_dnsink("check", "-c", cls.conf)
+        assert rc == 0, err
+        LOADED.update(ln.split()[1] for ln in out.splitlines() if ln.startswith("  loaded "))
 
     def first_rule_of(self, path):
         return next(r for r in self.rules if r["_file"] == path)
@@ -291,7 +302,10 @@ class SigmaReference(unittest.TestCase):
         self.assertRegex(out, r"skipped +c0000000-0000-4000-8000-000000000024 .*not DNS")
         self.assertRegex(out, r"loaded +c0000000-0000-4000-8000-000000000008 .*\[pcre2\]")
         self.assertRegex(out, r"loaded +c0000000-0000-4000-8000-000000000004 .*\[suffix-set\]")
-        self.assertRegex(out, r"sigma total: \d+ loaded, 1 skipped \(not DNS\), 3 rejected")
+        self.assertRegex(out, r"rejected c0000000-0000-4000-8000-000000000033 .*needs 'Image'")
+        self.assertRegex(out, r"loaded +c0000000-0000-4000-8000-000000000031 .*\n +note: "
+                              r"filters on 'Image' never apply")
+        self.assertRegex(out, r"sigma total: \d+ loaded, 1 skipped \(not DNS\), 4 rejected")
         rc, out, err = harness.run_dnsink("check", "-c", self.conf, "--strict")
         self.assertEqual(rc, 1, out + err)
 
