@@ -687,6 +687,11 @@ static uint64_t timespan_ms(const char *s)
 	return n * unit;
 }
 
+static bool filter_name(const char *s)
+{
+	return !strncmp(s, "filter", 6) || !strncmp(s, "exclude", 7);
+}
+
 static int read_detection(struct rd *r, yaml_node_t *det, struct dk__sg_corr *agg, bool *has_agg)
 {
 	struct dk__sg_tables *t = &r->b->t;
@@ -752,10 +757,16 @@ static int read_detection(struct rd *r, yaml_node_t *det, struct dk__sg_corr *ag
 		t->ops[t->n_ops++] = (struct dk__sg_cinst){.op = SG_C_OR, .arg = (uint32_t)n_conds};
 	}
 	rule->n_op = (uint32_t)(t->n_ops - rule->first_op);
-	/* A selection on a field never seen may only filter (stand under "not"). */
+	/*
+	 * A selection on a field never seen may only be a filter: under "not", and
+	 * named as SigmaHQ's conventions name filters (filter_main_*,
+	 * filter_optional_*, exclude_*). "not z_flag_unset" is the rule's point,
+	 * not a filter, and an absent field would turn it into "always".
+	 */
 	for (uint32_t i = 0; i < rule->n_op && r->unseen[0]; i++) {
 		const struct dk__sg_cinst *op = &t->ops[rule->first_op + i];
-		if (op->op == SG_C_SEL && t->sels[op->arg].unseen && !op->neg) {
+		if (op->op == SG_C_SEL && t->sels[op->arg].unseen &&
+		    (!op->neg || !filter_name(t->sels[op->arg].name))) {
 			reject(r, "needs '%s', %s", r->unseen, r->unseen_why);
 			break;
 		}
@@ -1228,7 +1239,8 @@ int dk__sigma_finish(struct dk__sigma_builder *b, struct dk_sigma **out,
 	}
 	for (size_t i = 0; i < t->n_rules; i++) {
 		struct dk_sigma_entry *e = entry_of(&b->rep, t->rules[i].policy_index);
-		if (e && t->rules[i].noalert && t->rules[i].n_sel)
+		if (e && t->rules[i].noalert && t->rules[i].n_sel &&
+		    !(t->rules[i].how & DK_SIGMA_HOW_COUNT))
 			t->rules[i].how |= DK_SIGMA_HOW_NOALERT;
 	}
 	if (t->n_rules) {

@@ -270,8 +270,10 @@ static int parse_agg(struct cp *c, struct dk__sg_corr *agg)
 
 	memset(agg, 0, sizeof(*agg));
 	if (!is_kw(w, n, "count")) {
+		/* sum(), avg(), near...: valid Sigma 1 that dnsink does not count. */
 		c->unsupported = 1;
 		snprintf(c->err, c->err_size, "aggregation '%.*s' (only count)", (int)n, w);
+		c->pos += strlen(c->s + c->pos);
 		return 0;
 	}
 	c->pos += n;

@@ -43,6 +43,11 @@ enum dk__sg_route {
 	SG_R_PCRE,         /**< PCRE2, for each query */
 };
 
+/* Where the literal of a plain-literal glob must sit in the name (bits). */
+#define SG_LIT_ANY  0u
+#define SG_LIT_HEAD 1u /* "x*": starts the name */
+#define SG_LIT_TAIL 2u /* "*x": ends the name */
+
 /* The glob form of a Sigma string: lowercase, these two octets are the wildcards. */
 #define SG_STAR  '\x01'
 #define SG_QMARK '\x02'
@@ -52,13 +57,15 @@ enum dk__sg_route {
 #define SG_RE_S 4u
 
 struct dk__sg_atom {
-	uint8_t field; /**< enum dk_sigma_field */
-	uint8_t op;    /**< enum dk__sg_op */
-	uint8_t cmp;   /**< enum dk__sg_cmp, SG_OP_NUM */
-	uint8_t route; /**< enum dk__sg_route, set by the compiler */
-	bool want;     /**< SG_OP_EXISTS: true for exists */
-	uint16_t rule; /**< engine rule it belongs to */
-	char *pat;     /**< glob form or regex; NUL-terminated */
+	uint8_t field;    /**< enum dk_sigma_field */
+	uint8_t op;       /**< enum dk__sg_op */
+	uint8_t cmp;      /**< enum dk__sg_cmp, SG_OP_NUM */
+	uint8_t route;    /**< enum dk__sg_route, set by the compiler */
+	bool want;        /**< SG_OP_EXISTS: true for exists */
+	uint8_t lit;      /**< SG_R_HS glob that is a plain literal: SG_LIT_* where it must sit */
+	uint16_t lit_len; /**< its length */
+	uint16_t rule;    /**< engine rule it belongs to */
+	char *pat;        /**< glob form or regex; NUL-terminated */
 	size_t pat_len;
 	unsigned re_flags; /**< SG_RE_* */
 	void *pcre;        /**< pcre2_code, for SG_OP_RE */
