@@ -239,7 +239,7 @@ static unsigned print_sigma_hits(const struct dk_policy *p, const char *text,
 			alerts |= hits->rule[j] == hits->all[i];
 		printf("%s: sigma rule %s action %s (severity %s) %s%s\n", text, r->id,
 		       dk_action_name(r->action), dk_severity_name(r->severity), r->name,
-		       alerts ? "" : " [counted by a correlation, no alert of its own]");
+		       alerts ? "" : " [counted by a behavioural rule, no alert of its own]");
 	}
 	return hits->n_eng;
 }
