@@ -4,6 +4,7 @@
  * the resolver (server.c) or to one of the offline commands (cli.c).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,8 @@ static void usage(FILE *out)
 {
 	fputs("usage: dnsink [-c FILE] [--workers N] [--listen ADDR] [--upstream ADDR]\n"
 	      "              [--blocklist FILE]       run the resolver in the foreground\n"
-	      "       dnsink check [-c FILE]          load config and rules, print a summary\n"
-	      "       dnsink match [-c FILE] [--client IP] NAME...\n"
+	      "       dnsink check [-c FILE] [--strict]  load config and rules, print a summary\n"
+	      "       dnsink match [-c FILE] [--type TYPE] [--client IP] NAME...\n"
 	      "                                       print the verdict for each name (as IP gets "
 	      "it)\n"
 	      "       dnsink test [-c FILE] [PATH...] run the tests embedded in rule files\n"
@@ -40,7 +41,15 @@ static const char *default_config(void)
 	return access(SYSTEM_CONFIG, F_OK) == 0 ? SYSTEM_CONFIG : LOCAL_CONFIG;
 }
 
-enum { OPT_WORKERS = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_BLOCKLIST, OPT_CLIENT };
+enum {
+	OPT_WORKERS = 256,
+	OPT_LISTEN,
+	OPT_UPSTREAM,
+	OPT_BLOCKLIST,
+	OPT_STRICT,
+	OPT_TYPE,
+	OPT_CLIENT
+};
 
 int main(int argc, char **argv)
 {
@@ -52,12 +61,16 @@ int main(int argc, char **argv)
 	        {"listen", required_argument, NULL, OPT_LISTEN},
 	        {"upstream", required_argument, NULL, OPT_UPSTREAM},
 	        {"blocklist", required_argument, NULL, OPT_BLOCKLIST},
+	        {"strict", no_argument, NULL, OPT_STRICT},
+	        {"type", required_argument, NULL, OPT_TYPE},
 	        {"client", required_argument, NULL, OPT_CLIENT},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *cmd = NULL;
-	const char *config = NULL, *client = NULL;
+	const char *config = NULL;
 	struct dk_run_opts run = {0};
+	struct dk_cli_match_opts mo = {.type = "A", .client = "127.0.0.1"};
+	bool strict = false;
 
 	/* A subcommand, if any, comes first; its options follow it. */
 	if (argc > 1 && argv[1][0] != '-') {
@@ -89,7 +102,9 @@ int main(int argc, char **argv)
 		case OPT_LISTEN: run.listen = optarg; break;
 		case OPT_UPSTREAM: run.upstream = optarg; break;
 		case OPT_BLOCKLIST: run.blocklist = optarg; break;
-		case OPT_CLIENT: client = optarg; break;
+		case OPT_STRICT: strict = true; break;
+		case OPT_TYPE: mo.type = optarg; break;
+		case OPT_CLIENT: mo.client = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -101,9 +116,9 @@ int main(int argc, char **argv)
 	if (!cmd)
 		return optind < argc ? (usage(stderr), 2) : dk_server_main(config, &run);
 	if (strcmp(cmd, "check") == 0 && optind == argc)
-		return dk_cli_check(config);
+		return dk_cli_check(config, strict);
 	if (strcmp(cmd, "match") == 0 && optind < argc)
-		return dk_cli_match(config, client, argv + optind, argc - optind);
+		return dk_cli_match(config, &mo, argv + optind, argc - optind);
 	if (strcmp(cmd, "test") == 0)
 		return dk_cli_test(given, argv + optind, argc - optind);
 	if (strcmp(cmd, "help") == 0) {

@@ -15,9 +15,10 @@ set -euo pipefail
 packages=(
 	build-essential meson ninja-build pkg-config
 	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev libnghttp2-dev
+	libvectorscan-dev libpcre2-dev libpsl-dev
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client
-	rsyslog curl python3 iproute2 procps
+	rsyslog curl python3 python3-yaml iproute2 procps
 	# dnsink hunt: compressed logs, Pi-hole's SQLite, dnstap (Frame Streams +
 	# protobuf-c); and the servers and tools its tests write and read logs with
 	zlib1g-dev libzstd-dev zstd libsqlite3-dev libfstrm-dev libprotobuf-c-dev

@@ -49,6 +49,10 @@ struct dk_alert_event {
 	uint8_t target_len;          /**< >0: a CNAME target matched, not the query */
 	uint8_t qname[DK_NAME_MAX];  /**< lowercase wire form */
 	uint8_t target[DK_NAME_MAX]; /**< the CNAME/DNAME target that matched */
+	/** A behavioural Sigma rule: its group ("src_ip=10.0.0.5") and the count that crossed. */
+	uint8_t group_key_len; /**< 0: not behavioural */
+	char group_key[80];
+	uint64_t group_count;
 };
 
 /**

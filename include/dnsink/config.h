@@ -93,6 +93,19 @@ struct dk_addr {
 	socklen_t len; /**< sizeof the family's sockaddr */
 };
 
+/** One entry of sigma.actions: a Sigma level or rule id and the action it gets. */
+struct dk_sigma_action {
+	char *key;  /**< "informational".."critical", or a Sigma rule id */
+	int action; /**< enum dk_action */
+};
+
+/** sigma: default_action and actions (SPEC "Sigma rules"). */
+struct dk_sigma_conf {
+	int default_action; /**< enum dk_action; default alert */
+	struct dk_sigma_action *actions;
+	size_t n_actions;
+};
+
 /** A network prefix of the access list. */
 struct dk_cidr {
 	int family;       /**< AF_INET or AF_INET6 */
@@ -211,6 +224,8 @@ struct dk_config {
 	/** Client groups (groups:), as written; resolved with the rules (dnsink/groups.h). */
 	struct dk_group_conf *groups;
 	size_t n_groups;
+	/** What a matching Sigma rule does (sigma:). */
+	struct dk_sigma_conf sigma;
 };
 
 /**

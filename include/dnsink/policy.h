@@ -14,8 +14,10 @@
 #include <stdint.h>
 
 #include "dnsink/common.h"
+#include "dnsink/sigma.h"
 
 struct dk_suffixset;
+struct dk_sigma_conf;
 
 /** What a matching rule does with the query. */
 enum dk_action {
@@ -70,6 +72,7 @@ struct dk_rule {
 	uint16_t index;   /**< position in load order */
 	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
 	struct dk_suffixset *own;
+	bool sigma; /**< a Sigma rule: matched by the policy's Sigma engine, not by names */
 };
 
 /** Per list file ("domain_files:") counts, reported by `dnsink check`. */
@@ -99,6 +102,8 @@ struct dk_policy {
 	 * and groups do not link each other in a circle (tests/check_layers.py).
 	 */
 	void (*groups_free)(struct dk_groups *groups);
+	struct dk_sigma *sigma;              /**< compiled Sigma rules; NULL: none loaded */
+	struct dk_sigma_report sigma_report; /**< every Sigma document: loaded, skipped, rejected */
 };
 
 /** Options for dk_policy_load(). */
@@ -140,6 +145,9 @@ struct dk_verdict {
 	uint8_t matched_off;        /**< offset of the matched entry's name in the query */
 	bool wildcard;              /**< the matched entry was "*.name" */
 	uint8_t action;             /**< enum dk_action applied: the rule's, or its group's */
+	/** Behavioural Sigma rules only (read when rule->sigma): group key and count. */
+	const char *group_key;
+	uint64_t group_count;
 };
 
 /**
@@ -162,6 +170,13 @@ bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
  */
 int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len, char *out,
                           size_t size);
+
+/**
+ * Gives every Sigma rule of @p p its action from @p sc: the entry for its
+ * rule id, else the one for its level, else sc->default_action. Call before
+ * the snapshot is shared (it writes the rules).
+ */
+void dk_policy_sigma_actions(struct dk_policy *p, const struct dk_sigma_conf *sc);
 
 /** Precedence between two rules: true when @p a beats @p b at equal length. */
 bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b);

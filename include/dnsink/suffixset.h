@@ -60,6 +60,14 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
                              bool below_only, uint16_t value);
 
+/**
+ * Adds an exact-only entry: @p value applies to the name @p wire itself and
+ * never to what is below it (a Sigma value "x" matches "x", not "a.x").
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+int dk_suffixset_builder_add_exact(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   uint16_t value);
+
 /** Distinct names added so far. */
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b);
 
@@ -115,6 +123,14 @@ unsigned dk_suffixset_lookup_both(const struct dk_suffixset *s, const struct dk_
                                   const uint8_t *wire, size_t len, dk_suffixset_accept_fn accept,
                                   const void *ctx, struct dk_suffixset_match *m,
                                   struct dk_suffixset_match *m_also);
+
+/**
+ * Like dk_suffixset_lookup() but reports every applicable entry, most
+ * specific first, into @p out (at most @p max). Returns how many.
+ * Allocation-free.
+ */
+size_t dk_suffixset_lookup_all(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                               struct dk_suffixset_match *out, size_t max);
 
 /** Distinct names in the set. */
 size_t dk_suffixset_count(const struct dk_suffixset *s);

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,8 +16,11 @@
 #include "dnsink/load.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
+#include "dnsink/sigma.h"
 #include "dnsink/suffixset.h"
 #include "dnsink/upstream_spec.h"
+
+#include <ldns/rr.h>
 
 #include "cli.h"
 #include "cli_groups.h"
@@ -70,6 +74,8 @@ static int load_rules(const struct dk_config *cfg, struct dk_policy **p)
 
 	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, p))
 		return 1;
+	/* As the daemon loads: Sigma actions first, then the groups' views that copy them. */
+	dk_policy_sigma_actions(*p, &cfg->sigma);
 	if (dk_load_groups(cfg, *p, &d) < 0) {
 		print_diag(&d);
 		dk_policy_unref(*p);
@@ -103,7 +109,64 @@ static void print_addrs(const char *what, const struct dk_addr *a, size_t n, con
 	printf("%s\n", note);
 }
 
-int dk_cli_check(const char *config_path)
+/* How a loaded Sigma rule runs, for `check`: "suffix+vectorscan, answer-side". */
+static void sigma_how(unsigned how, char *out, size_t size)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} parts[] = {
+	        {DK_SIGMA_HOW_SUFFIX, "suffix-set"},
+	        {DK_SIGMA_HOW_HS, "vectorscan"},
+	        {DK_SIGMA_HOW_PCRE, "pcre2"},
+	        {DK_SIGMA_HOW_DIRECT, "direct"},
+	        {DK_SIGMA_HOW_ANSWER, "answer-side"},
+	        {DK_SIGMA_HOW_COUNT, "behavioural"},
+	        {DK_SIGMA_HOW_NOALERT, "feeds-correlation"},
+	};
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (!(how & parts[i].bit) || o >= size)
+			continue;
+		o += (size_t)snprintf(out + o, size - o, "%s%s", o ? "+" : "", parts[i].name);
+	}
+	if (!out[0])
+		snprintf(out, size, "direct");
+}
+
+static void print_sigma(const struct dk_policy *p)
+{
+	const struct dk_sigma_report *rep = &p->sigma_report;
+	static const char *const st[] = {"loaded", "skipped", "rejected"};
+
+	if (!rep->n)
+		return;
+	printf("sigma:\n");
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct dk_sigma_entry *e = &rep->entries[i];
+		char how[128];
+		if (e->status == DK_SIGMA_LOADED) {
+			const struct dk_rule *r = &p->rules[e->rule_index];
+			sigma_how(e->how, how, sizeof(how));
+			printf("  %-8s %s  action %s severity %s  [%s]  %s  (%s:%u)\n",
+			       st[e->status], e->id, dk_action_name(r->action),
+			       dk_severity_name(r->severity), how, e->title ? e->title : "",
+			       e->file, e->line);
+			if (e->note)
+				printf("           note: %s\n", e->note);
+		} else {
+			printf("  %-8s %s  %s: %s  (%s:%u)\n", st[e->status], e->id,
+			       e->title ? e->title : "", e->reason ? e->reason : "", e->file,
+			       e->line);
+		}
+	}
+	printf("sigma total: %zu loaded, %zu skipped (not DNS), %zu rejected\n", rep->loaded,
+	       rep->skipped, rep->rejected);
+}
+
+int dk_cli_check(const char *config_path, bool strict)
 {
 	struct dk_config *cfg = NULL;
 	struct dk_policy *p = NULL;
@@ -116,6 +179,7 @@ int dk_cli_check(const char *config_path)
 		return 1;
 	}
 	double ms = now_ms() - t0;
+	dk_policy_sigma_actions(p, &cfg->sigma);
 
 	printf("config         %s\n", config_path);
 	print_addrs("listen", cfg->listen, cfg->n_listen, " (udp+tcp)");
@@ -140,6 +204,8 @@ int dk_cli_check(const char *config_path)
 	printf("rules:\n");
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct dk_rule *r = &p->rules[i];
+		if (r->sigma)
+			continue;
 		printf("  %-32s action %-8s severity %-8s entries %zu%s  (%s:%u)\n", r->id,
 		       dk_action_name(r->action), dk_severity_name(r->severity), r->n_entries,
 		       r->alert ? "" : "  silent", r->file, r->line);
@@ -159,9 +225,14 @@ int dk_cli_check(const char *config_path)
 	       "%zu KiB, loaded in %.1f ms\n",
 	       p->n_rules, p->n_entries, p->n_names, p->n_invalid,
 	       dk_suffixset_bytes(p->set) / 1024, ms);
+	print_sigma(p);
+	int status = strict && p->sigma_report.rejected ? 1 : 0;
+	if (status)
+		fprintf(stderr, "check: --strict: %zu Sigma rules rejected\n",
+		        p->sigma_report.rejected);
 	dk_policy_unref(p);
 	dk_config_free(cfg);
-	return 0;
+	return status;
 }
 
 /* Reads a name as the server would see it in a query: any octet, escapes decoded. */
@@ -173,13 +244,63 @@ static int name_arg(const char *text, uint8_t wire[DK_NAME_MAX], size_t *len)
 	return dk_name_from_text(text, n, 0, wire, len);
 }
 
-int dk_cli_match(const char *config_path, const char *client, char *const *names, int n)
+/* The query type of `match --type`: a name ("TXT", "TYPE65") or a number. */
+static int type_arg(const char *s)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+
+	if (*s && !*end)
+		return n <= 65535 ? (int)n : -1;
+	ldns_rr_type t = ldns_get_rr_type_by_name(s);
+	return t ? (int)t : -1;
+}
+
+/*
+ * Prints the Sigma rules @p hits names for one name, with the actions of
+ * group view @p view (NULL: as loaded); returns how many it printed.
+ */
+static unsigned print_sigma_hits(const struct dk_policy *p, const uint8_t *view, const char *text,
+                                 const struct dk_sigma_hits *hits)
+{
+	unsigned printed = 0;
+
+	for (unsigned i = 0; i < hits->n_eng; i++) {
+		const struct dk_rule *r = &p->rules[hits->all[i]];
+		uint8_t action = view ? view[hits->all[i]] : (uint8_t)r->action;
+		bool alerts = false;
+		if (action == DK_GROUP_OFF)
+			continue;
+		for (unsigned j = 0; j < hits->n; j++)
+			alerts |= hits->rule[j] == hits->all[i];
+		printf("%s: sigma rule %s action %s (severity %s) %s%s\n", text, r->id,
+		       dk_action_name((enum dk_action)action), dk_severity_name(r->severity),
+		       r->name,
+		       alerts ? "" : " [counted by a behavioural rule, no alert of its own]");
+		printed++;
+	}
+	return printed;
+}
+
+int dk_cli_match(const char *config_path, const struct dk_cli_match_opts *o, char *const *names,
+                 int n)
 {
 	struct dk_config *cfg = NULL;
 	struct dk_policy *p = NULL;
+	struct dk_sigma_scratch *sc = NULL;
+	struct dk_addr client;
 	int status = 0;
+	int qtype = type_arg(o->type);
 	bool bad;
 
+	if (qtype < 0) {
+		fprintf(stderr, "match: --type %s: not a record type\n", o->type);
+		return 2;
+	}
+	if (dk_addr_parse(o->client, 0, &client) < 0) {
+		fprintf(stderr, "match: --client %s: not an address\n", o->client);
+		return 2;
+	}
 	if (load_config(config_path, &cfg))
 		return 1;
 	if (load_rules(cfg, &p)) {
@@ -187,9 +308,9 @@ int dk_cli_match(const char *config_path, const char *client, char *const *names
 		return 1;
 	}
 	/* The verdict is the one this client's group gets (SPEC: IP defaults to 127.0.0.1). */
-	const struct dk_group *g = dk__cli_group_of(p, client ? client : "127.0.0.1", &bad);
+	const struct dk_group *g = dk__cli_group_of(p, o->client, &bad);
 	if (bad) {
-		fprintf(stderr, "--client %s: not an IP address\n", client);
+		fprintf(stderr, "--client %s: not an IP address\n", o->client);
 		dk_policy_unref(p);
 		dk_config_free(cfg);
 		return 2;
@@ -198,6 +319,12 @@ int dk_cli_match(const char *config_path, const char *client, char *const *names
 	char in_group[96] = "";
 	if (g)
 		snprintf(in_group, sizeof(in_group), " group %s", g->name);
+	if (dk_sigma_scratch_new(p->sigma, &sc) < 0) {
+		fprintf(stderr, "match: out of memory\n");
+		dk_policy_unref(p);
+		dk_config_free(cfg);
+		return 1;
+	}
 	for (int i = 0; i < n; i++) {
 		uint8_t wire[DK_NAME_MAX];
 		size_t len;
@@ -211,8 +338,16 @@ int dk_cli_match(const char *config_path, const char *client, char *const *names
 			continue;
 		}
 		dk_name_to_text(wire, len, text, sizeof(text));
+		struct dk_sigma_query sq = {.qname = wire,
+		                            .qname_len = len,
+		                            .qtype = (uint16_t)qtype,
+		                            .client = &client.sa};
+		struct dk_sigma_hits hits;
+		dk_sigma_match_query(p->sigma, sc, &sq, &hits);
+		unsigned ns = print_sigma_hits(p, view, text, &hits);
 		if (!dk_group_match(p, g, view, wire, len, &v)) {
-			printf("%s: no match%s\n", text, in_group);
+			if (!ns)
+				printf("%s: no match%s\n", text, in_group);
 			continue;
 		}
 		if (dk_verdict_entry_text(&v, wire, len, entry, sizeof(entry)) < 0)
@@ -222,6 +357,7 @@ int dk_cli_match(const char *config_path, const char *client, char *const *names
 		       dk_severity_name(v.rule->severity), in_group);
 	}
 	fflush(stdout);
+	dk_sigma_scratch_free(sc);
 	dk_policy_unref(p);
 	dk_config_free(cfg);
 	return status;
@@ -282,6 +418,10 @@ int dk_cli_test(const char *config_path, char *const *paths, int n)
 			else
 				printf("no match (%s:%u)\n", r->file, t->line);
 		}
+	}
+	if (dk__cli_sigma_tests(p, &passed, &failed) < 0) {
+		fprintf(stderr, "test: out of memory\n");
+		failed++;
 	}
 	printf("%zu passed, %zu failed\n", passed, failed);
 	dk_policy_unref(p);

@@ -678,6 +678,22 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 		jw_raw(w, ",", 1);
 		jw_key_str(w, "cname_target", t->target);
 	}
+	if (rule->sigma) {
+		/* A Sigma rule's references point the analyst at why it exists. */
+		jw_lit(w, ",\"references\":[");
+		for (size_t i = 0; i < rule->n_references; i++) {
+			if (i)
+				jw_raw(w, ",", 1);
+			jw_str(w, rule->references[i]);
+		}
+		jw_raw(w, "]", 1);
+	}
+	if (ev->group_key_len) {
+		jw_raw(w, ",", 1);
+		jw_key_str(w, "group_key", ev->group_key);
+		jw_lit(w, ",\"group_count\":");
+		jw_u64(w, ev->group_count);
+	}
 	jw_lit(w, rec->followup ? ",\"followup\":true" : ",\"followup\":false");
 	if (rec->evicted)
 		jw_lit(w, ",\"evicted\":true");

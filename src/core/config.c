@@ -24,6 +24,7 @@
 
 #include "dnsink/config.h"
 #include "dnsink/upstream_spec.h"
+#include "dnsink/policy.h"
 
 #include "group_conf.h"
 #include "yaml_helpers.h"
@@ -1074,6 +1075,78 @@ static const struct name_value strategies[] = {
         {NULL, 0},
 };
 
+static const struct name_value sigma_actions[] = {
+        {"sinkhole", DK_ACTION_SINKHOLE},
+        {"nxdomain", DK_ACTION_NXDOMAIN},
+        {"refused", DK_ACTION_REFUSED},
+        {"alert", DK_ACTION_ALERT},
+        {NULL, 0},
+};
+
+/* sigma.actions: a mapping of Sigma level or rule id to an action. */
+static int parse_sigma_actions(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	struct dk_sigma_conf *sc = field;
+	int ret = want(c, n, YAML_MAPPING_NODE);
+
+	(void)it;
+	if (ret)
+		return ret;
+	size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	struct dk_sigma_action *a = calloc(count ? count : 1, sizeof(*a));
+	if (!a)
+		return fail(c, n, -ENOMEM, "out of memory");
+	size_t i = 0;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++, i++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *ks = dk__yaml_scalar(k), *vs = dk__yaml_scalar(v);
+		const struct name_value *nv = sigma_actions;
+		if (!ks || !*ks) {
+			ret = fail(c, k, DK_ESCHEMA, "%s: keys are Sigma levels or rule ids",
+			           c->key);
+			goto fail;
+		}
+		if (dk__yaml_earlier_key(c->doc, n, p)) {
+			ret = fail(c, k, DK_EDUP, "duplicate key '%s.%s'", c->key, ks);
+			goto fail;
+		}
+		while (vs && nv->name && strcmp(nv->name, vs))
+			nv++;
+		if (!vs || !nv->name) {
+			ret = fail(
+			        c, v, DK_ESCHEMA,
+			        "%s.%s: unknown action '%s' (expected one of: sinkhole, nxdomain, "
+			        "refused, alert)",
+			        c->key, ks, vs ? vs : "?");
+			goto fail;
+		}
+		a[i].action = nv->value;
+		if (!(a[i].key = strdup(ks))) {
+			ret = fail(c, k, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	for (size_t j = 0; j < sc->n_actions; j++)
+		free(sc->actions[j].key);
+	free(sc->actions);
+	sc->actions = a;
+	sc->n_actions = count;
+	return 0;
+fail:
+	for (size_t j = 0; j < count; j++)
+		free(a[j].key);
+	free(a);
+	return ret;
+}
+
+static const struct item sigma_items[] = {
+        {KEY("default_action", parse_enum), FIELD(sigma.default_action), .names = sigma_actions},
+        {KEY("actions", parse_sigma_actions), FIELD(sigma)},
+        {.name = NULL},
+};
+
 static const struct name_value rl_actions[] = {
         {"drop", DK_RATELIMIT_DROP},
         {"refused", DK_RATELIMIT_REFUSED},
@@ -1140,6 +1213,7 @@ static const struct item top_items[] = {
          .port = DK_DEFAULT_DOT_PORT},
         {KEY("listen_https", parse_addr_list), FIELD(listen_https), COUNT(n_listen_https),
          .port = DK_DEFAULT_DOH_PORT},
+        {KEY("sigma", parse_section), .sub = sigma_items},
         {.name = NULL}, /* the end */
 };
 
@@ -1211,6 +1285,7 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->max_inflight = DK_DEFAULT_MAX_INFLIGHT;
 	cfg->tcp_max_clients = DK_DEFAULT_TCP_MAX_CLIENTS;
 	cfg->tcp_idle_ms = DK_DEFAULT_TCP_IDLE_MS;
+	cfg->sigma.default_action = DK_ACTION_ALERT;
 	cfg->rate_limit.qps = DK_DEFAULT_RATE_LIMIT_QPS;
 	cfg->rate_limit.burst = 0; /* qps, once qps is known (check_config) */
 	cfg->rate_limit.action = DK_DEFAULT_RATE_LIMIT_ACTION;
@@ -1474,5 +1549,8 @@ void dk_config_free(struct dk_config *c)
 	free(c->dnstap.file);
 	free(c->dnstap.identity);
 	dk_group_confs_free(c->groups, c->n_groups);
+	for (size_t i = 0; i < c->sigma.n_actions; i++)
+		free(c->sigma.actions[i].key);
+	free(c->sigma.actions);
 	free(c);
 }

@@ -125,6 +125,9 @@ int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cf
 	if (rc == 0 && ((*cfg)->n_rules || list || (*cfg)->n_groups))
 		rc = dk_policy_load_with_list((const char *const *)(*cfg)->rules, (*cfg)->n_rules,
 		                              list, 0, pol, diag);
+	/* Sigma rules' actions first: the groups' views copy the actions they find. */
+	if (rc == 0 && *pol)
+		dk_policy_sigma_actions(*pol, &(*cfg)->sigma);
 	if (rc == 0 && *pol)
 		rc = dk_load_groups(*cfg, *pol, diag);
 	if (rc < 0) {

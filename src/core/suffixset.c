@@ -401,8 +401,9 @@ static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old,
 	return b->merge ? b->merge(old, add, b->ctx) : old;
 }
 
-int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
-                             bool below_only, uint16_t value)
+/* Adds an entry feeding the self slot (@p self), the below slot (@p below) or both. */
+static int add_kind(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len, bool self,
+                    bool below, uint16_t value)
 {
 	struct dk_suffixset *s = &b->set;
 	uint8_t name[DK_NAME_MAX];
@@ -418,9 +419,10 @@ int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire
 	uint8_t *e = (uint8_t *)find(s, h, name, len);
 
 	if (e) {
-		if (!below_only)
+		if (self)
 			entry_put(e, 0, merge_values(b, entry_get(e, 0), value));
-		entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
+		if (below)
+			entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
 		return 0;
 	}
 
@@ -443,14 +445,26 @@ int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire
 	}
 	size_t off = s->arena_len;
 	e = s->arena + off;
-	entry_put(e, 0, below_only ? DK_SUFFIXSET_NONE : value);
-	entry_put(e, 1, value);
+	entry_put(e, 0, self ? value : DK_SUFFIXSET_NONE);
+	entry_put(e, 1, below ? value : DK_SUFFIXSET_NONE);
 	e[4] = (uint8_t)len;
 	memcpy(e + ENTRY_HDR, name, len);
 	s->arena_len += ENTRY_HDR + len;
 	place(s->slots, s->mask, h, off);
 	s->count++;
 	return 0;
+}
+
+int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                             bool below_only, uint16_t value)
+{
+	return add_kind(b, wire, len, !below_only, true, value);
+}
+
+int dk_suffixset_builder_add_exact(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   uint16_t value)
+{
+	return add_kind(b, wire, len, true, false, value);
 }
 
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b)
@@ -603,6 +617,35 @@ unsigned dk_suffixset_lookup_both(const struct dk_suffixset *s, const struct dk_
 	 */
 	if (found && probe(also, h, offs, m->labels, wire, len, NULL, NULL, m_also))
 		found |= 2;
+	return found;
+}
+
+size_t dk_suffixset_lookup_all(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                               struct dk_suffixset_match *out, size_t max)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+	uint64_t h[DK_LABELS_MAX + 1];
+	size_t found = 0;
+	int n;
+
+	if (!s || s->count == 0 || !max)
+		return 0;
+	n = walk(wire, len, offs);
+	if (n < 0)
+		return 0;
+	h[n] = s->keys.root;
+	for (int i = n - 1; i >= 0; i--)
+		h[i] = hash_label(&s->keys, h[i + 1], wire + offs[i], wire, wire + len);
+	for (int i = 0; i <= n && found < max; i++) {
+		const uint8_t *e = find(s, h[i], wire + offs[i], len - offs[i]);
+		if (!e)
+			continue;
+		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
+		if (v == DK_SUFFIXSET_NONE)
+			continue;
+		out[found++] = (struct dk_suffixset_match){
+		        .value = v, .offset = offs[i], .labels = (uint8_t)i, .below = i > 0};
+	}
 	return found;
 }
 

@@ -24,6 +24,7 @@
 #include "dnsink/cache.h"
 #include "dnsink/groups.h"
 #include "dnsink/ratelimit.h"
+#include "dnsink/sigma.h"
 #include "log.h"
 #include "query.h"
 
@@ -41,11 +42,12 @@ struct pending {
 struct dk_queries {
 	struct dk_queries_env env;
 	struct dk_queries_conf conf;
-	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
-	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
-	struct dk_cache *cache;  /**< NULL: cache off */
-	size_t cache_bytes;      /**< the budget @p cache was made with */
-	uint8_t *cbuf;           /**< DK_MSG_MAX: answers served from the cache */
+	struct dk_ratelimit *rl;        /**< client buckets; NULL: rate_limit off */
+	size_t rl_table_size;           /**< the rate_limit.table_size @p rl was made for */
+	struct dk_cache *cache;         /**< NULL: cache off */
+	struct dk_sigma_scratch *sigma; /**< Sigma scan and counting state; NULL: no Sigma rules */
+	size_t cache_bytes;             /**< the budget @p cache was made with */
+	uint8_t *cbuf;                  /**< DK_MSG_MAX: answers served from the cache */
 	struct pending *pend;
 	struct pending *free;
 	size_t n_free;               /**< entries on @p free */
@@ -152,6 +154,14 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 	ev.target_len = (uint8_t)target_len;
 	if (target_len)
 		memcpy(ev.target, target, target_len);
+	ev.group_key_len = 0;
+	if (v->rule->sigma && v->group_key) {
+		size_t n = strnlen(v->group_key, sizeof(ev.group_key) - 1);
+		memcpy(ev.group_key, v->group_key, n);
+		ev.group_key[n] = '\0';
+		ev.group_key_len = (uint8_t)(n ? n : 1);
+		ev.group_count = v->group_count;
+	}
 	qs->env.alert(qs->env.alert_ctx, &ev);
 }
 
@@ -212,6 +222,86 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const struct 
 	return true;
 }
 
+/*
+ * Applies the Sigma rules of @p h (sigma.h) through act(), as client group
+ * @p g sees them (its view turns rules off or changes their action, Sigma
+ * rules as any other): every rule that lets the query pass alerts first,
+ * then the first blocking one answers. Behavioural alerts carry their group
+ * key and count. Returns true when the client was answered.
+ */
+static bool sigma_act(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                      const uint8_t *pkt, const struct dk_query *q, const struct dk_sigma_hits *h,
+                      enum act_on on, uint8_t pass_rcode)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	const uint8_t *view = g ? dk_group_view(pol->groups, g) : NULL;
+	struct dk_verdict block = {0};
+
+	for (unsigned i = 0; i < h->n + h->n_corr; i++) {
+		bool corr = i >= h->n;
+		unsigned ri = corr ? h->corr[i - h->n].rule : h->rule[i];
+		struct dk_verdict v = {.rule = &pol->rules[ri]};
+		v.action = view ? view[ri] : (uint8_t)v.rule->action;
+		if (corr) {
+			v.group_key = h->corr[i - h->n].key;
+			v.group_count = h->corr[i - h->n].count;
+		}
+		if (v.action == DK_GROUP_OFF || v.action == DK_ACTION_ALLOW)
+			continue;
+		if (v.action != DK_ACTION_ALERT) {
+			if (!block.rule)
+				block = v;
+			continue;
+		}
+		act(qs, cl, g, pkt, q, &v, on, pass_rcode, NULL, 0);
+	}
+	return block.rule && act(qs, cl, g, pkt, q, &block, on, pass_rcode, NULL, 0);
+}
+
+static void sigma_facts(const struct dk_client *cl, const struct dk_query *q,
+                        struct dk_sigma_query *sq)
+{
+	sq->qname = q->qname;
+	sq->qname_len = q->qname_len;
+	sq->qtype = q->qtype;
+	sq->client = &cl->peer.sa;
+}
+
+/* The query-side Sigma rules and the behavioural counters. True: answered locally. */
+static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                        const uint8_t *pkt, const struct dk_query *q)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	struct dk_sigma_query sq;
+	struct dk_sigma_hits h;
+
+	if (!pol || !pol->sigma || !qs->sigma)
+		return false;
+	sigma_facts(cl, q, &sq);
+	dk_sigma_match_query(pol->sigma, qs->sigma, &sq, &h);
+	dk_sigma_count(pol->sigma, qs->sigma, &sq, qs->env.now_ms(qs->env.clock_ctx), &h);
+	if (!h.n && !h.n_corr)
+		return false;
+	return sigma_act(qs, cl, g, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR);
+}
+
+/* The answer-side Sigma rules (answers, rcode, answer types). True: answered locally. */
+static bool sigma_answer(struct dk_queries *qs, const struct dk_client *cl,
+                         const struct dk_group *g, const uint8_t *ans, size_t len,
+                         const uint8_t *pkt, const struct dk_query *q)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	struct dk_sigma_query sq;
+	struct dk_sigma_hits h;
+
+	if (!pol || !dk_sigma_has_answer_rules(pol->sigma) || !qs->sigma)
+		return false;
+	sigma_facts(cl, q, &sq);
+	if (!dk_sigma_match_answer(pol->sigma, qs->sigma, &sq, ans, len, &h) || !h.n)
+		return false;
+	return sigma_act(qs, cl, g, pkt, q, &h, ACT_ANSWER, LDNS_RCODE_WIRE(ans));
+}
+
 /** A rule that matched a CNAME/DNAME target of an answer. */
 struct chain_hit {
 	struct dk_verdict v;
@@ -270,6 +360,8 @@ static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, con
 	struct chain_hit hit;
 	struct dk_verdict qv;
 
+	if (sigma_answer(qs, cl, g, ans, len, pkt, q))
+		return true;
 	if (!qs->conf.pol || LDNS_ANCOUNT(ans) == 0 ||
 	    !chain_scan(qs, g, ans, len, DK_HEADER_LEN + q->qname_len + 4, &hit))
 		return false;
@@ -609,6 +701,8 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 	if (qs->conf.pol && match(qs, g, q.qname, q.qname_len, &v) &&
 	    act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
+	if (sigma_query(qs, cl, g, pkt, &q))
+		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
 	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))
 		return;
@@ -695,12 +789,33 @@ static int cache_update(struct dk_queries *qs)
 	return rc;
 }
 
+/*
+ * Makes the Sigma scratch fit the policy's Sigma engine (Vectorscan scratch,
+ * match bits, the behavioural table), once per snapshot, never per query.
+ */
+static int sigma_update(struct dk_queries *qs)
+{
+	const struct dk_sigma *s = qs->conf.pol ? qs->conf.pol->sigma : NULL;
+	int rc;
+
+	if (!s)
+		return 0;
+	rc = qs->sigma ? dk_sigma_scratch_fit(qs->sigma, s) : dk_sigma_scratch_new(s, &qs->sigma);
+	if (rc < 0) {
+		dk_log(DK_LOG_ERR, "sigma: out of memory for the scratch, Sigma rules not run");
+		dk_sigma_scratch_free(qs->sigma);
+		qs->sigma = NULL;
+	}
+	return rc;
+}
+
 int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *conf)
 {
 	qs->conf = *conf;
 	int rc = ratelimit_update(qs);
 	int rc2 = cache_update(qs);
-	return rc < 0 ? rc : rc2;
+	int rc3 = sigma_update(qs);
+	return rc < 0 ? rc : rc2 < 0 ? rc2 : rc3;
 }
 
 size_t dk_queries_cache_bytes(const struct dk_queries *qs)
@@ -745,6 +860,7 @@ void dk_queries_free(struct dk_queries *qs)
 		return;
 	dk_ratelimit_free(qs->rl);
 	dk_cache_free(qs->cache);
+	dk_sigma_scratch_free(qs->sigma);
 	free(qs->cbuf);
 	free(qs->pend);
 	free(qs);
