@@ -21,6 +21,10 @@ packages=(
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install-deps: not root and no sudo: run it as root" >&2
+		exit 1
+	fi
 	SUDO=(sudo)
 fi
 
