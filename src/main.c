@@ -23,6 +23,9 @@ static void usage(FILE *out)
 	      "       dnsink check [-c FILE]          load config and rules, print a summary\n"
 	      "       dnsink match [-c FILE] NAME...  print the verdict for each name\n"
 	      "       dnsink test [PATH...]           run the tests embedded in rule files\n"
+	      "       dnsink ctl [-c FILE] COMMAND    ask the running daemon: status, stats,\n"
+	      "                                       reload, flush NAME, flush-all, top [N],\n"
+	      "                                       match NAME\n"
 	      "       dnsink --version | --help\n"
 	      "\n"
 	      "Default config: " SYSTEM_CONFIG " if present, else " LOCAL_CONFIG ".\n"
@@ -91,6 +94,8 @@ int main(int argc, char **argv)
 		return dk_cli_check(config);
 	if (strcmp(cmd, "match") == 0 && optind < argc)
 		return dk_cli_match(config, argv + optind, argc - optind);
+	if (strcmp(cmd, "ctl") == 0 && optind < argc)
+		return dk_cli_ctl(config, argv + optind, argc - optind);
 	if (strcmp(cmd, "test") == 0)
 		return dk_cli_test(argv + optind, argc - optind);
 	if (strcmp(cmd, "help") == 0) {

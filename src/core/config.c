@@ -819,6 +819,10 @@ static const struct item metrics_items[] = {
         {.name = NULL}, /* the end */
 };
 
+static const struct item control_items[] = {
+        {KEY("socket", parse_string), FIELD(control_socket)}, {.name = NULL}, /* the end */
+};
+
 static const struct name_value strategies[] = {
         {"ordered", DK_STRATEGY_ORDERED},
         {"fastest", DK_STRATEGY_FASTEST},
@@ -875,6 +879,7 @@ static const struct item top_items[] = {
         {KEY("metrics", parse_section), .sub = metrics_items},
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
         {KEY("cache", parse_section), .sub = cache_items},
+        {KEY("control", parse_section), .sub = control_items},
         {.name = NULL}, /* the end */
 };
 
@@ -1187,5 +1192,6 @@ void dk_config_free(struct dk_config *c)
 	free(c->alerts.unix_path);
 	free(c->alerts.file);
 	free(c->user);
+	free(c->control_socket);
 	free(c);
 }

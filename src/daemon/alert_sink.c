@@ -140,6 +140,7 @@ struct dk_alerter {
 	uv_buf_t wbufs[TCP_WRITE_BATCH];
 	char readbuf[256];
 
+	struct dk_alert_observer obs;
 	bool syslog_absent;     /* syslog(3) chosen, but nothing listens on _PATH_LOG */
 	uint64_t lost_unlogged; /* queue overflows since the last report */
 	uint64_t ring_lost_logged;
@@ -705,6 +706,8 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 		       rec->ev->rule->id, REC_MAX);
 		return;
 	}
+	if (a->obs.record)
+		a->obs.record(a->obs.ctx, a->rec, (size_t)n);
 	switch (a->transport) {
 	case DK_SYSLOG_LOCAL:
 		/* syslog(3) drops silently when no daemon listens: count it as lost. */
@@ -768,6 +771,8 @@ static bool drain_rings(struct dk_alerter *a, size_t max)
 			return false;
 		head[oldest] = head_time(&a->rings[oldest]);
 		a->st.events++;
+		if (a->obs.event)
+			a->obs.event(a->obs.ctx, &ev);
 		/* Counted as it happens, not when a follow-up reports it. */
 		if (!dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a))
 			a->st.deduplicated++;
@@ -1287,4 +1292,12 @@ void dk_alerter_stats(const struct dk_alerter *a, struct dk_alert_stats *out)
 void dk_alerter_set_clock(struct dk_alerter *a, uint64_t (*now_ms)(void))
 {
 	a->now = now_ms ? now_ms : mono_ms;
+}
+
+void dk_alerter_observe(struct dk_alerter *a, const struct dk_alert_observer *o)
+{
+	if (o)
+		a->obs = *o;
+	else
+		memset(&a->obs, 0, sizeof(a->obs));
 }

@@ -189,6 +189,25 @@ static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up
 	dk_ctr_set(&out->srtt_us, n_srtt ? srtt / n_srtt : 0);
 }
 
+int dk_metrics_upstream(const struct dk_metrics_src *src, size_t i, struct dk_up_stats *out)
+{
+	const struct dk_snapshot *snap = src->snap;
+
+	if (!snap || !snap->stats.up_slot || i >= snap->cfg->n_upstreams)
+		return -ENOENT;
+	up_sum(src, snap->stats.up_slot[i], out);
+	return 0;
+}
+
+uint64_t dk_metrics_rule_hits(const struct dk_metrics_src *src, size_t i)
+{
+	const struct dk_snapshot *snap = src->snap;
+
+	if (!snap || !snap->pol || !snap->stats.rule_slot || i >= snap->pol->n_rules)
+		return 0;
+	return rule_hits(src, snap->stats.rule_slot[i]);
+}
+
 _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
                "struct dk_up_stats holds counters only");
 

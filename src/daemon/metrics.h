@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "counters.h"
 #include "dnsink/config.h"
 
 struct dk_worker;
@@ -58,3 +59,14 @@ void dk_metrics_free(struct dk_metrics *m);
  * its length into @p *len. Returns NULL when out of memory.
  */
 char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len);
+
+/**
+ * The counters of upstream @p i of the config in force, summed over the
+ * workers (the SRTT the mean of those that have one; down is the number of
+ * workers that hold it down). Returns 0, or -ENOENT when there is no such
+ * upstream.
+ */
+int dk_metrics_upstream(const struct dk_metrics_src *src, size_t i, struct dk_up_stats *out);
+
+/** Matches of rule @p i of the policy in force, summed over the workers (0: none). */
+uint64_t dk_metrics_rule_hits(const struct dk_metrics_src *src, size_t i);
