@@ -17,7 +17,7 @@ packages=(
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 iproute2 procps
-	scdoc man-db
+	scdoc man-db chromium
 )
 
 SUDO=()

@@ -155,6 +155,7 @@ struct dk_config {
 	char *control_socket;   /**< control.socket: unix socket of `dnsink ctl`; NULL: off */
 	struct dk_addr metrics; /**< Prometheus endpoint */
 	bool metrics_enabled;
+	char *metrics_token; /**< metrics.token: bearer token every HTTP request must carry */
 
 	/** Per-client rate limit (rate_limit:), per worker; off while qps is 0. */
 	struct {

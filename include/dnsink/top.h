@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The busiest keys of the last minutes (clients, names, rules of the match
- * events), in bounded memory: one table of DK_TOP_SLOTS keys per dimension
+ * The busiest keys of the last minutes (clients, names, rules, blocked names
+ * of the match events), in bounded memory: one table of DK_TOP_SLOTS keys per dimension
  * per minute, DK_TOP_MINUTES minutes kept in a ring. A table counts with
  * the Space-Saving algorithm (Metwally et al., 2005): a key not in a full
  * table takes the slot of the smallest count and starts from that count
@@ -26,9 +26,10 @@
 #define DK_TOP_KEY_MAX 256
 
 enum dk_top_dim {
-	DK_TOP_CLIENT, /**< client address */
-	DK_TOP_NAME,   /**< query name */
-	DK_TOP_RULE,   /**< rule id */
+	DK_TOP_CLIENT,  /**< client address */
+	DK_TOP_NAME,    /**< query name */
+	DK_TOP_RULE,    /**< rule id */
+	DK_TOP_BLOCKED, /**< query name, of the events answered locally (blocked) only */
 	DK_TOP_DIMS,
 };
 

@@ -816,6 +816,7 @@ static const struct item tcp_items[] = {
 
 static const struct item metrics_items[] = {
         {KEY("listen", parse_metrics_listen), .port = DK_DEFAULT_METRICS_PORT},
+        {KEY("token", parse_string), FIELD(metrics_token)},
         {.name = NULL}, /* the end */
 };
 
@@ -1193,5 +1194,6 @@ void dk_config_free(struct dk_config *c)
 	free(c->alerts.file);
 	free(c->user);
 	free(c->control_socket);
+	free(c->metrics_token);
 	free(c);
 }

@@ -96,6 +96,11 @@ static void on_event(void *ctx, const struct dk_alert_event *ev)
 	keys[DK_TOP_CLIENT] = client;
 	keys[DK_TOP_NAME] = name;
 	keys[DK_TOP_RULE] = ev->rule ? ev->rule->id : NULL;
+	keys[DK_TOP_BLOCKED] = ev->action == DK_ACTION_SINKHOLE ||
+	                                       ev->action == DK_ACTION_NXDOMAIN ||
+	                                       ev->action == DK_ACTION_REFUSED
+	                               ? name
+	                               : NULL;
 	dk_top_add(act->top, mono_ms(), keys);
 }
 

@@ -25,6 +25,7 @@
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "snapshot.h"
+#include "textbuf.h"
 #include "worker.h"
 
 /** Group given the socket when it exists: its members may use `dnsink ctl`. */
@@ -65,44 +66,6 @@ struct dk_control {
 	unsigned job_workers;
 	struct conn *job_conn;
 };
-
-/* A growing text buffer; an allocation failure sticks and is checked at the end. */
-struct text {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void __attribute__((format(printf, 2, 3))) text_add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if (t->p && (size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap ? t->cap : 4096;
-		while (cap - t->len <= (size_t)n)
-			cap *= 2;
-		char *p = realloc(t->p, cap);
-		if (!p) {
-			t->oom = true;
-			return;
-		}
-		t->p = p;
-		t->cap = cap;
-	}
-}
 
 /* Connections. */
 
@@ -147,7 +110,7 @@ static void conn_written(uv_write_t *wr, int status)
 }
 
 /* Sends @p t (taken over) as the answer and closes the connection after it. */
-static void conn_send(struct conn *c, struct text *t)
+static void conn_send(struct conn *c, struct dk_text *t)
 {
 	if (t->oom || !t->p) {
 		free(t->p);
@@ -164,14 +127,14 @@ static void conn_send(struct conn *c, struct text *t)
 
 static void __attribute__((format(printf, 2, 3))) conn_error(struct conn *c, const char *fmt, ...)
 {
-	struct text t = {0};
+	struct dk_text t = {0};
 	char msg[1200];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	text_add(&t, "error: %s\n", msg);
+	dk_text_add(&t, "error: %s\n", msg);
 	conn_send(c, &t);
 }
 
@@ -196,25 +159,25 @@ static void cmd_status(struct conn *c)
 	const struct dk_snapshot *snap = src->snap;
 	const struct dk_policy *pol = snap ? snap->pol : NULL;
 	struct dk_counters sum;
-	struct text t = {0};
+	struct dk_text t = {0};
 	char when[32];
 
 	memset(&sum, 0, sizeof(sum));
 	for (unsigned i = 0; i < src->n_workers; i++)
 		dk_counters_add(&sum, dk_worker_counters(src->workers[i]));
 	fmt_time(src->reload_time, when, sizeof(when));
-	text_add(&t, "ok\n");
-	text_add(&t, "version %s\n", DK_VERSION);
-	text_add(&t, "pid %ld\n", (long)getpid());
+	dk_text_add(&t, "ok\n");
+	dk_text_add(&t, "version %s\n", DK_VERSION);
+	dk_text_add(&t, "pid %ld\n", (long)getpid());
 	if (env->act)
-		text_add(&t, "uptime %.0f s\n", dk_activity_uptime(env->act));
-	text_add(&t, "config %s\n", env->config_path);
-	text_add(&t, "rules %zu, entries %zu, names %zu\n", pol ? pol->n_rules : 0,
-	         pol ? pol->n_entries : 0, pol ? pol->n_names : 0);
-	text_add(&t, "last load %s %s\n", when,
-	         src->reload_ok ? "ok" : "FAILED (old set in force)");
-	text_add(&t, "workers %u\n", src->n_workers);
-	text_add(&t, "cache entries %" PRIu64 "\n", dk_ctr_get(&sum.cache.entries));
+		dk_text_add(&t, "uptime %.0f s\n", dk_activity_uptime(env->act));
+	dk_text_add(&t, "config %s\n", env->config_path);
+	dk_text_add(&t, "rules %zu, entries %zu, names %zu\n", pol ? pol->n_rules : 0,
+	            pol ? pol->n_entries : 0, pol ? pol->n_names : 0);
+	dk_text_add(&t, "last load %s %s\n", when,
+	            src->reload_ok ? "ok" : "FAILED (old set in force)");
+	dk_text_add(&t, "workers %u\n", src->n_workers);
+	dk_text_add(&t, "cache entries %" PRIu64 "\n", dk_ctr_get(&sum.cache.entries));
 	for (size_t i = 0; snap && i < snap->cfg->n_upstreams; i++) {
 		struct dk_up_stats u;
 		char addr[64];
@@ -223,13 +186,13 @@ static void cmd_status(struct conn *c)
 			continue;
 		dk_addr_format(&snap->cfg->upstreams[i], addr, sizeof(addr));
 		uint64_t down = dk_ctr_get(&u.down);
-		text_add(&t, "upstream %s %s", addr, down ? "down" : "up");
+		dk_text_add(&t, "upstream %s %s", addr, down ? "down" : "up");
 		if (down)
-			text_add(&t, " (in %" PRIu64 " of %u workers)", down, src->n_workers);
+			dk_text_add(&t, " (in %" PRIu64 " of %u workers)", down, src->n_workers);
 		if (dk_ctr_get(&u.srtt_us))
-			text_add(&t, " srtt %.1f ms", (double)dk_ctr_get(&u.srtt_us) / 1000.0);
-		text_add(&t, " queries %" PRIu64 " answers %" PRIu64 " timeouts %" PRIu64 "\n",
-		         dk_ctr_get(&u.tries), dk_ctr_get(&u.answers), dk_ctr_get(&u.timeouts));
+			dk_text_add(&t, " srtt %.1f ms", (double)dk_ctr_get(&u.srtt_us) / 1000.0);
+		dk_text_add(&t, " queries %" PRIu64 " answers %" PRIu64 " timeouts %" PRIu64 "\n",
+		            dk_ctr_get(&u.tries), dk_ctr_get(&u.answers), dk_ctr_get(&u.timeouts));
 	}
 	conn_send(c, &t);
 }
@@ -237,7 +200,7 @@ static void cmd_status(struct conn *c)
 /* The metrics exposition without its comment lines: "name{labels} value". */
 static void cmd_stats(struct conn *c)
 {
-	struct text t = {0};
+	struct dk_text t = {0};
 	size_t len = 0;
 	char *m = dk_metrics_render(c->ctl->env.src, &len);
 
@@ -245,12 +208,12 @@ static void cmd_stats(struct conn *c)
 		conn_error(c, "out of memory");
 		return;
 	}
-	text_add(&t, "ok\n");
+	dk_text_add(&t, "ok\n");
 	for (char *p = m, *end = m + len; p < end;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		if (n && *p != '#')
-			text_add(&t, "%.*s\n", (int)n, p);
+			dk_text_add(&t, "%.*s\n", (int)n, p);
 		p += n + 1;
 	}
 	free(m);
@@ -262,13 +225,13 @@ static void cmd_reload(struct conn *c)
 	const struct dk_control_env *env = &c->ctl->env;
 	char msg[1200] = "";
 	int rc = env->reload(env->ctx, msg, sizeof(msg));
-	struct text t = {0};
+	struct dk_text t = {0};
 
 	if (rc < 0) {
 		conn_error(c, "%s", msg[0] ? msg : dk_strerror(rc));
 		return;
 	}
-	text_add(&t, "ok\n%s\n", msg);
+	dk_text_add(&t, "ok\n%s\n", msg);
 	conn_send(c, &t);
 }
 
@@ -282,10 +245,10 @@ static void flush_poll(uv_timer_t *tm)
 	ctl->job_busy = false;
 	if (ctl->job_conn) {
 		struct conn *c = ctl->job_conn;
-		struct text t = {0};
+		struct dk_text t = {0};
 		ctl->job_conn = NULL;
-		text_add(&t, "ok\nremoved %zu cached answers (%u workers)\n",
-		         atomic_load(&ctl->job.removed), ctl->job_workers);
+		dk_text_add(&t, "ok\nremoved %zu cached answers (%u workers)\n",
+		            atomic_load(&ctl->job.removed), ctl->job_workers);
 		conn_send(c, &t);
 	}
 }
@@ -318,24 +281,24 @@ static void cmd_flush(struct conn *c, const char *name)
 	uv_timer_start(&ctl->flush_timer, flush_poll, 0, FLUSH_POLL_MS);
 }
 
-static void top_section(struct text *t, const struct dk_activity *act, enum dk_top_dim dim,
+static void top_section(struct dk_text *t, const struct dk_activity *act, enum dk_top_dim dim,
                         const char *title, size_t n)
 {
 	struct dk_top_item *items = calloc(n, sizeof(*items));
 	int k = items ? dk_activity_top(act, dim, DK_TOP_MINUTES, items, n) : -ENOMEM;
 
-	text_add(t, "%s:\n", title);
+	dk_text_add(t, "%s:\n", title);
 	if (k < 0)
 		t->oom = true;
 	for (int i = 0; i < k; i++)
-		text_add(t, "  %8" PRIu64 "  %s\n", items[i].count, items[i].key);
+		dk_text_add(t, "  %8" PRIu64 "  %s\n", items[i].count, items[i].key);
 	free(items);
 }
 
 static void cmd_top(struct conn *c, const char *arg)
 {
 	const struct dk_activity *act = c->ctl->env.act;
-	struct text t = {0};
+	struct dk_text t = {0};
 	unsigned long n = 10;
 
 	if (arg) {
@@ -350,9 +313,9 @@ static void cmd_top(struct conn *c, const char *arg)
 		conn_error(c, "no activity table");
 		return;
 	}
-	text_add(&t, "ok\n");
-	text_add(&t, "rule matches in the last %d minutes: %" PRIu64 "\n", DK_TOP_MINUTES,
-	         dk_activity_events(act, DK_TOP_MINUTES));
+	dk_text_add(&t, "ok\n");
+	dk_text_add(&t, "rule matches in the last %d minutes: %" PRIu64 "\n", DK_TOP_MINUTES,
+	            dk_activity_events(act, DK_TOP_MINUTES));
 	top_section(&t, act, DK_TOP_CLIENT, "clients", n);
 	top_section(&t, act, DK_TOP_NAME, "names", n);
 	top_section(&t, act, DK_TOP_RULE, "rules", n);
@@ -365,7 +328,7 @@ static void cmd_match(struct conn *c, const char *name)
 	uint8_t wire[DK_NAME_MAX];
 	char text[DK_NAME_MAX * 4 + 1], entry[DK_NAME_MAX * 4 + 3];
 	struct dk_verdict v;
-	struct text t = {0};
+	struct dk_text t = {0};
 	size_t len;
 	int rc = dk_name_from_text(name, strlen(name), 0, wire, &len);
 
@@ -374,14 +337,15 @@ static void cmd_match(struct conn *c, const char *name)
 		return;
 	}
 	dk_name_to_text(wire, len, text, sizeof(text));
-	text_add(&t, "ok\n");
+	dk_text_add(&t, "ok\n");
 	if (!snap || !snap->pol || !dk_policy_match(snap->pol, wire, len, &v)) {
-		text_add(&t, "%s: no match\n", text);
+		dk_text_add(&t, "%s: no match\n", text);
 	} else {
 		if (dk_verdict_entry_text(&v, wire, len, entry, sizeof(entry)) < 0)
 			snprintf(entry, sizeof(entry), "?");
-		text_add(&t, "%s: rule %s action %s matched %s (severity %s)\n", text, v.rule->id,
-		         dk_action_name(v.rule->action), entry, dk_severity_name(v.rule->severity));
+		dk_text_add(&t, "%s: rule %s action %s matched %s (severity %s)\n", text,
+		            v.rule->id, dk_action_name(v.rule->action), entry,
+		            dk_severity_name(v.rule->severity));
 	}
 	conn_send(c, &t);
 }

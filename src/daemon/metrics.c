@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "alert_sink.h"
 #include "dk_build.h"
@@ -43,7 +46,7 @@ struct conn {
 	bool closing;
 	bool answered;
 	char *out; /**< answer body, freed with the connection */
-	char head[256];
+	char head[512];
 	size_t len;
 	char req[REQ_MAX];
 };
@@ -485,48 +488,140 @@ static bool request_complete(const struct conn *c)
 	return false;
 }
 
-static bool wants_metrics(const struct conn *c)
+/* The request line's path and query, when it is a GET; false otherwise. */
+static bool request_target(const struct conn *c, const char **path, size_t *path_len,
+                           const char **query, size_t *query_len)
 {
 	const char *p = c->req, *end = c->req + c->len;
 
 	if (c->len < 4 || memcmp(p, "GET ", 4) != 0)
 		return false;
 	p += 4;
-	const char *path = p;
+	*path = p;
 	while (p < end && *p != ' ' && *p != '?' && *p != '\r' && *p != '\n')
 		p++;
-	return (size_t)(p - path) == 8 && memcmp(path, "/metrics", 8) == 0;
+	*path_len = (size_t)(p - *path);
+	*query = p;
+	*query_len = 0;
+	if (p < end && *p == '?') {
+		*query = ++p;
+		while (p < end && *p != ' ' && *p != '\r' && *p != '\n')
+			p++;
+		*query_len = (size_t)(p - *query);
+	}
+	return true;
+}
+
+/* Compares without an early exit, so that the time taken tells nothing of the token. */
+static bool token_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff = alen != blen;
+
+	for (size_t i = 0; i < alen && i < blen; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+/* Whether the request carries @p token: the Authorization header or token= in the query. */
+static bool has_token(const struct conn *c, const char *token, const char *query, size_t qlen)
+{
+	static const char hdr[] = "\nauthorization: bearer ";
+	size_t tlen = strlen(token);
+
+	for (size_t i = 0; i + sizeof(hdr) - 1 <= c->len; i++) {
+		if (strncasecmp(c->req + i, hdr, sizeof(hdr) - 1) != 0)
+			continue;
+		const char *v = c->req + i + sizeof(hdr) - 1, *e = v;
+		while (e < c->req + c->len && *e != '\r' && *e != '\n')
+			e++;
+		return token_equal(v, (size_t)(e - v), token, tlen);
+	}
+	for (const char *p = query, *end = query + qlen; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		if ((size_t)(e - p) >= 6 && memcmp(p, "token=", 6) == 0)
+			return token_equal(p + 6, (size_t)(e - p - 6), token, tlen);
+		p = e + 1;
+	}
+	return false;
+}
+
+static bool peer_loopback(const struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uv_tcp_getpeername(&c->h, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return false;
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	default: return "Not Found";
+	}
 }
 
 static void conn_answer(struct conn *c)
 {
 	static const char not_found[] = "not found\n";
+	static const char unauthorized[] = "a bearer token is needed (metrics.token)\n";
+	const struct dk_metrics_src *src = c->m->src;
+	const char *token = src->snap ? src->snap->cfg->metrics_token : NULL;
+	struct dk_http_answer a = {.status = 404,
+	                           .type = "text/plain; charset=utf-8",
+	                           .static_body = not_found,
+	                           .len = sizeof(not_found) - 1};
+	const char *path = NULL, *query = NULL;
+	size_t path_len = 0, query_len = 0;
 	uv_buf_t b[2];
-	size_t len = 0;
 	int hl;
 
 	c->answered = true;
 	uv_read_stop((uv_stream_t *)&c->h);
 	uv_timer_stop(&c->timer);
-	if (wants_metrics(c)) {
-		c->out = dk_metrics_render(c->m->src, &len);
-		if (!c->out) {
+	bool get = request_target(c, &path, &path_len, &query, &query_len);
+	if (get && token && !has_token(c, token, query, query_len)) {
+		a.status = 401;
+		a.static_body = unauthorized;
+		a.len = sizeof(unauthorized) - 1;
+	} else if (get && path_len == 8 && memcmp(path, "/metrics", 8) == 0) {
+		a.body = dk_metrics_render(src, &a.len);
+		if (!a.body) {
 			conn_close(c);
 			return;
 		}
-		hl = snprintf(c->head, sizeof(c->head),
-		              "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-		              "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		              len);
-		b[1] = uv_buf_init(c->out, (unsigned)len);
-	} else {
-		hl = snprintf(c->head, sizeof(c->head),
-		              "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-		              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		              sizeof(not_found) - 1);
-		b[1] = uv_buf_init((char *)not_found, sizeof(not_found) - 1);
+		a.status = 200;
+		a.type = "text/plain; version=0.0.4; charset=utf-8";
+	} else if (get && src->http) {
+		if (src->http(src->http_ctx, path, path_len, query, query_len, peer_loopback(c),
+		              &a) < 0) {
+			conn_close(c);
+			return;
+		}
 	}
+	c->out = a.body;
+	hl = snprintf(c->head, sizeof(c->head),
+	              "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s"
+	              "Connection: close\r\n\r\n",
+	              a.status, status_text(a.status), a.type, a.len,
+	              a.status == 401 ? "WWW-Authenticate: Bearer\r\n" : "");
 	b[0] = uv_buf_init(c->head, (unsigned)hl);
+	b[1] = uv_buf_init(a.body ? a.body : (char *)a.static_body, (unsigned)a.len);
 	c->wr.data = c;
 	if (uv_write(&c->wr, (uv_stream_t *)&c->h, b, 2, conn_written) < 0)
 		conn_close(c);

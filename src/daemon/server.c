@@ -24,6 +24,7 @@
 #include "activity.h"
 #include "alert_sink.h"
 #include "control.h"
+#include "dashboard.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -42,6 +43,7 @@ struct dk_server {
 	struct dk_metrics_src msrc; /**< what the endpoint reads */
 	struct dk_activity *act;    /**< recent activity; NULL: neither metrics nor control */
 	struct dk_control *control; /**< NULL: control.socket off */
+	struct dk_dashboard *dash;  /**< GET / and /api/v1/ of the metrics listener */
 	struct dk_worker **workers;
 	unsigned n_workers;
 	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
@@ -352,12 +354,16 @@ static int metrics_start(struct dk_server *srv)
 	char addr[64];
 
 	dk_addr_format(&cfg->metrics, addr, sizeof(addr));
+	if (dk_dashboard_new(&srv->msrc, srv->act, &srv->dash) < 0)
+		return -ENOMEM;
+	srv->msrc.http = dk_dashboard_http;
+	srv->msrc.http_ctx = srv->dash;
 	int rc = dk_metrics_new(&srv->loop, &cfg->metrics, &srv->msrc, &srv->metrics);
 	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "metrics: cannot listen on %s: %s", addr, dk_strerror(rc));
 		return rc;
 	}
-	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics", addr);
+	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics, dashboard: http://%s/", addr, addr);
 	return 0;
 }
 
@@ -532,6 +538,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	dk_alerter_free(srv->alerter);
 	dk_metrics_free(srv->metrics);
 	dk_control_free(srv->control);
+	dk_dashboard_free(srv->dash);
 	dk_activity_free(srv->act);
 	/*
 	 * syslog(3) is process-wide and the alerter's openlog() may have left an
