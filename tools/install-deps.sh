@@ -5,7 +5,8 @@
 # (bookworm): compilers and meson, the libraries, the test tools (cmocka,
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
-# plus kdig/dig/ldns tools.
+# plus kdig/dig/ldns tools; scdoc for the man pages, chromium for the
+# dashboard test, debhelper and lintian for the Debian package.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -18,6 +19,7 @@ packages=(
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 iproute2 procps
 	scdoc man-db chromium
+	debhelper dpkg-dev lintian adduser logrotate
 )
 
 SUDO=()
@@ -67,7 +69,8 @@ for svc in knot rsyslog; do
 	fi
 done
 
-for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3; do
+for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3 \
+	scdoc chromium dpkg-buildpackage lintian logrotate; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1
