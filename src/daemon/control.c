@@ -24,6 +24,7 @@
 #include "dk_build.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
+#include "dnsink/request.h"
 #include "snapshot.h"
 #include "textbuf.h"
 #include "worker.h"
@@ -350,44 +351,27 @@ static void cmd_match(struct conn *c, const char *name)
 	conn_send(c, &t);
 }
 
-/* Splits the request line into a command and at most one argument, then runs it. */
-static void conn_request(struct conn *c, char *line)
+/* Parses the request line (NUL-terminated at @p len) and runs it. */
+static void conn_request(struct conn *c, char *line, size_t len)
 {
-	char *save = NULL;
-	char *cmd = strtok_r(line, " \t", &save);
-	char *arg = cmd ? strtok_r(NULL, " \t", &save) : NULL;
-	char *extra = arg ? strtok_r(NULL, " \t", &save) : NULL;
+	struct dk_ctl_req r;
+	const char *why;
 
 	c->answered = true;
 	uv_read_stop((uv_stream_t *)&c->h);
-	if (!cmd) {
-		conn_error(c, "empty request");
+	if (dk_ctl_parse(line, len, &r, &why) < 0) {
+		conn_error(c, "%s", why);
 		return;
 	}
-	if (extra) {
-		conn_error(c, "%s: too many arguments", cmd);
-		return;
+	switch (r.cmd) {
+	case DK_CTL_STATUS: cmd_status(c); break;
+	case DK_CTL_STATS: cmd_stats(c); break;
+	case DK_CTL_RELOAD: cmd_reload(c); break;
+	case DK_CTL_FLUSH: cmd_flush(c, r.arg); break;
+	case DK_CTL_FLUSH_ALL: cmd_flush(c, NULL); break;
+	case DK_CTL_TOP: cmd_top(c, r.arg); break;
+	case DK_CTL_MATCH: cmd_match(c, r.arg); break;
 	}
-	bool no_arg = !arg;
-	if (!strcmp(cmd, "status") && no_arg)
-		cmd_status(c);
-	else if (!strcmp(cmd, "stats") && no_arg)
-		cmd_stats(c);
-	else if (!strcmp(cmd, "reload") && no_arg)
-		cmd_reload(c);
-	else if (!strcmp(cmd, "flush") && arg)
-		cmd_flush(c, arg);
-	else if (!strcmp(cmd, "flush-all") && no_arg)
-		cmd_flush(c, NULL);
-	else if (!strcmp(cmd, "top"))
-		cmd_top(c, arg);
-	else if (!strcmp(cmd, "match") && arg)
-		cmd_match(c, arg);
-	else
-		conn_error(c,
-		           "unknown command or arguments: %s (status, stats, reload, flush NAME, "
-		           "flush-all, top [N], match NAME)",
-		           cmd);
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -414,9 +398,7 @@ static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	char *nl = memchr(c->req + old, '\n', c->len - old);
 	if (nl) {
 		*nl = '\0';
-		if (nl > c->req && nl[-1] == '\r')
-			nl[-1] = '\0';
-		conn_request(c, c->req);
+		conn_request(c, c->req, (size_t)(nl - c->req));
 	} else if (c->len >= DK_CONTROL_REQ_MAX) {
 		c->answered = true;
 		uv_read_stop(s);

@@ -9,6 +9,7 @@
 #include "dashboard.h"
 #include "dk_build.h"
 #include "dnsink/policy.h"
+#include "dnsink/request.h"
 #include "snapshot.h"
 #include "textbuf.h"
 #include "worker.h"
@@ -37,29 +38,6 @@ int dk_dashboard_new(const struct dk_metrics_src *src, const struct dk_activity 
 void dk_dashboard_free(struct dk_dashboard *d)
 {
 	free(d);
-}
-
-/* The number after "@p key=" in query string @p q, within [lo, hi]; @p def when absent. */
-static unsigned query_num(const char *q, size_t qlen, const char *key, unsigned def, unsigned lo,
-                          unsigned hi)
-{
-	size_t klen = strlen(key);
-
-	for (const char *p = q, *end = q + qlen; p < end;) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *e = amp ? amp : end;
-		if ((size_t)(e - p) > klen && memcmp(p, key, klen) == 0 && p[klen] == '=') {
-			unsigned long v = 0;
-			for (const char *c = p + klen + 1; c < e && v <= hi; c++) {
-				if (*c < '0' || *c > '9')
-					return def;
-				v = v * 10 + (unsigned long)(*c - '0');
-			}
-			return v < lo ? lo : v > hi ? hi : (unsigned)v;
-		}
-		p = e + 1;
-	}
-	return def;
 }
 
 static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *c)
@@ -139,8 +117,8 @@ static void top_list(const struct dk_dashboard *d, struct dk_text *t, const char
 
 static void api_top(const struct dk_dashboard *d, const char *q, size_t qlen, struct dk_text *t)
 {
-	unsigned n = query_num(q, qlen, "n", 10, 1, ROWS_MAX);
-	unsigned minutes = query_num(q, qlen, "minutes", DK_TOP_MINUTES, 1, DK_TOP_MINUTES);
+	unsigned n = dk_query_uint(q, qlen, "n", 10, 1, ROWS_MAX);
+	unsigned minutes = dk_query_uint(q, qlen, "minutes", DK_TOP_MINUTES, 1, DK_TOP_MINUTES);
 
 	dk_text_add(t, "{\"minutes\":%u,\"events\":%" PRIu64 ",", minutes,
 	            d->act ? dk_activity_events(d->act, minutes) : 0);
@@ -167,7 +145,7 @@ static void add_record(void *ctx, const char *json, size_t len)
 static void api_alerts(const struct dk_dashboard *d, const char *q, size_t qlen, struct dk_text *t)
 {
 	struct rec_ctx rc = {.t = t};
-	unsigned n = query_num(q, qlen, "n", 20, 1, DK_ACTIVITY_RECORDS);
+	unsigned n = dk_query_uint(q, qlen, "n", 20, 1, DK_ACTIVITY_RECORDS);
 
 	dk_text_add(t, "{\"records\":[");
 	if (d->act)

@@ -19,11 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "alert_sink.h"
+#include "dnsink/request.h"
 #include "dk_build.h"
 #include "metrics.h"
 #include "snapshot.h"
@@ -488,64 +488,6 @@ static bool request_complete(const struct conn *c)
 	return false;
 }
 
-/* The request line's path and query, when it is a GET; false otherwise. */
-static bool request_target(const struct conn *c, const char **path, size_t *path_len,
-                           const char **query, size_t *query_len)
-{
-	const char *p = c->req, *end = c->req + c->len;
-
-	if (c->len < 4 || memcmp(p, "GET ", 4) != 0)
-		return false;
-	p += 4;
-	*path = p;
-	while (p < end && *p != ' ' && *p != '?' && *p != '\r' && *p != '\n')
-		p++;
-	*path_len = (size_t)(p - *path);
-	*query = p;
-	*query_len = 0;
-	if (p < end && *p == '?') {
-		*query = ++p;
-		while (p < end && *p != ' ' && *p != '\r' && *p != '\n')
-			p++;
-		*query_len = (size_t)(p - *query);
-	}
-	return true;
-}
-
-/* Compares without an early exit, so that the time taken tells nothing of the token. */
-static bool token_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-	unsigned char diff = alen != blen;
-
-	for (size_t i = 0; i < alen && i < blen; i++)
-		diff |= (unsigned char)(a[i] ^ b[i]);
-	return diff == 0;
-}
-
-/* Whether the request carries @p token: the Authorization header or token= in the query. */
-static bool has_token(const struct conn *c, const char *token, const char *query, size_t qlen)
-{
-	static const char hdr[] = "\nauthorization: bearer ";
-	size_t tlen = strlen(token);
-
-	for (size_t i = 0; i + sizeof(hdr) - 1 <= c->len; i++) {
-		if (strncasecmp(c->req + i, hdr, sizeof(hdr) - 1) != 0)
-			continue;
-		const char *v = c->req + i + sizeof(hdr) - 1, *e = v;
-		while (e < c->req + c->len && *e != '\r' && *e != '\n')
-			e++;
-		return token_equal(v, (size_t)(e - v), token, tlen);
-	}
-	for (const char *p = query, *end = query + qlen; p < end;) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *e = amp ? amp : end;
-		if ((size_t)(e - p) >= 6 && memcmp(p, "token=", 6) == 0)
-			return token_equal(p + 6, (size_t)(e - p - 6), token, tlen);
-		p = e + 1;
-	}
-	return false;
-}
-
 static bool peer_loopback(const struct conn *c)
 {
 	struct sockaddr_storage ss;
@@ -593,8 +535,8 @@ static void conn_answer(struct conn *c)
 	c->answered = true;
 	uv_read_stop((uv_stream_t *)&c->h);
 	uv_timer_stop(&c->timer);
-	bool get = request_target(c, &path, &path_len, &query, &query_len);
-	if (get && token && !has_token(c, token, query, query_len)) {
+	bool get = dk_http_target(c->req, c->len, &path, &path_len, &query, &query_len);
+	if (get && token && !dk_http_has_token(c->req, c->len, query, query_len, token)) {
 		a.status = 401;
 		a.static_body = unauthorized;
 		a.len = sizeof(unauthorized) - 1;
