@@ -15,7 +15,9 @@
 #                  its corpus; a crash fails
 #   7. package     (as root) tests/package/test_deb.sh: the Debian package built
 #                  with dpkg-buildpackage, lintian, installed with dpkg -i,
-#                  its daemon run as the unit would, purged; each check counts
+#                  its daemon run as the unit would, purged; and
+#                  tests/package/test_quickstart.sh: README's quick start as
+#                  root and as a sudo user; each check counts
 # Every stage runs even when an earlier one failed. The last line printed is
 # "N passed, N failed", summed over all stages (meson's test counts from each
 # run's testlog JSON; a build that fails counts as one failed test; each timed
@@ -236,26 +238,28 @@ else
 	build_failed "build-fuzz"
 fi
 
-# --- 7. the Debian package ------------------------------------------------------
-header "7/7 package: tests/package/test_deb.sh (dpkg-buildpackage, lintian, dpkg -i, purge)"
+# --- 7. the Debian package and the quick start ----------------------------------
+header "7/7 package: tests/package/test_deb.sh and test_quickstart.sh"
 if [ "$(id -u)" -ne 0 ]; then
-	echo "run-all: not root, skipping (dpkg -i needs root)"
+	echo "run-all: not root, skipping (dpkg -i and the sudo user need root)"
 	stage_notes+=("package: skipped (not root)")
 else
-	pkg_out=$(bash tests/package/test_deb.sh 2>&1) || true
-	echo "$pkg_out"
-	pkg_last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$pkg_out" | tail -n 1)
-	if [ -n "$pkg_last" ]; then
-		pp=${pkg_last%% passed*}
-		pf=${pkg_last#*passed, }
-		pf=${pf%% failed*}
-		total_pass=$((total_pass + pp))
-		total_fail=$((total_fail + pf))
-		stage_notes+=("package: $pp passed, $pf failed")
-	else
-		total_fail=$((total_fail + 1))
-		stage_notes+=("package: FAILED (no summary line)")
-	fi
+	for script in test_deb test_quickstart; do
+		pkg_out=$(bash "tests/package/$script.sh" 2>&1) || true
+		echo "$pkg_out"
+		pkg_last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$pkg_out" | tail -n 1)
+		if [ -n "$pkg_last" ]; then
+			pp=${pkg_last%% passed*}
+			pf=${pkg_last#*passed, }
+			pf=${pf%% failed*}
+			total_pass=$((total_pass + pp))
+			total_fail=$((total_fail + pf))
+			stage_notes+=("package $script: $pp passed, $pf failed")
+		else
+			total_fail=$((total_fail + 1))
+			stage_notes+=("package $script: FAILED (no summary line)")
+		fi
+	done
 fi
 
 header "summary"

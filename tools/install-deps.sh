@@ -19,7 +19,7 @@ packages=(
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 iproute2 procps
 	scdoc man-db chromium
-	debhelper dpkg-dev lintian adduser logrotate
+	debhelper dpkg-dev lintian adduser logrotate sudo
 )
 
 SUDO=()
