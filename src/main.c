@@ -29,6 +29,9 @@ static void usage(FILE *out)
 	      "       dnsink hunt [-c FILE] [--format FMT] [--output native|ocsf] [--no-dedup]\n"
 	      "                   [--fail-on-match] [-j N] PATH...\n"
 	      "                                       run the rules over DNS logs (- is stdin)\n"
+	      "       dnsink ctl [-c FILE] COMMAND    ask the running daemon: status, stats,\n"
+	      "                                       reload, flush NAME, flush-all, top [N],\n"
+	      "                                       match NAME\n"
 	      "       dnsink --version | --help\n"
 	      "\n"
 	      "Default config: " SYSTEM_CONFIG " if present, else " LOCAL_CONFIG ".\n"
@@ -119,6 +122,8 @@ int main(int argc, char **argv)
 		return dk_cli_check(config, strict);
 	if (strcmp(cmd, "match") == 0 && optind < argc)
 		return dk_cli_match(config, &mo, argv + optind, argc - optind);
+	if (strcmp(cmd, "ctl") == 0 && optind < argc)
+		return dk_cli_ctl(config, argv + optind, argc - optind);
 	if (strcmp(cmd, "test") == 0)
 		return dk_cli_test(given, argv + optind, argc - optind);
 	if (strcmp(cmd, "help") == 0) {

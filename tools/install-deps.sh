@@ -6,7 +6,8 @@
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
 # plus kdig/dig/ldns tools, and for DNS over TLS and HTTPS GnuTLS, nghttp2,
-# certtool, unbound and h2load.
+# certtool, unbound and h2load; scdoc for the man pages, chromium for the
+# dashboard test, debhelper and lintian for the Debian package.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -23,10 +24,16 @@ packages=(
 	# protobuf-c); and the servers and tools its tests write and read logs with
 	zlib1g-dev libzstd-dev zstd libsqlite3-dev libfstrm-dev libprotobuf-c-dev
 	protobuf-c-compiler fstrm-bin dnstap-ldns bind9 knot-module-dnstap
+	scdoc man-db chromium
+	debhelper dpkg-dev lintian adduser logrotate sudo
 )
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install-deps: not root and no sudo: run it as root" >&2
+		exit 1
+	fi
 	SUDO=(sudo)
 fi
 
@@ -69,7 +76,8 @@ for svc in knot rsyslog named unbound; do
 done
 
 for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3 \
-	named protoc-c zstd dnstap-ldns unbound certtool h2load; do
+	named protoc-c zstd dnstap-ldns unbound certtool h2load \
+	scdoc chromium dpkg-buildpackage lintian logrotate; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1

@@ -184,6 +184,14 @@ int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t n
 /** Ends the refresh of @p k claimed by a lookup, when it brought no new entry. */
 void dk_cache_refresh_cancel(struct dk_cache *c, const struct dk_cache_key *k);
 
+/**
+ * Removes every entry of name @p name (lowercase wire form, @p name_len
+ * octets; any type, class and bits), or every entry when @p name is NULL.
+ * A walk over the arena: for the control socket, not the query path.
+ * Returns how many entries went.
+ */
+size_t dk_cache_flush(struct dk_cache *c, const uint8_t *name, size_t name_len);
+
 /** Fills @p st. */
 void dk_cache_stats(const struct dk_cache *c, struct dk_cache_stats *st);
 

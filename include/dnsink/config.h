@@ -176,8 +176,10 @@ struct dk_config {
 	size_t tcp_max_clients; /**< concurrent TCP connections per worker */
 	unsigned tcp_idle_ms;   /**< idle TCP connection timeout */
 	char *user;             /**< drop privileges to this user; NULL: stay */
+	char *control_socket;   /**< control.socket: unix socket of `dnsink ctl`; NULL: off */
 	struct dk_addr metrics; /**< Prometheus endpoint */
 	bool metrics_enabled;
+	char *metrics_token; /**< metrics.token: bearer token every HTTP request must carry */
 
 	/** Per-client rate limit (rate_limit:), per worker; off while qps is 0. */
 	struct {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The offline subcommands: `check`, `match`, `test` and `hunt`. Each prints to
- * stdout/stderr and returns the process exit status.
+ * The subcommands: `check`, `match`, `test` and `hunt` (offline) and `ctl`
+ * (the running daemon). Each prints to stdout/stderr and returns the process
+ * exit status.
  */
 #pragma once
 
@@ -51,3 +52,10 @@ struct dk_policy;
  * of memory). In sigma_test.c.
  */
 int dk__cli_sigma_tests(const struct dk_policy *p, size_t *passed, size_t *failed);
+
+/**
+ * `dnsink ctl`: sends @p n @p args as one request to the daemon's control
+ * socket (control.socket of @p config_path) and prints the answer. Returns
+ * 0 (ok), 1 (the daemon reported an error) or 2 (not reached, or no socket).
+ */
+int dk_cli_ctl(const char *config_path, char *const *args, int n);

@@ -779,6 +779,28 @@ void dk_cache_refresh_cancel(struct dk_cache *c, const struct dk_cache_key *k)
 		c->meta[head] &= (uint8_t)~META_REFRESH;
 }
 
+size_t dk_cache_flush(struct dk_cache *c, const uint8_t *name, size_t name_len)
+{
+	size_t removed = 0;
+	uint8_t own[DK_NAME_MAX];
+
+	for (uint32_t i = 0; i < c->n_chunks && c->entries; i++) {
+		if (!(c->meta[i] & META_HEAD))
+			continue;
+		if (name) {
+			const struct entry *e = entry_of(c, i);
+			if (e->name_len != name_len)
+				continue;
+			stream_read(c, i, sizeof(struct entry) + DK_HEADER_LEN, own, e->name_len);
+			if (memcmp(own, name, name_len) != 0)
+				continue;
+		}
+		remove_entry(c, i);
+		removed++;
+	}
+	return removed;
+}
+
 void dk_cache_set_limits(struct dk_cache *c, const struct dk_cache_limits *lim)
 {
 	c->lim = *lim;

@@ -1066,7 +1066,12 @@ static const struct item tls_items[] = {
 
 static const struct item metrics_items[] = {
         {KEY("listen", parse_metrics_listen), .port = DK_DEFAULT_METRICS_PORT},
+        {KEY("token", parse_string), FIELD(metrics_token)},
         {.name = NULL}, /* the end */
+};
+
+static const struct item control_items[] = {
+        {KEY("socket", parse_string), FIELD(control_socket)}, {.name = NULL}, /* the end */
 };
 
 static const struct name_value strategies[] = {
@@ -1214,6 +1219,7 @@ static const struct item top_items[] = {
         {KEY("listen_https", parse_addr_list), FIELD(listen_https), COUNT(n_listen_https),
          .port = DK_DEFAULT_DOH_PORT},
         {KEY("sigma", parse_section), .sub = sigma_items},
+        {KEY("control", parse_section), .sub = control_items},
         {.name = NULL}, /* the end */
 };
 
@@ -1552,5 +1558,7 @@ void dk_config_free(struct dk_config *c)
 	for (size_t i = 0; i < c->sigma.n_actions; i++)
 		free(c->sigma.actions[i].key);
 	free(c->sigma.actions);
+	free(c->control_socket);
+	free(c->metrics_token);
 	free(c);
 }

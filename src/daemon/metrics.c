@@ -19,8 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "alert_sink.h"
+#include "dnsink/request.h"
 #include "dk_build.h"
 #include "dnsink/groups.h"
 #include "metrics.h"
@@ -44,7 +47,7 @@ struct conn {
 	bool closing;
 	bool answered;
 	char *out; /**< answer body, freed with the connection */
-	char head[256];
+	char head[512];
 	size_t len;
 	char req[REQ_MAX];
 };
@@ -210,6 +213,25 @@ static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up
 		}
 	}
 	dk_ctr_set(&out->srtt_us, n_srtt ? srtt / n_srtt : 0);
+}
+
+int dk_metrics_upstream(const struct dk_metrics_src *src, size_t i, struct dk_up_stats *out)
+{
+	const struct dk_snapshot *snap = src->snap;
+
+	if (!snap || !snap->stats.up_slot || i >= snap->cfg->n_upstreams)
+		return -ENOENT;
+	up_sum(src, snap->stats.up_slot[i], out);
+	return 0;
+}
+
+uint64_t dk_metrics_rule_hits(const struct dk_metrics_src *src, size_t i)
+{
+	const struct dk_snapshot *snap = src->snap;
+
+	if (!snap || !snap->pol || !snap->stats.rule_slot || i >= snap->pol->n_rules)
+		return 0;
+	return rule_hits(src, snap->stats.rule_slot[i]);
 }
 
 _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
@@ -590,48 +612,82 @@ static bool request_complete(const struct conn *c)
 	return false;
 }
 
-static bool wants_metrics(const struct conn *c)
+static bool peer_loopback(const struct conn *c)
 {
-	const char *p = c->req, *end = c->req + c->len;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
 
-	if (c->len < 4 || memcmp(p, "GET ", 4) != 0)
+	if (uv_tcp_getpeername(&c->h, (struct sockaddr *)&ss, &len) < 0)
 		return false;
-	p += 4;
-	const char *path = p;
-	while (p < end && *p != ' ' && *p != '?' && *p != '\r' && *p != '\n')
-		p++;
-	return (size_t)(p - path) == 8 && memcmp(path, "/metrics", 8) == 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return false;
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	default: return "Not Found";
+	}
 }
 
 static void conn_answer(struct conn *c)
 {
 	static const char not_found[] = "not found\n";
+	static const char unauthorized[] = "a bearer token is needed (metrics.token)\n";
+	const struct dk_metrics_src *src = c->m->src;
+	const char *token = src->snap ? src->snap->cfg->metrics_token : NULL;
+	struct dk_http_answer a = {.status = 404,
+	                           .type = "text/plain; charset=utf-8",
+	                           .static_body = not_found,
+	                           .len = sizeof(not_found) - 1};
+	const char *path = NULL, *query = NULL;
+	size_t path_len = 0, query_len = 0;
 	uv_buf_t b[2];
-	size_t len = 0;
 	int hl;
 
 	c->answered = true;
 	uv_read_stop((uv_stream_t *)&c->h);
 	uv_timer_stop(&c->timer);
-	if (wants_metrics(c)) {
-		c->out = dk_metrics_render(c->m->src, &len);
-		if (!c->out) {
+	bool get = dk_http_target(c->req, c->len, &path, &path_len, &query, &query_len);
+	if (get && token && !dk_http_has_token(c->req, c->len, query, query_len, token)) {
+		a.status = 401;
+		a.static_body = unauthorized;
+		a.len = sizeof(unauthorized) - 1;
+	} else if (get && path_len == 8 && memcmp(path, "/metrics", 8) == 0) {
+		a.body = dk_metrics_render(src, &a.len);
+		if (!a.body) {
 			conn_close(c);
 			return;
 		}
-		hl = snprintf(c->head, sizeof(c->head),
-		              "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-		              "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		              len);
-		b[1] = uv_buf_init(c->out, (unsigned)len);
-	} else {
-		hl = snprintf(c->head, sizeof(c->head),
-		              "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-		              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		              sizeof(not_found) - 1);
-		b[1] = uv_buf_init((char *)not_found, sizeof(not_found) - 1);
+		a.status = 200;
+		a.type = "text/plain; version=0.0.4; charset=utf-8";
+	} else if (get && src->http) {
+		if (src->http(src->http_ctx, path, path_len, query, query_len, peer_loopback(c),
+		              &a) < 0) {
+			conn_close(c);
+			return;
+		}
 	}
+	c->out = a.body;
+	hl = snprintf(c->head, sizeof(c->head),
+	              "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s"
+	              "Connection: close\r\n\r\n",
+	              a.status, status_text(a.status), a.type, a.len,
+	              a.status == 401 ? "WWW-Authenticate: Bearer\r\n" : "");
 	b[0] = uv_buf_init(c->head, (unsigned)hl);
+	b[1] = uv_buf_init(a.body ? a.body : (char *)a.static_body, (unsigned)a.len);
 	c->wr.data = c;
 	if (uv_write(&c->wr, (uv_stream_t *)&c->h, b, 2, conn_written) < 0)
 		conn_close(c);

@@ -818,6 +818,17 @@ int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *co
 	return rc < 0 ? rc : rc2 < 0 ? rc2 : rc3;
 }
 
+size_t dk_queries_cache_flush(struct dk_queries *qs, const uint8_t *name, size_t name_len)
+{
+	size_t n;
+
+	if (!qs->cache)
+		return 0;
+	n = dk_cache_flush(qs->cache, name, name_len);
+	cache_gauges(qs);
+	return n;
+}
+
 size_t dk_queries_cache_bytes(const struct dk_queries *qs)
 {
 	return qs->cache ? qs->cache_bytes : 0;

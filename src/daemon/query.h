@@ -90,6 +90,12 @@ void dk_queries_handle(void *qs, const struct dk_client *cl, const uint8_t *pkt,
 /** Frees @p qs (no query may be in flight). NULL is a no-op. */
 void dk_queries_free(struct dk_queries *qs);
 
+/**
+ * Removes the cached answers of @p name (lowercase wire form), or all of
+ * them when @p name is NULL; on the worker's own thread. Returns how many.
+ */
+size_t dk_queries_cache_flush(struct dk_queries *qs, const uint8_t *name, size_t name_len);
+
 /** Octets the cache in use was made with (0: off). */
 size_t dk_queries_cache_bytes(const struct dk_queries *qs);
 

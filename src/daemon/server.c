@@ -21,9 +21,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "dnsink/upstream_spec.h"
-#include "alert_sink.h"
 #include "dnsink/groups.h"
+#include "dnsink/upstream_spec.h"
+#include "activity.h"
+#include "alert_sink.h"
+#include "control.h"
+#include "dashboard.h"
 #include "log.h"
 #include "metrics.h"
 #include "dnstap.h"
@@ -42,6 +45,9 @@ struct dk_server {
 	struct dk_dnstap *dnstap;   /**< NULL: off; read at start, kept across reloads */
 	struct dk_metrics *metrics; /**< NULL: endpoint off */
 	struct dk_metrics_src msrc; /**< what the endpoint reads */
+	struct dk_activity *act;    /**< recent activity; NULL: neither metrics nor control */
+	struct dk_control *control; /**< NULL: control.socket off */
+	struct dk_dashboard *dash;  /**< GET / and /api/v1/ of the metrics listener */
 	struct dk_worker **workers;
 	unsigned n_workers;
 	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
@@ -105,7 +111,8 @@ static bool addrs_equal(const struct dk_addr *a, size_t na, const struct dk_addr
 }
 
 /* Loads a snapshot sized for the workers that run now (none at start). */
-static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
+static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out, char *msg,
+                         size_t msg_size)
 {
 	struct dk_wstats **blocks = NULL;
 	int rc;
@@ -117,7 +124,8 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 		for (unsigned i = 0; i < srv->n_workers; i++)
 			blocks[i] = dk_worker_stats(srv->workers[i]);
 	}
-	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out);
+	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out,
+	                      msg, msg_size);
 	free(blocks);
 	return rc;
 }
@@ -152,14 +160,16 @@ static void log_upstreams(const char *what, const struct dk_config *cfg)
 	dk_log(DK_LOG_INFO, "%s: %s", what, line);
 }
 
-static void reload(struct dk_server *srv)
+static int reload(struct dk_server *srv, char *msg, size_t msg_size)
 {
 	struct dk_snapshot *s;
+	int rc;
 
-	if (snapshot_load(srv, &s) < 0) {
+	rc = snapshot_load(srv, &s, msg, msg_size);
+	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "reload failed: keeping the configuration and rules in force");
 		note_load(srv, false);
-		return;
+		return rc;
 	}
 	const struct dk_config *old = srv->cur->cfg;
 	if (!addrs_equal(old->listen, old->n_listen, s->cfg->listen, s->cfg->n_listen))
@@ -168,7 +178,10 @@ static void reload(struct dk_server *srv)
 	if (s->cfg->workers != old->workers || s->cfg->max_inflight != old->max_inflight)
 		dk_log(DK_LOG_WARN,
 		       "reload: \"workers\"/\"max_inflight\" changed; restart to apply");
-	int rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
+	if (strcmp(old->control_socket ? old->control_socket : "",
+	           s->cfg->control_socket ? s->cfg->control_socket : "") != 0)
+		dk_log(DK_LOG_WARN, "reload: \"control.socket\" changed; restart to apply it");
+	rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
 	if (rc < 0)
 		dk_log(DK_LOG_WARN, "reload: alert sinks: %s", dk_strerror(rc));
 	srv->old = srv->cur;
@@ -178,6 +191,24 @@ static void reload(struct dk_server *srv)
 	atomic_store(&srv->acks, 0);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_offer(srv->workers[i], s);
+	return 0;
+}
+
+/* `dnsink ctl reload`: a reload now, its result for the caller. */
+static int ctl_reload(void *ctx, char *msg, size_t size)
+{
+	struct dk_server *srv = ctx;
+
+	if (srv->stopping) {
+		snprintf(msg, size, "stopping");
+		return -ECANCELED;
+	}
+	if (srv->reloading) {
+		snprintf(msg, size, "busy: a reload is under way; try again");
+		return -EBUSY;
+	}
+	dk_log(DK_LOG_INFO, "control: reloading %s", srv->config_path);
+	return reload(srv, msg, size);
 }
 
 static void on_acked(uv_async_t *a)
@@ -196,7 +227,7 @@ static void on_acked(uv_async_t *a)
 	log_upstreams("reloaded; upstreams", srv->cur->cfg);
 	if (srv->reload_again && !srv->stopping) {
 		srv->reload_again = false;
-		reload(srv);
+		reload(srv, NULL, 0);
 	}
 }
 
@@ -296,6 +327,8 @@ static void on_done(uv_async_t *a)
 	dk_metrics_close(srv->metrics);
 	log_counters(srv);
 	free_workers(srv);
+	dk_control_close(srv->control);
+	dk_activity_close(srv->act);
 	dk_alerter_close(srv->alerter);
 	close_main_handles(srv);
 }
@@ -306,6 +339,8 @@ static void server_stop(struct dk_server *srv)
 		return;
 	srv->stopping = true;
 	dk_log(DK_LOG_INFO, "stopping: finishing queries in flight (at most %d ms)", DK_GRACE_MS);
+	/* No more requests; the socket file goes now, while we may still remove it. */
+	dk_control_close(srv->control);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_stop(srv->workers[i]);
 }
@@ -322,7 +357,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		if (srv->reloading)
 			srv->reload_again = true;
 		else
-			reload(srv);
+			reload(srv, NULL, 0);
 		break;
 	case SIGUSR1: dk_alerter_reopen(srv->alerter); break;
 	default: server_stop(srv); break;
@@ -365,16 +400,40 @@ static int metrics_start(struct dk_server *srv)
 	const struct dk_config *cfg = srv->cur->cfg;
 	char addr[64];
 
-	srv->msrc.workers = (const struct dk_worker *const *)srv->workers;
-	srv->msrc.n_workers = srv->n_workers;
-	srv->msrc.alerter = srv->alerter;
 	dk_addr_format(&cfg->metrics, addr, sizeof(addr));
+	if (dk_dashboard_new(&srv->msrc, srv->act, &srv->dash) < 0)
+		return -ENOMEM;
+	srv->msrc.http = dk_dashboard_http;
+	srv->msrc.http_ctx = srv->dash;
 	int rc = dk_metrics_new(&srv->loop, &cfg->metrics, &srv->msrc, &srv->metrics);
 	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "metrics: cannot listen on %s: %s", addr, dk_strerror(rc));
 		return rc;
 	}
-	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics", addr);
+	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics, dashboard: http://%s/", addr, addr);
+	return 0;
+}
+
+static int control_start(struct dk_server *srv)
+{
+	const char *path = srv->cur->cfg->control_socket;
+	const struct dk_control_env env = {
+	        .src = &srv->msrc,
+	        .workers = srv->workers,
+	        .act = srv->act,
+	        .config_path = srv->config_path,
+	        .reload = ctl_reload,
+	        .ctx = srv,
+	};
+	const char *why;
+	int rc = dk_control_new(&srv->loop, path, &env, &srv->control, &why);
+
+	if (rc < 0) {
+		dk_log(DK_LOG_ERR, "control socket %s: %s%s%s", path, dk_strerror(rc),
+		       *why ? ": " : "", why);
+		return rc;
+	}
+	dk_log(DK_LOG_INFO, "control: %s (dnsink ctl)", path);
 	return 0;
 }
 
@@ -414,6 +473,24 @@ static int server_start(struct dk_server *srv)
 		                   srv->dnstap, &hooks, &srv->workers[i]);
 		if (srv->workers[i])
 			srv->n_workers++;
+		if (rc < 0)
+			return rc;
+	}
+	/* What the metrics, the activity and the control socket read. */
+	srv->msrc.workers = (const struct dk_worker *const *)srv->workers;
+	srv->msrc.n_workers = srv->n_workers;
+	srv->msrc.alerter = srv->alerter;
+	/* Before the switch of user: the control socket's directory may be root's. */
+	if (cfg->metrics_enabled || cfg->control_socket) {
+		struct dk_alert_observer obs;
+		rc = dk_activity_new(&srv->loop, &srv->msrc, &srv->act);
+		if (rc < 0)
+			return rc;
+		dk_activity_observer(srv->act, &obs);
+		dk_alerter_observe(srv->alerter, &obs);
+	}
+	if (cfg->control_socket) {
+		rc = control_start(srv);
 		if (rc < 0)
 			return rc;
 	}
@@ -472,7 +549,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	/* A client that goes away mid-write must not kill the resolver. */
 	signal(SIGPIPE, SIG_IGN);
 	srv->stats = dk_stats_reg_new();
-	if (!srv->stats || snapshot_load(srv, &srv->cur) < 0) {
+	if (!srv->stats || snapshot_load(srv, &srv->cur, NULL, 0) < 0) {
 		dk_stats_reg_free(srv->stats);
 		free(srv);
 		dk_log_close();
@@ -510,6 +587,8 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		if (srv->alerter)
 			dk_alerter_close(srv->alerter);
 		dk_metrics_close(srv->metrics);
+		dk_control_close(srv->control);
+		dk_activity_close(srv->act);
 		close_main_handles(srv);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 	}
@@ -517,6 +596,9 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	/* After the workers: no queue is written to any more; what is queued goes out. */
 	dk_dnstap_free(srv->dnstap);
 	dk_metrics_free(srv->metrics);
+	dk_control_free(srv->control);
+	dk_dashboard_free(srv->dash);
+	dk_activity_free(srv->act);
 	/*
 	 * syslog(3) is process-wide and the alerter's openlog() may have left an
 	 * ident pointing into the alerter just freed: open ours again.

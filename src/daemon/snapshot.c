@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Snapshots of config and policy for the workers (see snapshot.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -19,7 +20,8 @@ void dk_snapshot_free(struct dk_snapshot *s)
 }
 
 int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_stats_reg *reg,
-                     struct dk_wstats *const *blocks, unsigned n_workers, struct dk_snapshot **out)
+                     struct dk_wstats *const *blocks, unsigned n_workers, struct dk_snapshot **out,
+                     char *out_msg, size_t out_size)
 {
 	struct dk_diag diag = {0};
 	char msg[1100];
@@ -44,18 +46,23 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 			dk_diag_set(&diag, path, 0, "%s", dk_strerror(rc));
 		dk_diag_format(&diag, msg, sizeof(msg));
 		dk_log(DK_LOG_ERR, "%s", msg);
+		if (out_msg)
+			snprintf(out_msg, out_size, "%s", msg);
 		dk_snapshot_free(s);
 		return rc;
 	}
 	double ms = (double)(dk_mono_ns() - t0) / 1e6;
 	if (s->pol)
-		dk_log(DK_LOG_INFO,
-		       "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
-		       "ms",
-		       path, s->pol->n_rules, s->pol->n_entries, s->pol->n_names, s->pol->n_invalid,
-		       ms);
+		snprintf(msg, sizeof(msg),
+		         "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
+		         "ms",
+		         path, s->pol->n_rules, s->pol->n_entries, s->pol->n_names,
+		         s->pol->n_invalid, ms);
 	else
-		dk_log(DK_LOG_INFO, "loaded %s: no rules in %.1f ms", path, ms);
+		snprintf(msg, sizeof(msg), "loaded %s: no rules in %.1f ms", path, ms);
+	dk_log(DK_LOG_INFO, "%s", msg);
+	if (out_msg)
+		snprintf(out_msg, out_size, "%s", msg);
 	*out = s;
 	return 0;
 }

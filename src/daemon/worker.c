@@ -28,10 +28,11 @@ struct dk_worker {
 	bool loop_ready;
 	uv_thread_t thread;
 	bool thread_started;
-	uv_async_t wake;                    /**< main → worker: new snapshot, stop */
-	_Atomic(struct dk_snapshot *) next; /**< atomic: snapshot to switch to */
-	atomic_bool stop;                   /**< atomic: main asks to stop */
-	const struct dk_snapshot *snap;     /**< in force on this worker */
+	uv_async_t wake;                          /**< main → worker: new snapshot, stop */
+	_Atomic(struct dk_snapshot *) next;       /**< atomic: snapshot to switch to */
+	atomic_bool stop;                         /**< atomic: main asks to stop */
+	_Atomic(struct dk_flush_job *) flush_job; /**< atomic: cache flush to do */
+	const struct dk_snapshot *snap;           /**< in force on this worker */
 	/** Counters by slot; swapped by the worker on a reload that grows them. */
 	_Atomic(struct dk_wstats *) stats;
 	struct dk_counters ctr;
@@ -207,6 +208,14 @@ static void worker_wake(uv_async_t *a)
 		configure(w, s);
 		w->hooks.took(w->hooks.ctx);
 	}
+	/* The cache is this worker's alone: flushed here, on its own loop. */
+	struct dk_flush_job *job = atomic_exchange(&w->flush_job, NULL);
+	if (job) {
+		size_t n = dk_queries_cache_flush(w->queries, job->name_len ? job->name : NULL,
+		                                  job->name_len);
+		atomic_fetch_add(&job->removed, n);
+		atomic_fetch_sub(&job->left, 1);
+	}
 	if (atomic_load(&w->stop) && !w->stopping)
 		worker_stopping(w);
 }
@@ -345,6 +354,7 @@ int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
 		dk_log(DK_LOG_ERR, "worker %u: no dnstap queue: its queries are not logged", index);
 	atomic_init(&w->next, NULL);
 	atomic_init(&w->stop, false);
+	atomic_init(&w->flush_job, NULL);
 	atomic_init(&w->stats, stats);
 	if (!stats)
 		return -ENOMEM;
@@ -366,6 +376,12 @@ int dk_worker_start(struct dk_worker *w)
 void dk_worker_offer(struct dk_worker *w, struct dk_snapshot *s)
 {
 	atomic_store(&w->next, s);
+	uv_async_send(&w->wake);
+}
+
+void dk_worker_flush(struct dk_worker *w, struct dk_flush_job *job)
+{
+	atomic_store(&w->flush_job, job);
 	uv_async_send(&w->wake);
 }
 

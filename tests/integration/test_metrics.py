@@ -312,7 +312,8 @@ class Metrics(harness.DnsinkTest):
 
     def test_other_paths_404(self):
         self.start()
-        for path in ("/", "/metricsx", "/foo", "/metrics/"):
+        # "/" is the dashboard (test_dashboard.py).
+        for path in ("/metricsx", "/foo", "/metrics/", "/api/v1/nope"):
             with self.subTest(path=path):
                 self.assertEqual(curl(self.mport, path)[0], 404)
         self.assertEqual(curl(self.mport, "/metrics", "-X", "POST")[0], 404)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <cmocka.h>
@@ -120,6 +121,10 @@ static void test_shipped_conf(void **state)
 	(void)state;
 	struct dk_config *c = load_ok("conf/dnsink.yml", RESOLV_BASIC);
 	assert_string_equal(c->file, "conf/dnsink.yml");
+	/* The one key the shipped file sets away from its default: the quick start's alerts. */
+	assert_string_equal(c->alerts.file, "alerts.jsonl");
+	free(c->alerts.file);
+	c->alerts.file = NULL;
 	assert_defaults(c);
 	assert_basic_resolv(c);
 	dk_config_free(c);
