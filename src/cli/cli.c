@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "dnsink/config.h"
+#include "dnsink/idna.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
@@ -138,13 +139,16 @@ int dk_cli_check(const char *config_path)
 	return 0;
 }
 
-/* Reads a name as the server would see it in a query: any octet, escapes decoded. */
+/*
+ * Reads a name as the server would see it in a query: any octet, escapes
+ * decoded; a Unicode name as the A-label form a browser would ask for.
+ */
 static int name_arg(const char *text, uint8_t wire[DK_NAME_MAX], size_t *len)
 {
 	size_t n = strlen(text);
 
 	/* The root name is written "."; "" is no name. */
-	return dk_name_from_text(text, n, 0, wire, len);
+	return dk_idna_name_from_text(text, n, 0, wire, len);
 }
 
 int dk_cli_match(const char *config_path, char *const *names, int n)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "dnsink/idna.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
@@ -256,7 +257,8 @@ static int parse_entry(const char *s, size_t n, uint8_t wire[DK_NAME_MAX], size_
 	}
 	if (numeric_tld(s, n))
 		return DK_ESYNTAX;
-	int rc = dk_name_from_text(s, n, DK_NAME_HOSTNAME, wire, wlen);
+	/* A Unicode entry stands for its A-label form, the name queries carry. */
+	int rc = dk_idna_name_from_text(s, n, DK_NAME_HOSTNAME, wire, wlen);
 	if (rc)
 		return rc;
 	/* The root would match every query; no entry may mean that. */

@@ -355,8 +355,8 @@ static void test_list_formats(void **state)
 	assert_string_equal(f->file, DATA "lists/formats.txt");
 	assert_ptr_equal(f->rule, &p->rules[0]);
 	assert_int_equal(f->lines, 29);
-	assert_int_equal(f->entries, 13);
-	assert_int_equal(f->invalid, 13);
+	assert_int_equal(f->entries, 14);
+	assert_int_equal(f->invalid, 12);
 	assert_int_equal(f->first_invalid_line, line_of_marker(f->file, "192.0.2.1"));
 
 	/* Relative to the rule file, into a subfolder. */
@@ -368,9 +368,9 @@ static void test_list_formats(void **state)
 	assert_int_equal(p->lists[2].lines, 0);
 	assert_int_equal(p->lists[2].entries, 0);
 
-	assert_int_equal(p->n_entries, 1 + 13 + 2);
+	assert_int_equal(p->n_entries, 1 + 14 + 2);
 	assert_int_equal(p->rules[0].n_entries, p->n_entries);
-	assert_int_equal(p->n_invalid, 13);
+	assert_int_equal(p->n_invalid, 12);
 
 	static const struct {
 		const char *name;
@@ -396,9 +396,10 @@ static void test_list_formats(void **state)
 	        {"two.example", NULL},
 	        {"good.example", "good.example"}, /* kept from a bad line */
 	        {"upper.example", "upper.example"},
-	        {"indented.example", "indented.example"}, /* tab, CR */
-	        {"last.example", "last.example"},         /* no final newline */
-	        {"example.com", NULL},                    /* from "example.com:8080" */
+	        {"indented.example", "indented.example"},           /* tab, CR */
+	        {"last.example", "last.example"},                   /* no final newline */
+	        {"xn--bcher-kva.example", "xn--bcher-kva.example"}, /* "bücher.example" */
+	        {"example.com", NULL},                              /* from "example.com:8080" */
 	        {"sub1.example", "sub1.example"},
 	        {"inline-rule.example", "inline-rule.example"},
 	};
