@@ -65,6 +65,10 @@ struct dk_rule {
 	unsigned line;    /**< line of "id:" in that file */
 	size_t n_entries; /**< domain entries it contributed (valid ones) */
 	uint16_t index;   /**< position in load order */
+	/** "single_label: true": entries of one label (a whole TLD) are intended. */
+	bool single_label_ok;
+	size_t n_single_label;       /**< single-label entries in its "domains:" */
+	unsigned first_single_label; /**< line of the first one in the rule file, 0: none */
 	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
 	struct dk_suffixset *own;
 };
@@ -77,6 +81,8 @@ struct dk_list_stats {
 	size_t entries;              /**< valid entries added */
 	size_t invalid;              /**< lines skipped as not a domain name */
 	unsigned first_invalid_line; /**< 0 when none */
+	size_t single_label;         /**< entries of one label ("com": a whole TLD) */
+	unsigned first_single_label; /**< line of the first one, 0 when none */
 };
 
 struct dk_policy {
@@ -154,6 +160,22 @@ int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_
 
 /** Precedence between two rules: true when @p a beats @p b at equal length. */
 bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b);
+
+/**
+ * Called by dk_policy_warnings() once per warning: @p file and @p line (0:
+ * the whole file) locate it, @p msg says what is odd, without "warning:".
+ */
+typedef void (*dk_policy_warn_fn)(void *ctx, const char *file, unsigned line, const char *msg);
+
+/**
+ * Reports what loaded but looks like a mistake, so that a broken feed is
+ * loud rather than silently blocking nothing: a list that loads 0 entries, a
+ * list with more than half of its lines invalid (a CSV or an HTML error page
+ * where a list was expected), and single-label entries ("com" blocks a whole
+ * TLD) in a rule without "single_label: true". Calls @p fn for each and
+ * returns how many there were. Pure.
+ */
+size_t dk_policy_warnings(const struct dk_policy *p, dk_policy_warn_fn fn, void *ctx);
 
 const char *dk_action_name(enum dk_action a);
 const char *dk_severity_name(enum dk_severity s);

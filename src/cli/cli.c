@@ -85,6 +85,15 @@ static void print_addrs(const char *what, const struct dk_addr *a, size_t n, con
 	printf("%s\n", note);
 }
 
+static void print_warning(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	if (line)
+		printf("%s:%u: warning: %s\n", file, line, msg);
+	else
+		printf("%s: warning: %s\n", file, msg);
+}
+
 int dk_cli_check(const char *config_path)
 {
 	struct dk_config *cfg = NULL;
@@ -134,6 +143,8 @@ int dk_cli_check(const char *config_path)
 	       "%zu KiB, loaded in %.1f ms\n",
 	       p->n_rules, p->n_entries, p->n_names, p->n_invalid,
 	       dk_suffixset_bytes(p->set) / 1024, ms);
+	/* Last, so that they stand out below the summary. */
+	dk_policy_warnings(p, print_warning, NULL);
 	dk_policy_unref(p);
 	dk_config_free(cfg);
 	return 0;

@@ -9,6 +9,7 @@
  * Values in the suffix set are (rule index << 1) | wildcard, where wildcard
  * marks an entry written "*.name".
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,52 @@ int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_
 		out[1] = '.';
 	}
 	return (int)pre + n;
+}
+
+size_t dk_policy_warnings(const struct dk_policy *p, dk_policy_warn_fn fn, void *ctx)
+{
+	char msg[256];
+	size_t n = 0;
+
+	if (!p)
+		return 0;
+	for (size_t i = 0; i < p->n_lists; i++) {
+		const struct dk_list_stats *l = &p->lists[i];
+		if (l->entries == 0) {
+			snprintf(msg, sizeof(msg),
+			         "list loads 0 entries (%zu lines, %zu invalid) for rule %s",
+			         l->lines, l->invalid, l->rule->id);
+			fn(ctx, l->file, 0, msg);
+			n++;
+		} else if (l->invalid * 2 > l->lines) {
+			snprintf(msg, sizeof(msg),
+			         "%zu of %zu lines are invalid, more than half (is this a list?); "
+			         "rule %s",
+			         l->invalid, l->lines, l->rule->id);
+			fn(ctx, l->file, l->first_invalid_line, msg);
+			n++;
+		}
+		if (l->single_label && !l->rule->single_label_ok) {
+			snprintf(msg, sizeof(msg),
+			         "%zu single-label entries (each blocks a whole TLD); say "
+			         "'single_label: true' in rule %s if that is intended",
+			         l->single_label, l->rule->id);
+			fn(ctx, l->file, l->first_single_label, msg);
+			n++;
+		}
+	}
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct dk_rule *r = &p->rules[i];
+		if (!r->n_single_label || r->single_label_ok)
+			continue;
+		snprintf(msg, sizeof(msg),
+		         "%zu single-label entries in 'domains' (each blocks a whole TLD); say "
+		         "'single_label: true' in rule %s if that is intended",
+		         r->n_single_label, r->id);
+		fn(ctx, r->file, r->first_single_label, msg);
+		n++;
+	}
+	return n;
 }
 
 void dk__rule_deinit(struct dk_rule *r)

@@ -432,6 +432,12 @@ static int key_alert(struct file_ctx *c, struct rule_ctx *rc, const char *key, y
 	return want_bool(c, key, v, &rc->r->alert);
 }
 
+static int key_single_label(struct file_ctx *c, struct rule_ctx *rc, const char *key,
+                            yaml_node_t *v)
+{
+	return want_bool(c, key, v, &rc->r->single_label_ok);
+}
+
 static int key_enabled(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
 	return want_bool(c, key, v, &rc->enabled);
@@ -471,6 +477,8 @@ static int key_domains(struct file_ctx *c, struct rule_ctx *rc, const char *key,
 			            "invalid domain '%s': %s", s, entry_error(err));
 		if ((err = pend_add(c->L, rc->index, wire, wlen, wild)))
 			return err;
+		if (wire[0] + 2u == wlen && !rc->r->n_single_label++)
+			rc->r->first_single_label = dk__yaml_line(item);
 	}
 	return 0;
 }
@@ -660,6 +668,7 @@ static const struct {
         {"domain_files", key_domain_files},
         {"tests", key_tests},
         {"enabled", key_enabled},
+        {"single_label", key_single_label},
         {"tags", key_tags},
 };
 
@@ -939,7 +948,15 @@ static bool is_address(const char *s, size_t n)
  * Reads one list line [s, e). Returns 1 when the line was (or held) something
  * invalid, 0 otherwise, or a negative code when adding failed.
  */
-static int list_line(const struct sink *sk, const char *s, const char *e, size_t *entries)
+/* Counts one valid entry of the list being read; notes a single-label one. */
+static void list_entry(struct dk_list_stats *ls, const uint8_t *wire, size_t wlen)
+{
+	ls->entries++;
+	if (wire[0] + 2u == wlen && !ls->single_label++)
+		ls->first_single_label = (unsigned)ls->lines;
+}
+
+static int list_line(const struct sink *sk, const char *s, const char *e, struct dk_list_stats *ls)
 {
 	uint8_t wire[DK_NAME_MAX];
 	size_t wlen;
@@ -979,7 +996,7 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 			return 1;
 		if ((err = sink_add(sk, wire, wlen, false)))
 			return err;
-		(*entries)++;
+		list_entry(ls, wire, wlen);
 		return 0;
 	}
 
@@ -1004,7 +1021,7 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 			} else {
 				if ((err = sink_add(sk, wire, wlen, false)))
 					return err;
-				(*entries)++;
+				list_entry(ls, wire, wlen);
 			}
 			q = qe;
 		}
@@ -1015,7 +1032,7 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 		return 1;
 	if ((err = sink_add(sk, wire, wlen, wild)))
 		return err;
-	(*entries)++;
+	list_entry(ls, wire, wlen);
 	return 0;
 }
 
@@ -1085,7 +1102,7 @@ static int load_list(struct loader *L, size_t li, const struct sink *sk)
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		const char *e = nl ? nl : end;
 		ls->lines++;
-		int bad = list_line(sk, s, e, &ls->entries);
+		int bad = list_line(sk, s, e, ls);
 		if (bad < 0) {
 			free(buf);
 			return bad;
