@@ -14,8 +14,12 @@
 #include <stdint.h>
 
 #include "dnsink/common.h"
+#include "dnsink/rpz.h"
+
+struct sockaddr;
 
 struct dk_suffixset;
+struct dk_ipset;
 
 /** What a matching rule does with the query. */
 enum dk_action {
@@ -24,6 +28,11 @@ enum dk_action {
 	DK_ACTION_REFUSED,  /**< answer locally REFUSED */
 	DK_ACTION_ALERT,    /**< forward as usual, alert */
 	DK_ACTION_ALLOW,    /**< exception: forward, never alert */
+	/* The actions RPZ adds; a rule file may name the first three too. */
+	DK_ACTION_NODATA,   /**< answer locally NOERROR without records */
+	DK_ACTION_DROP,     /**< no answer at all */
+	DK_ACTION_TCP_ONLY, /**< over UDP an empty truncated answer (TC); over TCP forward */
+	DK_ACTION_LOCAL,    /**< answer with the trigger's local data (RPZ only) */
 };
 
 enum dk_severity {
@@ -71,6 +80,52 @@ struct dk_rule {
 	unsigned first_single_label; /**< line of the first one in the rule file, 0: none */
 	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
 	struct dk_suffixset *own;
+	/**
+	 * An RPZ rule whose records carry their own actions is one rule per
+	 * action in the snapshot: the rule as written (its first action,
+	 * nxdomain) and variants for the others, right after it. A variant
+	 * shares every string of its base and owns nothing; its hits count as
+	 * the base's (same id).
+	 */
+	bool variant;
+	uint16_t base;        /**< index of the rule as written (itself when not a variant) */
+	struct dk_zone *zone; /**< the RPZ zone of the rule (and its variants); NULL: none */
+};
+
+/** A "tsig:" key of an RPZ rule, as written. All strings owned by the policy. */
+struct dk_tsig {
+	char *name;
+	char *algorithm; /**< "hmac-sha256" and the others ldns knows */
+	char *secret;    /**< base64 */
+};
+
+/** An RPZ zone of one rule ("rpz:"), and what reading it found. */
+struct dk_zone {
+	char *file;   /**< zone file read; NULL when there was none yet (primary only) */
+	char *origin; /**< the zone's origin as text, with the final dot */
+	uint8_t origin_wire[DK_NAME_MAX];
+	size_t origin_len;
+	char *primary;              /**< "addr[:port]" to transfer from; NULL: the file only */
+	struct dk_tsig tsig;        /**< name NULL: no TSIG */
+	const struct dk_rule *rule; /**< the rule as written */
+	unsigned line;              /**< line of "rpz:" in the rule file */
+	struct dk_rpz_stats st;     /**< what the reader found */
+	size_t entries;             /**< triggers that are in force (QNAME, client IP, IP) */
+	uint16_t variant[DK_RPZ_ACTION_MAX]; /**< rule index for each record action */
+};
+
+/**
+ * The local data of one RPZ trigger: records answered instead of asking
+ * upstream. Kept sorted by (rule, wildcard, owner) for dk_policy_local().
+ */
+struct dk_local_data {
+	uint16_t rule;      /**< the LOCAL rule it belongs to */
+	bool wildcard;      /**< the trigger was "*.owner" */
+	uint8_t owner_len;  /**< wire length of the trigger's name */
+	uint32_t owner_off; /**< the name in dk_policy.local_blob */
+	uint32_t rr_off;    /**< records in local_blob: [type:2][ttl:4][rdlen:2][rdata]... */
+	uint32_t rr_len;
+	uint16_t n_rr;
 };
 
 /** Per list file ("domain_files:") counts, reported by `dnsink check`. */
@@ -91,10 +146,18 @@ struct dk_policy {
 	struct dk_suffixset *set;
 	struct dk_list_stats *lists;
 	size_t n_lists;
-	size_t n_entries; /**< valid entries read (before deduplication) */
-	size_t n_names;   /**< distinct names in the set */
-	size_t n_invalid; /**< invalid list lines, all files */
-	unsigned refs;    /**< owner-thread reference count, starts at 1 */
+	size_t n_entries;      /**< valid entries read (before deduplication) */
+	size_t n_names;        /**< distinct names in the set */
+	size_t n_invalid;      /**< invalid list lines, all files */
+	unsigned refs;         /**< owner-thread reference count, starts at 1 */
+	struct dk_zone *zones; /**< RPZ zones, in load order */
+	size_t n_zones;
+	/** RPZ address triggers; values: rule index | (local index + 1) << 16. */
+	struct dk_ipset *client_ips;   /**< rpz-client-ip */
+	struct dk_ipset *response_ips; /**< rpz-ip, on answer addresses */
+	struct dk_local_data *local;   /**< RPZ local data, sorted */
+	size_t n_local;
+	uint8_t *local_blob;
 };
 
 /** Options for dk_policy_load(). */
@@ -124,6 +187,9 @@ int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, str
 int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
                              unsigned flags, struct dk_policy **out, struct dk_diag *diag);
 
+/** Rules as written in the rule files (RPZ variants not counted); 0 for NULL. */
+size_t dk_policy_rule_count(const struct dk_policy *p);
+
 /** Drops one reference; frees the snapshot at zero. NULL is a no-op. */
 void dk_policy_unref(struct dk_policy *p);
 
@@ -135,6 +201,8 @@ struct dk_verdict {
 	const struct dk_rule *rule; /**< NULL: no match */
 	uint8_t matched_off;        /**< offset of the matched entry's name in the query */
 	bool wildcard;              /**< the matched entry was "*.name" */
+	/** An address trigger's local data: index + 1 in dk_policy.local; 0: none. */
+	uint32_t local;
 };
 
 /**
@@ -150,6 +218,29 @@ bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
  */
 bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
                    struct dk_verdict *v);
+
+/**
+ * Matches the client address @p sa against the RPZ client-IP triggers of
+ * @p p: the longest prefix wins. Returns true and fills @p v (matched_off 0).
+ * Pure and allocation-free.
+ */
+bool dk_policy_match_client(const struct dk_policy *p, const struct sockaddr *sa,
+                            struct dk_verdict *v);
+
+/**
+ * Matches answer address @p addr (4 or 16 octets by @p family) against the
+ * RPZ IP triggers of @p p, as dk_policy_match_client() does.
+ */
+bool dk_policy_match_ip(const struct dk_policy *p, int family, const uint8_t *addr,
+                        struct dk_verdict *v);
+
+/**
+ * The local data that verdict @p v (a DK_ACTION_LOCAL rule) answers with, for
+ * query name @p wire: the trigger's entry for an address trigger, else the
+ * entry of the matched name. NULL when there is none. Pure.
+ */
+const struct dk_local_data *dk_policy_local(const struct dk_policy *p, const struct dk_verdict *v,
+                                            const uint8_t *wire, size_t len);
 
 /**
  * Writes the matched entry of @p v for query @p wire as text: "name" or

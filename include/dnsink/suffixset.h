@@ -60,6 +60,20 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
                              bool below_only, uint16_t value);
 
+/** Which slots of a name an entry feeds (dk_suffixset_builder_add_slots()). */
+enum dk_suffixset_slots {
+	DK_SUFFIXSET_SELF = 1 << 0,  /**< the name itself */
+	DK_SUFFIXSET_BELOW = 1 << 1, /**< names strictly below it */
+};
+
+/**
+ * Like dk_suffixset_builder_add() with the slots named: SELF alone is an
+ * entry for exactly that name (an RPZ QNAME trigger without "*."), BELOW
+ * alone is "*.N", both is "N". @p slots must not be 0.
+ */
+int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   unsigned slots, uint16_t value);
+
 /** Distinct names added so far. */
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b);
 

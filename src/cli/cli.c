@@ -85,6 +85,30 @@ static void print_addrs(const char *what, const struct dk_addr *a, size_t n, con
 	printf("%s\n", note);
 }
 
+static void print_zone(const struct dk_zone *z)
+{
+	const struct dk_rpz_stats *st = &z->st;
+
+	printf("  %s: %zu triggers", z->origin, z->entries);
+	if (st->has_soa)
+		printf(", serial %u", st->serial);
+	printf(" (qname %zu, client-ip %zu, ip %zu;", st->triggers[DK_RPZ_QNAME],
+	       st->triggers[DK_RPZ_CLIENT_IP], st->triggers[DK_RPZ_IP]);
+	for (int a = 0; a < DK_RPZ_ACTION_MAX; a++)
+		printf(" %s %zu", dk_rpz_action_name((enum dk_rpz_action)a), st->actions[a]);
+	printf("), %zu invalid records skipped", st->invalid);
+	if (st->first_invalid_line)
+		printf(" (first at line %u)", st->first_invalid_line);
+	if (st->unsupported)
+		printf(", %zu unsupported", st->unsupported);
+	/* A forwarder sees no name servers: these triggers are read, counted and left out. */
+	if (st->triggers[DK_RPZ_NSDNAME] || st->triggers[DK_RPZ_NSIP])
+		printf(", %zu nsdname and %zu nsip triggers not evaluated",
+		       st->triggers[DK_RPZ_NSDNAME], st->triggers[DK_RPZ_NSIP]);
+	printf(" [%s] %s%s%s\n", z->rule->id, z->file ? z->file : "(no file yet)",
+	       z->primary ? " primary " : "", z->primary ? z->primary : "");
+}
+
 static void print_warning(void *ctx, const char *file, unsigned line, const char *msg)
 {
 	(void)ctx;
@@ -125,10 +149,20 @@ int dk_cli_check(const char *config_path)
 	printf("rules:\n");
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct dk_rule *r = &p->rules[i];
-		printf("  %-32s action %-8s severity %-8s entries %zu%s  (%s:%u)\n", r->id,
-		       dk_action_name(r->action), dk_severity_name(r->severity), r->n_entries,
-		       r->alert ? "" : "  silent", r->file, r->line);
+		if (r->variant)
+			continue;
+		/* An RPZ rule with variants acts as each record says. */
+		const char *action = r->zone && r->zone->variant[DK_RPZ_NODATA] != r->index
+		                             ? "rpz"
+		                             : dk_action_name(r->action);
+		printf("  %-32s action %-8s severity %-8s entries %zu%s  (%s:%u)\n", r->id, action,
+		       dk_severity_name(r->severity), r->n_entries, r->alert ? "" : "  silent",
+		       r->file, r->line);
 	}
+	if (p->n_zones)
+		printf("zones:\n");
+	for (size_t i = 0; i < p->n_zones; i++)
+		print_zone(&p->zones[i]);
 	if (p->n_lists)
 		printf("lists:\n");
 	for (size_t i = 0; i < p->n_lists; i++) {
@@ -141,7 +175,7 @@ int dk_cli_check(const char *config_path)
 	}
 	printf("\ntotal: %zu rules, %zu entries, %zu distinct names, %zu invalid list lines, "
 	       "%zu KiB, loaded in %.1f ms\n",
-	       p->n_rules, p->n_entries, p->n_names, p->n_invalid,
+	       dk_policy_rule_count(p), p->n_entries, p->n_names, p->n_invalid,
 	       dk_suffixset_bytes(p->set) / 1024, ms);
 	/* Last, so that they stand out below the summary. */
 	dk_policy_warnings(p, print_warning, NULL);

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "dnsink/ipset.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
@@ -22,7 +26,9 @@
 static const char *const action_names[] = {
         [DK_ACTION_SINKHOLE] = "sinkhole", [DK_ACTION_NXDOMAIN] = "nxdomain",
         [DK_ACTION_REFUSED] = "refused",   [DK_ACTION_ALERT] = "alert",
-        [DK_ACTION_ALLOW] = "allow",
+        [DK_ACTION_ALLOW] = "allow",       [DK_ACTION_NODATA] = "nodata",
+        [DK_ACTION_DROP] = "drop",         [DK_ACTION_TCP_ONLY] = "tcp-only",
+        [DK_ACTION_LOCAL] = "local",
 };
 
 static const char *const severity_names[] = {
@@ -47,7 +53,8 @@ const char *dk_severity_name(enum dk_severity s)
 
 int dk_action_parse(const char *s, enum dk_action *out)
 {
-	for (size_t i = 0; i < DK_ARRAY_SIZE(action_names); i++) {
+	/* "local" needs records to answer with, which only an RPZ zone has. */
+	for (size_t i = 0; i < DK_ACTION_LOCAL; i++) {
 		if (strcmp(s, action_names[i]) == 0) {
 			*out = (enum dk_action)i;
 			return 0;
@@ -99,7 +106,96 @@ static bool verdict_from(const struct dk_rule *rule, const struct dk_suffixset_m
 	v->rule = rule;
 	v->matched_off = m->offset;
 	v->wildcard = m->value & 1;
+	v->local = 0;
 	return true;
+}
+
+static bool no_verdict(struct dk_verdict *v)
+{
+	v->rule = NULL;
+	v->matched_off = 0;
+	v->wildcard = false;
+	v->local = 0;
+	return false;
+}
+
+static bool ip_verdict(const struct dk_policy *p, const struct dk_ipset *set, int family,
+                       const uint8_t *addr, struct dk_verdict *v)
+{
+	uint32_t value;
+	uint8_t prefix;
+
+	if (!p || !dk_ipset_lookup(set, family, addr, &value, &prefix) ||
+	    (value & 0xffff) >= p->n_rules)
+		return no_verdict(v);
+	v->rule = &p->rules[value & 0xffff];
+	v->matched_off = 0;
+	v->wildcard = false;
+	v->local = value >> 16;
+	return true;
+}
+
+bool dk_policy_match_client(const struct dk_policy *p, const struct sockaddr *sa,
+                            struct dk_verdict *v)
+{
+	if (!p || !p->client_ips)
+		return no_verdict(v);
+	if (sa->sa_family == AF_INET)
+		return ip_verdict(p, p->client_ips, AF_INET,
+		                  (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr, v);
+	if (sa->sa_family == AF_INET6)
+		return ip_verdict(p, p->client_ips, AF_INET6,
+		                  (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr,
+		                  v);
+	return no_verdict(v);
+}
+
+bool dk_policy_match_ip(const struct dk_policy *p, int family, const uint8_t *addr,
+                        struct dk_verdict *v)
+{
+	if (!p || !p->response_ips)
+		return no_verdict(v);
+	return ip_verdict(p, p->response_ips, family, addr, v);
+}
+
+int dk__local_cmp(const struct dk_policy *p, const struct dk_local_data *e, uint16_t rule,
+                  bool wildcard, const uint8_t *owner, size_t owner_len)
+{
+	if (e->rule != rule)
+		return e->rule < rule ? -1 : 1;
+	if (e->wildcard != wildcard)
+		return e->wildcard < wildcard ? -1 : 1;
+	size_t n = e->owner_len < owner_len ? e->owner_len : owner_len;
+	int c = memcmp(p->local_blob + e->owner_off, owner, n);
+	if (c)
+		return c;
+	return e->owner_len == owner_len ? 0 : e->owner_len < owner_len ? -1 : 1;
+}
+
+const struct dk_local_data *dk_policy_local(const struct dk_policy *p, const struct dk_verdict *v,
+                                            const uint8_t *wire, size_t len)
+{
+	if (!p || !v->rule || !p->n_local)
+		return NULL;
+	if (v->local)
+		return v->local <= p->n_local ? &p->local[v->local - 1] : NULL;
+	if (v->matched_off >= len)
+		return NULL;
+	const uint8_t *owner = wire + v->matched_off;
+	size_t owner_len = len - v->matched_off;
+	size_t lo = 0, hi = p->n_local;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = dk__local_cmp(p, &p->local[mid], v->rule->index, v->wildcard, owner,
+		                      owner_len);
+		if (c == 0)
+			return &p->local[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
@@ -107,12 +203,8 @@ bool dk_policy_match(const struct dk_policy *p, const uint8_t *wire, size_t len,
 {
 	struct dk_suffixset_match m;
 
-	if (!p || !dk_suffixset_lookup(p->set, wire, len, &m)) {
-		v->rule = NULL;
-		v->matched_off = 0;
-		v->wildcard = false;
-		return false;
-	}
+	if (!p || !dk_suffixset_lookup(p->set, wire, len, &m))
+		return no_verdict(v);
 	return verdict_from(&p->rules[m.value >> 1], &m, v);
 }
 
@@ -121,12 +213,8 @@ bool dk_rule_match(const struct dk_rule *rule, const uint8_t *wire, size_t len,
 {
 	struct dk_suffixset_match m;
 
-	if (!rule->own || !dk_suffixset_lookup(rule->own, wire, len, &m)) {
-		v->rule = NULL;
-		v->matched_off = 0;
-		v->wildcard = false;
-		return false;
-	}
+	if (!rule->own || !dk_suffixset_lookup(rule->own, wire, len, &m))
+		return no_verdict(v);
 	return verdict_from(rule, &m, v);
 }
 
@@ -185,6 +273,24 @@ size_t dk_policy_warnings(const struct dk_policy *p, dk_policy_warn_fn fn, void 
 			n++;
 		}
 	}
+	for (size_t i = 0; i < p->n_zones; i++) {
+		const struct dk_zone *z = &p->zones[i];
+		const char *file = z->file ? z->file : z->rule->file;
+		unsigned line = z->file ? 0 : z->line;
+		if (z->entries == 0) {
+			snprintf(msg, sizeof(msg),
+			         "zone %s loads 0 triggers (%zu records, %zu invalid) for rule %s",
+			         z->origin, z->st.records, z->st.invalid, z->rule->id);
+			fn(ctx, file, line, msg);
+			n++;
+		} else if (z->st.invalid * 2 > z->st.records) {
+			snprintf(msg, sizeof(msg),
+			         "zone %s: %zu of %zu records are invalid, more than half; rule %s",
+			         z->origin, z->st.invalid, z->st.records, z->rule->id);
+			fn(ctx, file, z->st.first_invalid_line, msg);
+			n++;
+		}
+	}
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct dk_rule *r = &p->rules[i];
 		if (!r->n_single_label || r->single_label_ok)
@@ -201,6 +307,9 @@ size_t dk_policy_warnings(const struct dk_policy *p, dk_policy_warn_fn fn, void 
 
 void dk__rule_deinit(struct dk_rule *r)
 {
+	/* A variant's strings are its base's. */
+	if (r->variant)
+		return;
 	free(r->id);
 	free(r->name);
 	free(r->description);
@@ -219,6 +328,16 @@ void dk__rule_deinit(struct dk_rule *r)
 	dk_suffixset_free(r->own);
 }
 
+void dk__zone_deinit(struct dk_zone *z)
+{
+	free(z->file);
+	free(z->origin);
+	free(z->primary);
+	free(z->tsig.name);
+	free(z->tsig.algorithm);
+	free(z->tsig.secret);
+}
+
 void dk__policy_free(struct dk_policy *p)
 {
 	if (!p)
@@ -229,8 +348,24 @@ void dk__policy_free(struct dk_policy *p)
 	for (size_t i = 0; i < p->n_lists; i++)
 		free(p->lists[i].file);
 	free(p->lists);
+	for (size_t i = 0; i < p->n_zones; i++)
+		dk__zone_deinit(&p->zones[i]);
+	free(p->zones);
+	dk_ipset_free(p->client_ips);
+	dk_ipset_free(p->response_ips);
+	free(p->local);
+	free(p->local_blob);
 	dk_suffixset_free(p->set);
 	free(p);
+}
+
+size_t dk_policy_rule_count(const struct dk_policy *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; p && i < p->n_rules; i++)
+		n += !p->rules[i].variant;
+	return n;
 }
 
 struct dk_policy *dk_policy_ref(struct dk_policy *p)

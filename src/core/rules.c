@@ -28,9 +28,12 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "dnsink/config.h"
 #include "dnsink/idna.h"
+#include "dnsink/ipset.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
+#include "dnsink/rpz.h"
 #include "dnsink/suffixset.h"
 
 #include "rules.h"
@@ -43,12 +46,42 @@
 #define DEFAULT_DEDUP_MINUTES 60u /* Panther's DedupPeriodMinutes default */
 /* Average octets per list line, used to size the builder from file sizes. */
 #define LIST_BYTES_PER_ENTRY 20
+/* The same for a zone file: "name CNAME ." and the like. */
+#define ZONE_BYTES_PER_ENTRY 30
+/* Variants an RPZ rule adds for its record actions (all but the first, nxdomain). */
+#define RPZ_VARIANTS (DK_RPZ_ACTION_MAX - 1)
 
 /* A list file to read in phase two. */
 struct pending_list {
 	size_t rule;   /* index of the rule that names it */
 	unsigned line; /* line of the entry in the rule file */
 	off_t size;
+};
+
+/* An RPZ zone to read in phase two. */
+struct pending_zone {
+	size_t rule; /* index of the rule as written */
+	off_t size;  /* of the file; 0 when there is none */
+};
+
+/* An address trigger waiting for the local data to be sorted. */
+struct pending_ip {
+	struct dk_ipset_entry e;
+	bool response;      /* rpz-ip, else rpz-client-ip */
+	bool local;         /* its action is local data, found by owner */
+	uint8_t owner_len;  /* the trigger's owner, for finding that data */
+	uint32_t owner_off; /* in the loader's local blob */
+};
+
+/* One local-data record as read; merged by owner once every zone is read. */
+struct raw_local {
+	uint16_t rule;
+	bool wildcard;
+	uint8_t owner_len;
+	uint32_t owner_off; /* in the loader's local blob */
+	uint32_t rr_off;    /* one [type][ttl][rdlen][rdata] record in the blob */
+	uint32_t rr_len;
+	uint32_t seq; /* reading order: records keep it within an owner */
 };
 
 /* An id seen so far, to report duplicates with both locations. */
@@ -75,6 +108,15 @@ struct loader {
 
 	struct pending_list *lists; /* parallel to p->lists */
 	size_t cap_plists;
+
+	struct pending_zone *pzones; /* parallel to p->zones */
+	size_t cap_zones, cap_pzones;
+	struct pending_ip *ips;
+	size_t n_ips, cap_ips;
+	struct raw_local *raw;
+	size_t n_raw, cap_raw;
+	uint8_t *blob; /* owners and records of local data while loading */
+	size_t blob_len, blob_cap;
 
 	struct seen_id *ids;
 	size_t n_ids, cap_ids;
@@ -298,6 +340,7 @@ struct rule_ctx {
 	bool enabled;
 	bool has_severity, has_action, has_entries;
 	unsigned id_line;
+	bool has_rpz;
 };
 
 typedef int (*key_fn)(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v);
@@ -540,6 +583,181 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 	return 0;
 }
 
+/* ---- rpz: --------------------------------------------------------------------- */
+
+static bool tsig_algorithm_ok(const char *a)
+{
+	static const char *const known[] = {"hmac-md5",    "hmac-sha1",   "hmac-sha224",
+	                                    "hmac-sha256", "hmac-sha384", "hmac-sha512"};
+
+	for (size_t i = 0; i < DK_ARRAY_SIZE(known); i++) {
+		if (strcasecmp(a, known[i]) == 0 ||
+		    (strncasecmp(a, known[i], strlen(known[i])) == 0 &&
+		     strcmp(a + strlen(known[i]), ".sig-alg.reg.int.") == 0))
+			return true;
+	}
+	return false;
+}
+
+static bool base64_ok(const char *s)
+{
+	size_t n = 0, pad = 0;
+
+	for (; *s; s++, n++) {
+		if (*s == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		             (*s >= '0' && *s <= '9') || *s == '+' || *s == '/'))
+			return false;
+	}
+	return n > 0 && n % 4 == 0 && pad <= 2;
+}
+
+static int key_tsig(struct file_ctx *c, struct dk_tsig *t, yaml_node_t *v)
+{
+	int err;
+
+	if (v->type != YAML_MAPPING_NODE)
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "'tsig' must be a mapping (name, algorithm, secret)");
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+		const char *ks = dk__yaml_scalar(k);
+		char **out = !ks                            ? NULL
+		             : strcmp(ks, "name") == 0      ? &t->name
+		             : strcmp(ks, "algorithm") == 0 ? &t->algorithm
+		             : strcmp(ks, "secret") == 0    ? &t->secret
+		                                            : NULL;
+		if (!out)
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "unknown key '%s' in 'tsig' (name, algorithm, secret)",
+			            ks ? ks : "?");
+		if (dk__yaml_earlier_key(c->doc, v, pr))
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "duplicate key '%s'", ks);
+		if ((err = want_string(c, ks, val, out)))
+			return err;
+	}
+	if (!t->name || !t->secret)
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "'tsig' needs 'name' and 'secret'");
+	if (!t->algorithm && !(t->algorithm = strdup("hmac-sha256")))
+		return -ENOMEM;
+	if (!tsig_algorithm_ok(t->algorithm))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "tsig algorithm '%s' is not one of hmac-md5, hmac-sha1, hmac-sha224, "
+		            "hmac-sha256, hmac-sha384, hmac-sha512",
+		            t->algorithm);
+	if (!base64_ok(t->secret))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "tsig secret is not base64");
+	uint8_t w[DK_NAME_MAX];
+	size_t wl;
+	if (dk_name_from_text(t->name, strlen(t->name), 0, w, &wl))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "tsig name '%s' is not a domain name", t->name);
+	return 0;
+}
+
+static int key_rpz(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
+{
+	struct loader *L = c->L;
+	struct dk_policy *p = L->p;
+	int err;
+
+	(void)key;
+	if (v->type != YAML_MAPPING_NODE)
+		return fail(L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "'rpz' must be a mapping (file, zone, primary, tsig)");
+	if (grow((void **)&p->zones, &L->cap_zones, p->n_zones + 1, sizeof(*p->zones)) ||
+	    grow((void **)&L->pzones, &L->cap_pzones, p->n_zones + 1, sizeof(*L->pzones)))
+		return -ENOMEM;
+	struct dk_zone *z = &p->zones[p->n_zones];
+	memset(z, 0, sizeof(*z));
+	L->pzones[p->n_zones] = (struct pending_zone){.rule = rc->index};
+	/* Counted now, so that a failure below frees what the zone holds. */
+	p->n_zones++;
+	z->line = dk__yaml_line(v);
+	char *file = NULL;
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+		const char *ks = dk__yaml_scalar(k);
+
+		if (!ks)
+			return fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "keys must be plain words");
+		if (dk__yaml_earlier_key(c->doc, v, pr))
+			return fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA, "duplicate key '%s'",
+			            ks);
+		if (strcmp(ks, "file") == 0)
+			err = want_string(c, ks, val, &file);
+		else if (strcmp(ks, "zone") == 0)
+			err = want_string(c, ks, val, &z->origin);
+		else if (strcmp(ks, "primary") == 0)
+			err = want_string(c, ks, val, &z->primary);
+		else if (strcmp(ks, "tsig") == 0)
+			err = key_tsig(c, &z->tsig, val);
+		else
+			err = fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			           "unknown key '%s' in 'rpz' (file, zone, primary, tsig)", ks);
+		if (!err && strcmp(ks, "file") == 0) {
+			z->file = resolve_list(c->file, file);
+			free(file);
+			file = NULL;
+			if (!z->file)
+				err = -ENOMEM;
+		}
+		if (err) {
+			free(file);
+			return err;
+		}
+	}
+	if (!z->origin)
+		return fail(L, c->file, z->line, DK_ESCHEMA, "'rpz' needs 'zone' (its origin)");
+	if (!z->file && !z->primary)
+		return fail(L, c->file, z->line, DK_ESCHEMA,
+		            "'rpz' needs 'file', 'primary' or both");
+	if (dk_idna_name_from_text(z->origin, strlen(z->origin), 0, z->origin_wire,
+	                           &z->origin_len) ||
+	    z->origin_len <= 1)
+		return fail(L, c->file, z->line, DK_ENAME, "rpz zone '%s' is not a domain name",
+		            z->origin);
+	/* The origin as text, lowercase, with its final dot: the zone's name everywhere. */
+	char text[DK_NAME_MAX * 4 + 2];
+	int n = dk_name_to_text(z->origin_wire, z->origin_len, text, sizeof(text) - 1);
+	if (n < 0)
+		return n;
+	text[n] = '.';
+	text[n + 1] = '\0';
+	free(z->origin);
+	if (!(z->origin = strdup(text)))
+		return -ENOMEM;
+	if (z->primary) {
+		struct dk_addr a;
+		if (dk_addr_parse(z->primary, 53, &a))
+			return fail(L, c->file, z->line, DK_ESYNTAX,
+			            "rpz primary '%s' is not an address", z->primary);
+	}
+	if (z->file) {
+		struct stat st;
+		int e = stat(z->file, &st) ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
+		/* With a primary the file may come later, by transfer. */
+		if (e && !(z->primary && e == ENOENT))
+			return fail(L, c->file, z->line, -e, "cannot read zone '%s': %s", z->file,
+			            e == EISDIR ? "not a regular file" : strerror(e));
+		L->pzones[p->n_zones - 1].size = e ? 0 : st.st_size;
+	}
+	rc->has_entries = true;
+	rc->has_rpz = true;
+	return 0;
+}
+
 /* Finds the query name in a test's log record: AWS.VPCDns, OCSF or {query: NAME}. */
 static yaml_node_t *log_query(yaml_document_t *doc, yaml_node_t *log)
 {
@@ -666,6 +884,7 @@ static const struct {
         {"threshold", key_threshold},
         {"domains", key_domains},
         {"domain_files", key_domain_files},
+        {"rpz", key_rpz},
         {"tests", key_tests},
         {"enabled", key_enabled},
         {"single_label", key_single_label},
@@ -686,11 +905,51 @@ static int remember_id(struct loader *L, const char *id, const char *file, unsig
 	return 0;
 }
 
+/*
+ * Adds the variants of RPZ rule @p base (see struct dk_rule) and fills its
+ * zone's action map. With @p override (the rule names an action) every
+ * record takes the rule's action and no variant is needed.
+ */
+static int add_variants(struct loader *L, size_t base, bool override, struct dk_zone *z,
+                        const char *file)
+{
+	static const enum dk_action of[DK_RPZ_ACTION_MAX] = {
+	        [DK_RPZ_NXDOMAIN] = DK_ACTION_NXDOMAIN, [DK_RPZ_NODATA] = DK_ACTION_NODATA,
+	        [DK_RPZ_PASSTHRU] = DK_ACTION_ALLOW,    [DK_RPZ_DROP] = DK_ACTION_DROP,
+	        [DK_RPZ_TCP_ONLY] = DK_ACTION_TCP_ONLY, [DK_RPZ_LOCAL] = DK_ACTION_LOCAL,
+	};
+	struct dk_policy *p = L->p;
+
+	for (size_t a = 0; a < DK_RPZ_ACTION_MAX; a++)
+		z->variant[a] = (uint16_t)base;
+	if (override)
+		return 0;
+	if (p->n_rules + RPZ_VARIANTS > DK_RULES_MAX)
+		return fail(L, file, p->rules[base].line, DK_EFULL, "more than %d rules",
+		            DK_RULES_MAX);
+	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + RPZ_VARIANTS, sizeof(*p->rules)))
+		return -ENOMEM;
+	for (size_t a = 1; a < DK_RPZ_ACTION_MAX; a++) {
+		struct dk_rule *v = &p->rules[p->n_rules];
+		*v = p->rules[base];
+		v->variant = true;
+		v->index = (uint16_t)p->n_rules;
+		v->action = of[a];
+		v->own = NULL;
+		/* The rule's tests run once, on the rule as written. */
+		v->tests = NULL;
+		v->n_tests = 0;
+		z->variant[a] = (uint16_t)p->n_rules++;
+	}
+	return 0;
+}
+
 static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *root)
 {
 	struct loader *L = c->L;
 	struct dk_policy *p = L->p;
 	size_t pend_len = L->pend_len, n_pend = L->n_pend, n_lists = p->n_lists;
+	size_t n_zones = p->n_zones;
 	int err;
 
 	if (root->type != YAML_MAPPING_NODE)
@@ -706,6 +965,7 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 	memset(r, 0, sizeof(*r));
 	struct rule_ctx rc = {.r = r, .index = p->n_rules, .enabled = true};
 	r->index = (uint16_t)p->n_rules;
+	r->base = r->index;
 	r->alert = true;
 	r->dedup_minutes = DEFAULT_DEDUP_MINUTES;
 	r->threshold = 1;
@@ -747,18 +1007,18 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 			goto fail;
 	}
 
-	const char *missing = !r->id             ? "id"
-	                      : !r->name         ? "name"
-	                      : !rc.has_severity ? "severity"
-	                      : !rc.has_action   ? "action"
-	                                         : NULL;
+	const char *missing = !r->id                          ? "id"
+	                      : !r->name                      ? "name"
+	                      : !rc.has_severity              ? "severity"
+	                      : !rc.has_action && !rc.has_rpz ? "action"
+	                                                      : NULL;
 	if (missing) {
 		err = fail(L, c->file, r->line, DK_ESCHEMA, "rule has no '%s'", missing);
 		goto fail;
 	}
 	if (!rc.has_entries) {
 		err = fail(L, c->file, r->line, DK_ESCHEMA,
-		           "rule '%s' has neither 'domains' nor 'domain_files'", r->id);
+		           "rule '%s' has neither 'domains', 'domain_files' nor 'rpz'", r->id);
 		goto fail;
 	}
 	r->line = rc.id_line;
@@ -774,11 +1034,18 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 		for (size_t i = n_lists; i < p->n_lists; i++)
 			free(p->lists[i].file);
 		p->n_lists = n_lists;
+		for (size_t i = n_zones; i < p->n_zones; i++)
+			dk__zone_deinit(&p->zones[i]);
+		p->n_zones = n_zones;
 		return 0;
 	}
 	if ((err = remember_id(L, r->id, file_kept, rc.id_line)))
 		goto fail;
+	if (rc.has_rpz && !rc.has_action)
+		r->action = DK_ACTION_NXDOMAIN;
 	p->n_rules++;
+	if (rc.has_rpz)
+		return add_variants(L, rc.index, rc.has_action, &p->zones[p->n_zones - 1], c->file);
 	return 0;
 fail:
 	/* The caller frees the snapshot; the half-read rule is not counted in it. */
@@ -1118,6 +1385,245 @@ static int load_list(struct loader *L, size_t li, const struct sink *sk)
 	return 0;
 }
 
+/* ---- RPZ zones ------------------------------------------------------------- */
+
+/* What the zone reader's callback needs. */
+struct zone_ctx {
+	struct loader *L;
+	struct dk_zone *z;
+	struct dk_suffixset_builder *all;
+	struct dk_suffixset_builder *own; /* the base rule's; NULL without per-rule sets */
+	/* The QNAME trigger of the record before: an owner with A and AAAA is one trigger. */
+	uint8_t last[DK_NAME_MAX];
+	size_t last_len;
+	bool last_wildcard;
+};
+
+static int blob_put(struct loader *L, const void *data, size_t n, uint32_t *off)
+{
+	if (L->blob_len + n > UINT32_MAX)
+		return -ENOMEM;
+	if (grow((void **)&L->blob, &L->blob_cap, L->blob_len + n, 1))
+		return -ENOMEM;
+	memcpy(L->blob + L->blob_len, data, n);
+	*off = (uint32_t)L->blob_len;
+	L->blob_len += n;
+	return 0;
+}
+
+/* Keeps one local-data record of a trigger until every zone is read. */
+static int local_add(struct loader *L, uint16_t rule, bool wildcard, const uint8_t *owner,
+                     size_t owner_len, const struct dk_rpz_rec *rec)
+{
+	uint8_t hdr[8] = {
+	        (uint8_t)(rec->type >> 8),  (uint8_t)rec->type,       (uint8_t)(rec->ttl >> 24),
+	        (uint8_t)(rec->ttl >> 16),  (uint8_t)(rec->ttl >> 8), (uint8_t)rec->ttl,
+	        (uint8_t)(rec->rdlen >> 8), (uint8_t)rec->rdlen,
+	};
+	struct raw_local r = {.rule = rule,
+	                      .wildcard = wildcard,
+	                      .owner_len = (uint8_t)owner_len,
+	                      .rr_len = 8u + rec->rdlen,
+	                      .seq = (uint32_t)L->n_raw};
+	uint32_t data_off;
+
+	if (grow((void **)&L->raw, &L->cap_raw, L->n_raw + 1, sizeof(*L->raw)) ||
+	    blob_put(L, owner, owner_len, &r.owner_off) || blob_put(L, hdr, 8, &r.rr_off) ||
+	    blob_put(L, rec->rdata, rec->rdlen, &data_off))
+		return -ENOMEM;
+	L->raw[L->n_raw++] = r;
+	return 0;
+}
+
+static int zone_record(void *ctx, const struct dk_rpz_rec *rec)
+{
+	struct zone_ctx *zc = ctx;
+	struct loader *L = zc->L;
+	struct dk_zone *z = zc->z;
+	uint16_t idx = z->variant[rec->action];
+	/* Local data only where the rule did not override the records' actions. */
+	bool local = rec->action == DK_RPZ_LOCAL && L->p->rules[idx].action == DK_ACTION_LOCAL;
+	int err;
+
+	if (rec->trigger == DK_RPZ_QNAME) {
+		uint16_t value = (uint16_t)(idx << 1 | rec->wildcard);
+		/* RPZ: "name" is that name alone, "*.name" what is below it. */
+		unsigned slots = rec->wildcard ? DK_SUFFIXSET_BELOW : DK_SUFFIXSET_SELF;
+		if ((err = dk_suffixset_builder_add_slots(zc->all, rec->owner, rec->owner_len,
+		                                          slots, value)) ||
+		    (zc->own && (err = dk_suffixset_builder_add_slots(
+		                         zc->own, rec->owner, rec->owner_len, slots, value))))
+			return err;
+		if (local &&
+		    (err = local_add(L, idx, rec->wildcard, rec->owner, rec->owner_len, rec)))
+			return err;
+		if (zc->last_len != rec->owner_len || zc->last_wildcard != rec->wildcard ||
+		    memcmp(zc->last, rec->owner, rec->owner_len) != 0) {
+			z->entries++;
+			memcpy(zc->last, rec->owner, rec->owner_len);
+			zc->last_len = rec->owner_len;
+			zc->last_wildcard = rec->wildcard;
+		}
+		return 0;
+	}
+	/* An address trigger: the owner names its local data. */
+	struct pending_ip ip = {.response = rec->trigger == DK_RPZ_IP,
+	                        .local = local,
+	                        .owner_len = (uint8_t)rec->owner_len};
+	ip.e.family = rec->family;
+	ip.e.prefix = rec->prefix;
+	memcpy(ip.e.addr, rec->addr, sizeof(ip.e.addr));
+	ip.e.value = idx;
+	if (local) {
+		if ((err = local_add(L, idx, false, rec->owner, rec->owner_len, rec)))
+			return err;
+		/* The same owner text again for the lookup; local_add() stored it first. */
+		ip.owner_off = L->raw[L->n_raw - 1].owner_off;
+	}
+	/* A trigger with several records (A and AAAA) is one prefix. */
+	const struct pending_ip *last = L->n_ips ? &L->ips[L->n_ips - 1] : NULL;
+	if (last && local && last->local && last->e.value == idx && last->e.family == ip.e.family &&
+	    last->e.prefix == ip.e.prefix && memcmp(last->e.addr, ip.e.addr, 16) == 0)
+		return 0;
+	if (grow((void **)&L->ips, &L->cap_ips, L->n_ips + 1, sizeof(*L->ips)))
+		return -ENOMEM;
+	L->ips[L->n_ips++] = ip;
+	z->entries++;
+	return 0;
+}
+
+static int load_zone(struct loader *L, size_t zi, struct dk_suffixset_builder *all,
+                     struct dk_suffixset_builder *own)
+{
+	struct dk_zone *z = &L->p->zones[zi];
+	struct zone_ctx zc = {.L = L, .z = z, .all = all, .own = own};
+	char *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!z->file)
+		return 0;
+	err = slurp(z->file, &buf, &len);
+	/* A zone that only a transfer will bring is no error before its first transfer. */
+	if (err == -ENOENT && z->primary)
+		return 0;
+	if (err)
+		return fail(L, z->file, 0, err, "cannot read zone: %s", strerror(-err));
+	err = dk_rpz_parse(buf, len, z->origin_wire, z->origin_len, zone_record, &zc, &z->st);
+	free(buf);
+	return err;
+}
+
+static int cmp_raw(const void *a, const void *b, void *ctx)
+{
+	const struct raw_local *x = a, *y = b;
+	const uint8_t *blob = ctx;
+
+	if (x->rule != y->rule)
+		return x->rule < y->rule ? -1 : 1;
+	if (x->wildcard != y->wildcard)
+		return x->wildcard < y->wildcard ? -1 : 1;
+	size_t n = x->owner_len < y->owner_len ? x->owner_len : y->owner_len;
+	int c = memcmp(blob + x->owner_off, blob + y->owner_off, n);
+	if (c)
+		return c;
+	if (x->owner_len != y->owner_len)
+		return x->owner_len < y->owner_len ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool same_trigger(const struct loader *L, const struct raw_local *x,
+                         const struct raw_local *y)
+{
+	return x->rule == y->rule && x->wildcard == y->wildcard && x->owner_len == y->owner_len &&
+	       memcmp(L->blob + x->owner_off, L->blob + y->owner_off, x->owner_len) == 0;
+}
+
+/* Merges the local-data records by trigger into the snapshot's sorted table. */
+static int build_local(struct loader *L)
+{
+	struct dk_policy *p = L->p;
+
+	if (!L->n_raw)
+		return 0;
+	qsort_r(L->raw, L->n_raw, sizeof(*L->raw), cmp_raw, L->blob);
+	if (!(p->local = calloc(L->n_raw, sizeof(*p->local))) ||
+	    !(p->local_blob = malloc(L->blob_len)))
+		return -ENOMEM;
+	size_t w = 0;
+	for (size_t i = 0; i < L->n_raw;) {
+		const struct raw_local *r = &L->raw[i];
+		struct dk_local_data *d = &p->local[p->n_local++];
+		d->rule = r->rule;
+		d->wildcard = r->wildcard;
+		d->owner_len = r->owner_len;
+		d->owner_off = (uint32_t)w;
+		memcpy(p->local_blob + w, L->blob + r->owner_off, r->owner_len);
+		w += r->owner_len;
+		d->rr_off = (uint32_t)w;
+		size_t j = i;
+		for (; j < L->n_raw && same_trigger(L, &L->raw[j], r); j++) {
+			memcpy(p->local_blob + w, L->blob + L->raw[j].rr_off, L->raw[j].rr_len);
+			w += L->raw[j].rr_len;
+			d->n_rr++;
+		}
+		d->rr_len = (uint32_t)(w - d->rr_off);
+		i = j;
+	}
+	return 0;
+}
+
+static uint32_t ip_merge(uint32_t old, uint32_t add, void *ctx)
+{
+	const struct dk_rule *rules = ctx;
+
+	return dk_rule_precedes(&rules[add & 0xffff], &rules[old & 0xffff]) ? add : old;
+}
+
+/* Builds the two address sets, with the local data of each trigger found by owner. */
+static int build_ips(struct loader *L)
+{
+	struct dk_policy *p = L->p;
+	size_t n[2] = {0, 0};
+	struct dk_ipset_entry *e[2];
+
+	for (size_t i = 0; i < L->n_ips; i++)
+		n[L->ips[i].response]++;
+	for (int k = 0; k < 2; k++) {
+		if (!n[k]) {
+			e[k] = NULL;
+			continue;
+		}
+		if (!(e[k] = calloc(n[k], sizeof(*e[k])))) {
+			if (k)
+				free(e[0]);
+			return -ENOMEM;
+		}
+	}
+	size_t f[2] = {0, 0};
+	for (size_t i = 0; i < L->n_ips; i++) {
+		struct pending_ip *ip = &L->ips[i];
+		struct dk_ipset_entry ent = ip->e;
+		if (ip->local) {
+			struct dk_verdict v = {.rule = &p->rules[ip->e.value & 0xffff]};
+			const struct dk_local_data *d =
+			        dk_policy_local(p, &v, L->blob + ip->owner_off, ip->owner_len);
+			/* More than 65535 entries of local data: the trigger answers NODATA. */
+			size_t at = d ? (size_t)(d - p->local) + 1 : 0;
+			if (at <= 0xffff)
+				ent.value |= (uint32_t)at << 16;
+		}
+		e[ip->response][f[ip->response]++] = ent;
+	}
+	if (n[0] && !(p->client_ips = dk_ipset_new(e[0], n[0], ip_merge, p->rules))) {
+		free(e[1]);
+		return -ENOMEM;
+	}
+	if (n[1] && !(p->response_ips = dk_ipset_new(e[1], n[1], ip_merge, p->rules)))
+		return -ENOMEM;
+	return 0;
+}
+
 /* ---- phase two ------------------------------------------------------------- */
 
 static int build(struct loader *L)
@@ -1133,6 +1639,13 @@ static int build(struct loader *L)
 		p->lists[i].rule = &p->rules[L->lists[i].rule];
 		expected += (size_t)L->lists[i].size / LIST_BYTES_PER_ENTRY;
 	}
+	for (size_t i = 0; i < p->n_zones; i++) {
+		struct dk_zone *z = &p->zones[i];
+		z->rule = &p->rules[L->pzones[i].rule];
+		for (size_t a = 0; a < DK_RPZ_ACTION_MAX; a++)
+			p->rules[z->variant[a]].zone = z;
+		expected += (size_t)L->pzones[i].size / ZONE_BYTES_PER_ENTRY;
+	}
 	if (!(all = dk_suffixset_builder_new(expected, dk__policy_merge, p->rules)))
 		goto fail;
 	if (per_rule) {
@@ -1143,6 +1656,10 @@ static int build(struct loader *L)
 			for (size_t j = 0; j < p->n_lists; j++) {
 				if (L->lists[j].rule == i)
 					want += (size_t)L->lists[j].size / LIST_BYTES_PER_ENTRY;
+			}
+			for (size_t j = 0; j < p->n_zones; j++) {
+				if (L->pzones[j].rule == i)
+					want += (size_t)L->pzones[j].size / ZONE_BYTES_PER_ENTRY;
 			}
 			if (!(own[i] = dk_suffixset_builder_new(want, dk__policy_merge, p->rules)))
 				goto fail;
@@ -1166,9 +1683,20 @@ static int build(struct loader *L)
 		p->rules[idx].n_entries += p->lists[i].entries;
 		p->n_invalid += p->lists[i].invalid;
 	}
+	for (size_t i = 0; i < p->n_zones; i++) {
+		size_t idx = L->pzones[i].rule;
+		if ((err = load_zone(L, i, all, own ? own[idx] : NULL)))
+			goto fail;
+		p->rules[idx].n_entries += p->zones[i].entries;
+		p->n_invalid += p->zones[i].st.invalid;
+	}
+	if ((err = build_local(L)) || (err = build_ips(L)))
+		goto fail;
 	p->n_entries = L->n_pend;
 	for (size_t i = 0; i < p->n_lists; i++)
 		p->n_entries += p->lists[i].entries;
+	for (size_t i = 0; i < p->n_zones; i++)
+		p->n_entries += p->zones[i].entries;
 
 	err = -ENOMEM;
 	p->set = dk_suffixset_builder_finish(all);
@@ -1234,6 +1762,7 @@ static int add_list_rule(struct loader *L, const char *list)
 		return -ENOMEM;
 	}
 	r->index = (uint16_t)p->n_rules;
+	r->base = r->index;
 	r->severity = DK_SEVERITY_LOW;
 	r->action = DK_ACTION_NXDOMAIN;
 	r->alert = false;
@@ -1285,6 +1814,10 @@ fail:
 	dk__policy_free(L.p);
 	free(L.pend);
 	free(L.lists);
+	free(L.pzones);
+	free(L.ips);
+	free(L.raw);
+	free(L.blob);
 	free(L.ids);
 	for (size_t i = 0; i < L.n_owned; i++)
 		free(L.owned[i]);

@@ -404,11 +404,19 @@ static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old,
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
                              bool below_only, uint16_t value)
 {
+	return dk_suffixset_builder_add_slots(
+	        b, wire, len,
+	        below_only ? DK_SUFFIXSET_BELOW : DK_SUFFIXSET_SELF | DK_SUFFIXSET_BELOW, value);
+}
+
+int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   unsigned slots, uint16_t value)
+{
 	struct dk_suffixset *s = &b->set;
 	uint8_t name[DK_NAME_MAX];
 	uint8_t offs[DK_LABELS_MAX + 1];
 
-	if (value == DK_SUFFIXSET_NONE || walk(wire, len, offs) < 0)
+	if (value == DK_SUFFIXSET_NONE || !slots || walk(wire, len, offs) < 0)
 		return -EINVAL;
 	/* Cold path: normalize here rather than trust every caller. */
 	memcpy(name, wire, len);
@@ -418,9 +426,10 @@ int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire
 	uint8_t *e = (uint8_t *)find(s, h, name, len);
 
 	if (e) {
-		if (!below_only)
+		if (slots & DK_SUFFIXSET_SELF)
 			entry_put(e, 0, merge_values(b, entry_get(e, 0), value));
-		entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
+		if (slots & DK_SUFFIXSET_BELOW)
+			entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
 		return 0;
 	}
 
@@ -443,8 +452,8 @@ int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire
 	}
 	size_t off = s->arena_len;
 	e = s->arena + off;
-	entry_put(e, 0, below_only ? DK_SUFFIXSET_NONE : value);
-	entry_put(e, 1, value);
+	entry_put(e, 0, slots & DK_SUFFIXSET_SELF ? value : DK_SUFFIXSET_NONE);
+	entry_put(e, 1, slots & DK_SUFFIXSET_BELOW ? value : DK_SUFFIXSET_NONE);
 	e[4] = (uint8_t)len;
 	memcpy(e + ENTRY_HDR, name, len);
 	s->arena_len += ENTRY_HDR + len;

@@ -156,6 +156,9 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 	if (!pol || !snap->stats.rule_slot)
 		return;
 	for (size_t i = 0; i < pol->n_rules; i++) {
+		/* An RPZ rule's variants share its id and its counter. */
+		if (pol->rules[i].variant)
+			continue;
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
 		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
@@ -395,7 +398,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
 
-	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", pol ? pol->n_rules : 0);
+	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", dk_policy_rule_count(pol));
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",
 	         pol ? pol->n_entries : 0);
 	text_one(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.",

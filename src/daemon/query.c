@@ -123,6 +123,24 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 }
 
 /*
+ * Writes the local data of verdict @p v (an RPZ trigger) as the answer to
+ * @p q into txbuf; @p name is the name the trigger matched. A trigger whose
+ * data was lost (none found) answers NODATA.
+ */
+static int local_answer(struct dk_queries *qs, const uint8_t *pkt, const struct dk_query *q,
+                        const struct dk_verdict *v, const uint8_t *name, size_t name_len)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	const struct dk_local_data *ld = dk_policy_local(pol, v, name, name_len);
+
+	if (!ld)
+		return dk_msg_write_error(pkt, q, LDNS_RCODE_NOERROR, DK_EDE_FORGED, qs->txbuf,
+		                          sizeof(qs->txbuf));
+	return dk_msg_write_records(pkt, q, pol->local_blob + ld->rr_off, ld->rr_len, DK_EDE_FORGED,
+	                            qs->txbuf, sizeof(qs->txbuf));
+}
+
+/*
  * Applies verdict @p v to query @p pkt/@p q of @p cl, matched on the query
  * name or (@p on ACT_ANSWER) on answer target @p target: counts the rule's
  * hit, answers locally for a blocking rule, posts the alert (@p pass_rcode is
@@ -157,11 +175,40 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 		rcode = LDNS_RCODE_REFUSED;
 		n = dk_msg_write_error(pkt, q, rcode, DK_EDE_BLOCKED, qs->txbuf, sizeof(qs->txbuf));
 		break;
+	case DK_ACTION_NODATA:
+		o = DK_OUT_NODATA;
+		rcode = LDNS_RCODE_NOERROR;
+		n = dk_msg_write_error(pkt, q, rcode, DK_EDE_BLOCKED, qs->txbuf, sizeof(qs->txbuf));
+		break;
+	case DK_ACTION_LOCAL:
+		o = DK_OUT_LOCAL;
+		rcode = LDNS_RCODE_NOERROR;
+		n = local_answer(qs, pkt, q, v, target_len ? target : q->qname,
+		                 target_len ? target_len : q->qname_len);
+		break;
+	case DK_ACTION_TCP_ONLY:
+		/* Over TCP the query goes on as usual: the client did what was asked. */
+		if (cl->transport == DK_TRANSPORT_TCP)
+			return false;
+		o = DK_OUT_TRUNCATED;
+		rcode = LDNS_RCODE_NOERROR;
+		n = dk_msg_write_error(pkt, q, rcode, 0, qs->txbuf, sizeof(qs->txbuf));
+		if (n > 0)
+			LDNS_TC_SET(qs->txbuf);
+		break;
+	case DK_ACTION_DROP: o = DK_OUT_DROPPED; break;
 	case DK_ACTION_ALERT:
 	case DK_ACTION_ALLOW: break;
 	}
 	if (r->alert && r->action != DK_ACTION_ALLOW)
 		alert(qs, cl, q, v, rcode, target, target_len);
+	if (r->action == DK_ACTION_DROP) {
+		/* No answer on purpose (RPZ rpz-drop): the client times out. */
+		if (on == ACT_ANSWER)
+			dk_ctr_inc(&qs->env.ctr->cname_blocked);
+		count(qs, cl, o);
+		return true;
+	}
 	if (o == DK_OUT_FORWARDED) {
 		if (on == ACT_ANSWER)
 			dk_ctr_inc(&qs->env.ctr->cname_alerted);
@@ -225,8 +272,33 @@ static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t l
 }
 
 /*
+ * Matches the A and AAAA addresses in the answer section of @p ans against
+ * the RPZ IP triggers of @p pol ("rpz-ip"); the first address that matches
+ * decides, whatever its action (a passthru exempts the answer).
+ */
+static bool ip_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
+                    struct dk_verdict *v)
+{
+	struct dk_rr_iter it;
+	struct dk_rr rr;
+
+	if (dk_msg_rr_iter_init(&it, ans, len) < 0)
+		return false;
+	for (unsigned i = 0; i < CHAIN_RRS && dk_msg_rr_next(&it, &rr) > 0; i++) {
+		if (rr.type == LDNS_RR_TYPE_A && rr.rdlen == 4 &&
+		    dk_policy_match_ip(pol, AF_INET, ans + rr.rdata, v))
+			return true;
+		if (rr.type == LDNS_RR_TYPE_AAAA && rr.rdlen == 16 &&
+		    dk_policy_match_ip(pol, AF_INET6, ans + rr.rdata, v))
+			return true;
+	}
+	return false;
+}
+
+/*
  * The answer-side policy: the CNAME/DNAME targets of answer @p ans to query
- * @p pkt/@p q. Returns true when the client was answered locally instead.
+ * @p pkt/@p q, then (RPZ order: QNAME before IP) its addresses. Returns true
+ * when the client was answered locally instead.
  */
 static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *ans,
                           size_t len, const uint8_t *pkt, const struct dk_query *q)
@@ -235,13 +307,18 @@ static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, con
 	struct chain_hit hit;
 	struct dk_verdict qv;
 
-	if (!pol || LDNS_ANCOUNT(ans) == 0 || !chain_scan(pol, ans, len, &hit))
+	if (!pol || LDNS_ANCOUNT(ans) == 0)
 		return false;
+	if (!chain_scan(pol, ans, len, &hit)) {
+		if (!pol->response_ips || !ip_scan(pol, ans, len, &hit.v))
+			return false;
+		hit.target_len = 0;
+	}
 	/* An allow exception on the name asked covers its whole answer. */
 	if (dk_policy_match(pol, q->qname, q->qname_len, &qv) && qv.rule->action == DK_ACTION_ALLOW)
 		return false;
-	return act(qs, cl, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans), hit.target,
-	           hit.target_len);
+	return act(qs, cl, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans),
+	           hit.target_len ? hit.target : NULL, hit.target_len);
 }
 
 /* The cache key of query @p q: its lowercase name, type, class, DO and CD. */
@@ -564,9 +641,15 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 		return;
 	}
 	struct dk_verdict v;
-	if (qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v) &&
-	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+	const struct dk_policy *pol = qs->conf.pol;
+	if (pol && pol->client_ips && dk_policy_match_client(pol, &cl->peer.sa, &v)) {
+		/* A client-IP trigger comes first in RPZ order and decides alone. */
+		if (act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+			return;
+	} else if (pol && dk_policy_match(pol, q.qname, q.qname_len, &v) &&
+	           act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0)) {
 		return;
+	}
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
 	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))
 		return;

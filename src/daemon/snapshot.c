@@ -53,8 +53,8 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 		dk_log(DK_LOG_INFO,
 		       "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
 		       "ms",
-		       path, s->pol->n_rules, s->pol->n_entries, s->pol->n_names, s->pol->n_invalid,
-		       ms);
+		       path, dk_policy_rule_count(s->pol), s->pol->n_entries, s->pol->n_names,
+		       s->pol->n_invalid, ms);
 	else
 		dk_log(DK_LOG_INFO, "loaded %s: no rules in %.1f ms", path, ms);
 	dk_policy_warnings(s->pol, log_warning, NULL);
