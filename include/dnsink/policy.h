@@ -14,9 +14,8 @@
 #include <stdint.h>
 
 #include "dnsink/common.h"
+#include "dnsink/config.h"
 #include "dnsink/rpz.h"
-
-struct sockaddr;
 
 struct dk_suffixset;
 struct dk_ipset;
@@ -105,7 +104,11 @@ struct dk_zone {
 	char *origin; /**< the zone's origin as text, with the final dot */
 	uint8_t origin_wire[DK_NAME_MAX];
 	size_t origin_len;
-	char *primary;              /**< "addr[:port]" to transfer from; NULL: the file only */
+	char *primary;               /**< "addr[:port]" to transfer from; NULL: the file only */
+	struct dk_addr primary_addr; /**< parsed; NOTIFY is taken from its address only */
+	/** The copy a transfer keeps in state_dir ("rpz-ORIGIN.zone"); NULL without both. */
+	char *state_file;
+	bool from_state;            /**< this load read state_file, not file */
 	struct dk_tsig tsig;        /**< name NULL: no TSIG */
 	const struct dk_rule *rule; /**< the rule as written */
 	unsigned line;              /**< line of "rpz:" in the rule file */
@@ -187,6 +190,15 @@ int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, str
 int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
                              unsigned flags, struct dk_policy **out, struct dk_diag *diag);
 
+/**
+ * Like dk_policy_load_with_list(), with the daemon's @p state_dir (NULL:
+ * none): an RPZ zone with a primary is read from its last transferred copy
+ * there (dk_zone.state_file) when that exists, else from its "file:".
+ */
+int dk_policy_load_state(const char *const *paths, size_t n_paths, const char *list,
+                         const char *state_dir, unsigned flags, struct dk_policy **out,
+                         struct dk_diag *diag);
+
 /** Rules as written in the rule files (RPZ variants not counted); 0 for NULL. */
 size_t dk_policy_rule_count(const struct dk_policy *p);
 
@@ -233,6 +245,14 @@ bool dk_policy_match_client(const struct dk_policy *p, const struct sockaddr *sa
  */
 bool dk_policy_match_ip(const struct dk_policy *p, int family, const uint8_t *addr,
                         struct dk_verdict *v);
+
+/**
+ * The zone of @p p whose origin is @p wire and whose primary has the address
+ * of @p from (any port: a primary sends NOTIFY from wherever it likes), or
+ * NULL: the NOTIFY of anyone else is refused. Pure.
+ */
+const struct dk_zone *dk_policy_notify_zone(const struct dk_policy *p, const struct sockaddr *from,
+                                            const uint8_t *wire, size_t len);
 
 /**
  * The local data that verdict @p v (a DK_ACTION_LOCAL rule) answers with, for

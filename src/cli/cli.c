@@ -48,10 +48,11 @@ static int load_config(const char *path, struct dk_config **cfg)
 	return err;
 }
 
-static int load_policy(const char *const *paths, size_t n, unsigned flags, struct dk_policy **p)
+static int load_policy_state(const char *const *paths, size_t n, const char *state_dir,
+                             unsigned flags, struct dk_policy **p)
 {
 	struct dk_diag d = {0};
-	int err = dk_policy_load(paths, n, flags, p, &d);
+	int err = dk_policy_load_state(paths, n, NULL, state_dir, flags, p, &d);
 
 	if (err) {
 		if (!d.msg[0])
@@ -59,6 +60,11 @@ static int load_policy(const char *const *paths, size_t n, unsigned flags, struc
 		print_diag(&d);
 	}
 	return err;
+}
+
+static int load_policy(const char *const *paths, size_t n, unsigned flags, struct dk_policy **p)
+{
+	return load_policy_state(paths, n, NULL, flags, p);
 }
 
 static void print_cidr(const struct dk_cidr *c)
@@ -105,7 +111,8 @@ static void print_zone(const struct dk_zone *z)
 	if (st->triggers[DK_RPZ_NSDNAME] || st->triggers[DK_RPZ_NSIP])
 		printf(", %zu nsdname and %zu nsip triggers not evaluated",
 		       st->triggers[DK_RPZ_NSDNAME], st->triggers[DK_RPZ_NSIP]);
-	printf(" [%s] %s%s%s\n", z->rule->id, z->file ? z->file : "(no file yet)",
+	printf(" [%s] %s%s%s\n", z->rule->id,
+	       z->from_state ? z->state_file : z->file ? z->file : "(no copy yet)",
 	       z->primary ? " primary " : "", z->primary ? z->primary : "");
 }
 
@@ -126,7 +133,7 @@ int dk_cli_check(const char *config_path)
 	if (load_config(config_path, &cfg))
 		return 1;
 	double t0 = now_ms();
-	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, &p)) {
+	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}
@@ -204,7 +211,7 @@ int dk_cli_match(const char *config_path, char *const *names, int n)
 
 	if (load_config(config_path, &cfg))
 		return 1;
-	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, &p)) {
+	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}

@@ -81,8 +81,8 @@ int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cf
 		return rc;
 	rc = apply(path, o, *cfg, diag);
 	if (rc == 0 && ((*cfg)->n_rules || list))
-		rc = dk_policy_load_with_list((const char *const *)(*cfg)->rules, (*cfg)->n_rules,
-		                              list, 0, pol, diag);
+		rc = dk_policy_load_state((const char *const *)(*cfg)->rules, (*cfg)->n_rules, list,
+		                          (*cfg)->state_dir, 0, pol, diag);
 	if (rc < 0) {
 		dk_config_free(*cfg);
 		*cfg = NULL;

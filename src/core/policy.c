@@ -158,6 +158,31 @@ bool dk_policy_match_ip(const struct dk_policy *p, int family, const uint8_t *ad
 	return ip_verdict(p, p->response_ips, family, addr, v);
 }
 
+static bool same_host(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		              &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return false;
+}
+
+const struct dk_zone *dk_policy_notify_zone(const struct dk_policy *p, const struct sockaddr *from,
+                                            const uint8_t *wire, size_t len)
+{
+	for (size_t i = 0; p && i < p->n_zones; i++) {
+		const struct dk_zone *z = &p->zones[i];
+		if (z->primary && dk_name_equal_nocase(z->origin_wire, z->origin_len, wire, len) &&
+		    same_host(&z->primary_addr.sa, from))
+			return z;
+	}
+	return NULL;
+}
+
 int dk__local_cmp(const struct dk_policy *p, const struct dk_local_data *e, uint16_t rule,
                   bool wildcard, const uint8_t *owner, size_t owner_len)
 {
@@ -333,6 +358,7 @@ void dk__zone_deinit(struct dk_zone *z)
 	free(z->file);
 	free(z->origin);
 	free(z->primary);
+	free(z->state_file);
 	free(z->tsig.name);
 	free(z->tsig.algorithm);
 	free(z->tsig.secret);

@@ -93,6 +93,7 @@ struct seen_id {
 
 struct loader {
 	unsigned flags;
+	const char *state_dir; /* NULL: none (offline commands without a config) */
 	struct dk_diag *diag;
 	struct dk_policy *p;
 	size_t cap_rules;
@@ -739,12 +740,24 @@ static int key_rpz(struct file_ctx *c, struct rule_ctx *rc, const char *key, yam
 	if (!(z->origin = strdup(text)))
 		return -ENOMEM;
 	if (z->primary) {
-		struct dk_addr a;
-		if (dk_addr_parse(z->primary, 53, &a))
+		if (dk_addr_parse(z->primary, 53, &z->primary_addr))
 			return fail(L, c->file, z->line, DK_ESYNTAX,
 			            "rpz primary '%s' is not an address", z->primary);
 	}
-	if (z->file) {
+	if (z->primary && L->state_dir) {
+		struct stat st;
+		/* The origin is a checked host name: no '/' can reach the path. */
+		if (asprintf(&z->state_file, "%s/rpz-%.*s.zone", L->state_dir,
+		             (int)strlen(z->origin) - 1, z->origin) < 0) {
+			z->state_file = NULL;
+			return -ENOMEM;
+		}
+		if (stat(z->state_file, &st) == 0 && S_ISREG(st.st_mode)) {
+			z->from_state = true;
+			L->pzones[p->n_zones - 1].size = st.st_size;
+		}
+	}
+	if (z->file && !z->from_state) {
 		struct stat st;
 		int e = stat(z->file, &st) ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
 		/* With a primary the file may come later, by transfer. */
@@ -1501,14 +1514,15 @@ static int load_zone(struct loader *L, size_t zi, struct dk_suffixset_builder *a
 	size_t len = 0;
 	int err;
 
-	if (!z->file)
+	const char *path = z->from_state ? z->state_file : z->file;
+	if (!path)
 		return 0;
-	err = slurp(z->file, &buf, &len);
+	err = slurp(path, &buf, &len);
 	/* A zone that only a transfer will bring is no error before its first transfer. */
 	if (err == -ENOENT && z->primary)
 		return 0;
 	if (err)
-		return fail(L, z->file, 0, err, "cannot read zone: %s", strerror(-err));
+		return fail(L, path, 0, err, "cannot read zone: %s", strerror(-err));
 	err = dk_rpz_parse(buf, len, z->origin_wire, z->origin_len, zone_record, &zc, &z->st);
 	free(buf);
 	return err;
@@ -1783,7 +1797,14 @@ int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, str
 int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
                              unsigned flags, struct dk_policy **out, struct dk_diag *diag)
 {
-	struct loader L = {.flags = flags, .diag = diag};
+	return dk_policy_load_state(paths, n_paths, list, NULL, flags, out, diag);
+}
+
+int dk_policy_load_state(const char *const *paths, size_t n_paths, const char *list,
+                         const char *state_dir, unsigned flags, struct dk_policy **out,
+                         struct dk_diag *diag)
+{
+	struct loader L = {.flags = flags, .diag = diag, .state_dir = state_dir};
 	int err = -ENOMEM;
 
 	if (diag)

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "snapshot.h"
 #include "worker.h"
+#include "xfr.h"
 
 /** Largest request (request line and headers) read. */
 #define REQ_MAX 4096
@@ -162,6 +163,93 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
 		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
+	}
+}
+
+/* Per RPZ zone: what was loaded (from the policy) and how its transfers went. */
+static void render_rpz(struct text *t, const struct dk_metrics_src *src)
+{
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_policy *pol = snap ? snap->pol : NULL;
+	struct dk_xfr_zone_stats xs[64];
+	size_t n_xs = src->xfr ? dk_xfr_stats(src->xfr, xs, DK_ARRAY_SIZE(xs)) : 0;
+
+	if (n_xs > DK_ARRAY_SIZE(xs))
+		n_xs = DK_ARRAY_SIZE(xs);
+	text_head(t, "dnsink_rpz_entries", "gauge", "Triggers in force per RPZ zone.");
+	for (size_t i = 0; pol && i < pol->n_zones; i++) {
+		text_add(t, "dnsink_rpz_entries{zone=\"");
+		text_label(t, pol->zones[i].origin);
+		text_add(t, "\"} %zu\n", pol->zones[i].entries);
+	}
+	text_head(t, "dnsink_rpz_serial", "gauge", "SOA serial of the copy in force per RPZ zone.");
+	for (size_t i = 0; pol && i < pol->n_zones; i++) {
+		if (!pol->zones[i].st.has_soa)
+			continue;
+		text_add(t, "dnsink_rpz_serial{zone=\"");
+		text_label(t, pol->zones[i].origin);
+		text_add(t, "\"} %u\n", pol->zones[i].st.serial);
+	}
+	text_head(t, "dnsink_rpz_records_skipped", "gauge",
+	          "Records of the copy in force not used, per zone: invalid, unsupported, and "
+	          "NSDNAME/NSIP triggers a forwarder cannot evaluate.");
+	for (size_t i = 0; pol && i < pol->n_zones; i++) {
+		const struct dk_rpz_stats *st = &pol->zones[i].st;
+		const size_t v[] = {st->invalid, st->unsupported, st->triggers[DK_RPZ_NSDNAME],
+		                    st->triggers[DK_RPZ_NSIP]};
+		static const char *const why[] = {"invalid", "unsupported", "nsdname", "nsip"};
+		for (size_t k = 0; k < DK_ARRAY_SIZE(v); k++) {
+			text_add(t, "dnsink_rpz_records_skipped{zone=\"");
+			text_label(t, pol->zones[i].origin);
+			text_add(t, "\",reason=\"%s\"} %zu\n", why[k], v[k]);
+		}
+	}
+	text_head(t, "dnsink_rpz_hits_total", "counter", "Matches of each RPZ zone's rule.");
+	for (size_t i = 0; pol && snap->stats.rule_slot && i < pol->n_zones; i++) {
+		text_add(t, "dnsink_rpz_hits_total{zone=\"");
+		text_label(t, pol->zones[i].origin);
+		text_add(t, "\"} %" PRIu64 "\n",
+		         rule_hits(src, snap->stats.rule_slot[pol->zones[i].rule->index]));
+	}
+	text_head(t, "dnsink_rpz_transfers_total", "counter",
+	          "Zone transfers per RPZ zone by result (ok, up_to_date, or why it was refused).");
+	for (size_t i = 0; i < n_xs; i++) {
+		for (int r = 0; r < DK_XFR_RESULT_MAX; r++) {
+			text_add(t, "dnsink_rpz_transfers_total{zone=\"");
+			text_label(t, xs[i].origin);
+			text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
+			         dk_xfr_result_name((enum dk_xfr_result)r), xs[i].results[r]);
+		}
+	}
+	text_head(t, "dnsink_rpz_last_transfer_timestamp_seconds", "gauge",
+	          "Unix time of the last transfer attempt per zone.");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_last_transfer_timestamp_seconds{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %.3f\n", xs[i].last_time);
+	}
+	text_head(t, "dnsink_rpz_last_transfer_success", "gauge",
+	          "Whether the last transfer attempt per zone succeeded or found it up to date.");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_last_transfer_success{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %d\n",
+		         xs[i].last_time > 0 && (xs[i].last_result == DK_XFR_OK ||
+		                                 xs[i].last_result == DK_XFR_UP_TO_DATE));
+	}
+	text_head(t, "dnsink_rpz_notifies_total", "counter", "NOTIFYs accepted from the primary.");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_notifies_total{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %" PRIu64 "\n", xs[i].notifies);
+	}
+	text_head(t, "dnsink_rpz_expired", "gauge",
+	          "1 when a zone had no good transfer for longer than its SOA expire (the last "
+	          "copy still serves).");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_expired{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %d\n", xs[i].expired);
 	}
 }
 
@@ -397,6 +485,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.query.cname_alerted));
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
+	render_rpz(&t, src);
 
 	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", dk_policy_rule_count(pol));
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",

@@ -22,6 +22,7 @@
 #include <ldns/wire2host.h>
 
 #include "dnsink/cache.h"
+#include "dnsink/name.h"
 #include "dnsink/ratelimit.h"
 #include "log.h"
 #include "query.h"
@@ -595,6 +596,52 @@ static bool rate_limited(struct dk_queries *qs, const struct dk_client *cl)
 	return true;
 }
 
+/*
+ * A NOTIFY (RFC 1996) for an RPZ zone: from the zone's primary it is
+ * acknowledged (QR, AA, NOERROR) and handed to the transfers; from anyone
+ * else it is REFUSED. Returns false when it is not for a zone we transfer,
+ * which leaves it to the NOTIMP answer every other opcode gets.
+ */
+static bool notify(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                   size_t len)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	uint8_t copy[DK_LOCAL_MAX];
+	struct dk_query q;
+
+	if (!pol || !pol->n_zones || len > sizeof(copy))
+		return false;
+	/* The question is read as a query's is: the same parser with the opcode set aside. */
+	memcpy(copy, pkt, len);
+	copy[2] &= (uint8_t) ~(LDNS_OPCODE_MASK);
+	if (dk_msg_parse_query(copy, len, &q) != 0)
+		return false;
+	q.opcode = LDNS_PACKET_NOTIFY;
+	bool known = false;
+	for (size_t i = 0; i < pol->n_zones && !known; i++)
+		known = pol->zones[i].primary &&
+		        dk_name_equal_nocase(pol->zones[i].origin_wire, pol->zones[i].origin_len,
+		                             q.qname, q.qname_len);
+	if (!known)
+		return false;
+	const struct dk_zone *z = dk_policy_notify_zone(pol, &cl->peer.sa, q.qname, q.qname_len);
+	if (!z || !qs->env.notify) {
+		count(qs, cl, DK_OUT_ACL_REFUSED);
+		reply_error(qs, cl, pkt, &q, LDNS_RCODE_REFUSED, 0);
+		return true;
+	}
+	qs->env.notify(qs->env.notify_ctx, z->origin);
+	count(qs, cl, DK_OUT_FORWARDED);
+	int n = dk_msg_write_error(pkt, &q, LDNS_RCODE_NOERROR, 0, qs->txbuf, sizeof(qs->txbuf));
+	if (n < 0) {
+		count(qs, cl, DK_OUT_DROPPED);
+		return true;
+	}
+	LDNS_AA_SET(qs->txbuf);
+	dk_client_reply(cl, qs->txbuf, (size_t)n);
+	return true;
+}
+
 void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt, size_t len)
 {
 	struct dk_queries *qs = ctx;
@@ -620,6 +667,8 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 			count(qs, cl, DK_OUT_FORMERR);
 			break;
 		case DK_ENOTIMP:
+			if (q.opcode == LDNS_PACKET_NOTIFY && notify(qs, cl, pkt, len))
+				return;
 			rcode = LDNS_RCODE_NOTIMPL;
 			count(qs, cl, DK_OUT_NOTIMP);
 			break;
