@@ -13,7 +13,7 @@ set -euo pipefail
 
 packages=(
 	build-essential meson ninja-build pkg-config
-	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libidn2-dev
+	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libidn2-dev libcurl4-openssl-dev
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 iproute2 procps

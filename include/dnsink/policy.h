@@ -117,6 +117,26 @@ struct dk_zone {
 	uint16_t variant[DK_RPZ_ACTION_MAX]; /**< rule index for each record action */
 };
 
+/** Defaults of a "domain_urls:" entry. */
+#define DK_URL_REFRESH_S  21600
+#define DK_URL_MAX_SHRINK 50 /* percent */
+#define DK_URL_MAX_BYTES  (64u << 20)
+#define DK_URL_TIMEOUT_S  60
+
+/** A list on a URL ("domain_urls:"), downloaded by the daemon into state_dir. */
+struct dk_url_list {
+	char *url;           /**< http:// or https:// */
+	unsigned refresh_s;  /**< seconds between downloads */
+	unsigned max_shrink; /**< percent: a download with fewer entries than this below the
+	                          last good copy is refused */
+	size_t max_bytes;    /**< a larger body is refused */
+	unsigned timeout_s;  /**< for one download, all of it */
+	char *state_file;    /**< the last good copy (state_dir); NULL without state_dir */
+	const struct dk_rule *rule;
+	unsigned line; /**< of the entry in the rule file */
+	long list;     /**< index in dk_policy.lists of the copy read; -1: none yet */
+};
+
 /**
  * The local data of one RPZ trigger: records answered instead of asking
  * upstream. Kept sorted by (rule, wildcard, owner) for dk_policy_local().
@@ -155,6 +175,8 @@ struct dk_policy {
 	unsigned refs;         /**< owner-thread reference count, starts at 1 */
 	struct dk_zone *zones; /**< RPZ zones, in load order */
 	size_t n_zones;
+	struct dk_url_list *urls; /**< lists on URLs, in load order */
+	size_t n_urls;
 	/** RPZ address triggers; values: rule index | (local index + 1) << 16. */
 	struct dk_ipset *client_ips;   /**< rpz-client-ip */
 	struct dk_ipset *response_ips; /**< rpz-ip, on answer addresses */
@@ -201,6 +223,20 @@ int dk_policy_load_state(const char *const *paths, size_t n_paths, const char *l
 
 /** Rules as written in the rule files (RPZ variants not counted); 0 for NULL. */
 size_t dk_policy_rule_count(const struct dk_policy *p);
+
+/**
+ * Writes the path of the copy of list @p url kept in @p state_dir:
+ * "STATE_DIR/list-HASH.txt" (a hash of the URL). Returns the length or
+ * DK_ESPACE.
+ */
+int dk_url_state_path(const char *state_dir, const char *url, char *out, size_t size);
+
+/**
+ * Reads list text @p buf (@p len octets) as a "domain_files:" list is read,
+ * counting into @p st (lines, entries, invalid, single-label) without
+ * keeping anything: how the downloader judges a new copy before taking it.
+ */
+void dk_list_scan(const char *buf, size_t len, struct dk_list_stats *st);
 
 /** Drops one reference; frees the snapshot at zero. NULL is a no-op. */
 void dk_policy_unref(struct dk_policy *p);

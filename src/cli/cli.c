@@ -112,7 +112,9 @@ static void print_zone(const struct dk_zone *z)
 		printf(", %zu nsdname and %zu nsip triggers not evaluated",
 		       st->triggers[DK_RPZ_NSDNAME], st->triggers[DK_RPZ_NSIP]);
 	printf(" [%s] %s%s%s\n", z->rule->id,
-	       z->from_state ? z->state_file : z->file ? z->file : "(no copy yet)",
+	       z->from_state ? z->state_file
+	       : z->file     ? z->file
+	                     : "(no copy yet)",
 	       z->primary ? " primary " : "", z->primary ? z->primary : "");
 }
 
@@ -133,7 +135,8 @@ int dk_cli_check(const char *config_path)
 	if (load_config(config_path, &cfg))
 		return 1;
 	double t0 = now_ms();
-	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, &p)) {
+	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0,
+	                      &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}
@@ -165,6 +168,19 @@ int dk_cli_check(const char *config_path)
 		printf("  %-32s action %-8s severity %-8s entries %zu%s  (%s:%u)\n", r->id, action,
 		       dk_severity_name(r->severity), r->n_entries, r->alert ? "" : "  silent",
 		       r->file, r->line);
+	}
+	if (p->n_urls)
+		printf("urls:\n");
+	for (size_t i = 0; i < p->n_urls; i++) {
+		const struct dk_url_list *u = &p->urls[i];
+		printf("  %s: refresh %u s, max_shrink %u%%, ", u->url, u->refresh_s,
+		       u->max_shrink);
+		if (u->list >= 0)
+			printf("last good copy %zu entries (%s)", p->lists[u->list].entries,
+			       u->state_file);
+		else
+			printf("no copy yet");
+		printf(" [%s]\n", u->rule->id);
 	}
 	if (p->n_zones)
 		printf("zones:\n");
@@ -211,7 +227,8 @@ int dk_cli_match(const char *config_path, char *const *names, int n)
 
 	if (load_config(config_path, &cfg))
 		return 1;
-	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, &p)) {
+	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0,
+	                      &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}

@@ -298,6 +298,17 @@ size_t dk_policy_warnings(const struct dk_policy *p, dk_policy_warn_fn fn, void 
 			n++;
 		}
 	}
+	for (size_t i = 0; i < p->n_urls; i++) {
+		const struct dk_url_list *u = &p->urls[i];
+		if (u->list >= 0)
+			continue;
+		snprintf(msg, sizeof(msg),
+		         "list %s has no copy in state_dir yet: rule %s gets its entries after "
+		         "the first download",
+		         u->url, u->rule->id);
+		fn(ctx, u->rule->file, u->line, msg);
+		n++;
+	}
 	for (size_t i = 0; i < p->n_zones; i++) {
 		const struct dk_zone *z = &p->zones[i];
 		const char *file = z->file ? z->file : z->rule->file;
@@ -377,12 +388,30 @@ void dk__policy_free(struct dk_policy *p)
 	for (size_t i = 0; i < p->n_zones; i++)
 		dk__zone_deinit(&p->zones[i]);
 	free(p->zones);
+	for (size_t i = 0; i < p->n_urls; i++) {
+		free(p->urls[i].url);
+		free(p->urls[i].state_file);
+	}
+	free(p->urls);
 	dk_ipset_free(p->client_ips);
 	dk_ipset_free(p->response_ips);
 	free(p->local);
 	free(p->local_blob);
 	dk_suffixset_free(p->set);
 	free(p);
+}
+
+int dk_url_state_path(const char *state_dir, const char *url, char *out, size_t size)
+{
+	/* FNV-1a, 64 bits: stable across versions and machines, unlike a seeded hash. */
+	uint64_t h = 0xcbf29ce484222325u;
+
+	for (const char *c = url; *c; c++) {
+		h ^= (uint8_t)*c;
+		h *= 0x100000001b3u;
+	}
+	int n = snprintf(out, size, "%s/list-%016llx.txt", state_dir, (unsigned long long)h);
+	return n < 0 || (size_t)n >= size ? DK_ESPACE : n;
 }
 
 size_t dk_policy_rule_count(const struct dk_policy *p)

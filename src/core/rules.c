@@ -92,6 +92,7 @@ struct seen_id {
 };
 
 struct loader {
+	size_t cap_urls;
 	unsigned flags;
 	const char *state_dir; /* NULL: none (offline commands without a config) */
 	struct dk_diag *diag;
@@ -584,6 +585,109 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 	return 0;
 }
 
+/* ---- domain_urls: ------------------------------------------------------------- */
+
+static int url_entry(struct file_ctx *c, yaml_node_t *item, struct dk_url_list *u)
+{
+	int err;
+
+	u->refresh_s = DK_URL_REFRESH_S;
+	u->max_shrink = DK_URL_MAX_SHRINK;
+	u->max_bytes = DK_URL_MAX_BYTES;
+	u->timeout_s = DK_URL_TIMEOUT_S;
+	u->line = dk__yaml_line(item);
+	u->list = -1;
+	if (item->type == YAML_SCALAR_NODE)
+		return want_string(c, "url", item, &u->url);
+	if (item->type != YAML_MAPPING_NODE)
+		return fail(
+		        c->L, c->file, u->line, DK_ESCHEMA,
+		        "'domain_urls' entries must be a URL or a mapping (url, refresh_s, ...)");
+	for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
+	     pr < item->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+		const char *ks = dk__yaml_scalar(k);
+		unsigned n;
+		if (!ks)
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "keys must be plain words");
+		if (dk__yaml_earlier_key(c->doc, item, pr))
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "duplicate key '%s'", ks);
+		if (strcmp(ks, "url") == 0) {
+			err = want_string(c, ks, v, &u->url);
+		} else if (strcmp(ks, "refresh_s") == 0) {
+			err = want_uint(c, ks, v, 1, 31536000, &u->refresh_s);
+		} else if (strcmp(ks, "max_shrink") == 0) {
+			err = want_uint(c, ks, v, 0, 100, &u->max_shrink);
+		} else if (strcmp(ks, "timeout_s") == 0) {
+			err = want_uint(c, ks, v, 1, 3600, &u->timeout_s);
+		} else if (strcmp(ks, "max_mb") == 0) {
+			err = want_uint(c, ks, v, 1, 4096, &n);
+			u->max_bytes = (size_t)n << 20;
+		} else {
+			err = fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			           "unknown key '%s' in 'domain_urls' (url, refresh_s, max_shrink, "
+			           "timeout_s, max_mb)",
+			           ks);
+		}
+		if (err)
+			return err;
+	}
+	if (!u->url)
+		return fail(c->L, c->file, u->line, DK_ESCHEMA, "'domain_urls' entry has no 'url'");
+	return 0;
+}
+
+static int key_domain_urls(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
+{
+	struct loader *L = c->L;
+	struct dk_policy *p = L->p;
+	yaml_node_t *item;
+	int err = want_seq(c, key, v);
+
+	if (err)
+		return err;
+	rc->has_entries = true;
+	SEQ_FOREACH(c->doc, v, it, item)
+	{
+		if (grow((void **)&p->urls, &L->cap_urls, p->n_urls + 1, sizeof(*p->urls)))
+			return -ENOMEM;
+		struct dk_url_list *u = &p->urls[p->n_urls];
+		memset(u, 0, sizeof(*u));
+		/* Counted now, so that a failure below frees what the entry holds. */
+		p->n_urls++;
+		if ((err = url_entry(c, item, u)))
+			return err;
+		if (strncmp(u->url, "http://", 7) != 0 && strncmp(u->url, "https://", 8) != 0)
+			return fail(L, c->file, u->line, DK_ESCHEMA,
+			            "'%s' is not an http:// or https:// URL", u->url);
+		/* The rule pointer is set in phase two; keep its index meanwhile. */
+		u->rule = (const struct dk_rule *)(uintptr_t)rc->index;
+		if (!L->state_dir)
+			continue;
+		char path[4096];
+		struct stat st;
+		if (dk_url_state_path(L->state_dir, u->url, path, sizeof(path)) < 0 ||
+		    !(u->state_file = strdup(path)))
+			return -ENOMEM;
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		/* The last good copy is read as any list file is. */
+		if (grow((void **)&p->lists, &L->cap_lists, p->n_lists + 1, sizeof(*p->lists)) ||
+		    grow((void **)&L->lists, &L->cap_plists, p->n_lists + 1, sizeof(*L->lists)))
+			return -ENOMEM;
+		memset(&p->lists[p->n_lists], 0, sizeof(p->lists[0]));
+		if (!(p->lists[p->n_lists].file = strdup(path)))
+			return -ENOMEM;
+		L->lists[p->n_lists] = (struct pending_list){
+		        .rule = rc->index, .line = u->line, .size = st.st_size};
+		u->list = (long)p->n_lists++;
+	}
+	return 0;
+}
+
 /* ---- rpz: --------------------------------------------------------------------- */
 
 static bool tsig_algorithm_ok(const char *a)
@@ -898,6 +1002,7 @@ static const struct {
         {"domains", key_domains},
         {"domain_files", key_domain_files},
         {"rpz", key_rpz},
+        {"domain_urls", key_domain_urls},
         {"tests", key_tests},
         {"enabled", key_enabled},
         {"single_label", key_single_label},
@@ -962,7 +1067,7 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 	struct loader *L = c->L;
 	struct dk_policy *p = L->p;
 	size_t pend_len = L->pend_len, n_pend = L->n_pend, n_lists = p->n_lists;
-	size_t n_zones = p->n_zones;
+	size_t n_zones = p->n_zones, n_urls = p->n_urls;
 	int err;
 
 	if (root->type != YAML_MAPPING_NODE)
@@ -1030,8 +1135,10 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 		goto fail;
 	}
 	if (!rc.has_entries) {
-		err = fail(L, c->file, r->line, DK_ESCHEMA,
-		           "rule '%s' has neither 'domains', 'domain_files' nor 'rpz'", r->id);
+		err = fail(
+		        L, c->file, r->line, DK_ESCHEMA,
+		        "rule '%s' has neither 'domains', 'domain_files', 'domain_urls' nor 'rpz'",
+		        r->id);
 		goto fail;
 	}
 	r->line = rc.id_line;
@@ -1050,6 +1157,11 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 		for (size_t i = n_zones; i < p->n_zones; i++)
 			dk__zone_deinit(&p->zones[i]);
 		p->n_zones = n_zones;
+		for (size_t i = n_urls; i < p->n_urls; i++) {
+			free(p->urls[i].url);
+			free(p->urls[i].state_file);
+		}
+		p->n_urls = n_urls;
 		return 0;
 	}
 	if ((err = remember_id(L, r->id, file_kept, rc.id_line)))
@@ -1176,6 +1288,9 @@ struct sink {
 
 static int sink_add(const struct sink *s, const uint8_t *wire, size_t wlen, bool wildcard)
 {
+	/* No builder: only counting (dk_list_scan()). */
+	if (!s->all)
+		return 0;
 	uint16_t value = (uint16_t)(s->index << 1 | wildcard);
 	int err = dk_suffixset_builder_add(s->all, wire, wlen, wildcard, value);
 
@@ -1638,6 +1753,27 @@ static int build_ips(struct loader *L)
 	return 0;
 }
 
+void dk_list_scan(const char *buf, size_t len, struct dk_list_stats *st)
+{
+	const struct sink none = {0};
+	const char *s = buf, *end = buf + len;
+
+	memset(st, 0, sizeof(*st));
+	if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *e = nl ? nl : end;
+		st->lines++;
+		if (list_line(&none, s, e, st) > 0) {
+			st->invalid++;
+			if (!st->first_invalid_line)
+				st->first_invalid_line = (unsigned)st->lines;
+		}
+		s = nl ? nl + 1 : end;
+	}
+}
+
 /* ---- phase two ------------------------------------------------------------- */
 
 static int build(struct loader *L)
@@ -1653,6 +1789,8 @@ static int build(struct loader *L)
 		p->lists[i].rule = &p->rules[L->lists[i].rule];
 		expected += (size_t)L->lists[i].size / LIST_BYTES_PER_ENTRY;
 	}
+	for (size_t i = 0; i < p->n_urls; i++)
+		p->urls[i].rule = &p->rules[(uintptr_t)p->urls[i].rule];
 	for (size_t i = 0; i < p->n_zones; i++) {
 		struct dk_zone *z = &p->zones[i];
 		z->rule = &p->rules[L->pzones[i].rule];

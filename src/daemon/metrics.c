@@ -22,6 +22,7 @@
 
 #include "alert_sink.h"
 #include "dk_build.h"
+#include "fetch.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "worker.h"
@@ -163,6 +164,49 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
 		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
+	}
+}
+
+/* Per list URL: what the downloads did. */
+static void render_urls(struct text *t, const struct dk_metrics_src *src)
+{
+	struct dk_fetch_url_stats us[64];
+	size_t n = src->fetch ? dk_fetch_stats(src->fetch, us, DK_ARRAY_SIZE(us)) : 0;
+
+	if (n > DK_ARRAY_SIZE(us))
+		n = DK_ARRAY_SIZE(us);
+	text_head(t, "dnsink_list_url_entries", "gauge",
+	          "Entries of the copy in force per list URL.");
+	for (size_t i = 0; i < n; i++) {
+		text_add(t, "dnsink_list_url_entries{url=\"");
+		text_label(t, us[i].url);
+		text_add(t, "\"} %zu\n", us[i].entries);
+	}
+	text_head(t, "dnsink_list_url_downloads_total", "counter",
+	          "Downloads per list URL by result (ok, not_modified, or why it was refused).");
+	for (size_t i = 0; i < n; i++) {
+		for (int r = 0; r < DK_FETCH_RESULT_MAX; r++) {
+			text_add(t, "dnsink_list_url_downloads_total{url=\"");
+			text_label(t, us[i].url);
+			text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
+			         dk_fetch_result_name((enum dk_fetch_result)r), us[i].results[r]);
+		}
+	}
+	text_head(t, "dnsink_list_url_last_download_timestamp_seconds", "gauge",
+	          "Unix time of the last download attempt per list URL.");
+	for (size_t i = 0; i < n; i++) {
+		text_add(t, "dnsink_list_url_last_download_timestamp_seconds{url=\"");
+		text_label(t, us[i].url);
+		text_add(t, "\"} %.3f\n", us[i].last_time);
+	}
+	text_head(t, "dnsink_list_url_last_download_success", "gauge",
+	          "Whether the last download per list URL succeeded or found it not modified.");
+	for (size_t i = 0; i < n; i++) {
+		text_add(t, "dnsink_list_url_last_download_success{url=\"");
+		text_label(t, us[i].url);
+		text_add(t, "\"} %d\n",
+		         us[i].last_time > 0 && (us[i].last_result == DK_FETCH_OK ||
+		                                 us[i].last_result == DK_FETCH_NOT_MODIFIED));
 	}
 }
 
@@ -486,6 +530,7 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
 	render_rpz(&t, src);
+	render_urls(&t, src);
 
 	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", dk_policy_rule_count(pol));
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",

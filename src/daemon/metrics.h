@@ -32,10 +32,12 @@ struct dk_metrics_src {
 	double reload_time;             /**< Unix time of the last load attempt (start or reload) */
 	bool reload_ok;                 /**< whether it succeeded */
 	struct dk_xfr *xfr;             /**< RPZ zone transfers; NULL: none */
+	struct dk_fetch *fetch;         /**< lists on URLs; NULL: none */
 };
 
 struct dk_metrics;
 struct dk_xfr;
+struct dk_fetch;
 
 /**
  * Starts the endpoint on @p loop (the main loop), listening on @p addr.

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "alert_sink.h"
+#include "fetch.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -43,6 +44,7 @@ struct dk_server {
 	unsigned n_workers;
 	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
 	struct dk_xfr *xfr;         /**< RPZ zone transfers; NULL when it could not start */
+	struct dk_fetch *fetch;     /**< lists on URLs; NULL when it could not start */
 	uv_signal_t sigs[4];
 	unsigned n_sigs;
 	uv_async_t acked; /**< a worker took the new snapshot */
@@ -165,6 +167,8 @@ static void reload(struct dk_server *srv)
 	note_load(srv, true);
 	if (srv->xfr)
 		dk_xfr_update(srv->xfr, s->pol);
+	if (srv->fetch)
+		dk_fetch_update(srv->fetch, s->pol);
 	srv->reloading = true;
 	atomic_store(&srv->acks, 0);
 	for (unsigned i = 0; i < srv->n_workers; i++)
@@ -244,6 +248,9 @@ static void close_main_handles(struct dk_server *srv)
 	dk_xfr_free(srv->xfr);
 	srv->xfr = NULL;
 	srv->msrc.xfr = NULL;
+	dk_fetch_free(srv->fetch);
+	srv->fetch = NULL;
+	srv->msrc.fetch = NULL;
 }
 
 static void free_workers(struct dk_server *srv)
@@ -268,18 +275,26 @@ static void on_done(uv_async_t *a)
 	close_main_handles(srv);
 }
 
-/* A transfer wrote a new copy of a zone: load it as SIGHUP would. */
-static void xfr_changed(void *ctx)
+/* A transfer or a download wrote a new copy of a feed: load it as SIGHUP would. */
+static void feed_changed(struct dk_server *srv, const char *what)
 {
-	struct dk_server *srv = ctx;
-
 	if (srv->stopping)
 		return;
-	dk_log(DK_LOG_INFO, "rpz: a zone changed by transfer, reloading");
+	dk_log(DK_LOG_INFO, "%s, reloading", what);
 	if (srv->reloading)
 		srv->reload_again = true;
 	else
 		reload(srv);
+}
+
+static void xfr_changed(void *ctx)
+{
+	feed_changed(ctx, "rpz: a zone changed by transfer");
+}
+
+static void fetch_changed(void *ctx)
+{
+	feed_changed(ctx, "list: a list on a URL changed");
 }
 
 static void server_stop(struct dk_server *srv)
@@ -288,6 +303,7 @@ static void server_stop(struct dk_server *srv)
 		return;
 	srv->stopping = true;
 	dk_xfr_stop(srv->xfr);
+	dk_fetch_stop(srv->fetch);
 	dk_log(DK_LOG_INFO, "stopping: finishing queries in flight (at most %d ms)", DK_GRACE_MS);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_stop(srv->workers[i]);
@@ -480,6 +496,13 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	if (srv->xfr && rc == 0) {
 		srv->msrc.xfr = srv->xfr;
 		dk_xfr_update(srv->xfr, srv->cur->pol);
+	}
+	rc = dk_fetch_new(&srv->loop, fetch_changed, srv, &srv->fetch);
+	if (rc < 0)
+		dk_log(DK_LOG_ERR, "list: downloads cannot start: %s", dk_strerror(rc));
+	if (srv->fetch && rc == 0) {
+		srv->msrc.fetch = srv->fetch;
+		dk_fetch_update(srv->fetch, srv->cur->pol);
 	}
 	rc = server_start(srv);
 	if (rc == 0) {

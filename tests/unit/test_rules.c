@@ -213,7 +213,7 @@ static const struct err_case err_cases[] = {
          "test log has no query_name, query.hostname or query"},
         {"bad/test-key.yml", "expected:", DK_ESCHEMA, "unknown key 'expected' in test"},
         {"bad/not-mapping.yml", "- id:", DK_ESCHEMA, "a rule must be a mapping"},
-        {"bad/no-entries.yml", "id:", DK_ESCHEMA, "neither 'domains', 'domain_files' nor 'rpz'"},
+        {"bad/no-entries.yml", "id:", DK_ESCHEMA, "neither 'domains', 'domain_files', 'domain_urls' nor 'rpz'"},
         {"bad/mitre.yml", "Impact", DK_ESCHEMA, "mitre entry 'Impact'"},
         {"bad/id-chars.yml", "id:", DK_ESCHEMA, "id 'Bad Id' may hold only"},
         {"bad/empty.yml", NULL, DK_ESCHEMA, "no rule in file"},
