@@ -43,6 +43,10 @@ struct reader {
 	size_t apex_len;
 	uint8_t owner[DK_NAME_MAX]; /* last owner, for lines that start blank */
 	size_t owner_len;
+	/* The owner without the apex when it was written relative to it (the usual case). */
+	uint8_t rel[DK_NAME_MAX];
+	size_t rel_len;      /* 0: not known, below_apex() finds it */
+	bool origin_is_apex; /* no $ORIGIN moved the origin away from the apex */
 	uint32_t ttl_default;
 	struct dk_rpz_stats *st;
 	struct dk_rpz_rec rec;
@@ -73,6 +77,12 @@ static bool blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
+
+/* What ends a plain token (1), or escapes the next octet (2); a table, for zones of millions. */
+static const uint8_t token_stop[256] = {
+        [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\v'] = 1, ['\f'] = 1,
+        [';'] = 1, ['('] = 1,  [')'] = 1,  ['\\'] = 2,
+};
 
 static bool tok_is(const struct token *t, const char *word)
 {
@@ -127,8 +137,17 @@ static int next_record(struct reader *R, struct token *tok, bool *starts_blank)
 					q++;
 				}
 			} else {
-				while (q < e && !blank(*q) && *q != ';' && *q != '(' && *q != ')')
-					q += (*q == '\\' && q + 1 < e) ? 2 : 1;
+				for (;;) {
+					while (q < e && !token_stop[(uint8_t)*q])
+						q++;
+					if (q + 1 < e && token_stop[(uint8_t)*q] == 2) {
+						q += 2;
+						continue;
+					}
+					if (q < e && token_stop[(uint8_t)*q] == 2)
+						q++;
+					break;
+				}
 				t.n = (size_t)(q - t.s);
 			}
 			if (n < TOKENS_MAX)
@@ -185,6 +204,33 @@ static int resolve_name(const struct reader *R, const struct token *t, uint8_t o
 	return 0;
 }
 
+/*
+ * Resolves the owner token @p t into R->owner; when it is relative to the
+ * apex, also keeps the relative part in R->rel, which spares read_rdata()
+ * the check that the owner is below the apex.
+ */
+static int resolve_owner(struct reader *R, const struct token *t)
+{
+	bool absolute = t->n && t->s[t->n - 1] == '.' && (t->n < 2 || t->s[t->n - 2] != '\\');
+
+	R->rel_len = 0;
+	if (t->quoted || absolute || !R->origin_is_apex || (t->n == 1 && t->s[0] == '@'))
+		return resolve_name(R, t, R->owner, &R->owner_len);
+	int rc = dk_idna_name_from_text(t->s, t->n, 0, R->rel, &R->rel_len);
+	if (rc) {
+		R->rel_len = 0;
+		return rc;
+	}
+	if (R->rel_len - 1 + R->origin_len > DK_NAME_MAX) {
+		R->rel_len = 0;
+		return DK_ENAMELEN;
+	}
+	memcpy(R->owner, R->rel, R->rel_len - 1);
+	memcpy(R->owner + R->rel_len - 1, R->origin, R->origin_len);
+	R->owner_len = R->rel_len - 1 + R->origin_len;
+	return 0;
+}
+
 /* TTLs are seconds, or BIND's units: 1w2d3h4m5s. */
 static bool parse_ttl(const struct token *t, uint32_t *out)
 {
@@ -231,10 +277,25 @@ static bool is_class(const struct token *t)
 
 static bool parse_type(const struct token *t, uint16_t *out)
 {
+	static const struct {
+		const char *name;
+		uint16_t type;
+	} common[] = {
+	        {"CNAME", LDNS_RR_TYPE_CNAME}, {"A", LDNS_RR_TYPE_A},
+	        {"AAAA", LDNS_RR_TYPE_AAAA},   {"TXT", LDNS_RR_TYPE_TXT},
+	        {"SOA", LDNS_RR_TYPE_SOA},     {"NS", LDNS_RR_TYPE_NS},
+	};
 	char buf[24];
 
 	if (t->quoted || t->n == 0 || t->n >= sizeof(buf))
 		return false;
+	/* The types of nearly every RPZ record, before ldns's walk over every type name. */
+	for (size_t i = 0; i < DK_ARRAY_SIZE(common); i++) {
+		if (tok_is(t, common[i].name)) {
+			*out = common[i].type;
+			return true;
+		}
+	}
 	memcpy(buf, t->s, t->n);
 	buf[t->n] = '\0';
 	ldns_rr_type type = ldns_get_rr_type_by_name(buf);
@@ -480,8 +541,12 @@ static int read_rdata(struct reader *R, uint16_t type, const struct token *rd, i
 	uint8_t rel[DK_NAME_MAX];
 	size_t rel_len;
 
-	if (!below_apex(R, abs, len, rel, &rel_len))
+	if (R->rel_len) {
+		memcpy(rel, R->rel, R->rel_len);
+		rel_len = R->rel_len;
+	} else if (!below_apex(R, abs, len, rel, &rel_len)) {
 		return -1;
+	}
 	if (rel_len == 1) {
 		/* The apex: its SOA gives the timers, NS and the rest carry no policy. */
 		if (type == LDNS_RR_TYPE_SOA)
@@ -569,6 +634,7 @@ static bool directive(struct reader *R, const struct token *tok, int n)
 			return false;
 		memcpy(R->origin, w, wl);
 		R->origin_len = wl;
+		R->origin_is_apex = dk_name_equal_nocase(w, wl, R->apex, R->apex_len);
 		return true;
 	}
 	return false;
@@ -593,6 +659,7 @@ int dk_rpz_parse(const char *text, size_t len, const uint8_t *origin, size_t ori
 	memcpy(R->origin, origin, origin_len);
 	R->origin_len = origin_len;
 	R->ttl_default = TTL_DEFAULT;
+	R->origin_is_apex = true;
 	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
 		R->p += 3;
 
@@ -615,7 +682,7 @@ int dk_rpz_parse(const char *text, size_t len, const uint8_t *origin, size_t ori
 		}
 		st->records++;
 		if (!starts_blank) {
-			if (resolve_name(R, &tok[0], R->owner, &R->owner_len)) {
+			if (resolve_owner(R, &tok[0])) {
 				/* Later blank-led lines must not inherit an owner from before it.
 				 */
 				R->owner_len = 0;
