@@ -343,9 +343,11 @@ size_t dk_policy_warnings(const struct dk_policy *p, dk_policy_warn_fn fn, void 
 
 void dk__rule_deinit(struct dk_rule *r)
 {
-	/* A variant's strings are its base's. */
-	if (r->variant)
+	/* A variant's strings are its base's; only its own (empty) set is its own. */
+	if (r->variant) {
+		dk_suffixset_free(r->own);
 		return;
+	}
 	free(r->id);
 	free(r->name);
 	free(r->description);
