@@ -182,6 +182,16 @@ static void render_urls(struct text *t, const struct dk_metrics_src *src)
 		text_label(t, us[i].url);
 		text_add(t, "\"} %zu\n", us[i].entries);
 	}
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_policy *pol = snap ? snap->pol : NULL;
+	text_head(t, "dnsink_list_url_hits_total", "counter",
+	          "Matches of the rule that holds each list URL (all of that rule's entries).");
+	for (size_t i = 0; pol && snap->stats.rule_slot && i < pol->n_urls; i++) {
+		text_add(t, "dnsink_list_url_hits_total{url=\"");
+		text_label(t, pol->urls[i].url);
+		text_add(t, "\"} %" PRIu64 "\n",
+		         rule_hits(src, snap->stats.rule_slot[pol->urls[i].rule->index]));
+	}
 	text_head(t, "dnsink_list_url_downloads_total", "counter",
 	          "Downloads per list URL by result (ok, not_modified, or why it was refused).");
 	for (size_t i = 0; i < n; i++) {

@@ -133,6 +133,7 @@ class ListUrls(harness.DnsinkTest):
         self.assertFalse(self.blocked(d, "n100.feed.test"))
         m = promscrape.scrape(self.mport)
         self.assertEqual(m['dnsink_list_url_entries{url="%s"}' % self.url], 101)
+        self.assertGreaterEqual(m['dnsink_list_url_hits_total{url="%s"}' % self.url], 2)
         # The next refresh is conditional and the answer 304.
         wait_until(lambda: self.count("not_modified") >= 1, 10, what="a 304")
         self.assertTrue(any(inm for (_m, inm) in self.feed.requests), self.feed.requests)
