@@ -31,9 +31,13 @@ struct dk_metrics_src {
 	const struct dk_snapshot *snap; /**< the snapshot in force */
 	double reload_time;             /**< Unix time of the last load attempt (start or reload) */
 	bool reload_ok;                 /**< whether it succeeded */
+	struct dk_xfr *xfr;             /**< RPZ zone transfers; NULL: none */
+	struct dk_fetch *fetch;         /**< lists on URLs; NULL: none */
 };
 
 struct dk_metrics;
+struct dk_xfr;
+struct dk_fetch;
 
 /**
  * Starts the endpoint on @p loop (the main loop), listening on @p addr.

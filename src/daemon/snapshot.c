@@ -7,6 +7,15 @@
 #include "log.h"
 #include "snapshot.h"
 
+static void log_warning(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	if (line)
+		dk_log(DK_LOG_WARN, "%s:%u: warning: %s", file, line, msg);
+	else
+		dk_log(DK_LOG_WARN, "%s: warning: %s", file, msg);
+}
+
 void dk_snapshot_free(struct dk_snapshot *s)
 {
 	if (!s)
@@ -52,10 +61,11 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 		dk_log(DK_LOG_INFO,
 		       "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
 		       "ms",
-		       path, s->pol->n_rules, s->pol->n_entries, s->pol->n_names, s->pol->n_invalid,
-		       ms);
+		       path, dk_policy_rule_count(s->pol), s->pol->n_entries, s->pol->n_names,
+		       s->pol->n_invalid, ms);
 	else
 		dk_log(DK_LOG_INFO, "loaded %s: no rules in %.1f ms", path, ms);
+	dk_policy_warnings(s->pol, log_warning, NULL);
 	*out = s;
 	return 0;
 }
