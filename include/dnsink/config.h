@@ -37,7 +37,9 @@
 #define DK_DEFAULT_ALLOW_V4  "127.0.0.0/8"
 #define DK_DEFAULT_ALLOW_V6  "::1/128"
 /** Rule folder: taken from the current directory, else from the config's. */
-#define DK_DEFAULT_RULES               "rules/"
+#define DK_DEFAULT_RULES "rules/"
+/** Where transferred RPZ zones and downloaded lists are kept across restarts. */
+#define DK_DEFAULT_STATE_DIR           "/var/lib/dnsink"
 #define DK_DEFAULT_UPSTREAM_TIMEOUT_MS 1500
 /** The most a client query may wait for the upstreams, every try and retransmission. */
 #define DK_DEFAULT_RESOLVE_TIMEOUT_MS 3000
@@ -177,6 +179,7 @@ struct dk_config {
 	unsigned tcp_idle_ms;   /**< idle TCP connection timeout */
 	char *user;             /**< drop privileges to this user; NULL: stay */
 	char *control_socket;   /**< control.socket: unix socket of `dnsink ctl`; NULL: off */
+	char *state_dir;        /**< transferred zones and downloaded lists */
 	struct dk_addr metrics; /**< Prometheus endpoint */
 	bool metrics_enabled;
 	char *metrics_token; /**< metrics.token: bearer token every HTTP request must carry */

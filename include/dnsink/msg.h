@@ -29,6 +29,7 @@
  */
 /** Extended DNS Error info-codes (RFC 8914) that dnsink uses: LDNS_EDE_*. */
 #define DK_EDE_STALE      3
+#define DK_EDE_FORGED     4
 #define DK_EDE_BLOCKED    15
 #define DK_EDE_PROHIBITED 18
 /**
@@ -92,6 +93,17 @@ int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rco
  */
 int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
                           const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap);
+
+/**
+ * Writes a NOERROR local answer to @p q from records @p recs (@p len octets
+ * of [type:2][ttl:4][rdlen:2][rdata], rdata names uncompressed, as RPZ local
+ * data is kept), each owned by the query name: the records of the asked
+ * type (all for ANY), or the CNAME when there is one; none (NODATA) when no
+ * record fits. EDE as dk_msg_write_error(). Returns the length, DK_ESPACE,
+ * or DK_EFORMERR when @p recs is cut short.
+ */
+int dk_msg_write_records(const uint8_t *pkt, const struct dk_query *q, const uint8_t *recs,
+                         size_t len, uint16_t ede, uint8_t *out, size_t cap);
 
 /**
  * Appends to message @p ans (@p len octets in a buffer of @p cap) the OPT

@@ -60,13 +60,20 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
                              bool below_only, uint16_t value);
 
+/** Which slots of a name an entry feeds (dk_suffixset_builder_add_slots()). */
+enum dk_suffixset_slots {
+	DK_SUFFIXSET_SELF = 1 << 0,  /**< the name itself */
+	DK_SUFFIXSET_BELOW = 1 << 1, /**< names strictly below it */
+};
+
 /**
- * Adds an exact-only entry: @p value applies to the name @p wire itself and
- * never to what is below it (a Sigma value "x" matches "x", not "a.x").
- * Returns 0, -EINVAL or -ENOMEM.
+ * Like dk_suffixset_builder_add() with the slots named: SELF alone is an
+ * entry for exactly that name (an RPZ QNAME trigger without "*.", a Sigma
+ * value "x", which matches "x" and not "a.x"), BELOW
+ * alone is "*.N", both is "N". @p slots must not be 0.
  */
-int dk_suffixset_builder_add_exact(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
-                                   uint16_t value);
+int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   unsigned slots, uint16_t value);
 
 /** Distinct names added so far. */
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b);

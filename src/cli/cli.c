@@ -14,6 +14,7 @@
 
 #include "dnsink/config.h"
 #include "dnsink/load.h"
+#include "dnsink/idna.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/sigma.h"
@@ -54,10 +55,11 @@ static int load_config(const char *path, struct dk_config **cfg)
 	return err;
 }
 
-static int load_policy(const char *const *paths, size_t n, unsigned flags, struct dk_policy **p)
+static int load_policy_state(const char *const *paths, size_t n, const char *state_dir,
+                             unsigned flags, struct dk_policy **p)
 {
 	struct dk_diag d = {0};
-	int err = dk_policy_load(paths, n, flags, p, &d);
+	int err = dk_policy_load_state(paths, n, NULL, state_dir, flags, p, &d);
 
 	if (err) {
 		if (!d.msg[0])
@@ -67,12 +69,18 @@ static int load_policy(const char *const *paths, size_t n, unsigned flags, struc
 	return err;
 }
 
-/* The rules of @p cfg with its client groups, as the daemon runs them. */
+static int load_policy(const char *const *paths, size_t n, unsigned flags, struct dk_policy **p)
+{
+	return load_policy_state(paths, n, NULL, flags, p);
+}
+
+/* The rules of @p cfg (RPZ copies from its state_dir) with its client groups, as the daemon runs
+ * them. */
 static int load_rules(const struct dk_config *cfg, struct dk_policy **p)
 {
 	struct dk_diag d = {0};
 
-	if (load_policy((const char *const *)cfg->rules, cfg->n_rules, 0, p))
+	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, p))
 		return 1;
 	/* As the daemon loads: Sigma actions first, then the groups' views that copy them. */
 	dk_policy_sigma_actions(*p, &cfg->sigma);
@@ -166,6 +174,42 @@ static void print_sigma(const struct dk_policy *p)
 	       rep->skipped, rep->rejected);
 }
 
+static void print_zone(const struct dk_zone *z)
+{
+	const struct dk_rpz_stats *st = &z->st;
+
+	printf("  %s: %zu triggers", z->origin, z->entries);
+	if (st->has_soa)
+		printf(", serial %u", st->serial);
+	printf(" (qname %zu, client-ip %zu, ip %zu;", st->triggers[DK_RPZ_QNAME],
+	       st->triggers[DK_RPZ_CLIENT_IP], st->triggers[DK_RPZ_IP]);
+	for (int a = 0; a < DK_RPZ_ACTION_MAX; a++)
+		printf(" %s %zu", dk_rpz_action_name((enum dk_rpz_action)a), st->actions[a]);
+	printf("), %zu invalid records skipped", st->invalid);
+	if (st->first_invalid_line)
+		printf(" (first at line %u)", st->first_invalid_line);
+	if (st->unsupported)
+		printf(", %zu unsupported", st->unsupported);
+	/* A forwarder sees no name servers: these triggers are read, counted and left out. */
+	if (st->triggers[DK_RPZ_NSDNAME] || st->triggers[DK_RPZ_NSIP])
+		printf(", %zu nsdname and %zu nsip triggers not evaluated",
+		       st->triggers[DK_RPZ_NSDNAME], st->triggers[DK_RPZ_NSIP]);
+	printf(" [%s] %s%s%s\n", z->rule->id,
+	       z->from_state ? z->state_file
+	       : z->file     ? z->file
+	                     : "(no copy yet)",
+	       z->primary ? " primary " : "", z->primary ? z->primary : "");
+}
+
+static void print_warning(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	if (line)
+		printf("%s:%u: warning: %s\n", file, line, msg);
+	else
+		printf("%s: warning: %s\n", file, msg);
+}
+
 int dk_cli_check(const char *config_path, bool strict)
 {
 	struct dk_config *cfg = NULL;
@@ -179,7 +223,6 @@ int dk_cli_check(const char *config_path, bool strict)
 		return 1;
 	}
 	double ms = now_ms() - t0;
-	dk_policy_sigma_actions(p, &cfg->sigma);
 
 	printf("config         %s\n", config_path);
 	print_addrs("listen", cfg->listen, cfg->n_listen, " (udp+tcp)");
@@ -204,12 +247,33 @@ int dk_cli_check(const char *config_path, bool strict)
 	printf("rules:\n");
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct dk_rule *r = &p->rules[i];
-		if (r->sigma)
+		if (r->sigma || r->variant)
 			continue;
-		printf("  %-32s action %-8s severity %-8s entries %zu%s  (%s:%u)\n", r->id,
-		       dk_action_name(r->action), dk_severity_name(r->severity), r->n_entries,
-		       r->alert ? "" : "  silent", r->file, r->line);
+		/* An RPZ rule with variants acts as each record says. */
+		const char *action = r->zone && r->zone->variant[DK_RPZ_NODATA] != r->index
+		                             ? "rpz"
+		                             : dk_action_name(r->action);
+		printf("  %-32s action %-8s severity %-8s entries %zu%s  (%s:%u)\n", r->id, action,
+		       dk_severity_name(r->severity), r->n_entries, r->alert ? "" : "  silent",
+		       r->file, r->line);
 	}
+	if (p->n_urls)
+		printf("urls:\n");
+	for (size_t i = 0; i < p->n_urls; i++) {
+		const struct dk_url_list *u = &p->urls[i];
+		printf("  %s: refresh %u s, max_shrink %u%%, ", u->url, u->refresh_s,
+		       u->max_shrink);
+		if (u->list >= 0)
+			printf("last good copy %zu entries (%s)", p->lists[u->list].entries,
+			       u->state_file);
+		else
+			printf("no copy yet");
+		printf(" [%s]\n", u->rule->id);
+	}
+	if (p->n_zones)
+		printf("zones:\n");
+	for (size_t i = 0; i < p->n_zones; i++)
+		print_zone(&p->zones[i]);
 	if (p->n_lists)
 		printf("lists:\n");
 	for (size_t i = 0; i < p->n_lists; i++) {
@@ -223,9 +287,11 @@ int dk_cli_check(const char *config_path, bool strict)
 	dk__cli_print_groups(p);
 	printf("\ntotal: %zu rules, %zu entries, %zu distinct names, %zu invalid list lines, "
 	       "%zu KiB, loaded in %.1f ms\n",
-	       p->n_rules, p->n_entries, p->n_names, p->n_invalid,
+	       dk_policy_rule_count(p), p->n_entries, p->n_names, p->n_invalid,
 	       dk_suffixset_bytes(p->set) / 1024, ms);
 	print_sigma(p);
+	/* Last, so that they stand out below the summary. */
+	dk_policy_warnings(p, print_warning, NULL);
 	int status = strict && p->sigma_report.rejected ? 1 : 0;
 	if (status)
 		fprintf(stderr, "check: --strict: %zu Sigma rules rejected\n",
@@ -235,13 +301,16 @@ int dk_cli_check(const char *config_path, bool strict)
 	return status;
 }
 
-/* Reads a name as the server would see it in a query: any octet, escapes decoded. */
+/*
+ * Reads a name as the server would see it in a query: any octet, escapes
+ * decoded; a Unicode name as the A-label form a browser would ask for.
+ */
 static int name_arg(const char *text, uint8_t wire[DK_NAME_MAX], size_t *len)
 {
 	size_t n = strlen(text);
 
 	/* The root name is written "."; "" is no name. */
-	return dk_name_from_text(text, n, 0, wire, len);
+	return dk_idna_name_from_text(text, n, 0, wire, len);
 }
 
 /* The query type of `match --type`: a name ("TXT", "TYPE65") or a number. */

@@ -1208,6 +1208,7 @@ static const struct item top_items[] = {
         {KEY("max_inflight", parse_number), FIELD(max_inflight), .min = 16, .max = 1000000},
         {KEY("tcp", parse_section), .sub = tcp_items},
         {KEY("user", parse_string), FIELD(user)},
+        {KEY("state_dir", parse_string), FIELD(state_dir)},
         {KEY("metrics", parse_section), .sub = metrics_items},
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
         {KEY("cache", parse_section), .sub = cache_items},
@@ -1322,7 +1323,8 @@ static int set_defaults(struct ctx *c)
 	cfg->allow = calloc(DK_ARRAY_SIZE(allow), sizeof(*cfg->allow));
 	cfg->rules = calloc(1, sizeof(*cfg->rules));
 	cfg->alerts.ident = strdup(DK_DEFAULT_ALERT_IDENT);
-	if (!cfg->listen || !cfg->allow || !cfg->rules || !cfg->alerts.ident)
+	cfg->state_dir = strdup(DK_DEFAULT_STATE_DIR);
+	if (!cfg->listen || !cfg->allow || !cfg->rules || !cfg->alerts.ident || !cfg->state_dir)
 		return -ENOMEM;
 	for (size_t i = 0; i < DK_ARRAY_SIZE(listen); i++)
 		dk_addr_parse(listen[i], DK_DEFAULT_DNS_PORT, &cfg->listen[i]);
@@ -1560,5 +1562,6 @@ void dk_config_free(struct dk_config *c)
 	free(c->sigma.actions);
 	free(c->control_socket);
 	free(c->metrics_token);
+	free(c->state_dir);
 	free(c);
 }

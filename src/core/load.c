@@ -123,8 +123,8 @@ int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cf
 	rc = apply(path, o, *cfg, diag);
 	/* Groups hang on the policy (a reload swaps both), so they make one even without rules. */
 	if (rc == 0 && ((*cfg)->n_rules || list || (*cfg)->n_groups))
-		rc = dk_policy_load_with_list((const char *const *)(*cfg)->rules, (*cfg)->n_rules,
-		                              list, 0, pol, diag);
+		rc = dk_policy_load_state((const char *const *)(*cfg)->rules, (*cfg)->n_rules, list,
+		                          (*cfg)->state_dir, 0, pol, diag);
 	/* Sigma rules' actions first: the groups' views copy the actions they find. */
 	if (rc == 0 && *pol)
 		dk_policy_sigma_actions(*pol, &(*cfg)->sigma);

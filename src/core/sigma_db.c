@@ -227,12 +227,10 @@ static int build_suffix(struct dk_sigma *s, struct pair *pairs, size_t n)
 				return DK_EFULL;
 			}
 			s->grp_first[s->n_groups] = (uint32_t)i;
-			int err = pairs[i].below
-			                  ? dk_suffixset_builder_add(b, pairs[i].wire, pairs[i].len,
-			                                             true, (uint16_t)s->n_groups)
-			                  : dk_suffixset_builder_add_exact(b, pairs[i].wire,
-			                                                   pairs[i].len,
-			                                                   (uint16_t)s->n_groups);
+			int err = dk_suffixset_builder_add_slots(b, pairs[i].wire, pairs[i].len,
+			                                         pairs[i].below ? DK_SUFFIXSET_BELOW
+			                                                        : DK_SUFFIXSET_SELF,
+			                                         (uint16_t)s->n_groups);
 			if (err) {
 				dk_suffixset_builder_free(b);
 				return err;

@@ -401,15 +401,14 @@ static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old,
 	return b->merge ? b->merge(old, add, b->ctx) : old;
 }
 
-/* Adds an entry feeding the self slot (@p self), the below slot (@p below) or both. */
-static int add_kind(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len, bool self,
-                    bool below, uint16_t value)
+int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   unsigned slots, uint16_t value)
 {
 	struct dk_suffixset *s = &b->set;
 	uint8_t name[DK_NAME_MAX];
 	uint8_t offs[DK_LABELS_MAX + 1];
 
-	if (value == DK_SUFFIXSET_NONE || walk(wire, len, offs) < 0)
+	if (value == DK_SUFFIXSET_NONE || !slots || walk(wire, len, offs) < 0)
 		return -EINVAL;
 	/* Cold path: normalize here rather than trust every caller. */
 	memcpy(name, wire, len);
@@ -419,9 +418,9 @@ static int add_kind(struct dk_suffixset_builder *b, const uint8_t *wire, size_t 
 	uint8_t *e = (uint8_t *)find(s, h, name, len);
 
 	if (e) {
-		if (self)
+		if (slots & DK_SUFFIXSET_SELF)
 			entry_put(e, 0, merge_values(b, entry_get(e, 0), value));
-		if (below)
+		if (slots & DK_SUFFIXSET_BELOW)
 			entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
 		return 0;
 	}
@@ -445,8 +444,8 @@ static int add_kind(struct dk_suffixset_builder *b, const uint8_t *wire, size_t 
 	}
 	size_t off = s->arena_len;
 	e = s->arena + off;
-	entry_put(e, 0, self ? value : DK_SUFFIXSET_NONE);
-	entry_put(e, 1, below ? value : DK_SUFFIXSET_NONE);
+	entry_put(e, 0, slots & DK_SUFFIXSET_SELF ? value : DK_SUFFIXSET_NONE);
+	entry_put(e, 1, slots & DK_SUFFIXSET_BELOW ? value : DK_SUFFIXSET_NONE);
 	e[4] = (uint8_t)len;
 	memcpy(e + ENTRY_HDR, name, len);
 	s->arena_len += ENTRY_HDR + len;
@@ -458,13 +457,9 @@ static int add_kind(struct dk_suffixset_builder *b, const uint8_t *wire, size_t 
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
                              bool below_only, uint16_t value)
 {
-	return add_kind(b, wire, len, !below_only, true, value);
-}
-
-int dk_suffixset_builder_add_exact(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
-                                   uint16_t value)
-{
-	return add_kind(b, wire, len, true, false, value);
+	return dk_suffixset_builder_add_slots(
+	        b, wire, len,
+	        below_only ? DK_SUFFIXSET_BELOW : DK_SUFFIXSET_SELF | DK_SUFFIXSET_BELOW, value);
 }
 
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b)

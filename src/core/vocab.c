@@ -14,7 +14,9 @@
 static const char *const action_names[] = {
         [DK_ACTION_SINKHOLE] = "sinkhole", [DK_ACTION_NXDOMAIN] = "nxdomain",
         [DK_ACTION_REFUSED] = "refused",   [DK_ACTION_ALERT] = "alert",
-        [DK_ACTION_ALLOW] = "allow",
+        [DK_ACTION_ALLOW] = "allow",       [DK_ACTION_NODATA] = "nodata",
+        [DK_ACTION_DROP] = "drop",         [DK_ACTION_TCP_ONLY] = "tcp-only",
+        [DK_ACTION_LOCAL] = "local",
 };
 
 static const char *const severity_names[] = {
@@ -39,7 +41,8 @@ const char *dk_severity_name(enum dk_severity s)
 
 int dk_action_parse(const char *s, enum dk_action *out)
 {
-	for (size_t i = 0; i < DK_ARRAY_SIZE(action_names); i++) {
+	/* "local" needs records to answer with, which only an RPZ zone has. */
+	for (size_t i = 0; i < DK_ACTION_LOCAL; i++) {
 		if (strcmp(s, action_names[i]) == 0) {
 			*out = (enum dk_action)i;
 			return 0;

@@ -57,6 +57,9 @@ enum dk_outcome {
 	DK_OUT_DROPPED,     /**< unparsable, or no way to answer */
 	DK_OUT_RATELIMITED, /**< client over rate_limit (dropped or REFUSED) */
 	DK_OUT_CACHED,      /**< answered from the cache */
+	DK_OUT_NODATA,      /**< by a rule: NOERROR, no records */
+	DK_OUT_LOCAL,       /**< by a rule: its local data (RPZ) */
+	DK_OUT_TRUNCATED,   /**< by a rule: empty answer with TC over UDP (RPZ tcp-only) */
 	DK_OUT_MAX,
 };
 
@@ -70,6 +73,8 @@ static inline const char *dk_outcome_name(enum dk_outcome o)
 	        [DK_OUT_FORMERR] = "formerr",         [DK_OUT_NOTIMP] = "notimp",
 	        [DK_OUT_BADVERS] = "badvers",         [DK_OUT_DROPPED] = "dropped",
 	        [DK_OUT_RATELIMITED] = "ratelimited", [DK_OUT_CACHED] = "cached",
+	        [DK_OUT_NODATA] = "nodata",           [DK_OUT_LOCAL] = "local",
+	        [DK_OUT_TRUNCATED] = "truncated",
 	};
 
 	return o < DK_OUT_MAX && names[o] ? names[o] : "unknown";

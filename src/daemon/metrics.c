@@ -26,9 +26,11 @@
 #include "dnsink/request.h"
 #include "dk_build.h"
 #include "dnsink/groups.h"
+#include "fetch.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "worker.h"
+#include "xfr.h"
 
 /** Largest request (request line and headers) read. */
 #define REQ_MAX 4096
@@ -160,6 +162,9 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 	if (!pol || !snap->stats.rule_slot)
 		return;
 	for (size_t i = 0; i < pol->n_rules; i++) {
+		/* An RPZ rule's variants share its id and its counter. */
+		if (pol->rules[i].variant)
+			continue;
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
 		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
@@ -185,6 +190,146 @@ static void render_groups(struct text *t, const struct dk_metrics_src *src)
 			text_add(t, "\"} %" PRIu64 "\n",
 			         rule_hits(src, snap->stats.group_slot[2 * i + which]));
 		}
+	}
+}
+
+/* Per list URL: what the downloads did. */
+static void render_urls(struct text *t, const struct dk_metrics_src *src)
+{
+	struct dk_fetch_url_stats us[64];
+	size_t n = src->fetch ? dk_fetch_stats(src->fetch, us, DK_ARRAY_SIZE(us)) : 0;
+
+	if (n > DK_ARRAY_SIZE(us))
+		n = DK_ARRAY_SIZE(us);
+	text_head(t, "dnsink_list_url_entries", "gauge",
+	          "Entries of the copy in force per list URL.");
+	for (size_t i = 0; i < n; i++) {
+		text_add(t, "dnsink_list_url_entries{url=\"");
+		text_label(t, us[i].url);
+		text_add(t, "\"} %zu\n", us[i].entries);
+	}
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_policy *pol = snap ? snap->pol : NULL;
+	text_head(t, "dnsink_list_url_hits_total", "counter",
+	          "Matches of the rule that holds each list URL (all of that rule's entries).");
+	for (size_t i = 0; pol && snap->stats.rule_slot && i < pol->n_urls; i++) {
+		text_add(t, "dnsink_list_url_hits_total{url=\"");
+		text_label(t, pol->urls[i].url);
+		text_add(t, "\"} %" PRIu64 "\n",
+		         rule_hits(src, snap->stats.rule_slot[pol->urls[i].rule->index]));
+	}
+	text_head(t, "dnsink_list_url_downloads_total", "counter",
+	          "Downloads per list URL by result (ok, not_modified, or why it was refused).");
+	for (size_t i = 0; i < n; i++) {
+		for (int r = 0; r < DK_FETCH_RESULT_MAX; r++) {
+			text_add(t, "dnsink_list_url_downloads_total{url=\"");
+			text_label(t, us[i].url);
+			text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
+			         dk_fetch_result_name((enum dk_fetch_result)r), us[i].results[r]);
+		}
+	}
+	text_head(t, "dnsink_list_url_last_download_timestamp_seconds", "gauge",
+	          "Unix time of the last download attempt per list URL.");
+	for (size_t i = 0; i < n; i++) {
+		text_add(t, "dnsink_list_url_last_download_timestamp_seconds{url=\"");
+		text_label(t, us[i].url);
+		text_add(t, "\"} %.3f\n", us[i].last_time);
+	}
+	text_head(t, "dnsink_list_url_last_download_success", "gauge",
+	          "Whether the last download per list URL succeeded or found it not modified.");
+	for (size_t i = 0; i < n; i++) {
+		text_add(t, "dnsink_list_url_last_download_success{url=\"");
+		text_label(t, us[i].url);
+		text_add(t, "\"} %d\n",
+		         us[i].last_time > 0 && (us[i].last_result == DK_FETCH_OK ||
+		                                 us[i].last_result == DK_FETCH_NOT_MODIFIED));
+	}
+}
+
+/* Per RPZ zone: what was loaded (from the policy) and how its transfers went. */
+static void render_rpz(struct text *t, const struct dk_metrics_src *src)
+{
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_policy *pol = snap ? snap->pol : NULL;
+	struct dk_xfr_zone_stats xs[64];
+	size_t n_xs = src->xfr ? dk_xfr_stats(src->xfr, xs, DK_ARRAY_SIZE(xs)) : 0;
+
+	if (n_xs > DK_ARRAY_SIZE(xs))
+		n_xs = DK_ARRAY_SIZE(xs);
+	text_head(t, "dnsink_rpz_entries", "gauge", "Triggers in force per RPZ zone.");
+	for (size_t i = 0; pol && i < pol->n_zones; i++) {
+		text_add(t, "dnsink_rpz_entries{zone=\"");
+		text_label(t, pol->zones[i].origin);
+		text_add(t, "\"} %zu\n", pol->zones[i].entries);
+	}
+	text_head(t, "dnsink_rpz_serial", "gauge", "SOA serial of the copy in force per RPZ zone.");
+	for (size_t i = 0; pol && i < pol->n_zones; i++) {
+		if (!pol->zones[i].st.has_soa)
+			continue;
+		text_add(t, "dnsink_rpz_serial{zone=\"");
+		text_label(t, pol->zones[i].origin);
+		text_add(t, "\"} %u\n", pol->zones[i].st.serial);
+	}
+	text_head(t, "dnsink_rpz_records_skipped", "gauge",
+	          "Records of the copy in force not used, per zone: invalid, unsupported, and "
+	          "NSDNAME/NSIP triggers a forwarder cannot evaluate.");
+	for (size_t i = 0; pol && i < pol->n_zones; i++) {
+		const struct dk_rpz_stats *st = &pol->zones[i].st;
+		const size_t v[] = {st->invalid, st->unsupported, st->triggers[DK_RPZ_NSDNAME],
+		                    st->triggers[DK_RPZ_NSIP]};
+		static const char *const why[] = {"invalid", "unsupported", "nsdname", "nsip"};
+		for (size_t k = 0; k < DK_ARRAY_SIZE(v); k++) {
+			text_add(t, "dnsink_rpz_records_skipped{zone=\"");
+			text_label(t, pol->zones[i].origin);
+			text_add(t, "\",reason=\"%s\"} %zu\n", why[k], v[k]);
+		}
+	}
+	text_head(t, "dnsink_rpz_hits_total", "counter", "Matches of each RPZ zone's rule.");
+	for (size_t i = 0; pol && snap->stats.rule_slot && i < pol->n_zones; i++) {
+		text_add(t, "dnsink_rpz_hits_total{zone=\"");
+		text_label(t, pol->zones[i].origin);
+		text_add(t, "\"} %" PRIu64 "\n",
+		         rule_hits(src, snap->stats.rule_slot[pol->zones[i].rule->index]));
+	}
+	text_head(t, "dnsink_rpz_transfers_total", "counter",
+	          "Zone transfers per RPZ zone by result (ok, up_to_date, or why it was refused).");
+	for (size_t i = 0; i < n_xs; i++) {
+		for (int r = 0; r < DK_XFR_RESULT_MAX; r++) {
+			text_add(t, "dnsink_rpz_transfers_total{zone=\"");
+			text_label(t, xs[i].origin);
+			text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
+			         dk_xfr_result_name((enum dk_xfr_result)r), xs[i].results[r]);
+		}
+	}
+	text_head(t, "dnsink_rpz_last_transfer_timestamp_seconds", "gauge",
+	          "Unix time of the last transfer attempt per zone.");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_last_transfer_timestamp_seconds{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %.3f\n", xs[i].last_time);
+	}
+	text_head(t, "dnsink_rpz_last_transfer_success", "gauge",
+	          "Whether the last transfer attempt per zone succeeded or found it up to date.");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_last_transfer_success{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %d\n",
+		         xs[i].last_time > 0 && (xs[i].last_result == DK_XFR_OK ||
+		                                 xs[i].last_result == DK_XFR_UP_TO_DATE));
+	}
+	text_head(t, "dnsink_rpz_notifies_total", "counter", "NOTIFYs accepted from the primary.");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_notifies_total{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %" PRIu64 "\n", xs[i].notifies);
+	}
+	text_head(t, "dnsink_rpz_expired", "gauge",
+	          "1 when a zone had no good transfer for longer than its SOA expire (the last "
+	          "copy still serves).");
+	for (size_t i = 0; i < n_xs; i++) {
+		text_add(t, "dnsink_rpz_expired{zone=\"");
+		text_label(t, xs[i].origin);
+		text_add(t, "\"} %d\n", xs[i].expired);
 	}
 }
 
@@ -516,8 +661,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);
 	text_head(&t, "dnsink_alerts_total", "counter",
-	          "Alert records emitted, events deduplicated, events lost on a full ring, "
-	          "records lost by a sink.");
+	          "Alert records emitted, events deduplicated, events lost on a full ring, records "
+	          "lost by a sink.");
 	text_add(&t, "dnsink_alerts_total{state=\"emitted\"} %" PRIu64 "\n", as.emitted);
 	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
@@ -531,8 +676,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         as.resent);
 
 	text_head(&t, "dnsink_cname_cloaked_total", "counter",
-	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the "
-	          "rule instead (blocked), or passed with an alert (alerted).");
+	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the rule "
+	          "instead (blocked), or passed with an alert (alerted).");
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"blocked\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.query.cname_blocked));
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
@@ -540,8 +685,10 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
 	render_groups(&t, src);
+	render_rpz(&t, src);
+	render_urls(&t, src);
 
-	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", pol ? pol->n_rules : 0);
+	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", dk_policy_rule_count(pol));
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",
 	         pol ? pol->n_entries : 0);
 	text_one(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.",

@@ -54,9 +54,13 @@ struct dk_metrics_src {
 	bool reload_ok;                 /**< whether it succeeded */
 	dk_http_fn *http;               /**< every other path; NULL: 404 */
 	void *http_ctx;
+	struct dk_xfr *xfr;     /**< RPZ zone transfers; NULL: none */
+	struct dk_fetch *fetch; /**< lists on URLs; NULL: none */
 };
 
 struct dk_metrics;
+struct dk_xfr;
+struct dk_fetch;
 
 /**
  * Starts the endpoint on @p loop (the main loop), listening on @p addr.

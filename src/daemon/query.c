@@ -23,6 +23,7 @@
 
 #include "dnsink/cache.h"
 #include "dnsink/groups.h"
+#include "dnsink/name.h"
 #include "dnsink/ratelimit.h"
 #include "dnsink/sigma.h"
 #include "log.h"
@@ -119,6 +120,23 @@ static bool match(const struct dk_queries *qs, const struct dk_group *g, const u
 }
 
 /*
+ * A verdict found outside the suffix set (an RPZ address trigger) as client
+ * group @p g sees its rule: its action set from the group's view, or false
+ * when the group turns the rule off.
+ */
+static bool group_sees(const struct dk_queries *qs, const struct dk_group *g, struct dk_verdict *v)
+{
+	const uint8_t *view = g ? dk_group_view(qs->conf.pol->groups, g) : NULL;
+
+	if (!view)
+		return true;
+	if (view[v->rule->index] == DK_GROUP_OFF)
+		return false;
+	v->action = view[v->rule->index];
+	return true;
+}
+
+/*
  * Posts the alert event for query @p q of @p cl matched by @p v. With
  * @p target_len > 0, @p target (lowercase wire form) is the CNAME/DNAME target
  * the rule matched and v->matched_off is relative to it.
@@ -166,6 +184,24 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 }
 
 /*
+ * Writes the local data of verdict @p v (an RPZ trigger) as the answer to
+ * @p q into txbuf; @p name is the name the trigger matched. A trigger whose
+ * data was lost (none found) answers NODATA.
+ */
+static int local_answer(struct dk_queries *qs, const uint8_t *pkt, const struct dk_query *q,
+                        const struct dk_verdict *v, const uint8_t *name, size_t name_len)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	const struct dk_local_data *ld = dk_policy_local(pol, v, name, name_len);
+
+	if (!ld)
+		return dk_msg_write_error(pkt, q, LDNS_RCODE_NOERROR, DK_EDE_FORGED, qs->txbuf,
+		                          sizeof(qs->txbuf));
+	return dk_msg_write_records(pkt, q, pol->local_blob + ld->rr_off, ld->rr_len, DK_EDE_FORGED,
+	                            qs->txbuf, sizeof(qs->txbuf));
+}
+
+/*
  * Applies verdict @p v to query @p pkt/@p q of @p cl, matched on the query
  * name or (@p on ACT_ANSWER) on answer target @p target: counts the rule's
  * hit, answers locally for a blocking rule, posts the alert (@p pass_rcode is
@@ -201,11 +237,40 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const struct 
 		rcode = LDNS_RCODE_REFUSED;
 		n = dk_msg_write_error(pkt, q, rcode, DK_EDE_BLOCKED, qs->txbuf, sizeof(qs->txbuf));
 		break;
+	case DK_ACTION_NODATA:
+		o = DK_OUT_NODATA;
+		rcode = LDNS_RCODE_NOERROR;
+		n = dk_msg_write_error(pkt, q, rcode, DK_EDE_BLOCKED, qs->txbuf, sizeof(qs->txbuf));
+		break;
+	case DK_ACTION_LOCAL:
+		o = DK_OUT_LOCAL;
+		rcode = LDNS_RCODE_NOERROR;
+		n = local_answer(qs, pkt, q, v, target_len ? target : q->qname,
+		                 target_len ? target_len : q->qname_len);
+		break;
+	case DK_ACTION_TCP_ONLY:
+		/* Over TCP the query goes on as usual: the client did what was asked. */
+		if (cl->transport != DK_TRANSPORT_UDP)
+			return false;
+		o = DK_OUT_TRUNCATED;
+		rcode = LDNS_RCODE_NOERROR;
+		n = dk_msg_write_error(pkt, q, rcode, 0, qs->txbuf, sizeof(qs->txbuf));
+		if (n > 0)
+			LDNS_TC_SET(qs->txbuf);
+		break;
+	case DK_ACTION_DROP: o = DK_OUT_DROPPED; break;
 	case DK_ACTION_ALERT:
 	case DK_ACTION_ALLOW: break;
 	}
 	if (r->alert && v->action != DK_ACTION_ALLOW)
 		alert(qs, cl, g, q, v, rcode, target, target_len);
+	if (v->action == DK_ACTION_DROP) {
+		/* No answer on purpose (RPZ rpz-drop): the client times out. */
+		if (on == ACT_ANSWER)
+			dk_ctr_inc(&qs->env.ctr->cname_blocked);
+		count(qs, cl, o);
+		return true;
+	}
 	if (o == DK_OUT_FORWARDED) {
 		if (on == ACT_ANSWER)
 			dk_ctr_inc(&qs->env.ctr->cname_alerted);
@@ -350,26 +415,58 @@ static bool chain_scan(const struct dk_queries *qs, const struct dk_group *g, co
 }
 
 /*
+ * Matches the A and AAAA addresses in the answer section of @p ans against
+ * the RPZ IP triggers of @p pol ("rpz-ip"); the first address that matches
+ * decides, whatever its action (a passthru exempts the answer).
+ */
+static bool ip_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len, size_t qend,
+                    struct dk_verdict *v)
+{
+	struct dk_rr_iter it;
+	struct dk_rr rr;
+
+	if (dk_msg_rr_iter_init_at(&it, ans, len, qend) < 0)
+		return false;
+	for (unsigned i = 0; i < CHAIN_RRS && dk_msg_rr_next(&it, &rr) > 0; i++) {
+		if (rr.type == LDNS_RR_TYPE_A && rr.rdlen == 4 &&
+		    dk_policy_match_ip(pol, AF_INET, ans + rr.rdata, v))
+			return true;
+		if (rr.type == LDNS_RR_TYPE_AAAA && rr.rdlen == 16 &&
+		    dk_policy_match_ip(pol, AF_INET6, ans + rr.rdata, v))
+			return true;
+	}
+	return false;
+}
+
+/*
  * The answer-side policy: the CNAME/DNAME targets of answer @p ans to query
- * @p pkt/@p q. Returns true when the client was answered locally instead.
+ * @p pkt/@p q, then (RPZ order: QNAME before IP) its addresses. Returns true
+ * when the client was answered locally instead.
  */
 static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *ans,
                           size_t len, const uint8_t *pkt, const struct dk_query *q)
 {
+	const struct dk_policy *pol = qs->conf.pol;
 	const struct dk_group *g = group_of(qs, cl);
 	struct chain_hit hit;
 	struct dk_verdict qv;
 
 	if (sigma_answer(qs, cl, g, ans, len, pkt, q))
 		return true;
-	if (!qs->conf.pol || LDNS_ANCOUNT(ans) == 0 ||
-	    !chain_scan(qs, g, ans, len, DK_HEADER_LEN + q->qname_len + 4, &hit))
+	if (!pol || LDNS_ANCOUNT(ans) == 0)
 		return false;
+	size_t qend = DK_HEADER_LEN + q->qname_len + 4;
+	if (!chain_scan(qs, g, ans, len, qend, &hit)) {
+		if (!pol->response_ips || !ip_scan(pol, ans, len, qend, &hit.v) ||
+		    !group_sees(qs, g, &hit.v))
+			return false;
+		hit.target_len = 0;
+	}
 	/* An allow exception on the name asked covers its whole answer. */
 	if (match(qs, g, q->qname, q->qname_len, &qv) && qv.action == DK_ACTION_ALLOW)
 		return false;
-	return act(qs, cl, g, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans), hit.target,
-	           hit.target_len);
+	return act(qs, cl, g, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans),
+	           hit.target_len ? hit.target : NULL, hit.target_len);
 }
 
 /* The cache key of query @p q: its lowercase name, type, class, DO and CD. */
@@ -646,6 +743,52 @@ static bool rate_limited(struct dk_queries *qs, const struct dk_client *cl)
 	return true;
 }
 
+/*
+ * A NOTIFY (RFC 1996) for an RPZ zone: from the zone's primary it is
+ * acknowledged (QR, AA, NOERROR) and handed to the transfers; from anyone
+ * else it is REFUSED. Returns false when it is not for a zone we transfer,
+ * which leaves it to the NOTIMP answer every other opcode gets.
+ */
+static bool notify(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
+                   size_t len)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	uint8_t copy[DK_LOCAL_MAX];
+	struct dk_query q;
+
+	if (!pol || !pol->n_zones || len > sizeof(copy))
+		return false;
+	/* The question is read as a query's is: the same parser with the opcode set aside. */
+	memcpy(copy, pkt, len);
+	copy[2] &= (uint8_t) ~(LDNS_OPCODE_MASK);
+	if (dk_msg_parse_query(copy, len, &q) != 0)
+		return false;
+	q.opcode = LDNS_PACKET_NOTIFY;
+	bool known = false;
+	for (size_t i = 0; i < pol->n_zones && !known; i++)
+		known = pol->zones[i].primary &&
+		        dk_name_equal_nocase(pol->zones[i].origin_wire, pol->zones[i].origin_len,
+		                             q.qname, q.qname_len);
+	if (!known)
+		return false;
+	const struct dk_zone *z = dk_policy_notify_zone(pol, &cl->peer.sa, q.qname, q.qname_len);
+	if (!z || !qs->env.notify) {
+		count(qs, cl, DK_OUT_ACL_REFUSED);
+		reply_error(qs, cl, pkt, &q, LDNS_RCODE_REFUSED, 0);
+		return true;
+	}
+	qs->env.notify(qs->env.notify_ctx, z->origin);
+	count(qs, cl, DK_OUT_FORWARDED);
+	int n = dk_msg_write_error(pkt, &q, LDNS_RCODE_NOERROR, 0, qs->txbuf, sizeof(qs->txbuf));
+	if (n < 0) {
+		count(qs, cl, DK_OUT_DROPPED);
+		return true;
+	}
+	LDNS_AA_SET(qs->txbuf);
+	dk_client_reply(cl, qs->txbuf, (size_t)n);
+	return true;
+}
+
 void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt, size_t len)
 {
 	struct dk_queries *qs = ctx;
@@ -671,6 +814,8 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 			count(qs, cl, DK_OUT_FORMERR);
 			break;
 		case DK_ENOTIMP:
+			if (q.opcode == LDNS_PACKET_NOTIFY && notify(qs, cl, pkt, len))
+				return;
 			rcode = LDNS_RCODE_NOTIMPL;
 			count(qs, cl, DK_OUT_NOTIMP);
 			break;
@@ -698,9 +843,16 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 	/* The group's view decides; the cache after it is shared and holds only upstream answers.
 	 */
 	struct dk_verdict v;
-	if (qs->conf.pol && match(qs, g, q.qname, q.qname_len, &v) &&
-	    act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+	const struct dk_policy *pol = qs->conf.pol;
+	if (pol && pol->client_ips && dk_policy_match_client(pol, &cl->peer.sa, &v) &&
+	    group_sees(qs, g, &v)) {
+		/* A client-IP trigger comes first in RPZ order and decides alone. */
+		if (act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+			return;
+	} else if (pol && match(qs, g, q.qname, q.qname_len, &v) &&
+	           act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0)) {
 		return;
+	}
 	if (sigma_query(qs, cl, g, pkt, &q))
 		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */

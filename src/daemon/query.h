@@ -58,6 +58,9 @@ struct dk_queries_env {
 	struct dk_cache_counters *cache_ctr; /**< written by this module only */
 	/** Workers in all: each takes this share of cache.size_mb (0 counts as 1). */
 	unsigned n_workers;
+	/** A NOTIFY from RPZ zone @p origin's primary was accepted; NULL: refuse them all. */
+	void (*notify)(void *notify_ctx, const char *origin);
+	void *notify_ctx;
 };
 
 /** The snapshot in force, borrowed until the next dk_queries_configure(). */

@@ -27,6 +27,7 @@
 #include "alert_sink.h"
 #include "control.h"
 #include "dashboard.h"
+#include "fetch.h"
 #include "log.h"
 #include "metrics.h"
 #include "dnstap.h"
@@ -34,6 +35,7 @@
 #include "snapshot.h"
 #include "sock.h"
 #include "worker.h"
+#include "xfr.h"
 
 struct dk_server {
 	uv_loop_t loop;
@@ -51,6 +53,8 @@ struct dk_server {
 	struct dk_worker **workers;
 	unsigned n_workers;
 	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
+	struct dk_xfr *xfr;         /**< RPZ zone transfers; NULL when it could not start */
+	struct dk_fetch *fetch;     /**< lists on URLs; NULL when it could not start */
 	uv_signal_t sigs[4];
 	unsigned n_sigs;
 	uv_async_t acked; /**< a worker took the new snapshot */
@@ -88,6 +92,14 @@ static void worker_took(void *ctx)
 
 	atomic_fetch_add(&srv->acks, 1);
 	uv_async_send(&srv->acked);
+}
+
+static void worker_notify(void *ctx, const char *origin)
+{
+	struct dk_server *srv = ctx;
+
+	if (srv->xfr)
+		dk_xfr_notify(srv->xfr, origin);
 }
 
 static void worker_ended(void *ctx)
@@ -187,6 +199,10 @@ static int reload(struct dk_server *srv, char *msg, size_t msg_size)
 	srv->old = srv->cur;
 	srv->cur = s;
 	note_load(srv, true);
+	if (srv->xfr)
+		dk_xfr_update(srv->xfr, s->pol);
+	if (srv->fetch)
+		dk_fetch_update(srv->fetch, s->pol);
 	srv->reloading = true;
 	atomic_store(&srv->acks, 0);
 	for (unsigned i = 0; i < srv->n_workers; i++)
@@ -307,6 +323,12 @@ static void close_main_handles(struct dk_server *srv)
 		close_handle((uv_handle_t *)&srv->done);
 		close_handle((uv_handle_t *)&srv->sched);
 	}
+	dk_xfr_free(srv->xfr);
+	srv->xfr = NULL;
+	srv->msrc.xfr = NULL;
+	dk_fetch_free(srv->fetch);
+	srv->fetch = NULL;
+	srv->msrc.fetch = NULL;
 }
 
 static void free_workers(struct dk_server *srv)
@@ -333,11 +355,35 @@ static void on_done(uv_async_t *a)
 	close_main_handles(srv);
 }
 
+/* A transfer or a download wrote a new copy of a feed: load it as SIGHUP would. */
+static void feed_changed(struct dk_server *srv, const char *what)
+{
+	if (srv->stopping)
+		return;
+	dk_log(DK_LOG_INFO, "%s, reloading", what);
+	if (srv->reloading)
+		srv->reload_again = true;
+	else
+		reload(srv, NULL, 0);
+}
+
+static void xfr_changed(void *ctx)
+{
+	feed_changed(ctx, "rpz: a zone changed by transfer");
+}
+
+static void fetch_changed(void *ctx)
+{
+	feed_changed(ctx, "list: a list on a URL changed");
+}
+
 static void server_stop(struct dk_server *srv)
 {
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	dk_xfr_stop(srv->xfr);
+	dk_fetch_stop(srv->fetch);
 	dk_log(DK_LOG_INFO, "stopping: finishing queries in flight (at most %d ms)", DK_GRACE_MS);
 	/* No more requests; the socket file goes now, while we may still remove it. */
 	dk_control_close(srv->control);
@@ -441,7 +487,7 @@ static int server_start(struct dk_server *srv)
 {
 	const struct dk_config *cfg = srv->cur->cfg;
 	const struct dk_worker_hooks hooks = {
-	        .took = worker_took, .ended = worker_ended, .ctx = srv};
+	        .took = worker_took, .ended = worker_ended, .notify = worker_notify, .ctx = srv};
 	struct dk_diag diag = {0};
 	char msg[1100];
 	int rc;
@@ -577,6 +623,21 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		uv_signal_start(&srv->sigs[i], on_signal, signums[i]);
 	}
 
+	/* Before the workers: they hand NOTIFYs to it. */
+	rc = dk_xfr_new(&srv->loop, xfr_changed, srv, &srv->xfr);
+	if (rc < 0)
+		dk_log(DK_LOG_ERR, "rpz: zone transfers cannot start: %s", dk_strerror(rc));
+	if (srv->xfr && rc == 0) {
+		srv->msrc.xfr = srv->xfr;
+		dk_xfr_update(srv->xfr, srv->cur->pol);
+	}
+	rc = dk_fetch_new(&srv->loop, fetch_changed, srv, &srv->fetch);
+	if (rc < 0)
+		dk_log(DK_LOG_ERR, "list: downloads cannot start: %s", dk_strerror(rc));
+	if (srv->fetch && rc == 0) {
+		srv->msrc.fetch = srv->fetch;
+		dk_fetch_update(srv->fetch, srv->cur->pol);
+	}
 	rc = server_start(srv);
 	if (rc == 0) {
 		uv_run(&srv->loop, UV_RUN_DEFAULT);

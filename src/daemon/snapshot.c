@@ -8,6 +8,15 @@
 #include "log.h"
 #include "snapshot.h"
 
+static void log_warning(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	if (line)
+		dk_log(DK_LOG_WARN, "%s:%u: warning: %s", file, line, msg);
+	else
+		dk_log(DK_LOG_WARN, "%s: warning: %s", file, msg);
+}
+
 void dk_snapshot_free(struct dk_snapshot *s)
 {
 	if (!s)
@@ -56,13 +65,14 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 		snprintf(msg, sizeof(msg),
 		         "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
 		         "ms",
-		         path, s->pol->n_rules, s->pol->n_entries, s->pol->n_names,
+		         path, dk_policy_rule_count(s->pol), s->pol->n_entries, s->pol->n_names,
 		         s->pol->n_invalid, ms);
 	else
 		snprintf(msg, sizeof(msg), "loaded %s: no rules in %.1f ms", path, ms);
 	dk_log(DK_LOG_INFO, "%s", msg);
 	if (out_msg)
 		snprintf(out_msg, out_size, "%s", msg);
+	dk_policy_warnings(s->pol, log_warning, NULL);
 	*out = s;
 	return 0;
 }

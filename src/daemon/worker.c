@@ -270,6 +270,8 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 		return rc;
 	}
 	const struct dk_queries_env env = {
+	        .notify = w->hooks.notify,
+	        .notify_ctx = w->hooks.ctx,
 	        .forward = forward,
 	        .fwd = w->up,
 	        .alert = post_alert,

@@ -48,6 +48,8 @@ struct dk_flush_job {
 struct dk_worker_hooks {
 	void (*took)(void *ctx);  /**< the worker switched to the snapshot offered */
 	void (*ended)(void *ctx); /**< the worker's loop ended */
+	/** A NOTIFY from the primary of RPZ zone @p origin was accepted; must not block. */
+	void (*notify)(void *ctx, const char *origin);
 	void *ctx;
 };
 

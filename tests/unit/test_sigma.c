@@ -39,7 +39,7 @@ static void test_suffixset_exact_and_all(void **state)
 	struct dk_suffixset_match m[8];
 
 	wire_of("x.test", w, &len);
-	assert_int_equal(dk_suffixset_builder_add_exact(b, w, len, 1), 0);
+	assert_int_equal(dk_suffixset_builder_add_slots(b, w, len, DK_SUFFIXSET_SELF, 1), 0);
 	assert_int_equal(dk_suffixset_builder_add(b, w, len, true, 2), 0);
 	wire_of("test", w, &len);
 	assert_int_equal(dk_suffixset_builder_add(b, w, len, true, 3), 0);
