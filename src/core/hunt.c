@@ -29,13 +29,13 @@ static uint8_t local_rcode(uint8_t action)
 	}
 }
 
-/* The client group of the logged client, as the daemon's query.c finds it; NULL: none. */
-static const struct dk_group *group_of(const struct dk_policy *pol, const struct dk_logrec *r)
+/* The logged client as a socket address; false when the record has none. */
+static bool client_of(const struct dk_logrec *r, struct sockaddr_storage *out)
 {
 	struct sockaddr_storage ss = {0};
 
-	if (!pol->groups || (r->family != AF_INET && r->family != AF_INET6))
-		return NULL;
+	if (r->family != AF_INET && r->family != AF_INET6)
+		return false;
 	if (r->family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
 		in->sin_family = AF_INET;
@@ -45,6 +45,17 @@ static const struct dk_group *group_of(const struct dk_policy *pol, const struct
 		in6->sin6_family = AF_INET6;
 		memcpy(&in6->sin6_addr, r->addr, 16);
 	}
+	*out = ss;
+	return true;
+}
+
+/* The client group of the logged client, as the daemon's query.c finds it; NULL: none. */
+static const struct dk_group *group_of(const struct dk_policy *pol, const struct dk_logrec *r)
+{
+	struct sockaddr_storage ss;
+
+	if (!pol->groups || !client_of(r, &ss))
+		return NULL;
 	return dk_groups_lookup(pol->groups, (const struct sockaddr *)&ss);
 }
 
@@ -84,8 +95,55 @@ static void event(struct dk_policy *pol, const struct dk_group *g, const struct 
 		memcpy(ev->target, target, target_len);
 }
 
-unsigned dk_hunt_judge(struct dk_policy *pol, const struct dk_logrec *r,
-                       struct dk_alert_event ev[2])
+/*
+ * The Sigma rules on record @p r, as query.c's sigma_query() and sigma_act():
+ * the alerting rules each alert, then the first blocking one answers (and
+ * alerts); behavioural alerts carry their group key and count.
+ */
+static unsigned judge_sigma(struct dk_policy *pol, const struct dk_group *g,
+                            struct dk_sigma_scratch *sc, const struct dk_logrec *r,
+                            struct dk_alert_event *ev)
+{
+	struct sockaddr_storage ss;
+	struct dk_sigma_query sq = {.qname = r->qname,
+	                            .qname_len = r->qname_len,
+	                            .qtype = r->qtype,
+	                            .client = client_of(r, &ss) ? (const struct sockaddr *)&ss
+	                                                        : NULL};
+	struct dk_sigma_hits h;
+	const uint8_t *view = g ? dk_group_view(pol->groups, g) : NULL;
+	bool blocked = false;
+	unsigned n = 0;
+
+	dk_sigma_match_query(pol->sigma, sc, &sq, &h);
+	dk_sigma_count(pol->sigma, sc, &sq, r->time_ms, &h);
+	for (unsigned i = 0; i < h.n + h.n_corr; i++) {
+		bool corr = i >= h.n;
+		unsigned ri = corr ? h.corr[i - h.n].rule : h.rule[i];
+		struct dk_verdict v = {.rule = &pol->rules[ri]};
+		v.action = view ? view[ri] : (uint8_t)v.rule->action;
+		if (v.action == DK_GROUP_OFF || v.action == DK_ACTION_ALLOW || !v.rule->alert)
+			continue;
+		if (blocks(v.action)) {
+			if (blocked)
+				continue;
+			blocked = true;
+		}
+		event(pol, g, r, &v, local_rcode(v.action), NULL, 0, &ev[n]);
+		if (corr) {
+			size_t kl = strnlen(h.corr[i - h.n].key, sizeof(ev[n].group_key) - 1);
+			memcpy(ev[n].group_key, h.corr[i - h.n].key, kl);
+			ev[n].group_key[kl] = '\0';
+			ev[n].group_key_len = (uint8_t)(kl ? kl : 1);
+			ev[n].group_count = h.corr[i - h.n].count;
+		}
+		n++;
+	}
+	return n;
+}
+
+unsigned dk_hunt_judge(struct dk_policy *pol, struct dk_sigma_scratch *sc,
+                       const struct dk_logrec *r, struct dk_alert_event ev[DK_HUNT_EVENTS_MAX])
 {
 	struct dk_verdict qv, tv, hit = {0};
 	unsigned n = 0;
@@ -103,6 +161,9 @@ unsigned dk_hunt_judge(struct dk_policy *pol, const struct dk_logrec *r,
 		if (blocks(qv.action))
 			return n;
 	}
+	/* A response logged apart from its query was judged as the query already. */
+	if (pol->sigma && sc && !r->answer_only)
+		n += judge_sigma(pol, g, sc, r, ev + n);
 	for (unsigned i = 0; i < r->n_targets; i++) {
 		if (!match(pol, g, r->target[i], r->target_len[i], &tv) ||
 		    tv.action == DK_ACTION_ALLOW)
