@@ -105,6 +105,11 @@ bool dk_tz_valid(const char *name)
 /* Offset east of UTC of zone @p name at @p t, read through localtime_r(). */
 static int zone_offset(const char *name, time_t t, int32_t *off)
 {
+	/* UTC needs no look-up, and no switch of TZ under the other threads' feet. */
+	if (!strcmp(name, "UTC") || !strcmp(name, "Etc/UTC")) {
+		*off = 0;
+		return 0;
+	}
 	const char *old = getenv("TZ");
 	char *saved = old ? strdup(old) : NULL;
 	char want[300];
