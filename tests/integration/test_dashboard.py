@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import harness
@@ -42,6 +43,58 @@ def api(port, path, *extra):
     if status != 200:
         raise AssertionError("%s: HTTP %d %s" % (path, status, body))
     return json.loads(body)
+
+
+# Runs inside "unshare -n": dnsink with its metrics listener on 192.0.2.1, asked from
+# 192.0.2.1, first without a token, then with one. Prints "CASE PATH STATUS" lines.
+NETNS_SCRIPT = r"""
+import os, signal, socket, subprocess, sys, time
+dnsink, work, rules = sys.argv[1:4]
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+subprocess.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"], check=True)
+
+def get(port, path, auth=None):
+    for _ in range(100):
+        try:
+            s = socket.create_connection(("192.0.2.1", port), timeout=5)
+            break
+        except OSError:
+            time.sleep(0.05)
+    req = "GET %s HTTP/1.0\r\n" % path
+    if auth:
+        req += "Authorization: Bearer %s\r\n" % auth
+    s.sendall((req + "\r\n").encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return int(data.split(b" ", 2)[1])
+
+for case, token in (("open", None), ("token", "netns-token-1234")):
+    conf = os.path.join(work, "netns-%s.yml" % case)
+    with open(conf, "w") as f:
+        f.write("listen: [127.0.0.1:5399]\nupstreams: [127.0.0.1:9]\nrules: [%s/]\n"
+                "alerts:\n  syslog:\n    server: udp://127.0.0.1:9\n"
+                "metrics:\n  listen: 192.0.2.1:9399\n" % rules)
+        if token:
+            f.write("  token: %s\n" % token)
+    log = open(os.path.join(work, "netns-%s.log" % case), "w")
+    p = subprocess.Popen([dnsink, "-c", conf], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        if token:
+            print("token / %d" % get(9399, "/"))
+            print("token+bearer / %d" % get(9399, "/", token))
+            print("token+bearer /api/v1/summary %d" % get(9399, "/api/v1/summary", token))
+        else:
+            for path in ("/", "/api/v1/summary", "/metrics"):
+                print("open %s %d" % (path, get(9399, path)))
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+"""
 
 
 class Dashboard(harness.DnsinkTest):
@@ -153,6 +206,23 @@ class Dashboard(harness.DnsinkTest):
         t = api(self.mport, "top?n=100000&minutes=0")
         self.assertEqual(t["minutes"], 1)
         self.assertEqual(len(api(self.mport, "alerts?n=abc")["records"]), 0)
+
+    def test_non_loopback_needs_token(self):
+        """A client on another address gets 403 from the dashboard unless a token is set.
+        Run in a network namespace of our own, where 192.0.2.1 (TEST-NET-1) is put on
+        its loopback device: the peer is not 127/8, and nothing leaves the namespace."""
+        if not shutil.which("unshare") or subprocess.run(
+                ["unshare", "-n", "true"], stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("no network namespace (unshare -n) here")
+        p = subprocess.run(["unshare", "-n", sys.executable, "-c", NETNS_SCRIPT, harness.DNSINK,
+                            self.dir, harness.REPO_RULES], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60, stdin=subprocess.DEVNULL)
+        out = p.stdout.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("open / 403\nopen /api/v1/summary 403\nopen /metrics 200\n", out)
+        self.assertIn("token / 401\ntoken+bearer / 200\ntoken+bearer /api/v1/summary 200\n",
+                      out)
 
     def test_grafana_metrics_exist(self):
         self.start()

@@ -3,8 +3,9 @@
 #
 # The Debian package, end to end, as root on this machine (tests/run-all.sh
 # stage "package"): builds it from a copy of the tree with
-# dpkg-buildpackage -b -us -uc, runs lintian (no error, no warning that
-# debian/source/lintian-overrides does not justify), installs it with dpkg -i,
+# dpkg-buildpackage -b -us -uc, runs lintian on it and on the source package
+# (no error, no warning: an override, in debian/dnsink.lintian-overrides or
+# debian/source/lintian-overrides, says why), installs it with dpkg -i,
 # checks what it installed (binary, conffiles, rules, unit, user, log
 # directory, logrotate, man pages), runs "dnsink check" on the installed
 # config, starts the installed binary as the unit would (ExecStartPre, then
@@ -118,7 +119,7 @@ check "built $(basename "$deb")" test -f "$deb"
 
 
 # --- lintian ------------------------------------------------------------------
-echo "-- lintian (overrides: debian/source/lintian-overrides, debian/dnsink.lintian-overrides)"
+echo "-- lintian --display-level \">=pedantic\" on the .changes and the .dsc (overrides: debian/dnsink.lintian-overrides; the source package has none)"
 lintian --info --display-level ">=pedantic" --show-overrides "$changes" $( [ -f "$dsc" ] && echo "$dsc") \
 	>"$WORK/lintian.log" 2>&1
 lintian_rc=$?
