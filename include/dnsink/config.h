@@ -101,7 +101,7 @@ struct dk_sigma_action {
 	int action; /**< enum dk_action */
 };
 
-/** sigma: default_action and actions (SPEC "Sigma rules"). */
+/** sigma: default_action and actions (dnsink.yml(5) and dnsink-rules(5), SIGMA RULES). */
 struct dk_sigma_conf {
 	int default_action; /**< enum dk_action; default alert */
 	struct dk_sigma_action *actions;
@@ -138,7 +138,7 @@ enum dk_ratelimit_action {
 struct dk_up_opts; /* dnsink/upstream_spec.h */
 
 enum dk_alert_format {
-	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
+	DK_ALERT_FORMAT_NATIVE, /**< the native alert record (dnsink.yml(5)) */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
 };
 

@@ -376,7 +376,8 @@ int dk_cli_match(const char *config_path, const struct dk_cli_match_opts *o, cha
 		dk_config_free(cfg);
 		return 1;
 	}
-	/* The verdict is the one this client's group gets (SPEC: IP defaults to 127.0.0.1). */
+	/* The verdict is the one this client's group gets (dnsink(8): the client is 127.0.0.1
+	 * unless --client says otherwise). */
 	const struct dk_group *g = dk__cli_group_of(p, o->client, &bad);
 	if (bad) {
 		fprintf(stderr, "--client %s: not an IP address\n", o->client);
