@@ -97,8 +97,9 @@ struct dk_addr {
 
 /** One entry of sigma.actions: a Sigma level or rule id and the action it gets. */
 struct dk_sigma_action {
-	char *key;  /**< "informational".."critical", or a Sigma rule id */
-	int action; /**< enum dk_action */
+	char *key;     /**< "informational".."critical", or a Sigma rule id */
+	int action;    /**< enum dk_action */
+	unsigned line; /**< of the key in the config file */
 };
 
 /** sigma: default_action and actions (dnsink.yml(5) and dnsink-rules(5), SIGMA RULES). */

@@ -83,8 +83,7 @@ static int load_rules(const struct dk_config *cfg, struct dk_policy **p)
 	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, p))
 		return 1;
 	/* As the daemon loads: Sigma actions first, then the groups' views that copy them. */
-	dk_policy_sigma_actions(*p, &cfg->sigma);
-	if (dk_load_groups(cfg, *p, &d) < 0) {
+	if (dk_load_apply(cfg, *p, &d) < 0) {
 		print_diag(&d);
 		dk_policy_unref(*p);
 		*p = NULL;

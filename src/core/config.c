@@ -1128,6 +1128,7 @@ static int parse_sigma_actions(struct ctx *c, const struct item *it, yaml_node_t
 			goto fail;
 		}
 		a[i].action = nv->value;
+		a[i].line = (unsigned)k->start_mark.line + 1;
 		if (!(a[i].key = strdup(ks))) {
 			ret = fail(c, k, -ENOMEM, "out of memory");
 			goto fail;
