@@ -265,6 +265,8 @@ static void pump(struct hconn *c)
 {
 	if (!c->ng || c->in_ng || c->closing)
 		return;
+	/* Every frame of this round (HEADERS and DATA of many answers) in as few records. */
+	gnutls_record_cork(c->tls.s);
 	while (c->wlen < WBUF_CAP / 2) {
 		const uint8_t *data;
 		c->in_ng = true;
@@ -280,6 +282,10 @@ static void pump(struct hconn *c)
 			conn_close(c);
 			return;
 		}
+	}
+	if (gnutls_record_uncork(c->tls.s, GNUTLS_RECORD_WAIT) < 0) {
+		conn_close(c);
+		return;
 	}
 	if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
 	    c->wlen == 0 && !c->writing)
