@@ -6,7 +6,7 @@
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
 # plus kdig/dig/ldns tools, and for DNS over TLS and HTTPS GnuTLS, nghttp2,
-# certtool, unbound and h2load.
+# certtool, unbound, dnsdist and h2load.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -16,7 +16,7 @@ packages=(
 	build-essential meson ninja-build pkg-config
 	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev libnghttp2-dev
 	clang clang-format valgrind
-	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client
+	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client dnsdist
 	rsyslog curl python3 iproute2 procps
 )
 
@@ -54,8 +54,8 @@ else
 fi
 
 # Should a package have started its daemon anyway (a machine with a running
-# init), stop it: the tests start their own knotd, rsyslogd and unbound.
-for svc in knot rsyslog unbound; do
+# init), stop it: the tests start their own knotd, rsyslogd, unbound and dnsdist.
+for svc in knot rsyslog unbound dnsdist; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		"${SUDO[@]}" systemctl stop "$svc" || true
 	elif command -v service >/dev/null 2>&1; then
@@ -63,7 +63,7 @@ for svc in knot rsyslog unbound; do
 	fi
 done
 
-for tool in meson ninja pkg-config knotd kdig rsyslogd unbound certtool h2load valgrind clang clang-format python3; do
+for tool in meson ninja pkg-config knotd kdig rsyslogd unbound dnsdist certtool h2load valgrind clang clang-format python3; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1
