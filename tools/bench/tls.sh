@@ -11,6 +11,10 @@
 #   dnsdist-dot-in-fwd dnsperf DoT -> dnsdist DoT frontend -> knotd over UDP
 #   dnsink-dot-block   dnsperf DoT -> dnsink listen_tls, blocked names (sinkhole)
 #   dnsdist-dot-block  dnsperf DoT -> dnsdist DoT frontend, the same names blocked by a rule
+#   dnsink-fwd-udp-loc dnsperf UDP -> dnsink (cache off) -> UDP -> a 2nd dnsink answering locally
+#   dnsink-fwd-dot-loc dnsperf UDP -> dnsink (cache off) -> DoT -> the same 2nd dnsink
+#                      (the pair compares dnsink's DoT client with its UDP one against an
+#                      upstream that costs little either way: a sinkhole rule for every name)
 #   dnsink-doh-fwd     dnsperf UDP -> dnsink (cache off) -> DoH upstream -> knotd
 #   dnsink-doh-block   h2load (POST, 4 connections x 25 streams) -> dnsink listen_https, blocked
 #   dnsdist-doh-block  h2load, the same -> dnsdist DoH frontend, the same name blocked
@@ -38,7 +42,7 @@ DURATION=10
 RATE=()
 CLIENTS=4
 OUTSTANDING=100
-ONLY="dnsink-udp-fwd,dnsink-dot-fwd,dnsink-doh-fwd,dnsink-dot-in-fwd,dnsdist-dot-in-fwd,dnsink-dot-block,dnsdist-dot-block,dnsink-doh-block,dnsdist-doh-block"
+ONLY="dnsink-udp-fwd,dnsink-dot-fwd,dnsink-fwd-udp-loc,dnsink-fwd-dot-loc,dnsink-doh-fwd,dnsink-dot-in-fwd,dnsdist-dot-in-fwd,dnsink-dot-block,dnsdist-dot-block,dnsink-doh-block,dnsdist-doh-block"
 OUT=""
 KNOT_PORT=26301
 UP_DOT_PORT=26853
@@ -262,6 +266,38 @@ EOF
 	start dnsink-dot-fwd 0 "$DNSINK" -c "$W/dk.yml"; P=$LAST; wait_port $SRV_PORT tcp
 	sleep 0.5
 	run_row dnsink-dot-fwd "UDP -> dnsink -> DoT (dnsink) -> knotd" "$P" udp $SRV_PORT "$W/fwd.txt"
+	stop "$P"
+	stop "$UP"
+fi
+local_upstream() { # starts the 2nd dnsink (CPU 1): every fwd.bench.test name sinkholed
+	mkdir -p "$W/loc-rules"
+	printf 'id: Bench.Local\nname: answers locally\nseverity: low\naction: sinkhole\nalert: false\ndomains: [fwd.bench.test]\n' >"$W/loc-rules/loc.yml"
+	cat >"$W/loc-dk.yml" <<EOF
+listen: [127.0.0.1:$((SRV_PORT + 2))]
+listen_tls: [127.0.0.1:$((UP_DOT_PORT + 1))]
+upstreams: [127.0.0.1:$KNOT_PORT]
+tls: {cert_file: $W/srv.pem, key_file: $W/srv.key}
+workers: 1
+cache: {size_mb: 0}
+rules: [$W/loc-rules/]
+EOF
+	start loc-dnsink 1 "$DNSINK" -c "$W/loc-dk.yml"; UP=$LAST
+	wait_port $((UP_DOT_PORT + 1)) tcp
+}
+if want dnsink-fwd-udp-loc; then
+	local_upstream
+	dnsink_conf "$W/dk.yml" "127.0.0.1:$((SRV_PORT + 2))"
+	start dnsink-fwd-udp-loc 0 "$DNSINK" -c "$W/dk.yml"; P=$LAST; wait_port $SRV_PORT tcp
+	run_row dnsink-fwd-udp-loc "UDP -> dnsink -> UDP (local dnsink)" "$P" udp $SRV_PORT "$W/fwd.txt"
+	stop "$P"
+	stop "$UP"
+fi
+if want dnsink-fwd-dot-loc; then
+	local_upstream
+	dnsink_conf "$W/dk.yml" "tls://127.0.0.1:$((UP_DOT_PORT + 1))#bench.test"
+	start dnsink-fwd-dot-loc 0 "$DNSINK" -c "$W/dk.yml"; P=$LAST; wait_port $SRV_PORT tcp
+	sleep 0.5
+	run_row dnsink-fwd-dot-loc "UDP -> dnsink -> DoT (local dnsink)" "$P" udp $SRV_PORT "$W/fwd.txt"
 	stop "$P"
 	stop "$UP"
 fi
