@@ -636,7 +636,11 @@ static void test_resolve_timeout_bounds(void **state)
 
 	assert_int_equal(fx->done_null, 1);
 	assert_true(took_ms + 2 >= 4 * TIMEOUT_MS);
-	assert_true(took_ms <= 5 * TIMEOUT_MS + 40);
+	/*
+	 * Bounded by resolve_timeout_ms (400), not the 3000 ms of run_until();
+	 * the slack is for timers fired late under valgrind on a busy machine.
+	 */
+	assert_true(took_ms <= 5 * TIMEOUT_MS + 200);
 	assert_true(fx->srv[0].got >= 2);
 	assert_int_equal(dk_ctr_get(&fx->stats[2].retransmits), fx->srv[0].got - 1);
 }
