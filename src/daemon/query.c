@@ -196,7 +196,7 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
  */
 static bool sigma_act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
                       const struct dk_query *q, const struct dk_sigma_hits *h, enum act_on on,
-                      uint8_t pass_rcode)
+                      uint8_t pass_rcode, bool answered)
 {
 	const struct dk_policy *pol = qs->conf.pol;
 	int block = -1;
@@ -218,7 +218,7 @@ static bool sigma_act(struct dk_queries *qs, const struct dk_client *cl, const u
 		}
 		act(qs, cl, pkt, q, &v, on, pass_rcode, NULL, 0);
 	}
-	if (block < 0)
+	if (block < 0 || answered)
 		return false;
 	bool corr = (unsigned)block >= h->n;
 	unsigned ri = corr ? h->corr[block - (int)h->n].rule : h->rule[block];
@@ -239,9 +239,14 @@ static void sigma_facts(const struct dk_client *cl, const struct dk_query *q,
 	sq->client = &cl->peer.sa;
 }
 
-/* The query-side Sigma rules and the behavioural counters. True: answered locally. */
+/*
+ * The query-side Sigma rules and the behavioural counters, on every query a
+ * name rule does not exempt (allow), as a SIEM would see it. With @p answered
+ * a name rule answers the query: Sigma rules that alert still write their
+ * records, blocking ones leave the answer to it. True: answered here.
+ */
 static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
-                        const struct dk_query *q)
+                        const struct dk_query *q, bool answered)
 {
 	const struct dk_policy *pol = qs->conf.pol;
 	struct dk_sigma_query sq;
@@ -254,7 +259,7 @@ static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const
 	dk_sigma_count(pol->sigma, qs->sigma, &sq, qs->env.now_ms(qs->env.clock_ctx), &h);
 	if (!h.n && !h.n_corr)
 		return false;
-	return sigma_act(qs, cl, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR);
+	return sigma_act(qs, cl, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR, answered);
 }
 
 /* The answer-side Sigma rules (answers, rcode, answer types). True: answered locally. */
@@ -270,7 +275,7 @@ static bool sigma_answer(struct dk_queries *qs, const struct dk_client *cl, cons
 	sigma_facts(cl, q, &sq);
 	if (!dk_sigma_match_answer(pol->sigma, qs->sigma, &sq, ans, len, &h) || !h.n)
 		return false;
-	return sigma_act(qs, cl, pkt, q, &h, ACT_ANSWER, LDNS_RCODE_WIRE(ans));
+	return sigma_act(qs, cl, pkt, q, &h, ACT_ANSWER, LDNS_RCODE_WIRE(ans), false);
 }
 
 /** A rule that matched a CNAME/DNAME target of an answer. */
@@ -661,10 +666,12 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 		return;
 	}
 	struct dk_verdict v;
-	if (qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v) &&
-	    act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+	bool named = qs->conf.pol && dk_policy_match(qs->conf.pol, q.qname, q.qname_len, &v);
+	bool exempt = named && v.rule->action == DK_ACTION_ALLOW;
+	bool blocks = named && !exempt && v.rule->action != DK_ACTION_ALERT;
+	if (!exempt && sigma_query(qs, cl, pkt, &q, blocks))
 		return;
-	if (sigma_query(qs, cl, pkt, &q))
+	if (named && act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
 	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))

@@ -50,6 +50,17 @@ references:
     - https://example.net/txt
 level: low
 """,
+    "pool.yml": """\
+title: Mining pool lookups, also those a name rule sinkholes
+id: 7a1d0000-0000-4000-8000-0000000000a6
+logsource:
+    category: dns
+detection:
+    selection:
+        query|endswith: 'moneropool.ru'
+    condition: selection
+level: low
+""",
     "rate.yml": """\
 title: Burst of lookups below wild.example.test per client
 id: 7a1d0000-0000-4000-8000-0000000000a3
@@ -138,6 +149,16 @@ class SigmaInline(harness.DnsinkTest):
         query(self.dk.port, "www.example.test", "A")
         time.sleep(0.3)
         self.assertEqual(len(self.recs("7a1d0000-0000-4000-8000-0000000000a2")), 1)
+
+    def test_sigma_sees_what_a_name_rule_blocks(self):
+        a = query(self.dk.port, "www.moneropool.ru", "A")
+        self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
+        rec = self.dk.wait_alerts(lambda r: r.get("rule_id", "").endswith("a6"))[0]
+        self.assertEqual(rec["action"], "alert", rec)
+        self.assertEqual(rec["dns_query"], "www.moneropool.ru", rec)
+        # The name rule's own record is there too.
+        self.dk.wait_alerts(lambda r: r.get("dns_query") == "www.moneropool.ru"
+                            and r.get("action") == "sinkhole")
 
     def burst(self, name, qtype, n, src):
         for i in range(n):
