@@ -179,6 +179,29 @@ static bool plain_literal(struct dk__sg_atom *a)
 	return true;
 }
 
+/*
+ * Constructs Vectorscan refuses outright (look-around, back-references,
+ * atomic groups, conditionals, \K): such a regex goes to PCRE2 without a
+ * failed compile of the whole database. Anything else it refuses is found
+ * by build_hs().
+ */
+static bool hs_refuses(const char *re)
+{
+	for (const char *p = re; *p; p++) {
+		if (p[0] == '\\' && p[1]) {
+			if ((p[1] >= '1' && p[1] <= '9') || p[1] == 'g' || p[1] == 'k' || p[1] == 'K')
+				return true;
+			p++;
+			continue;
+		}
+		if (p[0] == '(' && p[1] == '?' &&
+		    (p[2] == '=' || p[2] == '!' || p[2] == '>' || p[2] == '(' ||
+		     (p[2] == '<' && (p[3] == '=' || p[3] == '!'))))
+			return true;
+	}
+	return false;
+}
+
 static unsigned re_hs_flags(unsigned f)
 {
 	return (f & SG_RE_I ? HS_FLAG_CASELESS : 0) | (f & SG_RE_M ? HS_FLAG_MULTILINE : 0) |
@@ -284,15 +307,35 @@ static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
 		}
 		ids[n++] = (unsigned)i;
 	}
-	rc = 0;
-	if (!n)
-		goto out;
-	if (hs_compile_multi((const char *const *)exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK,
-	                     NULL, &s->hs, &ce) != HS_SUCCESS) {
-		snprintf(err, err_size, "Vectorscan: %s (pattern %d)", ce ? ce->message : "?",
-		         ce ? ce->expression : -1);
+	/*
+	 * One compile in the usual case. A regex Vectorscan refuses (look-around,
+	 * back-references) is named by the error; it goes to PCRE2 and the rest is
+	 * compiled again, at most once per regex. Compiling each regex alone first
+	 * would double the load time of every rule set.
+	 */
+	for (;;) {
+		rc = 0;
+		if (!n)
+			break;
+		if (hs_compile_multi((const char *const *)exprs, flags, ids, (unsigned)n,
+		                     HS_MODE_BLOCK, NULL, &s->hs, &ce) == HS_SUCCESS)
+			break;
+		int k = ce ? ce->expression : -1;
+		if (k >= 0 && (size_t)k < n && t->atoms[ids[k]].op == SG_OP_RE) {
+			hs_free_compile_error(ce);
+			ce = NULL;
+			t->atoms[ids[k]].route = SG_R_PCRE;
+			free(exprs[k]);
+			memmove(exprs + k, exprs + k + 1, (n - (size_t)k - 1) * sizeof(*exprs));
+			memmove(flags + k, flags + k + 1, (n - (size_t)k - 1) * sizeof(*flags));
+			memmove(ids + k, ids + k + 1, (n - (size_t)k - 1) * sizeof(*ids));
+			n--;
+			continue;
+		}
+		snprintf(err, err_size, "Vectorscan: %s (pattern %d)", ce ? ce->message : "?", k);
 		hs_free_compile_error(ce);
 		rc = DK_ESYNTAX;
+		break;
 	}
 out:
 	for (size_t i = 0; exprs && i < n; i++)
@@ -301,21 +344,6 @@ out:
 	free(flags);
 	free(ids);
 	return rc;
-}
-
-/* Whether Vectorscan takes regex atom @p a on its own. */
-static bool hs_accepts(const struct dk__sg_atom *a)
-{
-	hs_database_t *db = NULL;
-	hs_compile_error_t *ce = NULL;
-
-	if (hs_compile(a->pat, re_hs_flags(a->re_flags), HS_MODE_BLOCK, NULL, &db, &ce) !=
-	    HS_SUCCESS) {
-		hs_free_compile_error(ce);
-		return false;
-	}
-	hs_free_database(db);
-	return true;
 }
 
 /* Evaluates rule @p r's condition with every routed atom false: can it hold unhit? */
@@ -393,14 +421,8 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 			a->route = SG_R_HS;
 			r->how |= DK_SIGMA_HOW_HS;
 		} else if (a->op == SG_OP_RE) {
-			if (hs_accepts(a)) {
-				a->route = SG_R_HS;
-				r->how |= DK_SIGMA_HOW_HS;
-			} else {
-				a->route = SG_R_PCRE;
-				s->pcre_atoms[s->n_pcre++] = (uint32_t)i;
-				r->how |= DK_SIGMA_HOW_PCRE;
-			}
+			/* Vectorscan first; build_hs() hands what it refuses to PCRE2. */
+			a->route = hs_refuses(a->pat) ? SG_R_PCRE : SG_R_HS;
 		} else {
 			r->how |= DK_SIGMA_HOW_DIRECT;
 		}
@@ -409,6 +431,14 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 		goto fail;
 	if ((rc = build_hs(s, err, err_size)))
 		goto fail;
+	for (size_t i = 0; i < t->n_atoms; i++) {
+		const struct dk__sg_atom *a = &t->atoms[i];
+		if (a->route == SG_R_PCRE)
+			s->pcre_atoms[s->n_pcre++] = (uint32_t)i;
+		if (a->route == SG_R_PCRE || a->route == SG_R_HS)
+			t->rules[a->rule].how |=
+			        a->route == SG_R_PCRE ? DK_SIGMA_HOW_PCRE : DK_SIGMA_HOW_HS;
+	}
 	rc = -ENOMEM;
 	for (size_t i = 0; i < t->n_rules; i++) {
 		struct dk__sg_rule *r = &t->rules[i];
