@@ -257,6 +257,12 @@ static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const
 	sigma_facts(cl, q, &sq);
 	dk_sigma_match_query(pol->sigma, qs->sigma, &sq, &h);
 	dk_sigma_count(pol->sigma, qs->sigma, &sq, qs->env.now_ms(qs->env.clock_ctx), &h);
+	if (h.n_eng && dk_sigma_n_counting(pol->sigma)) {
+		struct dk_sigma_count_stats st;
+		dk_sigma_count_stats(qs->sigma, &st);
+		dk_ctr_set(&qs->env.ctr->sigma_groups, st.groups);
+		dk_ctr_set(&qs->env.ctr->sigma_evictions, st.evictions);
+	}
 	if (!h.n && !h.n_corr)
 		return false;
 	return sigma_act(qs, cl, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR, answered);

@@ -13,6 +13,7 @@ import os
 import time
 
 import harness
+import promscrape
 from harness import query, SINK_V4
 
 REBIND_ID = "7a1d0000-0000-4000-8000-0000000000a1"
@@ -112,9 +113,10 @@ class SigmaInline(harness.DnsinkTest):
         for fn, text in RULES.items():
             with open(os.path.join(sdir, fn), "w") as f:
                 f.write(text)
+        self.mport = harness.free_port()
         self.dk = self.new_dnsink(extra_rule_dirs=[sdir + "/"], allow=("127.0.0.0/8",),
                                   extra_yaml="workers: 1\nsigma:\n  actions:\n    %s: sinkhole\n"
-                                  % REBIND_ID)
+                                  % REBIND_ID + promscrape.metrics_yaml(self.mport))
 
     def recs(self, rule_id):
         return [r for r in self.dk.alerts() if r.get("rule_id") == rule_id]
@@ -176,6 +178,11 @@ class SigmaInline(harness.DnsinkTest):
         self.assertEqual(recs[0]["group_key"], "src_ip=127.0.0.1", recs)
         self.assertEqual(recs[0]["group_count"], 5, recs)
         self.assertEqual(recs[0]["source_ip"], "127.0.0.1", recs)
+        m = promscrape.scrape(self.mport)
+        self.assertEqual(m['dnsink_sigma_rules{state="loaded"}'], len(RULES) + 1, m)
+        self.assertGreaterEqual(m["dnsink_sigma_groups"], 2, m)
+        self.assertEqual(m["dnsink_sigma_evictions_total"], 0, m)
+        self.assertEqual(m['dnsink_rule_hits_total{rule_id="%s"}' % rid], 1, m)
 
     def test_event_count_correlation(self):
         cid = "7a1d0000-0000-4000-8000-0000000000a4"
