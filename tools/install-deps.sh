@@ -14,7 +14,7 @@ set -euo pipefail
 packages=(
 	build-essential meson ninja-build pkg-config
 	libuv1-dev libldns-dev libyaml-dev libcmocka-dev
-	libvectorscan-dev libpcre2-dev libpsl-dev
+	libvectorscan-dev libpcre2-dev libpsl-dev libidn2-dev publicsuffix
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils
 	rsyslog curl python3 python3-yaml iproute2 procps

@@ -39,6 +39,8 @@
 
 /* Answer records looked at per answer; real answers hold far fewer. */
 #define ANS_MAX 32
+/* An address record whose text is not made yet. */
+#define ANS_NO_TEXT UINT16_MAX
 /* Condition stack depth (the parser refuses deeper conditions). */
 #define STACK_MAX 72
 
@@ -52,11 +54,13 @@ struct dk_sigma {
 	uint32_t *pcre_atoms; /* atoms run through PCRE2 for every query */
 	size_t n_pcre;
 	uint16_t *qrules, *arules, *always_q, *always_a;
+	/* Per rule bits (rule_words words each): query side, answer side, and of those the
+	 * ones evaluated with no hit; a query walks (candidates | always) & side. */
+	uint64_t *qmask, *amask, *always_mask;
 	size_t n_qrules, n_arules, n_always_q, n_always_a;
-	size_t words;      /* uint64_t words of an atom bitset */
-	size_t rule_words; /* of a rule bitset */
-	const psl_ctx_t *psl;
-	psl_ctx_t *psl_owned;
+	size_t words;          /* uint64_t words of an atom bitset */
+	size_t rule_words;     /* of a rule bitset */
+	struct dk__sg_psl psl; /* the Public Suffix List, when a rule needs it */
 };
 
 struct ans {
@@ -73,6 +77,9 @@ struct dk_sigma_scratch {
 	uint64_t *bits, *cand;
 	size_t cap_words, cap_rule_words;
 	struct ans ans[ANS_MAX];
+	char text[DK_NAME_MAX * 4 + 1]; /* the last name evaluated, as text */
+	size_t tlen;
+	const uint8_t *text_of; /* the wire name it is the text of */
 	/* The behavioural table lives in sigma_corr.c. */
 	struct dk__sg_ctable *ct;
 };
@@ -82,7 +89,7 @@ struct ev {
 	const struct dk_sigma *s;
 	struct dk_sigma_scratch *sc;
 	const struct dk_sigma_query *q;
-	char text[DK_NAME_MAX * 4 + 1];
+	const char *text; /* the scratch's text of the name */
 	size_t tlen;
 	char client[INET6_ADDRSTRLEN];
 	bool have_client;
@@ -189,7 +196,8 @@ static bool hs_refuses(const char *re)
 {
 	for (const char *p = re; *p; p++) {
 		if (p[0] == '\\' && p[1]) {
-			if ((p[1] >= '1' && p[1] <= '9') || p[1] == 'g' || p[1] == 'k' || p[1] == 'K')
+			if ((p[1] >= '1' && p[1] <= '9') || p[1] == 'g' || p[1] == 'k' ||
+			    p[1] == 'K')
 				return true;
 			p++;
 			continue;
@@ -383,9 +391,17 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 		struct dk__sg_atom *a = &t->atoms[i];
 		struct dk__sg_rule *r = &t->rules[a->rule];
 		a->route = SG_R_DIRECT;
-		regdom |= a->field == DK_SIGMA_F_REGDOM;
 		if (a->pcre)
 			pcre2_jit_compile(a->pcre, PCRE2_JIT_COMPLETE);
+		/*
+		 * An answer-side rule is evaluated on the few answers, atom by atom:
+		 * routing its query atoms too would cost a second scan of the name.
+		 */
+		regdom |= a->field == DK_SIGMA_F_REGDOM;
+		if (r->answer) {
+			r->how |= DK_SIGMA_HOW_DIRECT;
+			continue;
+		}
 		if (a->field != DK_SIGMA_F_QUERY) {
 			r->how |= DK_SIGMA_HOW_DIRECT;
 			continue;
@@ -415,6 +431,7 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 			for (size_t j = 0; j < n; j++)
 				only_stars &= p[j] == SG_STAR;
 			if (only_stars) {
+				a->any = n > 0; /* "*": every name, the empty one too */
 				r->how |= DK_SIGMA_HOW_DIRECT;
 				continue;
 			}
@@ -457,12 +474,20 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 	}
 	s->words = (t->n_atoms + 63) / 64 + 1;
 	s->rule_words = (t->n_rules + 63) / 64 + 1;
+	if (!(s->qmask = calloc(s->rule_words, sizeof(uint64_t))) ||
+	    !(s->amask = calloc(s->rule_words, sizeof(uint64_t))) ||
+	    !(s->always_mask = calloc(s->rule_words, sizeof(uint64_t))))
+		goto fail;
+	for (size_t i = 0; i < s->n_qrules; i++)
+		s->qmask[s->qrules[i] / 64] |= UINT64_C(1) << (s->qrules[i] % 64);
+	for (size_t i = 0; i < s->n_arules; i++)
+		s->amask[s->arules[i] / 64] |= UINT64_C(1) << (s->arules[i] % 64);
+	for (size_t i = 0; i < t->n_rules; i++) {
+		if (t->rules[i].always)
+			s->always_mask[i / 64] |= UINT64_C(1) << (i % 64);
+	}
 	if (regdom || t->n_corrs) {
-		s->psl = psl_builtin();
-		if (!s->psl || psl_suffix_count(s->psl) <= 0) {
-			s->psl_owned = psl_latest(NULL);
-			s->psl = s->psl_owned;
-		}
+		dk__sg_psl_init(&s->psl);
 	}
 	free(pairs);
 	*out = s;
@@ -487,7 +512,10 @@ void dk_sigma_free(struct dk_sigma *s)
 	free(s->arules);
 	free(s->always_q);
 	free(s->always_a);
-	psl_free(s->psl_owned);
+	free(s->qmask);
+	free(s->amask);
+	free(s->always_mask);
+	dk__sg_psl_deinit(&s->psl);
 	free(s);
 }
 
@@ -563,8 +591,13 @@ void dk_sigma_scratch_free(struct dk_sigma_scratch *sc)
 void dk_sigma_count(const struct dk_sigma *s, struct dk_sigma_scratch *sc,
                     const struct dk_sigma_query *q, uint64_t now_ms, struct dk_sigma_hits *hits)
 {
-	if (s && sc->ct)
-		dk__sg_count(sc->ct, &s->t, s->psl, q, now_ms, hits);
+	if (!s || !sc->ct)
+		return;
+	/* The text dk_sigma_match_query() made of this name, when it did. */
+	if (sc->text_of == q->qname)
+		dk__sg_count(sc->ct, &s->t, &s->psl, q, sc->text, sc->tlen, now_ms, hits);
+	else
+		dk__sg_count(sc->ct, &s->t, &s->psl, q, NULL, 0, now_ms, hits);
 }
 
 void dk_sigma_count_stats(const struct dk_sigma_scratch *sc, struct dk_sigma_count_stats *st)
@@ -613,6 +646,8 @@ static bool re_match(struct ev *e, const struct dk__sg_atom *a, const char *s, s
 
 static bool str_match(struct ev *e, const struct dk__sg_atom *a, const char *s, size_t n)
 {
+	if (a->any)
+		return true;
 	if (a->op == SG_OP_GLOB)
 		return dk__sg_glob_match(a->pat, a->pat_len, s, n);
 	if (a->op == SG_OP_RE)
@@ -642,6 +677,17 @@ static bool cidr_bytes(const struct dk_cidr *c, int family, const uint8_t *a)
 	if (memcmp(c->addr, a, full) != 0)
 		return false;
 	return rest == 0 || (a[full] & (uint8_t)(0xff << (8 - rest))) == c->addr[full];
+}
+
+static const char *answer_text(struct ans *an)
+{
+	if (an->tlen == ANS_NO_TEXT) {
+		if (!inet_ntop(an->alen == 4 ? AF_INET : AF_INET6, an->addr, an->text,
+		               sizeof(an->text)))
+			an->text[0] = '\0';
+		an->tlen = (uint16_t)strlen(an->text);
+	}
+	return an->text;
 }
 
 static const char *client_text(struct ev *e)
@@ -686,7 +732,8 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 	}
 	case DK_SIGMA_F_REGDOM:
 		if (!e->have_regdom) {
-			e->regdom_off = dk__sg_regdom(e->s->psl, e->text, e->tlen);
+			e->regdom_off = dk__sg_regdom(&e->s->psl, e->q->qname, e->q->qname_len,
+			                              e->text, e->tlen);
 			e->have_regdom = true;
 		}
 		return str_match(e, a, e->text + e->regdom_off, e->tlen - e->regdom_off);
@@ -710,7 +757,8 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 				    cidr_bytes(&a->cidr, an->alen == 4 ? AF_INET : AF_INET6,
 				               an->addr))
 					return true;
-			} else if (str_match(e, a, an->text, an->tlen)) {
+			} else if (str_match(e, a, answer_text(&e->sc->ans[i]),
+			                     e->sc->ans[i].tlen)) {
 				return true;
 			}
 		}
@@ -804,52 +852,114 @@ static bool eval_sel(void *ctx, uint32_t si)
 	return sel_true(e, &e->s->t.sels[si]);
 }
 
-/* With every routed atom false and every direct atom true or false alike: "always" if either holds.
+/*
+ * Whether a rule can hold when none of its routed atoms hit: its condition in
+ * Kleene's three-valued logic, with every routed atom false and every direct
+ * atom unknown (it is decided per query). Anything but a definite false means
+ * the rule is evaluated on every query; "record_type: TXT and query|endswith:
+ * .x" stays definitely false, and costs nothing on names outside .x.
  */
-struct unhit {
-	const struct dk__sg_tables *t;
-	bool direct_val;
-};
+enum { K_F, K_T, K_U };
 
-static bool unhit_sel(void *ctx, uint32_t si)
+static int k_not(int a)
 {
-	const struct unhit *u = ctx;
-	const struct dk__sg_sel *sel = &u->t->sels[si];
+	return a == K_U ? K_U : a == K_T ? K_F : K_T;
+}
+
+static int k_and(int a, int b)
+{
+	return a == K_F || b == K_F ? K_F : a == K_U || b == K_U ? K_U : K_T;
+}
+
+static int k_or(int a, int b)
+{
+	return a == K_T || b == K_T ? K_T : a == K_U || b == K_U ? K_U : K_F;
+}
+
+static int unhit_fc(const struct dk__sg_tables *t, const struct dk__sg_fc *fc)
+{
+	if (fc->unseen)
+		return fc->konst ? K_T : K_F;
+	int v = fc->all ? K_T : K_F;
+	for (uint32_t k = 0; k < fc->n; k++) {
+		int a = t->atoms[fc->first + k].route == SG_R_DIRECT ? K_U : K_F;
+		v = fc->all ? k_and(v, a) : k_or(v, a);
+	}
+	return v;
+}
+
+static int unhit_sel(const struct dk__sg_tables *t, uint32_t si)
+{
+	const struct dk__sg_sel *sel = &t->sels[si];
+	int v = K_F;
 
 	for (uint32_t i = 0; i < sel->n; i++) {
-		const struct dk__sg_alt *alt = &u->t->alts[sel->first + i];
-		bool all = true;
-		for (uint32_t j = 0; j < alt->n && all; j++) {
-			const struct dk__sg_fc *fc = &u->t->fcs[alt->first + j];
-			bool any = false, every = true;
-			if (fc->unseen) {
-				all = fc->konst;
-				continue;
-			}
-			for (uint32_t k = 0; k < fc->n; k++) {
-				const struct dk__sg_atom *a = &u->t->atoms[fc->first + k];
-				bool v = a->route == SG_R_DIRECT ? u->direct_val : false;
-				any |= v;
-				every &= v;
-			}
-			all = fc->all ? every : any;
-		}
-		if (all)
-			return true;
+		const struct dk__sg_alt *alt = &t->alts[sel->first + i];
+		int all = K_T;
+		for (uint32_t j = 0; j < alt->n; j++)
+			all = k_and(all, unhit_fc(t, &t->fcs[alt->first + j]));
+		v = k_or(v, all);
 	}
-	return false;
+	return v;
 }
 
 static bool holds_unhit(const struct dk__sg_tables *t, const struct dk__sg_rule *r)
 {
-	struct unhit u = {t, false};
+	int st[STACK_MAX];
+	int sp = 0;
 
-	/* Direct atoms are decided at evaluation: a rule with any is always evaluated. */
-	for (uint32_t i = 0; i < r->n_atom; i++) {
-		if (t->atoms[r->first_atom + i].route == SG_R_DIRECT)
-			return true;
+	for (uint32_t i = 0; i < r->n_op; i++) {
+		const struct dk__sg_cinst *op = &t->ops[r->first_op + i];
+		switch (op->op) {
+		case SG_C_SEL:
+			if (sp >= STACK_MAX)
+				return true;
+			st[sp++] = unhit_sel(t, op->arg);
+			break;
+		case SG_C_NOT:
+			if (sp < 1)
+				return true;
+			st[sp - 1] = k_not(st[sp - 1]);
+			break;
+		case SG_C_AND:
+		case SG_C_OR: {
+			if ((uint32_t)sp < op->arg)
+				return true;
+			int v = op->op == SG_C_AND ? K_T : K_F;
+			for (uint32_t k = 0; k < op->arg; k++) {
+				int x = st[sp - 1 - (int)k];
+				v = op->op == SG_C_AND ? k_and(v, x) : k_or(v, x);
+			}
+			sp -= (int)op->arg;
+			st[sp++] = v;
+			break;
+		}
+		case SG_C_TRUE:
+		case SG_C_FALSE:
+			if (sp >= STACK_MAX)
+				return true;
+			st[sp++] = op->op == SG_C_TRUE ? K_T : K_F;
+			break;
+		}
 	}
-	return run_cond(t, r, unhit_sel, &u);
+	/* A malformed program is never "definitely false": evaluate it always. */
+	return sp != 1 || st[0] != K_F;
+}
+
+/* The name as Sigma sees it: lowercase text without the trailing dot, kept in the scratch. */
+static void name_text(struct ev *e)
+{
+	struct dk_sigma_scratch *sc = e->sc;
+	int n = dk_name_to_text(e->q->qname, e->q->qname_len, sc->text, sizeof(sc->text));
+
+	e->tlen = n > 0 ? (size_t)n : 0;
+	/* The root is "." as text; Sigma sees it as the empty name. */
+	if (e->tlen == 1 && sc->text[0] == '.')
+		e->tlen = 0;
+	sc->text[e->tlen] = '\0';
+	sc->tlen = e->tlen;
+	sc->text_of = e->q->qname;
+	e->text = sc->text;
 }
 
 static void scan_query(struct ev *e)
@@ -859,12 +969,7 @@ static void scan_query(struct ev *e)
 
 	memset(e->sc->bits, 0, s->words * sizeof(uint64_t));
 	memset(e->sc->cand, 0, s->rule_words * sizeof(uint64_t));
-	int n = dk_name_to_text(e->q->qname, e->q->qname_len, e->text, sizeof(e->text));
-	e->tlen = n > 0 ? (size_t)n : 0;
-	/* The root is "." as text; Sigma sees it as the empty name. */
-	if (e->tlen == 1 && e->text[0] == '.')
-		e->tlen = 0;
-	e->text[e->tlen] = '\0';
+	name_text(e);
 	size_t k =
 	        dk_suffixset_lookup_all(s->set, e->q->qname, e->q->qname_len, m, DK_ARRAY_SIZE(m));
 	for (size_t i = 0; i < k; i++) {
@@ -893,22 +998,20 @@ static void add_hit(const struct ev *e, uint16_t ri, struct dk_sigma_hits *hits)
 		hits->rule[hits->n++] = r->policy_index;
 }
 
-static void eval_list(struct ev *e, const uint16_t *list, size_t n, const uint16_t *always,
-                      size_t n_always, struct dk_sigma_hits *hits)
+/* Evaluates the rules of @p side whose atoms hit, and those that may hold unhit, in load order. */
+static void eval_rules(struct ev *e, const uint64_t *side, struct dk_sigma_hits *hits)
 {
 	const struct dk__sg_tables *t = &e->s->t;
-	size_t ai = 0;
+	const uint64_t *cand = e->sc->cand, *always = e->s->always_mask;
 
-	/* Both lists are in load order, so hits are too. */
-	for (size_t i = 0; i < n; i++) {
-		uint16_t ri = list[i];
-		bool cand = e->sc->cand[ri / 64] >> (ri % 64) & 1;
-		while (ai < n_always && always[ai] < ri)
-			ai++;
-		if (!cand && !(ai < n_always && always[ai] == ri))
-			continue;
-		if (run_cond(t, &t->rules[ri], eval_sel, e))
-			add_hit(e, ri, hits);
+	for (size_t w = 0; w < e->s->rule_words; w++) {
+		uint64_t bits = (cand[w] | always[w]) & side[w];
+		while (bits) {
+			unsigned ri = (unsigned)(w * 64) + (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			if (run_cond(t, &t->rules[ri], eval_sel, e))
+				add_hit(e, (uint16_t)ri, hits);
+		}
 	}
 }
 
@@ -923,7 +1026,7 @@ unsigned dk_sigma_match_query(const struct dk_sigma *s, struct dk_sigma_scratch 
 	if (!s || !s->n_qrules || !sc->bits)
 		return 0;
 	scan_query(&e);
-	eval_list(&e, s->qrules, s->n_qrules, s->always_q, s->n_always_q, hits);
+	eval_rules(&e, s->qmask, hits);
 	return hits->n_eng;
 }
 
@@ -944,13 +1047,19 @@ static int read_answers(struct dk_sigma_scratch *sc, const uint8_t *ans, size_t 
 		a->tlen = 0;
 		a->text[0] = '\0';
 		if (rr.type == LDNS_RR_TYPE_A && rr.rdlen == 4) {
+			/* The text of an address only when a string condition asks (answer_text()).
+			 */
 			a->alen = 4;
 			memcpy(a->addr, rd, 4);
-			inet_ntop(AF_INET, rd, a->text, sizeof(a->text));
+			a->tlen = ANS_NO_TEXT;
+			n++;
+			continue;
 		} else if (rr.type == LDNS_RR_TYPE_AAAA && rr.rdlen == 16) {
 			a->alen = 16;
 			memcpy(a->addr, rd, 16);
-			inet_ntop(AF_INET6, rd, a->text, sizeof(a->text));
+			a->tlen = ANS_NO_TEXT;
+			n++;
+			continue;
 		} else if (rr.type == LDNS_RR_TYPE_TXT) {
 			/* The character-strings, joined, lowercase like every text Sigma compares.
 			 */
@@ -994,9 +1103,11 @@ unsigned dk_sigma_match_answer(const struct dk_sigma *s, struct dk_sigma_scratch
 	hits->n_corr = 0;
 	if (!s || !s->n_arules || !sc->bits || len < DK_HEADER_LEN)
 		return 0;
-	scan_query(&e);
+	/* Answer-side atoms are all direct: no scan, no stale candidates. */
+	memset(sc->cand, 0, s->rule_words * sizeof(uint64_t));
+	name_text(&e);
 	e.rcode = LDNS_RCODE_WIRE(ans);
 	e.n_ans = read_answers(sc, ans, len);
-	eval_list(&e, s->arules, s->n_arules, s->always_a, s->n_always_a, hits);
+	eval_rules(&e, s->amask, hits);
 	return hits->n_eng;
 }

@@ -10,8 +10,8 @@ never alerts. The counters are per worker (queries from one client socket
 reach one worker, a client spread over source ports may reach several), so
 the behavioural scenarios run one worker."""
 import os
+import signal
 import time
-
 import harness
 import promscrape
 from harness import query, SINK_V4
@@ -108,7 +108,7 @@ class SigmaInline(harness.DnsinkTest):
 
     def setUp(self):
         super().setUp()
-        sdir = os.path.join(self.dir, "sigma")
+        self.sdir = sdir = os.path.join(self.dir, "sigma")
         os.makedirs(sdir)
         for fn, text in RULES.items():
             with open(os.path.join(sdir, fn), "w") as f:
@@ -161,6 +161,36 @@ class SigmaInline(harness.DnsinkTest):
         # The name rule's own record is there too.
         self.dk.wait_alerts(lambda r: r.get("dns_query") == "www.moneropool.ru"
                             and r.get("action") == "sinkhole")
+
+    def test_reload_swaps_sigma_rules(self):
+        # A new Sigma rule (sinkhole by level), a broken one kept out, then the new one in force.
+        with open(os.path.join(self.sdir, "new.yml"), "w") as f:
+            f.write("title: added by a reload\nid: 7a1d0000-0000-4000-8000-0000000000b1\n"
+                    "logsource: {category: dns}\ndetection:\n  sel:\n"
+                    "    query|startswith: 'www2.'\n  condition: sel\nlevel: critical\n")
+        with open(os.path.join(self.sdir, "broken.yml"), "w") as f:
+            f.write("title: broken\nlogsource: {category: dns}\ndetection:\n"
+                    "  sel: {query: x}\n  condition: sel and nosuch\n")
+        self.dk.proc.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        a = query(self.dk.port, "www2.example.test", "A")
+        self.assertEqual(a.rdata(), [("A", "192.0.2.11")], a)
+        self.assertIn("broken.yml:5: Sigma: condition: unknown selection 'nosuch'",
+                      self.dk.proc.log_text())
+        os.unlink(os.path.join(self.sdir, "broken.yml"))
+        self.dk.proc.signal(signal.SIGHUP)
+
+        def alerted():
+            recs = [r for r in self.dk.alerts() if r.get("rule_id", "").endswith("b1")]
+            if recs:
+                return recs
+            query(self.dk.port, "www2.example.test", "A")
+            return None
+        recs = harness.wait_until(alerted, 5, step=0.2, what="the reloaded Sigma rule")
+        self.assertEqual(recs[0]["severity"], "critical", recs)
+        # The rebinding rule survived both reloads with its action.
+        a = query(self.dk.port, "ns.example.test", "A")
+        self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
 
     def burst(self, name, qtype, n, src):
         for i in range(n):
