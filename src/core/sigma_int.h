@@ -243,6 +243,12 @@ void dk__sigma_commit(struct dk__sigma_builder *b, uint16_t index);
 void dk__sigma_abandon(struct dk__sigma_builder *b);
 
 /**
+ * Turns the rule read last from loaded into rejected for @p reason (a
+ * duplicate id: SigmaHQ has some) and drops it. Returns 0 or -ENOMEM.
+ */
+int dk__sigma_reject(struct dk__sigma_builder *b, const char *reason);
+
+/**
  * Resolves correlations and compiles the engine into @p *out (NULL when no
  * rule loaded) and the report into @p rep; frees the builder. Correlations
  * whose rules did not load are rejected in the report; @p noalert is called

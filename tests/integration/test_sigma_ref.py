@@ -174,7 +174,7 @@ LOADED = set()
 
 def query_side(rule):
     """Rules the reference judges here: loaded by dnsink, query side, no aggregation."""
-    if "detection" not in rule or rule.get("id") not in LOADED:
+    if "detection" not in rule or (rule.get("id"), os.path.basename(rule["_file"])) not in LOADED:
         return False
     det = rule["detection"]
     conds = det["condition"] if isinstance(det["condition"], list) else [det["condition"]]
@@ -239,7 +239,10 @@ class SigmaReference(unittest.TestCase):
                     "rules: ['%s/']\n" % CORPUS)
         rc, out, err = harness.run_dnsink("check", "-c", cls.conf)
         assert rc == 0, err
-        LOADED.update(ln.split()[1] for ln in out.splitlines() if ln.startswith("  loaded "))
+        for ln in out.splitlines():
+            m = re.match(r"  loaded +(\S+) .*\((.*):\d+\)$", ln)
+            if m:
+                LOADED.add((m.group(1), os.path.basename(m.group(2))))
 
     def first_rule_of(self, path):
         return next(r for r in self.rules if r["_file"] == path)
@@ -305,7 +308,9 @@ class SigmaReference(unittest.TestCase):
         self.assertRegex(out, r"rejected c0000000-0000-4000-8000-000000000033 .*needs 'Image'")
         self.assertRegex(out, r"loaded +c0000000-0000-4000-8000-000000000031 .*\n +note: "
                               r"filters on 'Image' never apply")
-        self.assertRegex(out, r"sigma total: \d+ loaded, 1 skipped \(not DNS\), 4 rejected")
+        self.assertRegex(out, r"rejected c0000000-0000-4000-8000-000000000001 .*duplicate id "
+                              r"\(first defined at .*mod_contains.yml:1\)")
+        self.assertRegex(out, r"sigma total: \d+ loaded, 1 skipped \(not DNS\), 5 rejected")
         rc, out, err = harness.run_dnsink("check", "-c", self.conf, "--strict")
         self.assertEqual(rc, 1, out + err)
 
