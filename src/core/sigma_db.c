@@ -50,7 +50,8 @@ struct dk_sigma {
 	uint32_t *grp_first;      /* n_groups + 1 offsets into grp_atoms */
 	uint32_t *grp_atoms;
 	size_t n_groups;
-	hs_database_t *hs;
+	hs_database_t *hs;    /* string patterns */
+	hs_database_t *hs_re; /* regexes, and prefilters of those only PCRE2 runs */
 	uint32_t *pcre_atoms; /* atoms run through PCRE2 for every query */
 	size_t n_pcre;
 	uint16_t *qrules, *arules, *always_q, *always_a;
@@ -277,7 +278,14 @@ static int build_suffix(struct dk_sigma *s, struct pair *pairs, size_t n)
 	return s->set ? 0 : -ENOMEM;
 }
 
-static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
+/*
+ * Builds one Vectorscan database into @p *db: of the string patterns, or
+ * (@p regexes) of the regexes. Two databases, scanned one after the other,
+ * because a regex such as "(.*\.){6}" compiled together with a few hundred
+ * literals costs Vectorscan 40 ms where each set alone takes a few.
+ */
+static int build_hs(struct dk_sigma *s, bool regexes, hs_database_t **db, char *err,
+                    size_t err_size)
 {
 	struct dk__sg_tables *t = &s->t;
 	size_t n = 0;
@@ -291,6 +299,21 @@ static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
 		goto out;
 	for (size_t i = 0; i < t->n_atoms; i++) {
 		struct dk__sg_atom *a = &t->atoms[i];
+		if ((a->op == SG_OP_RE) != regexes)
+			continue;
+		if (a->route == SG_R_PCRE) {
+			/*
+			 * A regex only PCRE2 runs exactly: Vectorscan's prefilter mode
+			 * (look-around and back-references approximated to a superset)
+			 * tells when it is worth running, as Suricata does.
+			 */
+			if (!(exprs[n] = strdup(a->pat)))
+				goto out;
+			flags[n] = re_hs_flags(a->re_flags) | HS_FLAG_PREFILTER;
+			a->prefilter = true;
+			ids[n++] = (unsigned)i;
+			continue;
+		}
 		if (a->route != SG_R_HS)
 			continue;
 		if (a->op == SG_OP_GLOB && plain_literal(a)) {
@@ -326,13 +349,22 @@ static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
 		if (!n)
 			break;
 		if (hs_compile_multi((const char *const *)exprs, flags, ids, (unsigned)n,
-		                     HS_MODE_BLOCK, NULL, &s->hs, &ce) == HS_SUCCESS)
+		                     HS_MODE_BLOCK, NULL, db, &ce) == HS_SUCCESS)
 			break;
 		int k = ce ? ce->expression : -1;
 		if (k >= 0 && (size_t)k < n && t->atoms[ids[k]].op == SG_OP_RE) {
+			struct dk__sg_atom *a = &t->atoms[ids[k]];
 			hs_free_compile_error(ce);
 			ce = NULL;
-			t->atoms[ids[k]].route = SG_R_PCRE;
+			a->route = SG_R_PCRE;
+			if (!a->prefilter) {
+				/* Refused as it is: try it as a prefilter. */
+				a->prefilter = true;
+				flags[k] |= HS_FLAG_PREFILTER;
+				continue;
+			}
+			/* Not even as a prefilter: PCRE2 on every name. */
+			a->prefilter = false;
 			free(exprs[k]);
 			memmove(exprs + k, exprs + k + 1, (n - (size_t)k - 1) * sizeof(*exprs));
 			memmove(flags + k, flags + k + 1, (n - (size_t)k - 1) * sizeof(*flags));
@@ -446,11 +478,12 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 	}
 	if ((rc = build_suffix(s, pairs, n_pairs)))
 		goto fail;
-	if ((rc = build_hs(s, err, err_size)))
+	if ((rc = build_hs(s, false, &s->hs, err, err_size)) ||
+	    (rc = build_hs(s, true, &s->hs_re, err, err_size)))
 		goto fail;
 	for (size_t i = 0; i < t->n_atoms; i++) {
 		const struct dk__sg_atom *a = &t->atoms[i];
-		if (a->route == SG_R_PCRE)
+		if (a->route == SG_R_PCRE && !a->prefilter)
 			s->pcre_atoms[s->n_pcre++] = (uint32_t)i;
 		if (a->route == SG_R_PCRE || a->route == SG_R_HS)
 			t->rules[a->rule].how |=
@@ -507,6 +540,7 @@ void dk_sigma_free(struct dk_sigma *s)
 	free(s->grp_first);
 	free(s->grp_atoms);
 	hs_free_database(s->hs);
+	hs_free_database(s->hs_re);
 	free(s->pcre_atoms);
 	free(s->qrules);
 	free(s->arules);
@@ -541,6 +575,8 @@ int dk_sigma_scratch_fit(struct dk_sigma_scratch *sc, const struct dk_sigma *s)
 	if (!s)
 		return 0;
 	if (s->hs && hs_alloc_scratch(s->hs, &sc->hs) != HS_SUCCESS)
+		return -ENOMEM;
+	if (s->hs_re && hs_alloc_scratch(s->hs_re, &sc->hs) != HS_SUCCESS)
 		return -ENOMEM;
 	if (sc->cap_words < s->words) {
 		uint64_t *b = realloc(sc->bits, s->words * sizeof(uint64_t));
@@ -619,6 +655,8 @@ static inline bool atom_bit(const struct ev *e, uint32_t i)
 	return e->sc->bits[i / 64] >> (i % 64) & 1;
 }
 
+static bool re_match(struct ev *e, const struct dk__sg_atom *a, const char *s, size_t n);
+
 static int on_hs(unsigned int id, unsigned long long from, unsigned long long to,
                  unsigned int flags, void *ctx)
 {
@@ -627,6 +665,12 @@ static int on_hs(unsigned int id, unsigned long long from, unsigned long long to
 
 	(void)from;
 	(void)flags;
+	/* A prefilter's hit only says PCRE2 may match: it decides. */
+	if (a->route == SG_R_PCRE) {
+		if (!atom_bit(e, id) && re_match(e, a, e->text, e->tlen))
+			set_atom(e, id);
+		return 0;
+	}
 	/* A plain literal anchored at an end: only where it ends decides. */
 	if (a->op == SG_OP_GLOB && a->lit_len) {
 		if ((a->lit & SG_LIT_HEAD) && to != a->lit_len)
@@ -979,6 +1023,8 @@ static void scan_query(struct ev *e)
 	}
 	if (s->hs && e->tlen)
 		hs_scan(s->hs, e->text, (unsigned)e->tlen, 0, e->sc->hs, on_hs, e);
+	if (s->hs_re)
+		hs_scan(s->hs_re, e->text, (unsigned)e->tlen, 0, e->sc->hs, on_hs, e);
 	for (size_t i = 0; i < s->n_pcre; i++) {
 		uint32_t ai = s->pcre_atoms[i];
 		if (re_match(e, &s->t.atoms[ai], e->text, e->tlen))

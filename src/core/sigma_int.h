@@ -65,6 +65,7 @@ struct dk__sg_atom {
 	uint8_t lit;      /**< SG_R_HS glob that is a plain literal: SG_LIT_* where it must sit */
 	uint16_t lit_len; /**< its length */
 	bool any;         /**< a glob of stars alone: holds for every value */
+	bool prefilter;   /**< SG_R_PCRE run only when its Vectorscan prefilter hits */
 	uint16_t rule;    /**< engine rule it belongs to */
 	char *pat;        /**< glob form or regex; NUL-terminated */
 	size_t pat_len;

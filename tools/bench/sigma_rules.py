@@ -6,7 +6,8 @@ Shaped like SigmaHQ's DNS rules, and written for the benchmark (no SigmaHQ text 
 24 suffix lists and 10 exact-name lists (the suffix set), 12 substring/prefix/unaligned-suffix
 lists (Vectorscan literals), 6 regexes (4 that Vectorscan takes, 2 look-around ones only PCRE2
 takes), 4 record-type rules, 2 answer-side rules (private answers, TXT strings) and 2
-behavioural ones (requests per client, distinct names per registered domain), with browser
+behavioural ones (requests per client on every query, and TXT/NULL lookups per client, or with
+--distinct distinct names per registered domain on every query), with browser
 filters on Image in a few, as SigmaHQ writes them. None matches the benchmark's names (random
 labels under the synthetic list and fwd.bench.test), so the rows measure evaluating the rules,
 not writing alerts."""
@@ -34,6 +35,10 @@ def values(key, vals):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--distinct", action="store_true",
+                    help="the second behavioural rule counts distinct names per registered "
+                         "domain on every query (SigmaHQ's 'Possible DNS Tunneling'), instead "
+                         "of TXT/NULL lookups per client")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rules = []
@@ -90,9 +95,14 @@ def main():
     rules.append(rule(n, "bench request rate", "    selection:\n        query: '*'\n"
                       "    timeframe: 1m\n", "selection | count() by src_ip > 100000000"))
     n += 1
-    rules.append(rule(n, "bench distinct names per domain",
-                      "    selection:\n        query: '*'\n    timeframe: 1m\n",
-                      "selection | count(query) by registered_domain > 100000000"))
+    if a.distinct:
+        rules.append(rule(n, "bench distinct names per domain",
+                          "    selection:\n        query: '*'\n    timeframe: 1m\n",
+                          "selection | count(query) by registered_domain > 100000000"))
+    else:
+        rules.append(rule(n, "bench TXT and NULL rate",
+                          "    selection:\n        record_type: [TXT, 'NULL']\n    timeframe: 1m\n",
+                          "selection | count() by src_ip > 50"))
     assert len(rules) == 60, len(rules)
     for i, text in enumerate(rules):
         with open(os.path.join(a.out, "bench_%02d.yml" % i), "w") as f:
