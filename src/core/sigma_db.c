@@ -96,10 +96,17 @@ struct ev {
 	bool have_client;
 	size_t regdom_off;
 	bool have_regdom;
-	/* The answer; n_ans < 0: none (query side). */
+	/* The answer; n_ans ANS_NONE: none (query side), ANS_UNREAD: not walked yet. */
 	int n_ans;
 	int rcode;
+	const uint8_t *ans;
+	size_t ans_len;
 };
+
+#define ANS_NONE   (-1)
+#define ANS_UNREAD (-2)
+
+static int read_answers(struct dk_sigma_scratch *sc, const uint8_t *ans, size_t len);
 
 /* ---- compiling ------------------------------------------------------------ */
 
@@ -782,13 +789,16 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 		}
 		return str_match(e, a, e->text + e->regdom_off, e->tlen - e->regdom_off);
 	case DK_SIGMA_F_RCODE:
-		if (e->n_ans < 0)
+		if (e->n_ans == ANS_NONE)
 			return false;
 		return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, e->rcode);
 	case DK_SIGMA_F_ANSWER:
 	case DK_SIGMA_F_ATYPE:
-		if (e->n_ans < 0)
+		if (e->n_ans == ANS_NONE)
 			return false;
+		/* The records are walked at the first condition that needs them. */
+		if (e->n_ans == ANS_UNREAD)
+			e->n_ans = read_answers(e->sc, e->ans, e->ans_len);
 		if (a->op == SG_OP_EXISTS)
 			return a->want == (e->n_ans > 0);
 		for (int i = 0; i < e->n_ans; i++) {
@@ -1064,7 +1074,7 @@ static void eval_rules(struct ev *e, const uint64_t *side, struct dk_sigma_hits 
 unsigned dk_sigma_match_query(const struct dk_sigma *s, struct dk_sigma_scratch *sc,
                               const struct dk_sigma_query *q, struct dk_sigma_hits *hits)
 {
-	struct ev e = {.s = s, .sc = sc, .q = q, .n_ans = -1};
+	struct ev e = {.s = s, .sc = sc, .q = q, .n_ans = ANS_NONE};
 
 	hits->n = 0;
 	hits->n_eng = 0;
@@ -1153,7 +1163,9 @@ unsigned dk_sigma_match_answer(const struct dk_sigma *s, struct dk_sigma_scratch
 	memset(sc->cand, 0, s->rule_words * sizeof(uint64_t));
 	name_text(&e);
 	e.rcode = LDNS_RCODE_WIRE(ans);
-	e.n_ans = read_answers(sc, ans, len);
+	e.n_ans = ANS_UNREAD;
+	e.ans = ans;
+	e.ans_len = len;
 	eval_rules(&e, s->amask, hits);
 	return hits->n_eng;
 }
