@@ -811,9 +811,11 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 				    cidr_bytes(&a->cidr, an->alen == 4 ? AF_INET : AF_INET6,
 				               an->addr))
 					return true;
-			} else if (str_match(e, a, answer_text(&e->sc->ans[i]),
-			                     e->sc->ans[i].tlen)) {
-				return true;
+			} else {
+				/* Made first: the length is known only once the text is. */
+				const char *txt = answer_text(&e->sc->ans[i]);
+				if (str_match(e, a, txt, e->sc->ans[i].tlen))
+					return true;
 			}
 		}
 		return false;
