@@ -145,6 +145,34 @@ static void print_sigma(const struct dk_policy *p)
 	       rep->skipped, rep->rejected);
 }
 
+/*
+ * A sigma.actions key that is neither a Sigma level nor the id of a loaded
+ * Sigma rule maps nothing: most likely a typo, so say so. Returns how many.
+ */
+static size_t sigma_action_warnings(const struct dk_policy *p, const struct dk_sigma_conf *sc)
+{
+	static const char *const levels[] = {"informational", "info", "low",
+	                                     "medium",        "high", "critical"};
+	size_t n = 0;
+
+	for (size_t i = 0; i < sc->n_actions; i++) {
+		const char *k = sc->actions[i].key;
+		bool known = false;
+		for (size_t j = 0; j < sizeof(levels) / sizeof(levels[0]) && !known; j++)
+			known = !strcmp(k, levels[j]);
+		for (size_t j = 0; j < p->n_rules && !known; j++)
+			known = p->rules[j].sigma && !strcmp(p->rules[j].id, k);
+		if (!known) {
+			printf("warning: sigma.actions: '%s' is no Sigma level and no loaded Sigma "
+			       "rule "
+			       "id\n",
+			       k);
+			n++;
+		}
+	}
+	return n;
+}
+
 int dk_cli_check(const char *config_path, bool strict)
 {
 	struct dk_config *cfg = NULL;
@@ -198,10 +226,11 @@ int dk_cli_check(const char *config_path, bool strict)
 	       p->n_rules, p->n_entries, p->n_names, p->n_invalid,
 	       dk_suffixset_bytes(p->set) / 1024, ms);
 	print_sigma(p);
-	int status = strict && p->sigma_report.rejected ? 1 : 0;
+	size_t warnings = sigma_action_warnings(p, &cfg->sigma);
+	int status = strict && (p->sigma_report.rejected || warnings) ? 1 : 0;
 	if (status)
-		fprintf(stderr, "check: --strict: %zu Sigma rules rejected\n",
-		        p->sigma_report.rejected);
+		fprintf(stderr, "check: --strict: %zu Sigma rules rejected, %zu warnings\n",
+		        p->sigma_report.rejected, warnings);
 	dk_policy_unref(p);
 	dk_config_free(cfg);
 	return status;

@@ -314,6 +314,27 @@ class SigmaReference(unittest.TestCase):
         rc, out, err = harness.run_dnsink("check", "-c", self.conf, "--strict")
         self.assertEqual(rc, 1, out + err)
 
+    def test_action_mapping(self):
+        conf = os.path.join(self.dir, "actions.yml")
+        with open(conf, "w") as f:
+            f.write("listen: [127.0.0.1:5399]\nupstreams: [127.0.0.1:5398]\n"
+                    "rules: ['%s/']\nsigma:\n  default_action: refused\n  actions:\n"
+                    "    critical: sinkhole\n"
+                    "    c0000000-0000-4000-8000-000000000002: nxdomain\n"
+                    "    c0000000-0000-4000-8000-0000000000ff: alert\n" % CORPUS)
+        rc, out, err = harness.run_dnsink("check", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        # The rule id wins over its level (critical), the level over the default.
+        self.assertRegex(out, r"c0000000-0000-4000-8000-000000000002  action nxdomain severity "
+                              r"critical")
+        self.assertRegex(out, r"c0000000-0000-4000-8000-000000000027  action sinkhole severity "
+                              r"critical")
+        self.assertRegex(out, r"c0000000-0000-4000-8000-000000000001  action refused severity high")
+        self.assertIn("warning: sigma.actions: 'c0000000-0000-4000-8000-0000000000ff' is no "
+                      "Sigma level and no loaded Sigma rule id", out)
+        rc, out, err = harness.run_dnsink("match", "-c", conf, "aaa.stage.x.example")
+        self.assertIn("sigma rule c0000000-0000-4000-8000-000000000002 action nxdomain", out)
+
     def test_broken_sigma_is_file_line(self):
         bad = os.path.join(self.dir, "bad")
         os.makedirs(bad, exist_ok=True)
