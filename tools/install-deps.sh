@@ -17,7 +17,7 @@ packages=(
 	build-essential meson ninja-build pkg-config
 	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev libnghttp2-dev
 	libidn2-dev libcurl4-openssl-dev
-	libvectorscan-dev libpcre2-dev libpsl-dev
+	libvectorscan-dev libpcre2-dev libpsl-dev publicsuffix
 	clang clang-format valgrind
 	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client dnsdist
 	rsyslog curl python3 python3-yaml iproute2 procps

@@ -1220,6 +1220,15 @@ static int load_sigma(struct file_ctx *c, const char *file_kept, yaml_node_t *ro
 		return err;
 	if (st != DK_SIGMA_LOADED)
 		return 0;
+	/* An id seen before rejects this rule, not the load: SigmaHQ itself repeats a few. */
+	for (size_t i = 0; i < L->n_ids; i++) {
+		if (strcmp(L->ids[i].id, m.id) == 0) {
+			char why[600];
+			snprintf(why, sizeof(why), "duplicate id (first defined at %s:%u)",
+			         L->ids[i].file, L->ids[i].line);
+			return dk__sigma_reject(L->sigma, why);
+		}
+	}
 	if (p->n_rules >= DK_RULES_MAX)
 		return fail(L, c->file, m.line, DK_EFULL, "more than %d rules", DK_RULES_MAX);
 	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + 1, sizeof(*p->rules)))

@@ -39,8 +39,14 @@ struct pending_meta {
 	size_t n_refs;
 };
 
+/* Lengths of the tables, to drop what one document added. */
+struct marks {
+	size_t atoms, fcs, alts, sels, ops, rules, corrs;
+};
+
 struct dk__sigma_builder {
 	struct dk__sg_tables t;
+	struct marks mk_last; /* the tables before the document read last */
 	struct dk_sigma_report rep;
 	size_t cap_entries;
 	struct pending_meta meta; /* of the document read last */
@@ -820,11 +826,6 @@ static int report(struct dk__sigma_builder *b, const char *file, unsigned line, 
 	return 0;
 }
 
-/* Drops everything of the document read last from the tables. */
-struct marks {
-	size_t atoms, fcs, alts, sels, ops, rules, corrs;
-};
-
 static void mark(const struct dk__sg_tables *t, struct marks *m)
 {
 	*m = (struct marks){t->n_atoms, t->n_fcs,   t->n_alts, t->n_sels,
@@ -1008,6 +1009,7 @@ int dk__sigma_read(struct dk__sigma_builder *b, yaml_document_t *doc, yaml_node_
 	b->pending = false;
 	b->pending_corr = false;
 	mark(t, &mk);
+	b->mk_last = mk;
 	if (dk__sigma_is_rule(doc, root) == false)
 		return schema(&r, root, "not a Sigma rule");
 	if (!(n = map_get(doc, root, "title")))
@@ -1170,6 +1172,24 @@ void dk__sigma_abandon(struct dk__sigma_builder *b)
 	/* Only a failed load abandons a rule, and the whole builder goes with it. */
 	b->pending = false;
 	b->pending_corr = false;
+}
+
+int dk__sigma_reject(struct dk__sigma_builder *b, const char *reason)
+{
+	struct dk_sigma_entry *e;
+
+	if (!b->pending)
+		return 0;
+	rollback(&b->t, &b->mk_last);
+	b->pending = false;
+	b->pending_corr = false;
+	e = &b->rep.entries[b->rep.n - 1];
+	e->status = DK_SIGMA_REJECTED;
+	free(e->note);
+	e->note = NULL;
+	b->rep.loaded--;
+	b->rep.rejected++;
+	return (e->reason = strdup(reason)) ? 0 : -ENOMEM;
 }
 
 /* The engine rule a correlation names, by id or name; -1 when none loaded. */

@@ -46,6 +46,8 @@ struct centry {
 	uint8_t n_exact;
 	uint32_t exact[EXACT_MAX];
 	uint8_t hll[HLL_M];
+	double hsum;    /* sum of 2^-register, kept as registers change */
+	uint16_t zeros; /* registers still 0 */
 };
 
 struct dk__sg_ctable {
@@ -99,10 +101,11 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 
 /* What the group-by and value fields read from one query. */
 struct facts {
-	const psl_ctx_t *psl;
+	const struct dk__sg_psl *psl;
 	const struct dk_sigma_query *q;
-	char text[DK_NAME_MAX * 4 + 1];
+	const char *text; /* the caller's text of the name, or @p buf */
 	size_t tlen;
+	char buf[DK_NAME_MAX * 4 + 1];
 	size_t regdom;
 	bool have_regdom;
 };
@@ -130,7 +133,8 @@ static const void *field_value(struct facts *f, uint8_t field, size_t *n, uint8_
 		return buf;
 	case DK_SIGMA_F_REGDOM:
 		if (!f->have_regdom) {
-			f->regdom = dk__sg_regdom(f->psl, f->text, f->tlen);
+			f->regdom = dk__sg_regdom(f->psl, f->q->qname, f->q->qname_len, f->text,
+			                          f->tlen);
 			f->have_regdom = true;
 		}
 		*n = f->tlen - f->regdom;
@@ -178,20 +182,15 @@ static void key_text(struct facts *f, const struct dk__sg_corr *c, char *out, si
 
 static uint64_t hll_estimate(const struct centry *e)
 {
-	double sum = 0;
-	unsigned zeros = 0;
+	double m = HLL_M, est = (0.7213 / (1 + 1.079 / m)) * m * m / e->hsum;
 
-	for (unsigned i = 0; i < HLL_M; i++) {
-		sum += ldexp(1.0, -(int)e->hll[i]);
-		zeros += e->hll[i] == 0;
-	}
-	double m = HLL_M, est = (0.7213 / (1 + 1.079 / m)) * m * m / sum;
-	if (est <= 2.5 * m && zeros)
-		est = m * log(m / zeros);
+	if (est <= 2.5 * m && e->zeros)
+		est = m * log(m / e->zeros);
 	return (uint64_t)(est + 0.5);
 }
 
-static void hll_add(struct centry *e, uint32_t h32)
+/* Adds a value; returns whether a register grew (else the estimate stands). */
+static bool hll_add(struct centry *e, uint32_t h32)
 {
 	/* Spread the 32-bit value hash over 64 bits for index and rank. */
 	uint64_t h = dk_hash_mix64((uint64_t)h32 << 32 | h32);
@@ -199,8 +198,12 @@ static void hll_add(struct centry *e, uint32_t h32)
 	uint64_t w = h >> 7;
 	uint8_t rank = (uint8_t)(w ? __builtin_ctzll(w) + 1 : 58);
 
-	if (rank > e->hll[idx])
-		e->hll[idx] = rank;
+	if (rank <= e->hll[idx])
+		return false;
+	e->hsum += ldexp(1.0, -(int)rank) - ldexp(1.0, -(int)e->hll[idx]);
+	e->zeros -= e->hll[idx] == 0;
+	e->hll[idx] = rank;
+	return true;
 }
 
 /* Adds value hash @p h to the distinct count of @p e. */
@@ -220,10 +223,13 @@ static void distinct_add(struct centry *e, uint64_t h)
 		}
 		/* Past the exact room: the sketch takes every value seen so far. */
 		e->hll_on = true;
+		e->hsum = HLL_M;
+		e->zeros = HLL_M;
 		for (unsigned i = 0; i < e->n_exact; i++)
 			hll_add(e, e->exact[i]);
 	}
-	hll_add(e, h32);
+	if (!hll_add(e, h32) && e->count > EXACT_MAX)
+		return;
 	uint64_t est = hll_estimate(e);
 	e->count = est > EXACT_MAX ? est : EXACT_MAX + 1;
 }
@@ -263,11 +269,18 @@ static bool crossed(const struct dk__sg_corr *c, uint64_t n)
 	}
 }
 
-void dk__sg_count(struct dk__sg_ctable *ct, const struct dk__sg_tables *t, const psl_ctx_t *psl,
-                  const struct dk_sigma_query *q, uint64_t now_ms, struct dk_sigma_hits *hits)
+void dk__sg_count(struct dk__sg_ctable *ct, const struct dk__sg_tables *t,
+                  const struct dk__sg_psl *psl, const struct dk_sigma_query *q, const char *text,
+                  size_t tlen, uint64_t now_ms, struct dk_sigma_hits *hits)
 {
 	struct facts f = {.psl = psl, .q = q};
 	bool have_text = false;
+
+	if (text) {
+		f.text = text;
+		f.tlen = tlen;
+		have_text = true;
+	}
 
 	if (!hits->n_eng)
 		return;
@@ -284,8 +297,10 @@ void dk__sg_count(struct dk__sg_ctable *ct, const struct dk__sg_tables *t, const
 		if (!mask)
 			continue;
 		if (!have_text) {
-			int n = dk_name_to_text(q->qname, q->qname_len, f.text, sizeof(f.text));
-			f.tlen = n > 1 || (n == 1 && f.text[0] != '.') ? (size_t)n : 0;
+			int n = dk_name_to_text(q->qname, q->qname_len, f.buf, sizeof(f.buf));
+			f.tlen = n > 1 || (n == 1 && f.buf[0] != '.') ? (size_t)n : 0;
+			f.buf[f.tlen] = '\0';
+			f.text = f.buf;
 			have_text = true;
 		}
 		uint64_t key = hash_bytes(UINT64_C(0xcbf29ce484222325) ^ ci, NULL, 0);

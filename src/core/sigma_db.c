@@ -39,6 +39,8 @@
 
 /* Answer records looked at per answer; real answers hold far fewer. */
 #define ANS_MAX 32
+/* An address record whose text is not made yet. */
+#define ANS_NO_TEXT UINT16_MAX
 /* Condition stack depth (the parser refuses deeper conditions). */
 #define STACK_MAX 72
 
@@ -48,15 +50,18 @@ struct dk_sigma {
 	uint32_t *grp_first;      /* n_groups + 1 offsets into grp_atoms */
 	uint32_t *grp_atoms;
 	size_t n_groups;
-	hs_database_t *hs;
+	hs_database_t *hs;    /* string patterns */
+	hs_database_t *hs_re; /* regexes, and prefilters of those only PCRE2 runs */
 	uint32_t *pcre_atoms; /* atoms run through PCRE2 for every query */
 	size_t n_pcre;
 	uint16_t *qrules, *arules, *always_q, *always_a;
+	/* Per rule bits (rule_words words each): query side, answer side, and of those the
+	 * ones evaluated with no hit; a query walks (candidates | always) & side. */
+	uint64_t *qmask, *amask, *always_mask;
 	size_t n_qrules, n_arules, n_always_q, n_always_a;
-	size_t words;      /* uint64_t words of an atom bitset */
-	size_t rule_words; /* of a rule bitset */
-	const psl_ctx_t *psl;
-	psl_ctx_t *psl_owned;
+	size_t words;          /* uint64_t words of an atom bitset */
+	size_t rule_words;     /* of a rule bitset */
+	struct dk__sg_psl psl; /* the Public Suffix List, when a rule needs it */
 };
 
 struct ans {
@@ -73,6 +78,9 @@ struct dk_sigma_scratch {
 	uint64_t *bits, *cand;
 	size_t cap_words, cap_rule_words;
 	struct ans ans[ANS_MAX];
+	char text[DK_NAME_MAX * 4 + 1]; /* the last name evaluated, as text */
+	size_t tlen;
+	const uint8_t *text_of; /* the wire name it is the text of */
 	/* The behavioural table lives in sigma_corr.c. */
 	struct dk__sg_ctable *ct;
 };
@@ -82,16 +90,23 @@ struct ev {
 	const struct dk_sigma *s;
 	struct dk_sigma_scratch *sc;
 	const struct dk_sigma_query *q;
-	char text[DK_NAME_MAX * 4 + 1];
+	const char *text; /* the scratch's text of the name */
 	size_t tlen;
 	char client[INET6_ADDRSTRLEN];
 	bool have_client;
 	size_t regdom_off;
 	bool have_regdom;
-	/* The answer; n_ans < 0: none (query side). */
+	/* The answer; n_ans ANS_NONE: none (query side), ANS_UNREAD: not walked yet. */
 	int n_ans;
 	int rcode;
+	const uint8_t *ans;
+	size_t ans_len;
 };
+
+#define ANS_NONE   (-1)
+#define ANS_UNREAD (-2)
+
+static int read_answers(struct dk_sigma_scratch *sc, const uint8_t *ans, size_t len);
 
 /* ---- compiling ------------------------------------------------------------ */
 
@@ -179,6 +194,30 @@ static bool plain_literal(struct dk__sg_atom *a)
 	return true;
 }
 
+/*
+ * Constructs Vectorscan refuses outright (look-around, back-references,
+ * atomic groups, conditionals, \K): such a regex goes to PCRE2 without a
+ * failed compile of the whole database. Anything else it refuses is found
+ * by build_hs().
+ */
+static bool hs_refuses(const char *re)
+{
+	for (const char *p = re; *p; p++) {
+		if (p[0] == '\\' && p[1]) {
+			if ((p[1] >= '1' && p[1] <= '9') || p[1] == 'g' || p[1] == 'k' ||
+			    p[1] == 'K')
+				return true;
+			p++;
+			continue;
+		}
+		if (p[0] == '(' && p[1] == '?' &&
+		    (p[2] == '=' || p[2] == '!' || p[2] == '>' || p[2] == '(' ||
+		     (p[2] == '<' && (p[3] == '=' || p[3] == '!'))))
+			return true;
+	}
+	return false;
+}
+
 static unsigned re_hs_flags(unsigned f)
 {
 	return (f & SG_RE_I ? HS_FLAG_CASELESS : 0) | (f & SG_RE_M ? HS_FLAG_MULTILINE : 0) |
@@ -244,7 +283,14 @@ static int build_suffix(struct dk_sigma *s, struct pair *pairs, size_t n)
 	return s->set ? 0 : -ENOMEM;
 }
 
-static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
+/*
+ * Builds one Vectorscan database into @p *db: of the string patterns, or
+ * (@p regexes) of the regexes. Two databases, scanned one after the other,
+ * because a regex such as "(.*\.){6}" compiled together with a few hundred
+ * literals costs Vectorscan 40 ms where each set alone takes a few.
+ */
+static int build_hs(struct dk_sigma *s, bool regexes, hs_database_t **db, char *err,
+                    size_t err_size)
 {
 	struct dk__sg_tables *t = &s->t;
 	size_t n = 0;
@@ -258,6 +304,21 @@ static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
 		goto out;
 	for (size_t i = 0; i < t->n_atoms; i++) {
 		struct dk__sg_atom *a = &t->atoms[i];
+		if ((a->op == SG_OP_RE) != regexes)
+			continue;
+		if (a->route == SG_R_PCRE) {
+			/*
+			 * A regex only PCRE2 runs exactly: Vectorscan's prefilter mode
+			 * (look-around and back-references approximated to a superset)
+			 * tells when it is worth running, as Suricata does.
+			 */
+			if (!(exprs[n] = strdup(a->pat)))
+				goto out;
+			flags[n] = re_hs_flags(a->re_flags) | HS_FLAG_PREFILTER;
+			a->prefilter = true;
+			ids[n++] = (unsigned)i;
+			continue;
+		}
 		if (a->route != SG_R_HS)
 			continue;
 		if (a->op == SG_OP_GLOB && plain_literal(a)) {
@@ -282,15 +343,44 @@ static int build_hs(struct dk_sigma *s, char *err, size_t err_size)
 		}
 		ids[n++] = (unsigned)i;
 	}
-	rc = 0;
-	if (!n)
-		goto out;
-	if (hs_compile_multi((const char *const *)exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK,
-	                     NULL, &s->hs, &ce) != HS_SUCCESS) {
-		snprintf(err, err_size, "Vectorscan: %s (pattern %d)", ce ? ce->message : "?",
-		         ce ? ce->expression : -1);
+	/*
+	 * One compile in the usual case. A regex Vectorscan refuses (look-around,
+	 * back-references) is named by the error; it goes to PCRE2 and the rest is
+	 * compiled again, at most once per regex. Compiling each regex alone first
+	 * would double the load time of every rule set.
+	 */
+	for (;;) {
+		rc = 0;
+		if (!n)
+			break;
+		if (hs_compile_multi((const char *const *)exprs, flags, ids, (unsigned)n,
+		                     HS_MODE_BLOCK, NULL, db, &ce) == HS_SUCCESS)
+			break;
+		int k = ce ? ce->expression : -1;
+		if (k >= 0 && (size_t)k < n && t->atoms[ids[k]].op == SG_OP_RE) {
+			struct dk__sg_atom *a = &t->atoms[ids[k]];
+			hs_free_compile_error(ce);
+			ce = NULL;
+			a->route = SG_R_PCRE;
+			if (!a->prefilter) {
+				/* Refused as it is: try it as a prefilter. */
+				a->prefilter = true;
+				flags[k] |= HS_FLAG_PREFILTER;
+				continue;
+			}
+			/* Not even as a prefilter: PCRE2 on every name. */
+			a->prefilter = false;
+			free(exprs[k]);
+			memmove(exprs + k, exprs + k + 1, (n - (size_t)k - 1) * sizeof(*exprs));
+			memmove(flags + k, flags + k + 1, (n - (size_t)k - 1) * sizeof(*flags));
+			memmove(ids + k, ids + k + 1, (n - (size_t)k - 1) * sizeof(*ids));
+			n--;
+			continue;
+		}
+		snprintf(err, err_size, "Vectorscan: %s (pattern %d)", ce ? ce->message : "?", k);
 		hs_free_compile_error(ce);
 		rc = DK_ESYNTAX;
+		break;
 	}
 out:
 	for (size_t i = 0; exprs && i < n; i++)
@@ -299,21 +389,6 @@ out:
 	free(flags);
 	free(ids);
 	return rc;
-}
-
-/* Whether Vectorscan takes regex atom @p a on its own. */
-static bool hs_accepts(const struct dk__sg_atom *a)
-{
-	hs_database_t *db = NULL;
-	hs_compile_error_t *ce = NULL;
-
-	if (hs_compile(a->pat, re_hs_flags(a->re_flags), HS_MODE_BLOCK, NULL, &db, &ce) !=
-	    HS_SUCCESS) {
-		hs_free_compile_error(ce);
-		return false;
-	}
-	hs_free_database(db);
-	return true;
 }
 
 /* Evaluates rule @p r's condition with every routed atom false: can it hold unhit? */
@@ -353,9 +428,17 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 		struct dk__sg_atom *a = &t->atoms[i];
 		struct dk__sg_rule *r = &t->rules[a->rule];
 		a->route = SG_R_DIRECT;
-		regdom |= a->field == DK_SIGMA_F_REGDOM;
 		if (a->pcre)
 			pcre2_jit_compile(a->pcre, PCRE2_JIT_COMPLETE);
+		/*
+		 * An answer-side rule is evaluated on the few answers, atom by atom:
+		 * routing its query atoms too would cost a second scan of the name.
+		 */
+		regdom |= a->field == DK_SIGMA_F_REGDOM;
+		if (r->answer) {
+			r->how |= DK_SIGMA_HOW_DIRECT;
+			continue;
+		}
 		if (a->field != DK_SIGMA_F_QUERY) {
 			r->how |= DK_SIGMA_HOW_DIRECT;
 			continue;
@@ -385,28 +468,32 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 			for (size_t j = 0; j < n; j++)
 				only_stars &= p[j] == SG_STAR;
 			if (only_stars) {
+				a->any = n > 0; /* "*": every name, the empty one too */
 				r->how |= DK_SIGMA_HOW_DIRECT;
 				continue;
 			}
 			a->route = SG_R_HS;
 			r->how |= DK_SIGMA_HOW_HS;
 		} else if (a->op == SG_OP_RE) {
-			if (hs_accepts(a)) {
-				a->route = SG_R_HS;
-				r->how |= DK_SIGMA_HOW_HS;
-			} else {
-				a->route = SG_R_PCRE;
-				s->pcre_atoms[s->n_pcre++] = (uint32_t)i;
-				r->how |= DK_SIGMA_HOW_PCRE;
-			}
+			/* Vectorscan first; build_hs() hands what it refuses to PCRE2. */
+			a->route = hs_refuses(a->pat) ? SG_R_PCRE : SG_R_HS;
 		} else {
 			r->how |= DK_SIGMA_HOW_DIRECT;
 		}
 	}
 	if ((rc = build_suffix(s, pairs, n_pairs)))
 		goto fail;
-	if ((rc = build_hs(s, err, err_size)))
+	if ((rc = build_hs(s, false, &s->hs, err, err_size)) ||
+	    (rc = build_hs(s, true, &s->hs_re, err, err_size)))
 		goto fail;
+	for (size_t i = 0; i < t->n_atoms; i++) {
+		const struct dk__sg_atom *a = &t->atoms[i];
+		if (a->route == SG_R_PCRE && !a->prefilter)
+			s->pcre_atoms[s->n_pcre++] = (uint32_t)i;
+		if (a->route == SG_R_PCRE || a->route == SG_R_HS)
+			t->rules[a->rule].how |=
+			        a->route == SG_R_PCRE ? DK_SIGMA_HOW_PCRE : DK_SIGMA_HOW_HS;
+	}
 	rc = -ENOMEM;
 	for (size_t i = 0; i < t->n_rules; i++) {
 		struct dk__sg_rule *r = &t->rules[i];
@@ -425,12 +512,20 @@ int dk__sg_compile(struct dk__sg_tables *tin, struct dk_sigma **out, char *err, 
 	}
 	s->words = (t->n_atoms + 63) / 64 + 1;
 	s->rule_words = (t->n_rules + 63) / 64 + 1;
+	if (!(s->qmask = calloc(s->rule_words, sizeof(uint64_t))) ||
+	    !(s->amask = calloc(s->rule_words, sizeof(uint64_t))) ||
+	    !(s->always_mask = calloc(s->rule_words, sizeof(uint64_t))))
+		goto fail;
+	for (size_t i = 0; i < s->n_qrules; i++)
+		s->qmask[s->qrules[i] / 64] |= UINT64_C(1) << (s->qrules[i] % 64);
+	for (size_t i = 0; i < s->n_arules; i++)
+		s->amask[s->arules[i] / 64] |= UINT64_C(1) << (s->arules[i] % 64);
+	for (size_t i = 0; i < t->n_rules; i++) {
+		if (t->rules[i].always)
+			s->always_mask[i / 64] |= UINT64_C(1) << (i % 64);
+	}
 	if (regdom || t->n_corrs) {
-		s->psl = psl_builtin();
-		if (!s->psl || psl_suffix_count(s->psl) <= 0) {
-			s->psl_owned = psl_latest(NULL);
-			s->psl = s->psl_owned;
-		}
+		dk__sg_psl_init(&s->psl);
 	}
 	free(pairs);
 	*out = s;
@@ -450,12 +545,16 @@ void dk_sigma_free(struct dk_sigma *s)
 	free(s->grp_first);
 	free(s->grp_atoms);
 	hs_free_database(s->hs);
+	hs_free_database(s->hs_re);
 	free(s->pcre_atoms);
 	free(s->qrules);
 	free(s->arules);
 	free(s->always_q);
 	free(s->always_a);
-	psl_free(s->psl_owned);
+	free(s->qmask);
+	free(s->amask);
+	free(s->always_mask);
+	dk__sg_psl_deinit(&s->psl);
 	free(s);
 }
 
@@ -481,6 +580,8 @@ int dk_sigma_scratch_fit(struct dk_sigma_scratch *sc, const struct dk_sigma *s)
 	if (!s)
 		return 0;
 	if (s->hs && hs_alloc_scratch(s->hs, &sc->hs) != HS_SUCCESS)
+		return -ENOMEM;
+	if (s->hs_re && hs_alloc_scratch(s->hs_re, &sc->hs) != HS_SUCCESS)
 		return -ENOMEM;
 	if (sc->cap_words < s->words) {
 		uint64_t *b = realloc(sc->bits, s->words * sizeof(uint64_t));
@@ -531,8 +632,13 @@ void dk_sigma_scratch_free(struct dk_sigma_scratch *sc)
 void dk_sigma_count(const struct dk_sigma *s, struct dk_sigma_scratch *sc,
                     const struct dk_sigma_query *q, uint64_t now_ms, struct dk_sigma_hits *hits)
 {
-	if (s && sc->ct)
-		dk__sg_count(sc->ct, &s->t, s->psl, q, now_ms, hits);
+	if (!s || !sc->ct)
+		return;
+	/* The text dk_sigma_match_query() made of this name, when it did. */
+	if (sc->text_of == q->qname)
+		dk__sg_count(sc->ct, &s->t, &s->psl, q, sc->text, sc->tlen, now_ms, hits);
+	else
+		dk__sg_count(sc->ct, &s->t, &s->psl, q, NULL, 0, now_ms, hits);
 }
 
 void dk_sigma_count_stats(const struct dk_sigma_scratch *sc, struct dk_sigma_count_stats *st)
@@ -554,6 +660,8 @@ static inline bool atom_bit(const struct ev *e, uint32_t i)
 	return e->sc->bits[i / 64] >> (i % 64) & 1;
 }
 
+static bool re_match(struct ev *e, const struct dk__sg_atom *a, const char *s, size_t n);
+
 static int on_hs(unsigned int id, unsigned long long from, unsigned long long to,
                  unsigned int flags, void *ctx)
 {
@@ -562,6 +670,12 @@ static int on_hs(unsigned int id, unsigned long long from, unsigned long long to
 
 	(void)from;
 	(void)flags;
+	/* A prefilter's hit only says PCRE2 may match: it decides. */
+	if (a->route == SG_R_PCRE) {
+		if (!atom_bit(e, id) && re_match(e, a, e->text, e->tlen))
+			set_atom(e, id);
+		return 0;
+	}
 	/* A plain literal anchored at an end: only where it ends decides. */
 	if (a->op == SG_OP_GLOB && a->lit_len) {
 		if ((a->lit & SG_LIT_HEAD) && to != a->lit_len)
@@ -581,6 +695,8 @@ static bool re_match(struct ev *e, const struct dk__sg_atom *a, const char *s, s
 
 static bool str_match(struct ev *e, const struct dk__sg_atom *a, const char *s, size_t n)
 {
+	if (a->any)
+		return true;
 	if (a->op == SG_OP_GLOB)
 		return dk__sg_glob_match(a->pat, a->pat_len, s, n);
 	if (a->op == SG_OP_RE)
@@ -610,6 +726,17 @@ static bool cidr_bytes(const struct dk_cidr *c, int family, const uint8_t *a)
 	if (memcmp(c->addr, a, full) != 0)
 		return false;
 	return rest == 0 || (a[full] & (uint8_t)(0xff << (8 - rest))) == c->addr[full];
+}
+
+static const char *answer_text(struct ans *an)
+{
+	if (an->tlen == ANS_NO_TEXT) {
+		if (!inet_ntop(an->alen == 4 ? AF_INET : AF_INET6, an->addr, an->text,
+		               sizeof(an->text)))
+			an->text[0] = '\0';
+		an->tlen = (uint16_t)strlen(an->text);
+	}
+	return an->text;
 }
 
 static const char *client_text(struct ev *e)
@@ -654,18 +781,22 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 	}
 	case DK_SIGMA_F_REGDOM:
 		if (!e->have_regdom) {
-			e->regdom_off = dk__sg_regdom(e->s->psl, e->text, e->tlen);
+			e->regdom_off = dk__sg_regdom(&e->s->psl, e->q->qname, e->q->qname_len,
+			                              e->text, e->tlen);
 			e->have_regdom = true;
 		}
 		return str_match(e, a, e->text + e->regdom_off, e->tlen - e->regdom_off);
 	case DK_SIGMA_F_RCODE:
-		if (e->n_ans < 0)
+		if (e->n_ans == ANS_NONE)
 			return false;
 		return a->op == SG_OP_EXISTS ? a->want : num_cmp(a, e->rcode);
 	case DK_SIGMA_F_ANSWER:
 	case DK_SIGMA_F_ATYPE:
-		if (e->n_ans < 0)
+		if (e->n_ans == ANS_NONE)
 			return false;
+		/* The records are walked at the first condition that needs them. */
+		if (e->n_ans == ANS_UNREAD)
+			e->n_ans = read_answers(e->sc, e->ans, e->ans_len);
 		if (a->op == SG_OP_EXISTS)
 			return a->want == (e->n_ans > 0);
 		for (int i = 0; i < e->n_ans; i++) {
@@ -678,8 +809,11 @@ static bool direct(struct ev *e, const struct dk__sg_atom *a)
 				    cidr_bytes(&a->cidr, an->alen == 4 ? AF_INET : AF_INET6,
 				               an->addr))
 					return true;
-			} else if (str_match(e, a, an->text, an->tlen)) {
-				return true;
+			} else {
+				/* Made first: the length is known only once the text is. */
+				const char *txt = answer_text(&e->sc->ans[i]);
+				if (str_match(e, a, txt, e->sc->ans[i].tlen))
+					return true;
 			}
 		}
 		return false;
@@ -772,52 +906,114 @@ static bool eval_sel(void *ctx, uint32_t si)
 	return sel_true(e, &e->s->t.sels[si]);
 }
 
-/* With every routed atom false and every direct atom true or false alike: "always" if either holds.
+/*
+ * Whether a rule can hold when none of its routed atoms hit: its condition in
+ * Kleene's three-valued logic, with every routed atom false and every direct
+ * atom unknown (it is decided per query). Anything but a definite false means
+ * the rule is evaluated on every query; "record_type: TXT and query|endswith:
+ * .x" stays definitely false, and costs nothing on names outside .x.
  */
-struct unhit {
-	const struct dk__sg_tables *t;
-	bool direct_val;
-};
+enum { K_F, K_T, K_U };
 
-static bool unhit_sel(void *ctx, uint32_t si)
+static int k_not(int a)
 {
-	const struct unhit *u = ctx;
-	const struct dk__sg_sel *sel = &u->t->sels[si];
+	return a == K_U ? K_U : a == K_T ? K_F : K_T;
+}
+
+static int k_and(int a, int b)
+{
+	return a == K_F || b == K_F ? K_F : a == K_U || b == K_U ? K_U : K_T;
+}
+
+static int k_or(int a, int b)
+{
+	return a == K_T || b == K_T ? K_T : a == K_U || b == K_U ? K_U : K_F;
+}
+
+static int unhit_fc(const struct dk__sg_tables *t, const struct dk__sg_fc *fc)
+{
+	if (fc->unseen)
+		return fc->konst ? K_T : K_F;
+	int v = fc->all ? K_T : K_F;
+	for (uint32_t k = 0; k < fc->n; k++) {
+		int a = t->atoms[fc->first + k].route == SG_R_DIRECT ? K_U : K_F;
+		v = fc->all ? k_and(v, a) : k_or(v, a);
+	}
+	return v;
+}
+
+static int unhit_sel(const struct dk__sg_tables *t, uint32_t si)
+{
+	const struct dk__sg_sel *sel = &t->sels[si];
+	int v = K_F;
 
 	for (uint32_t i = 0; i < sel->n; i++) {
-		const struct dk__sg_alt *alt = &u->t->alts[sel->first + i];
-		bool all = true;
-		for (uint32_t j = 0; j < alt->n && all; j++) {
-			const struct dk__sg_fc *fc = &u->t->fcs[alt->first + j];
-			bool any = false, every = true;
-			if (fc->unseen) {
-				all = fc->konst;
-				continue;
-			}
-			for (uint32_t k = 0; k < fc->n; k++) {
-				const struct dk__sg_atom *a = &u->t->atoms[fc->first + k];
-				bool v = a->route == SG_R_DIRECT ? u->direct_val : false;
-				any |= v;
-				every &= v;
-			}
-			all = fc->all ? every : any;
-		}
-		if (all)
-			return true;
+		const struct dk__sg_alt *alt = &t->alts[sel->first + i];
+		int all = K_T;
+		for (uint32_t j = 0; j < alt->n; j++)
+			all = k_and(all, unhit_fc(t, &t->fcs[alt->first + j]));
+		v = k_or(v, all);
 	}
-	return false;
+	return v;
 }
 
 static bool holds_unhit(const struct dk__sg_tables *t, const struct dk__sg_rule *r)
 {
-	struct unhit u = {t, false};
+	int st[STACK_MAX];
+	int sp = 0;
 
-	/* Direct atoms are decided at evaluation: a rule with any is always evaluated. */
-	for (uint32_t i = 0; i < r->n_atom; i++) {
-		if (t->atoms[r->first_atom + i].route == SG_R_DIRECT)
-			return true;
+	for (uint32_t i = 0; i < r->n_op; i++) {
+		const struct dk__sg_cinst *op = &t->ops[r->first_op + i];
+		switch (op->op) {
+		case SG_C_SEL:
+			if (sp >= STACK_MAX)
+				return true;
+			st[sp++] = unhit_sel(t, op->arg);
+			break;
+		case SG_C_NOT:
+			if (sp < 1)
+				return true;
+			st[sp - 1] = k_not(st[sp - 1]);
+			break;
+		case SG_C_AND:
+		case SG_C_OR: {
+			if ((uint32_t)sp < op->arg)
+				return true;
+			int v = op->op == SG_C_AND ? K_T : K_F;
+			for (uint32_t k = 0; k < op->arg; k++) {
+				int x = st[sp - 1 - (int)k];
+				v = op->op == SG_C_AND ? k_and(v, x) : k_or(v, x);
+			}
+			sp -= (int)op->arg;
+			st[sp++] = v;
+			break;
+		}
+		case SG_C_TRUE:
+		case SG_C_FALSE:
+			if (sp >= STACK_MAX)
+				return true;
+			st[sp++] = op->op == SG_C_TRUE ? K_T : K_F;
+			break;
+		}
 	}
-	return run_cond(t, r, unhit_sel, &u);
+	/* A malformed program is never "definitely false": evaluate it always. */
+	return sp != 1 || st[0] != K_F;
+}
+
+/* The name as Sigma sees it: lowercase text without the trailing dot, kept in the scratch. */
+static void name_text(struct ev *e)
+{
+	struct dk_sigma_scratch *sc = e->sc;
+	int n = dk_name_to_text(e->q->qname, e->q->qname_len, sc->text, sizeof(sc->text));
+
+	e->tlen = n > 0 ? (size_t)n : 0;
+	/* The root is "." as text; Sigma sees it as the empty name. */
+	if (e->tlen == 1 && sc->text[0] == '.')
+		e->tlen = 0;
+	sc->text[e->tlen] = '\0';
+	sc->tlen = e->tlen;
+	sc->text_of = e->q->qname;
+	e->text = sc->text;
 }
 
 static void scan_query(struct ev *e)
@@ -827,12 +1023,7 @@ static void scan_query(struct ev *e)
 
 	memset(e->sc->bits, 0, s->words * sizeof(uint64_t));
 	memset(e->sc->cand, 0, s->rule_words * sizeof(uint64_t));
-	int n = dk_name_to_text(e->q->qname, e->q->qname_len, e->text, sizeof(e->text));
-	e->tlen = n > 0 ? (size_t)n : 0;
-	/* The root is "." as text; Sigma sees it as the empty name. */
-	if (e->tlen == 1 && e->text[0] == '.')
-		e->tlen = 0;
-	e->text[e->tlen] = '\0';
+	name_text(e);
 	size_t k =
 	        dk_suffixset_lookup_all(s->set, e->q->qname, e->q->qname_len, m, DK_ARRAY_SIZE(m));
 	for (size_t i = 0; i < k; i++) {
@@ -842,6 +1033,8 @@ static void scan_query(struct ev *e)
 	}
 	if (s->hs && e->tlen)
 		hs_scan(s->hs, e->text, (unsigned)e->tlen, 0, e->sc->hs, on_hs, e);
+	if (s->hs_re)
+		hs_scan(s->hs_re, e->text, (unsigned)e->tlen, 0, e->sc->hs, on_hs, e);
 	for (size_t i = 0; i < s->n_pcre; i++) {
 		uint32_t ai = s->pcre_atoms[i];
 		if (re_match(e, &s->t.atoms[ai], e->text, e->tlen))
@@ -861,29 +1054,27 @@ static void add_hit(const struct ev *e, uint16_t ri, struct dk_sigma_hits *hits)
 		hits->rule[hits->n++] = r->policy_index;
 }
 
-static void eval_list(struct ev *e, const uint16_t *list, size_t n, const uint16_t *always,
-                      size_t n_always, struct dk_sigma_hits *hits)
+/* Evaluates the rules of @p side whose atoms hit, and those that may hold unhit, in load order. */
+static void eval_rules(struct ev *e, const uint64_t *side, struct dk_sigma_hits *hits)
 {
 	const struct dk__sg_tables *t = &e->s->t;
-	size_t ai = 0;
+	const uint64_t *cand = e->sc->cand, *always = e->s->always_mask;
 
-	/* Both lists are in load order, so hits are too. */
-	for (size_t i = 0; i < n; i++) {
-		uint16_t ri = list[i];
-		bool cand = e->sc->cand[ri / 64] >> (ri % 64) & 1;
-		while (ai < n_always && always[ai] < ri)
-			ai++;
-		if (!cand && !(ai < n_always && always[ai] == ri))
-			continue;
-		if (run_cond(t, &t->rules[ri], eval_sel, e))
-			add_hit(e, ri, hits);
+	for (size_t w = 0; w < e->s->rule_words; w++) {
+		uint64_t bits = (cand[w] | always[w]) & side[w];
+		while (bits) {
+			unsigned ri = (unsigned)(w * 64) + (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			if (run_cond(t, &t->rules[ri], eval_sel, e))
+				add_hit(e, (uint16_t)ri, hits);
+		}
 	}
 }
 
 unsigned dk_sigma_match_query(const struct dk_sigma *s, struct dk_sigma_scratch *sc,
                               const struct dk_sigma_query *q, struct dk_sigma_hits *hits)
 {
-	struct ev e = {.s = s, .sc = sc, .q = q, .n_ans = -1};
+	struct ev e = {.s = s, .sc = sc, .q = q, .n_ans = ANS_NONE};
 
 	hits->n = 0;
 	hits->n_eng = 0;
@@ -891,7 +1082,7 @@ unsigned dk_sigma_match_query(const struct dk_sigma *s, struct dk_sigma_scratch 
 	if (!s || !s->n_qrules || !sc->bits)
 		return 0;
 	scan_query(&e);
-	eval_list(&e, s->qrules, s->n_qrules, s->always_q, s->n_always_q, hits);
+	eval_rules(&e, s->qmask, hits);
 	return hits->n_eng;
 }
 
@@ -912,13 +1103,19 @@ static int read_answers(struct dk_sigma_scratch *sc, const uint8_t *ans, size_t 
 		a->tlen = 0;
 		a->text[0] = '\0';
 		if (rr.type == LDNS_RR_TYPE_A && rr.rdlen == 4) {
+			/* The text of an address only when a string condition asks (answer_text()).
+			 */
 			a->alen = 4;
 			memcpy(a->addr, rd, 4);
-			inet_ntop(AF_INET, rd, a->text, sizeof(a->text));
+			a->tlen = ANS_NO_TEXT;
+			n++;
+			continue;
 		} else if (rr.type == LDNS_RR_TYPE_AAAA && rr.rdlen == 16) {
 			a->alen = 16;
 			memcpy(a->addr, rd, 16);
-			inet_ntop(AF_INET6, rd, a->text, sizeof(a->text));
+			a->tlen = ANS_NO_TEXT;
+			n++;
+			continue;
 		} else if (rr.type == LDNS_RR_TYPE_TXT) {
 			/* The character-strings, joined, lowercase like every text Sigma compares.
 			 */
@@ -962,9 +1159,13 @@ unsigned dk_sigma_match_answer(const struct dk_sigma *s, struct dk_sigma_scratch
 	hits->n_corr = 0;
 	if (!s || !s->n_arules || !sc->bits || len < DK_HEADER_LEN)
 		return 0;
-	scan_query(&e);
+	/* Answer-side atoms are all direct: no scan, no stale candidates. */
+	memset(sc->cand, 0, s->rule_words * sizeof(uint64_t));
+	name_text(&e);
 	e.rcode = LDNS_RCODE_WIRE(ans);
-	e.n_ans = read_answers(sc, ans, len);
-	eval_list(&e, s->arules, s->n_arules, s->always_a, s->n_always_a, hits);
+	e.n_ans = ANS_UNREAD;
+	e.ans = ans;
+	e.ans_len = len;
+	eval_rules(&e, s->amask, hits);
 	return hits->n_eng;
 }

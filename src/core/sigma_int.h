@@ -64,6 +64,8 @@ struct dk__sg_atom {
 	bool want;        /**< SG_OP_EXISTS: true for exists */
 	uint8_t lit;      /**< SG_R_HS glob that is a plain literal: SG_LIT_* where it must sit */
 	uint16_t lit_len; /**< its length */
+	bool any;         /**< a glob of stars alone: holds for every value */
+	bool prefilter;   /**< SG_R_PCRE run only when its Vectorscan prefilter hits */
 	uint16_t rule;    /**< engine rule it belongs to */
 	char *pat;        /**< glob form or regex; NUL-terminated */
 	size_t pat_len;
@@ -183,11 +185,24 @@ int dk__sg_rcode_parse(const char *s);
 /** Compiles the tables into an engine (takes them over). */
 int dk__sg_compile(struct dk__sg_tables *t, struct dk_sigma **out, char *err, size_t err_size);
 
+/** The Public Suffix List as the engine uses it (sigma_psl.c). */
+struct dk__sg_psl {
+	struct dk_suffixset *set; /**< the list as a suffix set; NULL: ask libpsl */
+	const psl_ctx_t *ctx;     /**< libpsl's, when the list file cannot be read */
+	psl_ctx_t *owned;
+};
+
 /**
- * The registered domain of NUL-terminated @p text (@p n octets) as an offset
- * into it, by the Public Suffix List @p psl (NULL: the last two labels).
+ * The registered domain of a name, given as lowercase wire @p wire and as
+ * its NUL-terminated text @p text (@p tlen octets): the offset in @p text
+ * where it starts, @p tlen (empty) when the name is a public suffix itself.
  */
-size_t dk__sg_regdom(const psl_ctx_t *psl, const char *text, size_t n);
+size_t dk__sg_regdom(const struct dk__sg_psl *p, const uint8_t *wire, size_t wlen, const char *text,
+                     size_t tlen);
+
+/** Loads @p p (cold). Returns 0 or -ENOMEM; without any list, names get the last two labels. */
+int dk__sg_psl_init(struct dk__sg_psl *p);
+void dk__sg_psl_deinit(struct dk__sg_psl *p);
 
 /* ---- the loader's side, for rules.c ---------------------------------------- */
 
@@ -229,6 +244,12 @@ void dk__sigma_commit(struct dk__sigma_builder *b, uint16_t index);
 void dk__sigma_abandon(struct dk__sigma_builder *b);
 
 /**
+ * Turns the rule read last from loaded into rejected for @p reason (a
+ * duplicate id: SigmaHQ has some) and drops it. Returns 0 or -ENOMEM.
+ */
+int dk__sigma_reject(struct dk__sigma_builder *b, const char *reason);
+
+/**
  * Resolves correlations and compiles the engine into @p *out (NULL when no
  * rule loaded) and the report into @p rep; frees the builder. Correlations
  * whose rules did not load are rejected in the report; @p noalert is called
@@ -248,9 +269,27 @@ int dk__sg_ctable_fit(struct dk__sg_ctable **ct, size_t n_corrs);
 void dk__sg_ctable_free(struct dk__sg_ctable *ct);
 void dk__sg_ctable_stats(const struct dk__sg_ctable *ct, struct dk_sigma_count_stats *st);
 
-/** Counts query @p q, which matched hits->eng, into @p ct; the alerts due go to hits->corr. */
-void dk__sg_count(struct dk__sg_ctable *ct, const struct dk__sg_tables *t, const psl_ctx_t *psl,
-                  const struct dk_sigma_query *q, uint64_t now_ms, struct dk_sigma_hits *hits);
+/**
+ * Counts query @p q, which matched hits->eng, into @p ct; the alerts due go
+ * to hits->corr. @p text (@p tlen octets) is the name's text when the caller
+ * has it, NULL to make it here.
+ */
+void dk__sg_count(struct dk__sg_ctable *ct, const struct dk__sg_tables *t,
+                  const struct dk__sg_psl *psl, const struct dk_sigma_query *q, const char *text,
+                  size_t tlen, uint64_t now_ms, struct dk_sigma_hits *hits);
 
 /** The tables of a compiled engine. */
 const struct dk__sg_tables *dk__sg_tables_of(const struct dk_sigma *s);
+
+/* ---- the Public Suffix List as a suffix set (sigma_psl.c) -------------------- */
+
+struct dk_suffixset;
+
+/** Loads the distribution's Public Suffix List into a new set; NULL when it cannot. */
+struct dk_suffixset *dk__sg_psl_load(void);
+
+/**
+ * Labels of the registered domain of lowercase wire name @p wire by the list
+ * in @p set; -1 when the name is a public suffix itself (it has none).
+ */
+int dk__sg_psl_labels(const struct dk_suffixset *set, const uint8_t *wire, size_t len);

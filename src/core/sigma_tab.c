@@ -218,19 +218,3 @@ void dk__sg_tables_free(struct dk__sg_tables *t)
 	free(t->corrs);
 	memset(t, 0, sizeof(*t));
 }
-
-size_t dk__sg_regdom(const psl_ctx_t *psl, const char *text, size_t n)
-{
-	const char *rd = psl ? psl_registrable_domain(psl, text) : NULL;
-
-	if (rd && rd >= text && rd <= text + n)
-		return (size_t)(rd - text);
-	/* No list, or the name is a public suffix itself: the last two labels. */
-	size_t dots = 0, i = n;
-	while (i > 0) {
-		if (text[i - 1] == '.' && ++dots == 2)
-			return i;
-		i--;
-	}
-	return 0;
-}

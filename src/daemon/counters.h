@@ -101,6 +101,9 @@ struct dk_query_counters {
 	dk_ctr cname_blocked; /**< replaced by the rule's local answer */
 	dk_ctr cname_alerted; /**< passed, with an alert */
 	dk_ctr table_full;    /**< not forwarded: every in-flight slot was taken */
+	/* Sigma behavioural counting (sigma_corr.c), per worker. */
+	dk_ctr sigma_groups;    /**< a gauge: groups held in the worker's table */
+	dk_ctr sigma_evictions; /**< groups evicted from a full table (their counts lost) */
 };
 
 /** Written by query.c: its response cache. */

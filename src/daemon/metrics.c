@@ -689,6 +689,21 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	render_urls(&t, src);
 
 	text_one(&t, "dnsink_rules_loaded", "gauge", "Rules in force.", dk_policy_rule_count(pol));
+	text_head(&t, "dnsink_sigma_rules", "gauge",
+	          "Sigma rules read: loaded, skipped (logsource not DNS), rejected (see dnsink "
+	          "check).");
+	text_add(&t, "dnsink_sigma_rules{state=\"loaded\"} %zu\n",
+	         pol ? pol->sigma_report.loaded : 0);
+	text_add(&t, "dnsink_sigma_rules{state=\"skipped\"} %zu\n",
+	         pol ? pol->sigma_report.skipped : 0);
+	text_add(&t, "dnsink_sigma_rules{state=\"rejected\"} %zu\n",
+	         pol ? pol->sigma_report.rejected : 0);
+	text_one(&t, "dnsink_sigma_groups", "gauge",
+	         "Groups held by the Sigma behavioural counters, all workers.",
+	         dk_ctr_get(&c.query.sigma_groups));
+	text_one(&t, "dnsink_sigma_evictions_total", "counter",
+	         "Sigma behavioural groups evicted from a full table; each starts again from zero.",
+	         dk_ctr_get(&c.query.sigma_evictions));
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",
 	         pol ? pol->n_entries : 0);
 	text_one(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.",

@@ -296,7 +296,7 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const struct 
  */
 static bool sigma_act(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
                       const uint8_t *pkt, const struct dk_query *q, const struct dk_sigma_hits *h,
-                      enum act_on on, uint8_t pass_rcode)
+                      enum act_on on, uint8_t pass_rcode, bool answered)
 {
 	const struct dk_policy *pol = qs->conf.pol;
 	const uint8_t *view = g ? dk_group_view(pol->groups, g) : NULL;
@@ -320,7 +320,9 @@ static bool sigma_act(struct dk_queries *qs, const struct dk_client *cl, const s
 		}
 		act(qs, cl, g, pkt, q, &v, on, pass_rcode, NULL, 0);
 	}
-	return block.rule && act(qs, cl, g, pkt, q, &block, on, pass_rcode, NULL, 0);
+	if (!block.rule || answered)
+		return false;
+	return act(qs, cl, g, pkt, q, &block, on, pass_rcode, NULL, 0);
 }
 
 static void sigma_facts(const struct dk_client *cl, const struct dk_query *q,
@@ -332,9 +334,14 @@ static void sigma_facts(const struct dk_client *cl, const struct dk_query *q,
 	sq->client = &cl->peer.sa;
 }
 
-/* The query-side Sigma rules and the behavioural counters. True: answered locally. */
+/*
+ * The query-side Sigma rules and the behavioural counters, on every query a
+ * name rule does not exempt (allow), as a SIEM would see it. With @p answered
+ * a name rule answers the query: Sigma rules that alert still write their
+ * records, blocking ones leave the answer to it. True: answered here.
+ */
 static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
-                        const uint8_t *pkt, const struct dk_query *q)
+                        const uint8_t *pkt, const struct dk_query *q, bool answered)
 {
 	const struct dk_policy *pol = qs->conf.pol;
 	struct dk_sigma_query sq;
@@ -345,9 +352,15 @@ static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const
 	sigma_facts(cl, q, &sq);
 	dk_sigma_match_query(pol->sigma, qs->sigma, &sq, &h);
 	dk_sigma_count(pol->sigma, qs->sigma, &sq, qs->env.now_ms(qs->env.clock_ctx), &h);
+	if (h.n_eng && dk_sigma_n_counting(pol->sigma)) {
+		struct dk_sigma_count_stats st;
+		dk_sigma_count_stats(qs->sigma, &st);
+		dk_ctr_set(&qs->env.ctr->sigma_groups, st.groups);
+		dk_ctr_set(&qs->env.ctr->sigma_evictions, st.evictions);
+	}
 	if (!h.n && !h.n_corr)
 		return false;
-	return sigma_act(qs, cl, g, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR);
+	return sigma_act(qs, cl, g, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR, answered);
 }
 
 /* The answer-side Sigma rules (answers, rcode, answer types). True: answered locally. */
@@ -364,7 +377,7 @@ static bool sigma_answer(struct dk_queries *qs, const struct dk_client *cl,
 	sigma_facts(cl, q, &sq);
 	if (!dk_sigma_match_answer(pol->sigma, qs->sigma, &sq, ans, len, &h) || !h.n)
 		return false;
-	return sigma_act(qs, cl, g, pkt, q, &h, ACT_ANSWER, LDNS_RCODE_WIRE(ans));
+	return sigma_act(qs, cl, g, pkt, q, &h, ACT_ANSWER, LDNS_RCODE_WIRE(ans), false);
 }
 
 /** A rule that matched a CNAME/DNAME target of an answer. */
@@ -844,16 +857,19 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 	 */
 	struct dk_verdict v;
 	const struct dk_policy *pol = qs->conf.pol;
+	bool named;
+	/* A client-IP trigger comes first in RPZ order and decides alone. */
 	if (pol && pol->client_ips && dk_policy_match_client(pol, &cl->peer.sa, &v) &&
-	    group_sees(qs, g, &v)) {
-		/* A client-IP trigger comes first in RPZ order and decides alone. */
-		if (act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
-			return;
-	} else if (pol && match(qs, g, q.qname, q.qname_len, &v) &&
-	           act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0)) {
+	    group_sees(qs, g, &v))
+		named = true;
+	else
+		named = pol && match(qs, g, q.qname, q.qname_len, &v);
+	/* Sigma sees every query a name rule does not exempt, as a SIEM would. */
+	bool exempt = named && v.action == DK_ACTION_ALLOW;
+	bool blocks = named && !exempt && v.action != DK_ACTION_ALERT;
+	if (!exempt && sigma_query(qs, cl, g, pkt, &q, blocks))
 		return;
-	}
-	if (sigma_query(qs, cl, g, pkt, &q))
+	if (named && act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
 	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))

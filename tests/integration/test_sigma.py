@@ -10,9 +10,10 @@ never alerts. The counters are per worker (queries from one client socket
 reach one worker, a client spread over source ports may reach several), so
 the behavioural scenarios run one worker."""
 import os
+import signal
 import time
-
 import harness
+import promscrape
 from harness import query, SINK_V4
 
 REBIND_ID = "7a1d0000-0000-4000-8000-0000000000a1"
@@ -48,6 +49,17 @@ detection:
     condition: selection
 references:
     - https://example.net/txt
+level: low
+""",
+    "pool.yml": """\
+title: Mining pool lookups, also those a name rule sinkholes
+id: 7a1d0000-0000-4000-8000-0000000000a6
+logsource:
+    category: dns
+detection:
+    selection:
+        query|endswith: 'moneropool.ru'
+    condition: selection
 level: low
 """,
     "rate.yml": """\
@@ -96,14 +108,15 @@ class SigmaInline(harness.DnsinkTest):
 
     def setUp(self):
         super().setUp()
-        sdir = os.path.join(self.dir, "sigma")
+        self.sdir = sdir = os.path.join(self.dir, "sigma")
         os.makedirs(sdir)
         for fn, text in RULES.items():
             with open(os.path.join(sdir, fn), "w") as f:
                 f.write(text)
+        self.mport = harness.free_port()
         self.dk = self.new_dnsink(extra_rule_dirs=[sdir + "/"], allow=("127.0.0.0/8",),
                                   extra_yaml="workers: 1\nsigma:\n  actions:\n    %s: sinkhole\n"
-                                  % REBIND_ID)
+                                  % REBIND_ID + promscrape.metrics_yaml(self.mport))
 
     def recs(self, rule_id):
         return [r for r in self.dk.alerts() if r.get("rule_id") == rule_id]
@@ -139,6 +152,46 @@ class SigmaInline(harness.DnsinkTest):
         time.sleep(0.3)
         self.assertEqual(len(self.recs("7a1d0000-0000-4000-8000-0000000000a2")), 1)
 
+    def test_sigma_sees_what_a_name_rule_blocks(self):
+        a = query(self.dk.port, "www.moneropool.ru", "A")
+        self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
+        rec = self.dk.wait_alerts(lambda r: r.get("rule_id", "").endswith("a6"))[0]
+        self.assertEqual(rec["action"], "alert", rec)
+        self.assertEqual(rec["dns_query"], "www.moneropool.ru", rec)
+        # The name rule's own record is there too.
+        self.dk.wait_alerts(lambda r: r.get("dns_query") == "www.moneropool.ru"
+                            and r.get("action") == "sinkhole")
+
+    def test_reload_swaps_sigma_rules(self):
+        # A new Sigma rule (sinkhole by level), a broken one kept out, then the new one in force.
+        with open(os.path.join(self.sdir, "new.yml"), "w") as f:
+            f.write("title: added by a reload\nid: 7a1d0000-0000-4000-8000-0000000000b1\n"
+                    "logsource: {category: dns}\ndetection:\n  sel:\n"
+                    "    query|startswith: 'www2.'\n  condition: sel\nlevel: critical\n")
+        with open(os.path.join(self.sdir, "broken.yml"), "w") as f:
+            f.write("title: broken\nlogsource: {category: dns}\ndetection:\n"
+                    "  sel: {query: x}\n  condition: sel and nosuch\n")
+        self.dk.proc.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        a = query(self.dk.port, "www2.example.test", "A")
+        self.assertEqual(a.rdata(), [("A", "192.0.2.11")], a)
+        self.assertIn("broken.yml:5: Sigma: condition: unknown selection 'nosuch'",
+                      self.dk.proc.log_text())
+        os.unlink(os.path.join(self.sdir, "broken.yml"))
+        self.dk.proc.signal(signal.SIGHUP)
+
+        def alerted():
+            recs = [r for r in self.dk.alerts() if r.get("rule_id", "").endswith("b1")]
+            if recs:
+                return recs
+            query(self.dk.port, "www2.example.test", "A")
+            return None
+        recs = harness.wait_until(alerted, 5, step=0.2, what="the reloaded Sigma rule")
+        self.assertEqual(recs[0]["severity"], "critical", recs)
+        # The rebinding rule survived both reloads with its action.
+        a = query(self.dk.port, "ns.example.test", "A")
+        self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
+
     def burst(self, name, qtype, n, src):
         for i in range(n):
             a = query(self.dk.port, name % i, qtype, src=src)
@@ -155,6 +208,11 @@ class SigmaInline(harness.DnsinkTest):
         self.assertEqual(recs[0]["group_key"], "src_ip=127.0.0.1", recs)
         self.assertEqual(recs[0]["group_count"], 5, recs)
         self.assertEqual(recs[0]["source_ip"], "127.0.0.1", recs)
+        m = promscrape.scrape(self.mport)
+        self.assertEqual(m['dnsink_sigma_rules{state="loaded"}'], len(RULES) + 1, m)
+        self.assertGreaterEqual(m["dnsink_sigma_groups"], 2, m)
+        self.assertEqual(m["dnsink_sigma_evictions_total"], 0, m)
+        self.assertEqual(m['dnsink_rule_hits_total{rule_id="%s"}' % rid], 1, m)
 
     def test_event_count_correlation(self):
         cid = "7a1d0000-0000-4000-8000-0000000000a4"

@@ -174,7 +174,7 @@ LOADED = set()
 
 def query_side(rule):
     """Rules the reference judges here: loaded by dnsink, query side, no aggregation."""
-    if "detection" not in rule or rule.get("id") not in LOADED:
+    if "detection" not in rule or (rule.get("id"), os.path.basename(rule["_file"])) not in LOADED:
         return False
     det = rule["detection"]
     conds = det["condition"] if isinstance(det["condition"], list) else [det["condition"]]
@@ -239,7 +239,10 @@ class SigmaReference(unittest.TestCase):
                     "rules: ['%s/']\n" % CORPUS)
         rc, out, err = harness.run_dnsink("check", "-c", cls.conf)
         assert rc == 0, err
-        LOADED.update(ln.split()[1] for ln in out.splitlines() if ln.startswith("  loaded "))
+        for ln in out.splitlines():
+            m = re.match(r"  loaded +(\S+) .*\((.*):\d+\)$", ln)
+            if m:
+                LOADED.add((m.group(1), os.path.basename(m.group(2))))
 
     def first_rule_of(self, path):
         return next(r for r in self.rules if r["_file"] == path)
@@ -305,9 +308,36 @@ class SigmaReference(unittest.TestCase):
         self.assertRegex(out, r"rejected c0000000-0000-4000-8000-000000000033 .*needs 'Image'")
         self.assertRegex(out, r"loaded +c0000000-0000-4000-8000-000000000031 .*\n +note: "
                               r"filters on 'Image' never apply")
-        self.assertRegex(out, r"sigma total: \d+ loaded, 1 skipped \(not DNS\), 4 rejected")
+        self.assertRegex(out, r"rejected c0000000-0000-4000-8000-000000000001 .*duplicate id "
+                              r"\(first defined at .*mod_contains.yml:1\)")
+        self.assertRegex(out, r"sigma total: \d+ loaded, 1 skipped \(not DNS\), 5 rejected")
         rc, out, err = harness.run_dnsink("check", "-c", self.conf, "--strict")
         self.assertEqual(rc, 1, out + err)
+
+    def test_action_mapping(self):
+        conf = os.path.join(self.dir, "actions.yml")
+        with open(conf, "w") as f:
+            f.write("listen: [127.0.0.1:5399]\nupstreams: [127.0.0.1:5398]\n"
+                    "rules: ['%s/']\nsigma:\n  default_action: refused\n  actions:\n"
+                    "    critical: sinkhole\n"
+                    "    c0000000-0000-4000-8000-000000000002: nxdomain\n" % CORPUS)
+        rc, out, err = harness.run_dnsink("check", "-c", conf)
+        self.assertEqual(rc, 0, err)
+        # The rule id wins over its level (critical), the level over the default.
+        self.assertRegex(out, r"c0000000-0000-4000-8000-000000000002  action nxdomain severity "
+                              r"critical")
+        self.assertRegex(out, r"c0000000-0000-4000-8000-000000000027  action sinkhole severity "
+                              r"critical")
+        self.assertRegex(out, r"c0000000-0000-4000-8000-000000000001  action refused severity high")
+        rc, out, err = harness.run_dnsink("match", "-c", conf, "aaa.stage.x.example")
+        self.assertIn("sigma rule c0000000-0000-4000-8000-000000000002 action nxdomain", out)
+        # A key that maps nothing (a typo of an id) is an error at its line.
+        with open(conf, "a") as f:
+            f.write("    c0000000-0000-4000-8000-0000000000ff: alert\n")
+        rc, out, err = harness.run_dnsink("check", "-c", conf)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("actions.yml:9: sigma.actions: 'c0000000-0000-4000-8000-0000000000ff'",
+                      out + err)
 
     def test_broken_sigma_is_file_line(self):
         bad = os.path.join(self.dir, "bad")

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpsl.h>
 
 #include "core/sigma_int.h"
 #include "dnsink/name.h"
@@ -106,6 +107,109 @@ static void test_glob_against_reference(void **state)
 		}
 	}
 	assert_true(checked > 150);
+}
+
+/*
+ * The engine's own Public Suffix List walk against libpsl's
+ * psl_registrable_domain() on the same list, name by name: normal rules,
+ * wildcards (*.ck, *.kawasaki.jp), exceptions (!www.ck, !city.kawasaki.jp),
+ * private rules (github.io, s3 regions), IDN rules in ACE form, public
+ * suffixes themselves and names with no rule.
+ */
+static void test_psl_against_libpsl(void **state)
+{
+	(void)state;
+	static const char *const names[] = {
+	        "www.example.com",
+	        "example.com",
+	        "com",
+	        "a.b.c.example.co.uk",
+	        "example.co.uk",
+	        "co.uk",
+	        "foo.bar.ck",
+	        "bar.ck",
+	        "www.ck",
+	        "a.www.ck",
+	        "x.y.city.kawasaki.jp",
+	        "a.city.kawasaki.jp",
+	        "kawasaki.jp",
+	        "b.a.kawasaki.jp",
+	        "user.github.io",
+	        "x.user.github.io",
+	        "github.io",
+	        "bucket.s3.us-east-1.amazonaws.com",
+	        "s3.amazonaws.com",
+	        "a.b.xn--55qx5d.cn",
+	        "xn--55qx5d.cn",
+	        "unknowntld",
+	        "a.b.unknowntld",
+	        "x.fwd.bench.test",
+	        "deep.a.b.c.d.e.f.org",
+	        "www.gov.uk",
+	        "a.blogspot.com",
+	        "blogspot.com",
+	        "x.appspot.com",
+	        "mail.example.de",
+	};
+	struct dk__sg_psl p;
+	const psl_ctx_t *ref = psl_latest(NULL);
+
+	assert_int_equal(dk__sg_psl_init(&p), 0);
+	if (!p.set)
+		skip(); /* no list file: the engine asks libpsl itself */
+	assert_non_null(ref);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		uint8_t w[DK_NAME_MAX];
+		size_t len, n = strlen(names[i]);
+		wire_of(names[i], w, &len);
+		size_t off = dk__sg_regdom(&p, w, len, names[i], n);
+		const char *want = psl_registrable_domain(ref, names[i]);
+		const char *got = off < n ? names[i] + off : NULL;
+		if ((want == NULL) != (got == NULL) || (want && strcmp(want, got)))
+			fail_msg("%s: libpsl '%s', dnsink '%s'", names[i], want ? want : "(none)",
+			         got ? got : "(none)");
+	}
+	/* Every ASCII rule of the list, as itself and one and two labels below it. */
+	FILE *fp = fopen("/usr/share/publicsuffix/public_suffix_list.dat", "r");
+	char line[300];
+	unsigned checked = 0;
+	while (fp && fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, " \t\r\n")] = '\0';
+		if (!line[0] || line[0] == '/')
+			continue;
+		char *r = line[0] == '!' ? line + 1 : line;
+		if (r[0] == '*')
+			r[0] = 'w';
+		bool ascii = true;
+		for (const char *c = r; *c; c++)
+			ascii &= (unsigned char)*c < 0x80;
+		if (!ascii)
+			continue;
+		for (int depth = 0; depth < 3; depth++) {
+			char name[400];
+			snprintf(name, sizeof(name), "%s%s",
+			         depth == 0   ? ""
+			         : depth == 1 ? "a."
+			                      : "b.a.",
+			         r);
+			uint8_t w[DK_NAME_MAX];
+			size_t len, n = strlen(name);
+			if (dk_name_from_text(name, n, 0, w, &len))
+				continue;
+			size_t off = dk__sg_regdom(&p, w, len, name, n);
+			const char *want = psl_registrable_domain(ref, name);
+			const char *got = off < n ? name + off : NULL;
+			if ((want == NULL) != (got == NULL) || (want && strcmp(want, got)))
+				fail_msg("%s: libpsl '%s', dnsink '%s'", name,
+				         want ? want : "(none)", got ? got : "(none)");
+			checked++;
+		}
+	}
+	if (fp)
+		fclose(fp);
+	assert_true(checked > 20000);
+	psl_free((psl_ctx_t *)ref);
+	dk__sg_psl_deinit(&p);
 }
 
 /* A policy from corpus files and a scratch over it. */
@@ -353,6 +457,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_suffixset_exact_and_all),
 	        cmocka_unit_test(test_glob_against_reference),
+	        cmocka_unit_test(test_psl_against_libpsl),
 	        cmocka_unit_test(test_value_count),
 	        cmocka_unit_test(test_value_count_large),
 	        cmocka_unit_test(test_temporal),

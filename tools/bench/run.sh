@@ -26,13 +26,14 @@ ROOT=$(cd "$HERE/../.." && pwd)
 ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
 # Known too, run only when --only names them: dnsink with its cache off, dnsdist with its
 # packet cache on, unbound with its default cache sizes (the rows above keep 64 KiB).
-EXTRA_SERVERS="dnsink-nocache,dnsdist-cache,unbound-cache"
+EXTRA_SERVERS="dnsink-nocache,dnsdist-cache,unbound-cache,dnsink-sigma"
 ONLY=$ALL_SERVERS
 QUICK=0
 INSTALL=1
 KEEP=0
 DNSINK=""
 AB=""                # --ab PATH_A,PATH_B: the two dnsink binaries to compare
+SIGMA=""             # --sigma DIR: Sigma rules for dnsink-sigma and dnsink-B
 ROUNDS=3             # --ab rounds; each round runs every path on A and on B
 B_YAML=""            # --b-yaml FILE: appended to dnsink-B's config
 OUT=""
@@ -75,6 +76,9 @@ usage() {
   --rounds N      rounds of --ab (default $ROUNDS); order A,B then B,A (ABBA)
   --b-yaml FILE   with --ab: YAML appended to dnsink-B's config only, to compare two
                   configs with one binary (e.g. gen_groups.py's client groups)
+  --sigma DIR     Sigma rules loaded beside the list by dnsink-sigma and, with --ab, by
+                  dnsink-B (--ab X,X --sigma DIR: the cost of the rules, same binary);
+                  "gen" writes the 60 of tools/bench/sigma_rules.py
 EOF
 }
 
@@ -87,6 +91,7 @@ while [ $# -gt 0 ]; do
 	--ab) AB=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--b-yaml) B_YAML=$2; shift ;;
+	--sigma) SIGMA=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--list-size) SIZE=$2; shift ;;
@@ -245,7 +250,8 @@ SERVERS=()
 for s in ${ONLY//,/ }; do
 	case "$s" in
 	echo|echo-batch) SERVERS+=("$s") ;;
-	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache)
+	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-sigma)
+		[ "$s" != dnsink-sigma ] || [ -n "$SIGMA" ] || SIGMA=gen
 		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
 		else log "skipping $s: no dnsink binary (build it, or pass --dnsink PATH)"; fi
@@ -294,6 +300,13 @@ log "generating data: $SIZE synthetic names, $NQ queries per file"
 python3 "$HERE/gen.py" --out "$WORK" --size "$SIZE" --queries "$NQ" --miss-queries "$MISS_NQ" \
 	--lat-queries "$NLAT" --lat-repeat "$LAT_REPEAT" --rules "$ROOT/rules"
 LIST=$WORK/list.txt
+SIGMA_DIR=""
+if [ "$SIGMA" = gen ]; then
+	SIGMA_DIR=$WORK/sigma
+	python3 "$HERE/sigma_rules.py" --out "$SIGMA_DIR"
+elif [ -n "$SIGMA" ]; then
+	SIGMA_DIR=$(cd "$SIGMA" && pwd)
+fi
 LIST_N=$(wc -l < "$LIST")
 # The last name loaded: when it answers NXDOMAIN the whole list is in.
 PROBE_NAME=$(tail -n 1 "$LIST")
@@ -372,7 +385,7 @@ prepare() {
 		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads.
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port" --batch 64) ;;
-	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-A|dnsink-B)
+	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-A|dnsink-B)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
 		local alert=false alerts=""
@@ -401,6 +414,10 @@ threshold: 1
 domain_files:
   - list.txt
 EOF
+		local sigma_rules=""
+		if [ -n "$SIGMA_DIR" ] && { [ "$name" = dnsink-sigma ] || [ "$name" = dnsink-B ]; }; then
+			sigma_rules="  - $SIGMA_DIR/"
+		fi
 		# The cache is on by default (64 MiB); dnsink-nocache turns it off.
 		local extra=""
 		[ "$name" = dnsink-nocache ] && extra="cache:
@@ -419,6 +436,7 @@ allow_clients:
   - 127.0.0.0/8
 rules:
   - $dir/rules/
+$sigma_rules
 $alerts
 $extra
 EOF
