@@ -36,7 +36,7 @@
 
 #define CONTENT_TYPE "protobuf:dnstap.Dnstap"
 /** Largest encoded message; a larger one (a big TCP answer) is counted lost. */
-#define SLOT_SIZE 16384
+#define SLOT_SIZE 8192
 /** Alerts whose answer is still to come, per worker: enough for forwards in flight. */
 #define NOTES     64
 #define EXTRA_MAX 700
