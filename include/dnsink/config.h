@@ -37,7 +37,9 @@
 #define DK_DEFAULT_ALLOW_V4  "127.0.0.0/8"
 #define DK_DEFAULT_ALLOW_V6  "::1/128"
 /** Rule folder: taken from the current directory, else from the config's. */
-#define DK_DEFAULT_RULES               "rules/"
+#define DK_DEFAULT_RULES "rules/"
+/** Where transferred RPZ zones and downloaded lists are kept across restarts. */
+#define DK_DEFAULT_STATE_DIR           "/var/lib/dnsink"
 #define DK_DEFAULT_UPSTREAM_TIMEOUT_MS 1500
 /** The most a client query may wait for the upstreams, every try and retransmission. */
 #define DK_DEFAULT_RESOLVE_TIMEOUT_MS 3000
@@ -57,6 +59,10 @@
 #define DK_DEFAULT_MAX_INFLIGHT    4096
 #define DK_DEFAULT_TCP_MAX_CLIENTS 256
 #define DK_DEFAULT_TCP_IDLE_MS     10000
+/** Time a DNS-over-TLS client has to finish its handshake (tls.handshake_timeout_ms). */
+#define DK_DEFAULT_TLS_HANDSHAKE_MS 5000
+/** Port of listen_https entries written without one. */
+#define DK_DEFAULT_DOH_PORT 443
 /** Port of metrics.listen written without one; metrics are off by default. */
 #define DK_DEFAULT_METRICS_PORT 9153
 /** Rate limit: off while qps is 0. */
@@ -77,6 +83,8 @@
 #define DK_DEFAULT_CACHE_STALE_MAX_S      86400
 #define DK_DEFAULT_CACHE_PREFETCH         true
 
+struct dk_group_conf;
+
 /** An IPv4 or IPv6 socket address. */
 struct dk_addr {
 	union {
@@ -85,6 +93,19 @@ struct dk_addr {
 		struct sockaddr_in6 in6;
 	};
 	socklen_t len; /**< sizeof the family's sockaddr */
+};
+
+/** One entry of sigma.actions: a Sigma level or rule id and the action it gets. */
+struct dk_sigma_action {
+	char *key;  /**< "informational".."critical", or a Sigma rule id */
+	int action; /**< enum dk_action */
+};
+
+/** sigma: default_action and actions (SPEC "Sigma rules"). */
+struct dk_sigma_conf {
+	int default_action; /**< enum dk_action; default alert */
+	struct dk_sigma_action *actions;
+	size_t n_actions;
 };
 
 /** A network prefix of the access list. */
@@ -114,6 +135,8 @@ enum dk_ratelimit_action {
 	DK_RATELIMIT_REFUSED, /**< REFUSED */
 };
 
+struct dk_up_opts; /* dnsink/upstream_spec.h */
+
 enum dk_alert_format {
 	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
@@ -126,6 +149,8 @@ struct dk_config {
 	size_t n_listen;
 	struct dk_addr *upstreams; /**< tried in order */
 	size_t n_upstreams;
+	/** Per upstream (n_upstreams): transport, TLS name and pin; NULL while all are plain. */
+	struct dk_up_opts *upstream_opts;
 	bool upstreams_from_resolv;   /**< filled from /etc/resolv.conf */
 	unsigned upstream_timeout_ms; /**< the longest one try may wait */
 	unsigned resolve_timeout_ms;  /**< the longest a query may wait, all tries */
@@ -153,8 +178,11 @@ struct dk_config {
 	size_t tcp_max_clients; /**< concurrent TCP connections per worker */
 	unsigned tcp_idle_ms;   /**< idle TCP connection timeout */
 	char *user;             /**< drop privileges to this user; NULL: stay */
+	char *control_socket;   /**< control.socket: unix socket of `dnsink ctl`; NULL: off */
+	char *state_dir;        /**< transferred zones and downloaded lists */
 	struct dk_addr metrics; /**< Prometheus endpoint */
 	bool metrics_enabled;
+	char *metrics_token; /**< metrics.token: bearer token every HTTP request must carry */
 
 	/** Per-client rate limit (rate_limit:), per worker; off while qps is 0. */
 	struct {
@@ -174,6 +202,17 @@ struct dk_config {
 		bool forwarder; /**< FORWARDER_* messages too (not written yet) */
 		size_t queue;   /**< messages held per worker for the writer */
 	} dnstap;
+	/** TLS (tls:): trust for tls:// upstreams, certificate for listen_tls. */
+	struct {
+		char *ca_file;         /**< PEM trust store for upstreams; NULL: the system's */
+		char *cert_file;       /**< PEM certificate chain of listen_tls */
+		char *key_file;        /**< PEM private key of listen_tls */
+		unsigned handshake_ms; /**< a client's handshake must be done by then */
+	} tls;
+	struct dk_addr *listen_tls; /**< DNS over TLS listeners (RFC 7858) */
+	size_t n_listen_tls;
+	struct dk_addr *listen_https; /**< DNS over HTTPS listeners (RFC 8484), /dns-query */
+	size_t n_listen_https;
 
 	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
 	struct {
@@ -186,6 +225,12 @@ struct dk_config {
 		unsigned stale_max_s; /**< how long past expiry an answer may be served stale */
 		bool prefetch;        /**< refresh entries asked for in their last tenth */
 	} cache;
+
+	/** Client groups (groups:), as written; resolved with the rules (dnsink/groups.h). */
+	struct dk_group_conf *groups;
+	size_t n_groups;
+	/** What a matching Sigma rule does (sigma:). */
+	struct dk_sigma_conf sigma;
 };
 
 /**

@@ -15,14 +15,22 @@
 #include "dnsink/alert.h"
 #include "dnsink/logrec.h"
 #include "dnsink/policy.h"
+#include "dnsink/sigma.h"
+
+/** Events one record can give: the name's, an answer target's, and its Sigma rules'. */
+#define DK_HUNT_EVENTS_MAX (2 + DK_SIGMA_HITS_MAX + 4)
 
 /**
- * Fills @p ev (at most two: the name's and an answer target's) with the
- * alert events record @p r gives under @p pol and returns how many. Rules
+ * Fills @p ev with the alert events record @p r gives under @p pol and
+ * returns how many. As the daemon: the client's group view (when the policy
+ * has groups and the record a client); then, unless a rule on the name
+ * blocked, the Sigma rules on the name, type and client, with the
+ * behavioural ones counted on the record's own time in @p sc (the caller's
+ * scratch for pol->sigma, one per thread; NULL: no Sigma rules run). Rules
  * with alert: false and allow rules give none. ev->policy is @p pol, not
  * referenced. The rcode is the daemon's: the local answer's for a blocking
  * rule, NOERROR for an alert on the name, the logged one for an alert on an
  * answer target.
  */
-unsigned dk_hunt_judge(struct dk_policy *pol, const struct dk_logrec *r,
-                       struct dk_alert_event ev[2]);
+unsigned dk_hunt_judge(struct dk_policy *pol, struct dk_sigma_scratch *sc,
+                       const struct dk_logrec *r, struct dk_alert_event ev[DK_HUNT_EVENTS_MAX]);

@@ -27,3 +27,11 @@ struct dk_run_opts {
  */
 int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cfg,
             struct dk_policy **pol, struct dk_diag *diag);
+
+/**
+ * Builds the client groups of @p cfg for @p pol and hangs them on it
+ * (pol->groups, freed with the policy); nothing when @p cfg has none.
+ * dk_load() calls it; the subcommands that load config and rules apart do
+ * too. Returns 0 or a negative code with @p diag set ("FILE:LINE: what").
+ */
+int dk_load_groups(const struct dk_config *cfg, struct dk_policy *pol, struct dk_diag *diag);

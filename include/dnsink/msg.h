@@ -29,6 +29,7 @@
  */
 /** Extended DNS Error info-codes (RFC 8914) that dnsink uses: LDNS_EDE_*. */
 #define DK_EDE_STALE      3
+#define DK_EDE_FORGED     4
 #define DK_EDE_BLOCKED    15
 #define DK_EDE_PROHIBITED 18
 /**
@@ -92,6 +93,17 @@ int dk_msg_write_error(const uint8_t *pkt, const struct dk_query *q, uint8_t rco
  */
 int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
                           const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap);
+
+/**
+ * Writes a NOERROR local answer to @p q from records @p recs (@p len octets
+ * of [type:2][ttl:4][rdlen:2][rdata], rdata names uncompressed, as RPZ local
+ * data is kept), each owned by the query name: the records of the asked
+ * type (all for ANY), or the CNAME when there is one; none (NODATA) when no
+ * record fits. EDE as dk_msg_write_error(). Returns the length, DK_ESPACE,
+ * or DK_EFORMERR when @p recs is cut short.
+ */
+int dk_msg_write_records(const uint8_t *pkt, const struct dk_query *q, const uint8_t *recs,
+                         size_t len, uint16_t ede, uint8_t *out, size_t cap);
 
 /**
  * Appends to message @p ans (@p len octets in a buffer of @p cap) the OPT
@@ -164,6 +176,14 @@ struct dk_rr_iter {
  * nothing but DK_EFORMERR).
  */
 int dk_msg_rr_iter_init(struct dk_rr_iter *it, const uint8_t *pkt, size_t len);
+
+/**
+ * Like dk_msg_rr_iter_init() for a caller that has read the question
+ * already and knows it ends at @p qend (the forwarder's check of an answer,
+ * the cache's own entries): the walk starts there, without stepping over the
+ * question again. Returns DK_EFORMERR when @p qend lies outside the message.
+ */
+int dk_msg_rr_iter_init_at(struct dk_rr_iter *it, const uint8_t *pkt, size_t len, size_t qend);
 
 /**
  * Reads the next record of the current section into @p rr and steps past

@@ -32,6 +32,7 @@
 #include "dnsink/alert.h"
 #include "dnsink/config.h"
 #include "dnsink/hunt.h"
+#include "dnsink/load.h"
 #include "dnsink/logrec.h"
 #include "dnsink/policy.h"
 
@@ -443,15 +444,14 @@ static int load(const char *config_path, struct dk_config **cfg, struct dk_polic
 {
 	struct dk_diag d = {0};
 	char buf[1200];
-	int err = dk_config_load(config_path, NULL, cfg, &d);
+	/* As the daemon loads: Sigma actions, client groups, RPZ copies in state_dir. */
+	int err = dk_load(config_path, NULL, cfg, pol, &d);
 
-	if (!err) {
-		err = dk_policy_load((const char *const *)(*cfg)->rules, (*cfg)->n_rules, 0, pol,
-		                     &d);
-		if (err) {
-			dk_config_free(*cfg);
-			*cfg = NULL;
-		}
+	if (!err && !*pol) {
+		dk_diag_set(&d, config_path, 0, "no rules to hunt with");
+		dk_config_free(*cfg);
+		*cfg = NULL;
+		err = -ENOENT;
 	}
 	if (err) {
 		if (!d.msg[0])
@@ -555,14 +555,23 @@ int dk_cli_hunt(const char *config_path, int argc, char **argv)
 	unsigned started = 0;
 	for (unsigned i = 0; i < h.n_workers; i++) {
 		w[i].h = &h;
-		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
+		if (h.pol->sigma && dk_sigma_scratch_new(h.pol->sigma, &w[i].sigma) < 0) {
+			fprintf(stderr, "dnsink hunt: out of memory\n");
 			break;
+		}
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+			dk_sigma_scratch_free(w[i].sigma);
+			w[i].sigma = NULL;
+			break;
+		}
 		started++;
 	}
 	h.n_workers = started;
 	collect(&h, d);
-	for (unsigned i = 0; i < started; i++)
+	for (unsigned i = 0; i < started; i++) {
 		pthread_join(w[i].tid, NULL);
+		dk_sigma_scratch_free(w[i].sigma);
+	}
 	fflush(stdout);
 	summary(&h, (double)dk_mono_ns() / 1e9 - t0);
 	status = h.status ? 2 : (fail_on_match && h.n_events ? 1 : 0);

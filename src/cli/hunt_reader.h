@@ -65,6 +65,8 @@ struct dk_hunt {
 
 struct dk_hunt_worker {
 	struct dk_hunt *h;
+	/** Sigma scan and behavioural counting state of this thread; NULL: no Sigma rules. */
+	struct dk_sigma_scratch *sigma;
 	pthread_t tid;
 	struct dk_hunt_stats st;
 	uint64_t since_flush;

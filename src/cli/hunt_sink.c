@@ -36,8 +36,8 @@ static void count_record(struct dk_hunt_worker *w)
 void dk__hunt_record(struct dk_hunt_file *f, const struct dk_logrec *r, uint64_t line)
 {
 	struct dk_hunt_worker *w = f->w;
-	struct dk_alert_event ev[2];
-	unsigned n = dk_hunt_judge(w->h->pol, r, ev);
+	struct dk_alert_event ev[DK_HUNT_EVENTS_MAX];
+	unsigned n = dk_hunt_judge(w->h->pol, w->sigma, r, ev);
 
 	w->st.records[r->fmt < DK_LOGFMT_COUNT ? r->fmt : 0]++;
 	count_record(w);

@@ -329,7 +329,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 	const struct dk_rule *rule = ev->rule;
 
 	/* Workers do not post these; stay safe if one does. */
-	if (!rule || !rule->alert || rule->action == DK_ACTION_ALLOW)
+	if (!rule || !rule->alert || ev->action == DK_ACTION_ALLOW)
 		return true;
 	if (rule->dedup_minutes == 0) {
 		struct dk_alert_record rec = {
@@ -645,11 +645,15 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "action", dk_action_name((enum dk_action)ev->action));
 	jw_raw(w, ",", 1);
+	jw_key_str(w, "group", ev->group ? ev->group : "default");
+	jw_raw(w, ",", 1);
 	jw_key_str(w, "source_ip", t->ip);
 	jw_lit(w, ",\"source_port\":");
 	jw_u64(w, ev->port);
-	jw_lit(w, ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
-	                                            : ",\"transport\":\"udp\",");
+	jw_lit(w, ev->transport == DK_TRANSPORT_HTTPS ? ",\"transport\":\"https\","
+	          : ev->transport == DK_TRANSPORT_TLS ? ",\"transport\":\"tls\","
+	          : ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
+	                                              : ",\"transport\":\"udp\",");
 	jw_key_str(w, "dns_query", t->qname);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "qtype", t->qtype);
@@ -673,6 +677,22 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	if (ev->target_len) {
 		jw_raw(w, ",", 1);
 		jw_key_str(w, "cname_target", t->target);
+	}
+	if (rule->sigma) {
+		/* A Sigma rule's references point the analyst at why it exists. */
+		jw_lit(w, ",\"references\":[");
+		for (size_t i = 0; i < rule->n_references; i++) {
+			if (i)
+				jw_raw(w, ",", 1);
+			jw_str(w, rule->references[i]);
+		}
+		jw_raw(w, "]", 1);
+	}
+	if (ev->group_key_len) {
+		jw_raw(w, ",", 1);
+		jw_key_str(w, "group_key", ev->group_key);
+		jw_lit(w, ",\"group_count\":");
+		jw_u64(w, ev->group_count);
 	}
 	jw_lit(w, rec->followup ? ",\"followup\":true" : ",\"followup\":false");
 	if (rec->evicted)
@@ -704,7 +724,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	               ev->action == DK_ACTION_REFUSED;
 	unsigned disp_id;
 	const char *disp;
-	bool tcp = ev->transport == DK_TRANSPORT_TCP;
+	/* DNS over TLS runs on TCP too. */
+	bool tcp = ev->transport != DK_TRANSPORT_UDP;
 
 	if (blocked) {
 		disp_id = 2;
@@ -775,6 +796,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	jw_mitre(w, rule);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "dnsink_action", dk_action_name((enum dk_action)ev->action));
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "group", ev->group ? ev->group : "default");
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "matched", t->matched);
 	if (ev->target_len) {

@@ -163,6 +163,16 @@ int dk_msg_rr_iter_init(struct dk_rr_iter *it, const uint8_t *pkt, size_t len)
 	return 0;
 }
 
+int dk_msg_rr_iter_init_at(struct dk_rr_iter *it, const uint8_t *pkt, size_t len, size_t qend)
+{
+	*it = (struct dk_rr_iter){
+	        .pkt = pkt, .len = len, .section = DK_SECTION_ANSWER, .failed = true};
+	if (len < DK_HEADER_LEN || qend < DK_HEADER_LEN || qend > len)
+		return DK_EFORMERR;
+	iter_start(it, pkt, len, qend);
+	return 0;
+}
+
 int dk_msg_rr_next(struct dk_rr_iter *it, struct dk_rr *rr)
 {
 	if (it->failed)
@@ -444,6 +454,60 @@ int dk_msg_write_sinkhole(const uint8_t *pkt, const struct dk_query *q,
                           const struct dk_sinkhole *sh, uint16_t ede, uint8_t *out, size_t cap)
 {
 	return write_answer(pkt, q, LDNS_RCODE_NOERROR, sh, ede, out, cap);
+}
+
+/* True when stored record @p type answers a question for @p qtype (a CNAME answers any). */
+static bool record_fits(uint16_t type, uint16_t qtype, bool have_cname)
+{
+	if (have_cname)
+		return type == LDNS_RR_TYPE_CNAME;
+	return qtype == LDNS_RR_TYPE_ANY || type == qtype;
+}
+
+int dk_msg_write_records(const uint8_t *pkt, const struct dk_query *q, const uint8_t *recs,
+                         size_t len, uint16_t ede, uint8_t *out, size_t cap)
+{
+	bool have_cname = false;
+	size_t need = 0;
+	uint16_t count = 0;
+	int n;
+
+	/* One pass to check the records and size the answer, so DK_ESPACE writes nothing. */
+	for (size_t off = 0; off < len;) {
+		if (len - off < 8 || len - off - 8 < rd16(recs + off + 6))
+			return DK_EFORMERR;
+		have_cname |= rd16(recs + off) == LDNS_RR_TYPE_CNAME;
+		off += 8 + rd16(recs + off + 6);
+	}
+	/* Only an IN question gets IN data, as with the sinkhole. */
+	bool in = q->question_end && q->qclass == LDNS_RR_CLASS_IN;
+	for (size_t off = 0; in && off < len; off += 8 + rd16(recs + off + 6)) {
+		if (record_fits(rd16(recs + off), q->qtype, have_cname)) {
+			need += 2 + RR_FIXED_LEN + rd16(recs + off + 6);
+			count++;
+		}
+	}
+	n = write_answer(pkt, q, LDNS_RCODE_NOERROR, NULL, ede, out, cap > need ? cap - need : 0);
+	if (n < 0 || !count)
+		return n;
+	/* The answer records go between the question and the OPT record. */
+	size_t qend = DK_HEADER_LEN + (q->question_end ? q->question_end - DK_HEADER_LEN : 0);
+	uint8_t *p = out + qend;
+	memmove(p + need, p, (size_t)n - qend);
+	for (size_t off = 0; off < len; off += 8 + rd16(recs + off + 6)) {
+		uint16_t rdlen = rd16(recs + off + 6);
+		if (!record_fits(rd16(recs + off), q->qtype, have_cname))
+			continue;
+		p = wr16(p, QNAME_PTR);
+		p = wr16(p, rd16(recs + off));
+		p = wr16(p, LDNS_RR_CLASS_IN);
+		p = wr32(p, rd32(recs + off + 2));
+		p = wr16(p, rdlen);
+		memcpy(p, recs + off + 8, rdlen);
+		p += rdlen;
+	}
+	wr16(out + LDNS_ANCOUNT_OFF, count);
+	return n + (int)need;
 }
 
 int dk_msg_check_answer(const uint8_t *ans, size_t len, uint16_t id, const struct dk_query *q)

@@ -28,11 +28,16 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "dnsink/config.h"
+#include "dnsink/idna.h"
+#include "dnsink/ipset.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
+#include "dnsink/rpz.h"
 #include "dnsink/suffixset.h"
 
 #include "rules.h"
+#include "sigma_int.h"
 #include "yaml_helpers.h"
 
 /* Limits that keep a hostile or mistaken rule file from growing without bound. */
@@ -42,12 +47,42 @@
 #define DEFAULT_DEDUP_MINUTES 60u /* Panther's DedupPeriodMinutes default */
 /* Average octets per list line, used to size the builder from file sizes. */
 #define LIST_BYTES_PER_ENTRY 20
+/* The same for a zone file: "name CNAME ." and the like. */
+#define ZONE_BYTES_PER_ENTRY 30
+/* Variants an RPZ rule adds for its record actions (all but the first, nxdomain). */
+#define RPZ_VARIANTS (DK_RPZ_ACTION_MAX - 1)
 
 /* A list file to read in phase two. */
 struct pending_list {
 	size_t rule;   /* index of the rule that names it */
 	unsigned line; /* line of the entry in the rule file */
 	off_t size;
+};
+
+/* An RPZ zone to read in phase two. */
+struct pending_zone {
+	size_t rule; /* index of the rule as written */
+	off_t size;  /* of the file; 0 when there is none */
+};
+
+/* An address trigger waiting for the local data to be sorted. */
+struct pending_ip {
+	struct dk_ipset_entry e;
+	bool response;      /* rpz-ip, else rpz-client-ip */
+	bool local;         /* its action is local data, found by owner */
+	uint8_t owner_len;  /* the trigger's owner, for finding that data */
+	uint32_t owner_off; /* in the loader's local blob */
+};
+
+/* One local-data record as read; merged by owner once every zone is read. */
+struct raw_local {
+	uint16_t rule;
+	bool wildcard;
+	uint8_t owner_len;
+	uint32_t owner_off; /* in the loader's local blob */
+	uint32_t rr_off;    /* one [type][ttl][rdlen][rdata] record in the blob */
+	uint32_t rr_len;
+	uint32_t seq; /* reading order: records keep it within an owner */
 };
 
 /* An id seen so far, to report duplicates with both locations. */
@@ -58,7 +93,9 @@ struct seen_id {
 };
 
 struct loader {
+	size_t cap_urls;
 	unsigned flags;
+	const char *state_dir; /* NULL: none (offline commands without a config) */
 	struct dk_diag *diag;
 	struct dk_policy *p;
 	size_t cap_rules;
@@ -75,10 +112,21 @@ struct loader {
 	struct pending_list *lists; /* parallel to p->lists */
 	size_t cap_plists;
 
+	struct pending_zone *pzones; /* parallel to p->zones */
+	size_t cap_zones, cap_pzones;
+	struct pending_ip *ips;
+	size_t n_ips, cap_ips;
+	struct raw_local *raw;
+	size_t n_raw, cap_raw;
+	uint8_t *blob; /* owners and records of local data while loading */
+	size_t blob_len, blob_cap;
+
 	struct seen_id *ids;
 	size_t n_ids, cap_ids;
 	char **owned; /* ids of disabled rules and file names kept for ids */
 	size_t n_owned, cap_owned;
+
+	struct dk__sigma_builder *sigma; /* Sigma documents read so far */
 };
 
 /* Keeps the loader's error in one place: FILE:LINE: message. */
@@ -256,7 +304,8 @@ static int parse_entry(const char *s, size_t n, uint8_t wire[DK_NAME_MAX], size_
 	}
 	if (numeric_tld(s, n))
 		return DK_ESYNTAX;
-	int rc = dk_name_from_text(s, n, DK_NAME_HOSTNAME, wire, wlen);
+	/* A Unicode entry stands for its A-label form, the name queries carry. */
+	int rc = dk_idna_name_from_text(s, n, DK_NAME_HOSTNAME, wire, wlen);
 	if (rc)
 		return rc;
 	/* The root would match every query; no entry may mean that. */
@@ -296,6 +345,7 @@ struct rule_ctx {
 	bool enabled;
 	bool has_severity, has_action, has_entries;
 	unsigned id_line;
+	bool has_rpz;
 };
 
 typedef int (*key_fn)(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v);
@@ -413,21 +463,19 @@ static int key_references(struct file_ctx *c, struct rule_ctx *rc, const char *k
 
 static int key_tags(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	char **tags = NULL;
-	size_t n = 0;
-
-	(void)rc;
-	/* Tags are for the operator's own bookkeeping: checked, not kept. */
-	int err = want_strings(c, key, v, &tags, &n);
-	for (size_t i = 0; i < n; i++)
-		free(tags[i]);
-	free(tags);
-	return err;
+	/* Kept: client groups switch rules on and off by tag. */
+	return want_strings(c, key, v, &rc->r->tags, &rc->r->n_tags);
 }
 
 static int key_alert(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
 	return want_bool(c, key, v, &rc->r->alert);
+}
+
+static int key_single_label(struct file_ctx *c, struct rule_ctx *rc, const char *key,
+                            yaml_node_t *v)
+{
+	return want_bool(c, key, v, &rc->r->single_label_ok);
 }
 
 static int key_enabled(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
@@ -469,6 +517,8 @@ static int key_domains(struct file_ctx *c, struct rule_ctx *rc, const char *key,
 			            "invalid domain '%s': %s", s, entry_error(err));
 		if ((err = pend_add(c->L, rc->index, wire, wlen, wild)))
 			return err;
+		if (wire[0] + 2u == wlen && !rc->r->n_single_label++)
+			rc->r->first_single_label = dk__yaml_line(item);
 	}
 	return 0;
 }
@@ -530,6 +580,296 @@ static int key_domain_files(struct file_ctx *c, struct rule_ctx *rc, const char 
 	return 0;
 }
 
+/* ---- domain_urls: ------------------------------------------------------------- */
+
+static int url_entry(struct file_ctx *c, yaml_node_t *item, struct dk_url_list *u)
+{
+	int err;
+
+	u->refresh_s = DK_URL_REFRESH_S;
+	u->max_shrink = DK_URL_MAX_SHRINK;
+	u->max_bytes = DK_URL_MAX_BYTES;
+	u->timeout_s = DK_URL_TIMEOUT_S;
+	u->line = dk__yaml_line(item);
+	u->list = -1;
+	if (item->type == YAML_SCALAR_NODE)
+		return want_string(c, "url", item, &u->url);
+	if (item->type != YAML_MAPPING_NODE)
+		return fail(
+		        c->L, c->file, u->line, DK_ESCHEMA,
+		        "'domain_urls' entries must be a URL or a mapping (url, refresh_s, ...)");
+	for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
+	     pr < item->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+		const char *ks = dk__yaml_scalar(k);
+		unsigned n;
+		if (!ks)
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "keys must be plain words");
+		if (dk__yaml_earlier_key(c->doc, item, pr))
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "duplicate key '%s'", ks);
+		if (strcmp(ks, "url") == 0) {
+			err = want_string(c, ks, v, &u->url);
+		} else if (strcmp(ks, "refresh_s") == 0) {
+			err = want_uint(c, ks, v, 1, 31536000, &u->refresh_s);
+		} else if (strcmp(ks, "max_shrink") == 0) {
+			err = want_uint(c, ks, v, 0, 100, &u->max_shrink);
+		} else if (strcmp(ks, "timeout_s") == 0) {
+			err = want_uint(c, ks, v, 1, 3600, &u->timeout_s);
+		} else if (strcmp(ks, "max_mb") == 0) {
+			err = want_uint(c, ks, v, 1, 4096, &n);
+			u->max_bytes = (size_t)n << 20;
+		} else {
+			err = fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			           "unknown key '%s' in 'domain_urls' (url, refresh_s, max_shrink, "
+			           "timeout_s, max_mb)",
+			           ks);
+		}
+		if (err)
+			return err;
+	}
+	if (!u->url)
+		return fail(c->L, c->file, u->line, DK_ESCHEMA, "'domain_urls' entry has no 'url'");
+	return 0;
+}
+
+static int key_domain_urls(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
+{
+	struct loader *L = c->L;
+	struct dk_policy *p = L->p;
+	yaml_node_t *item;
+	int err = want_seq(c, key, v);
+
+	if (err)
+		return err;
+	rc->has_entries = true;
+	SEQ_FOREACH(c->doc, v, it, item)
+	{
+		if (grow((void **)&p->urls, &L->cap_urls, p->n_urls + 1, sizeof(*p->urls)))
+			return -ENOMEM;
+		struct dk_url_list *u = &p->urls[p->n_urls];
+		memset(u, 0, sizeof(*u));
+		/* Counted now, so that a failure below frees what the entry holds. */
+		p->n_urls++;
+		if ((err = url_entry(c, item, u)))
+			return err;
+		if (strncmp(u->url, "http://", 7) != 0 && strncmp(u->url, "https://", 8) != 0)
+			return fail(L, c->file, u->line, DK_ESCHEMA,
+			            "'%s' is not an http:// or https:// URL", u->url);
+		/* The rule pointer is set in phase two; keep its index meanwhile. */
+		u->rule = (const struct dk_rule *)(uintptr_t)rc->index;
+		if (!L->state_dir)
+			continue;
+		char path[4096];
+		struct stat st;
+		if (dk_url_state_path(L->state_dir, u->url, path, sizeof(path)) < 0 ||
+		    !(u->state_file = strdup(path)))
+			return -ENOMEM;
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		/* The last good copy is read as any list file is. */
+		if (grow((void **)&p->lists, &L->cap_lists, p->n_lists + 1, sizeof(*p->lists)) ||
+		    grow((void **)&L->lists, &L->cap_plists, p->n_lists + 1, sizeof(*L->lists)))
+			return -ENOMEM;
+		memset(&p->lists[p->n_lists], 0, sizeof(p->lists[0]));
+		if (!(p->lists[p->n_lists].file = strdup(path)))
+			return -ENOMEM;
+		L->lists[p->n_lists] = (struct pending_list){
+		        .rule = rc->index, .line = u->line, .size = st.st_size};
+		u->list = (long)p->n_lists++;
+	}
+	return 0;
+}
+
+/* ---- rpz: --------------------------------------------------------------------- */
+
+static bool tsig_algorithm_ok(const char *a)
+{
+	static const char *const known[] = {"hmac-md5",    "hmac-sha1",   "hmac-sha224",
+	                                    "hmac-sha256", "hmac-sha384", "hmac-sha512"};
+
+	for (size_t i = 0; i < DK_ARRAY_SIZE(known); i++) {
+		if (strcasecmp(a, known[i]) == 0 ||
+		    (strncasecmp(a, known[i], strlen(known[i])) == 0 &&
+		     strcmp(a + strlen(known[i]), ".sig-alg.reg.int.") == 0))
+			return true;
+	}
+	return false;
+}
+
+static bool base64_ok(const char *s)
+{
+	size_t n = 0, pad = 0;
+
+	for (; *s; s++, n++) {
+		if (*s == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		             (*s >= '0' && *s <= '9') || *s == '+' || *s == '/'))
+			return false;
+	}
+	return n > 0 && n % 4 == 0 && pad <= 2;
+}
+
+static int key_tsig(struct file_ctx *c, struct dk_tsig *t, yaml_node_t *v)
+{
+	int err;
+
+	if (v->type != YAML_MAPPING_NODE)
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "'tsig' must be a mapping (name, algorithm, secret)");
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+		const char *ks = dk__yaml_scalar(k);
+		char **out = !ks                            ? NULL
+		             : strcmp(ks, "name") == 0      ? &t->name
+		             : strcmp(ks, "algorithm") == 0 ? &t->algorithm
+		             : strcmp(ks, "secret") == 0    ? &t->secret
+		                                            : NULL;
+		if (!out)
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "unknown key '%s' in 'tsig' (name, algorithm, secret)",
+			            ks ? ks : "?");
+		if (dk__yaml_earlier_key(c->doc, v, pr))
+			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "duplicate key '%s'", ks);
+		if ((err = want_string(c, ks, val, out)))
+			return err;
+	}
+	if (!t->name || !t->secret)
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "'tsig' needs 'name' and 'secret'");
+	if (!t->algorithm && !(t->algorithm = strdup("hmac-sha256")))
+		return -ENOMEM;
+	if (!tsig_algorithm_ok(t->algorithm))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "tsig algorithm '%s' is not one of hmac-md5, hmac-sha1, hmac-sha224, "
+		            "hmac-sha256, hmac-sha384, hmac-sha512",
+		            t->algorithm);
+	if (!base64_ok(t->secret))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "tsig secret is not base64");
+	uint8_t w[DK_NAME_MAX];
+	size_t wl;
+	if (dk_name_from_text(t->name, strlen(t->name), 0, w, &wl))
+		return fail(c->L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "tsig name '%s' is not a domain name", t->name);
+	return 0;
+}
+
+static int key_rpz(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
+{
+	struct loader *L = c->L;
+	struct dk_policy *p = L->p;
+	int err;
+
+	(void)key;
+	if (v->type != YAML_MAPPING_NODE)
+		return fail(L, c->file, dk__yaml_line(v), DK_ESCHEMA,
+		            "'rpz' must be a mapping (file, zone, primary, tsig)");
+	if (grow((void **)&p->zones, &L->cap_zones, p->n_zones + 1, sizeof(*p->zones)) ||
+	    grow((void **)&L->pzones, &L->cap_pzones, p->n_zones + 1, sizeof(*L->pzones)))
+		return -ENOMEM;
+	struct dk_zone *z = &p->zones[p->n_zones];
+	memset(z, 0, sizeof(*z));
+	L->pzones[p->n_zones] = (struct pending_zone){.rule = rc->index};
+	/* Counted now, so that a failure below frees what the zone holds. */
+	p->n_zones++;
+	z->line = dk__yaml_line(v);
+	char *file = NULL;
+	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
+	     pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+		const char *ks = dk__yaml_scalar(k);
+
+		if (!ks)
+			return fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			            "keys must be plain words");
+		if (dk__yaml_earlier_key(c->doc, v, pr))
+			return fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA, "duplicate key '%s'",
+			            ks);
+		if (strcmp(ks, "file") == 0)
+			err = want_string(c, ks, val, &file);
+		else if (strcmp(ks, "zone") == 0)
+			err = want_string(c, ks, val, &z->origin);
+		else if (strcmp(ks, "primary") == 0)
+			err = want_string(c, ks, val, &z->primary);
+		else if (strcmp(ks, "tsig") == 0)
+			err = key_tsig(c, &z->tsig, val);
+		else
+			err = fail(L, c->file, dk__yaml_line(k), DK_ESCHEMA,
+			           "unknown key '%s' in 'rpz' (file, zone, primary, tsig)", ks);
+		if (!err && strcmp(ks, "file") == 0) {
+			z->file = resolve_list(c->file, file);
+			free(file);
+			file = NULL;
+			if (!z->file)
+				err = -ENOMEM;
+		}
+		if (err) {
+			free(file);
+			return err;
+		}
+	}
+	if (!z->origin)
+		return fail(L, c->file, z->line, DK_ESCHEMA, "'rpz' needs 'zone' (its origin)");
+	if (!z->file && !z->primary)
+		return fail(L, c->file, z->line, DK_ESCHEMA,
+		            "'rpz' needs 'file', 'primary' or both");
+	if (dk_idna_name_from_text(z->origin, strlen(z->origin), 0, z->origin_wire,
+	                           &z->origin_len) ||
+	    z->origin_len <= 1)
+		return fail(L, c->file, z->line, DK_ENAME, "rpz zone '%s' is not a domain name",
+		            z->origin);
+	/* The origin as text, lowercase, with its final dot: the zone's name everywhere. */
+	char text[DK_NAME_MAX * 4 + 2];
+	int n = dk_name_to_text(z->origin_wire, z->origin_len, text, sizeof(text) - 1);
+	if (n < 0)
+		return n;
+	text[n] = '.';
+	text[n + 1] = '\0';
+	free(z->origin);
+	if (!(z->origin = strdup(text)))
+		return -ENOMEM;
+	if (z->primary) {
+		if (dk_addr_parse(z->primary, 53, &z->primary_addr))
+			return fail(L, c->file, z->line, DK_ESYNTAX,
+			            "rpz primary '%s' is not an address", z->primary);
+	}
+	if (z->primary && L->state_dir) {
+		struct stat st;
+		/* The origin is a checked host name: no '/' can reach the path. */
+		if (asprintf(&z->state_file, "%s/rpz-%.*s.zone", L->state_dir,
+		             (int)strlen(z->origin) - 1, z->origin) < 0) {
+			z->state_file = NULL;
+			return -ENOMEM;
+		}
+		if (stat(z->state_file, &st) == 0 && S_ISREG(st.st_mode)) {
+			z->from_state = true;
+			L->pzones[p->n_zones - 1].size = st.st_size;
+		}
+	}
+	if (z->file && !z->from_state) {
+		struct stat st;
+		int e = stat(z->file, &st) ? errno : S_ISREG(st.st_mode) ? 0 : EISDIR;
+		/* With a primary the file may come later, by transfer. */
+		if (e && !(z->primary && e == ENOENT))
+			return fail(L, c->file, z->line, -e, "cannot read zone '%s': %s", z->file,
+			            e == EISDIR ? "not a regular file" : strerror(e));
+		L->pzones[p->n_zones - 1].size = e ? 0 : st.st_size;
+	}
+	rc->has_entries = true;
+	rc->has_rpz = true;
+	return 0;
+}
+
 /* Finds the query name in a test's log record: AWS.VPCDns, OCSF or {query: NAME}. */
 static yaml_node_t *log_query(yaml_document_t *doc, yaml_node_t *log)
 {
@@ -564,7 +904,7 @@ static yaml_node_t *log_query(yaml_document_t *doc, yaml_node_t *log)
 
 static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *out)
 {
-	yaml_node_t *name = NULL, *expect = NULL, *log = NULL;
+	yaml_node_t *name = NULL, *expect = NULL, *log = NULL, *client = NULL;
 
 	if (t->type != YAML_MAPPING_NODE)
 		return fail(c->L, c->file, dk__yaml_line(t), DK_ESCHEMA,
@@ -583,9 +923,12 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 			slot = &expect;
 		else if (ks && strcmp(ks, "log") == 0)
 			slot = &log;
+		else if (ks && strcmp(ks, "client") == 0)
+			slot = &client;
 		if (!slot)
 			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
-			            "unknown key '%s' in test (name, expect, log)", ks ? ks : "?");
+			            "unknown key '%s' in test (name, expect, log, client)",
+			            ks ? ks : "?");
 		if (*slot)
 			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
 			            "duplicate key '%s'", ks);
@@ -615,7 +958,19 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 		return fail(c->L, c->file, dk__yaml_line(q), DK_ENAME, "test query '%s': %s",
 		            dk__yaml_scalar(q), dk_strerror(err));
 	out->query = strdup(dk__yaml_scalar(q));
-	return out->query ? 0 : -ENOMEM;
+	if (!out->query)
+		return -ENOMEM;
+	if (client) {
+		/* The client a test names picks its group (dnsink test -c FILE). */
+		uint8_t a[16];
+		if ((err = want_string(c, "client", client, &out->client)))
+			return err;
+		if (inet_pton(AF_INET, out->client, a) != 1 &&
+		    inet_pton(AF_INET6, out->client, a) != 1)
+			return fail(c->L, c->file, dk__yaml_line(client), DK_ESCHEMA,
+			            "test client '%s' is not an IP address", out->client);
+	}
+	return 0;
 }
 
 static int key_tests(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
@@ -656,8 +1011,11 @@ static const struct {
         {"threshold", key_threshold},
         {"domains", key_domains},
         {"domain_files", key_domain_files},
+        {"rpz", key_rpz},
+        {"domain_urls", key_domain_urls},
         {"tests", key_tests},
         {"enabled", key_enabled},
+        {"single_label", key_single_label},
         {"tags", key_tags},
 };
 
@@ -675,11 +1033,51 @@ static int remember_id(struct loader *L, const char *id, const char *file, unsig
 	return 0;
 }
 
+/*
+ * Adds the variants of RPZ rule @p base (see struct dk_rule) and fills its
+ * zone's action map. With @p override (the rule names an action) every
+ * record takes the rule's action and no variant is needed.
+ */
+static int add_variants(struct loader *L, size_t base, bool override, struct dk_zone *z,
+                        const char *file)
+{
+	static const enum dk_action of[DK_RPZ_ACTION_MAX] = {
+	        [DK_RPZ_NXDOMAIN] = DK_ACTION_NXDOMAIN, [DK_RPZ_NODATA] = DK_ACTION_NODATA,
+	        [DK_RPZ_PASSTHRU] = DK_ACTION_ALLOW,    [DK_RPZ_DROP] = DK_ACTION_DROP,
+	        [DK_RPZ_TCP_ONLY] = DK_ACTION_TCP_ONLY, [DK_RPZ_LOCAL] = DK_ACTION_LOCAL,
+	};
+	struct dk_policy *p = L->p;
+
+	for (size_t a = 0; a < DK_RPZ_ACTION_MAX; a++)
+		z->variant[a] = (uint16_t)base;
+	if (override)
+		return 0;
+	if (p->n_rules + RPZ_VARIANTS > DK_RULES_MAX)
+		return fail(L, file, p->rules[base].line, DK_EFULL, "more than %d rules",
+		            DK_RULES_MAX);
+	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + RPZ_VARIANTS, sizeof(*p->rules)))
+		return -ENOMEM;
+	for (size_t a = 1; a < DK_RPZ_ACTION_MAX; a++) {
+		struct dk_rule *v = &p->rules[p->n_rules];
+		*v = p->rules[base];
+		v->variant = true;
+		v->index = (uint16_t)p->n_rules;
+		v->action = of[a];
+		v->own = NULL;
+		/* The rule's tests run once, on the rule as written. */
+		v->tests = NULL;
+		v->n_tests = 0;
+		z->variant[a] = (uint16_t)p->n_rules++;
+	}
+	return 0;
+}
+
 static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *root)
 {
 	struct loader *L = c->L;
 	struct dk_policy *p = L->p;
 	size_t pend_len = L->pend_len, n_pend = L->n_pend, n_lists = p->n_lists;
+	size_t n_zones = p->n_zones, n_urls = p->n_urls;
 	int err;
 
 	if (root->type != YAML_MAPPING_NODE)
@@ -695,6 +1093,7 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 	memset(r, 0, sizeof(*r));
 	struct rule_ctx rc = {.r = r, .index = p->n_rules, .enabled = true};
 	r->index = (uint16_t)p->n_rules;
+	r->base = r->index;
 	r->alert = true;
 	r->dedup_minutes = DEFAULT_DEDUP_MINUTES;
 	r->threshold = 1;
@@ -736,18 +1135,20 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 			goto fail;
 	}
 
-	const char *missing = !r->id             ? "id"
-	                      : !r->name         ? "name"
-	                      : !rc.has_severity ? "severity"
-	                      : !rc.has_action   ? "action"
-	                                         : NULL;
+	const char *missing = !r->id                          ? "id"
+	                      : !r->name                      ? "name"
+	                      : !rc.has_severity              ? "severity"
+	                      : !rc.has_action && !rc.has_rpz ? "action"
+	                                                      : NULL;
 	if (missing) {
 		err = fail(L, c->file, r->line, DK_ESCHEMA, "rule has no '%s'", missing);
 		goto fail;
 	}
 	if (!rc.has_entries) {
-		err = fail(L, c->file, r->line, DK_ESCHEMA,
-		           "rule '%s' has neither 'domains' nor 'domain_files'", r->id);
+		err = fail(
+		        L, c->file, r->line, DK_ESCHEMA,
+		        "rule '%s' has neither 'domains', 'domain_files', 'domain_urls' nor 'rpz'",
+		        r->id);
 		goto fail;
 	}
 	r->line = rc.id_line;
@@ -763,14 +1164,93 @@ static int load_rule(struct file_ctx *c, const char *file_kept, yaml_node_t *roo
 		for (size_t i = n_lists; i < p->n_lists; i++)
 			free(p->lists[i].file);
 		p->n_lists = n_lists;
+		for (size_t i = n_zones; i < p->n_zones; i++)
+			dk__zone_deinit(&p->zones[i]);
+		p->n_zones = n_zones;
+		for (size_t i = n_urls; i < p->n_urls; i++) {
+			free(p->urls[i].url);
+			free(p->urls[i].state_file);
+		}
+		p->n_urls = n_urls;
 		return 0;
 	}
 	if ((err = remember_id(L, r->id, file_kept, rc.id_line)))
 		goto fail;
+	if (rc.has_rpz && !rc.has_action)
+		r->action = DK_ACTION_NXDOMAIN;
 	p->n_rules++;
+	if (rc.has_rpz)
+		return add_variants(L, rc.index, rc.has_action, &p->zones[p->n_zones - 1], c->file);
 	return 0;
 fail:
 	/* The caller frees the snapshot; the half-read rule is not counted in it. */
+	dk__rule_deinit(r);
+	return err;
+}
+
+static int copy_strings(char ***out, size_t *n_out, char *const *in, size_t n)
+{
+	*out = calloc(n ? n : 1, sizeof(char *));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!((*out)[i] = strdup(in[i])))
+			return -ENOMEM;
+		*n_out = i + 1;
+	}
+	return 0;
+}
+
+/*
+ * A Sigma document (sigma.c reads it): a loaded rule becomes a policy rule
+ * that only the Sigma engine matches, so alerts, counters and actions treat
+ * it as any other; skipped and rejected ones are only reported.
+ */
+static int load_sigma(struct file_ctx *c, const char *file_kept, yaml_node_t *root)
+{
+	struct loader *L = c->L;
+	struct dk_policy *p = L->p;
+	struct dk__sigma_meta m;
+	enum dk_sigma_status st;
+	int err;
+
+	if (!L->sigma && !(L->sigma = dk__sigma_builder_new()))
+		return -ENOMEM;
+	if ((err = dk__sigma_read(L->sigma, c->doc, root, c->file, &st, &m, L->diag)))
+		return err;
+	if (st != DK_SIGMA_LOADED)
+		return 0;
+	if (p->n_rules >= DK_RULES_MAX)
+		return fail(L, c->file, m.line, DK_EFULL, "more than %d rules", DK_RULES_MAX);
+	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + 1, sizeof(*p->rules)))
+		return -ENOMEM;
+	struct dk_rule *r = &p->rules[p->n_rules];
+	memset(r, 0, sizeof(*r));
+	r->index = (uint16_t)p->n_rules;
+	r->sigma = true;
+	r->alert = true;
+	r->action = DK_ACTION_ALERT;
+	r->severity = (enum dk_severity)m.severity;
+	r->threshold = 1;
+	r->dedup_minutes = DEFAULT_DEDUP_MINUTES;
+	r->line = m.line;
+	r->id = strdup(m.id);
+	r->name = strdup(m.title);
+	r->file = strdup(c->file);
+	r->description = m.description ? strdup(m.description) : NULL;
+	if (!r->id || !r->name || !r->file || (m.description && !r->description) ||
+	    copy_strings(&r->mitre, &r->n_mitre, m.mitre, m.n_mitre) ||
+	    copy_strings(&r->references, &r->n_references, m.references, m.n_references)) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if ((err = remember_id(L, r->id, file_kept, m.line)))
+		goto fail;
+	dk__sigma_commit(L->sigma, r->index);
+	p->n_rules++;
+	return 0;
+fail:
+	dk__sigma_abandon(L->sigma);
 	dk__rule_deinit(r);
 	return err;
 }
@@ -807,7 +1287,10 @@ static int load_rule_file(struct loader *L, const char *path)
 		}
 		docs++;
 		struct file_ctx c = {.L = L, .file = path, .doc = &doc};
-		err = load_rule(&c, file_kept, root);
+		if (dk__sigma_is_rule(&doc, root))
+			err = load_sigma(&c, file_kept, root);
+		else
+			err = load_rule(&c, file_kept, root);
 		yaml_document_delete(&doc);
 		if (err)
 			break;
@@ -825,6 +1308,9 @@ static bool rule_file_name(const char *n)
 	size_t len = strlen(n);
 
 	if (n[0] == '.')
+		return false;
+	/* "rule.tests.yml" holds the tests of the Sigma rule "rule.yml" (dnsink test). */
+	if (len > 10 && strcmp(n + len - 10, ".tests.yml") == 0)
 		return false;
 	return (len > 4 && strcmp(n + len - 4, ".yml") == 0) ||
 	       (len > 5 && strcmp(n + len - 5, ".yaml") == 0);
@@ -885,6 +1371,9 @@ struct sink {
 
 static int sink_add(const struct sink *s, const uint8_t *wire, size_t wlen, bool wildcard)
 {
+	/* No builder: only counting (dk_list_scan()). */
+	if (!s->all)
+		return 0;
 	uint16_t value = (uint16_t)(s->index << 1 | wildcard);
 	int err = dk_suffixset_builder_add(s->all, wire, wlen, wildcard, value);
 
@@ -937,7 +1426,15 @@ static bool is_address(const char *s, size_t n)
  * Reads one list line [s, e). Returns 1 when the line was (or held) something
  * invalid, 0 otherwise, or a negative code when adding failed.
  */
-static int list_line(const struct sink *sk, const char *s, const char *e, size_t *entries)
+/* Counts one valid entry of the list being read; notes a single-label one. */
+static void list_entry(struct dk_list_stats *ls, const uint8_t *wire, size_t wlen)
+{
+	ls->entries++;
+	if (wire[0] + 2u == wlen && !ls->single_label++)
+		ls->first_single_label = (unsigned)ls->lines;
+}
+
+static int list_line(const struct sink *sk, const char *s, const char *e, struct dk_list_stats *ls)
 {
 	uint8_t wire[DK_NAME_MAX];
 	size_t wlen;
@@ -977,7 +1474,7 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 			return 1;
 		if ((err = sink_add(sk, wire, wlen, false)))
 			return err;
-		(*entries)++;
+		list_entry(ls, wire, wlen);
 		return 0;
 	}
 
@@ -1002,7 +1499,7 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 			} else {
 				if ((err = sink_add(sk, wire, wlen, false)))
 					return err;
-				(*entries)++;
+				list_entry(ls, wire, wlen);
 			}
 			q = qe;
 		}
@@ -1013,7 +1510,7 @@ static int list_line(const struct sink *sk, const char *s, const char *e, size_t
 		return 1;
 	if ((err = sink_add(sk, wire, wlen, wild)))
 		return err;
-	(*entries)++;
+	list_entry(ls, wire, wlen);
 	return 0;
 }
 
@@ -1083,7 +1580,7 @@ static int load_list(struct loader *L, size_t li, const struct sink *sk)
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		const char *e = nl ? nl : end;
 		ls->lines++;
-		int bad = list_line(sk, s, e, &ls->entries);
+		int bad = list_line(sk, s, e, ls);
 		if (bad < 0) {
 			free(buf);
 			return bad;
@@ -1097,6 +1594,267 @@ static int load_list(struct loader *L, size_t li, const struct sink *sk)
 	}
 	free(buf);
 	return 0;
+}
+
+/* ---- RPZ zones ------------------------------------------------------------- */
+
+/* What the zone reader's callback needs. */
+struct zone_ctx {
+	struct loader *L;
+	struct dk_zone *z;
+	struct dk_suffixset_builder *all;
+	struct dk_suffixset_builder *own; /* the base rule's; NULL without per-rule sets */
+	/* The QNAME trigger of the record before: an owner with A and AAAA is one trigger. */
+	uint8_t last[DK_NAME_MAX];
+	size_t last_len;
+	bool last_wildcard;
+};
+
+static int blob_put(struct loader *L, const void *data, size_t n, uint32_t *off)
+{
+	if (L->blob_len + n > UINT32_MAX)
+		return -ENOMEM;
+	if (grow((void **)&L->blob, &L->blob_cap, L->blob_len + n, 1))
+		return -ENOMEM;
+	memcpy(L->blob + L->blob_len, data, n);
+	*off = (uint32_t)L->blob_len;
+	L->blob_len += n;
+	return 0;
+}
+
+/* Keeps one local-data record of a trigger until every zone is read. */
+static int local_add(struct loader *L, uint16_t rule, bool wildcard, const uint8_t *owner,
+                     size_t owner_len, const struct dk_rpz_rec *rec)
+{
+	uint8_t hdr[8] = {
+	        (uint8_t)(rec->type >> 8),  (uint8_t)rec->type,       (uint8_t)(rec->ttl >> 24),
+	        (uint8_t)(rec->ttl >> 16),  (uint8_t)(rec->ttl >> 8), (uint8_t)rec->ttl,
+	        (uint8_t)(rec->rdlen >> 8), (uint8_t)rec->rdlen,
+	};
+	struct raw_local r = {.rule = rule,
+	                      .wildcard = wildcard,
+	                      .owner_len = (uint8_t)owner_len,
+	                      .rr_len = 8u + rec->rdlen,
+	                      .seq = (uint32_t)L->n_raw};
+	uint32_t data_off;
+
+	if (grow((void **)&L->raw, &L->cap_raw, L->n_raw + 1, sizeof(*L->raw)) ||
+	    blob_put(L, owner, owner_len, &r.owner_off) || blob_put(L, hdr, 8, &r.rr_off) ||
+	    blob_put(L, rec->rdata, rec->rdlen, &data_off))
+		return -ENOMEM;
+	L->raw[L->n_raw++] = r;
+	return 0;
+}
+
+static int zone_record(void *ctx, const struct dk_rpz_rec *rec)
+{
+	struct zone_ctx *zc = ctx;
+	struct loader *L = zc->L;
+	struct dk_zone *z = zc->z;
+	uint16_t idx = z->variant[rec->action];
+	/* Local data only where the rule did not override the records' actions. */
+	bool local = rec->action == DK_RPZ_LOCAL && L->p->rules[idx].action == DK_ACTION_LOCAL;
+	int err;
+
+	if (rec->trigger == DK_RPZ_QNAME) {
+		uint16_t value = (uint16_t)(idx << 1 | rec->wildcard);
+		/* RPZ: "name" is that name alone, "*.name" what is below it. */
+		unsigned slots = rec->wildcard ? DK_SUFFIXSET_BELOW : DK_SUFFIXSET_SELF;
+		if ((err = dk_suffixset_builder_add_slots(zc->all, rec->owner, rec->owner_len,
+		                                          slots, value)) ||
+		    (zc->own && (err = dk_suffixset_builder_add_slots(
+		                         zc->own, rec->owner, rec->owner_len, slots, value))))
+			return err;
+		if (local &&
+		    (err = local_add(L, idx, rec->wildcard, rec->owner, rec->owner_len, rec)))
+			return err;
+		if (zc->last_len != rec->owner_len || zc->last_wildcard != rec->wildcard ||
+		    memcmp(zc->last, rec->owner, rec->owner_len) != 0) {
+			z->entries++;
+			memcpy(zc->last, rec->owner, rec->owner_len);
+			zc->last_len = rec->owner_len;
+			zc->last_wildcard = rec->wildcard;
+		}
+		return 0;
+	}
+	/* An address trigger: the owner names its local data. */
+	struct pending_ip ip = {.response = rec->trigger == DK_RPZ_IP,
+	                        .local = local,
+	                        .owner_len = (uint8_t)rec->owner_len};
+	ip.e.family = rec->family;
+	ip.e.prefix = rec->prefix;
+	memcpy(ip.e.addr, rec->addr, sizeof(ip.e.addr));
+	ip.e.value = idx;
+	if (local) {
+		if ((err = local_add(L, idx, false, rec->owner, rec->owner_len, rec)))
+			return err;
+		/* The same owner text again for the lookup; local_add() stored it first. */
+		ip.owner_off = L->raw[L->n_raw - 1].owner_off;
+	}
+	/* A trigger with several records (A and AAAA) is one prefix. */
+	const struct pending_ip *last = L->n_ips ? &L->ips[L->n_ips - 1] : NULL;
+	if (last && local && last->local && last->e.value == idx && last->e.family == ip.e.family &&
+	    last->e.prefix == ip.e.prefix && memcmp(last->e.addr, ip.e.addr, 16) == 0)
+		return 0;
+	if (grow((void **)&L->ips, &L->cap_ips, L->n_ips + 1, sizeof(*L->ips)))
+		return -ENOMEM;
+	L->ips[L->n_ips++] = ip;
+	z->entries++;
+	return 0;
+}
+
+static int load_zone(struct loader *L, size_t zi, struct dk_suffixset_builder *all,
+                     struct dk_suffixset_builder *own)
+{
+	struct dk_zone *z = &L->p->zones[zi];
+	struct zone_ctx zc = {.L = L, .z = z, .all = all, .own = own};
+	char *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	const char *path = z->from_state ? z->state_file : z->file;
+	if (!path)
+		return 0;
+	err = slurp(path, &buf, &len);
+	/* A zone that only a transfer will bring is no error before its first transfer. */
+	if (err == -ENOENT && z->primary)
+		return 0;
+	if (err)
+		return fail(L, path, 0, err, "cannot read zone: %s", strerror(-err));
+	err = dk_rpz_parse(buf, len, z->origin_wire, z->origin_len, zone_record, &zc, &z->st);
+	free(buf);
+	return err;
+}
+
+static int cmp_raw(const void *a, const void *b, void *ctx)
+{
+	const struct raw_local *x = a, *y = b;
+	const uint8_t *blob = ctx;
+
+	if (x->rule != y->rule)
+		return x->rule < y->rule ? -1 : 1;
+	if (x->wildcard != y->wildcard)
+		return x->wildcard < y->wildcard ? -1 : 1;
+	size_t n = x->owner_len < y->owner_len ? x->owner_len : y->owner_len;
+	int c = memcmp(blob + x->owner_off, blob + y->owner_off, n);
+	if (c)
+		return c;
+	if (x->owner_len != y->owner_len)
+		return x->owner_len < y->owner_len ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool same_trigger(const struct loader *L, const struct raw_local *x,
+                         const struct raw_local *y)
+{
+	return x->rule == y->rule && x->wildcard == y->wildcard && x->owner_len == y->owner_len &&
+	       memcmp(L->blob + x->owner_off, L->blob + y->owner_off, x->owner_len) == 0;
+}
+
+/* Merges the local-data records by trigger into the snapshot's sorted table. */
+static int build_local(struct loader *L)
+{
+	struct dk_policy *p = L->p;
+
+	if (!L->n_raw)
+		return 0;
+	qsort_r(L->raw, L->n_raw, sizeof(*L->raw), cmp_raw, L->blob);
+	if (!(p->local = calloc(L->n_raw, sizeof(*p->local))) ||
+	    !(p->local_blob = malloc(L->blob_len)))
+		return -ENOMEM;
+	size_t w = 0;
+	for (size_t i = 0; i < L->n_raw;) {
+		const struct raw_local *r = &L->raw[i];
+		struct dk_local_data *d = &p->local[p->n_local++];
+		d->rule = r->rule;
+		d->wildcard = r->wildcard;
+		d->owner_len = r->owner_len;
+		d->owner_off = (uint32_t)w;
+		memcpy(p->local_blob + w, L->blob + r->owner_off, r->owner_len);
+		w += r->owner_len;
+		d->rr_off = (uint32_t)w;
+		size_t j = i;
+		for (; j < L->n_raw && same_trigger(L, &L->raw[j], r); j++) {
+			memcpy(p->local_blob + w, L->blob + L->raw[j].rr_off, L->raw[j].rr_len);
+			w += L->raw[j].rr_len;
+			d->n_rr++;
+		}
+		d->rr_len = (uint32_t)(w - d->rr_off);
+		i = j;
+	}
+	return 0;
+}
+
+static uint32_t ip_merge(uint32_t old, uint32_t add, void *ctx)
+{
+	const struct dk_rule *rules = ctx;
+
+	return dk_rule_precedes(&rules[add & 0xffff], &rules[old & 0xffff]) ? add : old;
+}
+
+/* Builds the two address sets, with the local data of each trigger found by owner. */
+static int build_ips(struct loader *L)
+{
+	struct dk_policy *p = L->p;
+	size_t n[2] = {0, 0};
+	struct dk_ipset_entry *e[2];
+
+	for (size_t i = 0; i < L->n_ips; i++)
+		n[L->ips[i].response]++;
+	for (int k = 0; k < 2; k++) {
+		if (!n[k]) {
+			e[k] = NULL;
+			continue;
+		}
+		if (!(e[k] = calloc(n[k], sizeof(*e[k])))) {
+			if (k)
+				free(e[0]);
+			return -ENOMEM;
+		}
+	}
+	size_t f[2] = {0, 0};
+	for (size_t i = 0; i < L->n_ips; i++) {
+		struct pending_ip *ip = &L->ips[i];
+		struct dk_ipset_entry ent = ip->e;
+		if (ip->local) {
+			struct dk_verdict v = {.rule = &p->rules[ip->e.value & 0xffff]};
+			const struct dk_local_data *d =
+			        dk_policy_local(p, &v, L->blob + ip->owner_off, ip->owner_len);
+			/* More than 65535 entries of local data: the trigger answers NODATA. */
+			size_t at = d ? (size_t)(d - p->local) + 1 : 0;
+			if (at <= 0xffff)
+				ent.value |= (uint32_t)at << 16;
+		}
+		e[ip->response][f[ip->response]++] = ent;
+	}
+	if (n[0] && !(p->client_ips = dk_ipset_new(e[0], n[0], ip_merge, p->rules))) {
+		free(e[1]);
+		return -ENOMEM;
+	}
+	if (n[1] && !(p->response_ips = dk_ipset_new(e[1], n[1], ip_merge, p->rules)))
+		return -ENOMEM;
+	return 0;
+}
+
+void dk_list_scan(const char *buf, size_t len, struct dk_list_stats *st)
+{
+	const struct sink none = {0};
+	const char *s = buf, *end = buf + len;
+
+	memset(st, 0, sizeof(*st));
+	if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *e = nl ? nl : end;
+		st->lines++;
+		if (list_line(&none, s, e, st) > 0) {
+			st->invalid++;
+			if (!st->first_invalid_line)
+				st->first_invalid_line = (unsigned)st->lines;
+		}
+		s = nl ? nl + 1 : end;
+	}
 }
 
 /* ---- phase two ------------------------------------------------------------- */
@@ -1114,6 +1872,15 @@ static int build(struct loader *L)
 		p->lists[i].rule = &p->rules[L->lists[i].rule];
 		expected += (size_t)L->lists[i].size / LIST_BYTES_PER_ENTRY;
 	}
+	for (size_t i = 0; i < p->n_urls; i++)
+		p->urls[i].rule = &p->rules[(uintptr_t)p->urls[i].rule];
+	for (size_t i = 0; i < p->n_zones; i++) {
+		struct dk_zone *z = &p->zones[i];
+		z->rule = &p->rules[L->pzones[i].rule];
+		for (size_t a = 0; a < DK_RPZ_ACTION_MAX; a++)
+			p->rules[z->variant[a]].zone = z;
+		expected += (size_t)L->pzones[i].size / ZONE_BYTES_PER_ENTRY;
+	}
 	if (!(all = dk_suffixset_builder_new(expected, dk__policy_merge, p->rules)))
 		goto fail;
 	if (per_rule) {
@@ -1124,6 +1891,10 @@ static int build(struct loader *L)
 			for (size_t j = 0; j < p->n_lists; j++) {
 				if (L->lists[j].rule == i)
 					want += (size_t)L->lists[j].size / LIST_BYTES_PER_ENTRY;
+			}
+			for (size_t j = 0; j < p->n_zones; j++) {
+				if (L->pzones[j].rule == i)
+					want += (size_t)L->pzones[j].size / ZONE_BYTES_PER_ENTRY;
 			}
 			if (!(own[i] = dk_suffixset_builder_new(want, dk__policy_merge, p->rules)))
 				goto fail;
@@ -1147,9 +1918,20 @@ static int build(struct loader *L)
 		p->rules[idx].n_entries += p->lists[i].entries;
 		p->n_invalid += p->lists[i].invalid;
 	}
+	for (size_t i = 0; i < p->n_zones; i++) {
+		size_t idx = L->pzones[i].rule;
+		if ((err = load_zone(L, i, all, own ? own[idx] : NULL)))
+			goto fail;
+		p->rules[idx].n_entries += p->zones[i].entries;
+		p->n_invalid += p->zones[i].st.invalid;
+	}
+	if ((err = build_local(L)) || (err = build_ips(L)))
+		goto fail;
 	p->n_entries = L->n_pend;
 	for (size_t i = 0; i < p->n_lists; i++)
 		p->n_entries += p->lists[i].entries;
+	for (size_t i = 0; i < p->n_zones; i++)
+		p->n_entries += p->zones[i].entries;
 
 	err = -ENOMEM;
 	p->set = dk_suffixset_builder_finish(all);
@@ -1215,6 +1997,7 @@ static int add_list_rule(struct loader *L, const char *list)
 		return -ENOMEM;
 	}
 	r->index = (uint16_t)p->n_rules;
+	r->base = r->index;
 	r->severity = DK_SEVERITY_LOW;
 	r->action = DK_ACTION_NXDOMAIN;
 	r->alert = false;
@@ -1235,7 +2018,14 @@ int dk_policy_load(const char *const *paths, size_t n_paths, unsigned flags, str
 int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const char *list,
                              unsigned flags, struct dk_policy **out, struct dk_diag *diag)
 {
-	struct loader L = {.flags = flags, .diag = diag};
+	return dk_policy_load_state(paths, n_paths, list, NULL, flags, out, diag);
+}
+
+int dk_policy_load_state(const char *const *paths, size_t n_paths, const char *list,
+                         const char *state_dir, unsigned flags, struct dk_policy **out,
+                         struct dk_diag *diag)
+{
+	struct loader L = {.flags = flags, .diag = diag, .state_dir = state_dir};
 	int err = -ENOMEM;
 
 	if (diag)
@@ -1256,6 +2046,18 @@ int dk_policy_load_with_list(const char *const *paths, size_t n_paths, const cha
 	}
 	if (list && (err = add_list_rule(&L, list)))
 		goto fail;
+	if (L.sigma) {
+		struct dk__sigma_builder *sb = L.sigma;
+		L.sigma = NULL;
+		if ((err = dk__sigma_finish(sb, &L.p->sigma, &L.p->sigma_report, diag)))
+			goto fail;
+		/* Behavioural rules count in their own windows: each window's alert is a record. */
+		for (size_t i = 0; i < L.p->sigma_report.n; i++) {
+			const struct dk_sigma_entry *e = &L.p->sigma_report.entries[i];
+			if (e->status == DK_SIGMA_LOADED && (e->how & DK_SIGMA_HOW_COUNT))
+				L.p->rules[e->rule_index].dedup_minutes = 0;
+		}
+	}
 	if ((err = build(&L)))
 		goto fail;
 	*out = L.p;
@@ -1266,7 +2068,12 @@ fail:
 	dk__policy_free(L.p);
 	free(L.pend);
 	free(L.lists);
+	free(L.pzones);
+	free(L.ips);
+	free(L.raw);
+	free(L.blob);
 	free(L.ids);
+	dk__sigma_builder_free(L.sigma);
 	for (size_t i = 0; i < L.n_owned; i++)
 		free(L.owned[i]);
 	free(L.owned);

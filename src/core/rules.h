@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dnsink/policy.h"
@@ -17,6 +19,13 @@
  * the plain entry beats "*.name".
  */
 uint16_t dk__policy_merge(uint16_t old, uint16_t add, void *ctx);
+
+/** Frees what @p z owns (not @p z itself). */
+void dk__zone_deinit(struct dk_zone *z);
+
+/** Orders local data by (rule, wildcard, owner); <0, 0, >0 as memcmp. */
+int dk__local_cmp(const struct dk_policy *p, const struct dk_local_data *e, uint16_t rule,
+                  bool wildcard, const uint8_t *owner, size_t owner_len);
 
 /** Frees what @p r owns (not @p r itself). */
 void dk__rule_deinit(struct dk_rule *r);

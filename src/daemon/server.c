@@ -21,7 +21,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "dnsink/groups.h"
+#include "dnsink/upstream_spec.h"
+#include "activity.h"
 #include "alert_sink.h"
+#include "control.h"
+#include "dashboard.h"
+#include "fetch.h"
 #include "log.h"
 #include "metrics.h"
 #include "dnstap.h"
@@ -29,6 +35,7 @@
 #include "snapshot.h"
 #include "sock.h"
 #include "worker.h"
+#include "xfr.h"
 
 struct dk_server {
 	uv_loop_t loop;
@@ -40,13 +47,19 @@ struct dk_server {
 	struct dk_dnstap *dnstap;   /**< NULL: off; read at start, kept across reloads */
 	struct dk_metrics *metrics; /**< NULL: endpoint off */
 	struct dk_metrics_src msrc; /**< what the endpoint reads */
+	struct dk_activity *act;    /**< recent activity; NULL: neither metrics nor control */
+	struct dk_control *control; /**< NULL: control.socket off */
+	struct dk_dashboard *dash;  /**< GET / and /api/v1/ of the metrics listener */
 	struct dk_worker **workers;
 	unsigned n_workers;
 	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
+	struct dk_xfr *xfr;         /**< RPZ zone transfers; NULL when it could not start */
+	struct dk_fetch *fetch;     /**< lists on URLs; NULL when it could not start */
 	uv_signal_t sigs[4];
 	unsigned n_sigs;
 	uv_async_t acked; /**< a worker took the new snapshot */
 	uv_async_t done;  /**< a worker's loop ended */
+	uv_timer_t sched; /**< once a second: which group schedules are open */
 	bool asyncs_ready;
 	atomic_uint acks;
 	atomic_uint n_done;
@@ -81,6 +94,14 @@ static void worker_took(void *ctx)
 	uv_async_send(&srv->acked);
 }
 
+static void worker_notify(void *ctx, const char *origin)
+{
+	struct dk_server *srv = ctx;
+
+	if (srv->xfr)
+		dk_xfr_notify(srv->xfr, origin);
+}
+
 static void worker_ended(void *ctx)
 {
 	struct dk_server *srv = ctx;
@@ -102,7 +123,8 @@ static bool addrs_equal(const struct dk_addr *a, size_t na, const struct dk_addr
 }
 
 /* Loads a snapshot sized for the workers that run now (none at start). */
-static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
+static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out, char *msg,
+                         size_t msg_size)
 {
 	struct dk_wstats **blocks = NULL;
 	int rc;
@@ -114,7 +136,8 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 		for (unsigned i = 0; i < srv->n_workers; i++)
 			blocks[i] = dk_worker_stats(srv->workers[i]);
 	}
-	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out);
+	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out,
+	                      msg, msg_size);
 	free(blocks);
 	return rc;
 }
@@ -133,14 +156,32 @@ static void log_addrs(const char *what, const struct dk_addr *a, size_t n)
 	dk_log(DK_LOG_INFO, "%s: %s", what, line);
 }
 
-static void reload(struct dk_server *srv)
+/* The upstreams of @p cfg as written (tls:// with its name). */
+static void log_upstreams(const char *what, const struct dk_config *cfg)
+{
+	char line[1024];
+	size_t off = 0;
+
+	line[0] = 0;
+	for (size_t i = 0; i < cfg->n_upstreams && off < sizeof(line); i++) {
+		char up[400];
+		if (dk_upstream_format(cfg, i, up, sizeof(up)) < 0)
+			snprintf(up, sizeof(up), "?");
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", i ? " " : "", up);
+	}
+	dk_log(DK_LOG_INFO, "%s: %s", what, line);
+}
+
+static int reload(struct dk_server *srv, char *msg, size_t msg_size)
 {
 	struct dk_snapshot *s;
+	int rc;
 
-	if (snapshot_load(srv, &s) < 0) {
+	rc = snapshot_load(srv, &s, msg, msg_size);
+	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "reload failed: keeping the configuration and rules in force");
 		note_load(srv, false);
-		return;
+		return rc;
 	}
 	const struct dk_config *old = srv->cur->cfg;
 	if (!addrs_equal(old->listen, old->n_listen, s->cfg->listen, s->cfg->n_listen))
@@ -149,16 +190,41 @@ static void reload(struct dk_server *srv)
 	if (s->cfg->workers != old->workers || s->cfg->max_inflight != old->max_inflight)
 		dk_log(DK_LOG_WARN,
 		       "reload: \"workers\"/\"max_inflight\" changed; restart to apply");
-	int rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
+	if (strcmp(old->control_socket ? old->control_socket : "",
+	           s->cfg->control_socket ? s->cfg->control_socket : "") != 0)
+		dk_log(DK_LOG_WARN, "reload: \"control.socket\" changed; restart to apply it");
+	rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
 	if (rc < 0)
 		dk_log(DK_LOG_WARN, "reload: alert sinks: %s", dk_strerror(rc));
 	srv->old = srv->cur;
 	srv->cur = s;
 	note_load(srv, true);
+	if (srv->xfr)
+		dk_xfr_update(srv->xfr, s->pol);
+	if (srv->fetch)
+		dk_fetch_update(srv->fetch, s->pol);
 	srv->reloading = true;
 	atomic_store(&srv->acks, 0);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_offer(srv->workers[i], s);
+	return 0;
+}
+
+/* `dnsink ctl reload`: a reload now, its result for the caller. */
+static int ctl_reload(void *ctx, char *msg, size_t size)
+{
+	struct dk_server *srv = ctx;
+
+	if (srv->stopping) {
+		snprintf(msg, size, "stopping");
+		return -ECANCELED;
+	}
+	if (srv->reloading) {
+		snprintf(msg, size, "busy: a reload is under way; try again");
+		return -EBUSY;
+	}
+	dk_log(DK_LOG_INFO, "control: reloading %s", srv->config_path);
+	return reload(srv, msg, size);
 }
 
 static void on_acked(uv_async_t *a)
@@ -174,10 +240,10 @@ static void on_acked(uv_async_t *a)
 	srv->old = NULL;
 	/* Every worker switched: the counter blocks they left can go. */
 	dk_stats_release(&srv->cur->stats);
-	log_addrs("reloaded; upstreams", srv->cur->cfg->upstreams, srv->cur->cfg->n_upstreams);
+	log_upstreams("reloaded; upstreams", srv->cur->cfg);
 	if (srv->reload_again && !srv->stopping) {
 		srv->reload_again = false;
-		reload(srv);
+		reload(srv, NULL, 0);
 	}
 }
 
@@ -190,7 +256,7 @@ static void log_counters(struct dk_server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_counters_add(&t, dk_worker_counters(srv->workers[i]));
 #define V(c) dk_ctr_get(&t.c)
-	for (int tr = 0; tr < 2; tr++) {
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++) {
 		char line[512];
 		size_t off = 0;
 		for (int o = 0; o < DK_OUT_MAX; o++)
@@ -223,6 +289,31 @@ static void log_counters(struct dk_server *srv)
 	       as.events, as.emitted, as.deduplicated, as.lost_ring, as.lost_sink);
 }
 
+/*
+ * The wall clock, once a second, decides which schedules of the client groups
+ * are open; workers read the mask (dk_group_view()). Here and not in the
+ * workers: it switches TZ, which only one thread may do (schedule.h).
+ */
+static void on_sched(uv_timer_t *t)
+{
+	struct dk_server *srv = t->data;
+	struct dk_groups *gs = srv->cur && srv->cur->pol ? srv->cur->pol->groups : NULL;
+
+	if (!gs || !gs->n_sched)
+		return;
+	uint64_t was = atomic_load_explicit(&gs->open, memory_order_relaxed);
+	uint64_t now = dk_groups_tick(gs, (int64_t)(dk_wall_ms() / 1000));
+	for (size_t i = 0; i < gs->n && was != now; i++) {
+		const struct dk_group *g = &gs->g[i];
+		for (unsigned k = 0; k < g->n_sched; k++) {
+			unsigned bit = g->sched_first + k;
+			if ((was ^ now) >> bit & 1)
+				dk_log(DK_LOG_INFO, "group %s: schedule %u %s", g->name, k + 1,
+				       now >> bit & 1 ? "opens" : "closes");
+		}
+	}
+}
+
 static void close_main_handles(struct dk_server *srv)
 {
 	for (unsigned i = 0; i < srv->n_sigs; i++)
@@ -230,7 +321,14 @@ static void close_main_handles(struct dk_server *srv)
 	if (srv->asyncs_ready) {
 		close_handle((uv_handle_t *)&srv->acked);
 		close_handle((uv_handle_t *)&srv->done);
+		close_handle((uv_handle_t *)&srv->sched);
 	}
+	dk_xfr_free(srv->xfr);
+	srv->xfr = NULL;
+	srv->msrc.xfr = NULL;
+	dk_fetch_free(srv->fetch);
+	srv->fetch = NULL;
+	srv->msrc.fetch = NULL;
 }
 
 static void free_workers(struct dk_server *srv)
@@ -251,8 +349,32 @@ static void on_done(uv_async_t *a)
 	dk_metrics_close(srv->metrics);
 	log_counters(srv);
 	free_workers(srv);
+	dk_control_close(srv->control);
+	dk_activity_close(srv->act);
 	dk_alerter_close(srv->alerter);
 	close_main_handles(srv);
+}
+
+/* A transfer or a download wrote a new copy of a feed: load it as SIGHUP would. */
+static void feed_changed(struct dk_server *srv, const char *what)
+{
+	if (srv->stopping)
+		return;
+	dk_log(DK_LOG_INFO, "%s, reloading", what);
+	if (srv->reloading)
+		srv->reload_again = true;
+	else
+		reload(srv, NULL, 0);
+}
+
+static void xfr_changed(void *ctx)
+{
+	feed_changed(ctx, "rpz: a zone changed by transfer");
+}
+
+static void fetch_changed(void *ctx)
+{
+	feed_changed(ctx, "list: a list on a URL changed");
 }
 
 static void server_stop(struct dk_server *srv)
@@ -260,7 +382,11 @@ static void server_stop(struct dk_server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	dk_xfr_stop(srv->xfr);
+	dk_fetch_stop(srv->fetch);
 	dk_log(DK_LOG_INFO, "stopping: finishing queries in flight (at most %d ms)", DK_GRACE_MS);
+	/* No more requests; the socket file goes now, while we may still remove it. */
+	dk_control_close(srv->control);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_stop(srv->workers[i]);
 }
@@ -277,7 +403,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		if (srv->reloading)
 			srv->reload_again = true;
 		else
-			reload(srv);
+			reload(srv, NULL, 0);
 		break;
 	case SIGUSR1: dk_alerter_reopen(srv->alerter); break;
 	default: server_stop(srv); break;
@@ -320,16 +446,40 @@ static int metrics_start(struct dk_server *srv)
 	const struct dk_config *cfg = srv->cur->cfg;
 	char addr[64];
 
-	srv->msrc.workers = (const struct dk_worker *const *)srv->workers;
-	srv->msrc.n_workers = srv->n_workers;
-	srv->msrc.alerter = srv->alerter;
 	dk_addr_format(&cfg->metrics, addr, sizeof(addr));
+	if (dk_dashboard_new(&srv->msrc, srv->act, &srv->dash) < 0)
+		return -ENOMEM;
+	srv->msrc.http = dk_dashboard_http;
+	srv->msrc.http_ctx = srv->dash;
 	int rc = dk_metrics_new(&srv->loop, &cfg->metrics, &srv->msrc, &srv->metrics);
 	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "metrics: cannot listen on %s: %s", addr, dk_strerror(rc));
 		return rc;
 	}
-	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics", addr);
+	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics, dashboard: http://%s/", addr, addr);
+	return 0;
+}
+
+static int control_start(struct dk_server *srv)
+{
+	const char *path = srv->cur->cfg->control_socket;
+	const struct dk_control_env env = {
+	        .src = &srv->msrc,
+	        .workers = srv->workers,
+	        .act = srv->act,
+	        .config_path = srv->config_path,
+	        .reload = ctl_reload,
+	        .ctx = srv,
+	};
+	const char *why;
+	int rc = dk_control_new(&srv->loop, path, &env, &srv->control, &why);
+
+	if (rc < 0) {
+		dk_log(DK_LOG_ERR, "control socket %s: %s%s%s", path, dk_strerror(rc),
+		       *why ? ": " : "", why);
+		return rc;
+	}
+	dk_log(DK_LOG_INFO, "control: %s (dnsink ctl)", path);
 	return 0;
 }
 
@@ -337,7 +487,7 @@ static int server_start(struct dk_server *srv)
 {
 	const struct dk_config *cfg = srv->cur->cfg;
 	const struct dk_worker_hooks hooks = {
-	        .took = worker_took, .ended = worker_ended, .ctx = srv};
+	        .took = worker_took, .ended = worker_ended, .notify = worker_notify, .ctx = srv};
 	struct dk_diag diag = {0};
 	char msg[1100];
 	int rc;
@@ -372,6 +522,24 @@ static int server_start(struct dk_server *srv)
 		if (rc < 0)
 			return rc;
 	}
+	/* What the metrics, the activity and the control socket read. */
+	srv->msrc.workers = (const struct dk_worker *const *)srv->workers;
+	srv->msrc.n_workers = srv->n_workers;
+	srv->msrc.alerter = srv->alerter;
+	/* Before the switch of user: the control socket's directory may be root's. */
+	if (cfg->metrics_enabled || cfg->control_socket) {
+		struct dk_alert_observer obs;
+		rc = dk_activity_new(&srv->loop, &srv->msrc, &srv->act);
+		if (rc < 0)
+			return rc;
+		dk_activity_observer(srv->act, &obs);
+		dk_alerter_observe(srv->alerter, &obs);
+	}
+	if (cfg->control_socket) {
+		rc = control_start(srv);
+		if (rc < 0)
+			return rc;
+	}
 	if (cfg->user) {
 		rc = drop_privileges(cfg->user);
 		if (rc < 0)
@@ -389,8 +557,12 @@ static int server_start(struct dk_server *srv)
 	}
 	size_t cap = dk_worker_capacity(srv->workers[0]);
 	log_addrs("listening (udp+tcp)", cfg->listen, cfg->n_listen);
-	log_addrs(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
-	          cfg->upstreams, cfg->n_upstreams);
+	if (cfg->n_listen_tls)
+		log_addrs("listening (tls)", cfg->listen_tls, cfg->n_listen_tls);
+	if (cfg->n_listen_https)
+		log_addrs("listening (https, /dns-query)", cfg->listen_https, cfg->n_listen_https);
+	log_upstreams(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
+	              cfg);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",
 	       srv->n_workers, cap, cfg->upstream_timeout_ms);
 	if (cfg->rate_limit.qps)
@@ -423,7 +595,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	/* A client that goes away mid-write must not kill the resolver. */
 	signal(SIGPIPE, SIG_IGN);
 	srv->stats = dk_stats_reg_new();
-	if (!srv->stats || snapshot_load(srv, &srv->cur) < 0) {
+	if (!srv->stats || snapshot_load(srv, &srv->cur, NULL, 0) < 0) {
 		dk_stats_reg_free(srv->stats);
 		free(srv);
 		dk_log_close();
@@ -440,6 +612,9 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	uv_async_init(&srv->loop, &srv->acked, on_acked);
 	uv_async_init(&srv->loop, &srv->done, on_done);
 	srv->acked.data = srv->done.data = srv;
+	uv_timer_init(&srv->loop, &srv->sched);
+	srv->sched.data = srv;
+	uv_timer_start(&srv->sched, on_sched, 1000, 1000);
 	srv->asyncs_ready = true;
 	for (size_t i = 0; i < DK_ARRAY_SIZE(signums); i++) {
 		uv_signal_init(&srv->loop, &srv->sigs[i]);
@@ -448,6 +623,21 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		uv_signal_start(&srv->sigs[i], on_signal, signums[i]);
 	}
 
+	/* Before the workers: they hand NOTIFYs to it. */
+	rc = dk_xfr_new(&srv->loop, xfr_changed, srv, &srv->xfr);
+	if (rc < 0)
+		dk_log(DK_LOG_ERR, "rpz: zone transfers cannot start: %s", dk_strerror(rc));
+	if (srv->xfr && rc == 0) {
+		srv->msrc.xfr = srv->xfr;
+		dk_xfr_update(srv->xfr, srv->cur->pol);
+	}
+	rc = dk_fetch_new(&srv->loop, fetch_changed, srv, &srv->fetch);
+	if (rc < 0)
+		dk_log(DK_LOG_ERR, "list: downloads cannot start: %s", dk_strerror(rc));
+	if (srv->fetch && rc == 0) {
+		srv->msrc.fetch = srv->fetch;
+		dk_fetch_update(srv->fetch, srv->cur->pol);
+	}
 	rc = server_start(srv);
 	if (rc == 0) {
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
@@ -458,6 +648,8 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		if (srv->alerter)
 			dk_alerter_close(srv->alerter);
 		dk_metrics_close(srv->metrics);
+		dk_control_close(srv->control);
+		dk_activity_close(srv->act);
 		close_main_handles(srv);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 	}
@@ -465,6 +657,9 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	/* After the workers: no queue is written to any more; what is queued goes out. */
 	dk_dnstap_free(srv->dnstap);
 	dk_metrics_free(srv->metrics);
+	dk_control_free(srv->control);
+	dk_dashboard_free(srv->dash);
+	dk_activity_free(srv->act);
 	/*
 	 * syslog(3) is process-wide and the alerter's openlog() may have left an
 	 * ident pointing into the alerter just freed: open ours again.

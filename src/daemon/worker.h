@@ -14,10 +14,13 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "alert_sink.h"
 #include "counters.h"
+#include "dnsink/common.h"
 #include "snapshot.h"
 #include "stats.h"
 
@@ -27,10 +30,26 @@
 struct dk_worker;
 struct dk_dnstap;
 
+/**
+ * A cache flush asked of every worker (the control socket's flush and
+ * flush-all). The asker owns it and keeps it alive until @p left is zero, or
+ * until the workers are freed. Each worker flushes its own
+ * cache on its own loop, adds what it removed to @p removed and then counts
+ * @p left down (release): the asker polls @p left for zero.
+ */
+struct dk_flush_job {
+	uint8_t name[DK_NAME_MAX]; /**< lowercase wire form */
+	size_t name_len;           /**< 0: flush everything */
+	atomic_uint left;
+	atomic_size_t removed;
+};
+
 /** What a worker tells the main thread; both run on the worker's thread. */
 struct dk_worker_hooks {
 	void (*took)(void *ctx);  /**< the worker switched to the snapshot offered */
 	void (*ended)(void *ctx); /**< the worker's loop ended */
+	/** A NOTIFY from the primary of RPZ zone @p origin was accepted; must not block. */
+	void (*notify)(void *ctx, const char *origin);
 	void *ctx;
 };
 
@@ -52,6 +71,13 @@ int dk_worker_start(struct dk_worker *w);
 
 /** Main thread: the worker switches to @p s soon and says so through hooks.took. */
 void dk_worker_offer(struct dk_worker *w, struct dk_snapshot *s);
+
+/**
+ * Main thread: the worker flushes its cache for @p job soon (see struct
+ * dk_flush_job). One job at a time per worker: a second one before the first
+ * was taken replaces it (the asker allows one at a time).
+ */
+void dk_worker_flush(struct dk_worker *w, struct dk_flush_job *job);
 
 /** Main thread: the worker stops; hooks.ended follows. */
 void dk_worker_stop(struct dk_worker *w);

@@ -67,6 +67,72 @@ class Hunt(unittest.TestCase):
             self.assertFalse(r["dns_query"].endswith("."))
         self.assertEqual(recs[-1]["qtype"], "AAAA")  # the OCSF record's query.type
 
+    def test_sigma_rules_hunted(self):
+        """Sigma rules run over logs with Sigma's semantics, and behavioural
+        ones count on the events' own time: 4 TXT lookups of one client
+        within a minute cross a threshold of 3 once; another client's 3 do not."""
+        rules = self.path("rules")
+        os.mkdir(rules)
+        with open(os.path.join(rules, "tunnel.yml"), "w") as f:
+            f.write("title: Tunnel service lookup\n"
+                    "id: 11111111-2222-4333-8444-555555555555\n"
+                    "logsource: {category: dns}\n"
+                    "detection:\n"
+                    "  selection:\n"
+                    "    query|endswith: '.tunnel.example'\n"
+                    "  exact:\n"
+                    "    query: 'exact.example'\n"
+                    "  condition: selection or exact\n"
+                    "level: high\n"
+                    "tags: [attack.command-and-control, attack.t1071.004]\n")
+        with open(os.path.join(rules, "txt_rate.yml"), "w") as f:
+            f.write("title: TXT lookups per client\n"
+                    "id: 11111111-2222-4333-8444-666666666666\n"
+                    "logsource: {category: dns}\n"
+                    "detection:\n"
+                    "  selection:\n"
+                    "    record_type: TXT\n"
+                    "  timeframe: 1m\n"
+                    "  condition: selection | count() by src_ip > 3\n"
+                    "level: medium\n")
+        conf = self.path("dnsink.yml")
+        with open(conf, "w") as f:
+            f.write("rules:\n  - %s/\n" % rules)
+        log = self.path("r53.jsonl")
+        rows = [("a.tunnel.example", "A", "10.0.0.1", 0),
+                ("tunnel.example", "A", "10.0.0.1", 1),       # endswith .x: not x itself
+                ("exact.example", "A", "10.0.0.1", 2),
+                ("sub.exact.example", "A", "10.0.0.1", 3),    # an exact value: not below
+                ("t1.example", "TXT", "10.0.0.9", 10), ("t2.example", "TXT", "10.0.0.9", 11),
+                ("t3.example", "TXT", "10.0.0.9", 12), ("t4.example", "TXT", "10.0.0.9", 13),
+                ("t5.example", "TXT", "10.0.0.9", 14),
+                ("u1.example", "TXT", "10.0.0.8", 10), ("u2.example", "TXT", "10.0.0.8", 11),
+                ("u3.example", "TXT", "10.0.0.8", 12)]
+        with open(log, "w") as f:
+            for name, qtype, client, sec in rows:
+                f.write(json.dumps({
+                    "version": "1.100000", "account_id": "1", "region": "eu-west-1",
+                    "vpc_id": "vpc-1", "query_timestamp": "2026-11-30T10:00:%02dZ" % sec,
+                    "query_name": name + ".", "query_type": qtype, "query_class": "IN",
+                    "rcode": "NOERROR", "answers": [], "srcaddr": client, "srcport": "5353",
+                    "transport": "UDP", "srcids": {"instance": "i-1"}}) + "\n")
+        rc, out, err = run_dnsink("hunt", "-c", conf, "--no-dedup", log)
+        self.assertEqual(rc, 0, err)
+        recs = records(out)
+        got = sorted((r["rule_id"], r["dns_query"]) for r in recs)
+        self.assertEqual(got, [
+            ("11111111-2222-4333-8444-555555555555", "a.tunnel.example"),
+            ("11111111-2222-4333-8444-555555555555", "exact.example"),
+            ("11111111-2222-4333-8444-666666666666", "t4.example")], out + err)
+        tun = [r for r in recs if r["dns_query"] == "a.tunnel.example"][0]
+        self.assertEqual(tun["rule_name"], "Tunnel service lookup")
+        self.assertEqual(tun["severity"], "high")
+        self.assertEqual(tun["time"], "2026-11-30T10:00:00.000Z")
+        rate = [r for r in recs if r["dns_query"] == "t4.example"][0]
+        self.assertEqual(rate["source_ip"], "10.0.0.9")
+        self.assertEqual(rate["group_key"], "src_ip=10.0.0.9")
+        self.assertEqual(rate["group_count"], 4)
+
     def test_dedup_on_event_time(self):
         rc, out, err = hunt(PANTHER)
         self.assertEqual(rc, 0, err)

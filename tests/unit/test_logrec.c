@@ -255,29 +255,29 @@ static void test_judge(void **state)
 	static const char *const paths[] = {"rules/"};
 	struct dk_policy *p = NULL;
 	struct dk_diag d;
-	struct dk_alert_event ev[2];
+	struct dk_alert_event ev[DK_HUNT_EVENTS_MAX];
 
 	assert_int_equal(dk_policy_load(paths, 1, 0, &p, &d), 0);
 	/* A blocking rule on the name ends it: the answer never came. */
-	assert_int_equal(dk_hunt_judge(p, rec("moneropool.ru", "x.webhop.net"), ev), 1);
+	assert_int_equal(dk_hunt_judge(p, NULL, rec("moneropool.ru", "x.webhop.net"), ev), 1);
 	assert_int_equal(ev[0].target_len, 0);
 	assert_int_equal(ev[0].rcode, 0); /* the sinkhole's NOERROR, not the logged NXDOMAIN */
 	/* An alert rule on the name, then a blocking rule on a target: two events. */
-	assert_int_equal(dk_hunt_judge(p, rec("a.webhop.net", "pool.moneropool.ru"), ev), 2);
+	assert_int_equal(dk_hunt_judge(p, NULL, rec("a.webhop.net", "pool.moneropool.ru"), ev), 2);
 	assert_int_equal(ev[0].rule->action, DK_ACTION_ALERT);
 	assert_int_equal(ev[1].rule->action, DK_ACTION_SINKHOLE);
 	assert_true(ev[1].target_len > 0);
 	/* An alert rule on a target takes the logged rcode. */
-	assert_int_equal(dk_hunt_judge(p, rec("clean.example", "b.webhop.net"), ev), 1);
+	assert_int_equal(dk_hunt_judge(p, NULL, rec("clean.example", "b.webhop.net"), ev), 1);
 	assert_int_equal(ev[0].rcode, 3);
-	assert_int_equal(dk_hunt_judge(p, rec("clean.example", "also.clean.example"), ev), 0);
+	assert_int_equal(dk_hunt_judge(p, NULL, rec("clean.example", "also.clean.example"), ev), 0);
 	/* The address of a record in an answer is no target. */
 	struct dk_logrec *r = rec("clean.example", NULL);
 	assert_int_equal(dk_logrec_add_target(r, "192.0.2.1", 9), DK_EFULL);
 	/* A dnstap response whose query was logged: only its answer is judged. */
 	r = rec("moneropool.ru", NULL);
 	r->answer_only = true;
-	assert_int_equal(dk_hunt_judge(p, r, ev), 0);
+	assert_int_equal(dk_hunt_judge(p, NULL, r, ev), 0);
 	dk_policy_unref(p);
 }
 

@@ -92,7 +92,8 @@ static int setup(void **state)
 
 	fx->reg = dk_stats_reg_new();
 	assert_non_null(fx->reg);
-	assert_int_equal(dk_snapshot_load(fx->path[0], NULL, fx->reg, NULL, 0, &fx->snap), 0);
+	assert_int_equal(dk_snapshot_load(fx->path[0], NULL, fx->reg, NULL, 0, &fx->snap, NULL, 0),
+	                 0);
 	assert_non_null(fx->snap->pol);
 	assert_int_equal(fx->snap->pol->n_rules, 2);
 

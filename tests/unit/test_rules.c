@@ -213,7 +213,8 @@ static const struct err_case err_cases[] = {
          "test log has no query_name, query.hostname or query"},
         {"bad/test-key.yml", "expected:", DK_ESCHEMA, "unknown key 'expected' in test"},
         {"bad/not-mapping.yml", "- id:", DK_ESCHEMA, "a rule must be a mapping"},
-        {"bad/no-entries.yml", "id:", DK_ESCHEMA, "neither 'domains' nor 'domain_files'"},
+        {"bad/no-entries.yml", "id:", DK_ESCHEMA,
+         "neither 'domains', 'domain_files', 'domain_urls' nor 'rpz'"},
         {"bad/mitre.yml", "Impact", DK_ESCHEMA, "mitre entry 'Impact'"},
         {"bad/id-chars.yml", "id:", DK_ESCHEMA, "id 'Bad Id' may hold only"},
         {"bad/empty.yml", NULL, DK_ESCHEMA, "no rule in file"},
@@ -355,8 +356,8 @@ static void test_list_formats(void **state)
 	assert_string_equal(f->file, DATA "lists/formats.txt");
 	assert_ptr_equal(f->rule, &p->rules[0]);
 	assert_int_equal(f->lines, 29);
-	assert_int_equal(f->entries, 13);
-	assert_int_equal(f->invalid, 13);
+	assert_int_equal(f->entries, 14);
+	assert_int_equal(f->invalid, 12);
 	assert_int_equal(f->first_invalid_line, line_of_marker(f->file, "192.0.2.1"));
 
 	/* Relative to the rule file, into a subfolder. */
@@ -368,9 +369,9 @@ static void test_list_formats(void **state)
 	assert_int_equal(p->lists[2].lines, 0);
 	assert_int_equal(p->lists[2].entries, 0);
 
-	assert_int_equal(p->n_entries, 1 + 13 + 2);
+	assert_int_equal(p->n_entries, 1 + 14 + 2);
 	assert_int_equal(p->rules[0].n_entries, p->n_entries);
-	assert_int_equal(p->n_invalid, 13);
+	assert_int_equal(p->n_invalid, 12);
 
 	static const struct {
 		const char *name;
@@ -396,9 +397,10 @@ static void test_list_formats(void **state)
 	        {"two.example", NULL},
 	        {"good.example", "good.example"}, /* kept from a bad line */
 	        {"upper.example", "upper.example"},
-	        {"indented.example", "indented.example"}, /* tab, CR */
-	        {"last.example", "last.example"},         /* no final newline */
-	        {"example.com", NULL},                    /* from "example.com:8080" */
+	        {"indented.example", "indented.example"},           /* tab, CR */
+	        {"last.example", "last.example"},                   /* no final newline */
+	        {"xn--bcher-kva.example", "xn--bcher-kva.example"}, /* "bücher.example" */
+	        {"example.com", NULL},                              /* from "example.com:8080" */
 	        {"sub1.example", "sub1.example"},
 	        {"inline-rule.example", "inline-rule.example"},
 	};
@@ -469,13 +471,70 @@ static void test_list_generated(void **state)
 	dk_policy_unref(p);
 }
 
+/* ---- warnings ------------------------------------------------------------------- */
+
+struct warned {
+	char text[8][300];
+	size_t n;
+};
+
+static void note_warning(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	struct warned *w = ctx;
+
+	if (w->n < DK_ARRAY_SIZE(w->text))
+		snprintf(w->text[w->n++], sizeof(w->text[0]), "%s:%u: %s", file, line, msg);
+}
+
+static bool warned_with(const struct warned *w, const char *a, const char *b)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		if (strstr(w->text[i], a) && strstr(w->text[i], b))
+			return true;
+	}
+	return false;
+}
+
+static void test_warnings(void **state)
+{
+	struct dk_policy *p = load_ok(DATA "loud/loud.yml", 0);
+	struct warned w = {0};
+	char at[64];
+
+	(void)state;
+	size_t n = dk_policy_warnings(p, note_warning, &w);
+	for (size_t i = 0; i < w.n; i++)
+		print_message("%s\n", w.text[i]);
+	assert_int_equal(n, 4);
+	/* 4 of 5 lines of the CSV are invalid; the first is line 1. */
+	assert_true(warned_with(&w, DATA "loud/dyndns.csv:1: ", "4 of 5 lines are invalid"));
+	assert_true(warned_with(&w, DATA "loud/empty.txt:0: ", "list loads 0 entries"));
+	/* tlds.txt warns for the rule that did not ask for TLDs, not for the one that did. */
+	assert_true(warned_with(&w, DATA "loud/tlds.txt:1: ", "rule Loud.Lists "));
+	assert_false(warned_with(&w, "tlds.txt", "Loud.TLDs.Intended"));
+	snprintf(at, sizeof(at),
+	         DATA "loud/loud.yml:%u: ", line_of_marker(DATA "loud/loud.yml", "  - example "));
+	assert_true(warned_with(&w, at, "1 single-label entries in 'domains'"));
+	assert_false(warned_with(&w, "loud.yml", "Loud.TLDs.Intended"));
+	/* The rest loads as usual: a warning is no error. */
+	char entry[64];
+	assert_string_equal(verdict(p, "x.example", entry, sizeof(entry)), "Loud.Lists");
+	assert_string_equal(verdict(p, "a.zip", entry, sizeof(entry)), "Loud.TLDs.Intended");
+	dk_policy_unref(p);
+
+	/* The shipped rules are quiet. */
+	p = load_ok("rules/", 0);
+	assert_int_equal(dk_policy_warnings(p, note_warning, &w), 0);
+	dk_policy_unref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_shipped_rules),  cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_mitre_forms),    cmocka_unit_test(test_duplicate_ids),
 	        cmocka_unit_test(test_folder_order),   cmocka_unit_test(test_list_formats),
-	        cmocka_unit_test(test_list_generated),
+	        cmocka_unit_test(test_list_generated), cmocka_unit_test(test_warnings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

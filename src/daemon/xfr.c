@@ -1,0 +1,1073 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RPZ zone transfers on a thread of their own (see xfr.h).
+ *
+ * The thread and the main loop share the zone table under one mutex, held
+ * only to copy fields in or out, never across network I/O: the thread takes
+ * a zone's settings and its in-memory copy (checked out), transfers without
+ * the lock, then puts the result back by origin (the zone may have gone in a
+ * reload meanwhile). Workers hand NOTIFYs over through a non-blocking pipe.
+ *
+ * The copy of each zone is kept in memory as an ldns record list, so that an
+ * IXFR applies to it: deletions are removed by comparison, additions
+ * appended. That is linear per deletion; feeds send small increments.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ldns/ldns.h>
+
+#include "log.h"
+#include "xfr.h"
+
+/* Bounds on one transfer, so a slow or endless primary cannot hold the thread. */
+#define CONNECT_MS  5000
+#define IDLE_MS     10000 /* between two messages */
+#define TOTAL_MS    120000
+#define MAX_RECORDS 20000000
+#define MAX_ZONES   1024
+/* Without an SOA to say otherwise (RFC 1912's usual values). */
+#define DEFAULT_REFRESH 3600
+#define DEFAULT_RETRY   600
+#define DEFAULT_EXPIRE  604800
+/* A primary that says "retry every second" must not make us hammer it. */
+#define MIN_RETRY 1
+
+static const char *const result_names[DK_XFR_RESULT_MAX] = {
+        [DK_XFR_OK] = "ok",
+        [DK_XFR_UP_TO_DATE] = "up_to_date",
+        [DK_XFR_CONNECT] = "connect",
+        [DK_XFR_CUT] = "cut",
+        [DK_XFR_TSIG] = "tsig",
+        [DK_XFR_RCODE] = "rcode",
+        [DK_XFR_MALFORMED] = "malformed",
+        [DK_XFR_SERIAL] = "serial_backwards",
+        [DK_XFR_EMPTY] = "empty",
+        [DK_XFR_WRITE] = "write",
+};
+
+const char *dk_xfr_result_name(enum dk_xfr_result r)
+{
+	return (unsigned)r < DK_XFR_RESULT_MAX ? result_names[r] : "unknown";
+}
+
+struct xzone {
+	char *origin; /* text with the final dot */
+	struct dk_addr primary;
+	char *tsig_name, *tsig_alg, *tsig_secret; /* NULL: no TSIG */
+	char *state_file;
+	bool have_serial;
+	uint32_t serial;
+	uint32_t refresh, retry, expire;
+	uint64_t due_ns;
+	uint64_t last_ok_ns; /* 0: never since start */
+	ldns_rr_list *rrs;   /* the copy in force; NULL: not in memory (AXFR next) */
+	bool busy;           /* checked out by the thread */
+	bool dead;           /* dropped by a reload while busy: freed on check-in */
+	struct dk_xfr_zone_stats st;
+};
+
+struct dk_xfr {
+	uv_async_t changed_async;
+	dk_xfr_changed_fn changed;
+	void *ctx;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	struct xzone **zones;
+	size_t n_zones;
+	bool stop;
+	atomic_bool stopping; /* read without the lock by a transfer in progress */
+	int pipe_rd, pipe_wr;
+	atomic_uint_fast64_t notify_dropped;
+	char line[DK_NAME_MAX * 4 + 4]; /* a NOTIFY line being read from the pipe (thread) */
+	size_t line_len;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void xzone_free(struct xzone *z)
+{
+	if (!z)
+		return;
+	free(z->origin);
+	free(z->tsig_name);
+	free(z->tsig_alg);
+	free(z->tsig_secret);
+	free(z->state_file);
+	ldns_rr_list_deep_free(z->rrs);
+	free(z);
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+/* ---- the main thread's side ------------------------------------------------------ */
+
+static void on_changed(uv_async_t *a)
+{
+	struct dk_xfr *x = a->data;
+
+	x->changed(x->ctx);
+}
+
+static void *run(void *arg);
+
+int dk_xfr_new(uv_loop_t *loop, dk_xfr_changed_fn changed, void *ctx, struct dk_xfr **out)
+{
+	struct dk_xfr *x = calloc(1, sizeof(*x));
+	int fds[2];
+	int rc;
+
+	if (!x)
+		return -ENOMEM;
+	x->changed = changed;
+	x->ctx = ctx;
+	x->pipe_rd = x->pipe_wr = -1;
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rc = -errno;
+		free(x);
+		return rc;
+	}
+	x->pipe_rd = fds[0];
+	x->pipe_wr = fds[1];
+	pthread_mutex_init(&x->mu, NULL);
+	rc = uv_async_init(loop, &x->changed_async, on_changed);
+	if (rc < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		pthread_mutex_destroy(&x->mu);
+		free(x);
+		return rc;
+	}
+	x->changed_async.data = x;
+	rc = -pthread_create(&x->thread, NULL, run, x);
+	if (rc < 0) {
+		/* The handle is closed by dk_xfr_free(), as after a normal stop. */
+		*out = x;
+		return rc;
+	}
+	x->started = true;
+	*out = x;
+	return 0;
+}
+
+static void wake(struct dk_xfr *x)
+{
+	/* A full pipe already holds a wake-up. */
+	ssize_t r = write(x->pipe_wr, "\n", 1);
+	(void)r;
+}
+
+static struct xzone *find(struct dk_xfr *x, const char *origin)
+{
+	for (size_t i = 0; i < x->n_zones; i++) {
+		if (!x->zones[i]->dead && strcasecmp(x->zones[i]->origin, origin) == 0)
+			return x->zones[i];
+	}
+	return NULL;
+}
+
+/* Takes the settings of @p z (a zone of the policy) into @p xz. */
+static bool take_settings(struct xzone *xz, const struct dk_zone *z)
+{
+	bool oom = false;
+	char *tn = dup_or_null(z->tsig.name, &oom), *ta = dup_or_null(z->tsig.algorithm, &oom),
+	     *ts = dup_or_null(z->tsig.secret, &oom), *sf = dup_or_null(z->state_file, &oom);
+
+	if (oom) {
+		free(tn);
+		free(ta);
+		free(ts);
+		free(sf);
+		return false;
+	}
+	free(xz->tsig_name);
+	free(xz->tsig_alg);
+	free(xz->tsig_secret);
+	free(xz->state_file);
+	xz->tsig_name = tn;
+	xz->tsig_alg = ta;
+	xz->tsig_secret = ts;
+	xz->state_file = sf;
+	dk_addr_parse(z->primary, 53, &xz->primary);
+	return true;
+}
+
+void dk_xfr_update(struct dk_xfr *x, const struct dk_policy *pol)
+{
+	struct xzone **keep = calloc(MAX_ZONES, sizeof(*keep));
+	size_t n_keep = 0;
+	uint64_t now = now_ns();
+
+	if (!keep) {
+		dk_log(DK_LOG_ERR, "rpz: out of memory updating the zones to transfer");
+		return;
+	}
+	pthread_mutex_lock(&x->mu);
+	for (size_t i = 0; pol && i < pol->n_zones && n_keep < MAX_ZONES; i++) {
+		const struct dk_zone *z = &pol->zones[i];
+		if (!z->primary || !z->state_file)
+			continue;
+		struct xzone *xz = find(x, z->origin);
+		bool is_new = !xz;
+		if (is_new) {
+			xz = calloc(1, sizeof(*xz));
+			if (!xz || !(xz->origin = strdup(z->origin))) {
+				free(xz);
+				continue;
+			}
+			snprintf(xz->st.origin, sizeof(xz->st.origin), "%s", z->origin);
+			xz->due_ns = now;
+		}
+		struct dk_addr before = xz->primary;
+		if (!take_settings(xz, z)) {
+			if (is_new)
+				xzone_free(xz);
+			continue;
+		}
+		/* A primary moved: what the old one said no longer counts. */
+		if (!is_new && !dk_sockaddr_equal(&before.sa, &xz->primary.sa))
+			xz->due_ns = now;
+		/* What was loaded tells the serial and timers until a transfer says more. */
+		if (z->st.has_soa && (!xz->have_serial || z->from_state)) {
+			xz->have_serial = z->from_state;
+			xz->serial = z->st.serial;
+			xz->st.have_serial = z->from_state;
+			xz->st.serial = z->st.serial;
+			xz->refresh = z->st.refresh;
+			xz->retry = z->st.retry;
+			xz->expire = z->st.expire;
+		}
+		keep[n_keep++] = xz;
+	}
+	/* Zones no rule names any more go; one in transfer goes when it comes back. */
+	for (size_t i = 0; i < x->n_zones; i++) {
+		bool kept = false;
+		for (size_t j = 0; j < n_keep && !kept; j++)
+			kept = keep[j] == x->zones[i];
+		if (kept)
+			continue;
+		if (x->zones[i]->busy) {
+			x->zones[i]->dead = true;
+			if (n_keep < MAX_ZONES)
+				keep[n_keep++] = x->zones[i];
+		} else {
+			xzone_free(x->zones[i]);
+		}
+	}
+	free(x->zones);
+	x->zones = keep;
+	x->n_zones = n_keep;
+	pthread_mutex_unlock(&x->mu);
+	wake(x);
+}
+
+int dk_xfr_notify(struct dk_xfr *x, const char *origin)
+{
+	char msg[DK_NAME_MAX * 4 + 4];
+	int n = snprintf(msg, sizeof(msg), "%s\n", origin);
+
+	/* One write below PIPE_BUF is atomic: lines from several workers never mix. */
+	if (n <= 0 || (size_t)n >= sizeof(msg) || write(x->pipe_wr, msg, (size_t)n) != n) {
+		atomic_fetch_add(&x->notify_dropped, 1);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+size_t dk_xfr_stats(struct dk_xfr *x, struct dk_xfr_zone_stats *out, size_t cap)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&x->mu);
+	for (size_t i = 0; i < x->n_zones; i++) {
+		if (x->zones[i]->dead)
+			continue;
+		if (n < cap)
+			out[n] = x->zones[i]->st;
+		n++;
+	}
+	pthread_mutex_unlock(&x->mu);
+	return n;
+}
+
+void dk_xfr_stop(struct dk_xfr *x)
+{
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->mu);
+	x->stop = true;
+	pthread_mutex_unlock(&x->mu);
+	atomic_store(&x->stopping, true);
+	wake(x);
+	if (x->started) {
+		pthread_join(x->thread, NULL);
+		x->started = false;
+	}
+}
+
+static void free_closed(uv_handle_t *h)
+{
+	struct dk_xfr *x = h->data;
+
+	for (size_t i = 0; i < x->n_zones; i++)
+		xzone_free(x->zones[i]);
+	free(x->zones);
+	close(x->pipe_rd);
+	close(x->pipe_wr);
+	pthread_mutex_destroy(&x->mu);
+	free(x);
+}
+
+void dk_xfr_free(struct dk_xfr *x)
+{
+	if (!x)
+		return;
+	dk_xfr_stop(x);
+	uv_close((uv_handle_t *)&x->changed_async, free_closed);
+}
+
+/* ---- one transfer, on the thread ------------------------------------------------- */
+
+/* What a transfer works with: copies, so that no lock is held meanwhile. */
+struct job {
+	char origin[DK_NAME_MAX * 4 + 2];
+	struct dk_addr primary;
+	char tsig_name[DK_NAME_MAX * 4 + 2], tsig_alg[64];
+	char *tsig_secret; /* NULL: no TSIG */
+	char state_file[4096];
+	bool have_serial;
+	uint32_t serial;
+	ldns_rr_list *rrs; /* the copy in force, taken over; NULL: none in memory */
+	/* Out: */
+	ldns_rr_list *result; /* the new copy */
+	uint32_t new_serial, refresh, retry, expire;
+	size_t triggers;
+	bool incremental;                 /* the copy came by IXFR differences */
+	char why[DK_NAME_MAX * 4 + 4400]; /* room for a key name or a path in the reason */
+	atomic_bool *stopping;            /* the daemon stops: give up at once */
+};
+
+/* RFC 1982 serial arithmetic: is @p a older than @p b? */
+static bool serial_lt(uint32_t a, uint32_t b)
+{
+	return a != b && (uint32_t)(b - a) < 0x80000000u;
+}
+
+static int poll_fd(int fd, short ev, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = ev};
+	int r;
+
+	do {
+		r = poll(&p, 1, ms);
+	} while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static int connect_to(const struct dk_addr *a)
+{
+	int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, &a->sa, a->len) < 0 && errno != EINPROGRESS)
+		goto fail;
+	if (poll_fd(fd, POLLOUT, CONNECT_MS) <= 0)
+		goto fail;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/*
+ * Reads exactly @p n octets by @p deadline, with at most IDLE_MS of silence;
+ * 0, or -1 at end, error, timeout or when the daemon stops.
+ */
+static int read_full(int fd, uint8_t *buf, size_t n, uint64_t deadline, atomic_bool *stopping)
+{
+	size_t got = 0;
+	uint64_t idle_end = now_ns() + (uint64_t)IDLE_MS * 1000000u;
+
+	while (got < n) {
+		uint64_t now = now_ns();
+		if (now >= deadline || now >= idle_end || atomic_load(stopping))
+			return -1;
+		/* Short slices, so that a stop is seen within a fifth of a second. */
+		int ready = poll_fd(fd, POLLIN, 200);
+		if (ready < 0)
+			return -1;
+		if (ready == 0)
+			continue;
+		idle_end = now_ns() + (uint64_t)IDLE_MS * 1000000u;
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int send_full(int fd, const uint8_t *buf, size_t n)
+{
+	size_t sent = 0;
+
+	while (sent < n) {
+		if (poll_fd(fd, POLLOUT, IDLE_MS) <= 0)
+			return -1;
+		ssize_t r = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return -1;
+		sent += (size_t)r;
+	}
+	return 0;
+}
+
+/* ldns names HMAC-MD5 by its old long name; the others by the short one with a dot. */
+static void ldns_alg(const char *in, char *out, size_t size)
+{
+	if (strncasecmp(in, "hmac-md5", 8) == 0)
+		snprintf(out, size, "hmac-md5.sig-alg.reg.int.");
+	else
+		snprintf(out, size, "%s%s", in, in[strlen(in) - 1] == '.' ? "" : ".");
+}
+
+static uint32_t soa_field(const ldns_rr *soa, size_t i)
+{
+	ldns_rdf *f = ldns_rr_rdf(soa, i);
+	return f ? ldns_rdf2native_int32(f) : 0;
+}
+
+static bool is_soa(const ldns_rr *rr)
+{
+	return ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA;
+}
+
+/* The policy triggers a copy holds: every record whose owner is below the apex. */
+static size_t count_triggers(const ldns_rr_list *l, const ldns_rdf *apex)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
+		if (ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(l, i)), apex) != 0)
+			n++;
+	}
+	return n;
+}
+
+/* Applies one IXFR difference sequence: removes @p del from @p zone, appends @p add. */
+static void apply_diff(ldns_rr_list *zone, ldns_rr_list *del, ldns_rr_list *add)
+{
+	for (size_t i = 0; i < ldns_rr_list_rr_count(del); i++) {
+		ldns_rr *d = ldns_rr_list_rr(del, i);
+		size_t n = ldns_rr_list_rr_count(zone);
+		for (size_t j = 0; j < n; j++) {
+			ldns_rr *z = ldns_rr_list_rr(zone, j);
+			if (ldns_rr_compare(z, d) == 0) {
+				/* Swap with the last and shrink: order means nothing in a zone. */
+				ldns_rr_list_set_rr(zone, ldns_rr_list_rr(zone, n - 1), j);
+				ldns_rr_list_set_rr_count(zone, n - 1);
+				ldns_rr_free(z);
+				break;
+			}
+		}
+	}
+	for (size_t i = 0; i < ldns_rr_list_rr_count(add); i++)
+		ldns_rr_list_push_rr(zone, ldns_rr_clone(ldns_rr_list_rr(add, i)));
+}
+
+/* Reads a copy from disk, for an IXFR to apply to after a restart. */
+static ldns_rr_list *read_copy(const char *path, const char *origin)
+{
+	FILE *f = fopen(path, "r");
+	ldns_zone *z = NULL;
+	ldns_rdf *o = ldns_dname_new_frm_str(origin);
+
+	if (!f || !o) {
+		if (f)
+			fclose(f);
+		ldns_rdf_deep_free(o);
+		return NULL;
+	}
+	ldns_status s = ldns_zone_new_frm_fp(&z, f, o, 3600, LDNS_RR_CLASS_IN);
+	fclose(f);
+	ldns_rdf_deep_free(o);
+	if (s != LDNS_STATUS_OK || !ldns_zone_soa(z)) {
+		ldns_zone_deep_free(z);
+		return NULL;
+	}
+	ldns_rr_list *l = ldns_rr_list_new();
+	ldns_rr_list_push_rr(l, ldns_rr_clone(ldns_zone_soa(z)));
+	ldns_rr_list_push_rr_list(l, ldns_zone_rrs(z));
+	/* The records now belong to l; free the zone's shell only. */
+	ldns_rr_list_free(ldns_zone_rrs(z));
+	ldns_zone_set_rrs(z, NULL);
+	ldns_zone_deep_free(z);
+	return l;
+}
+
+/* Writes @p l to @p path through a temporary file and a rename: never half a copy. */
+static int write_copy(const struct job *j, const ldns_rr_list *l)
+{
+	char tmp[4200];
+	char *slash = strrchr(j->state_file, '/');
+
+	if (slash) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - j->state_file), j->state_file);
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", j->state_file);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "; %s transferred by dnsink, serial %" PRIu32 "\n$ORIGIN %s\n", j->origin,
+	        j->new_serial, j->origin);
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
+		char *s = ldns_rr2str(ldns_rr_list_rr(l, i));
+		if (s) {
+			fputs(s, f);
+			free(s);
+		}
+	}
+	int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+	if (fclose(f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, j->state_file) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* Sends the query: AXFR, or IXFR with our serial in the authority section. */
+static int send_query(struct job *j, int fd, bool ixfr, uint16_t id, ldns_rdf **query_mac)
+{
+	ldns_rdf *name = ldns_dname_new_frm_str(j->origin);
+	ldns_pkt *q = name ? ldns_pkt_query_new(name, ixfr ? LDNS_RR_TYPE_IXFR : LDNS_RR_TYPE_AXFR,
+	                                        LDNS_RR_CLASS_IN, 0)
+	                   : NULL;
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (!q) {
+		snprintf(j->why, sizeof(j->why), "out of memory");
+		return -1;
+	}
+	ldns_pkt_set_id(q, id);
+	if (ixfr) {
+		char soa[DK_NAME_MAX * 4 + 64];
+		ldns_rr *rr = NULL;
+		snprintf(soa, sizeof(soa), "%s 0 IN SOA . . %" PRIu32 " 0 0 0 0", j->origin,
+		         j->serial);
+		if (ldns_rr_new_frm_str(&rr, soa, 0, NULL, NULL) != LDNS_STATUS_OK)
+			goto out;
+		ldns_pkt_push_rr(q, LDNS_SECTION_AUTHORITY, rr);
+	}
+	if (j->tsig_secret) {
+		char alg[80];
+		ldns_alg(j->tsig_alg, alg, sizeof(alg));
+		if (ldns_pkt_tsig_sign(q, j->tsig_name, j->tsig_secret, 300, alg, NULL) !=
+		    LDNS_STATUS_OK) {
+			snprintf(j->why, sizeof(j->why), "cannot sign with TSIG key %s (%s)",
+			         j->tsig_name, j->tsig_alg);
+			goto out;
+		}
+		*query_mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(q), 3));
+	}
+	if (ldns_pkt2wire(&wire, q, &len) != LDNS_STATUS_OK || len > 65535)
+		goto out;
+	uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+	if (send_full(fd, hdr, 2) == 0 && send_full(fd, wire, len) == 0)
+		rc = 0;
+	else
+		snprintf(j->why, sizeof(j->why), "sending the query failed");
+out:
+	free(wire);
+	ldns_pkt_free(q);
+	return rc;
+}
+
+/* What a transfer stream holds, as it is read. */
+struct stream {
+	ldns_rr_list *all; /* every answer record, in order */
+	bool done;         /* the closing SOA came */
+	bool incremental;  /* an IXFR of differences (the second record an SOA) */
+	uint32_t first_serial;
+};
+
+/* Notes the records of one message; tells when the closing SOA has come. */
+static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr)
+{
+	ldns_rr_list *an = ldns_pkt_answer(p);
+
+	for (size_t i = 0; i < ldns_rr_list_rr_count(an) && !s->done; i++) {
+		ldns_rr *rr = ldns_rr_clone(ldns_rr_list_rr(an, i));
+		size_t n = ldns_rr_list_rr_count(s->all);
+		ldns_rr_list_push_rr(s->all, rr);
+		if (n == 0) {
+			if (is_soa(rr))
+				s->first_serial = soa_field(rr, 2);
+			continue;
+		}
+		if (n == 1 && ixfr && is_soa(rr) && soa_field(rr, 2) == ours &&
+		    s->first_serial != ours)
+			s->incremental = true;
+		if (!is_soa(rr) || soa_field(rr, 2) != s->first_serial)
+			continue;
+		/*
+		 * An SOA with the new serial closes an AXFR; in an IXFR it closes
+		 * the stream where a deletion section would start, which counting
+		 * the SOAs tells: 1 (head) + 2 per difference, then the last one.
+		 */
+		if (!s->incremental) {
+			s->done = true;
+			continue;
+		}
+		size_t soas = 0;
+		for (size_t k = 0; k <= n; k++)
+			soas += is_soa(ldns_rr_list_rr(s->all, k));
+		if (soas % 2 == 0)
+			s->done = true;
+	}
+}
+
+/* Builds the new copy from a complete stream; DK_XFR_OK or why not. */
+static enum dk_xfr_result build_copy(struct job *j, struct stream *s)
+{
+	size_t n = ldns_rr_list_rr_count(s->all);
+
+	if (!s->incremental) {
+		/* AXFR (or an IXFR answered with the whole zone): all but the closing SOA. */
+		j->result = ldns_rr_list_new();
+		for (size_t i = 0; i + 1 < n; i++)
+			ldns_rr_list_push_rr(j->result, ldns_rr_clone(ldns_rr_list_rr(s->all, i)));
+		return DK_XFR_OK;
+	}
+	if (!j->rrs) {
+		snprintf(j->why, sizeof(j->why), "an IXFR came but no copy to apply it to");
+		return DK_XFR_MALFORMED;
+	}
+	j->result = j->rrs;
+	j->rrs = NULL;
+	ldns_rr_list *del = ldns_rr_list_new(), *add = ldns_rr_list_new();
+	/* So that the first SOA (the old one) opens a deletion section. */
+	bool in_add = true;
+	/* Records 1 .. n-2 are the differences: SOA(old) deletions SOA(new) additions, ... */
+	for (size_t i = 1; i + 1 < n; i++) {
+		ldns_rr *rr = ldns_rr_list_rr(s->all, i);
+		if (is_soa(rr)) {
+			if (in_add) {
+				apply_diff(j->result, del, add);
+				ldns_rr_list_set_rr_count(del, 0);
+				ldns_rr_list_set_rr_count(add, 0);
+			}
+			in_add = !in_add;
+			continue;
+		}
+		ldns_rr_list_push_rr(in_add ? add : del, rr);
+	}
+	apply_diff(j->result, del, add);
+	/* The lists only borrowed the stream's records. */
+	ldns_rr_list_free(del);
+	ldns_rr_list_free(add);
+	/* The new SOA replaces the old one. */
+	for (size_t i = 0; i < ldns_rr_list_rr_count(j->result); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(j->result, i);
+		if (is_soa(rr)) {
+			ldns_rr_list_set_rr(j->result, ldns_rr_clone(ldns_rr_list_rr(s->all, 0)),
+			                    i);
+			ldns_rr_free(rr);
+			break;
+		}
+	}
+	return DK_XFR_OK;
+}
+
+/* Reads and checks the answers until the closing SOA. */
+static enum dk_xfr_result read_stream(struct job *j, int fd, uint16_t id, bool ixfr, ldns_rdf *mac,
+                                      struct stream *s)
+{
+	uint64_t deadline = now_ns() + (uint64_t)TOTAL_MS * 1000000u;
+	uint8_t *buf = malloc(65535);
+	enum dk_xfr_result res = DK_XFR_CUT;
+	bool first = true;
+
+	if (!buf)
+		return DK_XFR_WRITE;
+	while (!s->done) {
+		uint8_t hdr[2];
+		ldns_pkt *p = NULL;
+		if (read_full(fd, hdr, 2, deadline, j->stopping) < 0) {
+			snprintf(j->why, sizeof(j->why), "the stream ended before the closing SOA");
+			goto out;
+		}
+		size_t len = (size_t)hdr[0] << 8 | hdr[1];
+		if (len < 12 || read_full(fd, buf, len, deadline, j->stopping) < 0) {
+			snprintf(j->why, sizeof(j->why), "the stream ended inside a message");
+			goto out;
+		}
+		if (ldns_wire2pkt(&p, buf, len) != LDNS_STATUS_OK || ldns_pkt_id(p) != id ||
+		    !ldns_pkt_qr(p)) {
+			ldns_pkt_free(p);
+			snprintf(j->why, sizeof(j->why), "an answer that does not parse or match");
+			res = DK_XFR_MALFORMED;
+			goto out;
+		}
+		ldns_pkt_rcode rc = ldns_pkt_get_rcode(p);
+		if (rc != LDNS_RCODE_NOERROR) {
+			/* NOTAUTH is what a primary says to a key it does not know (RFC 8945). */
+			res = rc == LDNS_RCODE_NOTAUTH ? DK_XFR_TSIG : DK_XFR_RCODE;
+			char *r = ldns_pkt_rcode2str(rc);
+			snprintf(j->why, sizeof(j->why), "the primary answered %s", r ? r : "?");
+			free(r);
+			ldns_pkt_free(p);
+			goto out;
+		}
+		if (mac) {
+			ldns_rr *t = ldns_pkt_tsig(p);
+			if (!t || !ldns_pkt_tsig_verify_next(p, buf, len, j->tsig_name,
+			                                     j->tsig_secret, mac, first ? 0 : 1)) {
+				snprintf(j->why, sizeof(j->why), "%s",
+				         t ? "TSIG does not verify" : "a message without TSIG");
+				ldns_pkt_free(p);
+				res = DK_XFR_TSIG;
+				goto out;
+			}
+			/* Each answer's MAC is the one the next is checked against. */
+			ldns_rdf_deep_free(mac);
+			mac = ldns_rdf_clone(ldns_rr_rdf(t, 3));
+		}
+		first = false;
+		stream_take(s, p, j->serial, ixfr);
+		ldns_pkt_free(p);
+		if (ldns_rr_list_rr_count(s->all) == 0 || !is_soa(ldns_rr_list_rr(s->all, 0))) {
+			snprintf(j->why, sizeof(j->why), "the transfer does not start with an SOA");
+			res = DK_XFR_MALFORMED;
+			goto out;
+		}
+		/*
+		 * An IXFR answered with one SOA alone (RFC 1995 section 2): the
+		 * primary has nothing newer than what we asked from; its serial
+		 * says whether it is ours or older.
+		 */
+		if (ixfr && ldns_rr_list_rr_count(s->all) == 1) {
+			s->done = true;
+			break;
+		}
+		if (ldns_rr_list_rr_count(s->all) > MAX_RECORDS) {
+			snprintf(j->why, sizeof(j->why), "more than %d records", MAX_RECORDS);
+			res = DK_XFR_MALFORMED;
+			goto out;
+		}
+	}
+	res = DK_XFR_OK;
+out:
+	ldns_rdf_deep_free(mac);
+	free(buf);
+	return res;
+}
+
+static enum dk_xfr_result transfer(struct job *j)
+{
+	/* After a restart the copy is on disk only; an IXFR needs it in memory. */
+	if (j->have_serial && !j->rrs)
+		j->rrs = read_copy(j->state_file, j->origin);
+	bool ixfr = j->have_serial && j->rrs;
+	struct stream s = {.all = ldns_rr_list_new()};
+	ldns_rdf *mac = NULL;
+	uint16_t id;
+	enum dk_xfr_result res;
+
+	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+		id = (uint16_t)now_ns();
+	int fd = connect_to(&j->primary);
+	if (fd < 0) {
+		snprintf(j->why, sizeof(j->why), "cannot connect: %s", strerror(errno));
+		ldns_rr_list_deep_free(s.all);
+		return DK_XFR_CONNECT;
+	}
+	if (send_query(j, fd, ixfr, id, &mac) < 0) {
+		close(fd);
+		ldns_rdf_deep_free(mac);
+		ldns_rr_list_deep_free(s.all);
+		return DK_XFR_CONNECT;
+	}
+	res = read_stream(j, fd, id, ixfr, mac, &s);
+	close(fd);
+	if (res != DK_XFR_OK)
+		goto out;
+	ldns_rr *soa = ldns_rr_list_rr(s.all, 0);
+	j->new_serial = soa_field(soa, 2);
+	j->refresh = soa_field(soa, 3);
+	j->retry = soa_field(soa, 4);
+	j->expire = soa_field(soa, 5);
+	if (j->have_serial && j->new_serial == j->serial) {
+		res = DK_XFR_UP_TO_DATE;
+		goto out;
+	}
+	if (ldns_rr_list_rr_count(s.all) < 2 && !serial_lt(j->new_serial, j->serial)) {
+		snprintf(j->why, sizeof(j->why), "a newer serial %" PRIu32 " without its records",
+		         j->new_serial);
+		res = DK_XFR_MALFORMED;
+		goto out;
+	}
+	if (j->have_serial && serial_lt(j->new_serial, j->serial)) {
+		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " is older than %" PRIu32,
+		         j->new_serial, j->serial);
+		res = DK_XFR_SERIAL;
+		goto out;
+	}
+	j->incremental = s.incremental;
+	if ((res = build_copy(j, &s)) != DK_XFR_OK)
+		goto out;
+	j->triggers = count_triggers(j->result, ldns_rr_owner(soa));
+	if (j->triggers == 0) {
+		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " holds no trigger at all",
+		         j->new_serial);
+		res = DK_XFR_EMPTY;
+		goto out;
+	}
+	int wr = write_copy(j, j->result);
+	if (wr < 0) {
+		snprintf(j->why, sizeof(j->why), "cannot write %s: %s", j->state_file,
+		         strerror(-wr));
+		res = DK_XFR_WRITE;
+	}
+out:
+	ldns_rr_list_deep_free(s.all);
+	if (res != DK_XFR_OK) {
+		ldns_rr_list_deep_free(j->result);
+		j->result = NULL;
+	}
+	return res;
+}
+
+/* ---- the thread ------------------------------------------------------------------- */
+
+/* Marks zone @p origin due now (a NOTIFY). */
+static void notified(struct dk_xfr *x, const char *origin)
+{
+	pthread_mutex_lock(&x->mu);
+	struct xzone *z = find(x, origin);
+	if (z) {
+		z->due_ns = now_ns();
+		z->st.notifies++;
+	}
+	pthread_mutex_unlock(&x->mu);
+	if (z)
+		dk_log(DK_LOG_INFO, "rpz %s: NOTIFY from the primary, transferring", origin);
+}
+
+static void drain_pipe(struct dk_xfr *x)
+{
+	char buf[4096];
+	ssize_t r;
+
+	while ((r = read(x->pipe_rd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] != '\n') {
+				if (x->line_len + 1 < sizeof(x->line))
+					x->line[x->line_len++] = buf[i];
+				continue;
+			}
+			x->line[x->line_len] = '\0';
+			if (x->line_len)
+				notified(x, x->line);
+			x->line_len = 0;
+		}
+	}
+}
+
+/* Checks out the zone most overdue, or returns the ms until one is due. */
+static struct xzone *next_due(struct dk_xfr *x, struct job *j, int *wait_ms)
+{
+	uint64_t now = now_ns(), best = UINT64_MAX;
+	struct xzone *z = NULL;
+
+	*wait_ms = 60000;
+	for (size_t i = 0; i < x->n_zones; i++) {
+		struct xzone *c = x->zones[i];
+		if (c->busy || c->dead)
+			continue;
+		if (c->due_ns < best) {
+			best = c->due_ns;
+			z = c;
+		}
+	}
+	if (!z)
+		return NULL;
+	if (best > now) {
+		uint64_t ms = (best - now) / 1000000u + 1;
+		*wait_ms = ms < 60000 ? (int)ms : 60000;
+		return NULL;
+	}
+	memset(j, 0, sizeof(*j));
+	j->stopping = &x->stopping;
+	snprintf(j->origin, sizeof(j->origin), "%s", z->origin);
+	j->primary = z->primary;
+	if (z->tsig_secret) {
+		snprintf(j->tsig_name, sizeof(j->tsig_name), "%s", z->tsig_name);
+		snprintf(j->tsig_alg, sizeof(j->tsig_alg), "%s", z->tsig_alg);
+		j->tsig_secret = strdup(z->tsig_secret);
+	}
+	snprintf(j->state_file, sizeof(j->state_file), "%s", z->state_file);
+	j->have_serial = z->have_serial;
+	j->serial = z->serial;
+	j->rrs = z->rrs;
+	z->rrs = NULL;
+	z->busy = true;
+	return z;
+}
+
+static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_xfr_result res,
+                     bool *changed)
+{
+	uint64_t now = now_ns();
+
+	pthread_mutex_lock(&x->mu);
+	z->busy = false;
+	z->st.last_time = wall_s();
+	z->st.last_result = res;
+	z->st.results[res]++;
+	if (res == DK_XFR_OK) {
+		ldns_rr_list_deep_free(z->rrs);
+		z->rrs = j->result;
+		j->result = NULL;
+		z->have_serial = true;
+		z->serial = j->new_serial;
+		z->refresh = j->refresh;
+		z->retry = j->retry;
+		z->expire = j->expire;
+		z->st.have_serial = true;
+		z->st.serial = j->new_serial;
+		*changed = true;
+	} else {
+		/* The copy in force stays, in memory too. */
+		ldns_rr_list_deep_free(z->rrs);
+		z->rrs = j->rrs;
+		j->rrs = NULL;
+		if (res == DK_XFR_UP_TO_DATE && j->refresh) {
+			z->refresh = j->refresh;
+			z->retry = j->retry;
+			z->expire = j->expire;
+		}
+	}
+	bool good = res == DK_XFR_OK || res == DK_XFR_UP_TO_DATE;
+	if (good) {
+		z->last_ok_ns = now;
+		z->st.last_ok_time = z->st.last_time;
+		z->st.expired = false;
+	}
+	uint64_t refresh = z->refresh ? z->refresh : DEFAULT_REFRESH;
+	uint64_t retry = z->retry ? z->retry : DEFAULT_RETRY;
+	if (retry < MIN_RETRY)
+		retry = MIN_RETRY;
+	z->due_ns = now + (good ? refresh : retry) * 1000000000u;
+	uint64_t expire = z->expire ? z->expire : DEFAULT_EXPIRE;
+	bool newly_expired = !good && !z->st.expired && z->last_ok_ns &&
+	                     now - z->last_ok_ns > expire * 1000000000u;
+	if (newly_expired)
+		z->st.expired = true;
+	if (z->dead) {
+		for (size_t i = 0; i < x->n_zones; i++) {
+			if (x->zones[i] == z) {
+				x->zones[i] = x->zones[--x->n_zones];
+				break;
+			}
+		}
+		xzone_free(z);
+	}
+	pthread_mutex_unlock(&x->mu);
+	if (newly_expired)
+		dk_log(DK_LOG_WARN,
+		       "rpz %s: expired (no good transfer for %" PRIu64
+		       " s); still serving the last copy",
+		       j->origin, expire);
+}
+
+static void *run(void *arg)
+{
+	struct dk_xfr *x = arg;
+	struct job j;
+
+	for (;;) {
+		int wait_ms;
+		bool changed = false;
+		pthread_mutex_lock(&x->mu);
+		bool stop = x->stop;
+		struct xzone *z = stop ? NULL : next_due(x, &j, &wait_ms);
+		pthread_mutex_unlock(&x->mu);
+		if (stop)
+			break;
+		if (!z) {
+			if (poll_fd(x->pipe_rd, POLLIN, wait_ms) > 0)
+				drain_pipe(x);
+			continue;
+		}
+		enum dk_xfr_result res = transfer(&j);
+		if (res == DK_XFR_OK)
+			dk_log(DK_LOG_INFO,
+			       "rpz %s: serial %" PRIu32 " by %s (%zu records), written to %s",
+			       j.origin, j.new_serial, j.incremental ? "IXFR" : "AXFR",
+			       ldns_rr_list_rr_count(j.result), j.state_file);
+		else if (res != DK_XFR_UP_TO_DATE)
+			dk_log(DK_LOG_WARN,
+			       "rpz %s: transfer failed (%s): %s; keeping serial %" PRIu32,
+			       j.origin, dk_xfr_result_name(res), j.why, j.serial);
+		check_in(x, z, &j, res, &changed);
+		ldns_rr_list_deep_free(j.result);
+		ldns_rr_list_deep_free(j.rrs);
+		free(j.tsig_secret);
+		if (changed)
+			uv_async_send(&x->changed_async);
+		drain_pipe(x);
+	}
+	return NULL;
+}
