@@ -34,8 +34,9 @@ struct dk_dnstap_worker;
 
 /**
  * Starts the writer thread for config @p cfg (cfg->dnstap), with one ring
- * for each of @p n_workers (a file is opened at once: a bad path is an error). Returns 0 with @p *out NULL when dnstap is off,
- * 0 with the writer, or a negative code (logged).
+ * for each of @p n_workers (a file is opened at once: a bad path is an
+ * error). Returns 0 with @p *out NULL when dnstap is off, 0 with the
+ * writer, or a negative code (logged).
  */
 int dk_dnstap_new(const struct dk_config *cfg, unsigned n_workers, struct dk_dnstap **out);
 
