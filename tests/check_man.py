@@ -3,7 +3,10 @@
 """Keeps the man pages true to the code: every key of the config schema tables in
 src/core/config.c (struct item arrays, sections followed through .sub) is written in
 dnsink.yml(5) as *full.dotted.key*, and every dotted key the KEYS section of the page
-writes that way is in the schema. Also: each page names every subcommand main.c knows.
+writes that way is in the schema. Also, each written as *word*: every subcommand main.c
+knows, every long option of main.c and of hunt.c (as *--option*), every control command of
+src/core/request.c and every log format of src/core/logrec.c in dnsink(8); every rule key
+of the rule schema (rule_keys in src/core/rules.c) in dnsink-rules(5).
 
 Usage: check_man.py SOURCE_ROOT"""
 import os
@@ -40,6 +43,55 @@ def schema_keys(config_c):
     return keys, sections
 
 
+def read(root, *path):
+    return open(os.path.join(root, *path), encoding="utf-8").read()
+
+
+def table_words(text, table_re, word_re, what, problems):
+    """The words @p word_re finds in the C array that @p table_re opens."""
+    m = re.search(table_re + r"(.*?)\n\s*\};", text, re.S)
+    if not m:
+        problems.append("no %s table found: the parser is broken" % what)
+        return []
+    return re.findall(word_re, m.group(1))
+
+
+def check_tables(root, man8, problems):
+    """Options, control commands, log formats and rule keys against the pages."""
+    counts = {}
+    opts = []
+    for f in (("src", "main.c"), ("src", "cli", "hunt.c")):
+        opts += table_words(read(root, *f), r"static const struct option \w+\[\] = \{",
+                            r'\{"([a-z-]+)",', "long option (%s)" % f[-1], problems)
+    counts["options"] = sorted(set(opts))
+    for o in counts["options"]:
+        if "*--%s*" % o not in man8:
+            problems.append("dnsink(8) does not describe the option '--%s'" % o)
+    counts["ctl commands"] = table_words(read(root, "src", "core", "request.c"),
+                                         r"\} commands\[\] = \{", r'\{"([a-z-]+)",',
+                                         "control command", problems)
+    for c in counts["ctl commands"]:
+        if "*%s*" % c not in man8:
+            problems.append("dnsink(8) does not describe the control command '%s'" % c)
+    counts["log formats"] = [f for f in table_words(
+        read(root, "src", "core", "logrec.c"), r"fmt_names\[[^]]*\] = \{",
+        r'\] = "([a-z0-9]+)"', "log format", problems)]
+    for f in counts["log formats"]:
+        if "_%s_" % f not in man8:
+            problems.append("dnsink(8) does not describe the hunt format '%s'" % f)
+    rules5 = read(root, "man", "dnsink-rules.5.scd")
+    counts["rule keys"] = table_words(read(root, "src", "core", "rules.c"),
+                                      r"\} rule_keys\[\] = \{", r'\{"([a-z_]+)",',
+                                      "rule key", problems)
+    for k in counts["rule keys"]:
+        if not re.search(r"^\*%s\*$" % re.escape(k), rules5, re.M):
+            problems.append("dnsink-rules(5) does not describe the rule key '%s'" % k)
+    for what, found in counts.items():
+        if len(found) < 3:
+            problems.append("only %d %s found: the parser is broken" % (len(found), what))
+    return ", ".join("%d %s" % (len(v), k) for k, v in counts.items())
+
+
 def main():
     root = sys.argv[1]
     keys, sections = schema_keys(os.path.join(root, "src", "core", "config.c"))
@@ -66,10 +118,11 @@ def main():
     for c in sorted(cmds):
         if "*%s*" % c not in man8:
             problems.append("dnsink(8) does not describe the command '%s'" % c)
+    extra = check_tables(root, man8, problems)
     for p in problems:
         print("check_man: " + p)
-    print("check_man: %d config keys (%d sections), %d commands checked; %d problems"
-          % (len(keys), len(sections), len(cmds), len(problems)))
+    print("check_man: %d config keys (%d sections), %d commands, %s checked; %d problems"
+          % (len(keys), len(sections), len(cmds), extra, len(problems)))
     return 1 if problems else 0
 
 

@@ -6,8 +6,8 @@
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
 # plus kdig/dig/ldns tools, and for DNS over TLS and HTTPS GnuTLS, nghttp2,
-# certtool, unbound and h2load; scdoc for the man pages, chromium for the
-# dashboard test, debhelper and lintian for the Debian package.
+# certtool, unbound, dnsdist and h2load; scdoc for the man pages, chromium for
+# the dashboard test, debhelper and lintian for the Debian package.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -19,7 +19,7 @@ packages=(
 	libidn2-dev libcurl4-openssl-dev
 	libvectorscan-dev libpcre2-dev libpsl-dev
 	clang clang-format valgrind
-	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client
+	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client dnsdist
 	rsyslog curl python3 python3-yaml iproute2 procps
 	# dnsink hunt: compressed logs, Pi-hole's SQLite, dnstap (Frame Streams +
 	# protobuf-c); and the servers and tools its tests write and read logs with
@@ -67,8 +67,8 @@ else
 fi
 
 # Should a package have started its daemon anyway (a machine with a running
-# init), stop it: the tests start their own knotd, rsyslogd, named and unbound.
-for svc in knot rsyslog named unbound; do
+# init), stop it: the tests start their own knotd, rsyslogd, named, unbound and dnsdist.
+for svc in knot rsyslog named unbound dnsdist; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		"${SUDO[@]}" systemctl stop "$svc" || true
 	elif command -v service >/dev/null 2>&1; then
@@ -77,7 +77,7 @@ for svc in knot rsyslog named unbound; do
 done
 
 for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3 \
-	named protoc-c zstd dnstap-ldns unbound certtool h2load \
+	named protoc-c zstd dnstap-ldns unbound dnsdist certtool h2load \
 	scdoc chromium dpkg-buildpackage lintian logrotate; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2

@@ -97,11 +97,12 @@ struct dk_addr {
 
 /** One entry of sigma.actions: a Sigma level or rule id and the action it gets. */
 struct dk_sigma_action {
-	char *key;  /**< "informational".."critical", or a Sigma rule id */
-	int action; /**< enum dk_action */
+	char *key;     /**< "informational".."critical", or a Sigma rule id */
+	int action;    /**< enum dk_action */
+	unsigned line; /**< of the key in the config file */
 };
 
-/** sigma: default_action and actions (SPEC "Sigma rules"). */
+/** sigma: default_action and actions (dnsink.yml(5) and dnsink-rules(5), SIGMA RULES). */
 struct dk_sigma_conf {
 	int default_action; /**< enum dk_action; default alert */
 	struct dk_sigma_action *actions;
@@ -138,7 +139,7 @@ enum dk_ratelimit_action {
 struct dk_up_opts; /* dnsink/upstream_spec.h */
 
 enum dk_alert_format {
-	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
+	DK_ALERT_FORMAT_NATIVE, /**< the native alert record (dnsink.yml(5)) */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
 };
 

@@ -64,6 +64,14 @@ int dk_doh_body(struct dk_doh_req *r, const uint8_t *data, size_t len);
 int dk_doh_finish(struct dk_doh_req *r);
 
 /**
+ * The freshness lifetime of DoH answer @p ans (@p len octets) for its
+ * Cache-Control header (RFC 8484 section 5.1): the smallest TTL of its
+ * records (the OPT record aside), or -1 when it has none or does not parse
+ * (then no header is sent).
+ */
+long dk_doh_max_age(const uint8_t *ans, size_t len);
+
+/**
  * Parses the HTTP/1.1 request head at @p buf (@p len octets read so far)
  * into @p r: the request line's method and target (as ":method" and
  * ":path"), then each header, lowercased, through dk_doh_header(). Returns

@@ -164,7 +164,7 @@ const uint8_t *dk_group_view(const struct dk_groups *gs, const struct dk_group *
  * rule's match wins, with v->rule = &g->allow_rule. Pure, allocation-free.
  *
  * Known limit: when two rules list the same name, only the one that wins
- * by SPEC precedence is kept in the suffix set; a group that turns it off
+ * by rule precedence (dnsink-rules(5)) is kept in the suffix set; a group that turns it off
  * skips that name, the other rule's entry included.
  */
 bool dk_group_match(const struct dk_policy *p, const struct dk_group *g, const uint8_t *view,

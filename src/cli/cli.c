@@ -83,8 +83,7 @@ static int load_rules(const struct dk_config *cfg, struct dk_policy **p)
 	if (load_policy_state((const char *const *)cfg->rules, cfg->n_rules, cfg->state_dir, 0, p))
 		return 1;
 	/* As the daemon loads: Sigma actions first, then the groups' views that copy them. */
-	dk_policy_sigma_actions(*p, &cfg->sigma);
-	if (dk_load_groups(cfg, *p, &d) < 0) {
+	if (dk_load_apply(cfg, *p, &d) < 0) {
 		print_diag(&d);
 		dk_policy_unref(*p);
 		*p = NULL;
@@ -376,7 +375,8 @@ int dk_cli_match(const char *config_path, const struct dk_cli_match_opts *o, cha
 		dk_config_free(cfg);
 		return 1;
 	}
-	/* The verdict is the one this client's group gets (SPEC: IP defaults to 127.0.0.1). */
+	/* The verdict is the one this client's group gets (dnsink(8): the client is 127.0.0.1
+	 * unless --client says otherwise). */
 	const struct dk_group *g = dk__cli_group_of(p, o->client, &bad);
 	if (bad) {
 		fprintf(stderr, "--client %s: not an IP address\n", o->client);

@@ -4,7 +4,7 @@
  * that carries match events from a worker to the main loop, dedup/threshold
  * folding keyed by (rule, client address, matched entry) with bounded,
  * preallocated state and an explicit clock, and the formatting of a record
- * as one JSON object, native (SPEC.md "Alert records") or OCSF DNS Activity.
+ * as one JSON object, native (dnsink.yml(5), ALERT RECORDS) or OCSF DNS Activity.
  * Nothing here does I/O; the sinks live in alert_sink.c.
  */
 #include <arpa/inet.h>

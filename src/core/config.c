@@ -513,6 +513,7 @@ struct ctx {
 	yaml_node_t *listen_node; /* for cross-key checks after the walk */
 	yaml_node_t *upstreams_node;
 	yaml_node_t *cache_node;
+	yaml_node_t *tls_listen_node; /* listen_tls or listen_https, for the certificate check */
 };
 
 struct name_value {
@@ -1128,6 +1129,7 @@ static int parse_sigma_actions(struct ctx *c, const struct item *it, yaml_node_t
 			goto fail;
 		}
 		a[i].action = nv->value;
+		a[i].line = (unsigned)k->start_mark.line + 1;
 		if (!(a[i].key = strdup(ks))) {
 			ret = fail(c, k, -ENOMEM, "out of memory");
 			goto fail;
@@ -1261,6 +1263,9 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 			c->upstreams_node = v;
 		if (!key_len && !strcmp(sub->name, "cache"))
 			c->cache_node = v;
+		if (!key_len &&
+		    (!strcmp(sub->name, "listen_tls") || !strcmp(sub->name, "listen_https")))
+			c->tls_listen_node = v;
 		snprintf(c->key + key_len, sizeof(c->key) - key_len, "%s%s", key_len ? "." : "",
 		         sub->name);
 		ret = sub->parse(c, sub, v, field_of(c, sub));
@@ -1421,11 +1426,9 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 		}
 	}
 	if ((cfg->n_listen_tls || cfg->n_listen_https) &&
-	    (!cfg->tls.cert_file || !cfg->tls.key_file)) {
-		dk_diag_set(c->diag, c->path, 0,
+	    (!cfg->tls.cert_file || !cfg->tls.key_file))
+		return fail(c, c->tls_listen_node, DK_ESCHEMA,
 		            "listen_tls and listen_https need tls.cert_file and tls.key_file");
-		return DK_ESCHEMA;
-	}
 	if (!c->upstreams_node)
 		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DK_DEFAULT_RESOLV_CONF);
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {

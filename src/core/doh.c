@@ -8,6 +8,7 @@
 
 #include "dnsink/common.h"
 #include "dnsink/doh.h"
+#include "dnsink/msg.h"
 #include "dnsink/upstream_spec.h"
 
 void dk_doh_req_init(struct dk_doh_req *r, uint8_t *buf, size_t cap)
@@ -163,6 +164,29 @@ int dk_doh_finish(struct dk_doh_req *r)
 	if (r->len < 12)
 		return fail(r, 400);
 	return 0;
+}
+
+long dk_doh_max_age(const uint8_t *ans, size_t len)
+{
+	struct dk_rr_iter it;
+	struct dk_rr rr;
+	long min = -1;
+	int ret;
+
+	if (dk_msg_rr_iter_init(&it, ans, len) < 0)
+		return -1;
+	do {
+		while ((ret = dk_msg_rr_next(&it, &rr)) > 0) {
+			if (rr.type == 41 /* OPT */)
+				continue;
+			long ttl = rr.ttl > 0x7fffffffu ? 0 : (long)rr.ttl;
+			if (min < 0 || ttl < min)
+				min = ttl;
+		}
+		if (ret < 0)
+			return -1;
+	} while (dk_msg_rr_next_section(&it) > 0);
+	return min;
 }
 
 /* One header line "Name: value" (no CRLF): lowercased name, trimmed value. */

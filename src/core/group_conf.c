@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The "groups:" config key (see group_conf.h and SPEC/README "Client groups"):
+ * The "groups:" config key (see group_conf.h and dnsink.yml(5), CLIENT GROUPS):
  *
  *   groups:
  *     - name: build-servers

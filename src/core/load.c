@@ -109,6 +109,47 @@ int dk_load_groups(const struct dk_config *cfg, struct dk_policy *pol, struct dk
 	return rc;
 }
 
+/*
+ * Each key of sigma.actions must be a Sigma level or the id of a loaded
+ * Sigma rule: a mistyped id would otherwise do nothing, silently (as an
+ * unknown rule id in groups: is an error too).
+ */
+static int check_sigma_actions(const struct dk_config *cfg, const struct dk_policy *pol,
+                               struct dk_diag *diag)
+{
+	static const char *const levels[] = {"informational", "info", "low",
+	                                     "medium",        "high", "critical"};
+
+	for (size_t i = 0; i < cfg->sigma.n_actions; i++) {
+		const struct dk_sigma_action *a = &cfg->sigma.actions[i];
+		bool known = false;
+		for (size_t j = 0; j < DK_ARRAY_SIZE(levels) && !known; j++)
+			known = strcmp(a->key, levels[j]) == 0;
+		for (size_t j = 0; pol && j < pol->n_rules && !known; j++)
+			known = pol->rules[j].sigma && strcmp(a->key, pol->rules[j].id) == 0;
+		if (!known) {
+			dk_diag_set(
+			        diag, cfg->file, a->line,
+			        "sigma.actions: '%s' is neither a Sigma level (informational, low, "
+			        "medium, high, critical) nor the id of a loaded Sigma rule",
+			        a->key);
+			return DK_ESCHEMA;
+		}
+	}
+	return 0;
+}
+
+int dk_load_apply(const struct dk_config *cfg, struct dk_policy *pol, struct dk_diag *diag)
+{
+	int rc = check_sigma_actions(cfg, pol, diag);
+
+	if (rc < 0 || !pol)
+		return rc;
+	/* Sigma rules' actions first: the groups' views copy the actions they find. */
+	dk_policy_sigma_actions(pol, &cfg->sigma);
+	return dk_load_groups(cfg, pol, diag);
+}
+
 int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cfg,
             struct dk_policy **pol, struct dk_diag *diag)
 {
@@ -125,11 +166,8 @@ int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cf
 	if (rc == 0 && ((*cfg)->n_rules || list || (*cfg)->n_groups))
 		rc = dk_policy_load_state((const char *const *)(*cfg)->rules, (*cfg)->n_rules, list,
 		                          (*cfg)->state_dir, 0, pol, diag);
-	/* Sigma rules' actions first: the groups' views copy the actions they find. */
-	if (rc == 0 && *pol)
-		dk_policy_sigma_actions(*pol, &(*cfg)->sigma);
-	if (rc == 0 && *pol)
-		rc = dk_load_groups(*cfg, *pol, diag);
+	if (rc == 0)
+		rc = dk_load_apply(*cfg, *pol, diag);
 	if (rc < 0) {
 		dk_policy_unref(*pol);
 		dk_config_free(*cfg);

@@ -57,7 +57,8 @@ struct hstream {
 	uint8_t *ans; /**< the answer being sent: abuf or an allocation */
 	size_t ans_len;
 	size_t ans_off;
-	char clen[12]; /**< content-length value */
+	char clen[12];   /**< content-length value */
+	char maxage[32]; /**< cache-control value */
 	uint8_t qbuf[QBUF];
 	uint8_t abuf[ABUF];
 };
@@ -265,6 +266,8 @@ static void pump(struct hconn *c)
 {
 	if (!c->ng || c->in_ng || c->closing)
 		return;
+	/* Every frame of this round (HEADERS and DATA of many answers) in as few records. */
+	gnutls_record_cork(c->tls.s);
 	while (c->wlen < WBUF_CAP / 2) {
 		const uint8_t *data;
 		c->in_ng = true;
@@ -280,6 +283,10 @@ static void pump(struct hconn *c)
 			conn_close(c);
 			return;
 		}
+	}
+	if (gnutls_record_uncork(c->tls.s, GNUTLS_RECORD_WAIT) < 0) {
+		conn_close(c);
+		return;
 	}
 	if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
 	    c->wlen == 0 && !c->writing)
@@ -347,8 +354,9 @@ static void h2_respond(struct hstream *st, int status)
 {
 	struct hconn *c = st->c;
 	char code[4];
-	nghttp2_nv h[3];
+	nghttp2_nv h[4];
 	size_t n = 0;
+	long age = status == 200 ? dk_doh_max_age(st->ans, st->ans_len) : -1;
 
 	snprintf(code, sizeof(code), "%d", status);
 	snprintf(st->clen, sizeof(st->clen), "%zu", status == 200 ? st->ans_len : 0);
@@ -356,6 +364,10 @@ static void h2_respond(struct hstream *st, int status)
 	if (status == 200)
 		h[n++] = nv("content-type", DK_DOH_CT);
 	h[n++] = nv("content-length", st->clen);
+	if (age >= 0) {
+		snprintf(st->maxage, sizeof(st->maxage), "max-age=%ld", age);
+		h[n++] = nv("cache-control", st->maxage);
+	}
 	nghttp2_data_provider dp = {.source.ptr = st, .read_callback = body_read};
 	st->answering = true;
 	if (nghttp2_submit_response(c->ng, st->id, h, n, status == 200 ? &dp : NULL) != 0)
@@ -366,12 +378,15 @@ static void h2_respond(struct hstream *st, int status)
 static void h1_respond(struct hstream *st, int status)
 {
 	struct hconn *c = st->c;
-	char head[256];
+	char head[320], age[48] = "";
 	size_t body = status == 200 ? st->ans_len : 0;
-	int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s\r\n",
-	                 status, reason(status), status == 200 ? "Content-Type: " DK_DOH_CT : "",
-	                 status == 200 ? "\r\n" : "", body,
-	                 c->h1_close ? "Connection: close\r\n" : "");
+	long maxage = status == 200 ? dk_doh_max_age(st->ans, st->ans_len) : -1;
+	if (maxage >= 0)
+		snprintf(age, sizeof(age), "Cache-Control: max-age=%ld\r\n", maxage);
+	int n = snprintf(
+	        head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%sContent-Length: %zu\r\n%s%s\r\n", status,
+	        reason(status), status == 200 ? "Content-Type: " DK_DOH_CT : "",
+	        status == 200 ? "\r\n" : "", body, age, c->h1_close ? "Connection: close\r\n" : "");
 
 	gnutls_record_cork(c->tls.s);
 	bool ok = dk_tls_sess_send(&c->tls, (const uint8_t *)head, (size_t)n) == 0 &&

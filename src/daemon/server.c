@@ -122,6 +122,46 @@ static bool addrs_equal(const struct dk_addr *a, size_t na, const struct dk_addr
 	return true;
 }
 
+static bool str_equal(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/*
+ * Says which changed settings a reload does not apply: the sockets and
+ * threads made at start, and the user they were made as. Everything else
+ * (rules, upstreams, cache, alerts, groups...) comes with the new snapshot.
+ */
+static void warn_restart_only(const struct dk_config *old, const struct dk_config *cfg)
+{
+	static const char fmt[] = "reload: \"%s\" changed; restart to apply it (the old value "
+	                          "stays in force)";
+
+	if (!addrs_equal(old->listen, old->n_listen, cfg->listen, cfg->n_listen))
+		dk_log(DK_LOG_WARN, fmt, "listen");
+	if (!addrs_equal(old->listen_tls, old->n_listen_tls, cfg->listen_tls, cfg->n_listen_tls))
+		dk_log(DK_LOG_WARN, fmt, "listen_tls");
+	if (!addrs_equal(old->listen_https, old->n_listen_https, cfg->listen_https,
+	                 cfg->n_listen_https))
+		dk_log(DK_LOG_WARN, fmt, "listen_https");
+	if (old->metrics_enabled != cfg->metrics_enabled ||
+	    (cfg->metrics_enabled && !dk_sockaddr_equal(&old->metrics.sa, &cfg->metrics.sa)))
+		dk_log(DK_LOG_WARN, fmt, "metrics.listen");
+	if (cfg->workers != old->workers)
+		dk_log(DK_LOG_WARN, fmt, "workers");
+	if (cfg->max_inflight != old->max_inflight)
+		dk_log(DK_LOG_WARN, fmt, "max_inflight");
+	if (!str_equal(old->control_socket, cfg->control_socket))
+		dk_log(DK_LOG_WARN, fmt, "control.socket");
+	if (!str_equal(old->user, cfg->user))
+		dk_log(DK_LOG_WARN, fmt, "user");
+	if (!str_equal(old->dnstap.socket, cfg->dnstap.socket) ||
+	    !str_equal(old->dnstap.file, cfg->dnstap.file) ||
+	    !str_equal(old->dnstap.identity, cfg->dnstap.identity) ||
+	    old->dnstap.queue != cfg->dnstap.queue)
+		dk_log(DK_LOG_WARN, fmt, "dnstap");
+}
+
 /* Loads a snapshot sized for the workers that run now (none at start). */
 static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out, char *msg,
                          size_t msg_size)
@@ -183,16 +223,7 @@ static int reload(struct dk_server *srv, char *msg, size_t msg_size)
 		note_load(srv, false);
 		return rc;
 	}
-	const struct dk_config *old = srv->cur->cfg;
-	if (!addrs_equal(old->listen, old->n_listen, s->cfg->listen, s->cfg->n_listen))
-		dk_log(DK_LOG_WARN, "reload: \"listen\" changed; restart to apply it "
-		                    "(still listening on the old addresses)");
-	if (s->cfg->workers != old->workers || s->cfg->max_inflight != old->max_inflight)
-		dk_log(DK_LOG_WARN,
-		       "reload: \"workers\"/\"max_inflight\" changed; restart to apply");
-	if (strcmp(old->control_socket ? old->control_socket : "",
-	           s->cfg->control_socket ? s->cfg->control_socket : "") != 0)
-		dk_log(DK_LOG_WARN, "reload: \"control.socket\" changed; restart to apply it");
+	warn_restart_only(srv->cur->cfg, s->cfg);
 	rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
 	if (rc < 0)
 		dk_log(DK_LOG_WARN, "reload: alert sinks: %s", dk_strerror(rc));

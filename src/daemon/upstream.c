@@ -786,11 +786,13 @@ void dk_upstream_flush(struct dk_upstream *up)
 			if (n[fam])
 				flush_family(up, fam, q[fam], n[fam]);
 	}
+	if (dk_up_tcp_pool_pending(up->tcp))
+		dk_up_tcp_pool_flush(up->tcp);
 }
 
 bool dk_upstream_pending(const struct dk_upstream *up)
 {
-	return up->n_out != 0;
+	return up->n_out != 0 || dk_up_tcp_pool_pending(up->tcp);
 }
 
 static void slot_timeout(uv_timer_t *t)

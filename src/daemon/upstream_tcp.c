@@ -89,16 +89,19 @@ struct dk_up_tcp {
 	struct dk_up_tcp_pool *pool;
 	struct dk_up_tcp *next_free;
 	struct dk_up_tcp *next_all;
-	struct dk_up_tcp *next_open; /**< pool's list of open connections */
-	struct dk_addr addr;         /**< the upstream it is connected to */
-	struct tls_host *host;       /**< the tls:// upstream, or NULL: cleartext */
-	struct dk_tls_sess tls;      /**< with host: the session */
-	struct dk_doh_client *doh;   /**< https:// host, once the handshake chose h2 */
-	bool tls_failed;             /**< the handshake failed */
-	bool ticket_saved;           /**< this session's ticket is in host */
-	uint32_t stat;               /**< counter slot for TLS events */
-	uint64_t idle_since;         /**< loop time inflight became 0 */
-	unsigned inflight;           /**< queries attached */
+	struct dk_up_tcp *next_open;   /**< pool's list of open connections */
+	struct dk_up_tcp *next_corked; /**< pool's list of TLS connections holding queries */
+	bool corked;                   /**< queries wait in the session for the flush */
+	size_t clen;                   /**< octets of plaintext corked */
+	struct dk_addr addr;           /**< the upstream it is connected to */
+	struct tls_host *host;         /**< the tls:// upstream, or NULL: cleartext */
+	struct dk_tls_sess tls;        /**< with host: the session */
+	struct dk_doh_client *doh;     /**< https:// host, once the handshake chose h2 */
+	bool tls_failed;               /**< the handshake failed */
+	bool ticket_saved;             /**< this session's ticket is in host */
+	uint32_t stat;                 /**< counter slot for TLS events */
+	uint64_t idle_since;           /**< loop time inflight became 0 */
+	unsigned inflight;             /**< queries attached */
 	bool connected;
 	bool closing;
 	bool writing;  /**< wreq in flight for wbuf[0..wsent) */
@@ -126,7 +129,8 @@ struct dk_up_tcp_pool {
 	struct dk_tls_creds *creds; /**< for new TLS connections; NULL: none */
 	struct tls_host hosts[UP_TLS_HOSTS];
 	unsigned n_hosts;
-	unsigned host_next; /**< the entry reused when the table is full */
+	struct dk_up_tcp *corked; /**< connections to uncork at the next flush */
+	unsigned host_next;       /**< the entry reused when the table is full */
 };
 
 static void up_tcp_closed(uv_handle_t *h)
@@ -162,6 +166,14 @@ void dk_up_tcp_close(struct dk_up_tcp *u)
 		return;
 	u->closing = true;
 	unlink_open(u);
+	if (u->corked) {
+		struct dk_up_tcp **pp = &u->pool->corked;
+		while (*pp && *pp != u)
+			pp = &(*pp)->next_corked;
+		if (*pp)
+			*pp = u->next_corked;
+		u->corked = false;
+	}
 	if (u->host)
 		u->pool->cbs.tls(u->pool->cbs.ctx, u->stat, DK_UP_TLS_CLOSED, 0);
 	/* Closing cancels the connect and write requests; their callbacks see u->closing. */
@@ -510,11 +522,30 @@ int dk_up_tcp_send(struct dk_up_tcp *u, const uint8_t *pkt, size_t len)
 		uint8_t frame[2 + DK_MSG_MAX];
 		size_t n = tls_frame(pkt, len, frame);
 		if (u->doh) {
+			/* Submitted now, sent at the loop's flush with the others (as below). */
 			int rc = dk_doh_client_query(u->doh, frame + 2, n - 2);
-			return rc < 0 ? rc : dk_doh_client_flush(u->doh);
+			if (rc == 0 && !u->corked) {
+				u->corked = true;
+				u->next_corked = u->pool->corked;
+				u->pool->corked = u;
+			}
+			return rc;
 		}
-		if (u->tls.ready)
+		if (u->tls.ready) {
+			/*
+			 * Corked until the loop's flush (dk_up_tcp_pool_flush()): the
+			 * queries of one loop iteration leave in one TLS record and one
+			 * write instead of one each.
+			 */
+			if (!u->corked) {
+				gnutls_record_cork(u->tls.s);
+				u->corked = true;
+				u->next_corked = u->pool->corked;
+				u->pool->corked = u;
+			}
+			u->clen += n;
 			return dk_tls_sess_send(&u->tls, frame, n);
+		}
 		if (u->plen + n > sizeof(u->pbuf))
 			return -ENOBUFS;
 		memcpy(u->pbuf + u->plen, frame, n);
@@ -582,7 +613,7 @@ static struct dk_up_tcp *tcp_pick(struct dk_up_tcp_pool *p, const struct dk_addr
 
 	for (struct dk_up_tcp *u = p->open; u; u = u->next_open)
 		if (!u->draining && u->inflight < UP_PIPELINE && u->host == host &&
-		    u->wlen + need <= UP_WBUF && (!host || u->plen + need <= UP_WBUF) &&
+		    u->wlen + u->clen + need <= UP_WBUF && (!host || u->plen + need <= UP_WBUF) &&
 		    dk_sockaddr_equal(&u->addr.sa, &addr->sa))
 			return u;
 	return NULL;
@@ -649,7 +680,8 @@ static struct dk_up_tcp *tcp_open(struct dk_up_tcp_pool *p, const struct dk_addr
 	u->doh = NULL;
 	u->inflight = 0;
 	u->connected = u->closing = u->writing = u->draining = false;
-	u->got = u->wlen = u->wsent = u->plen = 0;
+	u->got = u->wlen = u->wsent = u->plen = u->clen = 0;
+	u->corked = false;
 	u->idle_since = uv_now(p->loop);
 	if (uv_tcp_init(p->loop, &u->h) < 0) {
 		u->next_free = p->free;
@@ -691,6 +723,33 @@ struct dk_up_tcp *dk_up_tcp_get(struct dk_up_tcp_pool *p, const struct dk_addr *
 	if (u)
 		u->inflight++;
 	return u;
+}
+
+bool dk_up_tcp_pool_pending(const struct dk_up_tcp_pool *p)
+{
+	return p->corked != NULL;
+}
+
+void dk_up_tcp_pool_flush(struct dk_up_tcp_pool *p)
+{
+	while (p->corked) {
+		struct dk_up_tcp *u = p->corked;
+		p->corked = u->next_corked;
+		u->corked = false;
+		u->clen = 0;
+		if (u->doh) {
+			/* HTTP/2 frames of every query submitted, in as few records. */
+			gnutls_record_cork(u->tls.s);
+			if (dk_doh_client_flush(u->doh) < 0) {
+				gnutls_record_uncork(u->tls.s, 0);
+				dk_up_tcp_close(u);
+				continue;
+			}
+		}
+		/* Room for it in wbuf was made sure of query by query (tcp_pick). */
+		if (gnutls_record_uncork(u->tls.s, GNUTLS_RECORD_WAIT) < 0)
+			dk_up_tcp_close(u);
+	}
 }
 
 void dk_up_tcp_pool_set_tls(struct dk_up_tcp_pool *p, struct dk_tls_creds *c)

@@ -86,6 +86,15 @@ bool dk_up_tcp_tls_failed(const struct dk_up_tcp *u);
  */
 int dk_up_tcp_send(struct dk_up_tcp *u, const uint8_t *pkt, size_t len);
 
+/** True when TLS connections hold queries for dk_up_tcp_pool_flush(). */
+bool dk_up_tcp_pool_pending(const struct dk_up_tcp_pool *p);
+
+/**
+ * Sends the queries TLS connections were given since the last call, each
+ * connection's in one record. Called between callbacks, with the UDP flush.
+ */
+void dk_up_tcp_pool_flush(struct dk_up_tcp_pool *p);
+
 /** One query left @p u (answered, timed out, moved on). */
 void dk_up_tcp_detach(struct dk_up_tcp *u);
 

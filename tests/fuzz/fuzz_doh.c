@@ -5,7 +5,8 @@
  * request (head, then the rest as body), and as HTTP/2 headers in the form
  * "name\0value\0..." up to an empty name, the rest as body. The DNS message
  * goes into a heap buffer of exactly the capacity chosen by the first octet,
- * so AddressSanitizer reports a single octet written past it. Properties that
+ * so AddressSanitizer reports a single octet written past it; then the input is
+ * read as a DoH answer for its max-age (dk_doh_max_age()). Properties that
  * must hold whatever the input are checked with abort().
  */
 #include <stdint.h>
@@ -83,5 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t cap = data[0] < 128 ? data[0] : 65535;
 	http1(data + 1, size - 1, cap);
 	h2(data + 1, size - 1, cap);
+	/* The input as an answer, for its Cache-Control lifetime. */
+	long age = dk_doh_max_age(data + 1, size - 1);
+	if (age < -1 || age > 0x7fffffffL)
+		abort();
 	return 0;
 }

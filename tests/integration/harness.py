@@ -789,7 +789,7 @@ class Dnsink:
     """The dnsink binary under test with a generated config."""
 
     def __init__(self, root, upstreams, rsyslog=None, syslog_transport="udp",
-                 timeout_ms=400, allow=("127.0.0.1/32",), extra_rule_dirs=(),
+                 timeout_ms=1000, allow=("127.0.0.1/32",), extra_rule_dirs=(),
                  use_repo_rules=True, extra_yaml="", start=True, resolve_ms=None,
                  listen6=False):
         self.root = root

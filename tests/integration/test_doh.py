@@ -89,8 +89,15 @@ class Doh(harness.DnsinkTest):
     def test_http1_and_refusals(self):
         q = build_query("www.example.test", "A", qid=0)
         for ver in ("--http1.1", "--http2"):
-            code, body = self.curl(ver, "-H", "content-type: application/dns-message", body=q)
+            hdr = os.path.join(self.dir, "headers" + ver)
+            code, body = self.curl(ver, "-D", hdr, "-H", "content-type: application/dns-message",
+                                   body=q)
             self.assertEqual(code, 200, ver)
+            with open(hdr) as f:
+                heads = f.read().lower()
+            # RFC 8484 5.1: fresh for the answer's smallest TTL (knotd's 300, maybe counted down).
+            self.assertRegex(heads, r"cache-control: max-age=(300|29\d)\s")
+            self.assertIn("content-type: application/dns-message", heads)
             self.assertEqual(body[:2], b"\0\0")
             self.assertIn(socket.inet_aton("192.0.2.10"), body)
             self.assertEqual(self.curl(ver, path="/other")[0], 404)

@@ -48,6 +48,7 @@ class TlsListen(harness.DnsinkTest):
         self.mport = harness.free_port()
         extra = ("listen_tls:\n  - 127.0.0.1:%d\n"
                  "tls:\n  cert_file: %s\n  key_file: %s\n  handshake_timeout_ms: 600\n"
+                 "workers: 1\ntcp:\n  max_clients: 8\n"
                  % (self.tls_port, self.cert_file, self.key_file))
         extra += promscrape.metrics_yaml(self.mport)
         self.dk = self.new_dnsink(extra_yaml=extra)
@@ -128,6 +129,23 @@ class TlsListen(harness.DnsinkTest):
         wait_until(lambda: self.handshakes("timeout") >= 1, 3, what="the timeout counted")
         # The listener still serves.
         self.assertIn("192.0.2.10", self.kdig_tls("+short", "www.example.test", "A"))
+
+    def test_connection_cap(self):
+        # 8 connections per worker (tcp.max_clients, DoT and TCP together): the 9th is
+        # closed at once, counted, and a slot freed is usable again.
+        held = [self.tls_socket() for _ in range(8)]
+        try:
+            with socket.create_connection(("127.0.0.1", self.tls_port), 5) as s:
+                s.settimeout(5)
+                self.assertEqual(s.recv(10), b"")
+            wait_until(lambda: promscrape.scrape(self.mport).get(
+                'dnsink_tcp_connections_total{state="rejected"}', 0) >= 1, 3,
+                what="the rejection counted")
+        finally:
+            for h in held:
+                h.close()
+        wait_until(lambda: "192.0.2.10" in self.kdig_tls("+short", "www.example.test", "A"),
+                   5, what="a DoT answer once the connections closed")
 
     def test_garbage_counted(self):
         with socket.create_connection(("127.0.0.1", self.tls_port), 5) as s:

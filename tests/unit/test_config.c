@@ -306,6 +306,10 @@ static const struct err_case err_cases[] = {
         {"upstream_scheme.yml", 2,
          "upstreams: bad address 'udp://192.0.2.1': unknown scheme (expected tls://, https:// "
          "or a plain address)"},
+        {"listen_tls_no_cert.yml", 3,
+         "listen_tls and listen_https need tls.cert_file and tls.key_file"},
+        {"listen_https_no_key.yml", 4,
+         "listen_tls and listen_https need tls.cert_file and tls.key_file"},
         {"tls_ca_missing.yml", 2,
          "tls.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory"},
         {"key_not_scalar.yml", 2, "keys must be plain words, got a list"},

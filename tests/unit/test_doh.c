@@ -158,12 +158,41 @@ static void test_http1(void **state)
 	assert_int_equal(http1(big, &r, buf), -431);
 }
 
+static void test_max_age(void **state)
+{
+	/* An answer to ex_wire's question: A 300 s and A 60 s, then an OPT (skipped). */
+	static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1};
+	static const uint8_t rr2[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 2};
+	static const uint8_t opt[] = {0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0};
+	uint8_t a[128];
+	size_t n = sizeof(ex_wire);
+
+	(void)state;
+	memcpy(a, ex_wire, n);
+	a[2] = 0x81;
+	a[3] = 0x80;
+	a[7] = 2;  /* ANCOUNT */
+	a[11] = 1; /* ARCOUNT */
+	memcpy(a + n, rr, sizeof(rr));
+	n += sizeof(rr);
+	memcpy(a + n, rr2, sizeof(rr2));
+	n += sizeof(rr2);
+	memcpy(a + n, opt, sizeof(opt));
+	n += sizeof(opt);
+	assert_int_equal(dk_doh_max_age(a, n), 60);
+	/* No records: no header. */
+	assert_int_equal(dk_doh_max_age(ex_wire, sizeof(ex_wire)), -1);
+	/* Cut short. */
+	assert_int_equal(dk_doh_max_age(a, n - 12), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_get_and_post),
 	        cmocka_unit_test(test_refused),
 	        cmocka_unit_test(test_http1),
+	        cmocka_unit_test(test_max_age),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
