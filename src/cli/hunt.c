@@ -115,7 +115,11 @@ static void add_path(struct dk_hunt *h, const char *path, int depth)
 		names[n] = malloc(len);
 		if (!names[n])
 			break;
-		snprintf(names[n], len, "%s/%s", path, e->d_name);
+		size_t plen = strlen(path);
+		/* "logs/" and "logs" name the same folder: no "logs//a" in the records. */
+		snprintf(names[n], len, "%.*s/%s",
+		         (int)(plen > 1 && path[plen - 1] == '/' ? plen - 1 : plen), path,
+		         e->d_name);
 		n++;
 	}
 	closedir(d);

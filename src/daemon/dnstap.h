@@ -2,12 +2,13 @@
 /*
  * dnstap out (config "dnstap:"): every client query and answer as a dnstap
  * CLIENT_QUERY / CLIENT_RESPONSE message to a Frame Streams receiver on a
- * unix socket, or to a file. libfstrm's I/O thread does the writing (and
- * reconnects to a socket that comes back, once a second); a worker only
- * encodes into a slot of its own fixed ring and hands it to its own
- * bounded queue of that thread, so it never blocks, never allocates, and
- * counts a message it cannot hand over (queue full, receiver away) as lost,
- * logged at most once a second.
+ * unix socket, or to a file. A writer thread of this module does the
+ * writing through libfstrm's writer (and opens a socket that comes back,
+ * once a second); a worker only encodes into the next slot of its own fixed
+ * ring, so it never blocks, never allocates and makes no system call, and
+ * counts a message that finds its ring full as lost, logged at most once a
+ * second. What the writer takes while no receiver is there is dropped, and
+ * counted and logged the same way.
  *
  * The verdict travels in the answer's `extra` field, as text:
  * "dnsink rule=ID action=ACTION matched=ENTRY[ target=NAME]" when the
@@ -32,17 +33,18 @@ struct dk_dnstap;
 struct dk_dnstap_worker;
 
 /**
- * Starts the writer for config @p cfg (cfg->dnstap), with one input queue
- * for each of @p n_workers. Returns 0 with @p *out NULL when dnstap is off,
- * 0 with the writer, or a negative code (logged).
+ * Starts the writer thread for config @p cfg (cfg->dnstap), with one ring
+ * for each of @p n_workers (a file is opened at once: a bad path is an
+ * error). Returns 0 with @p *out NULL when dnstap is off, 0 with the
+ * writer, or a negative code (logged).
  */
 int dk_dnstap_new(const struct dk_config *cfg, unsigned n_workers, struct dk_dnstap **out);
 
-/** Flushes what is queued and stops the writer (after the workers). NULL is a no-op. */
+/** Writes out what the rings hold and stops the writer (after the workers). NULL is a no-op. */
 void dk_dnstap_free(struct dk_dnstap *t);
 
 /**
- * A worker's side: its queue and its ring of @p slots messages. Returns
+ * A worker's side: its ring of cfg->dnstap.queue messages. Returns
  * NULL when @p t is NULL or memory runs out. Used by one worker thread only.
  */
 struct dk_dnstap_worker *dk_dnstap_worker_new(struct dk_dnstap *t);
