@@ -30,6 +30,7 @@
 
 #include <ldns/ldns.h>
 
+#include "feedstat.h"
 #include "log.h"
 #include "xfr.h"
 
@@ -253,6 +254,10 @@ void dk_xfr_update(struct dk_xfr *x, const struct dk_policy *pol)
 			}
 			snprintf(xz->st.origin, sizeof(xz->st.origin), "%s", z->origin);
 			xz->due_ns = now;
+			/* The last good transfer before a restart still counts for what check shows. */
+			struct dk_feed_status fs;
+			if (z->state_file && dk_feed_status_read(z->state_file, &fs) == 0)
+				xz->st.last_ok_time = fs.last_ok_time;
 		}
 		struct dk_addr before = xz->primary;
 		if (!take_settings(xz, z)) {
@@ -1015,6 +1020,7 @@ static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_x
 	                     now - z->last_ok_ns > expire * 1000000000u;
 	if (newly_expired)
 		z->st.expired = true;
+	struct dk_xfr_zone_stats st = z->st;
 	if (z->dead) {
 		for (size_t i = 0; i < x->n_zones; i++) {
 			if (x->zones[i] == z) {
@@ -1025,6 +1031,9 @@ static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_x
 		xzone_free(z);
 	}
 	pthread_mutex_unlock(&x->mu);
+	/* For `dnsink check`; the copy itself may not exist yet (a first transfer failed). */
+	dk_feed_status_write(j->state_file, st.last_time, dk_xfr_result_name(st.last_result),
+	                     st.last_ok_time, result_names, st.results, DK_XFR_RESULT_MAX);
 	if (newly_expired)
 		dk_log(DK_LOG_WARN,
 		       "rpz %s: expired (no good transfer for %" PRIu64

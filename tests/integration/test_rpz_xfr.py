@@ -230,6 +230,9 @@ rpz:
         rc, out, err = harness.run_dnsink("check", "-c", d2.conf)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("rpz-feed.rpz.zone", out)
+        # How the transfers went, from the status the daemon left next to the copy.
+        self.assertRegex(out, r"last transfer \S+Z: connect, last good 20\d\d-\S+Z; ok=0 "
+                              r"up_to_date=0 connect=[1-9]")
 
     def test_wrong_tsig_refused(self):
         d = self.start_dnsink_with(secret=WRONG)
