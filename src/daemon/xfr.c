@@ -254,7 +254,7 @@ void dk_xfr_update(struct dk_xfr *x, const struct dk_policy *pol)
 			}
 			snprintf(xz->st.origin, sizeof(xz->st.origin), "%s", z->origin);
 			xz->due_ns = now;
-			/* The last good transfer before a restart still counts for what check shows. */
+			/* A good transfer before a restart still counts for what check shows. */
 			struct dk_feed_status fs;
 			if (z->state_file && dk_feed_status_read(z->state_file, &fs) == 0)
 				xz->st.last_ok_time = fs.last_ok_time;
