@@ -96,8 +96,14 @@ zone:
         os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)
         self.proc = harness.Proc("knotd-primary", [KNOTD, "-c", self.conf],
                                  os.path.join(self.dir, "knotd.log"))
-        wait_until(lambda: self.soa_serial() is not None, START_TIMEOUT,
-                   what="knotd primary to serve feed.rpz")
+        try:
+            wait_until(lambda: self.soa_serial() is not None, START_TIMEOUT,
+                       what="knotd primary to serve feed.rpz")
+        except AssertionError:
+            # Not yet in the test's stoppers: stop it here, by PID, before failing.
+            log = self.proc.log_text()[-3000:]
+            self.proc.stop()
+            raise AssertionError("knotd primary did not start:\n" + log)
 
     def soa_serial(self):
         if not self.proc.alive():
