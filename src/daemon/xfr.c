@@ -8,10 +8,11 @@
  * the lock, then puts the result back by origin (the zone may have gone in a
  * reload meanwhile). Workers hand NOTIFYs over through a non-blocking pipe.
  *
- * Nothing of a zone is kept in memory between transfers: an AXFR is read
- * whole and written out; an IXFR is applied to the copy on disk, streaming it
- * into the new copy (deletions dropped by a sorted key set, additions
- * appended), so a large zone costs memory only for its differences.
+ * Nothing of a zone is held in memory: an AXFR is written to the new copy
+ * record by record as it is read (renamed into place only when the stream
+ * was complete and good); an IXFR is applied to the copy on disk, streaming
+ * it into the new copy (deletions dropped by a sorted key set, additions
+ * appended), so a transfer costs memory only for an IXFR's differences.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -378,7 +379,6 @@ struct job {
 	bool have_serial;
 	uint32_t serial;
 	/* Out: */
-	ldns_rr_list *result; /* the new copy */
 	uint32_t new_serial, refresh, retry, expire;
 	size_t triggers;
 	bool incremental;                 /* the copy came by IXFR differences */
@@ -490,51 +490,16 @@ static bool is_soa(const ldns_rr *rr)
 	return ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA;
 }
 
-/* The policy triggers a copy holds: every record whose owner is below the apex. */
-static size_t count_triggers(const ldns_rr_list *l, const ldns_rdf *apex)
+/* Makes the folder of @p path (state_dir) when it is missing. */
+static int make_dir_of(const char *path)
 {
-	size_t n = 0;
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
 
-	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
-		if (ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(l, i)), apex) != 0)
-			n++;
-	}
-	return n;
-}
-
-/* Writes @p l to @p path through a temporary file and a rename: never half a copy. */
-static int write_copy(const struct job *j, const ldns_rr_list *l)
-{
-	char tmp[4200];
-	char *slash = strrchr(j->state_file, '/');
-
-	if (slash) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - j->state_file), j->state_file);
-		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-			return -errno;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", j->state_file);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "; %s transferred by dnsink, serial %" PRIu32 "\n$ORIGIN %s\n", j->origin,
-	        j->new_serial, j->origin);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
-		char *s = ldns_rr2str(ldns_rr_list_rr(l, i));
-		if (s) {
-			fputs(s, f);
-			free(s);
-		}
-	}
-	int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
-	if (fclose(f) != 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, j->state_file) < 0)
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	if (!slash)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	return mkdir(dir, 0750) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 /* Sends the query: AXFR, or IXFR with our serial in the authority section. */
@@ -588,40 +553,90 @@ out:
 
 /* What a transfer stream holds, as it is read. */
 struct stream {
-	ldns_rr_list *all; /* every answer record, in order */
+	ldns_rr_list *all; /* IXFR: every answer record, in order; AXFR: the first one */
+	size_t count;      /* records read */
 	bool done;         /* the closing SOA came */
 	bool incremental;  /* an IXFR of differences (the second record an SOA) */
 	uint32_t first_serial;
+	/* AXFR: the new copy, written as the records come, renamed only once all is well. */
+	const char *state_file;
+	FILE *out;
+	char tmp[4200];
+	bool write_failed;
+	size_t triggers; /* records written whose owner is below the apex */
 };
 
-/* Notes the records of one message; tells when the closing SOA has come. */
-static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr)
+/* Opens the new copy of an AXFR and writes its head (the SOA, record 0). */
+static void stream_open(struct stream *s, const char *origin)
+{
+	char *soa = ldns_rr2str(ldns_rr_list_rr(s->all, 0));
+
+	snprintf(s->tmp, sizeof(s->tmp), "%s.tmp", s->state_file);
+	if (!soa || make_dir_of(s->state_file) < 0 || !(s->out = fopen(s->tmp, "w"))) {
+		s->write_failed = true;
+		s->tmp[0] = '\0';
+		free(soa);
+		return;
+	}
+	fprintf(s->out, "; %s transferred by dnsink, serial %" PRIu32 "\n$ORIGIN %s\n%s", origin,
+	        s->first_serial, origin, soa);
+	free(soa);
+}
+
+/* Writes one AXFR record to the new copy. */
+static void stream_write(struct stream *s, const ldns_rr *rr)
+{
+	if (!s->out)
+		return;
+	char *t = ldns_rr2str(rr);
+	if (!t || fputs(t, s->out) < 0)
+		s->write_failed = true;
+	free(t);
+	s->triggers += ldns_dname_compare(ldns_rr_owner(rr),
+	                                  ldns_rr_owner(ldns_rr_list_rr(s->all, 0))) != 0;
+}
+
+/*
+ * Takes the records of one message: an IXFR's are kept (its differences are
+ * small), an AXFR's written to the new copy at once, so a large zone is never
+ * held in memory. Tells when the closing SOA has come.
+ */
+static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr, const char *origin)
 {
 	ldns_rr_list *an = ldns_pkt_answer(p);
 
 	for (size_t i = 0; i < ldns_rr_list_rr_count(an) && !s->done; i++) {
-		ldns_rr *rr = ldns_rr_clone(ldns_rr_list_rr(an, i));
-		size_t n = ldns_rr_list_rr_count(s->all);
-		ldns_rr_list_push_rr(s->all, rr);
+		ldns_rr *src = ldns_rr_list_rr(an, i);
+		size_t n = s->count++;
 		if (n == 0) {
-			if (is_soa(rr))
-				s->first_serial = soa_field(rr, 2);
+			ldns_rr_list_push_rr(s->all, ldns_rr_clone(src));
+			if (is_soa(src))
+				s->first_serial = soa_field(src, 2);
 			continue;
 		}
-		if (n == 1 && ixfr && is_soa(rr) && soa_field(rr, 2) == ours &&
-		    s->first_serial != ours)
-			s->incremental = true;
-		if (!is_soa(rr) || soa_field(rr, 2) != s->first_serial)
+		if (n == 1) {
+			s->incremental = ixfr && is_soa(src) && soa_field(src, 2) == ours &&
+			                 s->first_serial != ours;
+			if (!s->incremental)
+				stream_open(s, origin);
+		}
+		bool closing = is_soa(src) && soa_field(src, 2) == s->first_serial;
+		if (!s->incremental) {
+			/* An SOA with the new serial closes an AXFR. */
+			if (closing)
+				s->done = true;
+			else
+				stream_write(s, src);
+			continue;
+		}
+		ldns_rr_list_push_rr(s->all, ldns_rr_clone(src));
+		if (!closing)
 			continue;
 		/*
-		 * An SOA with the new serial closes an AXFR; in an IXFR it closes
-		 * the stream where a deletion section would start, which counting
-		 * the SOAs tells: 1 (head) + 2 per difference, then the last one.
+		 * In an IXFR the SOA with the new serial closes the stream where a
+		 * deletion section would start, which counting the SOAs tells: 1
+		 * (head) + 2 per difference, then the last one.
 		 */
-		if (!s->incremental) {
-			s->done = true;
-			continue;
-		}
 		size_t soas = 0;
 		for (size_t k = 0; k <= n; k++)
 			soas += is_soa(ldns_rr_list_rr(s->all, k));
@@ -630,19 +645,30 @@ static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr)
 	}
 }
 
-/* Builds the new copy from a complete stream; DK_XFR_OK or why not. */
-static enum dk_xfr_result build_copy(struct job *j, struct stream *s)
+/* Ends the new copy of an AXFR: written whole and renamed into place, or why not. */
+static enum dk_xfr_result stream_finish(struct job *j, struct stream *s)
 {
-	size_t n = ldns_rr_list_rr_count(s->all);
-
-	if (!s->incremental) {
-		/* AXFR (or an IXFR answered with the whole zone): all but the closing SOA. */
-		j->result = ldns_rr_list_new();
-		for (size_t i = 0; i + 1 < n; i++)
-			ldns_rr_list_push_rr(j->result, ldns_rr_clone(ldns_rr_list_rr(s->all, i)));
-		return DK_XFR_OK;
+	j->triggers = s->triggers;
+	if (s->triggers == 0) {
+		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " holds no trigger at all",
+		         j->new_serial);
+		return DK_XFR_EMPTY;
 	}
-	return DK_XFR_MALFORMED; /* incremental: apply_ixfr() */
+	int rc = s->write_failed || !s->out ? -EIO : 0;
+	if (!rc && (fflush(s->out) != 0 || fsync(fileno(s->out)) != 0))
+		rc = -errno;
+	if (s->out && fclose(s->out) != 0 && !rc)
+		rc = -errno;
+	s->out = NULL;
+	if (!rc && rename(s->tmp, j->state_file) < 0)
+		rc = -errno;
+	if (rc) {
+		snprintf(j->why, sizeof(j->why), "cannot write %s: %s", j->state_file,
+		         strerror(-rc));
+		return DK_XFR_WRITE;
+	}
+	s->tmp[0] = '\0';
+	return DK_XFR_OK;
 }
 
 /*
@@ -903,9 +929,9 @@ static enum dk_xfr_result read_stream(struct job *j, int fd, uint16_t id, bool i
 			mac = ldns_rdf_clone(ldns_rr_rdf(t, 3));
 		}
 		first = false;
-		stream_take(s, p, j->serial, ixfr);
+		stream_take(s, p, j->serial, ixfr, j->origin);
 		ldns_pkt_free(p);
-		if (ldns_rr_list_rr_count(s->all) == 0 || !is_soa(ldns_rr_list_rr(s->all, 0))) {
+		if (s->count == 0 || !is_soa(ldns_rr_list_rr(s->all, 0))) {
 			snprintf(j->why, sizeof(j->why), "the transfer does not start with an SOA");
 			res = DK_XFR_MALFORMED;
 			goto out;
@@ -915,11 +941,11 @@ static enum dk_xfr_result read_stream(struct job *j, int fd, uint16_t id, bool i
 		 * primary has nothing newer than what we asked from; its serial
 		 * says whether it is ours or older.
 		 */
-		if (ixfr && ldns_rr_list_rr_count(s->all) == 1) {
+		if (ixfr && s->count == 1) {
 			s->done = true;
 			break;
 		}
-		if (ldns_rr_list_rr_count(s->all) > MAX_RECORDS) {
+		if (s->count > MAX_RECORDS) {
 			snprintf(j->why, sizeof(j->why), "more than %d records", MAX_RECORDS);
 			res = DK_XFR_MALFORMED;
 			goto out;
@@ -936,7 +962,7 @@ static enum dk_xfr_result transfer(struct job *j)
 {
 	/* An IXFR is applied to the copy on disk: without one, ask for the whole zone. */
 	bool ixfr = j->have_serial && access(j->state_file, R_OK) == 0;
-	struct stream s = {.all = ldns_rr_list_new()};
+	struct stream s = {.all = ldns_rr_list_new(), .state_file = j->state_file};
 	ldns_rdf *mac = NULL;
 	uint16_t id;
 	enum dk_xfr_result res;
@@ -968,7 +994,7 @@ static enum dk_xfr_result transfer(struct job *j)
 		res = DK_XFR_UP_TO_DATE;
 		goto out;
 	}
-	if (ldns_rr_list_rr_count(s.all) < 2 && !serial_lt(j->new_serial, j->serial)) {
+	if (s.count < 2 && !serial_lt(j->new_serial, j->serial)) {
 		snprintf(j->why, sizeof(j->why), "a newer serial %" PRIu32 " without its records",
 		         j->new_serial);
 		res = DK_XFR_MALFORMED;
@@ -985,27 +1011,14 @@ static enum dk_xfr_result transfer(struct job *j)
 		res = apply_ixfr(j, &s);
 		goto out;
 	}
-	if ((res = build_copy(j, &s)) != DK_XFR_OK)
-		goto out;
-	j->triggers = count_triggers(j->result, ldns_rr_owner(soa));
-	if (j->triggers == 0) {
-		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " holds no trigger at all",
-		         j->new_serial);
-		res = DK_XFR_EMPTY;
-		goto out;
-	}
-	int wr = write_copy(j, j->result);
-	if (wr < 0) {
-		snprintf(j->why, sizeof(j->why), "cannot write %s: %s", j->state_file,
-		         strerror(-wr));
-		res = DK_XFR_WRITE;
-	}
+	res = stream_finish(j, &s);
 out:
 	ldns_rr_list_deep_free(s.all);
-	if (res != DK_XFR_OK) {
-		ldns_rr_list_deep_free(j->result);
-		j->result = NULL;
-	}
+	if (s.out)
+		fclose(s.out);
+	/* A refused AXFR leaves nothing behind: the copy in force stays as it was. */
+	if (s.tmp[0])
+		unlink(s.tmp);
 	return res;
 }
 
@@ -1177,7 +1190,6 @@ static void *run(void *arg)
 			       "rpz %s: transfer failed (%s): %s; keeping serial %" PRIu32,
 			       j.origin, dk_xfr_result_name(res), j.why, j.serial);
 		check_in(x, z, &j, res, &changed);
-		ldns_rr_list_deep_free(j.result);
 		free(j.tsig_secret);
 		if (changed)
 			uv_async_send(&x->changed_async);
