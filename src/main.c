@@ -4,6 +4,7 @@
  * the resolver (server.c) or to one of the offline commands (cli.c).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,17 @@ static void usage(FILE *out)
 {
 	fputs("usage: dnsink [-c FILE] [--workers N] [--listen ADDR] [--upstream ADDR]\n"
 	      "              [--blocklist FILE]       run the resolver in the foreground\n"
-	      "       dnsink check [-c FILE]          load config and rules, print a summary\n"
-	      "       dnsink match [-c FILE] NAME...  print the verdict for each name\n"
-	      "       dnsink test [PATH...]           run the tests embedded in rule files\n"
+	      "       dnsink check [-c FILE] [--strict]  load config and rules, print a summary\n"
+	      "       dnsink match [-c FILE] [--type TYPE] [--client IP] NAME...\n"
+	      "                                       print the verdict for each name (as IP gets "
+	      "it)\n"
+	      "       dnsink test [-c FILE] [PATH...] run the tests embedded in rule files\n"
+	      "       dnsink hunt [-c FILE] [--format FMT] [--output native|ocsf] [--no-dedup]\n"
+	      "                   [--fail-on-match] [-j N] PATH...\n"
+	      "                                       run the rules over DNS logs (- is stdin)\n"
+	      "       dnsink ctl [-c FILE] COMMAND    ask the running daemon: status, stats,\n"
+	      "                                       reload, flush NAME, flush-all, top [N],\n"
+	      "                                       match NAME\n"
 	      "       dnsink --version | --help\n"
 	      "\n"
 	      "Default config: " SYSTEM_CONFIG " if present, else " LOCAL_CONFIG ".\n"
@@ -35,7 +44,15 @@ static const char *default_config(void)
 	return access(SYSTEM_CONFIG, F_OK) == 0 ? SYSTEM_CONFIG : LOCAL_CONFIG;
 }
 
-enum { OPT_WORKERS = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_BLOCKLIST };
+enum {
+	OPT_WORKERS = 256,
+	OPT_LISTEN,
+	OPT_UPSTREAM,
+	OPT_BLOCKLIST,
+	OPT_STRICT,
+	OPT_TYPE,
+	OPT_CLIENT
+};
 
 int main(int argc, char **argv)
 {
@@ -47,11 +64,16 @@ int main(int argc, char **argv)
 	        {"listen", required_argument, NULL, OPT_LISTEN},
 	        {"upstream", required_argument, NULL, OPT_UPSTREAM},
 	        {"blocklist", required_argument, NULL, OPT_BLOCKLIST},
+	        {"strict", no_argument, NULL, OPT_STRICT},
+	        {"type", required_argument, NULL, OPT_TYPE},
+	        {"client", required_argument, NULL, OPT_CLIENT},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *cmd = NULL;
 	const char *config = NULL;
 	struct dk_run_opts run = {0};
+	struct dk_cli_match_opts mo = {.type = "A", .client = "127.0.0.1"};
+	bool strict = false;
 
 	/* A subcommand, if any, comes first; its options follow it. */
 	if (argc > 1 && argv[1][0] != '-') {
@@ -59,6 +81,10 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+
+	/* hunt has options of its own; it reads them itself. */
+	if (cmd && strcmp(cmd, "hunt") == 0)
+		return dk_cli_hunt(default_config(), argc, argv);
 
 	int c;
 	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
@@ -79,20 +105,27 @@ int main(int argc, char **argv)
 		case OPT_LISTEN: run.listen = optarg; break;
 		case OPT_UPSTREAM: run.upstream = optarg; break;
 		case OPT_BLOCKLIST: run.blocklist = optarg; break;
+		case OPT_STRICT: strict = true; break;
+		case OPT_TYPE: mo.type = optarg; break;
+		case OPT_CLIENT: mo.client = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
+	/* `test` reads a config only when told to: rule tests run without one. */
+	const char *given = config;
 	if (!config)
 		config = default_config();
 
 	if (!cmd)
 		return optind < argc ? (usage(stderr), 2) : dk_server_main(config, &run);
 	if (strcmp(cmd, "check") == 0 && optind == argc)
-		return dk_cli_check(config);
+		return dk_cli_check(config, strict);
 	if (strcmp(cmd, "match") == 0 && optind < argc)
-		return dk_cli_match(config, argv + optind, argc - optind);
+		return dk_cli_match(config, &mo, argv + optind, argc - optind);
+	if (strcmp(cmd, "ctl") == 0 && optind < argc)
+		return dk_cli_ctl(config, argv + optind, argc - optind);
 	if (strcmp(cmd, "test") == 0)
-		return dk_cli_test(argv + optind, argc - optind);
+		return dk_cli_test(given, argv + optind, argc - optind);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return 0;

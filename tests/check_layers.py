@@ -55,6 +55,9 @@ def check_includes(root):
                     continue
                 if layer in ("core", "cli"):
                     local = os.path.exists(os.path.join(d, inc))
+                    # protoc-c's output, generated from a .proto beside it
+                    if inc.endswith(".pb-c.h"):
+                        local = os.path.exists(os.path.join(d, inc[:-len(".pb-c.h")] + ".proto"))
                     if not (inc.startswith("dnsink/") or local or inc == "dk_build.h"):
                         problems.append(f"{rel}: {layer} includes \"{inc}\"")
                 if name.startswith("upstream") and inc in UPSTREAM_FORBIDDEN:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# The test command of dnsink: builds and runs every test, in six stages:
+# The test command of dnsink: builds and runs every test, in seven stages:
 #   1. format      clang-format --dry-run --Werror (the checked-in
 #                  .clang-format) over every *.c and *.h in src/, include/,
 #                  tests/ and tools/; one test
@@ -13,18 +13,24 @@
 #   6. fuzz        (when tests/fuzz/meson.build exists and clang is present)
 #                  a clang -Dfuzzing=true build, each target run briefly over
 #                  its corpus; a crash fails
+#   7. package     (as root) tests/package/test_deb.sh: the Debian package built
+#                  with dpkg-buildpackage, lintian, installed with dpkg -i,
+#                  its daemon run as the unit would, purged; and
+#                  tests/package/test_quickstart.sh: README's quick start as
+#                  root and as a sudo user; each check counts
 # Every stage runs even when an earlier one failed. The last line printed is
 # "N passed, N failed", summed over all stages (meson's test counts from each
 # run's testlog JSON; a build that fails counts as one failed test; each timed
 # fuzz run counts as one test; the format check counts as one test). Exit
 # status 1 when anything failed.
 #
-# Environment: FUZZ_SECONDS (default 60) per fuzz target; JOBS for ninja/meson.
+# Environment: FUZZ_SECONDS (default 25) per fuzz target (ten targets: the stage
+# stays near five minutes); JOBS for ninja/meson.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-25}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 total_pass=0
@@ -98,7 +104,7 @@ run_meson_test() {
 }
 
 # --- 1. formatting ------------------------------------------------------------
-header "1/6 format: clang-format --dry-run --Werror over src/ include/ tests/ tools/"
+header "1/7 format: clang-format --dry-run --Werror over src/ include/ tests/ tools/"
 # Debian 12 ships clang-format 14 (package clang-format); other versions lay
 # some constructs out differently, so the versioned binary is preferred.
 CLANG_FORMAT=$(command -v clang-format-14 || command -v clang-format || true)
@@ -133,7 +139,7 @@ else
 fi
 
 # --- 2. the regular build --------------------------------------------------
-header "2/6 build-ci: -Dwerror=true --buildtype=debugoptimized, unit + integration"
+header "2/7 build-ci: -Dwerror=true --buildtype=debugoptimized, unit + integration"
 if setup build-ci -Dwerror=true --buildtype=debugoptimized &&
 	ninja -C build-ci -j "$JOBS"; then
 	run_meson_test build-ci "build-ci" testlog.json
@@ -144,7 +150,7 @@ else
 fi
 
 # --- 3. address and undefined-behaviour sanitizers ----------------------------
-header "3/6 build-asan: -Db_sanitize=address,undefined, unit + integration"
+header "3/7 build-asan: -Db_sanitize=address,undefined, unit + integration"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
@@ -156,7 +162,7 @@ fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # --- 4. thread sanitizer --------------------------------------------------------
-header "4/6 build-tsan: -Db_sanitize=thread, integration suite 'threads'"
+header "4/7 build-tsan: -Db_sanitize=thread, integration suite 'threads'"
 # halt_on_error: dnsink exits with status 66 at its first report, which the
 # harness names when it stops dnsink; it also fails a test on any
 # "WARNING: ThreadSanitizer" in dnsink's log. tests/tsan.supp, when present,
@@ -176,7 +182,7 @@ fi
 unset TSAN_OPTIONS
 
 # --- 5. valgrind ----------------------------------------------------------------
-header "5/6 valgrind: unit tests of build-ci under memcheck"
+header "5/7 valgrind: unit tests of build-ci under memcheck"
 if [ "$ci_ok" -eq 1 ]; then
 	run_meson_test build-ci "valgrind" testlog-valgrind.json --setup valgrind --suite unit
 else
@@ -184,7 +190,7 @@ else
 fi
 
 # --- 6. fuzzing smoke test -------------------------------------------------------
-header "6/6 fuzz: libFuzzer targets, ${FUZZ_SECONDS}s each over their corpus"
+header "6/7 fuzz: libFuzzer targets, ${FUZZ_SECONDS}s each over their corpus"
 if [ ! -f tests/fuzz/meson.build ]; then
 	echo "run-all: no tests/fuzz/meson.build, skipping"
 	stage_notes+=("fuzz: skipped (no targets)")
@@ -231,6 +237,30 @@ elif CC=clang setup build-fuzz -Dfuzzing=true -Dtests=disabled --buildtype=debug
 	stage_notes+=("fuzz runs: $fp passed, $ff failed")
 else
 	build_failed "build-fuzz"
+fi
+
+# --- 7. the Debian package and the quick start ----------------------------------
+header "7/7 package: tests/package/test_deb.sh and test_quickstart.sh"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run-all: not root, skipping (dpkg -i and the sudo user need root)"
+	stage_notes+=("package: skipped (not root)")
+else
+	for script in test_deb test_quickstart; do
+		pkg_out=$(bash "tests/package/$script.sh" 2>&1) || true
+		echo "$pkg_out"
+		pkg_last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$pkg_out" | tail -n 1)
+		if [ -n "$pkg_last" ]; then
+			pp=${pkg_last%% passed*}
+			pf=${pkg_last#*passed, }
+			pf=${pf%% failed*}
+			total_pass=$((total_pass + pp))
+			total_fail=$((total_fail + pf))
+			stage_notes+=("package $script: $pp passed, $pf failed")
+		else
+			total_fail=$((total_fail + 1))
+			stage_notes+=("package $script: FAILED (no summary line)")
+		fi
+	done
 fi
 
 header "summary"

@@ -5,7 +5,9 @@
 # (bookworm): compilers and meson, the libraries, the test tools (cmocka,
 # valgrind, clang for fuzzing and sanitizers, clang-format for the format
 # check) and the real servers the integration tests drive (knotd, rsyslogd)
-# plus kdig/dig/ldns tools.
+# plus kdig/dig/ldns tools, and for DNS over TLS and HTTPS GnuTLS, nghttp2,
+# certtool, unbound, dnsdist and h2load; scdoc for the man pages, chromium for
+# the dashboard test, debhelper and lintian for the Debian package.
 # Idempotent; run as root (or with sudo available). System services that the
 # packages may start are stopped again, so nothing stays bound to ports 53 or
 # 514 (the tests use their own high loopback ports anyway).
@@ -13,14 +15,26 @@ set -euo pipefail
 
 packages=(
 	build-essential meson ninja-build pkg-config
-	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libidn2-dev libcurl4-openssl-dev
+	libuv1-dev libldns-dev libyaml-dev libcmocka-dev libgnutls28-dev libnghttp2-dev
+	libidn2-dev libcurl4-openssl-dev
+	libvectorscan-dev libpcre2-dev libpsl-dev
 	clang clang-format valgrind
-	knot knot-dnsutils ldnsutils bind9-dnsutils
-	rsyslog curl python3 iproute2 procps
+	knot knot-dnsutils ldnsutils bind9-dnsutils gnutls-bin unbound nghttp2-client dnsdist
+	rsyslog curl python3 python3-yaml iproute2 procps
+	# dnsink hunt: compressed logs, Pi-hole's SQLite, dnstap (Frame Streams +
+	# protobuf-c); and the servers and tools its tests write and read logs with
+	zlib1g-dev libzstd-dev zstd libsqlite3-dev libfstrm-dev libprotobuf-c-dev
+	protobuf-c-compiler fstrm-bin dnstap-ldns bind9 knot-module-dnstap
+	scdoc man-db chromium
+	debhelper dpkg-dev lintian adduser logrotate sudo
 )
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install-deps: not root and no sudo: run it as root" >&2
+		exit 1
+	fi
 	SUDO=(sudo)
 fi
 
@@ -53,8 +67,8 @@ else
 fi
 
 # Should a package have started its daemon anyway (a machine with a running
-# init), stop it: the tests start their own knotd and rsyslogd.
-for svc in knot rsyslog; do
+# init), stop it: the tests start their own knotd, rsyslogd, named, unbound and dnsdist.
+for svc in knot rsyslog named unbound dnsdist; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		"${SUDO[@]}" systemctl stop "$svc" || true
 	elif command -v service >/dev/null 2>&1; then
@@ -62,7 +76,9 @@ for svc in knot rsyslog; do
 	fi
 done
 
-for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3; do
+for tool in meson ninja pkg-config knotd kdig rsyslogd valgrind clang clang-format python3 \
+	named protoc-c zstd dnstap-ldns unbound dnsdist certtool h2load \
+	scdoc chromium dpkg-buildpackage lintian logrotate; do
 	if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
 		echo "install-deps: $tool still missing" >&2
 		exit 1

@@ -24,6 +24,9 @@ struct dk_policy;
 enum dk_transport {
 	DK_TRANSPORT_UDP,
 	DK_TRANSPORT_TCP,
+	DK_TRANSPORT_TLS,   /**< DNS over TLS (RFC 7858), listen_tls */
+	DK_TRANSPORT_HTTPS, /**< DNS over HTTPS (RFC 8484), listen_https */
+	DK_TRANSPORT_MAX,
 };
 
 /** One match as the worker saw it. Plain data, copied by value. */
@@ -32,6 +35,7 @@ struct dk_alert_event {
 	uint64_t mono_ns;           /**< monotonic clock: orders events of different workers */
 	const struct dk_rule *rule; /**< lives as long as its policy snapshot */
 	struct dk_policy *policy;   /**< the snapshot @p rule belongs to */
+	const char *group;          /**< client group's name, owned by @p policy; NULL: none */
 	uint8_t family;             /**< AF_INET or AF_INET6 */
 	uint8_t transport;          /**< enum dk_transport */
 	uint8_t action;             /**< enum dk_action applied to the query */
@@ -45,6 +49,10 @@ struct dk_alert_event {
 	uint8_t target_len;          /**< >0: a CNAME target matched, not the query */
 	uint8_t qname[DK_NAME_MAX];  /**< lowercase wire form */
 	uint8_t target[DK_NAME_MAX]; /**< the CNAME/DNAME target that matched */
+	/** A behavioural Sigma rule: its group ("src_ip=10.0.0.5") and the count that crossed. */
+	uint8_t group_key_len; /**< 0: not behavioural */
+	char group_key[80];
+	uint64_t group_count;
 };
 
 /**

@@ -14,8 +14,9 @@
  *
  * Memory. Everything is allocated by dk_cache_new() and nothing after it:
  * an arena of DK_CACHE_CHUNK-octet chunks, one 4-octet link and one octet of
- * state per chunk, a hash table of 4-octet heads (at most one per two
- * chunks) and a scratch area for insert (a record table and a 64 KiB
+ * state per chunk, a hash table of 4-octet heads (between one and two per
+ * chunk; the arena and the heads on huge pages where the kernel offers them)
+ * and a scratch area for insert (a record table and a 64 KiB
  * answer buffer, about 140 KiB). The budget given to
  * dk_cache_new() covers all of it. An entry takes
  * ceil((DK_CACHE_ENTRY_HDR + stored wire length) / DK_CACHE_CHUNK) chunks,
@@ -182,6 +183,14 @@ int dk_cache_lookup(struct dk_cache *c, const struct dk_cache_key *k, uint64_t n
 
 /** Ends the refresh of @p k claimed by a lookup, when it brought no new entry. */
 void dk_cache_refresh_cancel(struct dk_cache *c, const struct dk_cache_key *k);
+
+/**
+ * Removes every entry of name @p name (lowercase wire form, @p name_len
+ * octets; any type, class and bits), or every entry when @p name is NULL.
+ * A walk over the arena: for the control socket, not the query path.
+ * Returns how many entries went.
+ */
+size_t dk_cache_flush(struct dk_cache *c, const uint8_t *name, size_t name_len);
 
 /** Fills @p st. */
 void dk_cache_stats(const struct dk_cache *c, struct dk_cache_stats *st);

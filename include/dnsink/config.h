@@ -59,6 +59,10 @@
 #define DK_DEFAULT_MAX_INFLIGHT    4096
 #define DK_DEFAULT_TCP_MAX_CLIENTS 256
 #define DK_DEFAULT_TCP_IDLE_MS     10000
+/** Time a DNS-over-TLS client has to finish its handshake (tls.handshake_timeout_ms). */
+#define DK_DEFAULT_TLS_HANDSHAKE_MS 5000
+/** Port of listen_https entries written without one. */
+#define DK_DEFAULT_DOH_PORT 443
 /** Port of metrics.listen written without one; metrics are off by default. */
 #define DK_DEFAULT_METRICS_PORT 9153
 /** Rate limit: off while qps is 0. */
@@ -69,6 +73,7 @@
 #define DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX 64
 /* rate_limit.burst defaults to qps (1 while qps is 0), once qps is known. */
 /** Response cache (cache:): memory in all workers together; 0 turns it off. */
+#define DK_DEFAULT_DNSTAP_QUEUE           256
 #define DK_DEFAULT_CACHE_SIZE_MB          64
 #define DK_DEFAULT_CACHE_MIN_TTL          0
 #define DK_DEFAULT_CACHE_MAX_TTL          86400
@@ -78,6 +83,8 @@
 #define DK_DEFAULT_CACHE_STALE_MAX_S      86400
 #define DK_DEFAULT_CACHE_PREFETCH         true
 
+struct dk_group_conf;
+
 /** An IPv4 or IPv6 socket address. */
 struct dk_addr {
 	union {
@@ -86,6 +93,20 @@ struct dk_addr {
 		struct sockaddr_in6 in6;
 	};
 	socklen_t len; /**< sizeof the family's sockaddr */
+};
+
+/** One entry of sigma.actions: a Sigma level or rule id and the action it gets. */
+struct dk_sigma_action {
+	char *key;     /**< "informational".."critical", or a Sigma rule id */
+	int action;    /**< enum dk_action */
+	unsigned line; /**< of the key in the config file */
+};
+
+/** sigma: default_action and actions (dnsink.yml(5) and dnsink-rules(5), SIGMA RULES). */
+struct dk_sigma_conf {
+	int default_action; /**< enum dk_action; default alert */
+	struct dk_sigma_action *actions;
+	size_t n_actions;
 };
 
 /** A network prefix of the access list. */
@@ -115,8 +136,10 @@ enum dk_ratelimit_action {
 	DK_RATELIMIT_REFUSED, /**< REFUSED */
 };
 
+struct dk_up_opts; /* dnsink/upstream_spec.h */
+
 enum dk_alert_format {
-	DK_ALERT_FORMAT_NATIVE, /**< SPEC.md alert record */
+	DK_ALERT_FORMAT_NATIVE, /**< the native alert record (dnsink.yml(5)) */
 	DK_ALERT_FORMAT_OCSF,   /**< OCSF DNS Activity (class_uid 4003) */
 };
 
@@ -127,6 +150,8 @@ struct dk_config {
 	size_t n_listen;
 	struct dk_addr *upstreams; /**< tried in order */
 	size_t n_upstreams;
+	/** Per upstream (n_upstreams): transport, TLS name and pin; NULL while all are plain. */
+	struct dk_up_opts *upstream_opts;
 	bool upstreams_from_resolv;   /**< filled from /etc/resolv.conf */
 	unsigned upstream_timeout_ms; /**< the longest one try may wait */
 	unsigned resolve_timeout_ms;  /**< the longest a query may wait, all tries */
@@ -154,9 +179,11 @@ struct dk_config {
 	size_t tcp_max_clients; /**< concurrent TCP connections per worker */
 	unsigned tcp_idle_ms;   /**< idle TCP connection timeout */
 	char *user;             /**< drop privileges to this user; NULL: stay */
+	char *control_socket;   /**< control.socket: unix socket of `dnsink ctl`; NULL: off */
 	char *state_dir;        /**< transferred zones and downloaded lists */
 	struct dk_addr metrics; /**< Prometheus endpoint */
 	bool metrics_enabled;
+	char *metrics_token; /**< metrics.token: bearer token every HTTP request must carry */
 
 	/** Per-client rate limit (rate_limit:), per worker; off while qps is 0. */
 	struct {
@@ -167,6 +194,26 @@ struct dk_config {
 		unsigned ipv4_prefix;            /**< bits naming an IPv4 client (default 32) */
 		unsigned ipv6_prefix;            /**< bits naming an IPv6 client (default 64) */
 	} rate_limit;
+
+	/** dnstap out (dnstap:); off while neither socket nor file is set. Read at start. */
+	struct {
+		char *socket;   /**< a Frame Streams receiver's unix socket */
+		char *file;     /**< or a file (not both) */
+		char *identity; /**< the messages' identity; NULL: "dnsink" */
+		bool forwarder; /**< FORWARDER_* messages too (not written yet) */
+		size_t queue;   /**< messages held per worker for the writer */
+	} dnstap;
+	/** TLS (tls:): trust for tls:// upstreams, certificate for listen_tls. */
+	struct {
+		char *ca_file;         /**< PEM trust store for upstreams; NULL: the system's */
+		char *cert_file;       /**< PEM certificate chain of listen_tls */
+		char *key_file;        /**< PEM private key of listen_tls */
+		unsigned handshake_ms; /**< a client's handshake must be done by then */
+	} tls;
+	struct dk_addr *listen_tls; /**< DNS over TLS listeners (RFC 7858) */
+	size_t n_listen_tls;
+	struct dk_addr *listen_https; /**< DNS over HTTPS listeners (RFC 8484), /dns-query */
+	size_t n_listen_https;
 
 	/** Response cache (cache:), split between the workers; off while size_mb is 0. */
 	struct {
@@ -179,6 +226,12 @@ struct dk_config {
 		unsigned stale_max_s; /**< how long past expiry an answer may be served stale */
 		bool prefetch;        /**< refresh entries asked for in their last tenth */
 	} cache;
+
+	/** Client groups (groups:), as written; resolved with the rules (dnsink/groups.h). */
+	struct dk_group_conf *groups;
+	size_t n_groups;
+	/** What a matching Sigma rule does (sigma:). */
+	struct dk_sigma_conf sigma;
 };
 
 /**

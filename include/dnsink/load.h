@@ -27,3 +27,21 @@ struct dk_run_opts {
  */
 int dk_load(const char *path, const struct dk_run_opts *o, struct dk_config **cfg,
             struct dk_policy **pol, struct dk_diag *diag);
+
+/**
+ * Builds the client groups of @p cfg for @p pol and hangs them on it
+ * (pol->groups, freed with the policy); nothing when @p cfg has none.
+ * dk_load() calls it; the subcommands that load config and rules apart do
+ * too. Returns 0 or a negative code with @p diag set ("FILE:LINE: what").
+ */
+int dk_load_groups(const struct dk_config *cfg, struct dk_policy *pol, struct dk_diag *diag);
+
+/**
+ * Applies what @p cfg says about the rules loaded in @p pol (may be NULL):
+ * checks that every key of sigma.actions is a Sigma level or a loaded Sigma
+ * rule's id, sets the Sigma rules' actions, then builds the client groups
+ * (whose views copy those actions). dk_load() calls it; so do the
+ * subcommands that load config and rules apart. Returns 0 or a negative
+ * code with @p diag set ("FILE:LINE: what").
+ */
+int dk_load_apply(const struct dk_config *cfg, struct dk_policy *pol, struct dk_diag *diag);

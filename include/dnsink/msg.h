@@ -178,6 +178,14 @@ struct dk_rr_iter {
 int dk_msg_rr_iter_init(struct dk_rr_iter *it, const uint8_t *pkt, size_t len);
 
 /**
+ * Like dk_msg_rr_iter_init() for a caller that has read the question
+ * already and knows it ends at @p qend (the forwarder's check of an answer,
+ * the cache's own entries): the walk starts there, without stepping over the
+ * question again. Returns DK_EFORMERR when @p qend lies outside the message.
+ */
+int dk_msg_rr_iter_init_at(struct dk_rr_iter *it, const uint8_t *pkt, size_t len, size_t qend);
+
+/**
  * Reads the next record of the current section into @p rr and steps past
  * it. Returns 1 for a record, 0 at the end of the section (as its count
  * says), DK_EFORMERR when the record runs past the end of the message; after

@@ -16,8 +16,10 @@
 #include "dnsink/common.h"
 #include "dnsink/config.h"
 #include "dnsink/rpz.h"
+#include "dnsink/sigma.h"
 
 struct dk_suffixset;
+struct dk_sigma_conf;
 struct dk_ipset;
 
 /** What a matching rule does with the query. */
@@ -50,6 +52,7 @@ struct dk_rule_test {
 	char *name;    /**< the test's name */
 	bool expect;   /**< true: the rule must match the query */
 	char *query;   /**< the query name as written in the log record */
+	char *client;  /**< "client:": judged as this client's group sees the rule; NULL: none */
 	unsigned line; /**< line of the test in the rule file */
 };
 
@@ -64,6 +67,8 @@ struct dk_rule {
 	size_t n_mitre;
 	char **references;
 	size_t n_references;
+	char **tags; /**< the rule's "tags:", by which client groups may name it */
+	size_t n_tags;
 	bool alert;             /**< false: enforce silently */
 	unsigned dedup_minutes; /**< 0: no dedup, every event is a record */
 	unsigned threshold;     /**< events in a window before the first record (>= 1) */
@@ -79,6 +84,7 @@ struct dk_rule {
 	unsigned first_single_label; /**< line of the first one in the rule file, 0: none */
 	/** This rule's entries alone; only with DK_POLICY_PER_RULE_SETS. */
 	struct dk_suffixset *own;
+	bool sigma; /**< a Sigma rule: matched by the policy's Sigma engine, not by names */
 	/**
 	 * An RPZ rule whose records carry their own actions is one rule per
 	 * action in the snapshot: the rule as written (its first action,
@@ -169,11 +175,20 @@ struct dk_policy {
 	struct dk_suffixset *set;
 	struct dk_list_stats *lists;
 	size_t n_lists;
-	size_t n_entries;      /**< valid entries read (before deduplication) */
-	size_t n_names;        /**< distinct names in the set */
-	size_t n_invalid;      /**< invalid list lines, all files */
-	unsigned refs;         /**< owner-thread reference count, starts at 1 */
-	struct dk_zone *zones; /**< RPZ zones, in load order */
+	size_t n_entries; /**< valid entries read (before deduplication) */
+	size_t n_names;   /**< distinct names in the set */
+	size_t n_invalid; /**< invalid list lines, all files */
+	unsigned refs;    /**< owner-thread reference count, starts at 1 */
+	/** Client groups built for these rules (dk_groups_build()); NULL: none. Owned. */
+	struct dk_groups *groups;
+	/**
+	 * Frees @p groups (dk_groups_free), set with it: a hook, so that matching
+	 * and groups do not link each other in a circle (tests/check_layers.py).
+	 */
+	void (*groups_free)(struct dk_groups *groups);
+	struct dk_sigma *sigma;              /**< compiled Sigma rules; NULL: none loaded */
+	struct dk_sigma_report sigma_report; /**< every Sigma document: loaded, skipped, rejected */
+	struct dk_zone *zones;               /**< RPZ zones, in load order */
 	size_t n_zones;
 	struct dk_url_list *urls; /**< lists on URLs, in load order */
 	size_t n_urls;
@@ -263,6 +278,10 @@ struct dk_verdict {
 	const struct dk_rule *rule; /**< NULL: no match */
 	uint8_t matched_off;        /**< offset of the matched entry's name in the query */
 	bool wildcard;              /**< the matched entry was "*.name" */
+	uint8_t action;             /**< enum dk_action applied: the rule's, or its group's */
+	/** Behavioural Sigma rules only (read when rule->sigma): group key and count. */
+	const char *group_key;
+	uint64_t group_count;
 	/** An address trigger's local data: index + 1 in dk_policy.local; 0: none. */
 	uint32_t local;
 };
@@ -318,6 +337,13 @@ const struct dk_local_data *dk_policy_local(const struct dk_policy *p, const str
  */
 int dk_verdict_entry_text(const struct dk_verdict *v, const uint8_t *wire, size_t len, char *out,
                           size_t size);
+
+/**
+ * Gives every Sigma rule of @p p its action from @p sc: the entry for its
+ * rule id, else the one for its level, else sc->default_action. Call before
+ * the snapshot is shared (it writes the rules).
+ */
+void dk_policy_sigma_actions(struct dk_policy *p, const struct dk_sigma_conf *sc);
 
 /** Precedence between two rules: true when @p a beats @p b at equal length. */
 bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b);

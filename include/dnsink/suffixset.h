@@ -68,7 +68,8 @@ enum dk_suffixset_slots {
 
 /**
  * Like dk_suffixset_builder_add() with the slots named: SELF alone is an
- * entry for exactly that name (an RPZ QNAME trigger without "*."), BELOW
+ * entry for exactly that name (an RPZ QNAME trigger without "*.", a Sigma
+ * value "x", which matches "x" and not "a.x"), BELOW
  * alone is "*.N", both is "N". @p slots must not be 0.
  */
 int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
@@ -96,6 +97,47 @@ void dk_suffixset_free(struct dk_suffixset *s);
  */
 bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
                          struct dk_suffixset_match *m);
+
+/** Decides whether a matched value applies; see dk_suffixset_lookup_if(). */
+typedef bool (*dk_suffixset_accept_fn)(uint16_t value, const void *ctx);
+
+/**
+ * Like dk_suffixset_lookup(), but a value that @p accept (called with
+ * @p ctx) refuses is passed over and the walk goes on to shorter suffixes.
+ * Client groups use it to skip rules they turn off.
+ */
+bool dk_suffixset_lookup_if(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                            dk_suffixset_accept_fn accept, const void *ctx,
+                            struct dk_suffixset_match *m);
+
+/**
+ * Like dk_suffixset_builder_new(), but the set takes the hash keys of
+ * @p like (NULL: keys of its own), so that dk_suffixset_lookup_both() can
+ * probe both sets after hashing a name once.
+ */
+struct dk_suffixset_builder *dk_suffixset_builder_new_like(size_t expected,
+                                                           dk_suffixset_merge_fn merge, void *ctx,
+                                                           const struct dk_suffixset *like);
+
+/**
+ * dk_suffixset_lookup_if() on @p s, and when that matches, dk_suffixset_lookup()
+ * on @p also (may be NULL) over the suffixes at least as long as the match,
+ * hashing the name once when @p also was made like @p s. Returns bit 0 set
+ * when @p s matched (@p m filled), bit 1 when @p also did too (@p m_also
+ * filled). Allocation-free.
+ */
+unsigned dk_suffixset_lookup_both(const struct dk_suffixset *s, const struct dk_suffixset *also,
+                                  const uint8_t *wire, size_t len, dk_suffixset_accept_fn accept,
+                                  const void *ctx, struct dk_suffixset_match *m,
+                                  struct dk_suffixset_match *m_also);
+
+/**
+ * Like dk_suffixset_lookup() but reports every applicable entry, most
+ * specific first, into @p out (at most @p max). Returns how many.
+ * Allocation-free.
+ */
+size_t dk_suffixset_lookup_all(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                               struct dk_suffixset_match *out, size_t max);
 
 /** Distinct names in the set. */
 size_t dk_suffixset_count(const struct dk_suffixset *s);

@@ -4,7 +4,7 @@
  * that carries match events from a worker to the main loop, dedup/threshold
  * folding keyed by (rule, client address, matched entry) with bounded,
  * preallocated state and an explicit clock, and the formatting of a record
- * as one JSON object, native (SPEC.md "Alert records") or OCSF DNS Activity.
+ * as one JSON object, native (dnsink.yml(5), ALERT RECORDS) or OCSF DNS Activity.
  * Nothing here does I/O; the sinks live in alert_sink.c.
  */
 #include <arpa/inet.h>
@@ -329,7 +329,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 	const struct dk_rule *rule = ev->rule;
 
 	/* Workers do not post these; stay safe if one does. */
-	if (!rule || !rule->alert || rule->action == DK_ACTION_ALLOW)
+	if (!rule || !rule->alert || ev->action == DK_ACTION_ALLOW)
 		return true;
 	if (rule->dedup_minutes == 0) {
 		struct dk_alert_record rec = {
@@ -597,7 +597,9 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 	        .wildcard = ev->wildcard,
 	};
 
-	if (!inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip, sizeof(t->ip)))
+	/* No family: a log that names no client (`dnsink hunt` on Sysmon events). */
+	if (ev->family == AF_UNSPEC ||
+	    !inet_ntop(ev->family == AF_INET6 ? AF_INET6 : AF_INET, ev->addr, t->ip, sizeof(t->ip)))
 		t->ip[0] = '\0';
 	/* A name that does not convert is a bug upstream; an empty field shows it. */
 	if (dk_name_to_text(ev->qname, ev->qname_len, t->qname, sizeof(t->qname)) < 0)
@@ -608,7 +610,11 @@ static void event_text(const struct dk_alert_event *ev, struct event_text *t)
 		t->target[0] = '\0';
 	if (dk_verdict_entry_text(&v, name, len, t->matched, sizeof(t->matched)) < 0)
 		t->matched[0] = '\0';
-	dk_rrtype_name(ev->qtype, t->qtype, sizeof(t->qtype));
+	/* Type 0: a log that did not say (`dnsink hunt`); the daemon always knows. */
+	if (ev->qtype)
+		dk_rrtype_name(ev->qtype, t->qtype, sizeof(t->qtype));
+	else
+		t->qtype[0] = '\0';
 }
 
 static const char *const rcode_names[] = {
@@ -639,11 +645,15 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "action", dk_action_name((enum dk_action)ev->action));
 	jw_raw(w, ",", 1);
+	jw_key_str(w, "group", ev->group ? ev->group : "default");
+	jw_raw(w, ",", 1);
 	jw_key_str(w, "source_ip", t->ip);
 	jw_lit(w, ",\"source_port\":");
 	jw_u64(w, ev->port);
-	jw_lit(w, ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
-	                                            : ",\"transport\":\"udp\",");
+	jw_lit(w, ev->transport == DK_TRANSPORT_HTTPS ? ",\"transport\":\"https\","
+	          : ev->transport == DK_TRANSPORT_TLS ? ",\"transport\":\"tls\","
+	          : ev->transport == DK_TRANSPORT_TCP ? ",\"transport\":\"tcp\","
+	                                              : ",\"transport\":\"udp\",");
 	jw_key_str(w, "dns_query", t->qname);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "qtype", t->qtype);
@@ -667,6 +677,22 @@ static int format_native(const struct dk_alert_record *rec, const struct event_t
 	if (ev->target_len) {
 		jw_raw(w, ",", 1);
 		jw_key_str(w, "cname_target", t->target);
+	}
+	if (rule->sigma) {
+		/* A Sigma rule's references point the analyst at why it exists. */
+		jw_lit(w, ",\"references\":[");
+		for (size_t i = 0; i < rule->n_references; i++) {
+			if (i)
+				jw_raw(w, ",", 1);
+			jw_str(w, rule->references[i]);
+		}
+		jw_raw(w, "]", 1);
+	}
+	if (ev->group_key_len) {
+		jw_raw(w, ",", 1);
+		jw_key_str(w, "group_key", ev->group_key);
+		jw_lit(w, ",\"group_count\":");
+		jw_u64(w, ev->group_count);
 	}
 	jw_lit(w, rec->followup ? ",\"followup\":true" : ",\"followup\":false");
 	if (rec->evicted)
@@ -698,7 +724,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	               ev->action == DK_ACTION_REFUSED;
 	unsigned disp_id;
 	const char *disp;
-	bool tcp = ev->transport == DK_TRANSPORT_TCP;
+	/* DNS over TLS runs on TCP too. */
+	bool tcp = ev->transport != DK_TRANSPORT_UDP;
 
 	if (blocked) {
 		disp_id = 2;
@@ -769,6 +796,8 @@ static int format_ocsf(const struct dk_alert_record *rec, const struct event_tex
 	jw_mitre(w, rule);
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "dnsink_action", dk_action_name((enum dk_action)ev->action));
+	jw_raw(w, ",", 1);
+	jw_key_str(w, "group", ev->group ? ev->group : "default");
 	jw_raw(w, ",", 1);
 	jw_key_str(w, "matched", t->matched);
 	if (ev->target_len) {

@@ -23,7 +23,10 @@
 #include <yaml.h>
 
 #include "dnsink/config.h"
+#include "dnsink/upstream_spec.h"
+#include "dnsink/policy.h"
 
+#include "group_conf.h"
 #include "yaml_helpers.h"
 
 /* More nameservers than any resolver uses (glibc reads 3); bounds the loop. */
@@ -176,6 +179,123 @@ int dk_addr_parse(const char *s, uint16_t default_port, struct dk_addr *out)
 	if (!s || !out)
 		return DK_ESYNTAX;
 	return addr_parse(s, default_port, out, &why);
+}
+
+/* A host name for certificate checks: letters, digits, '-', '_' and dots, no empty label. */
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+/* A DoH path: '/' then URL path characters (RFC 3986 pchar and '/'), no query, no '#'. */
+static bool path_ok(const char *p, size_t n)
+{
+	if (n == 0 || n >= DK_UP_PATH_MAX || p[0] != '/')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] <= ' ' || p[i] >= 127 || strchr("?#\\\"<>{}|^`", p[i]))
+			return false;
+	return true;
+}
+
+int dk_upstream_spec_parse(const char *s, uint16_t default_port, bool pin_given,
+                           struct dk_addr *addr, struct dk_up_opts *opts, const char **why)
+{
+	char host[128];
+	const char *hash, *scheme = s, *slash = NULL;
+	uint16_t port = DK_DEFAULT_DOT_PORT;
+	size_t n;
+
+	memset(opts, 0, sizeof(*opts));
+	*why = "not an address (IP, IP:PORT, [IPv6]:PORT, tls://IP[:PORT]#NAME or "
+	       "https://IP[:PORT]/PATH#NAME)";
+	if (strncmp(s, "https://", 8) == 0) {
+		opts->proto = DK_UP_HTTPS;
+		port = DK_DEFAULT_DOH_PORT;
+		s += 8;
+	} else if (strncmp(s, "tls://", 6) == 0) {
+		opts->proto = DK_UP_TLS;
+		s += 6;
+	} else if (strstr(s, "://")) {
+		*why = "unknown scheme (expected tls://, https:// or a plain address)";
+		return DK_ESYNTAX;
+	} else {
+		return addr_parse(s, default_port, addr, why);
+	}
+	hash = strchr(s, '#');
+	n = hash ? (size_t)(hash - s) : strlen(s);
+	if (opts->proto == DK_UP_HTTPS) {
+		slash = memchr(s, '/', n);
+		if (!slash) {
+			*why = "https:// needs a path (https://IP[:PORT]/dns-query#NAME)";
+			return DK_ESYNTAX;
+		}
+		if (!path_ok(slash, n - (size_t)(slash - s))) {
+			*why = "bad path after the address";
+			return DK_ESYNTAX;
+		}
+		memcpy(opts->path, slash, n - (size_t)(slash - s));
+		n = (size_t)(slash - s);
+	}
+	if (n == 0 || n >= sizeof(host))
+		return DK_ESYNTAX;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (addr_parse(host, port, addr, why) != 0) {
+		if (!strpbrk(host, ":[]") && !inet_pton(AF_INET, host, &addr->in4.sin_addr))
+			*why = opts->proto == DK_UP_HTTPS
+			               ? "https:// takes an IP address (the name goes after '#')"
+			               : "tls:// takes an IP address (the name goes after '#')";
+		return DK_ESYNTAX;
+	}
+	if (hash) {
+		if (!name_ok(hash + 1)) {
+			*why = "bad name after '#'";
+			return DK_ESYNTAX;
+		}
+		strcpy(opts->name, hash + 1);
+	} else if (!pin_given) {
+		*why = scheme[0] == 'h'
+		               ? "https:// needs the server's name after '#' (or a pin_sha256)"
+		               : "tls:// needs the server's name after '#' (or a pin_sha256)";
+		return DK_ESYNTAX;
+	}
+	return 0;
+}
+
+int dk_upstream_format(const struct dk_config *cfg, size_t i, char *buf, size_t size)
+{
+	const struct dk_up_opts *o = cfg->upstream_opts ? &cfg->upstream_opts[i] : NULL;
+	char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
+	int n;
+
+	if (dk_addr_format(&cfg->upstreams[i], addr, sizeof(addr)) < 0)
+		return DK_ESPACE;
+	if (!o || o->proto == DK_UP_DNS)
+		n = snprintf(buf, size, "%s", addr);
+	else
+		n = snprintf(buf, size, "%s://%s%s%s%s%s",
+		             o->proto == DK_UP_HTTPS ? "https" : "tls", addr, o->path,
+		             o->name[0] ? "#" : "", o->name, o->has_pin ? " (pinned)" : "");
+	return n < 0 || (size_t)n >= size ? DK_ESPACE : n;
 }
 
 /* The address bytes of an IPv4-mapped IPv6 address, or NULL. */
@@ -393,6 +513,7 @@ struct ctx {
 	yaml_node_t *listen_node; /* for cross-key checks after the walk */
 	yaml_node_t *upstreams_node;
 	yaml_node_t *cache_node;
+	yaml_node_t *tls_listen_node; /* listen_tls or listen_https, for the certificate check */
 };
 
 struct name_value {
@@ -677,6 +798,119 @@ static char *rule_path_resolve(const struct ctx *c, const char *p, bool *found)
 	return r;
 }
 
+/* A file the daemon reads (a certificate, a key): resolved as rule paths are, and it must exist. */
+static int parse_path(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)it;
+	bool found;
+	int ret = want_string(c, n);
+	if (ret)
+		return ret;
+	char *p = rule_path_resolve(c, dk__yaml_scalar(n), &found);
+	if (!p)
+		return fail(c, n, -ENOMEM, "out of memory");
+	if (!found || access(p, R_OK) != 0) {
+		ret = fail(c, n, DK_ESCHEMA, "%s: cannot read '%s': %s", c->key, p,
+		           strerror(found ? errno : ENOENT));
+		free(p);
+		return ret;
+	}
+	free(*(char **)field);
+	*(char **)field = p;
+	return 0;
+}
+
+/*
+ * One upstream: a string (see dk_upstream_spec_parse()) or a mapping
+ * {address: STRING, pin_sha256: BASE64} for a pinned tls:// upstream.
+ */
+static int upstream_item(struct ctx *c, const struct item *it, yaml_node_t *n, struct dk_addr *a,
+                         struct dk_up_opts *o)
+{
+	yaml_node_t *addr = n, *pin = NULL;
+	const char *why;
+
+	if (n->type == YAML_MAPPING_NODE) {
+		addr = NULL;
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+		     p < n->data.mapping.pairs.top; p++) {
+			yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+			yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+			const char *key = k->type == YAML_SCALAR_NODE ? dk__yaml_scalar(k) : "";
+			if (!strcmp(key, "address"))
+				addr = v;
+			else if (!strcmp(key, "pin_sha256"))
+				pin = v;
+			else
+				return fail(c, k, DK_ESCHEMA,
+				            "%s: unknown key '%s' (expected address, pin_sha256)",
+				            c->key, key);
+		}
+		if (!addr)
+			return fail(c, n, DK_ESCHEMA, "%s: an upstream mapping needs 'address'",
+			            c->key);
+	}
+	int ret = want_string(c, addr);
+	if (ret)
+		return ret;
+	if (pin && (ret = want_string(c, pin)) != 0)
+		return ret;
+	if (dk_upstream_spec_parse(dk__yaml_scalar(addr), it->port, pin != NULL, a, o, &why))
+		return fail(c, addr, DK_ESCHEMA, "%s: bad address '%s': %s", c->key,
+		            dk__yaml_scalar(addr), why);
+	if (pin) {
+		if (o->proto == DK_UP_DNS)
+			return fail(c, pin, DK_ESCHEMA,
+			            "%s: pin_sha256 is for tls:// and https:// upstreams", c->key);
+		if (dk_pin_parse(dk__yaml_scalar(pin), o->pin))
+			return fail(c, pin, DK_ESCHEMA,
+			            "%s: pin_sha256 '%s' is not the base64 of a SHA-256 digest",
+			            c->key, dk__yaml_scalar(pin));
+		o->has_pin = true;
+	}
+	return 0;
+}
+
+/* upstreams: addresses, and for encrypted ones their options (cfg->upstream_opts). */
+static int parse_upstreams(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	struct dk_config *cfg = c->cfg;
+	size_t count;
+	bool any = false;
+	int ret = want_list(c, n, &count);
+
+	(void)field;
+	if (ret)
+		return ret;
+	if (count == 0)
+		return fail(c, n, DK_ESCHEMA, "%s: empty list (remove the key for the default)",
+		            c->key);
+	struct dk_addr *a = calloc(count, sizeof(*a));
+	struct dk_up_opts *o = calloc(count, sizeof(*o));
+	if (!a || !o) {
+		ret = fail(c, n, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < count; i++) {
+		ret = upstream_item(c, it, dk__yaml_seq_item(c->doc, n, i), &a[i], &o[i]);
+		if (ret)
+			goto fail;
+		any |= o[i].proto != DK_UP_DNS;
+	}
+	free(cfg->upstreams);
+	free(cfg->upstream_opts);
+	cfg->upstreams = a;
+	cfg->n_upstreams = count;
+	cfg->upstream_opts = any ? o : NULL;
+	if (!any)
+		free(o);
+	return 0;
+fail:
+	free(a);
+	free(o);
+	return ret;
+}
+
 static int parse_rules(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
 {
 	size_t count, *count_field = (size_t *)((char *)c->cfg + it->count_offset);
@@ -769,6 +1003,14 @@ static int parse_metrics_listen(struct ctx *c, const struct item *it, yaml_node_
 
 static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, void *field);
 
+static int parse_groups(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	(void)it;
+	(void)field;
+	return dk__group_confs_parse(c->doc, n, c->path, &c->cfg->groups, &c->cfg->n_groups,
+	                             c->diag);
+}
+
 static const struct name_value facilities[] = {
         {"kern", LOG_KERN},     {"user", LOG_USER},         {"mail", LOG_MAIL},
         {"daemon", LOG_DAEMON}, {"auth", LOG_AUTH},         {"syslog", LOG_SYSLOG},
@@ -814,15 +1056,102 @@ static const struct item tcp_items[] = {
         {.name = NULL}, /* the end */
 };
 
+static const struct item tls_items[] = {
+        {KEY("ca_file", parse_path), FIELD(tls.ca_file)},
+        {KEY("cert_file", parse_path), FIELD(tls.cert_file)},
+        {KEY("key_file", parse_path), FIELD(tls.key_file)},
+        {KEY("handshake_timeout_ms", parse_number), FIELD(tls.handshake_ms), .min = 100,
+         .max = 60000},
+        {.name = NULL}, /* the end */
+};
+
 static const struct item metrics_items[] = {
         {KEY("listen", parse_metrics_listen), .port = DK_DEFAULT_METRICS_PORT},
+        {KEY("token", parse_string), FIELD(metrics_token)},
         {.name = NULL}, /* the end */
+};
+
+static const struct item control_items[] = {
+        {KEY("socket", parse_string), FIELD(control_socket)}, {.name = NULL}, /* the end */
 };
 
 static const struct name_value strategies[] = {
         {"ordered", DK_STRATEGY_ORDERED},
         {"fastest", DK_STRATEGY_FASTEST},
         {NULL, 0},
+};
+
+static const struct name_value sigma_actions[] = {
+        {"sinkhole", DK_ACTION_SINKHOLE},
+        {"nxdomain", DK_ACTION_NXDOMAIN},
+        {"refused", DK_ACTION_REFUSED},
+        {"alert", DK_ACTION_ALERT},
+        {NULL, 0},
+};
+
+/* sigma.actions: a mapping of Sigma level or rule id to an action. */
+static int parse_sigma_actions(struct ctx *c, const struct item *it, yaml_node_t *n, void *field)
+{
+	struct dk_sigma_conf *sc = field;
+	int ret = want(c, n, YAML_MAPPING_NODE);
+
+	(void)it;
+	if (ret)
+		return ret;
+	size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	struct dk_sigma_action *a = calloc(count ? count : 1, sizeof(*a));
+	if (!a)
+		return fail(c, n, -ENOMEM, "out of memory");
+	size_t i = 0;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++, i++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *ks = dk__yaml_scalar(k), *vs = dk__yaml_scalar(v);
+		const struct name_value *nv = sigma_actions;
+		if (!ks || !*ks) {
+			ret = fail(c, k, DK_ESCHEMA, "%s: keys are Sigma levels or rule ids",
+			           c->key);
+			goto fail;
+		}
+		if (dk__yaml_earlier_key(c->doc, n, p)) {
+			ret = fail(c, k, DK_EDUP, "duplicate key '%s.%s'", c->key, ks);
+			goto fail;
+		}
+		while (vs && nv->name && strcmp(nv->name, vs))
+			nv++;
+		if (!vs || !nv->name) {
+			ret = fail(
+			        c, v, DK_ESCHEMA,
+			        "%s.%s: unknown action '%s' (expected one of: sinkhole, nxdomain, "
+			        "refused, alert)",
+			        c->key, ks, vs ? vs : "?");
+			goto fail;
+		}
+		a[i].action = nv->value;
+		a[i].line = (unsigned)k->start_mark.line + 1;
+		if (!(a[i].key = strdup(ks))) {
+			ret = fail(c, k, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	for (size_t j = 0; j < sc->n_actions; j++)
+		free(sc->actions[j].key);
+	free(sc->actions);
+	sc->actions = a;
+	sc->n_actions = count;
+	return 0;
+fail:
+	for (size_t j = 0; j < count; j++)
+		free(a[j].key);
+	free(a);
+	return ret;
+}
+
+static const struct item sigma_items[] = {
+        {KEY("default_action", parse_enum), FIELD(sigma.default_action), .names = sigma_actions},
+        {KEY("actions", parse_sigma_actions), FIELD(sigma)},
+        {.name = NULL},
 };
 
 static const struct name_value rl_actions[] = {
@@ -854,10 +1183,19 @@ static const struct item cache_items[] = {
         {.name = NULL}, /* the end */
 };
 
+static const struct item dnstap_items[] = {
+        {KEY("socket", parse_string), FIELD(dnstap.socket)},
+        {KEY("file", parse_string), FIELD(dnstap.file)},
+        {KEY("identity", parse_string), FIELD(dnstap.identity)},
+        {KEY("forwarder", parse_bool), FIELD(dnstap.forwarder)},
+        {KEY("queue", parse_number), FIELD(dnstap.queue), .min = 2, .max = 16384},
+        {.name = NULL}, /* the end */
+};
+
 static const struct item top_items[] = {
         {KEY("listen", parse_addr_list), FIELD(listen), COUNT(n_listen),
          .port = DK_DEFAULT_DNS_PORT},
-        {KEY("upstreams", parse_addr_list), FIELD(upstreams), COUNT(n_upstreams),
+        {KEY("upstreams", parse_upstreams), FIELD(upstreams), COUNT(n_upstreams),
          .port = DK_DEFAULT_DNS_PORT},
         {KEY("upstream_timeout_ms", parse_number), FIELD(upstream_timeout_ms), .min = 10,
          .max = 60000},
@@ -876,6 +1214,15 @@ static const struct item top_items[] = {
         {KEY("metrics", parse_section), .sub = metrics_items},
         {KEY("rate_limit", parse_section), .sub = rate_limit_items},
         {KEY("cache", parse_section), .sub = cache_items},
+        {KEY("dnstap", parse_section), .sub = dnstap_items},
+        {KEY("groups", parse_groups)},
+        {KEY("tls", parse_section), .sub = tls_items},
+        {KEY("listen_tls", parse_addr_list), FIELD(listen_tls), COUNT(n_listen_tls),
+         .port = DK_DEFAULT_DOT_PORT},
+        {KEY("listen_https", parse_addr_list), FIELD(listen_https), COUNT(n_listen_https),
+         .port = DK_DEFAULT_DOH_PORT},
+        {KEY("sigma", parse_section), .sub = sigma_items},
+        {KEY("control", parse_section), .sub = control_items},
         {.name = NULL}, /* the end */
 };
 
@@ -916,6 +1263,9 @@ static int parse_section(struct ctx *c, const struct item *it, yaml_node_t *n, v
 			c->upstreams_node = v;
 		if (!key_len && !strcmp(sub->name, "cache"))
 			c->cache_node = v;
+		if (!key_len &&
+		    (!strcmp(sub->name, "listen_tls") || !strcmp(sub->name, "listen_https")))
+			c->tls_listen_node = v;
 		snprintf(c->key + key_len, sizeof(c->key) - key_len, "%s%s", key_len ? "." : "",
 		         sub->name);
 		ret = sub->parse(c, sub, v, field_of(c, sub));
@@ -947,6 +1297,7 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->max_inflight = DK_DEFAULT_MAX_INFLIGHT;
 	cfg->tcp_max_clients = DK_DEFAULT_TCP_MAX_CLIENTS;
 	cfg->tcp_idle_ms = DK_DEFAULT_TCP_IDLE_MS;
+	cfg->sigma.default_action = DK_ACTION_ALERT;
 	cfg->rate_limit.qps = DK_DEFAULT_RATE_LIMIT_QPS;
 	cfg->rate_limit.burst = 0; /* qps, once qps is known (check_config) */
 	cfg->rate_limit.action = DK_DEFAULT_RATE_LIMIT_ACTION;
@@ -954,6 +1305,7 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->rate_limit.ipv4_prefix = DK_DEFAULT_RATE_LIMIT_IPV4_PREFIX;
 	cfg->rate_limit.ipv6_prefix = DK_DEFAULT_RATE_LIMIT_IPV6_PREFIX;
 	cfg->cache.size_mb = DK_DEFAULT_CACHE_SIZE_MB;
+	cfg->dnstap.queue = DK_DEFAULT_DNSTAP_QUEUE;
 	cfg->cache.min_ttl = DK_DEFAULT_CACHE_MIN_TTL;
 	cfg->cache.max_ttl = DK_DEFAULT_CACHE_MAX_TTL;
 	cfg->cache.negative_max_ttl = DK_DEFAULT_CACHE_NEGATIVE_MAX_TTL;
@@ -961,6 +1313,7 @@ void dk_config_set_defaults(struct dk_config *cfg)
 	cfg->cache.serve_stale = DK_DEFAULT_CACHE_SERVE_STALE;
 	cfg->cache.stale_max_s = DK_DEFAULT_CACHE_STALE_MAX_S;
 	cfg->cache.prefetch = DK_DEFAULT_CACHE_PREFETCH;
+	cfg->tls.handshake_ms = DK_DEFAULT_TLS_HANDSHAKE_MS;
 }
 
 /* The plain defaults, then those that take memory: lists and the ident. */
@@ -1053,6 +1406,10 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 	/* One second's worth by default, as dnsdist's MaxQPSIPRule. */
 	if (!cfg->rate_limit.burst)
 		cfg->rate_limit.burst = cfg->rate_limit.qps ? cfg->rate_limit.qps : 1;
+	if (cfg->dnstap.socket && cfg->dnstap.file) {
+		strcpy(c->key, "dnstap");
+		return fail(c, NULL, DK_ESCHEMA, "dnstap: socket and file exclude each other");
+	}
 	if (cfg->cache.min_ttl > cfg->cache.max_ttl) {
 		strcpy(c->key, "cache");
 		return fail(c, c->cache_node, DK_ESCHEMA, "cache: min_ttl %u is above max_ttl %u",
@@ -1068,6 +1425,10 @@ static int check_config(struct ctx *c, const char *resolv_conf)
 			}
 		}
 	}
+	if ((cfg->n_listen_tls || cfg->n_listen_https) &&
+	    (!cfg->tls.cert_file || !cfg->tls.key_file))
+		return fail(c, c->tls_listen_node, DK_ESCHEMA,
+		            "listen_tls and listen_https need tls.cert_file and tls.key_file");
 	if (!c->upstreams_node)
 		return upstreams_from_resolv(c, resolv_conf ? resolv_conf : DK_DEFAULT_RESOLV_CONF);
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
@@ -1183,12 +1544,27 @@ void dk_config_free(struct dk_config *c)
 	free(c->file);
 	free(c->listen);
 	free(c->upstreams);
+	free(c->upstream_opts);
+	free(c->tls.ca_file);
+	free(c->tls.cert_file);
+	free(c->tls.key_file);
+	free(c->listen_tls);
+	free(c->listen_https);
 	free(c->allow);
 	strv_free(c->rules, c->n_rules);
 	free(c->alerts.ident);
 	free(c->alerts.unix_path);
 	free(c->alerts.file);
 	free(c->user);
+	free(c->dnstap.socket);
+	free(c->dnstap.file);
+	free(c->dnstap.identity);
+	dk_group_confs_free(c->groups, c->n_groups);
+	for (size_t i = 0; i < c->sigma.n_actions; i++)
+		free(c->sigma.actions[i].key);
+	free(c->sigma.actions);
+	free(c->control_socket);
+	free(c->metrics_token);
 	free(c->state_dir);
 	free(c);
 }

@@ -163,6 +163,16 @@ int dk_msg_rr_iter_init(struct dk_rr_iter *it, const uint8_t *pkt, size_t len)
 	return 0;
 }
 
+int dk_msg_rr_iter_init_at(struct dk_rr_iter *it, const uint8_t *pkt, size_t len, size_t qend)
+{
+	*it = (struct dk_rr_iter){
+	        .pkt = pkt, .len = len, .section = DK_SECTION_ANSWER, .failed = true};
+	if (len < DK_HEADER_LEN || qend < DK_HEADER_LEN || qend > len)
+		return DK_EFORMERR;
+	iter_start(it, pkt, len, qend);
+	return 0;
+}
+
 int dk_msg_rr_next(struct dk_rr_iter *it, struct dk_rr *rr)
 {
 	if (it->failed)

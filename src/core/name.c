@@ -23,10 +23,55 @@ static inline uint8_t lower(uint8_t c)
 	return (uint8_t)(c | ((unsigned)(c - 'A') < 26u) << 5);
 }
 
-static inline void lower_copy(uint8_t *dst, const uint8_t *src, size_t n)
+/*
+ * lower() on eight octets at once (SWAR). For each octet, bit 7 of ge_a is
+ * set when its low seven bits are >= 'A', bit 7 of gt_z when they are > 'Z'
+ * (neither sum carries into the next octet); an octet with bit 7 set itself
+ * is not ASCII and stays. The 0x80 of each upper-case octet, shifted down
+ * by two, is its 0x20.
+ */
+static inline uint64_t lower8(uint64_t x)
 {
-	for (size_t i = 0; i < n; i++)
-		dst[i] = lower(src[i]);
+	const uint64_t ones = 0x0101010101010101ULL;
+	const uint64_t high = ones * 0x80;
+	uint64_t low7 = x & ~high;
+	uint64_t ge_a = low7 + ones * (0x80 - 'A');
+	uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1);
+
+	return x | ((ge_a & ~gt_z & ~x & high) >> 2);
+}
+
+static inline uint64_t load8(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/*
+ * Lowercases @p n octets in place, eight at a time. Lowercasing is
+ * idempotent, so the last eight octets are done as one overlapping word
+ * rather than byte by byte; a name is read once and lowered once, which is
+ * what makes this the per-query cost of a name rather than a loop per octet.
+ */
+static void lower_inplace(uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n < 8) {
+		for (; i < n; i++)
+			p[i] = lower(p[i]);
+		return;
+	}
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v = lower8(load8(p + i));
+		memcpy(p + i, &v, sizeof(v));
+	}
+	if (i < n) {
+		uint64_t v = lower8(load8(p + n - 8));
+		memcpy(p + n - 8, &v, sizeof(v));
+	}
 }
 
 /* Octets DK_NAME_HOSTNAME accepts in a label. */
@@ -124,6 +169,8 @@ static inline int read_wire_name(const uint8_t *msg, size_t msg_len, size_t *off
 	size_t after = 0;
 	unsigned jumps = 0;
 	size_t n = 0;
+	/* The run's labels are validated one by one and copied as one block. */
+	size_t run_n = 0;
 
 	for (;;) {
 		if (p >= msg_len)
@@ -139,6 +186,9 @@ static inline int read_wire_name(const uint8_t *msg, size_t msg_len, size_t *off
 				return DK_EFORMERR;
 			if (jumps == 1)
 				after = p + 2;
+			if (out)
+				memcpy(out + run_n, msg + seg, n - run_n);
+			run_n = n;
 			p = seg = target;
 			continue;
 		}
@@ -149,15 +199,15 @@ static inline int read_wire_name(const uint8_t *msg, size_t msg_len, size_t *off
 		/* This label plus the root label must fit in DK_NAME_MAX. */
 		if (n + 1 + l + 1 > DK_NAME_MAX)
 			return DK_ENAMELEN;
-		if (out) {
-			out[n] = l;
-			lower_copy(out + n + 1, msg + p + 1, l);
-		}
 		n += 1 + (size_t)l;
 		p += 1 + (size_t)l;
 	}
-	if (out)
+	if (out) {
+		memcpy(out + run_n, msg + seg, n - run_n);
 		out[n] = 0;
+		/* Length octets are below 'A': the whole name is lowered at once. */
+		lower_inplace(out, n);
+	}
 	*off = jumps ? after : p + 1;
 	if (out_len)
 		*out_len = n + 1;
@@ -249,17 +299,25 @@ int dk_name_labels(const uint8_t *wire, size_t len, uint8_t offs[DK_LABELS_MAX])
 
 void dk_name_lower(uint8_t *p, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		p[i] = lower(p[i]);
+	lower_inplace(p, len);
 }
 
 bool dk_name_equal_nocase(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
+	size_t i = 0;
+
 	if (alen != blen)
 		return false;
-	for (size_t i = 0; i < alen; i++) {
-		if (lower(a[i]) != lower(b[i]))
+	if (alen < 8) {
+		for (; i < alen; i++) {
+			if (lower(a[i]) != lower(b[i]))
+				return false;
+		}
+		return true;
+	}
+	for (; i + 8 <= alen; i += 8) {
+		if (lower8(load8(a + i)) != lower8(load8(b + i)))
 			return false;
 	}
-	return true;
+	return i == alen || lower8(load8(a + alen - 8)) == lower8(load8(b + alen - 8));
 }

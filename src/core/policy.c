@@ -17,63 +17,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "dnsink/config.h"
 #include "dnsink/ipset.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/suffixset.h"
 
 #include "rules.h"
-
-static const char *const action_names[] = {
-        [DK_ACTION_SINKHOLE] = "sinkhole", [DK_ACTION_NXDOMAIN] = "nxdomain",
-        [DK_ACTION_REFUSED] = "refused",   [DK_ACTION_ALERT] = "alert",
-        [DK_ACTION_ALLOW] = "allow",       [DK_ACTION_NODATA] = "nodata",
-        [DK_ACTION_DROP] = "drop",         [DK_ACTION_TCP_ONLY] = "tcp-only",
-        [DK_ACTION_LOCAL] = "local",
-};
-
-static const char *const severity_names[] = {
-        [DK_SEVERITY_INFO] = "info",         [DK_SEVERITY_LOW] = "low",
-        [DK_SEVERITY_MEDIUM] = "medium",     [DK_SEVERITY_HIGH] = "high",
-        [DK_SEVERITY_CRITICAL] = "critical",
-};
-
-const char *dk_action_name(enum dk_action a)
-{
-	if ((unsigned)a >= DK_ARRAY_SIZE(action_names))
-		return "unknown";
-	return action_names[a];
-}
-
-const char *dk_severity_name(enum dk_severity s)
-{
-	if ((unsigned)s >= DK_ARRAY_SIZE(severity_names))
-		return "unknown";
-	return severity_names[s];
-}
-
-int dk_action_parse(const char *s, enum dk_action *out)
-{
-	/* "local" needs records to answer with, which only an RPZ zone has. */
-	for (size_t i = 0; i < DK_ACTION_LOCAL; i++) {
-		if (strcmp(s, action_names[i]) == 0) {
-			*out = (enum dk_action)i;
-			return 0;
-		}
-	}
-	return DK_ESYNTAX;
-}
-
-int dk_severity_parse(const char *s, enum dk_severity *out)
-{
-	for (size_t i = 0; i < DK_ARRAY_SIZE(severity_names); i++) {
-		if (strcmp(s, severity_names[i]) == 0) {
-			*out = (enum dk_severity)i;
-			return 0;
-		}
-	}
-	return DK_ESYNTAX;
-}
 
 bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b)
 {
@@ -85,6 +35,35 @@ bool dk_rule_precedes(const struct dk_rule *a, const struct dk_rule *b)
 	if (a->severity != b->severity)
 		return a->severity > b->severity;
 	return a->index < b->index;
+}
+
+void dk_policy_sigma_actions(struct dk_policy *p, const struct dk_sigma_conf *sc)
+{
+	static const char *const levels[] = {
+	        [DK_SEVERITY_INFO] = "informational", [DK_SEVERITY_LOW] = "low",
+	        [DK_SEVERITY_MEDIUM] = "medium",      [DK_SEVERITY_HIGH] = "high",
+	        [DK_SEVERITY_CRITICAL] = "critical",
+	};
+
+	if (!p || !sc)
+		return;
+	for (size_t i = 0; i < p->n_rules; i++) {
+		struct dk_rule *r = &p->rules[i];
+		int by_level = -1, by_id = -1;
+		if (!r->sigma)
+			continue;
+		for (size_t j = 0; j < sc->n_actions; j++) {
+			const char *k = sc->actions[j].key;
+			if (!strcmp(k, r->id))
+				by_id = sc->actions[j].action;
+			else if (!strcmp(k, levels[r->severity]) ||
+			         (r->severity == DK_SEVERITY_INFO && !strcmp(k, "info")))
+				by_level = sc->actions[j].action;
+		}
+		r->action = (enum dk_action)(by_id >= 0      ? by_id
+		                             : by_level >= 0 ? by_level
+		                                             : sc->default_action);
+	}
 }
 
 uint16_t dk__policy_merge(uint16_t old, uint16_t add, void *ctx)
@@ -107,7 +86,10 @@ static bool verdict_from(const struct dk_rule *rule, const struct dk_suffixset_m
 	v->rule = rule;
 	v->matched_off = m->offset;
 	v->wildcard = m->value & 1;
+	v->action = (uint8_t)rule->action;
 	v->local = 0;
+	v->group_key = NULL;
+	v->group_count = 0;
 	return true;
 }
 
@@ -116,7 +98,10 @@ static bool no_verdict(struct dk_verdict *v)
 	v->rule = NULL;
 	v->matched_off = 0;
 	v->wildcard = false;
+	v->action = 0;
 	v->local = 0;
+	v->group_key = NULL;
+	v->group_count = 0;
 	return false;
 }
 
@@ -132,7 +117,10 @@ static bool ip_verdict(const struct dk_policy *p, const struct dk_ipset *set, in
 	v->rule = &p->rules[value & 0xffff];
 	v->matched_off = 0;
 	v->wildcard = false;
+	v->action = (uint8_t)v->rule->action;
 	v->local = value >> 16;
+	v->group_key = NULL;
+	v->group_count = 0;
 	return true;
 }
 
@@ -358,9 +346,13 @@ void dk__rule_deinit(struct dk_rule *r)
 	for (size_t i = 0; i < r->n_references; i++)
 		free(r->references[i]);
 	free(r->references);
+	for (size_t i = 0; i < r->n_tags; i++)
+		free(r->tags[i]);
+	free(r->tags);
 	for (size_t i = 0; i < r->n_tests; i++) {
 		free(r->tests[i].name);
 		free(r->tests[i].query);
+		free(r->tests[i].client);
 	}
 	free(r->tests);
 	free(r->file);
@@ -401,6 +393,10 @@ void dk__policy_free(struct dk_policy *p)
 	free(p->local);
 	free(p->local_blob);
 	dk_suffixset_free(p->set);
+	if (p->groups_free)
+		p->groups_free(p->groups);
+	dk_sigma_free(p->sigma);
+	dk_sigma_report_deinit(&p->sigma_report);
 	free(p);
 }
 

@@ -37,6 +37,7 @@
 #include "dnsink/suffixset.h"
 
 #include "rules.h"
+#include "sigma_int.h"
 #include "yaml_helpers.h"
 
 /* Limits that keep a hostile or mistaken rule file from growing without bound. */
@@ -124,6 +125,8 @@ struct loader {
 	size_t n_ids, cap_ids;
 	char **owned; /* ids of disabled rules and file names kept for ids */
 	size_t n_owned, cap_owned;
+
+	struct dk__sigma_builder *sigma; /* Sigma documents read so far */
 };
 
 /* Keeps the loader's error in one place: FILE:LINE: message. */
@@ -460,16 +463,8 @@ static int key_references(struct file_ctx *c, struct rule_ctx *rc, const char *k
 
 static int key_tags(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
 {
-	char **tags = NULL;
-	size_t n = 0;
-
-	(void)rc;
-	/* Tags are for the operator's own bookkeeping: checked, not kept. */
-	int err = want_strings(c, key, v, &tags, &n);
-	for (size_t i = 0; i < n; i++)
-		free(tags[i]);
-	free(tags);
-	return err;
+	/* Kept: client groups switch rules on and off by tag. */
+	return want_strings(c, key, v, &rc->r->tags, &rc->r->n_tags);
 }
 
 static int key_alert(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
@@ -909,7 +904,7 @@ static yaml_node_t *log_query(yaml_document_t *doc, yaml_node_t *log)
 
 static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *out)
 {
-	yaml_node_t *name = NULL, *expect = NULL, *log = NULL;
+	yaml_node_t *name = NULL, *expect = NULL, *log = NULL, *client = NULL;
 
 	if (t->type != YAML_MAPPING_NODE)
 		return fail(c->L, c->file, dk__yaml_line(t), DK_ESCHEMA,
@@ -928,9 +923,12 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 			slot = &expect;
 		else if (ks && strcmp(ks, "log") == 0)
 			slot = &log;
+		else if (ks && strcmp(ks, "client") == 0)
+			slot = &client;
 		if (!slot)
 			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
-			            "unknown key '%s' in test (name, expect, log)", ks ? ks : "?");
+			            "unknown key '%s' in test (name, expect, log, client)",
+			            ks ? ks : "?");
 		if (*slot)
 			return fail(c->L, c->file, dk__yaml_line(k), DK_ESCHEMA,
 			            "duplicate key '%s'", ks);
@@ -960,7 +958,19 @@ static int parse_test(struct file_ctx *c, yaml_node_t *t, struct dk_rule_test *o
 		return fail(c->L, c->file, dk__yaml_line(q), DK_ENAME, "test query '%s': %s",
 		            dk__yaml_scalar(q), dk_strerror(err));
 	out->query = strdup(dk__yaml_scalar(q));
-	return out->query ? 0 : -ENOMEM;
+	if (!out->query)
+		return -ENOMEM;
+	if (client) {
+		/* The client a test names picks its group (dnsink test -c FILE). */
+		uint8_t a[16];
+		if ((err = want_string(c, "client", client, &out->client)))
+			return err;
+		if (inet_pton(AF_INET, out->client, a) != 1 &&
+		    inet_pton(AF_INET6, out->client, a) != 1)
+			return fail(c->L, c->file, dk__yaml_line(client), DK_ESCHEMA,
+			            "test client '%s' is not an IP address", out->client);
+	}
+	return 0;
 }
 
 static int key_tests(struct file_ctx *c, struct rule_ctx *rc, const char *key, yaml_node_t *v)
@@ -1178,6 +1188,73 @@ fail:
 	return err;
 }
 
+static int copy_strings(char ***out, size_t *n_out, char *const *in, size_t n)
+{
+	*out = calloc(n ? n : 1, sizeof(char *));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!((*out)[i] = strdup(in[i])))
+			return -ENOMEM;
+		*n_out = i + 1;
+	}
+	return 0;
+}
+
+/*
+ * A Sigma document (sigma.c reads it): a loaded rule becomes a policy rule
+ * that only the Sigma engine matches, so alerts, counters and actions treat
+ * it as any other; skipped and rejected ones are only reported.
+ */
+static int load_sigma(struct file_ctx *c, const char *file_kept, yaml_node_t *root)
+{
+	struct loader *L = c->L;
+	struct dk_policy *p = L->p;
+	struct dk__sigma_meta m;
+	enum dk_sigma_status st;
+	int err;
+
+	if (!L->sigma && !(L->sigma = dk__sigma_builder_new()))
+		return -ENOMEM;
+	if ((err = dk__sigma_read(L->sigma, c->doc, root, c->file, &st, &m, L->diag)))
+		return err;
+	if (st != DK_SIGMA_LOADED)
+		return 0;
+	if (p->n_rules >= DK_RULES_MAX)
+		return fail(L, c->file, m.line, DK_EFULL, "more than %d rules", DK_RULES_MAX);
+	if (grow((void **)&p->rules, &L->cap_rules, p->n_rules + 1, sizeof(*p->rules)))
+		return -ENOMEM;
+	struct dk_rule *r = &p->rules[p->n_rules];
+	memset(r, 0, sizeof(*r));
+	r->index = (uint16_t)p->n_rules;
+	r->sigma = true;
+	r->alert = true;
+	r->action = DK_ACTION_ALERT;
+	r->severity = (enum dk_severity)m.severity;
+	r->threshold = 1;
+	r->dedup_minutes = DEFAULT_DEDUP_MINUTES;
+	r->line = m.line;
+	r->id = strdup(m.id);
+	r->name = strdup(m.title);
+	r->file = strdup(c->file);
+	r->description = m.description ? strdup(m.description) : NULL;
+	if (!r->id || !r->name || !r->file || (m.description && !r->description) ||
+	    copy_strings(&r->mitre, &r->n_mitre, m.mitre, m.n_mitre) ||
+	    copy_strings(&r->references, &r->n_references, m.references, m.n_references)) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if ((err = remember_id(L, r->id, file_kept, m.line)))
+		goto fail;
+	dk__sigma_commit(L->sigma, r->index);
+	p->n_rules++;
+	return 0;
+fail:
+	dk__sigma_abandon(L->sigma);
+	dk__rule_deinit(r);
+	return err;
+}
+
 static int load_rule_file(struct loader *L, const char *path)
 {
 	yaml_parser_t parser;
@@ -1210,7 +1287,10 @@ static int load_rule_file(struct loader *L, const char *path)
 		}
 		docs++;
 		struct file_ctx c = {.L = L, .file = path, .doc = &doc};
-		err = load_rule(&c, file_kept, root);
+		if (dk__sigma_is_rule(&doc, root))
+			err = load_sigma(&c, file_kept, root);
+		else
+			err = load_rule(&c, file_kept, root);
 		yaml_document_delete(&doc);
 		if (err)
 			break;
@@ -1228,6 +1308,9 @@ static bool rule_file_name(const char *n)
 	size_t len = strlen(n);
 
 	if (n[0] == '.')
+		return false;
+	/* "rule.tests.yml" holds the tests of the Sigma rule "rule.yml" (dnsink test). */
+	if (len > 10 && strcmp(n + len - 10, ".tests.yml") == 0)
 		return false;
 	return (len > 4 && strcmp(n + len - 4, ".yml") == 0) ||
 	       (len > 5 && strcmp(n + len - 5, ".yaml") == 0);
@@ -1963,6 +2046,18 @@ int dk_policy_load_state(const char *const *paths, size_t n_paths, const char *l
 	}
 	if (list && (err = add_list_rule(&L, list)))
 		goto fail;
+	if (L.sigma) {
+		struct dk__sigma_builder *sb = L.sigma;
+		L.sigma = NULL;
+		if ((err = dk__sigma_finish(sb, &L.p->sigma, &L.p->sigma_report, diag)))
+			goto fail;
+		/* Behavioural rules count in their own windows: each window's alert is a record. */
+		for (size_t i = 0; i < L.p->sigma_report.n; i++) {
+			const struct dk_sigma_entry *e = &L.p->sigma_report.entries[i];
+			if (e->status == DK_SIGMA_LOADED && (e->how & DK_SIGMA_HOW_COUNT))
+				L.p->rules[e->rule_index].dedup_minutes = 0;
+		}
+	}
 	if ((err = build(&L)))
 		goto fail;
 	*out = L.p;
@@ -1978,6 +2073,7 @@ fail:
 	free(L.raw);
 	free(L.blob);
 	free(L.ids);
+	dk__sigma_builder_free(L.sigma);
 	for (size_t i = 0; i < L.n_owned; i++)
 		free(L.owned[i]);
 	free(L.owned);

@@ -14,7 +14,7 @@
 
 /**
  * Suffix-set merge function for values (rule index << 1) | wildcard; @p ctx
- * is the snapshot's rule array. Implements SPEC precedence at equal length:
+ * is the snapshot's rule array. Implements the precedence of dnsink-rules(5) at equal length:
  * allow, then higher severity, then the rule loaded first; within one rule
  * the plain entry beats "*.name".
  */

@@ -401,14 +401,6 @@ static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old,
 	return b->merge ? b->merge(old, add, b->ctx) : old;
 }
 
-int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
-                             bool below_only, uint16_t value)
-{
-	return dk_suffixset_builder_add_slots(
-	        b, wire, len,
-	        below_only ? DK_SUFFIXSET_BELOW : DK_SUFFIXSET_SELF | DK_SUFFIXSET_BELOW, value);
-}
-
 int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
                                    unsigned slots, uint16_t value)
 {
@@ -462,6 +454,14 @@ int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t
 	return 0;
 }
 
+int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                             bool below_only, uint16_t value)
+{
+	return dk_suffixset_builder_add_slots(
+	        b, wire, len,
+	        below_only ? DK_SUFFIXSET_BELOW : DK_SUFFIXSET_SELF | DK_SUFFIXSET_BELOW, value);
+}
+
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b)
 {
 	return b ? b->set.count : 0;
@@ -513,16 +513,40 @@ void dk_suffixset_free(struct dk_suffixset *s)
 bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
                          struct dk_suffixset_match *m)
 {
-	uint8_t offs[DK_LABELS_MAX + 1];
-	uint64_t h[DK_LABELS_MAX + 1];
-	int n;
+	return dk_suffixset_lookup_if(s, wire, len, NULL, NULL, m);
+}
 
-	if (!s || s->count == 0)
-		return false;
-	n = walk(wire, len, offs);
+/* The probes of one walk: the first (longest) suffix of @p s that applies and @p accept takes. */
+static inline __attribute__((always_inline)) bool
+probe(const struct dk_suffixset *s, const uint64_t *h, const uint8_t *offs, int n,
+      const uint8_t *wire, size_t len, dk_suffixset_accept_fn accept, const void *ctx,
+      struct dk_suffixset_match *m)
+{
+	for (int i = 0; i <= n; i++) {
+		const uint8_t *e = find(s, h[i], wire + offs[i], len - offs[i]);
+		if (!e)
+			continue;
+		/* The whole query uses "self", a proper suffix "below". */
+		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
+		if (v == DK_SUFFIXSET_NONE || (accept && !accept(v, ctx)))
+			continue;
+		m->value = v;
+		m->offset = offs[i];
+		m->labels = (uint8_t)i;
+		m->below = i > 0;
+		return true;
+	}
+	return false;
+}
+
+/* Hashes every suffix of @p wire with @p s's keys; -1 for a malformed name. */
+static inline __attribute__((always_inline)) int
+hash_all(const struct dk_suffixset *s, const uint8_t *wire, size_t len, uint8_t *offs, uint64_t *h)
+{
+	int n = walk(wire, len, offs);
+
 	if (n < 0)
-		return false;
-
+		return -1;
 	h[n] = s->keys.root;
 	for (int i = n - 1; i >= 0; i--)
 		h[i] = hash_label(&s->keys, h[i + 1], wire + offs[i], wire, wire + len);
@@ -532,22 +556,92 @@ bool dk_suffixset_lookup(const struct dk_suffixset *s, const uint8_t *wire, size
 	 */
 	for (int i = 0; i <= n; i++)
 		__builtin_prefetch(&s->slots[(size_t)h[i] & s->mask]);
+	return n;
+}
 
-	for (int i = 0; i <= n; i++) {
+bool dk_suffixset_lookup_if(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                            dk_suffixset_accept_fn accept, const void *ctx,
+                            struct dk_suffixset_match *m)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+	uint64_t h[DK_LABELS_MAX + 1];
+	int n;
+
+	if (!s || s->count == 0 || (n = hash_all(s, wire, len, offs, h)) < 0)
+		return false;
+	return probe(s, h, offs, n, wire, len, accept, ctx, m);
+}
+
+struct dk_suffixset_builder *dk_suffixset_builder_new_like(size_t expected,
+                                                           dk_suffixset_merge_fn merge, void *ctx,
+                                                           const struct dk_suffixset *like)
+{
+	struct dk_suffixset_builder *b = dk_suffixset_builder_new(expected, merge, ctx);
+
+	if (b && like)
+		b->set.keys = like->keys;
+	return b;
+}
+
+unsigned dk_suffixset_lookup_both(const struct dk_suffixset *s, const struct dk_suffixset *also,
+                                  const uint8_t *wire, size_t len, dk_suffixset_accept_fn accept,
+                                  const void *ctx, struct dk_suffixset_match *m,
+                                  struct dk_suffixset_match *m_also)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+	uint64_t h[DK_LABELS_MAX + 1];
+	unsigned found = 0;
+	int n;
+
+	if (!also || also->count == 0)
+		return dk_suffixset_lookup_if(s, wire, len, accept, ctx, m);
+	if (!s || s->count == 0 || memcmp(&s->keys, &also->keys, sizeof(s->keys)) != 0) {
+		/* Keys of their own: two walks. */
+		found = dk_suffixset_lookup_if(s, wire, len, accept, ctx, m);
+		if (found && dk_suffixset_lookup(also, wire, len, m_also) &&
+		    m_also->offset <= m->offset)
+			found |= 2;
+		return found;
+	}
+	if ((n = hash_all(s, wire, len, offs, h)) < 0)
+		return 0;
+	found = probe(s, h, offs, n, wire, len, accept, ctx, m);
+	/*
+	 * The second set only matters when the first matched (a group's
+	 * exceptions), and there only as long a suffix or longer.
+	 */
+	if (found && probe(also, h, offs, m->labels, wire, len, NULL, NULL, m_also))
+		found |= 2;
+	return found;
+}
+
+size_t dk_suffixset_lookup_all(const struct dk_suffixset *s, const uint8_t *wire, size_t len,
+                               struct dk_suffixset_match *out, size_t max)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+	uint64_t h[DK_LABELS_MAX + 1];
+	size_t found = 0;
+	int n;
+
+	if (!s || s->count == 0 || !max)
+		return 0;
+	n = walk(wire, len, offs);
+	if (n < 0)
+		return 0;
+	h[n] = s->keys.root;
+	for (int i = n - 1; i >= 0; i--)
+		h[i] = hash_label(&s->keys, h[i + 1], wire + offs[i], wire, wire + len);
+	for (int i = 0; i <= n && found < max; i++) {
 		const uint8_t *e = find(s, h[i], wire + offs[i], len - offs[i]);
 		if (!e)
 			continue;
-		/* The whole query uses "self", a proper suffix "below". */
 		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
 		if (v == DK_SUFFIXSET_NONE)
 			continue;
-		m->value = v;
-		m->offset = offs[i];
-		m->labels = (uint8_t)i;
-		m->below = i > 0;
-		return true;
+		out[found++] = (struct dk_suffixset_match){
+		        .value = v, .offset = offs[i], .labels = (uint8_t)i, .below = i > 0};
 	}
-	return false;
+	return found;
 }
 
 size_t dk_suffixset_count(const struct dk_suffixset *s)

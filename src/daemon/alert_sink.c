@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <paths.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,7 @@ struct dk_alerter {
 	struct dk_addr server;
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *file_path;
+	char config_file[256]; /* named in the warning about a missing syslog */
 	char hostname[256];
 
 	int dgram_fd;             /* UDP or unix datagram collector */
@@ -138,6 +140,8 @@ struct dk_alerter {
 	uv_buf_t wbufs[TCP_WRITE_BATCH];
 	char readbuf[256];
 
+	struct dk_alert_observer obs;
+	bool syslog_absent;     /* syslog(3) chosen, but nothing listens on _PATH_LOG */
 	uint64_t lost_unlogged; /* queue overflows since the last report */
 	uint64_t ring_lost_logged;
 	struct dk_alert_stats st;
@@ -702,8 +706,15 @@ static void emit_cb(const struct dk_alert_record *rec, void *ctx)
 		       rec->ev->rule->id, REC_MAX);
 		return;
 	}
+	if (a->obs.record)
+		a->obs.record(a->obs.ctx, a->rec, (size_t)n);
 	switch (a->transport) {
 	case DK_SYSLOG_LOCAL:
+		/* syslog(3) drops silently when no daemon listens: count it as lost. */
+		if (a->syslog_absent) {
+			a->st.lost_sink++;
+			break;
+		}
 		syslog(a->facility | syslog_level(rec), "%s", a->rec);
 		taken = true;
 		break;
@@ -760,6 +771,8 @@ static bool drain_rings(struct dk_alerter *a, size_t max)
 			return false;
 		head[oldest] = head_time(&a->rings[oldest]);
 		a->st.events++;
+		if (a->obs.event)
+			a->obs.event(a->obs.ctx, &ev);
 		/* Counted as it happens, not when a follow-up reports it. */
 		if (!dk_dedup_event(a->dedup, &ev, a->now(), emit_cb, a))
 			a->st.deduplicated++;
@@ -797,11 +810,61 @@ static void async_cb(uv_async_t *h)
 		uv_timer_start(&a->batch, batch_cb, BATCH_MS, 0);
 }
 
+/*
+ * Whether a syslog daemon listens on _PATH_LOG (/dev/log), as glibc's
+ * syslog(3) would find it: a datagram socket first, a stream one after. A
+ * machine without one (a container, a fresh minimal install) would take every
+ * record into syslog(3) and lose it without a word, so the alerter asks
+ * itself, says so once and counts the records as lost.
+ */
+static bool syslog_listening(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	bool ok = false;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", _PATH_LOG);
+	for (size_t i = 0; i < DK_ARRAY_SIZE(types) && !ok; i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			continue;
+		ok = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN;
+		close(fd);
+	}
+	return ok;
+}
+
+/* Looks again for the syslog socket; logs only a change. Main loop only. */
+static void syslog_check(struct dk_alerter *a, bool first)
+{
+	bool absent = a->transport == DK_SYSLOG_LOCAL && !syslog_listening();
+
+	if (absent && (first || !a->syslog_absent) && a->file_path)
+		dk_log(DK_LOG_WARN,
+		       "alerts: no syslog daemon listens on %s: the syslog(3) copies of alert "
+		       "records are lost (counted in lost_sink); the file sink %s still gets them",
+		       _PATH_LOG, a->file_path);
+	else if (absent && (first || !a->syslog_absent))
+		dk_log(DK_LOG_WARN,
+		       "alerts: the alert sink is syslog(3), but no syslog daemon listens on %s:"
+		       " alert records are lost (counted in lost_sink). Start a syslog daemon, or"
+		       " set \"alerts: file: PATH\" (JSON lines) or \"alerts: syslog: server:"
+		       " udp://IP:PORT\" (a collector) in %s",
+		       _PATH_LOG, a->config_file[0] ? a->config_file : "the config");
+	else if (!absent && a->syslog_absent && a->transport == DK_SYSLOG_LOCAL)
+		dk_log(DK_LOG_INFO, "alerts: syslog daemon found on %s, alert records go there",
+		       _PATH_LOG);
+	a->syslog_absent = absent;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	struct dk_alerter *a = t->data;
 	uint64_t ring_lost = 0;
 
+	if (a->transport == DK_SYSLOG_LOCAL)
+		syslog_check(a, false);
 	dk_dedup_tick(a->dedup, a->now(), emit_cb, a);
 	if (a->file_path && a->file_fd < 0 && file_open(a) == 0)
 		dk_log(DK_LOG_INFO, "alert file %s reopened", a->file_path);
@@ -950,6 +1013,8 @@ static int apply_config(struct dk_alerter *a, const struct dk_config *cfg, bool 
 			       strerror(-err));
 		}
 	}
+	snprintf(a->config_file, sizeof(a->config_file), "%s", cfg->file ? cfg->file : "");
+	syslog_check(a, first);
 	return 0;
 }
 
@@ -1227,4 +1292,12 @@ void dk_alerter_stats(const struct dk_alerter *a, struct dk_alert_stats *out)
 void dk_alerter_set_clock(struct dk_alerter *a, uint64_t (*now_ms)(void))
 {
 	a->now = now_ms ? now_ms : mono_ms;
+}
+
+void dk_alerter_observe(struct dk_alerter *a, const struct dk_alert_observer *o)
+{
+	if (o)
+		a->obs = *o;
+	else
+		memset(&a->obs, 0, sizeof(a->obs));
 }

@@ -72,5 +72,20 @@ void dk_alerter_free(struct dk_alerter *a);
 
 void dk_alerter_stats(const struct dk_alerter *a, struct dk_alert_stats *out);
 
+/**
+ * What the alerter shows an observer (the dashboard and control socket's
+ * recent activity), called on the main loop: every event as it is drained,
+ * before dedup (its rule is valid during the call only), and every record as
+ * formatted for the sinks. Either function may be NULL.
+ */
+struct dk_alert_observer {
+	void (*event)(void *ctx, const struct dk_alert_event *ev);
+	void (*record)(void *ctx, const char *json, size_t len);
+	void *ctx;
+};
+
+/** Sets the observer (copied); NULL removes it. Main loop only. */
+void dk_alerter_observe(struct dk_alerter *a, const struct dk_alert_observer *o);
+
 /** Test hook: the clock dedup uses, ms; NULL restores the wall clock. */
 void dk_alerter_set_clock(struct dk_alerter *a, uint64_t (*now_ms)(void));

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnsink/alert.h"
 #include "dnsink/cache.h"
 
 /** One counter: written by one thread only (dk_ctr_add), read by any (dk_ctr_get). */
@@ -82,13 +83,20 @@ static inline const char *dk_outcome_name(enum dk_outcome o)
 /** The name of transport @p tr (enum dk_transport). */
 static inline const char *dk_transport_name(unsigned tr)
 {
-	return tr == 0 ? "udp" : "tcp";
+	static const char *const names[DK_TRANSPORT_MAX] = {
+	        [DK_TRANSPORT_UDP] = "udp",
+	        [DK_TRANSPORT_TCP] = "tcp",
+	        [DK_TRANSPORT_TLS] = "tls",
+	        [DK_TRANSPORT_HTTPS] = "https",
+	};
+
+	return tr < DK_TRANSPORT_MAX ? names[tr] : "unknown";
 }
 
 /** Written by query.c. */
 struct dk_query_counters {
-	dk_ctr queries[2];         /**< received, by enum dk_transport */
-	dk_ctr out[2][DK_OUT_MAX]; /**< by transport and enum dk_outcome */
+	dk_ctr queries[DK_TRANSPORT_MAX];         /**< received, by enum dk_transport */
+	dk_ctr out[DK_TRANSPORT_MAX][DK_OUT_MAX]; /**< by transport and enum dk_outcome */
 	/* Upstream answers whose CNAME/DNAME target a rule matched (cloaking). */
 	dk_ctr cname_blocked; /**< replaced by the rule's local answer */
 	dk_ctr cname_alerted; /**< passed, with an alert */
@@ -124,6 +132,20 @@ struct dk_up_counters {
 	dk_ctr inflight;                /**< a gauge: queries in flight now */
 };
 
+/** Written by https.c (DNS over HTTPS clients). */
+struct dk_https_counters {
+	dk_ctr accepted;
+	dk_ctr rejected;        /**< over the cap */
+	dk_ctr slow;            /**< closed: client does not read its answers */
+	dk_ctr tls_handshakes;  /**< handshakes that succeeded */
+	dk_ctr tls_failed;      /**< handshakes that failed */
+	dk_ctr tls_timeouts;    /**< handshakes cut by the handshake timeout */
+	dk_ctr h2;              /**< connections that chose HTTP/2 (ALPN h2) */
+	dk_ctr requests;        /**< HTTP requests read */
+	dk_ctr refused[7];      /**< answered 400, 404, 405, 413, 414, 415, other errors */
+	dk_ctr streams_refused; /**< HTTP/2 streams over the per-connection cap */
+};
+
 /** Written by udp.c. */
 struct dk_udp_counters {
 	dk_ctr send_fail; /**< replies dropped on EAGAIN or error */
@@ -132,8 +154,12 @@ struct dk_udp_counters {
 /** Written by tcp.c. */
 struct dk_tcp_counters {
 	dk_ctr accepted;
-	dk_ctr rejected; /**< over the per-worker cap */
-	dk_ctr slow;     /**< closed: client does not read its answers */
+	dk_ctr rejected;       /**< over the per-worker cap */
+	dk_ctr slow;           /**< closed: client does not read its answers */
+	dk_ctr tls_handshakes; /**< DNS over TLS clients whose handshake succeeded */
+	dk_ctr tls_resumed;    /**< of those, resumed sessions */
+	dk_ctr tls_failed;     /**< handshakes that failed */
+	dk_ctr tls_timeouts;   /**< handshakes cut by the handshake timeout */
 };
 
 /** All of one worker's counters, handed out by part to the modules that write them. */
@@ -143,6 +169,7 @@ struct dk_counters {
 	struct dk_up_counters up;
 	struct dk_udp_counters udp;
 	struct dk_tcp_counters tcp;
+	struct dk_https_counters https;
 };
 
 _Static_assert(sizeof(struct dk_counters) % sizeof(dk_ctr) == 0,
@@ -165,6 +192,9 @@ static inline void dk_counters_add(struct dk_counters *sum, const struct dk_coun
 #define DK_LAT_BUCKETS 13
 extern const uint32_t dk_lat_bounds_us[DK_LAT_BUCKETS - 1];
 
+/** Reasons a TLS handshake fails (enum dk_tls_fail in tls.h). */
+#define DK_TLS_FAILS 5
+
 /** Counters of one upstream (by address) on one worker; written by upstream.c. */
 struct dk_up_stats {
 	dk_ctr tries;               /**< queries sent to it */
@@ -176,4 +206,9 @@ struct dk_up_stats {
 	dk_ctr lat[DK_LAT_BUCKETS]; /**< answers per latency bucket (not cumulative) */
 	dk_ctr srtt_us;             /**< a gauge: the smoothed RTT of UDP answers (0: none yet) */
 	dk_ctr down;                /**< a gauge: 1 while this worker holds the upstream down */
+	dk_ctr tls_handshakes;      /**< TLS handshakes that succeeded */
+	dk_ctr tls_resumed;         /**< of those, resumed sessions */
+	dk_ctr tls_failed[DK_TLS_FAILS]; /**< failed handshakes, by enum dk_tls_fail */
+	dk_ctr tls_open;                 /**< a gauge: TLS connections open (or connecting) */
+	dk_ctr http_errors; /**< DoH: responses that were no DNS answer (status, type) */
 };

@@ -19,9 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "alert_sink.h"
+#include "dnsink/request.h"
 #include "dk_build.h"
+#include "dnsink/groups.h"
 #include "fetch.h"
 #include "metrics.h"
 #include "snapshot.h"
@@ -45,7 +49,7 @@ struct conn {
 	bool closing;
 	bool answered;
 	char *out; /**< answer body, freed with the connection */
-	char head[256];
+	char head[512];
 	size_t len;
 	char req[REQ_MAX];
 };
@@ -164,6 +168,28 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
 		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
+	}
+}
+
+/* Client groups of the snapshot in force, by name: queries asked and queries a rule decided. */
+static void render_groups(struct text *t, const struct dk_metrics_src *src)
+{
+	const struct dk_snapshot *snap = src->snap;
+	const struct dk_groups *gs = snap && snap->pol ? snap->pol->groups : NULL;
+
+	for (unsigned which = 0; which < 2; which++) {
+		const char *name = which ? "dnsink_group_hits_total" : "dnsink_group_queries_total";
+		text_head(t, name, "counter",
+		          which ? "Queries of a client group that a rule decided (as rule hits)."
+		                : "Queries per client group (after the rate limit and parsing).");
+		if (!gs || !snap->stats.group_slot)
+			continue;
+		for (size_t i = 0; i < gs->n; i++) {
+			text_add(t, "%s{group=\"", name);
+			text_label(t, gs->g[i].name);
+			text_add(t, "\"} %" PRIu64 "\n",
+			         rule_hits(src, snap->stats.group_slot[2 * i + which]));
+		}
 	}
 }
 
@@ -334,8 +360,77 @@ static void up_sum(const struct dk_metrics_src *src, uint32_t slot, struct dk_up
 	dk_ctr_set(&out->srtt_us, n_srtt ? srtt / n_srtt : 0);
 }
 
+int dk_metrics_upstream(const struct dk_metrics_src *src, size_t i, struct dk_up_stats *out)
+{
+	const struct dk_snapshot *snap = src->snap;
+
+	if (!snap || !snap->stats.up_slot || i >= snap->cfg->n_upstreams)
+		return -ENOENT;
+	up_sum(src, snap->stats.up_slot[i], out);
+	return 0;
+}
+
+uint64_t dk_metrics_rule_hits(const struct dk_metrics_src *src, size_t i)
+{
+	const struct dk_snapshot *snap = src->snap;
+
+	if (!snap || !snap->pol || !snap->stats.rule_slot || i >= snap->pol->n_rules)
+		return 0;
+	return rule_hits(src, snap->stats.rule_slot[i]);
+}
+
 _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
                "struct dk_up_stats holds counters only");
+
+/* The TLS counters of the tls:// upstreams among the @p n of @p cfg. */
+static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
+                                 const struct dk_up_stats *sums, char (*addrs)[64], size_t n)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} one[] = {
+	        {"dnsink_upstream_tls_handshakes_total", "counter",
+	         "TLS handshakes with the upstream that succeeded (full or resumed).",
+	         offsetof(struct dk_up_stats, tls_handshakes)},
+	        {"dnsink_upstream_tls_resumptions_total", "counter",
+	         "Of those, handshakes that resumed an earlier session (a ticket).",
+	         offsetof(struct dk_up_stats, tls_resumed)},
+	        {"dnsink_upstream_tls_connections", "gauge",
+	         "TLS connections to the upstream open now (connecting included).",
+	         offsetof(struct dk_up_stats, tls_open)},
+	        {"dnsink_upstream_doh_failures_total", "counter",
+	         "DoH responses that carried no DNS answer (an HTTP error status, another media "
+	         "type, a reset stream): the try failed.",
+	         offsetof(struct dk_up_stats, http_errors)},
+	};
+	bool any = false;
+
+	for (size_t i = 0; cfg->upstream_opts && i < n; i++)
+		any |= cfg->upstream_opts[i].proto != DK_UP_DNS;
+	if (!any)
+		return;
+	for (size_t m = 0; m < DK_ARRAY_SIZE(one); m++) {
+		text_head(t, one[m].name, one[m].type, one[m].help);
+		for (size_t i = 0; i < n; i++)
+			if (cfg->upstream_opts[i].proto != DK_UP_DNS)
+				text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", one[m].name,
+				         addrs[i],
+				         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
+				                                     one[m].off)));
+	}
+	text_head(t, "dnsink_upstream_tls_handshake_failures_total", "counter",
+	          "TLS handshakes with the upstream that failed, by reason (name, ca, expired, "
+	          "pin, protocol); the query never goes in clear.");
+	for (size_t i = 0; i < n; i++)
+		for (unsigned r = 0; cfg->upstream_opts[i].proto != DK_UP_DNS && r < DK_TLS_FAILS;
+		     r++)
+			text_add(t,
+			         "dnsink_upstream_tls_handshake_failures_total{upstream=\"%s\","
+			         "reason=\"%s\"} %" PRIu64 "\n",
+			         addrs[i], dk_tls_fail_name((enum dk_tls_fail)r),
+			         dk_ctr_get(&sums[i].tls_failed[r]));
+}
 
 /* Upstreams of the config in force, labelled by address (counts kept across reloads). */
 static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
@@ -415,6 +510,8 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		text_add(t, "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
 		         addrs[i], cum);
 	}
+	if (n)
+		render_upstreams_tls(t, cfg, sums, addrs, n);
 out:
 	free(sums);
 	free(addrs);
@@ -472,14 +569,14 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 
 	text_head(&t, "dnsink_queries_received_total", "counter",
 	          "Client queries received, by transport.");
-	for (int tr = 0; tr < 2; tr++)
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
 		         dk_transport_name((unsigned)tr), dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
 	          "ratelimited: over rate_limit, dropped or REFUSED; cached: answered from the "
 	          "cache).");
-	for (int tr = 0; tr < 2; tr++)
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		for (int o = 0; o < DK_OUT_MAX; o++)
 			text_add(&t,
 			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
@@ -512,12 +609,60 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.tcp.rejected));
 	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.tcp.slow));
+	text_head(&t, "dnsink_tls_client_handshakes_total", "counter",
+	          "DNS over TLS clients (listen_tls) by handshake result: ok (resumed among them), "
+	          "failed, timeout (not done within tls.handshake_timeout_ms).");
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"ok\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_handshakes));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"resumed\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_resumed));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"failed\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_failed));
+	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"timeout\"} %" PRIu64 "\n",
+	         dk_ctr_get(&c.tcp.tls_timeouts));
+
+	text_head(&t, "dnsink_https_connections_total", "counter",
+	          "DNS over HTTPS connections (listen_https): accepted, rejected over the cap, "
+	          "closed as slow, using HTTP/2, TLS handshakes ok, failed and timed out.");
+	{
+		static const struct {
+			const char *state;
+			size_t off;
+		} hc[] = {
+		        {"accepted", offsetof(struct dk_https_counters, accepted)},
+		        {"rejected", offsetof(struct dk_https_counters, rejected)},
+		        {"slow", offsetof(struct dk_https_counters, slow)},
+		        {"h2", offsetof(struct dk_https_counters, h2)},
+		        {"handshake_ok", offsetof(struct dk_https_counters, tls_handshakes)},
+		        {"handshake_failed", offsetof(struct dk_https_counters, tls_failed)},
+		        {"handshake_timeout", offsetof(struct dk_https_counters, tls_timeouts)},
+		};
+		for (size_t i = 0; i < DK_ARRAY_SIZE(hc); i++)
+			text_add(&t, "dnsink_https_connections_total{state=\"%s\"} %" PRIu64 "\n",
+			         hc[i].state,
+			         dk_ctr_get((const dk_ctr *)((const char *)&c.https + hc[i].off)));
+	}
+	text_one(&t, "dnsink_https_requests_total", "counter",
+	         "DNS over HTTPS requests read (answered or refused).",
+	         dk_ctr_get(&c.https.requests));
+	{
+		static const char *const codes[7] = {"400", "404", "405",  "413",
+		                                     "414", "415", "other"};
+		text_head(&t, "dnsink_https_refused_total", "counter",
+		          "DNS over HTTPS requests refused, by HTTP status.");
+		for (size_t i = 0; i < DK_ARRAY_SIZE(codes); i++)
+			text_add(&t, "dnsink_https_refused_total{status=\"%s\"} %" PRIu64 "\n",
+			         codes[i], dk_ctr_get(&c.https.refused[i]));
+	}
+	text_one(&t, "dnsink_https_streams_refused_total", "counter",
+	         "HTTP/2 streams refused over the per-connection cap.",
+	         dk_ctr_get(&c.https.streams_refused));
 
 	text_one(&t, "dnsink_alert_events_total", "counter", "Match events taken from the rings.",
 	         as.events);
 	text_head(&t, "dnsink_alerts_total", "counter",
-	          "Alert records emitted, events deduplicated, events lost on a full ring, "
-	          "records lost by a sink.");
+	          "Alert records emitted, events deduplicated, events lost on a full ring, records "
+	          "lost by a sink.");
 	text_add(&t, "dnsink_alerts_total{state=\"emitted\"} %" PRIu64 "\n", as.emitted);
 	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
 	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
@@ -531,14 +676,15 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         as.resent);
 
 	text_head(&t, "dnsink_cname_cloaked_total", "counter",
-	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the "
-	          "rule instead (blocked), or passed with an alert (alerted).");
+	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the rule "
+	          "instead (blocked), or passed with an alert (alerted).");
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"blocked\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.query.cname_blocked));
 	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
 	         dk_ctr_get(&c.query.cname_alerted));
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
+	render_groups(&t, src);
 	render_rpz(&t, src);
 	render_urls(&t, src);
 
@@ -613,48 +759,82 @@ static bool request_complete(const struct conn *c)
 	return false;
 }
 
-static bool wants_metrics(const struct conn *c)
+static bool peer_loopback(const struct conn *c)
 {
-	const char *p = c->req, *end = c->req + c->len;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
 
-	if (c->len < 4 || memcmp(p, "GET ", 4) != 0)
+	if (uv_tcp_getpeername(&c->h, (struct sockaddr *)&ss, &len) < 0)
 		return false;
-	p += 4;
-	const char *path = p;
-	while (p < end && *p != ' ' && *p != '?' && *p != '\r' && *p != '\n')
-		p++;
-	return (size_t)(p - path) == 8 && memcmp(path, "/metrics", 8) == 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return false;
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	default: return "Not Found";
+	}
 }
 
 static void conn_answer(struct conn *c)
 {
 	static const char not_found[] = "not found\n";
+	static const char unauthorized[] = "a bearer token is needed (metrics.token)\n";
+	const struct dk_metrics_src *src = c->m->src;
+	const char *token = src->snap ? src->snap->cfg->metrics_token : NULL;
+	struct dk_http_answer a = {.status = 404,
+	                           .type = "text/plain; charset=utf-8",
+	                           .static_body = not_found,
+	                           .len = sizeof(not_found) - 1};
+	const char *path = NULL, *query = NULL;
+	size_t path_len = 0, query_len = 0;
 	uv_buf_t b[2];
-	size_t len = 0;
 	int hl;
 
 	c->answered = true;
 	uv_read_stop((uv_stream_t *)&c->h);
 	uv_timer_stop(&c->timer);
-	if (wants_metrics(c)) {
-		c->out = dk_metrics_render(c->m->src, &len);
-		if (!c->out) {
+	bool get = dk_http_target(c->req, c->len, &path, &path_len, &query, &query_len);
+	if (get && token && !dk_http_has_token(c->req, c->len, query, query_len, token)) {
+		a.status = 401;
+		a.static_body = unauthorized;
+		a.len = sizeof(unauthorized) - 1;
+	} else if (get && path_len == 8 && memcmp(path, "/metrics", 8) == 0) {
+		a.body = dk_metrics_render(src, &a.len);
+		if (!a.body) {
 			conn_close(c);
 			return;
 		}
-		hl = snprintf(c->head, sizeof(c->head),
-		              "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-		              "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		              len);
-		b[1] = uv_buf_init(c->out, (unsigned)len);
-	} else {
-		hl = snprintf(c->head, sizeof(c->head),
-		              "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-		              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		              sizeof(not_found) - 1);
-		b[1] = uv_buf_init((char *)not_found, sizeof(not_found) - 1);
+		a.status = 200;
+		a.type = "text/plain; version=0.0.4; charset=utf-8";
+	} else if (get && src->http) {
+		if (src->http(src->http_ctx, path, path_len, query, query_len, peer_loopback(c),
+		              &a) < 0) {
+			conn_close(c);
+			return;
+		}
 	}
+	c->out = a.body;
+	hl = snprintf(c->head, sizeof(c->head),
+	              "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s"
+	              "Connection: close\r\n\r\n",
+	              a.status, status_text(a.status), a.type, a.len,
+	              a.status == 401 ? "WWW-Authenticate: Bearer\r\n" : "");
 	b[0] = uv_buf_init(c->head, (unsigned)hl);
+	b[1] = uv_buf_init(a.body ? a.body : (char *)a.static_body, (unsigned)a.len);
 	c->wr.data = c;
 	if (uv_write(&c->wr, (uv_stream_t *)&c->h, b, 2, conn_written) < 0)
 		conn_close(c);

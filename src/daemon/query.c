@@ -22,8 +22,10 @@
 #include <ldns/wire2host.h>
 
 #include "dnsink/cache.h"
+#include "dnsink/groups.h"
 #include "dnsink/name.h"
 #include "dnsink/ratelimit.h"
+#include "dnsink/sigma.h"
 #include "log.h"
 #include "query.h"
 
@@ -41,11 +43,12 @@ struct pending {
 struct dk_queries {
 	struct dk_queries_env env;
 	struct dk_queries_conf conf;
-	struct dk_ratelimit *rl; /**< client buckets; NULL: rate_limit off */
-	size_t rl_table_size;    /**< the rate_limit.table_size @p rl was made for */
-	struct dk_cache *cache;  /**< NULL: cache off */
-	size_t cache_bytes;      /**< the budget @p cache was made with */
-	uint8_t *cbuf;           /**< DK_MSG_MAX: answers served from the cache */
+	struct dk_ratelimit *rl;        /**< client buckets; NULL: rate_limit off */
+	size_t rl_table_size;           /**< the rate_limit.table_size @p rl was made for */
+	struct dk_cache *cache;         /**< NULL: cache off */
+	struct dk_sigma_scratch *sigma; /**< Sigma scan and counting state; NULL: no Sigma rules */
+	size_t cache_bytes;             /**< the budget @p cache was made with */
+	uint8_t *cbuf;                  /**< DK_MSG_MAX: answers served from the cache */
 	struct pending *pend;
 	struct pending *free;
 	size_t n_free;               /**< entries on @p free */
@@ -79,10 +82,58 @@ static void reply_error(struct dk_queries *qs, const struct dk_client *cl, const
 static void rule_hit(struct dk_queries *qs, unsigned rule_index)
 {
 	const struct dk_queries_conf *c = &qs->conf;
-	uint32_t slot = c->rule_slot ? c->rule_slot[rule_index] : UINT32_MAX;
+	/* A group's own allow-list is no rule of the snapshot: its index is past them. */
+	uint32_t slot = c->rule_slot && rule_index < c->pol->n_rules ? c->rule_slot[rule_index]
+	                                                             : UINT32_MAX;
 
 	if (slot < c->n_rule_hits)
 		dk_ctr_inc(&c->rule_hits[slot]);
+}
+
+/* Counts a query (@p which 0) or a hit (1) of client group @p g in its counter slot. */
+static void group_count(struct dk_queries *qs, const struct dk_group *g, unsigned which)
+{
+	const struct dk_queries_conf *c = &qs->conf;
+	uint32_t slot = g && c->group_slot ? c->group_slot[2 * g->index + which] : UINT32_MAX;
+
+	if (slot < c->n_rule_hits)
+		dk_ctr_inc(&c->rule_hits[slot]);
+}
+
+/* The group of client @p cl in the snapshot in force; NULL without groups. */
+static const struct dk_group *group_of(const struct dk_queries *qs, const struct dk_client *cl)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+
+	return pol && pol->groups ? dk_groups_lookup(pol->groups, &cl->peer.sa) : NULL;
+}
+
+/* Matches @p wire for a client of group @p g: the group's view of the rules in force. */
+static bool match(const struct dk_queries *qs, const struct dk_group *g, const uint8_t *wire,
+                  size_t len, struct dk_verdict *v)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+
+	if (!g)
+		return dk_policy_match(pol, wire, len, v);
+	return dk_group_match(pol, g, dk_group_view(pol->groups, g), wire, len, v);
+}
+
+/*
+ * A verdict found outside the suffix set (an RPZ address trigger) as client
+ * group @p g sees its rule: its action set from the group's view, or false
+ * when the group turns the rule off.
+ */
+static bool group_sees(const struct dk_queries *qs, const struct dk_group *g, struct dk_verdict *v)
+{
+	const uint8_t *view = g ? dk_group_view(qs->conf.pol->groups, g) : NULL;
+
+	if (!view)
+		return true;
+	if (view[v->rule->index] == DK_GROUP_OFF)
+		return false;
+	v->action = view[v->rule->index];
+	return true;
 }
 
 /*
@@ -90,9 +141,9 @@ static void rule_hit(struct dk_queries *qs, unsigned rule_index)
  * @p target_len > 0, @p target (lowercase wire form) is the CNAME/DNAME target
  * the rule matched and v->matched_off is relative to it.
  */
-static void alert(struct dk_queries *qs, const struct dk_client *cl, const struct dk_query *q,
-                  const struct dk_verdict *v, uint8_t rcode, const uint8_t *target,
-                  size_t target_len)
+static void alert(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                  const struct dk_query *q, const struct dk_verdict *v, uint8_t rcode,
+                  const uint8_t *target, size_t target_len)
 {
 	struct dk_alert_event ev;
 
@@ -102,7 +153,8 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 	ev.policy = qs->conf.pol;
 	ev.family = (uint8_t)cl->peer.sa.sa_family;
 	ev.transport = cl->transport;
-	ev.action = (uint8_t)v->rule->action;
+	ev.action = v->action;
+	ev.group = g ? g->name : NULL;
 	ev.rcode = rcode;
 	ev.qtype = q->qtype;
 	memset(ev.addr, 0, sizeof(ev.addr));
@@ -120,6 +172,14 @@ static void alert(struct dk_queries *qs, const struct dk_client *cl, const struc
 	ev.target_len = (uint8_t)target_len;
 	if (target_len)
 		memcpy(ev.target, target, target_len);
+	ev.group_key_len = 0;
+	if (v->rule->sigma && v->group_key) {
+		size_t n = strnlen(v->group_key, sizeof(ev.group_key) - 1);
+		memcpy(ev.group_key, v->group_key, n);
+		ev.group_key[n] = '\0';
+		ev.group_key_len = (uint8_t)(n ? n : 1);
+		ev.group_count = v->group_count;
+	}
 	qs->env.alert(qs->env.alert_ctx, &ev);
 }
 
@@ -149,9 +209,9 @@ static int local_answer(struct dk_queries *qs, const uint8_t *pkt, const struct 
  * when the client was answered (or the answer dropped), false when the query
  * goes on: forwarded, or the upstream's answer passed on.
  */
-static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t *pkt,
-                const struct dk_query *q, const struct dk_verdict *v, enum act_on on,
-                uint8_t pass_rcode, const uint8_t *target, size_t target_len)
+static bool act(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                const uint8_t *pkt, const struct dk_query *q, const struct dk_verdict *v,
+                enum act_on on, uint8_t pass_rcode, const uint8_t *target, size_t target_len)
 {
 	const struct dk_rule *r = v->rule;
 	uint8_t rcode = pass_rcode;
@@ -159,7 +219,8 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 	int n = 0;
 
 	rule_hit(qs, r->index);
-	switch (r->action) {
+	group_count(qs, g, 1);
+	switch ((enum dk_action)v->action) {
 	case DK_ACTION_SINKHOLE:
 		o = DK_OUT_SINKHOLED;
 		rcode = LDNS_RCODE_NOERROR;
@@ -189,7 +250,7 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 		break;
 	case DK_ACTION_TCP_ONLY:
 		/* Over TCP the query goes on as usual: the client did what was asked. */
-		if (cl->transport == DK_TRANSPORT_TCP)
+		if (cl->transport != DK_TRANSPORT_UDP)
 			return false;
 		o = DK_OUT_TRUNCATED;
 		rcode = LDNS_RCODE_NOERROR;
@@ -201,9 +262,9 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 	case DK_ACTION_ALERT:
 	case DK_ACTION_ALLOW: break;
 	}
-	if (r->alert && r->action != DK_ACTION_ALLOW)
-		alert(qs, cl, q, v, rcode, target, target_len);
-	if (r->action == DK_ACTION_DROP) {
+	if (r->alert && v->action != DK_ACTION_ALLOW)
+		alert(qs, cl, g, q, v, rcode, target, target_len);
+	if (v->action == DK_ACTION_DROP) {
 		/* No answer on purpose (RPZ rpz-drop): the client times out. */
 		if (on == ACT_ANSWER)
 			dk_ctr_inc(&qs->env.ctr->cname_blocked);
@@ -226,6 +287,86 @@ static bool act(struct dk_queries *qs, const struct dk_client *cl, const uint8_t
 	return true;
 }
 
+/*
+ * Applies the Sigma rules of @p h (sigma.h) through act(), as client group
+ * @p g sees them (its view turns rules off or changes their action, Sigma
+ * rules as any other): every rule that lets the query pass alerts first,
+ * then the first blocking one answers. Behavioural alerts carry their group
+ * key and count. Returns true when the client was answered.
+ */
+static bool sigma_act(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                      const uint8_t *pkt, const struct dk_query *q, const struct dk_sigma_hits *h,
+                      enum act_on on, uint8_t pass_rcode)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	const uint8_t *view = g ? dk_group_view(pol->groups, g) : NULL;
+	struct dk_verdict block = {0};
+
+	for (unsigned i = 0; i < h->n + h->n_corr; i++) {
+		bool corr = i >= h->n;
+		unsigned ri = corr ? h->corr[i - h->n].rule : h->rule[i];
+		struct dk_verdict v = {.rule = &pol->rules[ri]};
+		v.action = view ? view[ri] : (uint8_t)v.rule->action;
+		if (corr) {
+			v.group_key = h->corr[i - h->n].key;
+			v.group_count = h->corr[i - h->n].count;
+		}
+		if (v.action == DK_GROUP_OFF || v.action == DK_ACTION_ALLOW)
+			continue;
+		if (v.action != DK_ACTION_ALERT) {
+			if (!block.rule)
+				block = v;
+			continue;
+		}
+		act(qs, cl, g, pkt, q, &v, on, pass_rcode, NULL, 0);
+	}
+	return block.rule && act(qs, cl, g, pkt, q, &block, on, pass_rcode, NULL, 0);
+}
+
+static void sigma_facts(const struct dk_client *cl, const struct dk_query *q,
+                        struct dk_sigma_query *sq)
+{
+	sq->qname = q->qname;
+	sq->qname_len = q->qname_len;
+	sq->qtype = q->qtype;
+	sq->client = &cl->peer.sa;
+}
+
+/* The query-side Sigma rules and the behavioural counters. True: answered locally. */
+static bool sigma_query(struct dk_queries *qs, const struct dk_client *cl, const struct dk_group *g,
+                        const uint8_t *pkt, const struct dk_query *q)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	struct dk_sigma_query sq;
+	struct dk_sigma_hits h;
+
+	if (!pol || !pol->sigma || !qs->sigma)
+		return false;
+	sigma_facts(cl, q, &sq);
+	dk_sigma_match_query(pol->sigma, qs->sigma, &sq, &h);
+	dk_sigma_count(pol->sigma, qs->sigma, &sq, qs->env.now_ms(qs->env.clock_ctx), &h);
+	if (!h.n && !h.n_corr)
+		return false;
+	return sigma_act(qs, cl, g, pkt, q, &h, ACT_QUERY, LDNS_RCODE_NOERROR);
+}
+
+/* The answer-side Sigma rules (answers, rcode, answer types). True: answered locally. */
+static bool sigma_answer(struct dk_queries *qs, const struct dk_client *cl,
+                         const struct dk_group *g, const uint8_t *ans, size_t len,
+                         const uint8_t *pkt, const struct dk_query *q)
+{
+	const struct dk_policy *pol = qs->conf.pol;
+	struct dk_sigma_query sq;
+	struct dk_sigma_hits h;
+
+	if (!pol || !dk_sigma_has_answer_rules(pol->sigma) || !qs->sigma)
+		return false;
+	sigma_facts(cl, q, &sq);
+	if (!dk_sigma_match_answer(pol->sigma, qs->sigma, &sq, ans, len, &h) || !h.n)
+		return false;
+	return sigma_act(qs, cl, g, pkt, q, &h, ACT_ANSWER, LDNS_RCODE_WIRE(ans));
+}
+
 /** A rule that matched a CNAME/DNAME target of an answer. */
 struct chain_hit {
 	struct dk_verdict v;
@@ -235,19 +376,20 @@ struct chain_hit {
 
 /*
  * Matches the CNAME and DNAME targets in the answer section of @p ans
- * against @p pol. The first target a blocking rule matches wins; else the
- * first an alert rule matches. Targets an allow rule matches are exempt.
- * Stops at the first malformed record: what comes after cannot be located,
- * and the client gets the answer as the upstream sent it.
+ * against the policy as client group @p g sees it. The first target a blocking rule matches wins;
+ * else the first an alert rule matches. Targets an allow rule matches are exempt. Stops at the
+ * first malformed record: what comes after cannot be located, and the client gets the answer as the
+ * upstream sent it. The question ends at @p qend: it is the query's own, uncompressed (the
+ * forwarder checked that; a cached answer is stored so).
  */
-static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
-                       struct chain_hit *hit)
+static bool chain_scan(const struct dk_queries *qs, const struct dk_group *g, const uint8_t *ans,
+                       size_t len, size_t qend, struct chain_hit *hit)
 {
 	struct dk_rr_iter it;
 	struct dk_rr rr;
 	bool found = false;
 
-	if (dk_msg_rr_iter_init(&it, ans, len) < 0)
+	if (dk_msg_rr_iter_init_at(&it, ans, len, qend) < 0)
 		return false;
 	for (unsigned i = 0; i < CHAIN_RRS && dk_msg_rr_next(&it, &rr) > 0; i++) {
 		uint8_t name[DK_NAME_MAX];
@@ -256,10 +398,10 @@ static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t l
 
 		if (rr.type != LDNS_RR_TYPE_CNAME && rr.type != LDNS_RR_TYPE_DNAME)
 			continue;
-		if (dk_msg_rr_target(&it, &rr, name, &nlen) < 0 ||
-		    !dk_policy_match(pol, name, nlen, &v) || v.rule->action == DK_ACTION_ALLOW)
+		if (dk_msg_rr_target(&it, &rr, name, &nlen) < 0 || !match(qs, g, name, nlen, &v) ||
+		    v.action == DK_ACTION_ALLOW)
 			continue;
-		bool blocks = v.rule->action != DK_ACTION_ALERT;
+		bool blocks = v.action != DK_ACTION_ALERT;
 		if (!found || blocks) {
 			hit->v = v;
 			hit->target_len = nlen;
@@ -277,13 +419,13 @@ static bool chain_scan(const struct dk_policy *pol, const uint8_t *ans, size_t l
  * the RPZ IP triggers of @p pol ("rpz-ip"); the first address that matches
  * decides, whatever its action (a passthru exempts the answer).
  */
-static bool ip_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len,
+static bool ip_scan(const struct dk_policy *pol, const uint8_t *ans, size_t len, size_t qend,
                     struct dk_verdict *v)
 {
 	struct dk_rr_iter it;
 	struct dk_rr rr;
 
-	if (dk_msg_rr_iter_init(&it, ans, len) < 0)
+	if (dk_msg_rr_iter_init_at(&it, ans, len, qend) < 0)
 		return false;
 	for (unsigned i = 0; i < CHAIN_RRS && dk_msg_rr_next(&it, &rr) > 0; i++) {
 		if (rr.type == LDNS_RR_TYPE_A && rr.rdlen == 4 &&
@@ -305,20 +447,25 @@ static bool answer_policy(struct dk_queries *qs, const struct dk_client *cl, con
                           size_t len, const uint8_t *pkt, const struct dk_query *q)
 {
 	const struct dk_policy *pol = qs->conf.pol;
+	const struct dk_group *g = group_of(qs, cl);
 	struct chain_hit hit;
 	struct dk_verdict qv;
 
+	if (sigma_answer(qs, cl, g, ans, len, pkt, q))
+		return true;
 	if (!pol || LDNS_ANCOUNT(ans) == 0)
 		return false;
-	if (!chain_scan(pol, ans, len, &hit)) {
-		if (!pol->response_ips || !ip_scan(pol, ans, len, &hit.v))
+	size_t qend = DK_HEADER_LEN + q->qname_len + 4;
+	if (!chain_scan(qs, g, ans, len, qend, &hit)) {
+		if (!pol->response_ips || !ip_scan(pol, ans, len, qend, &hit.v) ||
+		    !group_sees(qs, g, &hit.v))
 			return false;
 		hit.target_len = 0;
 	}
 	/* An allow exception on the name asked covers its whole answer. */
-	if (dk_policy_match(pol, q->qname, q->qname_len, &qv) && qv.rule->action == DK_ACTION_ALLOW)
+	if (match(qs, g, q->qname, q->qname_len, &qv) && qv.action == DK_ACTION_ALLOW)
 		return false;
-	return act(qs, cl, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans),
+	return act(qs, cl, g, pkt, q, &hit.v, ACT_ANSWER, LDNS_RCODE_WIRE(ans),
 	           hit.target_len ? hit.target : NULL, hit.target_len);
 }
 
@@ -518,7 +665,7 @@ static void forward(struct dk_queries *qs, const struct dk_client *cl, const uin
 		/* Held first: a forward that fails releases it again. */
 		if (cl->ops->hold)
 			cl->ops->hold(cl);
-		rc = qs->env.forward(qs->env.fwd, pkt, len, q, cl->transport == DK_TRANSPORT_TCP,
+		rc = qs->env.forward(qs->env.fwd, pkt, len, q, cl->transport != DK_TRANSPORT_UDP,
 		                     forward_done, p);
 	}
 	if (rc == 0) {
@@ -684,21 +831,30 @@ void dk_queries_handle(void *ctx, const struct dk_client *cl, const uint8_t *pkt
 		reply_error(qs, cl, pkt, &q, rcode, 0);
 		return;
 	}
-	if (!dk_acl_allows(cfg->allow, cfg->n_allow, &cl->peer.sa)) {
+	const struct dk_group *g = group_of(qs, cl);
+	group_count(qs, g, 0);
+	/* A group with allow_clients of its own answers to those, not to the global list. */
+	if (g && g->own_acl ? !dk_acl_allows(g->acl, g->n_acl, &cl->peer.sa)
+	                    : !dk_acl_allows(cfg->allow, cfg->n_allow, &cl->peer.sa)) {
 		count(qs, cl, DK_OUT_ACL_REFUSED);
 		reply_error(qs, cl, pkt, &q, LDNS_RCODE_REFUSED, DK_EDE_PROHIBITED);
 		return;
 	}
+	/* The group's view decides; the cache after it is shared and holds only upstream answers.
+	 */
 	struct dk_verdict v;
 	const struct dk_policy *pol = qs->conf.pol;
-	if (pol && pol->client_ips && dk_policy_match_client(pol, &cl->peer.sa, &v)) {
+	if (pol && pol->client_ips && dk_policy_match_client(pol, &cl->peer.sa, &v) &&
+	    group_sees(qs, g, &v)) {
 		/* A client-IP trigger comes first in RPZ order and decides alone. */
-		if (act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
+		if (act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0))
 			return;
-	} else if (pol && dk_policy_match(pol, q.qname, q.qname_len, &v) &&
-	           act(qs, cl, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0)) {
+	} else if (pol && match(qs, g, q.qname, q.qname_len, &v) &&
+	           act(qs, cl, g, pkt, &q, &v, ACT_QUERY, LDNS_RCODE_NOERROR, NULL, 0)) {
 		return;
 	}
+	if (sigma_query(qs, cl, g, pkt, &q))
+		return;
 	/* After the policy on the name, never before: a blocked name is not answered from cache. */
 	if (qs->cache && cache_answer(qs, cl, pkt, len, &q, false))
 		return;
@@ -785,12 +941,44 @@ static int cache_update(struct dk_queries *qs)
 	return rc;
 }
 
+/*
+ * Makes the Sigma scratch fit the policy's Sigma engine (Vectorscan scratch,
+ * match bits, the behavioural table), once per snapshot, never per query.
+ */
+static int sigma_update(struct dk_queries *qs)
+{
+	const struct dk_sigma *s = qs->conf.pol ? qs->conf.pol->sigma : NULL;
+	int rc;
+
+	if (!s)
+		return 0;
+	rc = qs->sigma ? dk_sigma_scratch_fit(qs->sigma, s) : dk_sigma_scratch_new(s, &qs->sigma);
+	if (rc < 0) {
+		dk_log(DK_LOG_ERR, "sigma: out of memory for the scratch, Sigma rules not run");
+		dk_sigma_scratch_free(qs->sigma);
+		qs->sigma = NULL;
+	}
+	return rc;
+}
+
 int dk_queries_configure(struct dk_queries *qs, const struct dk_queries_conf *conf)
 {
 	qs->conf = *conf;
 	int rc = ratelimit_update(qs);
 	int rc2 = cache_update(qs);
-	return rc < 0 ? rc : rc2;
+	int rc3 = sigma_update(qs);
+	return rc < 0 ? rc : rc2 < 0 ? rc2 : rc3;
+}
+
+size_t dk_queries_cache_flush(struct dk_queries *qs, const uint8_t *name, size_t name_len)
+{
+	size_t n;
+
+	if (!qs->cache)
+		return 0;
+	n = dk_cache_flush(qs->cache, name, name_len);
+	cache_gauges(qs);
+	return n;
 }
 
 size_t dk_queries_cache_bytes(const struct dk_queries *qs)
@@ -835,6 +1023,7 @@ void dk_queries_free(struct dk_queries *qs)
 		return;
 	dk_ratelimit_free(qs->rl);
 	dk_cache_free(qs->cache);
+	dk_sigma_scratch_free(qs->sigma);
 	free(qs->cbuf);
 	free(qs->pend);
 	free(qs);

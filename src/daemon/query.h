@@ -71,6 +71,8 @@ struct dk_queries_conf {
 	        *rule_slot; /**< per rule index: index into @p rule_hits; NULL without rules */
 	dk_ctr *rule_hits;  /**< counters by rule slot (the worker's block) */
 	uint32_t n_rule_hits;
+	/** Per client group index: its queries' and hits' slots in @p rule_hits; NULL: none. */
+	const uint32_t *group_slot;
 };
 
 /** Creates the module from @p env (copied). Returns 0 and sets @p *out, or -ENOMEM. */
@@ -90,6 +92,12 @@ void dk_queries_handle(void *qs, const struct dk_client *cl, const uint8_t *pkt,
 
 /** Frees @p qs (no query may be in flight). NULL is a no-op. */
 void dk_queries_free(struct dk_queries *qs);
+
+/**
+ * Removes the cached answers of @p name (lowercase wire form), or all of
+ * them when @p name is NULL; on the worker's own thread. Returns how many.
+ */
+size_t dk_queries_cache_flush(struct dk_queries *qs, const uint8_t *name, size_t name_len);
 
 /** Octets the cache in use was made with (0: off). */
 size_t dk_queries_cache_bytes(const struct dk_queries *qs);

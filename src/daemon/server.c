@@ -21,10 +21,16 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "dnsink/groups.h"
+#include "dnsink/upstream_spec.h"
+#include "activity.h"
 #include "alert_sink.h"
+#include "control.h"
+#include "dashboard.h"
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "dnstap.h"
 #include "server.h"
 #include "snapshot.h"
 #include "sock.h"
@@ -38,8 +44,12 @@ struct dk_server {
 	struct dk_snapshot *cur; /**< the snapshot workers are given */
 	struct dk_snapshot *old; /**< replaced, freed when every worker switched */
 	struct dk_alerter *alerter;
+	struct dk_dnstap *dnstap;   /**< NULL: off; read at start, kept across reloads */
 	struct dk_metrics *metrics; /**< NULL: endpoint off */
 	struct dk_metrics_src msrc; /**< what the endpoint reads */
+	struct dk_activity *act;    /**< recent activity; NULL: neither metrics nor control */
+	struct dk_control *control; /**< NULL: control.socket off */
+	struct dk_dashboard *dash;  /**< GET / and /api/v1/ of the metrics listener */
 	struct dk_worker **workers;
 	unsigned n_workers;
 	struct dk_stats_reg *stats; /**< counter slots of rules and upstreams */
@@ -49,6 +59,7 @@ struct dk_server {
 	unsigned n_sigs;
 	uv_async_t acked; /**< a worker took the new snapshot */
 	uv_async_t done;  /**< a worker's loop ended */
+	uv_timer_t sched; /**< once a second: which group schedules are open */
 	bool asyncs_ready;
 	atomic_uint acks;
 	atomic_uint n_done;
@@ -111,8 +122,49 @@ static bool addrs_equal(const struct dk_addr *a, size_t na, const struct dk_addr
 	return true;
 }
 
+static bool str_equal(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/*
+ * Says which changed settings a reload does not apply: the sockets and
+ * threads made at start, and the user they were made as. Everything else
+ * (rules, upstreams, cache, alerts, groups...) comes with the new snapshot.
+ */
+static void warn_restart_only(const struct dk_config *old, const struct dk_config *cfg)
+{
+	static const char fmt[] = "reload: \"%s\" changed; restart to apply it (the old value "
+	                          "stays in force)";
+
+	if (!addrs_equal(old->listen, old->n_listen, cfg->listen, cfg->n_listen))
+		dk_log(DK_LOG_WARN, fmt, "listen");
+	if (!addrs_equal(old->listen_tls, old->n_listen_tls, cfg->listen_tls, cfg->n_listen_tls))
+		dk_log(DK_LOG_WARN, fmt, "listen_tls");
+	if (!addrs_equal(old->listen_https, old->n_listen_https, cfg->listen_https,
+	                 cfg->n_listen_https))
+		dk_log(DK_LOG_WARN, fmt, "listen_https");
+	if (old->metrics_enabled != cfg->metrics_enabled ||
+	    (cfg->metrics_enabled && !dk_sockaddr_equal(&old->metrics.sa, &cfg->metrics.sa)))
+		dk_log(DK_LOG_WARN, fmt, "metrics.listen");
+	if (cfg->workers != old->workers)
+		dk_log(DK_LOG_WARN, fmt, "workers");
+	if (cfg->max_inflight != old->max_inflight)
+		dk_log(DK_LOG_WARN, fmt, "max_inflight");
+	if (!str_equal(old->control_socket, cfg->control_socket))
+		dk_log(DK_LOG_WARN, fmt, "control.socket");
+	if (!str_equal(old->user, cfg->user))
+		dk_log(DK_LOG_WARN, fmt, "user");
+	if (!str_equal(old->dnstap.socket, cfg->dnstap.socket) ||
+	    !str_equal(old->dnstap.file, cfg->dnstap.file) ||
+	    !str_equal(old->dnstap.identity, cfg->dnstap.identity) ||
+	    old->dnstap.queue != cfg->dnstap.queue)
+		dk_log(DK_LOG_WARN, fmt, "dnstap");
+}
+
 /* Loads a snapshot sized for the workers that run now (none at start). */
-static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
+static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out, char *msg,
+                         size_t msg_size)
 {
 	struct dk_wstats **blocks = NULL;
 	int rc;
@@ -124,7 +176,8 @@ static int snapshot_load(struct dk_server *srv, struct dk_snapshot **out)
 		for (unsigned i = 0; i < srv->n_workers; i++)
 			blocks[i] = dk_worker_stats(srv->workers[i]);
 	}
-	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out);
+	rc = dk_snapshot_load(srv->config_path, srv->opts, srv->stats, blocks, srv->n_workers, out,
+	                      msg, msg_size);
 	free(blocks);
 	return rc;
 }
@@ -143,23 +196,35 @@ static void log_addrs(const char *what, const struct dk_addr *a, size_t n)
 	dk_log(DK_LOG_INFO, "%s: %s", what, line);
 }
 
-static void reload(struct dk_server *srv)
+/* The upstreams of @p cfg as written (tls:// with its name). */
+static void log_upstreams(const char *what, const struct dk_config *cfg)
+{
+	char line[1024];
+	size_t off = 0;
+
+	line[0] = 0;
+	for (size_t i = 0; i < cfg->n_upstreams && off < sizeof(line); i++) {
+		char up[400];
+		if (dk_upstream_format(cfg, i, up, sizeof(up)) < 0)
+			snprintf(up, sizeof(up), "?");
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", i ? " " : "", up);
+	}
+	dk_log(DK_LOG_INFO, "%s: %s", what, line);
+}
+
+static int reload(struct dk_server *srv, char *msg, size_t msg_size)
 {
 	struct dk_snapshot *s;
+	int rc;
 
-	if (snapshot_load(srv, &s) < 0) {
+	rc = snapshot_load(srv, &s, msg, msg_size);
+	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "reload failed: keeping the configuration and rules in force");
 		note_load(srv, false);
-		return;
+		return rc;
 	}
-	const struct dk_config *old = srv->cur->cfg;
-	if (!addrs_equal(old->listen, old->n_listen, s->cfg->listen, s->cfg->n_listen))
-		dk_log(DK_LOG_WARN, "reload: \"listen\" changed; restart to apply it "
-		                    "(still listening on the old addresses)");
-	if (s->cfg->workers != old->workers || s->cfg->max_inflight != old->max_inflight)
-		dk_log(DK_LOG_WARN,
-		       "reload: \"workers\"/\"max_inflight\" changed; restart to apply");
-	int rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
+	warn_restart_only(srv->cur->cfg, s->cfg);
+	rc = dk_alerter_reconfigure(srv->alerter, s->cfg);
 	if (rc < 0)
 		dk_log(DK_LOG_WARN, "reload: alert sinks: %s", dk_strerror(rc));
 	srv->old = srv->cur;
@@ -173,6 +238,24 @@ static void reload(struct dk_server *srv)
 	atomic_store(&srv->acks, 0);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_offer(srv->workers[i], s);
+	return 0;
+}
+
+/* `dnsink ctl reload`: a reload now, its result for the caller. */
+static int ctl_reload(void *ctx, char *msg, size_t size)
+{
+	struct dk_server *srv = ctx;
+
+	if (srv->stopping) {
+		snprintf(msg, size, "stopping");
+		return -ECANCELED;
+	}
+	if (srv->reloading) {
+		snprintf(msg, size, "busy: a reload is under way; try again");
+		return -EBUSY;
+	}
+	dk_log(DK_LOG_INFO, "control: reloading %s", srv->config_path);
+	return reload(srv, msg, size);
 }
 
 static void on_acked(uv_async_t *a)
@@ -188,10 +271,10 @@ static void on_acked(uv_async_t *a)
 	srv->old = NULL;
 	/* Every worker switched: the counter blocks they left can go. */
 	dk_stats_release(&srv->cur->stats);
-	log_addrs("reloaded; upstreams", srv->cur->cfg->upstreams, srv->cur->cfg->n_upstreams);
+	log_upstreams("reloaded; upstreams", srv->cur->cfg);
 	if (srv->reload_again && !srv->stopping) {
 		srv->reload_again = false;
-		reload(srv);
+		reload(srv, NULL, 0);
 	}
 }
 
@@ -204,7 +287,7 @@ static void log_counters(struct dk_server *srv)
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_counters_add(&t, dk_worker_counters(srv->workers[i]));
 #define V(c) dk_ctr_get(&t.c)
-	for (int tr = 0; tr < 2; tr++) {
+	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++) {
 		char line[512];
 		size_t off = 0;
 		for (int o = 0; o < DK_OUT_MAX; o++)
@@ -237,6 +320,31 @@ static void log_counters(struct dk_server *srv)
 	       as.events, as.emitted, as.deduplicated, as.lost_ring, as.lost_sink);
 }
 
+/*
+ * The wall clock, once a second, decides which schedules of the client groups
+ * are open; workers read the mask (dk_group_view()). Here and not in the
+ * workers: it switches TZ, which only one thread may do (schedule.h).
+ */
+static void on_sched(uv_timer_t *t)
+{
+	struct dk_server *srv = t->data;
+	struct dk_groups *gs = srv->cur && srv->cur->pol ? srv->cur->pol->groups : NULL;
+
+	if (!gs || !gs->n_sched)
+		return;
+	uint64_t was = atomic_load_explicit(&gs->open, memory_order_relaxed);
+	uint64_t now = dk_groups_tick(gs, (int64_t)(dk_wall_ms() / 1000));
+	for (size_t i = 0; i < gs->n && was != now; i++) {
+		const struct dk_group *g = &gs->g[i];
+		for (unsigned k = 0; k < g->n_sched; k++) {
+			unsigned bit = g->sched_first + k;
+			if ((was ^ now) >> bit & 1)
+				dk_log(DK_LOG_INFO, "group %s: schedule %u %s", g->name, k + 1,
+				       now >> bit & 1 ? "opens" : "closes");
+		}
+	}
+}
+
 static void close_main_handles(struct dk_server *srv)
 {
 	for (unsigned i = 0; i < srv->n_sigs; i++)
@@ -244,6 +352,7 @@ static void close_main_handles(struct dk_server *srv)
 	if (srv->asyncs_ready) {
 		close_handle((uv_handle_t *)&srv->acked);
 		close_handle((uv_handle_t *)&srv->done);
+		close_handle((uv_handle_t *)&srv->sched);
 	}
 	dk_xfr_free(srv->xfr);
 	srv->xfr = NULL;
@@ -271,6 +380,8 @@ static void on_done(uv_async_t *a)
 	dk_metrics_close(srv->metrics);
 	log_counters(srv);
 	free_workers(srv);
+	dk_control_close(srv->control);
+	dk_activity_close(srv->act);
 	dk_alerter_close(srv->alerter);
 	close_main_handles(srv);
 }
@@ -284,7 +395,7 @@ static void feed_changed(struct dk_server *srv, const char *what)
 	if (srv->reloading)
 		srv->reload_again = true;
 	else
-		reload(srv);
+		reload(srv, NULL, 0);
 }
 
 static void xfr_changed(void *ctx)
@@ -305,6 +416,8 @@ static void server_stop(struct dk_server *srv)
 	dk_xfr_stop(srv->xfr);
 	dk_fetch_stop(srv->fetch);
 	dk_log(DK_LOG_INFO, "stopping: finishing queries in flight (at most %d ms)", DK_GRACE_MS);
+	/* No more requests; the socket file goes now, while we may still remove it. */
+	dk_control_close(srv->control);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		dk_worker_stop(srv->workers[i]);
 }
@@ -321,7 +434,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		if (srv->reloading)
 			srv->reload_again = true;
 		else
-			reload(srv);
+			reload(srv, NULL, 0);
 		break;
 	case SIGUSR1: dk_alerter_reopen(srv->alerter); break;
 	default: server_stop(srv); break;
@@ -364,16 +477,40 @@ static int metrics_start(struct dk_server *srv)
 	const struct dk_config *cfg = srv->cur->cfg;
 	char addr[64];
 
-	srv->msrc.workers = (const struct dk_worker *const *)srv->workers;
-	srv->msrc.n_workers = srv->n_workers;
-	srv->msrc.alerter = srv->alerter;
 	dk_addr_format(&cfg->metrics, addr, sizeof(addr));
+	if (dk_dashboard_new(&srv->msrc, srv->act, &srv->dash) < 0)
+		return -ENOMEM;
+	srv->msrc.http = dk_dashboard_http;
+	srv->msrc.http_ctx = srv->dash;
 	int rc = dk_metrics_new(&srv->loop, &cfg->metrics, &srv->msrc, &srv->metrics);
 	if (rc < 0) {
 		dk_log(DK_LOG_ERR, "metrics: cannot listen on %s: %s", addr, dk_strerror(rc));
 		return rc;
 	}
-	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics", addr);
+	dk_log(DK_LOG_INFO, "metrics: http://%s/metrics, dashboard: http://%s/", addr, addr);
+	return 0;
+}
+
+static int control_start(struct dk_server *srv)
+{
+	const char *path = srv->cur->cfg->control_socket;
+	const struct dk_control_env env = {
+	        .src = &srv->msrc,
+	        .workers = srv->workers,
+	        .act = srv->act,
+	        .config_path = srv->config_path,
+	        .reload = ctl_reload,
+	        .ctx = srv,
+	};
+	const char *why;
+	int rc = dk_control_new(&srv->loop, path, &env, &srv->control, &why);
+
+	if (rc < 0) {
+		dk_log(DK_LOG_ERR, "control socket %s: %s%s%s", path, dk_strerror(rc),
+		       *why ? ": " : "", why);
+		return rc;
+	}
+	dk_log(DK_LOG_INFO, "control: %s (dnsink ctl)", path);
 	return 0;
 }
 
@@ -402,14 +539,35 @@ static int server_start(struct dk_server *srv)
 		dk_log(DK_LOG_ERR, "alerts: %s", msg);
 		return rc;
 	}
+	rc = dk_dnstap_new(cfg, n, &srv->dnstap);
+	if (rc < 0)
+		return rc;
 	srv->workers = calloc(n, sizeof(*srv->workers));
 	if (!srv->workers)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		rc = dk_worker_new(i, n, srv->cur, dk_wstats_new(srv->stats), srv->alerter, &hooks,
-		                   &srv->workers[i]);
+		rc = dk_worker_new(i, n, srv->cur, dk_wstats_new(srv->stats), srv->alerter,
+		                   srv->dnstap, &hooks, &srv->workers[i]);
 		if (srv->workers[i])
 			srv->n_workers++;
+		if (rc < 0)
+			return rc;
+	}
+	/* What the metrics, the activity and the control socket read. */
+	srv->msrc.workers = (const struct dk_worker *const *)srv->workers;
+	srv->msrc.n_workers = srv->n_workers;
+	srv->msrc.alerter = srv->alerter;
+	/* Before the switch of user: the control socket's directory may be root's. */
+	if (cfg->metrics_enabled || cfg->control_socket) {
+		struct dk_alert_observer obs;
+		rc = dk_activity_new(&srv->loop, &srv->msrc, &srv->act);
+		if (rc < 0)
+			return rc;
+		dk_activity_observer(srv->act, &obs);
+		dk_alerter_observe(srv->alerter, &obs);
+	}
+	if (cfg->control_socket) {
+		rc = control_start(srv);
 		if (rc < 0)
 			return rc;
 	}
@@ -430,8 +588,12 @@ static int server_start(struct dk_server *srv)
 	}
 	size_t cap = dk_worker_capacity(srv->workers[0]);
 	log_addrs("listening (udp+tcp)", cfg->listen, cfg->n_listen);
-	log_addrs(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
-	          cfg->upstreams, cfg->n_upstreams);
+	if (cfg->n_listen_tls)
+		log_addrs("listening (tls)", cfg->listen_tls, cfg->n_listen_tls);
+	if (cfg->n_listen_https)
+		log_addrs("listening (https, /dns-query)", cfg->listen_https, cfg->n_listen_https);
+	log_upstreams(cfg->upstreams_from_resolv ? "upstreams (from resolv.conf)" : "upstreams",
+	              cfg);
 	dk_log(DK_LOG_INFO, "%u workers, %zu queries in flight each, upstream timeout %u ms",
 	       srv->n_workers, cap, cfg->upstream_timeout_ms);
 	if (cfg->rate_limit.qps)
@@ -464,7 +626,7 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	/* A client that goes away mid-write must not kill the resolver. */
 	signal(SIGPIPE, SIG_IGN);
 	srv->stats = dk_stats_reg_new();
-	if (!srv->stats || snapshot_load(srv, &srv->cur) < 0) {
+	if (!srv->stats || snapshot_load(srv, &srv->cur, NULL, 0) < 0) {
 		dk_stats_reg_free(srv->stats);
 		free(srv);
 		dk_log_close();
@@ -481,6 +643,9 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 	uv_async_init(&srv->loop, &srv->acked, on_acked);
 	uv_async_init(&srv->loop, &srv->done, on_done);
 	srv->acked.data = srv->done.data = srv;
+	uv_timer_init(&srv->loop, &srv->sched);
+	srv->sched.data = srv;
+	uv_timer_start(&srv->sched, on_sched, 1000, 1000);
 	srv->asyncs_ready = true;
 	for (size_t i = 0; i < DK_ARRAY_SIZE(signums); i++) {
 		uv_signal_init(&srv->loop, &srv->sigs[i]);
@@ -514,11 +679,18 @@ int dk_server_main(const char *config_path, const struct dk_run_opts *opts)
 		if (srv->alerter)
 			dk_alerter_close(srv->alerter);
 		dk_metrics_close(srv->metrics);
+		dk_control_close(srv->control);
+		dk_activity_close(srv->act);
 		close_main_handles(srv);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 	}
 	dk_alerter_free(srv->alerter);
+	/* After the workers: no queue is written to any more; what is queued goes out. */
+	dk_dnstap_free(srv->dnstap);
 	dk_metrics_free(srv->metrics);
+	dk_control_free(srv->control);
+	dk_dashboard_free(srv->dash);
+	dk_activity_free(srv->act);
 	/*
 	 * syslog(3) is process-wide and the alerter's openlog() may have left an
 	 * ident pointing into the alerter just freed: open ours again.

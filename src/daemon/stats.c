@@ -9,9 +9,11 @@
  * Scrapes run on the main thread too, so they never see a freed block.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnsink/groups.h"
 #include "stats.h"
 
 /* Slots at most; what comes later is not counted (a reload loop adding new ids). */
@@ -170,6 +172,20 @@ int dk_stats_prepare(struct dk_stats_reg *r, const struct dk_config *cfg,
 			if (rule_slot(r, pol->rules[i].id, &m->rule_slot[i]) < 0)
 				return -ENOMEM;
 	}
+	if (pol && pol->groups) {
+		const struct dk_groups *gs = pol->groups;
+		m->group_slot = malloc(gs->n * 2 * sizeof(*m->group_slot));
+		if (!m->group_slot)
+			return -ENOMEM;
+		for (size_t i = 0; i < gs->n * 2; i++) {
+			/* A rule id never starts with a control character: no clash. */
+			char key[96];
+			snprintf(key, sizeof(key), "\x01%s:%s", i & 1 ? "hits" : "queries",
+			         gs->g[i / 2].name);
+			if (rule_slot(r, key, &m->group_slot[i]) < 0)
+				return -ENOMEM;
+		}
+	}
 	if (cfg->n_upstreams) {
 		m->up_slot = malloc(cfg->n_upstreams * sizeof(*m->up_slot));
 		if (!m->up_slot)
@@ -225,5 +241,6 @@ void dk_stats_map_deinit(struct dk_stats_map *m)
 	free(m->grow);
 	free(m->rule_slot);
 	free(m->up_slot);
+	free(m->group_slot);
 	memset(m, 0, sizeof(*m));
 }

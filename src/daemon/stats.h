@@ -28,6 +28,12 @@ struct dk_stats_map {
 	uint32_t *rule_slot; /**< per rule index; NULL without rules */
 	uint32_t *up_slot;   /**< per upstream index */
 	/**
+	 * Per client group index g: slots 2g (queries) and 2g+1 (hits) among the
+	 * rule counters, registered by group name so counts survive reloads;
+	 * NULL without groups.
+	 */
+	uint32_t *group_slot;
+	/**
 	 * Per worker: a larger counter block to switch to when taking this
 	 * snapshot (NULL: the worker's fits); the worker leaves its old block
 	 * here in exchange, for the main thread to free.

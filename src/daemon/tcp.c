@@ -13,6 +13,15 @@
  * connection's one uv_write_t. A client that stops reading until that buffer
  * is full is disconnected. Queries still in flight when a connection closes
  * keep its memory alive; their answers are discarded.
+ *
+ * A listener opened with dk_tcp_listen_tls() serves DNS over TLS (RFC 7858)
+ * on the same connections: reads land in a ciphertext buffer (allocated at
+ * accept) and are decrypted into the frame buffer, answers are encrypted on
+ * their way to the same output path. The handshake is driven by the reads;
+ * until it is done the connection has the handshake timeout instead of the
+ * idle one, so a client that opens a connection and stalls holds it only
+ * that long. Certificates come with the snapshot (dk_tcp_set_tls()), so a
+ * reload that brings a new one applies to the connections accepted after it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,13 +32,17 @@
 #include "dnsink/msg.h"
 #include "sock.h"
 #include "tcp.h"
+#include "tls.h"
 
 /** Output held for a client that reads slowly: two largest answers. */
 #define WBUF_CAP (2 * (2 + DK_MSG_MAX))
+/** Ciphertext read at once from a TLS client: a whole TLS record and its header. */
+#define CBUF_CAP (16384 + 512)
 
 struct listener {
 	uv_tcp_t h;
 	struct dk_tcp *t;
+	bool tls; /**< DNS over TLS */
 };
 
 struct conn {
@@ -48,6 +61,9 @@ struct conn {
 	size_t wlen;
 	size_t wsent;
 	uint8_t *wbuf;
+	bool is_tls;            /**< accepted on a TLS listener */
+	struct dk_tls_sess tls; /**< with is_tls: the session */
+	uint8_t *cbuf;          /**< with is_tls: CBUF_CAP octets of ciphertext read */
 	uint8_t rbuf[2 + DK_MSG_MAX];
 };
 
@@ -63,6 +79,8 @@ struct dk_tcp {
 	size_t n_conns;     /**< open ones (the cap counts these) */
 	size_t max_clients;
 	unsigned idle_ms;
+	unsigned handshake_ms;      /**< a TLS client's time to finish its handshake */
+	struct dk_tls_creds *creds; /**< certificate for new TLS clients; NULL: none */
 	bool stopping;
 };
 
@@ -86,6 +104,9 @@ static void conn_free(struct conn *c)
 		t->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->is_tls)
+		dk_tls_sess_deinit(&c->tls);
+	free(c->cbuf);
 	free(c->wbuf);
 	free(c);
 }
@@ -164,57 +185,73 @@ static void conn_written(uv_write_t *req, int status)
 	conn_flush(c);
 }
 
-/* Copies @p n octets of the frame (prefix, then answer) from @p skip on to the output buffer. */
-static bool conn_queue(struct conn *c, const uint8_t pre[2], const uint8_t *ans, size_t len,
-                       size_t skip)
+/*
+ * Writes @p a then @p b (either may be empty) to the client: with
+ * uv_try_write when nothing waits, the rest into the output buffer. Returns
+ * false when the client does not read and the buffer is full (counted), or
+ * the connection failed; the caller closes it.
+ */
+static bool conn_write(struct conn *c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-	size_t n = 2 + len - skip;
+	size_t skip = 0;
 
+	if (!c->writing && c->wlen == 0) {
+		uv_buf_t v[2] = {
+		        uv_buf_init((char *)a, (unsigned)alen),
+		        uv_buf_init((char *)b, (unsigned)blen),
+		};
+		int n = uv_try_write((uv_stream_t *)&c->h, v, 2);
+		if (n == (int)(alen + blen))
+			return true;
+		if (n < 0 && n != UV_EAGAIN)
+			return false;
+		skip = n > 0 ? (size_t)n : 0;
+	}
 	if (!c->wbuf) {
 		c->wbuf = malloc(WBUF_CAP);
 		if (!c->wbuf)
 			return false;
 	}
-	if (c->wlen + n > WBUF_CAP)
+	if (c->wlen + alen + blen - skip > WBUF_CAP) {
+		dk_ctr_inc(&c->t->ctr->slow);
 		return false;
-	if (skip < 2) {
-		memcpy(c->wbuf + c->wlen, pre + skip, 2 - skip);
-		c->wlen += 2 - skip;
-		skip = 2;
 	}
-	memcpy(c->wbuf + c->wlen, ans + (skip - 2), len - (skip - 2));
-	c->wlen += len - (skip - 2);
+	if (skip < alen) {
+		memcpy(c->wbuf + c->wlen, a + skip, alen - skip);
+		c->wlen += alen - skip;
+		skip = alen;
+	}
+	memcpy(c->wbuf + c->wlen, b + (skip - alen), blen - (skip - alen));
+	c->wlen += blen - (skip - alen);
+	conn_flush(c);
 	return true;
+}
+
+/* The session's ciphertext goes out as cleartext answers do. */
+static int conn_tls_push(void *ctx, const uint8_t *data, size_t len)
+{
+	return conn_write(ctx, data, len, NULL, 0) ? 0 : -ENOBUFS;
 }
 
 static void conn_reply(const struct dk_client *cl, const uint8_t *ans, size_t len)
 {
 	struct conn *c = cl->conn;
 	uint8_t pre[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-	size_t skip = 0;
+	bool ok;
 
 	if (c->closing)
 		return;
-	if (!c->writing && c->wlen == 0) {
-		uv_buf_t b[2] = {
-		        uv_buf_init((char *)pre, 2),
-		        uv_buf_init((char *)ans, (unsigned)len),
-		};
-		int n = uv_try_write((uv_stream_t *)&c->h, b, 2);
-		if (n == (int)len + 2)
-			return;
-		if (n < 0 && n != UV_EAGAIN) {
-			conn_close(c);
-			return;
-		}
-		skip = n > 0 ? (size_t)n : 0;
+	if (c->is_tls) {
+		/* Corked: the prefix and the answer leave in one TLS record. */
+		gnutls_record_cork(c->tls.s);
+		ok = dk_tls_sess_send(&c->tls, pre, 2) == 0 &&
+		     dk_tls_sess_send(&c->tls, ans, len) == 0 &&
+		     gnutls_record_uncork(c->tls.s, GNUTLS_RECORD_WAIT) >= 0;
+	} else {
+		ok = conn_write(c, pre, 2, ans, len);
 	}
-	if (!conn_queue(c, pre, ans, len, skip)) {
-		dk_ctr_inc(&c->t->ctr->slow);
+	if (!ok)
 		conn_close(c);
-		return;
-	}
-	conn_flush(c);
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -222,26 +259,21 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct conn *c = h->data;
 
 	(void)suggested;
+	if (c->is_tls) {
+		buf->base = (char *)c->cbuf;
+		buf->len = CBUF_CAP;
+		return;
+	}
 	buf->base = (char *)c->rbuf + c->rlen;
 	buf->len = sizeof(c->rbuf) - c->rlen;
 }
 
-static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+/* Hands every complete query in c->rbuf to the query module and keeps the rest. */
+static void conn_frames(struct conn *c)
 {
-	struct conn *c = h->data;
 	struct dk_tcp *t = c->t;
-
-	(void)buf;
-	if (nread < 0) {
-		/* EOF or reset: answers still in flight are discarded. */
-		conn_close(c);
-		return;
-	}
-	if (nread == 0)
-		return;
-	c->rlen += (size_t)nread;
-
 	size_t off = 0;
+
 	while (!c->closing && c->rlen - off >= 2) {
 		size_t n = (size_t)c->rbuf[off] << 8 | c->rbuf[off + 1];
 		if (n == 0) {
@@ -251,7 +283,11 @@ static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 		if (c->rlen - off < 2 + n)
 			break;
 		struct dk_client cl = {
-		        .ops = &tcp_ops, .conn = c, .peer = c->peer, .transport = DK_TRANSPORT_TCP};
+		        .ops = &tcp_ops,
+		        .conn = c,
+		        .peer = c->peer,
+		        .transport = c->is_tls ? DK_TRANSPORT_TLS : DK_TRANSPORT_TCP,
+		};
 		t->on_query(t->ctx, &cl, c->rbuf + off + 2, n);
 		off += 2 + n;
 	}
@@ -268,10 +304,74 @@ static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 	c->rlen -= off;
 }
 
+static void conn_idle(uv_timer_t *t);
+
+/* Ciphertext from a TLS client: the handshake goes on, or queries are decrypted. */
+static void conn_tls_read(struct conn *c, size_t n)
+{
+	struct dk_tcp *t = c->t;
+
+	dk_tls_sess_feed(&c->tls, c->cbuf, n);
+	if (!c->tls.ready) {
+		int rc = dk_tls_sess_handshake(&c->tls);
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0) {
+			dk_ctr_inc(&t->ctr->tls_failed);
+			conn_close(c);
+			return;
+		}
+		dk_ctr_inc(&t->ctr->tls_handshakes);
+		if (dk_tls_sess_resumed(&c->tls))
+			dk_ctr_inc(&t->ctr->tls_resumed);
+		/* From now on the idle period applies, as to a cleartext client. */
+		uv_timer_start(&c->idle, conn_idle, t->idle_ms, t->idle_ms);
+	}
+	while (!c->closing) {
+		ssize_t got =
+		        dk_tls_sess_recv(&c->tls, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+		if (got == -EAGAIN)
+			return;
+		if (got <= 0) {
+			/* close_notify or a broken record: answers in flight are discarded. */
+			conn_close(c);
+			return;
+		}
+		c->rlen += (size_t)got;
+		conn_frames(c);
+	}
+}
+
+static void conn_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)buf;
+	if (nread < 0) {
+		/* EOF or reset: answers still in flight are discarded. */
+		conn_close(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (c->is_tls) {
+		conn_tls_read(c, (size_t)nread);
+		return;
+	}
+	c->rlen += (size_t)nread;
+	conn_frames(c);
+}
+
 static void conn_idle(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
+	if (c->is_tls && !c->tls.ready) {
+		/* A handshake that did not finish in time (a stalled or slow client). */
+		dk_ctr_inc(&c->t->ctr->tls_timeouts);
+		conn_close(c);
+		return;
+	}
 	/* A connection waiting for answers is busy, not idle. */
 	if (c->inflight || c->writing)
 		return;
@@ -306,7 +406,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0)
 		return;
-	if (t->n_conns >= t->max_clients || t->stopping) {
+	if (t->n_conns >= t->max_clients || t->stopping || (l->tls && !t->creds)) {
 		reject(t, server);
 		return;
 	}
@@ -342,7 +442,17 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	c->peer.len = (socklen_t)len;
 	uv_tcp_nodelay(&c->h, 1);
-	uv_timer_start(&c->idle, conn_idle, t->idle_ms, t->idle_ms);
+	if (l->tls) {
+		c->cbuf = malloc(CBUF_CAP);
+		if (!c->cbuf || dk_tls_sess_server(&c->tls, t->creds, conn_tls_push, c) < 0) {
+			conn_close(c);
+			return;
+		}
+		c->is_tls = true;
+		uv_timer_start(&c->idle, conn_idle, t->handshake_ms, t->idle_ms);
+	} else {
+		uv_timer_start(&c->idle, conn_idle, t->idle_ms, t->idle_ms);
+	}
 	if (uv_read_start((uv_stream_t *)&c->h, conn_alloc, conn_read) < 0)
 		conn_close(c);
 }
@@ -375,11 +485,12 @@ void dk_tcp_configure(struct dk_tcp *t, size_t max_clients, unsigned idle_ms)
 	t->idle_ms = idle_ms;
 }
 
-int dk_tcp_listen(struct dk_tcp *t, const struct dk_addr *a)
+static int listen_on(struct dk_tcp *t, const struct dk_addr *a, bool tls)
 {
 	if (t->n_ls == t->cap_ls)
 		return -ENOSPC;
 	struct listener *l = &t->ls[t->n_ls];
+	l->tls = tls;
 	int fd = dk_socket_bound(a, SOCK_STREAM, true);
 	if (fd < 0)
 		return fd;
@@ -398,6 +509,25 @@ int dk_tcp_listen(struct dk_tcp *t, const struct dk_addr *a)
 		return rc;
 	}
 	return uv_listen((uv_stream_t *)&l->h, 128, on_connection);
+}
+
+int dk_tcp_listen(struct dk_tcp *t, const struct dk_addr *a)
+{
+	return listen_on(t, a, false);
+}
+
+int dk_tcp_listen_tls(struct dk_tcp *t, const struct dk_addr *a)
+{
+	return listen_on(t, a, true);
+}
+
+void dk_tcp_set_tls(struct dk_tcp *t, struct dk_tls_creds *creds, unsigned handshake_ms)
+{
+	t->handshake_ms = handshake_ms;
+	if (creds == t->creds)
+		return;
+	dk_tls_creds_unref(t->creds);
+	t->creds = dk_tls_creds_ref(creds);
 }
 
 static void close_listeners(struct dk_tcp *t)
@@ -435,6 +565,7 @@ void dk_tcp_free(struct dk_tcp *t)
 		return;
 	while (t->conns)
 		conn_free(t->conns);
+	dk_tls_creds_unref(t->creds);
 	free(t->ls);
 	free(t);
 }

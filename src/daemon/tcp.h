@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "counters.h"
+#include "tls.h"
 
 struct dk_tcp;
 
@@ -28,6 +29,19 @@ int dk_tcp_new(uv_loop_t *loop, size_t n_listen, dk_query_fn *on_query, void *ct
 
 /** Opens the next listener, on @p a. Returns 0 or a negative errno. */
 int dk_tcp_listen(struct dk_tcp *t, const struct dk_addr *a);
+
+/**
+ * Opens the next listener, on @p a, for DNS over TLS (RFC 7858): the same
+ * framing, caps and query path, with alert records saying "tls". Clients
+ * are turned away while no certificate is set (dk_tcp_set_tls()).
+ */
+int dk_tcp_listen_tls(struct dk_tcp *t, const struct dk_addr *a);
+
+/**
+ * The certificate for TLS clients accepted from now on (@p creds referenced;
+ * NULL: none) and the time they have to finish the handshake.
+ */
+void dk_tcp_set_tls(struct dk_tcp *t, struct dk_tls_creds *creds, unsigned handshake_ms);
 
 /**
  * Applies the limits of the config in force: at most @p max_clients open

@@ -53,6 +53,7 @@ struct slot {
 	bool tcp;             /**< the current try goes over TCP */
 	bool client_tcp;      /**< each upstream's first try goes over TCP */
 	bool tcp_retried;     /**< the current upstream's TCP try already lost a connection */
+	bool up_tls;          /**< the current upstream is tls://: never UDP, never clear TCP */
 	uint16_t id;          /**< our ID for the current try */
 	uint8_t up_index;     /**< index of the current upstream */
 	uint8_t tries;        /**< sent so far, retransmissions included */
@@ -396,10 +397,29 @@ static void slot_answer(struct slot *s, uint8_t *ans, size_t len)
 
 /* TCP to the upstream. */
 
+/*
+ * The TLS options of the current try's upstream. A try that goes again after
+ * a reload finds them only if its upstream is still at its index; a tls://
+ * one that is not gets none, and then no connection at all.
+ */
+static const struct dk_up_opts *tls_opts(const struct slot *s)
+{
+	const struct dk_upstream_conf *c = &s->up->conf;
+
+	if (!s->up_tls || !c->opts || s->up_index >= c->n_addrs ||
+	    c->opts[s->up_index].proto == DK_UP_DNS ||
+	    !dk_sockaddr_equal(&c->addrs[s->up_index].sa, &s->up_addr.sa))
+		return NULL;
+	return &c->opts[s->up_index];
+}
+
 static int tcp_start(struct slot *s)
 {
-	struct dk_up_tcp *u = dk_up_tcp_get(s->up->tcp, &s->up_addr, s->len);
+	const struct dk_up_opts *o = tls_opts(s);
 
+	if (s->up_tls && !o)
+		return -ECONNREFUSED;
+	struct dk_up_tcp *u = dk_up_tcp_get(s->up->tcp, &s->up_addr, o, s->up_stat, s->len);
 	if (!u)
 		return -ECONNREFUSED;
 	s->utcp = u;
@@ -416,12 +436,13 @@ static int tcp_start(struct slot *s)
 /*
  * The connection carrying @p s broke. A connection that sat idle may have
  * been closed by the upstream just as we wrote: once per upstream the query
- * goes again on another connection before it counts as a failed try.
+ * goes again on another connection before it counts as a failed try. A
+ * failed TLS handshake would only fail again: the try fails now.
  */
-static void slot_tcp_lost(struct slot *s)
+static void slot_tcp_lost(struct slot *s, bool tls_failed)
 {
 	tcp_detach(s);
-	if (!s->tcp_retried) {
+	if (!s->tcp_retried && !tls_failed) {
 		s->tcp_retried = true;
 		if (tcp_start(s) == 0)
 			return;
@@ -438,9 +459,51 @@ static void tcp_lost(void *ctx, struct dk_up_tcp *u)
 	for (size_t i = 0; i < up->n_slots; i++) {
 		struct slot *s = &up->slots[i];
 		if (s->busy && s->utcp == u)
-			slot_tcp_lost(s);
+			slot_tcp_lost(s, dk_up_tcp_tls_failed(u));
 	}
 }
+
+/* Pool callback: a DoH upstream refused the query it got with ID @p id on @p u. */
+static void tcp_failed(void *ctx, struct dk_up_tcp *u, uint16_t id)
+{
+	struct dk_upstream *up = ctx;
+	uint16_t idx = up->id2slot[id];
+	struct slot *s = idx ? &up->slots[idx - 1] : NULL;
+
+	if (!s || !s->busy || s->utcp != u || s->id != id)
+		return;
+	struct dk_up_stats *us = up_stats(s);
+	if (us)
+		dk_ctr_inc(&us->http_errors);
+	up_error(s);
+	slot_next(s, true);
+}
+
+/* Pool callback: a TLS event for the upstream of counter slot @p stat. */
+static void tcp_tls(void *ctx, uint32_t stat, enum dk_up_tls_event ev, int reason)
+{
+	struct dk_upstream *up = ctx;
+	const struct dk_upstream_conf *c = &up->conf;
+	struct dk_up_stats *us = stat < c->n_stats ? &c->stats[stat] : NULL;
+
+	if (!us)
+		return;
+	switch (ev) {
+	case DK_UP_TLS_OPENED: dk_ctr_inc(&us->tls_open); break;
+	case DK_UP_TLS_CLOSED:
+		/* Unsigned wrap-around: the gauge goes down by one. */
+		dk_ctr_add(&us->tls_open, UINT64_MAX);
+		break;
+	case DK_UP_TLS_HANDSHAKE: dk_ctr_inc(&us->tls_handshakes); break;
+	case DK_UP_TLS_RESUMED: dk_ctr_inc(&us->tls_resumed); break;
+	case DK_UP_TLS_FAILED:
+		if (reason >= 0 && reason < DK_TLS_FAILS)
+			dk_ctr_inc(&us->tls_failed[reason]);
+		break;
+	}
+}
+
+_Static_assert(DK_TLS_FAILS == DK_TLS_FAIL_MAX, "a counter for each handshake failure");
 
 /* Pool callback: one framed answer read on @p u; its slot is found by ID, like over UDP. */
 static void tcp_answer(void *ctx, struct dk_up_tcp *u, uint8_t *ans, size_t len)
@@ -723,11 +786,13 @@ void dk_upstream_flush(struct dk_upstream *up)
 			if (n[fam])
 				flush_family(up, fam, q[fam], n[fam]);
 	}
+	if (dk_up_tcp_pool_pending(up->tcp))
+		dk_up_tcp_pool_flush(up->tcp);
 }
 
 bool dk_upstream_pending(const struct dk_upstream *up)
 {
-	return up->n_out != 0;
+	return up->n_out != 0 || dk_up_tcp_pool_pending(up->tcp);
 }
 
 static void slot_timeout(uv_timer_t *t)
@@ -789,7 +854,13 @@ static void slot_try(struct slot *s)
 	const struct dk_upstream_conf *c = &up->conf;
 	unsigned ms;
 
-	while (s->up_index < c->n_addrs && (ms = try_timeout(s)) > 0) {
+	while (s->up_index < c->n_addrs) {
+		s->up_tls = c->opts && c->opts[s->up_index].proto != DK_UP_DNS;
+		/* DNS over TLS only (RFC 8310 strict profile): no UDP, no fallback. */
+		if (s->up_tls)
+			s->tcp = true;
+		if ((ms = try_timeout(s)) == 0)
+			break;
 		s->up_addr = c->addrs[s->up_index];
 		s->up_stat = c->stat_slot ? c->stat_slot[s->up_index] : UINT32_MAX;
 		s->sent_ns = uv_hrtime();
@@ -827,6 +898,7 @@ static void slot_try(struct slot *s)
 void dk_upstream_configure(struct dk_upstream *up, const struct dk_upstream_conf *conf)
 {
 	up->conf = *conf;
+	dk_up_tcp_pool_set_tls(up->tcp, conf->tls);
 }
 
 int dk_upstream_forward(struct dk_upstream *up, const uint8_t *pkt, size_t len,
@@ -928,7 +1000,11 @@ int dk_upstream_new(uv_loop_t *loop, size_t max_inflight, uint8_t *rxbuf,
 	*out = up;
 	if (!up)
 		return -ENOMEM;
-	const struct dk_up_tcp_cbs cbs = {.answer = tcp_answer, .lost = tcp_lost, .ctx = up};
+	const struct dk_up_tcp_cbs cbs = {.answer = tcp_answer,
+	                                  .lost = tcp_lost,
+	                                  .failed = tcp_failed,
+	                                  .tls = tcp_tls,
+	                                  .ctx = up};
 	if (max_inflight > DK_INFLIGHT_MAX)
 		max_inflight = DK_INFLIGHT_MAX;
 	up->loop = loop;

@@ -20,6 +20,8 @@
 #include "counters.h"
 #include "dnsink/config.h"
 #include "dnsink/msg.h"
+#include "dnsink/upstream_spec.h"
+#include "tls.h"
 
 /** Largest query a pending slot holds; bigger ones are refused (DK_ESPACE). */
 #define DK_QUERY_MAX 4096
@@ -45,6 +47,10 @@ typedef void dk_forward_done_fn(void *ctx, uint8_t *ans, size_t len, const uint8
 struct dk_upstream_conf {
 	const struct dk_addr *addrs; /**< tried in order */
 	size_t n_addrs;
+	/** Per address: tls:// and what its certificate must show; NULL: all plain. */
+	const struct dk_up_opts *opts;
+	/** Credentials for tls:// upstreams (referenced by the connections made with them). */
+	struct dk_tls_creds *tls;
 	unsigned timeout_ms;         /**< the longest one try may wait (upstream_timeout_ms) */
 	unsigned resolve_timeout_ms; /**< the longest a query may wait, all tries */
 	enum dk_upstream_strategy strategy;

@@ -13,9 +13,11 @@
 #include "log.h"
 #include "query.h"
 #include "sock.h"
+#include "https.h"
 #include "tcp.h"
 #include "udp.h"
 #include "upstream.h"
+#include "dnstap.h"
 #include "worker.h"
 
 struct dk_worker {
@@ -26,10 +28,11 @@ struct dk_worker {
 	bool loop_ready;
 	uv_thread_t thread;
 	bool thread_started;
-	uv_async_t wake;                    /**< main → worker: new snapshot, stop */
-	_Atomic(struct dk_snapshot *) next; /**< atomic: snapshot to switch to */
-	atomic_bool stop;                   /**< atomic: main asks to stop */
-	const struct dk_snapshot *snap;     /**< in force on this worker */
+	uv_async_t wake;                          /**< main → worker: new snapshot, stop */
+	_Atomic(struct dk_snapshot *) next;       /**< atomic: snapshot to switch to */
+	atomic_bool stop;                         /**< atomic: main asks to stop */
+	_Atomic(struct dk_flush_job *) flush_job; /**< atomic: cache flush to do */
+	const struct dk_snapshot *snap;           /**< in force on this worker */
 	/** Counters by slot; swapped by the worker on a reload that grows them. */
 	_Atomic(struct dk_wstats *) stats;
 	struct dk_counters ctr;
@@ -37,8 +40,10 @@ struct dk_worker {
 	uint8_t *rxbuf; /**< DK_RXBUF_SIZE: every UDP read of the worker lands here */
 	struct dk_udp *udp;
 	struct dk_tcp *tcp;
+	struct dk_https *https;
 	struct dk_upstream *up;
 	struct dk_queries *queries;
+	struct dk_dnstap_worker *tap; /**< NULL: dnstap off */
 
 	/* The flush of upstream queries and UDP replies, once per loop iteration. */
 	uv_check_t flush;       /**< after the I/O callbacks of an iteration */
@@ -63,6 +68,8 @@ static void post_alert(void *ctx, const struct dk_alert_event *ev)
 	struct dk_worker *w = ctx;
 
 	dk_alerter_post(w->alerter, w->index, ev);
+	if (w->tap)
+		dk_dnstap_note(w->tap, ev);
 }
 
 static uint64_t loop_now(void *ctx)
@@ -105,6 +112,8 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	const struct dk_upstream_conf uc = {
 	        .addrs = cfg->upstreams,
 	        .n_addrs = cfg->n_upstreams,
+	        .opts = cfg->upstream_opts,
+	        .tls = s->tls,
 	        .timeout_ms = cfg->upstream_timeout_ms,
 	        .resolve_timeout_ms = cfg->resolve_timeout_ms,
 	        .strategy = cfg->upstream_strategy,
@@ -114,12 +123,16 @@ static int configure(struct dk_worker *w, struct dk_snapshot *s)
 	};
 	dk_upstream_configure(w->up, &uc);
 	dk_tcp_configure(w->tcp, cfg->tcp_max_clients, cfg->tcp_idle_ms);
+	dk_tcp_set_tls(w->tcp, s->tls, cfg->tls.handshake_ms);
+	dk_https_configure(w->https, cfg->tcp_max_clients, cfg->tcp_idle_ms, cfg->tls.handshake_ms,
+	                   s->tls);
 	const struct dk_queries_conf qc = {
 	        .cfg = cfg,
 	        .pol = s->pol,
 	        .rule_slot = s->stats.rule_slot,
 	        .rule_hits = st->rule_hits,
 	        .n_rule_hits = st->n_rules,
+	        .group_slot = s->stats.group_slot,
 	};
 	return dk_queries_configure(w->queries, &qc);
 }
@@ -150,6 +163,8 @@ static void worker_finish(struct dk_worker *w)
 		dk_udp_close(w->udp);
 	if (w->tcp)
 		dk_tcp_close(w->tcp);
+	if (w->https)
+		dk_https_close(w->https);
 	if (w->up)
 		dk_upstream_close(w->up);
 }
@@ -179,6 +194,7 @@ static void worker_stopping(struct dk_worker *w)
 	w->stopping = true;
 	dk_udp_stop(w->udp);
 	dk_tcp_stop(w->tcp);
+	dk_https_stop(w->https);
 	uv_timer_start(&w->grace, grace_over, DK_GRACE_MS, 0);
 	dk_upstream_drain(w->up, worker_idle, w);
 }
@@ -191,6 +207,14 @@ static void worker_wake(uv_async_t *a)
 	if (s) {
 		configure(w, s);
 		w->hooks.took(w->hooks.ctx);
+	}
+	/* The cache is this worker's alone: flushed here, on its own loop. */
+	struct dk_flush_job *job = atomic_exchange(&w->flush_job, NULL);
+	if (job) {
+		size_t n = dk_queries_cache_flush(w->queries, job->name_len ? job->name : NULL,
+		                                  job->name_len);
+		atomic_fetch_add(&job->removed, n);
+		atomic_fetch_sub(&job->left, 1);
 	}
 	if (atomic_load(&w->stop) && !w->stopping)
 		worker_stopping(w);
@@ -262,11 +286,21 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 	rc = dk_queries_new(&env, &w->queries);
 	if (rc < 0)
 		return rc;
-	rc = dk_udp_new(&w->loop, cfg->n_listen, w->rxbuf, dk_queries_handle, w->queries,
-	                &w->ctr.udp, &w->udp);
+	/* With dnstap, its hook sits between the transports and the query module. */
+	dk_query_fn *handle = dk_queries_handle;
+	void *hctx = w->queries;
+	if (w->tap) {
+		dk_dnstap_worker_set_next(w->tap, dk_queries_handle, w->queries);
+		handle = dk_dnstap_handle;
+		hctx = w->tap;
+	}
+	rc = dk_udp_new(&w->loop, cfg->n_listen, w->rxbuf, handle, hctx, &w->ctr.udp, &w->udp);
 	if (rc == 0)
-		rc = dk_tcp_new(&w->loop, cfg->n_listen, dk_queries_handle, w->queries, &w->ctr.tcp,
-		                &w->tcp);
+		rc = dk_tcp_new(&w->loop, cfg->n_listen + cfg->n_listen_tls, handle, hctx,
+		                &w->ctr.tcp, &w->tcp);
+	if (rc == 0)
+		rc = dk_https_new(&w->loop, cfg->n_listen_https, handle, hctx, &w->ctr.https,
+		                  &w->https);
 	if (rc < 0)
 		return rc;
 	/* Before the thread runs: the first snapshot is configured from here. */
@@ -283,11 +317,28 @@ static int worker_init(struct dk_worker *w, unsigned n_workers, struct dk_snapsh
 			return rc;
 		}
 	}
+	for (size_t i = 0; i < cfg->n_listen_tls; i++) {
+		rc = dk_tcp_listen_tls(w->tcp, &cfg->listen_tls[i]);
+		if (rc < 0) {
+			dk_addr_format(&cfg->listen_tls[i], addr, sizeof(addr));
+			dk_log(DK_LOG_ERR, "cannot listen (tls) on %s: %s", addr, dk_strerror(rc));
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_listen_https; i++) {
+		rc = dk_https_listen(w->https, &cfg->listen_https[i]);
+		if (rc < 0) {
+			dk_addr_format(&cfg->listen_https[i], addr, sizeof(addr));
+			dk_log(DK_LOG_ERR, "cannot listen (https) on %s: %s", addr,
+			       dk_strerror(rc));
+			return rc;
+		}
+	}
 	return 0;
 }
 
 int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
-                  struct dk_wstats *stats, struct dk_alerter *alerter,
+                  struct dk_wstats *stats, struct dk_alerter *alerter, struct dk_dnstap *dnstap,
                   const struct dk_worker_hooks *hooks, struct dk_worker **out)
 {
 	struct dk_worker *w = calloc(1, sizeof(*w));
@@ -300,8 +351,12 @@ int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
 	w->index = index;
 	w->hooks = *hooks;
 	w->alerter = alerter;
+	w->tap = dk_dnstap_worker_new(dnstap);
+	if (dnstap && !w->tap)
+		dk_log(DK_LOG_ERR, "worker %u: no dnstap queue: its queries are not logged", index);
 	atomic_init(&w->next, NULL);
 	atomic_init(&w->stop, false);
+	atomic_init(&w->flush_job, NULL);
 	atomic_init(&w->stats, stats);
 	if (!stats)
 		return -ENOMEM;
@@ -323,6 +378,12 @@ int dk_worker_start(struct dk_worker *w)
 void dk_worker_offer(struct dk_worker *w, struct dk_snapshot *s)
 {
 	atomic_store(&w->next, s);
+	uv_async_send(&w->wake);
+}
+
+void dk_worker_flush(struct dk_worker *w, struct dk_flush_job *job)
+{
+	atomic_store(&w->flush_job, job);
 	uv_async_send(&w->wake);
 }
 
@@ -352,9 +413,11 @@ void dk_worker_free(struct dk_worker *w)
 			       uv_strerror(rc));
 	}
 	dk_tcp_free(w->tcp);
+	dk_https_free(w->https);
 	dk_udp_free(w->udp);
 	dk_upstream_free(w->up);
 	dk_queries_free(w->queries);
+	dk_dnstap_worker_free(w->tap);
 	free(w->rxbuf);
 	free(atomic_load(&w->stats));
 	free(w);

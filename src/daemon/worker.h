@@ -14,10 +14,13 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "alert_sink.h"
 #include "counters.h"
+#include "dnsink/common.h"
 #include "snapshot.h"
 #include "stats.h"
 
@@ -25,6 +28,21 @@
 #define DK_GRACE_MS 2000
 
 struct dk_worker;
+struct dk_dnstap;
+
+/**
+ * A cache flush asked of every worker (the control socket's flush and
+ * flush-all). The asker owns it and keeps it alive until @p left is zero, or
+ * until the workers are freed. Each worker flushes its own
+ * cache on its own loop, adds what it removed to @p removed and then counts
+ * @p left down (release): the asker polls @p left for zero.
+ */
+struct dk_flush_job {
+	uint8_t name[DK_NAME_MAX]; /**< lowercase wire form */
+	size_t name_len;           /**< 0: flush everything */
+	atomic_uint left;
+	atomic_size_t removed;
+};
 
 /** What a worker tells the main thread; both run on the worker's thread. */
 struct dk_worker_hooks {
@@ -39,12 +57,13 @@ struct dk_worker_hooks {
  * Creates worker @p index of @p n_workers on the main thread (each takes its
  * share of the cache's size): its loop, listeners on every
  * address of @p snap's config, upstream sockets; counting into @p stats
- * (taken over), alerts to @p alerter (borrowed). Returns 0, or a negative
+ * (taken over), alerts to @p alerter (borrowed), queries and answers to
+ * @p dnstap (borrowed; NULL: off) through a queue of its own. Returns 0, or a negative
  * code (logged). Either way @p *out is set when memory allowed: free it with
  * dk_worker_free().
  */
 int dk_worker_new(unsigned index, unsigned n_workers, struct dk_snapshot *snap,
-                  struct dk_wstats *stats, struct dk_alerter *alerter,
+                  struct dk_wstats *stats, struct dk_alerter *alerter, struct dk_dnstap *dnstap,
                   const struct dk_worker_hooks *hooks, struct dk_worker **out);
 
 /** Starts the worker's thread. Returns 0 or a negative code (logged). */
@@ -52,6 +71,13 @@ int dk_worker_start(struct dk_worker *w);
 
 /** Main thread: the worker switches to @p s soon and says so through hooks.took. */
 void dk_worker_offer(struct dk_worker *w, struct dk_snapshot *s);
+
+/**
+ * Main thread: the worker flushes its cache for @p job soon (see struct
+ * dk_flush_job). One job at a time per worker: a second one before the first
+ * was taken replaces it (the asker allows one at a time).
+ */
+void dk_worker_flush(struct dk_worker *w, struct dk_flush_job *job);
 
 /** Main thread: the worker stops; hooks.ended follows. */
 void dk_worker_stop(struct dk_worker *w);

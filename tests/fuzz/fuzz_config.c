@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dnsink/config.h"
+#include "dnsink/groups.h"
 
 #include "fuzz_files.h"
 
@@ -93,6 +94,14 @@ static void check(const struct dk_config *c)
 		abort();
 }
 
+static bool has_default(const struct dk_config *c)
+{
+	for (size_t i = 0; i < c->n_groups; i++)
+		if (strcmp(c->groups[i].name, DK_GROUP_DEFAULT) == 0)
+			return true;
+	return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dk_config *c = NULL;
@@ -106,6 +115,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!c)
 			abort();
 		check(c);
+		/* Groups resolve against the rules; with none, every reference is unknown. */
+		struct dk_groups *gs = NULL;
+		int gerr = dk_groups_build(c->groups, c->n_groups, NULL, c->file, 1795411800, &gs,
+		                           &diag);
+		if ((gerr == 0) != (gs != NULL || c->n_groups == 0) || (gerr && !diag.msg[0]))
+			abort();
+		if (gs && (gs->n != c->n_groups + 1 - (size_t)has_default(c)))
+			abort();
+		dk_groups_free(gs);
 		dk_config_free(c);
 	} else if (c || !diag.msg[0]) {
 		abort();

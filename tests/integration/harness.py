@@ -15,6 +15,7 @@ and every wait is bounded.
 
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -206,23 +207,43 @@ domains:
 _used_ports = set()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (best effort)."""
-    for _ in range(200):
+    """A port free for both UDP and TCP on 127.0.0.1 (best effort).
+
+    Chosen below the kernel's ephemeral range, not by binding port 0: a port
+    from that range can be handed to some other process's outgoing socket
+    (another test's client, the upstream's) between this check and the
+    moment dnsink binds it, which made "Address already in use" flakes when
+    tests ran in parallel."""
+    lo, _ = _ephemeral_range()
+    base = 10000 if lo > 12000 else 1024
+    rnd = random.Random(os.getpid() ^ int(time.monotonic() * 1e6))
+    for _ in range(400):
+        port = rnd.randrange(base, lo)
+        if port in _used_ports:
+            continue
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("127.0.0.1", port))
             u.bind(("127.0.0.1", port))
         except OSError:
             continue
         finally:
             t.close()
             u.close()
-        if port not in _used_ports:
-            _used_ports.add(port)
-            return port
+        _used_ports.add(port)
+        return port
     raise RuntimeError("no free port")
 
 
@@ -512,7 +533,7 @@ class Knot:
     """knotd serving ZONES on 127.0.0.1:port. With stats, mod-stats counts the
     queries it gets by protocol, read back with knotc (queries())."""
 
-    def __init__(self, root, stats=False):
+    def __init__(self, root, stats=False, dnstap=None):
         self.dir = os.path.join(root, "knot")
         os.makedirs(self.dir)
         self.port = free_port()
@@ -533,7 +554,7 @@ database:
 log:
   - target: stderr
     any: info
-{stats_mod}template:
+{stats_mod}{tap_mod}template:
   - id: default
     storage: "{d}"
     file: "%s.zone"
@@ -544,7 +565,11 @@ log:
 """.format(d=self.dir, port=self.port,
            zones="".join("  - domain: %s\n" % z for z in ZONES),
            stats_mod="mod-stats:\n  - id: count\n    request-protocol: on\n" if stats else "",
-           stats_use="    global-module: mod-stats/count\n" if stats else ""))
+           stats_use="    global-module: mod-stats/count\n" if stats else
+                     "    global-module: mod-dnstap/tap\n" if dnstap else "",
+           # dnstap: every query and answer written to that file (test_hunt)
+           tap_mod=("mod-dnstap:\n  - id: tap\n    sink: \"%s\"\n    log-queries: on\n"
+                    "    log-responses: on\n" % dnstap) if dnstap else ""))
         self.proc = Proc("knotd", [KNOTD, "-c", conf], os.path.join(self.dir, "knotd.log"))
         try:
             wait_until(self._ready, START_TIMEOUT, what="knotd to answer")
@@ -764,8 +789,9 @@ class Dnsink:
     """The dnsink binary under test with a generated config."""
 
     def __init__(self, root, upstreams, rsyslog=None, syslog_transport="udp",
-                 timeout_ms=400, allow=("127.0.0.1/32",), extra_rule_dirs=(),
-                 use_repo_rules=True, extra_yaml="", start=True, resolve_ms=None):
+                 timeout_ms=1000, allow=("127.0.0.1/32",), extra_rule_dirs=(),
+                 use_repo_rules=True, extra_yaml="", start=True, resolve_ms=None,
+                 listen6=False):
         self.root = root
         self.port = free_port()
         self.rules_dir = os.path.join(root, "rules")
@@ -789,7 +815,13 @@ class Dnsink:
         self.conf = os.path.join(root, "dnsink.yml")
         with open(self.conf, "w") as f:
             f.write("listen:\n  - 127.0.0.1:%d\n" % self.port)
-            f.write("upstreams:\n" + "".join("  - 127.0.0.1:%d\n" % p for p in upstreams))
+            if listen6:
+                f.write('  - "[::1]:%d"\n' % self.port)
+            # A port is a plain upstream on loopback; a string is written as it is
+            # (tls://..., or a YAML mapping with address: and pin_sha256:).
+            f.write("upstreams:\n" + "".join(
+                "  - %s\n" % (p if isinstance(p, str) else "127.0.0.1:%d" % p)
+                for p in upstreams))
             f.write("upstream_timeout_ms: %d\n" % timeout_ms)
             # Unless a test asks for retransmissions, time for one try per
             # upstream (and half one more, for timer slack), as the scenarios

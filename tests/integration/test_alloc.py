@@ -41,6 +41,60 @@ domains:
   - sink.alloc.test
 """
 
+# Sigma rules that every flood query runs through and none fires: the suffix
+# set, Vectorscan, PCRE2, the answer-side walk and both behavioural counters
+# (the registered domain from the Public Suffix List, the HyperLogLog) are on
+# the measured path, with thresholds no flood reaches.
+SIGMA_RULES = """\
+title: alloc - query side, every route
+id: a110c000-0000-4000-8000-000000000001
+logsource: {category: dns}
+detection:
+    exact:
+        query: 'never.alloc.test'
+    below:
+        query|endswith: '.never-alloc.test'
+    lit:
+        query|contains: 'no-such-label'
+    wild:
+        query: 'q*.wild.*.nowhere'
+    re_hs:
+        query|re: '^zz[0-9]+\\.'
+    re_pcre:
+        query|re: '(?=q999999999)q'
+    condition: 1 of them
+level: low
+---
+title: alloc - answer side
+id: a110c000-0000-4000-8000-000000000002
+logsource: {category: dns}
+detection:
+    selection:
+        answers|cidr: 10.0.0.0/8
+    condition: selection
+level: low
+---
+title: alloc - rate per client
+id: a110c000-0000-4000-8000-000000000003
+logsource: {category: dns}
+detection:
+    selection:
+        query|endswith: '.wild.example.test'
+    timeframe: 1m
+    condition: selection | count() by src_ip > 100000000
+level: low
+---
+title: alloc - distinct names per registered domain
+id: a110c000-0000-4000-8000-000000000004
+logsource: {category: dns}
+detection:
+    selection:
+        query|endswith: '.example.test'
+    timeframe: 1m
+    condition: selection | count(query) by registered_domain > 100000000
+level: low
+"""
+
 MEASURED = 100_000
 WINDOW = 64          # UDP queries in flight from the client
 FLOOD_SECONDS = 90   # hard bound on one flood
@@ -130,6 +184,8 @@ class Allocations(harness.DnsinkTest):
             f.write(SILENT_RULE)
         with open(os.path.join(rules, "alerting.yml"), "w") as f:
             f.write(ALERT_RULE)
+        with open(os.path.join(rules, "sigma.yml"), "w") as f:
+            f.write(SIGMA_RULES)
         self.counts = os.path.join(self.dir, "allocs.txt")
         self.stacks = None
         env = {"LD_PRELOAD": lib, "DK_ALLOC_COUNT_FILE": self.counts}

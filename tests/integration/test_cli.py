@@ -43,6 +43,28 @@ class Cli(harness.DnsinkTest):
         self.assertEqual(rc, 1, out + err)
         self.assertIn("dnsink.yml:2:", out + err)
 
+    def test_check_sigma_action_for_no_rule(self):
+        """A sigma.actions key that is neither a level nor a loaded Sigma rule's id
+        is an error at its line (a typo would otherwise do nothing)."""
+        with open(os.path.join(self.cfg.rules_dir, "it-sigma.yml"), "w") as f:
+            f.write("title: IT Sigma\nid: 0c0c0c0c-0000-4000-8000-000000000001\n"
+                    "logsource: {category: dns}\n"
+                    "detection:\n  sel:\n    query|endswith: '.sigma.example.test'\n"
+                    "  condition: sel\nlevel: high\n")
+        with open(self.cfg.conf, "a") as f:
+            f.write("sigma:\n  actions:\n    high: nxdomain\n"
+                    "    0c0c0c0c-0000-4000-8000-000000000001: sinkhole\n")
+        rc, out, err = run_dnsink("check", "-c", self.cfg.conf)
+        self.assertEqual(rc, 0, out + err)
+        with open(self.cfg.conf, "a") as f:
+            f.write("    0c0c0c0c-0000-4000-8000-00000000000X: sinkhole\n")
+        with open(self.cfg.conf) as f:
+            line = len(f.read().splitlines())
+        rc, out, err = run_dnsink("check", "-c", self.cfg.conf)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("dnsink.yml:%d: sigma.actions: '0c0c0c0c-0000-4000-8000-00000000000X'"
+                      % line, out + err)
+
     def test_check_broken_rule(self):
         from test_signals import BROKEN
         with open(os.path.join(self.cfg.rules_dir, "it-broken.yml"), "w") as f:

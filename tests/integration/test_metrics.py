@@ -96,7 +96,7 @@ class Metrics(harness.DnsinkTest):
         want = {q("udp", "sinkholed"): 1, q("udp", "forwarded"): 1, q("udp", "formerr"): 1,
                 q("tcp", "forwarded"): 1, q("tcp", "nxdomain"): 1}
         series = [k for k in after if k.startswith("dnsink_queries_total{")]
-        self.assertEqual(len(series), 30, series)  # 15 outcomes by 2 transports
+        self.assertEqual(len(series), 60, series)  # udp, tcp, tls, https x 15 outcomes
         for k in series:
             self.assertEqual(after[k] - before.get(k, 0), want.get(k, 0), k)
         self.assertEqual(after['dnsink_queries_received_total{transport="udp"}']
@@ -312,7 +312,8 @@ class Metrics(harness.DnsinkTest):
 
     def test_other_paths_404(self):
         self.start()
-        for path in ("/", "/metricsx", "/foo", "/metrics/"):
+        # "/" is the dashboard (test_dashboard.py).
+        for path in ("/metricsx", "/foo", "/metrics/", "/api/v1/nope"):
             with self.subTest(path=path):
                 self.assertEqual(curl(self.mport, path)[0], 404)
         self.assertEqual(curl(self.mport, "/metrics", "-X", "POST")[0], 404)

@@ -87,6 +87,26 @@ class Signals(harness.DnsinkTest):
         self.assertLess(dt, limit + 0.5, "took %.2fs" % dt)
         return dt
 
+    def test_sighup_names_what_needs_a_restart(self):
+        """A reload that changes settings made at start keeps them and says which."""
+        with open(self.dk.conf) as f:
+            conf = f.read()
+        with open(self.dk.conf, "a") as f:
+            f.write("workers: 3\nmax_inflight: 512\nuser: nobody\n")
+        self.dk.proc.signal(signal.SIGHUP)
+        want = ['reload: "workers" changed', 'reload: "max_inflight" changed',
+                'reload: "user" changed']
+        harness.wait_until(lambda: all(w in self.dk.proc.log_text() for w in want), 5,
+                           what="the restart-only warnings")
+        log = self.dk.proc.log_text()
+        self.assertNotIn('reload: "listen" changed', log)
+        self.assertNotIn('reload: "dnstap" changed', log)
+        # The rest of the reload applied, and the daemon still answers.
+        a = query(self.dk.port, "moneropool.ru", "A")
+        self.assertEqual(a.rdata(), [("A", SINK_V4)], a)
+        with open(self.dk.conf, "w") as f:
+            f.write(conf)
+
     def test_sigterm_exits_0(self):
         self.stop_within(signal.SIGTERM)
         # Not listening any more.

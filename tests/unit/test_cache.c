@@ -172,6 +172,48 @@ static void test_key_separation(void **state)
 	assert_int_equal(st.entries, 2);
 }
 
+/* dk_cache_flush(): one name (every type and bit), then everything; the room comes back. */
+static void test_flush(void **state)
+{
+	struct fx *f = *state;
+	static const char *const WWW2_A[] = {"www2.example.test. 300 IN A 192.0.2.2", NULL};
+	struct dk_cache_stats st, empty;
+	size_t n;
+
+	dk_cache_stats(f->c, &empty);
+	n = answer(f, "www.example.test.", LDNS_RR_TYPE_A, 0, WWW_A, NULL, NULL);
+	assert_int_equal(dk_cache_insert(f->c, key(f, "www.example.test", LDNS_RR_TYPE_A, 0),
+	                                 f->ans, n, T0, NULL),
+	                 DK_CACHE_STORED);
+	assert_int_equal(
+	        dk_cache_insert(f->c, key(f, "www.example.test", LDNS_RR_TYPE_A, DK_CACHE_BIT_DO),
+	                        f->ans, n, T0, NULL),
+	        DK_CACHE_STORED);
+	n = answer(f, "www2.example.test.", LDNS_RR_TYPE_A, 0, WWW2_A, NULL, NULL);
+	assert_int_equal(dk_cache_insert(f->c, key(f, "www2.example.test", LDNS_RR_TYPE_A, 0),
+	                                 f->ans, n, T0, NULL),
+	                 DK_CACHE_STORED);
+	/* A name that is not there, and a parent of one that is: nothing goes. */
+	key(f, "example.test", LDNS_RR_TYPE_A, 0);
+	assert_int_equal(dk_cache_flush(f->c, f->k.name, f->k.name_len), 0);
+	key(f, "www.example.test", LDNS_RR_TYPE_A, 0);
+	assert_int_equal(dk_cache_flush(f->c, f->k.name, f->k.name_len), 2);
+	assert_null(lookup(f, T0, false, NULL));
+	key(f, "www2.example.test", LDNS_RR_TYPE_A, 0);
+	ldns_pkt *p = lookup(f, T0, false, NULL);
+	assert_non_null(p);
+	ldns_pkt_free(p);
+	dk_cache_stats(f->c, &st);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(dk_cache_flush(f->c, NULL, 0), 1);
+	assert_null(lookup(f, T0, false, NULL));
+	dk_cache_stats(f->c, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.bytes, empty.bytes);
+	/* The freed chunks take new entries. */
+	assert_int_equal(dk_cache_insert(f->c, &f->k, f->ans, n, T0, NULL), DK_CACHE_STORED);
+}
+
 /* An answer to another question is not stored under this key. */
 static void test_wrong_question(void **state)
 {
@@ -669,6 +711,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_key_separation, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_wrong_question, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ttl_decrement, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_clamp, setup, teardown),

@@ -12,11 +12,13 @@
 #include <stdint.h>
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <cmocka.h>
 
 #include "dnsink/config.h"
+#include "dnsink/upstream_spec.h"
 
 #define DATA         "tests/data/config/"
 #define RESOLV_BASIC DATA "resolv/basic.conf"
@@ -119,6 +121,10 @@ static void test_shipped_conf(void **state)
 	(void)state;
 	struct dk_config *c = load_ok("conf/dnsink.yml", RESOLV_BASIC);
 	assert_string_equal(c->file, "conf/dnsink.yml");
+	/* The one key the shipped file sets away from its default: the quick start's alerts. */
+	assert_string_equal(c->alerts.file, "alerts.jsonl");
+	free(c->alerts.file);
+	c->alerts.file = NULL;
 	assert_defaults(c);
 	assert_basic_resolv(c);
 	dk_config_free(c);
@@ -287,7 +293,25 @@ static const struct err_case err_cases[] = {
         {"listen_scalar.yml", 3, "listen: expected a list, got a scalar"},
         {"sinkhole_list.yml", 3, "sinkhole: expected a mapping, got a list"},
         {"user_list.yml", 2, "user: expected a string, got a list"},
-        {"list_item_map.yml", 3, "upstreams: expected a string, got a mapping"},
+        {"list_item_map.yml", 3, "upstreams: unknown key 'host' (expected address, pin_sha256)"},
+        {"listen_item_map.yml", 3, "listen: expected a string, got a mapping"},
+        {"tls_no_name.yml", 2,
+         "upstreams: bad address 'tls://192.0.2.1': tls:// needs the server's name after '#' (or a "
+         "pin_sha256)"},
+        {"tls_hostname.yml", 2,
+         "upstreams: bad address 'tls://dns.quad9.net#dns.quad9.net': tls:// takes an IP address "
+         "(the name goes after '#')"},
+        {"tls_bad_pin.yml", 3, "upstreams: pin_sha256 'abc' is not the base64 of a SHA-256 digest"},
+        {"tls_pin_plain.yml", 3, "upstreams: pin_sha256 is for tls:// and https:// upstreams"},
+        {"upstream_scheme.yml", 2,
+         "upstreams: bad address 'udp://192.0.2.1': unknown scheme (expected tls://, https:// "
+         "or a plain address)"},
+        {"listen_tls_no_cert.yml", 3,
+         "listen_tls and listen_https need tls.cert_file and tls.key_file"},
+        {"listen_https_no_key.yml", 4,
+         "listen_tls and listen_https need tls.cert_file and tls.key_file"},
+        {"tls_ca_missing.yml", 2,
+         "tls.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory"},
         {"key_not_scalar.yml", 2, "keys must be plain words, got a list"},
         {"root_list.yml", 1, "expected a mapping of keys, got a list"},
         {"timeout_word.yml", 2, "upstream_timeout_ms: expected a non-negative integer, got 'fast'"},
@@ -719,6 +743,35 @@ static void test_cache(void **state)
 	dk_config_free(c);
 }
 
+static void test_tls_upstreams(void **state)
+{
+	(void)state;
+	struct dk_config *c = load_ok(DATA "good/tls.yml", NULL);
+	static const uint8_t pin0[3] = {0xe3, 0xb0, 0xc4}; /* SHA-256 of nothing */
+
+	assert_int_equal(c->n_upstreams, 4);
+	assert_non_null(c->upstream_opts);
+	assert_addr(&c->upstreams[0], "127.0.0.1:5300");
+	assert_int_equal(c->upstream_opts[0].proto, DK_UP_DNS);
+	assert_addr(&c->upstreams[1], "9.9.9.9:853");
+	assert_int_equal(c->upstream_opts[1].proto, DK_UP_TLS);
+	assert_string_equal(c->upstream_opts[1].name, "dns.quad9.net");
+	assert_false(c->upstream_opts[1].has_pin);
+	assert_addr(&c->upstreams[2], "[2620:fe::fe]:8853");
+	assert_addr(&c->upstreams[3], "192.0.2.7:853");
+	assert_string_equal(c->upstream_opts[3].name, "");
+	assert_true(c->upstream_opts[3].has_pin);
+	assert_memory_equal(c->upstream_opts[3].pin, pin0, sizeof(pin0));
+	/* Relative to the config's folder, as rule paths. */
+	assert_string_equal(c->tls.ca_file, DATA "good/tls.yml");
+	dk_config_free(c);
+
+	/* Plain upstreams only: no options array at all. */
+	c = load_ok(DATA "good/cache.yml", NULL);
+	assert_null(c->upstream_opts);
+	dk_config_free(c);
+}
+
 static void test_free_null(void **state)
 {
 	(void)state;
@@ -751,6 +804,7 @@ int main(void)
 	        cmocka_unit_test(test_free_null),
 	        cmocka_unit_test(test_rate_limit),
 	        cmocka_unit_test(test_cache),
+	        cmocka_unit_test(test_tls_upstreams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

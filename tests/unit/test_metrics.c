@@ -92,14 +92,15 @@ static int setup(void **state)
 
 	fx->reg = dk_stats_reg_new();
 	assert_non_null(fx->reg);
-	assert_int_equal(dk_snapshot_load(fx->path[0], NULL, fx->reg, NULL, 0, &fx->snap), 0);
+	assert_int_equal(dk_snapshot_load(fx->path[0], NULL, fx->reg, NULL, 0, &fx->snap, NULL, 0),
+	                 0);
 	assert_non_null(fx->snap->pol);
 	assert_int_equal(fx->snap->pol->n_rules, 2);
 
 	const struct dk_worker_hooks hooks = {.took = hook, .ended = hook};
 	for (unsigned i = 0; i < 2; i++)
-		assert_int_equal(dk_worker_new(i, 2, fx->snap, dk_wstats_new(fx->reg), NULL, &hooks,
-		                               &fx->w[i]),
+		assert_int_equal(dk_worker_new(i, 2, fx->snap, dk_wstats_new(fx->reg), NULL, NULL,
+		                               &hooks, &fx->w[i]),
 		                 0);
 	*state = fx;
 	return 0;

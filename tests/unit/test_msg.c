@@ -962,6 +962,35 @@ static void test_rr_walk_cut(void **state)
 	assert_int_equal(dk_msg_rr_iter_init(&it, w.p, w.len), DK_EFORMERR);
 }
 
+/* A walk started at a known end of the question sees what the full start sees. */
+static void test_rr_walk_init_at(void **state)
+{
+	(void)state;
+	struct dk_rr_iter a, b;
+	struct dk_rr ra, rb;
+	struct wire w;
+	int ret;
+
+	hex(&w,
+	    "2222 8180 0001 0002 0000 0000 " Q_WWW "c00c 0005 0001 0000012c 0006 03 666f6f c010 "
+	    "c01d 0001 0001 0000012c 0004 c0000201");
+	assert_int_equal(dk_msg_rr_iter_init(&a, w.p, w.len), 0);
+	assert_int_equal(dk_msg_rr_iter_init_at(&b, w.p, w.len, DK_HEADER_LEN + 17), 0);
+	assert_int_equal(a.off, b.off);
+	while ((ret = dk_msg_rr_next(&a, &ra)) > 0) {
+		assert_int_equal(dk_msg_rr_next(&b, &rb), 1);
+		assert_int_equal(ra.type, rb.type);
+		assert_int_equal(ra.rdata, rb.rdata);
+	}
+	assert_int_equal(ret, 0);
+	assert_int_equal(dk_msg_rr_next(&b, &rb), 0);
+	/* An end outside the message, or inside the header, starts nothing. */
+	assert_int_equal(dk_msg_rr_iter_init_at(&b, w.p, w.len, w.len + 1), DK_EFORMERR);
+	assert_int_equal(dk_msg_rr_next(&b, &rb), DK_EFORMERR);
+	assert_int_equal(dk_msg_rr_iter_init_at(&b, w.p, w.len, 4), DK_EFORMERR);
+	assert_int_equal(dk_msg_rr_iter_init_at(&b, w.p, 8, DK_HEADER_LEN), DK_EFORMERR);
+}
+
 /* A target must lie within its rdata: no labels past its end, no pointer forward. */
 static void test_rr_walk_target_bounds(void **state)
 {
@@ -1123,6 +1152,7 @@ int main(void)
 	        cmocka_unit_test(test_rr_walk_cname_chain),
 	        cmocka_unit_test(test_rr_walk_dname_compressed),
 	        cmocka_unit_test(test_rr_walk_cut),
+	        cmocka_unit_test(test_rr_walk_init_at),
 	        cmocka_unit_test(test_rr_walk_target_bounds),
 	        cmocka_unit_test(test_answer_for_client),
 	        cmocka_unit_test(test_rrtype_name),

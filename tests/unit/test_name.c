@@ -627,6 +627,47 @@ static void test_lower_equal(void **state)
 		assert_int_equal(all[i], (i >= 'A' && i <= 'Z') ? i + 32 : i);
 }
 
+static uint8_t ref_lower(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+}
+
+/*
+ * The word-at-a-time lowering and comparison: every octet value at every
+ * position of every length up to 40 (short names, whole words, overlapping
+ * last words), against the one-octet definition.
+ */
+static void test_lower_equal_every_position(void **state)
+{
+	uint8_t a[48], b[48], c[48];
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int v = 0; v < 256; v++) {
+				for (size_t i = 0; i < len; i++)
+					a[i] = (uint8_t)('a' + (i * 7 + len) % 26);
+				a[pos] = (uint8_t)v;
+				memcpy(c, a, len);
+				dk_name_lower(c, len);
+				for (size_t i = 0; i < len; i++)
+					assert_int_equal(c[i], ref_lower(a[i]));
+				/* b: a with only the octet at pos replaced by its other case. */
+				memcpy(b, a, len);
+				if (v >= 'a' && v <= 'z')
+					b[pos] = (uint8_t)(v - 32);
+				else if (v >= 'A' && v <= 'Z')
+					b[pos] = (uint8_t)(v + 32);
+				assert_true(dk_name_equal_nocase(a, len, b, len));
+				/* And one that differs there in more than case. */
+				b[pos] = (uint8_t)(v ^ 0x01);
+				assert_int_equal(dk_name_equal_nocase(a, len, b, len),
+				                 ref_lower(a[pos]) == ref_lower(b[pos]));
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +688,7 @@ int main(void)
 	        cmocka_unit_test(test_to_text_roundtrip_random),
 	        cmocka_unit_test(test_labels),
 	        cmocka_unit_test(test_lower_equal),
+	        cmocka_unit_test(test_lower_equal_every_position),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

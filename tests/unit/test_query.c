@@ -19,6 +19,7 @@
 #include <ldns/ldns.h>
 
 #include "daemon/query.h"
+#include "dnsink/groups.h"
 
 static const char RULES[] =
         "id: T.Sink\nname: sink\nseverity: high\naction: sinkhole\ndomains: [sink.test]\n"
@@ -956,6 +957,98 @@ static void test_rpz_actions(void **state)
 	assert_int_equal(hits(w, "T.RPZ"), 2);
 }
 
+/* The first record of the answer section of the last reply, as text. */
+static char *first_a(struct world *w)
+{
+	ldns_pkt *p = last_reply(w);
+	assert_true(ldns_pkt_ancount(p) >= 1);
+	char *a = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	ldns_pkt_free(p);
+	return a;
+}
+
+/*
+ * Client groups: "lab" (10.0.0.2) has T.Sink off and T.Alert as nxdomain. The
+ * cache is shared: the lab's forwarded answer is cached and served to the lab
+ * again, while a client of "default" is still sinkholed for the name; the
+ * lab's local NXDOMAIN is never served to "default". Alert events carry the
+ * group and the action applied; each group counts its queries and hits.
+ */
+static void test_groups_share_cache(void **state)
+{
+	struct world *w = *state;
+	static struct dk_group_ref cl_ref = {.text = (char *)"10.0.0.2/32", .line = 1};
+	static struct dk_group_ref off = {.text = (char *)"T.Sink", .line = 2};
+	static struct dk_group_action act = {
+	        .rule = (char *)"T.Alert", .action = DK_ACTION_NXDOMAIN, .line = 3};
+	static struct dk_group_conf gc = {
+	        .name = (char *)"lab",
+	        .clients = &cl_ref,
+	        .n_clients = 1,
+	        .rules = {.disable = &off, .n_disable = 1, .actions = &act, .n_actions = 1},
+	};
+	static const uint32_t group_slot[4] = {0, 1, 2, 3}; /* default q/h, lab q/h */
+	struct dk_client lab = client(false, "10.0.0.2"), def = client(false, "192.0.2.7");
+	struct dk_diag d;
+	uint8_t q[512], ans[512];
+
+	assert_int_equal(dk_groups_build(&gc, 1, w->pol, "t.yml", 0, &w->pol->groups, &d), 0);
+	w->pol->groups_free = dk_groups_free;
+	cache_on(w);
+	const struct dk_queries_conf qc = {
+	        .cfg = &w->cfg,
+	        .pol = w->pol,
+	        .rule_slot = w->rule_slot,
+	        .rule_hits = w->rule_hits,
+	        .n_rule_hits = 8,
+	        .group_slot = group_slot,
+	};
+	assert_int_equal(dk_queries_configure(w->qs, &qc), 0);
+
+	size_t n = make_query("www.sink.test.", LDNS_RR_TYPE_A, 0x1111, false, q);
+	dk_queries_handle(w->qs, &lab, q, n);
+	assert_int_equal(w->forwards, 1);
+	const char *rrs[] = {"www.sink.test. 300 IN A 192.0.2.9", NULL};
+	size_t an = make_answer("www.sink.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	dk_queries_handle(w->qs, &lab, q, n);
+	assert_int_equal(w->forwards, 1);
+	assert_int_equal(dk_ctr_get(&w->cctr.hits), 1);
+	char *a = first_a(w);
+	assert_string_equal(a, "192.0.2.9");
+	free(a);
+	assert_int_equal(w->alerts, 0);
+
+	dk_queries_handle(w->qs, &def, q, n);
+	assert_int_equal(dk_ctr_get(&w->cctr.hits), 1); /* the rule answered, not the cache */
+	a = first_a(w);
+	assert_string_equal(a, "0.0.0.0");
+	free(a);
+	assert_int_equal(w->alerts, 1);
+	assert_string_equal(w->ev.group, "default");
+	assert_int_equal(w->ev.action, DK_ACTION_SINKHOLE);
+
+	n = make_query("x.alert.test.", LDNS_RR_TYPE_A, 0x2222, false, q);
+	dk_queries_handle(w->qs, &lab, q, n);
+	assert_int_equal(w->forwards, 1);
+	ldns_pkt *p = last_reply(w);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(p);
+	assert_int_equal(w->alerts, 2);
+	assert_string_equal(w->ev.group, "lab");
+	assert_int_equal(w->ev.action, DK_ACTION_NXDOMAIN);
+	assert_int_equal(w->ev.rcode, LDNS_RCODE_NXDOMAIN);
+	dk_queries_handle(w->qs, &def, q, n);
+	assert_int_equal(w->forwards, 2); /* not the lab's NXDOMAIN: to the upstream */
+	assert_int_equal(w->ev.action, DK_ACTION_ALERT);
+	w->fwd_done(w->fwd_ctx, NULL, 0, q, n, &w->fwd_q);
+
+	assert_int_equal(dk_ctr_get(&w->rule_hits[0]), 2); /* default: 2 queries... */
+	assert_int_equal(dk_ctr_get(&w->rule_hits[1]), 2); /* ...both decided by a rule */
+	assert_int_equal(dk_ctr_get(&w->rule_hits[2]), 3); /* lab: 3 queries... */
+	assert_int_equal(dk_ctr_get(&w->rule_hits[3]), 1); /* ...one decided by a rule */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -977,6 +1070,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_cache_stale, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cache_prefetch, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rpz_actions, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_groups_share_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

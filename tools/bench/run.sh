@@ -4,7 +4,8 @@
 # The dnsink benchmark, end to end in one command. It installs what it needs from Debian,
 # generates a block list (synthetic names plus the domains of rules/) and the query files,
 # starts knotd as the shared upstream (a wildcard under fwd.bench.test, so every forwarded
-# name is new), then runs each server in turn on the same list and upstream: the echo floor,
+# name is new), then runs each server in turn on the same list and upstream: the echo floor
+# (per datagram, and batched with recvmmsg/sendmmsg: echo-batch),
 # dnsink (silent and alerting), unbound, dnsdist and dnsmasq (with --only, also their cached
 # variants). Each server is pinned to CPU 0,
 # dnsperf and knotd to CPU 1. Per server and path it measures QPS, server CPU per answered
@@ -16,13 +17,13 @@
 # usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--paths blocked,...]
 #                          [--dnsink PATH] [--out DIR]
 #                          [--duration S] [--list-size N] [--no-install] [--keep]
-#                          [--ab PATH_A,PATH_B [--rounds N]]
+#                          [--ab PATH_A,PATH_B [--rounds N] [--b-yaml FILE]]
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-ALL_SERVERS="echo,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
+ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
 # Known too, run only when --only names them: dnsink with its cache off, dnsdist with its
 # packet cache on, unbound with its default cache sizes (the rows above keep 64 KiB).
 EXTRA_SERVERS="dnsink-nocache,dnsdist-cache,unbound-cache"
@@ -33,6 +34,7 @@ KEEP=0
 DNSINK=""
 AB=""                # --ab PATH_A,PATH_B: the two dnsink binaries to compare
 ROUNDS=3             # --ab rounds; each round runs every path on A and on B
+B_YAML=""            # --b-yaml FILE: appended to dnsink-B's config
 OUT=""
 DURATION=10          # seconds of each full-speed dnsperf run
 LAT_DURATION=3       # seconds of each fixed-rate run
@@ -71,6 +73,8 @@ usage() {
   --ab A,B        A/B two dnsink binaries (rows dnsink-A, dnsink-B): only those two run,
                   full-speed runs only, alternated over rounds; prints medians and B/A
   --rounds N      rounds of --ab (default $ROUNDS); order A,B then B,A (ABBA)
+  --b-yaml FILE   with --ab: YAML appended to dnsink-B's config only, to compare two
+                  configs with one binary (e.g. gen_groups.py's client groups)
 EOF
 }
 
@@ -82,6 +86,7 @@ while [ $# -gt 0 ]; do
 	--dnsink) DNSINK=$2; shift ;;
 	--ab) AB=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
+	--b-yaml) B_YAML=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--list-size) SIZE=$2; shift ;;
@@ -239,7 +244,7 @@ SERVERS=()
 [ -n "$AB" ] && ONLY=""   # --ab runs its two binaries, none of the list
 for s in ${ONLY//,/ }; do
 	case "$s" in
-	echo) SERVERS+=("$s") ;;
+	echo|echo-batch) SERVERS+=("$s") ;;
 	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache)
 		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
@@ -363,6 +368,10 @@ prepare() {
 	echo)
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port") ;;
+	echo-batch)
+		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads.
+		ANY_RCODE=1
+		CMD=("$WORK/echo-floor" 127.0.0.1 "$port" --batch 64) ;;
 	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-A|dnsink-B)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
@@ -396,6 +405,8 @@ EOF
 		local extra=""
 		[ "$name" = dnsink-nocache ] && extra="cache:
   size_mb: 0"
+		[ "$name" = dnsink-B ] && [ -n "$B_YAML" ] && extra="$extra
+$(cat "$B_YAML")"
 		[ -n "$METRICS_PORT" ] && [ -z "${AB_BIN[$name]:-}" ] && extra="$extra
 metrics:
   listen: 127.0.0.1:$METRICS_PORT"
@@ -745,7 +756,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	if [ -n "$AB" ]; then
 		echo "list: $LIST_N names; A/B: $ROUNDS rounds (ABBA order), per round and path one ${DURATION} s full-speed run (dnsperf -c $CLIENTS -q $OUTSTANDING) of each; server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
 		echo "dnsink-A: ${AB_BIN[dnsink-A]} ($(commit_of "${AB_BIN[dnsink-A]}"))"
-		echo "dnsink-B: ${AB_BIN[dnsink-B]} ($(commit_of "${AB_BIN[dnsink-B]}"))"
+		echo "dnsink-B: ${AB_BIN[dnsink-B]} ($(commit_of "${AB_BIN[dnsink-B]}"))${B_YAML:+, config plus $B_YAML}"
 		echo
 		python3 "$HERE/report.py" ab --results "$RESULTS"
 	else
