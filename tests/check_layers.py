@@ -5,7 +5,8 @@
 1. Includes: core/ and include/dnsink/ include only dnsink/ headers, core's
    own and system headers, never libuv; cli/ never includes daemon/; the
    forwarder (upstream*.c) names no client, policy, alert or rule-stats
-   header.
+   header; the feed threads (xfr.c, fetch.c) name no client, worker or
+   query header.
 2. Symbols: the graph "object A uses a symbol object B defines", read with
    nm from the static libraries given as arguments, has no cycle. A cycle
    would be two modules reaching into each other, the knot this tree had
@@ -24,6 +25,12 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 UPSTREAM_FORBIDDEN = {"client.h", "query.h", "udp.h", "tcp.h", "stats.h", "snapshot.h",
                       "alert_sink.h", "dnsink/policy.h", "dnsink/alert.h", "dnsink/rules.h",
                       "rules.h", "worker.h"}
+
+
+# The feed threads (zone transfers, list downloads) only write copies and say
+# "reload": they never touch a client, a worker or the query path.
+FEED_FORBIDDEN = {"client.h", "query.h", "udp.h", "tcp.h", "worker.h", "upstream.h",
+                  "upstream_tcp.h", "stats.h"}
 
 
 def includes(path):
@@ -55,6 +62,8 @@ def check_includes(root):
                         problems.append(f"{rel}: {layer} includes \"{inc}\"")
                 if name.startswith("upstream") and inc in UPSTREAM_FORBIDDEN:
                     problems.append(f"{rel}: the forwarder includes \"{inc}\"")
+                if name.startswith(("xfr", "fetch")) and inc in FEED_FORBIDDEN:
+                    problems.append(f"{rel}: a feed thread includes \"{inc}\"")
     inc_dir = os.path.join(root, "include", "dnsink")
     for name in sorted(os.listdir(inc_dir)):
         path = os.path.join(inc_dir, name)

@@ -253,6 +253,20 @@ int dk_url_state_path(const char *state_dir, const char *url, char *out, size_t 
  */
 void dk_list_scan(const char *buf, size_t len, struct dk_list_stats *st);
 
+/**
+ * How a feed's last transfers or downloads went, as the daemon leaves it
+ * next to the copy ("COPY.status") for `dnsink check` to print.
+ */
+struct dk_feed_status {
+	double last_time;     /**< Unix time of the last attempt; 0: none */
+	char last_result[32]; /**< "ok", "tsig", "shrink", ... */
+	double last_ok_time;  /**< of the last good one; 0: none */
+	char results[512];    /**< "ok=3 up_to_date=10 connect=2 ..." */
+};
+
+/** Reads "@p copy.status" into @p out. Returns 0 or a negative errno (no such file). */
+int dk_feed_status_read(const char *copy, struct dk_feed_status *out);
+
 /** Drops one reference; frees the snapshot at zero. NULL is a no-op. */
 void dk_policy_unref(struct dk_policy *p);
 

@@ -116,6 +116,28 @@ static void print_addrs(const char *what, const struct dk_addr *a, size_t n, con
 	printf("%s\n", note);
 }
 
+/* How the daemon's last transfers or downloads of a feed went, from its status file. */
+static void print_feed_status(const char *copy, const char *what)
+{
+	struct dk_feed_status fs;
+	char when[32] = "never", ok[32] = "never";
+	time_t t;
+	struct tm tm;
+
+	if (!copy || dk_feed_status_read(copy, &fs) < 0)
+		return;
+	if (fs.last_time > 0) {
+		t = (time_t)fs.last_time;
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	}
+	if (fs.last_ok_time > 0) {
+		t = (time_t)fs.last_ok_time;
+		strftime(ok, sizeof(ok), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	}
+	printf("    last %s %s: %s, last good %s; %s\n", what, when, fs.last_result, ok,
+	       fs.results);
+}
+
 /* How a loaded Sigma rule runs, for `check`: "suffix+vectorscan, answer-side". */
 static void sigma_how(unsigned how, char *out, size_t size)
 {
@@ -198,6 +220,8 @@ static void print_zone(const struct dk_zone *z)
 	       : z->file     ? z->file
 	                     : "(no copy yet)",
 	       z->primary ? " primary " : "", z->primary ? z->primary : "");
+	if (z->primary)
+		print_feed_status(z->state_file, "transfer");
 }
 
 static void print_warning(void *ctx, const char *file, unsigned line, const char *msg)
@@ -268,6 +292,7 @@ int dk_cli_check(const char *config_path, bool strict)
 		else
 			printf("no copy yet");
 		printf(" [%s]\n", u->rule->id);
+		print_feed_status(u->state_file, "download");
 	}
 	if (p->n_zones)
 		printf("zones:\n");

@@ -9,6 +9,7 @@
  * Values in the suffix set are (rule index << 1) | wildcard, where wildcard
  * marks an entry written "*.name".
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +411,33 @@ int dk_url_state_path(const char *state_dir, const char *url, char *out, size_t 
 	}
 	int n = snprintf(out, size, "%s/list-%016llx.txt", state_dir, (unsigned long long)h);
 	return n < 0 || (size_t)n >= size ? DK_ESPACE : n;
+}
+
+int dk_feed_status_read(const char *copy, struct dk_feed_status *out)
+{
+	char path[4200], line[600];
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s.status", copy);
+	if (!(f = fopen(path, "r")))
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "last_attempt ", 13) == 0)
+			sscanf(line + 13, "%lf %31s", &out->last_time, out->last_result);
+		else if (strncmp(line, "last_ok ", 8) == 0)
+			sscanf(line + 8, "%lf", &out->last_ok_time);
+		else if (strncmp(line, "results ", 8) == 0) {
+			size_t n = strlen(line + 8);
+			if (n >= sizeof(out->results))
+				n = sizeof(out->results) - 1;
+			memcpy(out->results, line + 8, n);
+			out->results[n] = '\0';
+		}
+	}
+	fclose(f);
+	return 0;
 }
 
 size_t dk_policy_rule_count(const struct dk_policy *p)

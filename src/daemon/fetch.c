@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "dk_build.h"
+#include "feedstat.h"
 #include "fetch.h"
 #include "log.h"
 
@@ -53,6 +54,7 @@ struct uent {
 	bool meta_read;      /* the validators were read from the .meta file */
 	char etag[256], last_modified[128];
 	uint64_t due_ns;
+	double last_ok_time; /* wall clock of the last good attempt; 0: none */
 	bool busy, dead;
 	struct dk_fetch_url_stats st;
 };
@@ -179,6 +181,9 @@ void dk_fetch_update(struct dk_fetch *f, const struct dk_policy *pol)
 			}
 			snprintf(u->st.url, sizeof(u->st.url), "%s", ul->url);
 			u->due_ns = now_ns();
+			struct dk_feed_status fs;
+			if (dk_feed_status_read(ul->state_file, &fs) == 0)
+				u->last_ok_time = fs.last_ok_time;
 		}
 		u->refresh_s = ul->refresh_s;
 		u->max_shrink = ul->max_shrink;
@@ -560,6 +565,10 @@ static void check_in(struct dk_fetch *f, struct uent *u, struct job *j, enum dk_
 	bool good = res == DK_FETCH_OK || res == DK_FETCH_NOT_MODIFIED;
 	uint64_t next = good || u->refresh_s < RETRY_S ? u->refresh_s : RETRY_S;
 	u->due_ns = now + next * 1000000000u;
+	if (good)
+		u->last_ok_time = u->st.last_time;
+	struct dk_fetch_url_stats st = u->st;
+	double last_ok = u->last_ok_time;
 	if (u->dead) {
 		for (size_t i = 0; i < f->n_urls; i++) {
 			if (f->urls[i] == u) {
@@ -570,6 +579,9 @@ static void check_in(struct dk_fetch *f, struct uent *u, struct job *j, enum dk_
 		uent_free(u);
 	}
 	pthread_mutex_unlock(&f->mu);
+	/* For `dnsink check`, which runs without the daemon. */
+	dk_feed_status_write(j->state_file, st.last_time, dk_fetch_result_name(st.last_result),
+	                     last_ok, result_names, st.results, DK_FETCH_RESULT_MAX);
 }
 
 static void *run(void *arg)

@@ -8,9 +8,11 @@
  * the lock, then puts the result back by origin (the zone may have gone in a
  * reload meanwhile). Workers hand NOTIFYs over through a non-blocking pipe.
  *
- * The copy of each zone is kept in memory as an ldns record list, so that an
- * IXFR applies to it: deletions are removed by comparison, additions
- * appended. That is linear per deletion; feeds send small increments.
+ * Nothing of a zone is held in memory: an AXFR is written to the new copy
+ * record by record as it is read (renamed into place only when the stream
+ * was complete and good); an IXFR is applied to the copy on disk, streaming
+ * it into the new copy (deletions dropped by a sorted key set, additions
+ * appended), so a transfer costs memory only for an IXFR's differences.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,7 @@
 
 #include <ldns/ldns.h>
 
+#include "feedstat.h"
 #include "log.h"
 #include "xfr.h"
 
@@ -74,7 +77,6 @@ struct xzone {
 	uint32_t refresh, retry, expire;
 	uint64_t due_ns;
 	uint64_t last_ok_ns; /* 0: never since start */
-	ldns_rr_list *rrs;   /* the copy in force; NULL: not in memory (AXFR next) */
 	bool busy;           /* checked out by the thread */
 	bool dead;           /* dropped by a reload while busy: freed on check-in */
 	struct dk_xfr_zone_stats st;
@@ -122,7 +124,6 @@ static void xzone_free(struct xzone *z)
 	free(z->tsig_alg);
 	free(z->tsig_secret);
 	free(z->state_file);
-	ldns_rr_list_deep_free(z->rrs);
 	free(z);
 }
 
@@ -253,6 +254,10 @@ void dk_xfr_update(struct dk_xfr *x, const struct dk_policy *pol)
 			}
 			snprintf(xz->st.origin, sizeof(xz->st.origin), "%s", z->origin);
 			xz->due_ns = now;
+			/* A good transfer before a restart still counts for what check shows. */
+			struct dk_feed_status fs;
+			if (z->state_file && dk_feed_status_read(z->state_file, &fs) == 0)
+				xz->st.last_ok_time = fs.last_ok_time;
 		}
 		struct dk_addr before = xz->primary;
 		if (!take_settings(xz, z)) {
@@ -373,9 +378,7 @@ struct job {
 	char state_file[4096];
 	bool have_serial;
 	uint32_t serial;
-	ldns_rr_list *rrs; /* the copy in force, taken over; NULL: none in memory */
 	/* Out: */
-	ldns_rr_list *result; /* the new copy */
 	uint32_t new_serial, refresh, retry, expire;
 	size_t triggers;
 	bool incremental;                 /* the copy came by IXFR differences */
@@ -487,102 +490,16 @@ static bool is_soa(const ldns_rr *rr)
 	return ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA;
 }
 
-/* The policy triggers a copy holds: every record whose owner is below the apex. */
-static size_t count_triggers(const ldns_rr_list *l, const ldns_rdf *apex)
+/* Makes the folder of @p path (state_dir) when it is missing. */
+static int make_dir_of(const char *path)
 {
-	size_t n = 0;
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
 
-	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
-		if (ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(l, i)), apex) != 0)
-			n++;
-	}
-	return n;
-}
-
-/* Applies one IXFR difference sequence: removes @p del from @p zone, appends @p add. */
-static void apply_diff(ldns_rr_list *zone, ldns_rr_list *del, ldns_rr_list *add)
-{
-	for (size_t i = 0; i < ldns_rr_list_rr_count(del); i++) {
-		ldns_rr *d = ldns_rr_list_rr(del, i);
-		size_t n = ldns_rr_list_rr_count(zone);
-		for (size_t j = 0; j < n; j++) {
-			ldns_rr *z = ldns_rr_list_rr(zone, j);
-			if (ldns_rr_compare(z, d) == 0) {
-				/* Swap with the last and shrink: order means nothing in a zone. */
-				ldns_rr_list_set_rr(zone, ldns_rr_list_rr(zone, n - 1), j);
-				ldns_rr_list_set_rr_count(zone, n - 1);
-				ldns_rr_free(z);
-				break;
-			}
-		}
-	}
-	for (size_t i = 0; i < ldns_rr_list_rr_count(add); i++)
-		ldns_rr_list_push_rr(zone, ldns_rr_clone(ldns_rr_list_rr(add, i)));
-}
-
-/* Reads a copy from disk, for an IXFR to apply to after a restart. */
-static ldns_rr_list *read_copy(const char *path, const char *origin)
-{
-	FILE *f = fopen(path, "r");
-	ldns_zone *z = NULL;
-	ldns_rdf *o = ldns_dname_new_frm_str(origin);
-
-	if (!f || !o) {
-		if (f)
-			fclose(f);
-		ldns_rdf_deep_free(o);
-		return NULL;
-	}
-	ldns_status s = ldns_zone_new_frm_fp(&z, f, o, 3600, LDNS_RR_CLASS_IN);
-	fclose(f);
-	ldns_rdf_deep_free(o);
-	if (s != LDNS_STATUS_OK || !ldns_zone_soa(z)) {
-		ldns_zone_deep_free(z);
-		return NULL;
-	}
-	ldns_rr_list *l = ldns_rr_list_new();
-	ldns_rr_list_push_rr(l, ldns_rr_clone(ldns_zone_soa(z)));
-	ldns_rr_list_push_rr_list(l, ldns_zone_rrs(z));
-	/* The records now belong to l; free the zone's shell only. */
-	ldns_rr_list_free(ldns_zone_rrs(z));
-	ldns_zone_set_rrs(z, NULL);
-	ldns_zone_deep_free(z);
-	return l;
-}
-
-/* Writes @p l to @p path through a temporary file and a rename: never half a copy. */
-static int write_copy(const struct job *j, const ldns_rr_list *l)
-{
-	char tmp[4200];
-	char *slash = strrchr(j->state_file, '/');
-
-	if (slash) {
-		char dir[4096];
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - j->state_file), j->state_file);
-		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-			return -errno;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", j->state_file);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "; %s transferred by dnsink, serial %" PRIu32 "\n$ORIGIN %s\n", j->origin,
-	        j->new_serial, j->origin);
-	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
-		char *s = ldns_rr2str(ldns_rr_list_rr(l, i));
-		if (s) {
-			fputs(s, f);
-			free(s);
-		}
-	}
-	int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
-	if (fclose(f) != 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, j->state_file) < 0)
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
-	return rc;
+	if (!slash)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	return mkdir(dir, 0750) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 /* Sends the query: AXFR, or IXFR with our serial in the authority section. */
@@ -636,40 +553,90 @@ out:
 
 /* What a transfer stream holds, as it is read. */
 struct stream {
-	ldns_rr_list *all; /* every answer record, in order */
+	ldns_rr_list *all; /* IXFR: every answer record, in order; AXFR: the first one */
+	size_t count;      /* records read */
 	bool done;         /* the closing SOA came */
 	bool incremental;  /* an IXFR of differences (the second record an SOA) */
 	uint32_t first_serial;
+	/* AXFR: the new copy, written as the records come, renamed only once all is well. */
+	const char *state_file;
+	FILE *out;
+	char tmp[4200];
+	bool write_failed;
+	size_t triggers; /* records written whose owner is below the apex */
 };
 
-/* Notes the records of one message; tells when the closing SOA has come. */
-static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr)
+/* Opens the new copy of an AXFR and writes its head (the SOA, record 0). */
+static void stream_open(struct stream *s, const char *origin)
+{
+	char *soa = ldns_rr2str(ldns_rr_list_rr(s->all, 0));
+
+	snprintf(s->tmp, sizeof(s->tmp), "%s.tmp", s->state_file);
+	if (!soa || make_dir_of(s->state_file) < 0 || !(s->out = fopen(s->tmp, "w"))) {
+		s->write_failed = true;
+		s->tmp[0] = '\0';
+		free(soa);
+		return;
+	}
+	fprintf(s->out, "; %s transferred by dnsink, serial %" PRIu32 "\n$ORIGIN %s\n%s", origin,
+	        s->first_serial, origin, soa);
+	free(soa);
+}
+
+/* Writes one AXFR record to the new copy. */
+static void stream_write(struct stream *s, const ldns_rr *rr)
+{
+	if (!s->out)
+		return;
+	char *t = ldns_rr2str(rr);
+	if (!t || fputs(t, s->out) < 0)
+		s->write_failed = true;
+	free(t);
+	s->triggers += ldns_dname_compare(ldns_rr_owner(rr),
+	                                  ldns_rr_owner(ldns_rr_list_rr(s->all, 0))) != 0;
+}
+
+/*
+ * Takes the records of one message: an IXFR's are kept (its differences are
+ * small), an AXFR's written to the new copy at once, so a large zone is never
+ * held in memory. Tells when the closing SOA has come.
+ */
+static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr, const char *origin)
 {
 	ldns_rr_list *an = ldns_pkt_answer(p);
 
 	for (size_t i = 0; i < ldns_rr_list_rr_count(an) && !s->done; i++) {
-		ldns_rr *rr = ldns_rr_clone(ldns_rr_list_rr(an, i));
-		size_t n = ldns_rr_list_rr_count(s->all);
-		ldns_rr_list_push_rr(s->all, rr);
+		ldns_rr *src = ldns_rr_list_rr(an, i);
+		size_t n = s->count++;
 		if (n == 0) {
-			if (is_soa(rr))
-				s->first_serial = soa_field(rr, 2);
+			ldns_rr_list_push_rr(s->all, ldns_rr_clone(src));
+			if (is_soa(src))
+				s->first_serial = soa_field(src, 2);
 			continue;
 		}
-		if (n == 1 && ixfr && is_soa(rr) && soa_field(rr, 2) == ours &&
-		    s->first_serial != ours)
-			s->incremental = true;
-		if (!is_soa(rr) || soa_field(rr, 2) != s->first_serial)
+		if (n == 1) {
+			s->incremental = ixfr && is_soa(src) && soa_field(src, 2) == ours &&
+			                 s->first_serial != ours;
+			if (!s->incremental)
+				stream_open(s, origin);
+		}
+		bool closing = is_soa(src) && soa_field(src, 2) == s->first_serial;
+		if (!s->incremental) {
+			/* An SOA with the new serial closes an AXFR. */
+			if (closing)
+				s->done = true;
+			else
+				stream_write(s, src);
+			continue;
+		}
+		ldns_rr_list_push_rr(s->all, ldns_rr_clone(src));
+		if (!closing)
 			continue;
 		/*
-		 * An SOA with the new serial closes an AXFR; in an IXFR it closes
-		 * the stream where a deletion section would start, which counting
-		 * the SOAs tells: 1 (head) + 2 per difference, then the last one.
+		 * In an IXFR the SOA with the new serial closes the stream where a
+		 * deletion section would start, which counting the SOAs tells: 1
+		 * (head) + 2 per difference, then the last one.
 		 */
-		if (!s->incremental) {
-			s->done = true;
-			continue;
-		}
 		size_t soas = 0;
 		for (size_t k = 0; k <= n; k++)
 			soas += is_soa(ldns_rr_list_rr(s->all, k));
@@ -678,56 +645,233 @@ static void stream_take(struct stream *s, ldns_pkt *p, uint32_t ours, bool ixfr)
 	}
 }
 
-/* Builds the new copy from a complete stream; DK_XFR_OK or why not. */
-static enum dk_xfr_result build_copy(struct job *j, struct stream *s)
+/* Ends the new copy of an AXFR: written whole and renamed into place, or why not. */
+static enum dk_xfr_result stream_finish(struct job *j, struct stream *s)
+{
+	j->triggers = s->triggers;
+	if (s->triggers == 0) {
+		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " holds no trigger at all",
+		         j->new_serial);
+		return DK_XFR_EMPTY;
+	}
+	int rc = s->write_failed || !s->out ? -EIO : 0;
+	if (!rc && (fflush(s->out) != 0 || fsync(fileno(s->out)) != 0))
+		rc = -errno;
+	if (s->out && fclose(s->out) != 0 && !rc)
+		rc = -errno;
+	s->out = NULL;
+	if (!rc && rename(s->tmp, j->state_file) < 0)
+		rc = -errno;
+	if (rc) {
+		snprintf(j->why, sizeof(j->why), "cannot write %s: %s", j->state_file,
+		         strerror(-rc));
+		return DK_XFR_WRITE;
+	}
+	s->tmp[0] = '\0';
+	return DK_XFR_OK;
+}
+
+/*
+ * The key of a record line as ldns_rr2str() writes it ("owner TTL class type
+ * rdata", tab-separated): the owner lowercased and everything after the TTL,
+ * so that a deletion matches the line whatever TTL either carries.
+ */
+static char *line_key(const char *line)
+{
+	const char *t1 = strchr(line, '\t');
+	const char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+	if (!t2)
+		return NULL;
+	size_t on = (size_t)(t1 - line), rn = strcspn(t2, "\n");
+	char *k = malloc(on + rn + 1);
+	if (!k)
+		return NULL;
+	for (size_t i = 0; i < on; i++)
+		k[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] + 32 : line[i]);
+	memcpy(k + on, t2, rn);
+	k[on + rn] = '\0';
+	return k;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether a line's owner is the apex (its SOA and NS carry no trigger). */
+static bool owner_is_apex(const char *line, const char *origin)
+{
+	size_t n = strcspn(line, "\t"), on = strlen(origin);
+	return n == on && strncasecmp(line, origin, n) == 0;
+}
+
+/* An owned array of strings. */
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+static bool strv_push(struct strv *a, char *s)
+{
+	if (!s)
+		return false;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		char **v = realloc(a->v, cap * sizeof(*v));
+		if (!v) {
+			free(s);
+			return false;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = s;
+	return true;
+}
+
+static void strv_free(struct strv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+}
+
+/*
+ * Applies the differences of an IXFR to the copy on disk, streaming it into
+ * the new copy: nothing of the zone is held in memory but the differences.
+ * Their net effect comes first (a record added by one difference and deleted
+ * by a later one never reaches the file), then the old copy is read line by
+ * line, deletions dropped, its SOA replaced, additions appended.
+ */
+static enum dk_xfr_result apply_ixfr(struct job *j, struct stream *s)
 {
 	size_t n = ldns_rr_list_rr_count(s->all);
+	struct strv dels = {0}, adds = {0};
+	bool in_add = true, *used = NULL;
+	enum dk_xfr_result res = DK_XFR_WRITE;
+	char tmp[4200] = "", *line = NULL;
+	size_t cap = 0;
+	FILE *in = NULL, *out = NULL;
 
-	if (!s->incremental) {
-		/* AXFR (or an IXFR answered with the whole zone): all but the closing SOA. */
-		j->result = ldns_rr_list_new();
-		for (size_t i = 0; i + 1 < n; i++)
-			ldns_rr_list_push_rr(j->result, ldns_rr_clone(ldns_rr_list_rr(s->all, i)));
-		return DK_XFR_OK;
-	}
-	if (!j->rrs) {
-		snprintf(j->why, sizeof(j->why), "an IXFR came but no copy to apply it to");
-		return DK_XFR_MALFORMED;
-	}
-	j->result = j->rrs;
-	j->rrs = NULL;
-	ldns_rr_list *del = ldns_rr_list_new(), *add = ldns_rr_list_new();
-	/* So that the first SOA (the old one) opens a deletion section. */
-	bool in_add = true;
-	/* Records 1 .. n-2 are the differences: SOA(old) deletions SOA(new) additions, ... */
 	for (size_t i = 1; i + 1 < n; i++) {
 		ldns_rr *rr = ldns_rr_list_rr(s->all, i);
 		if (is_soa(rr)) {
-			if (in_add) {
-				apply_diff(j->result, del, add);
-				ldns_rr_list_set_rr_count(del, 0);
-				ldns_rr_list_set_rr_count(add, 0);
-			}
 			in_add = !in_add;
 			continue;
 		}
-		ldns_rr_list_push_rr(in_add ? add : del, rr);
-	}
-	apply_diff(j->result, del, add);
-	/* The lists only borrowed the stream's records. */
-	ldns_rr_list_free(del);
-	ldns_rr_list_free(add);
-	/* The new SOA replaces the old one. */
-	for (size_t i = 0; i < ldns_rr_list_rr_count(j->result); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(j->result, i);
-		if (is_soa(rr)) {
-			ldns_rr_list_set_rr(j->result, ldns_rr_clone(ldns_rr_list_rr(s->all, 0)),
-			                    i);
-			ldns_rr_free(rr);
-			break;
+		char *text = ldns_rr2str(rr), *key = text ? line_key(text) : NULL;
+		if (!key) {
+			free(text);
+			goto oom;
 		}
+		if (in_add) {
+			free(key);
+			if (!strv_push(&adds, text))
+				goto oom;
+			continue;
+		}
+		free(text);
+		bool cancelled = false;
+		for (size_t k = 0; k < adds.n && !cancelled; k++) {
+			char *ak = line_key(adds.v[k]);
+			if (ak && strcmp(ak, key) == 0) {
+				free(adds.v[k]);
+				adds.v[k] = adds.v[--adds.n];
+				cancelled = true;
+			}
+			free(ak);
+		}
+		if (cancelled)
+			free(key);
+		else if (!strv_push(&dels, key))
+			goto oom;
 	}
-	return DK_XFR_OK;
+	if (dels.n)
+		qsort(dels.v, dels.n, sizeof(*dels.v), cmp_key);
+	if (dels.n && !(used = calloc(dels.n, sizeof(*used))))
+		goto oom;
+	if (!(in = fopen(j->state_file, "r"))) {
+		snprintf(j->why, sizeof(j->why), "an IXFR came but the copy cannot be read: %s",
+		         strerror(errno));
+		res = DK_XFR_MALFORMED;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", j->state_file);
+	if (!(out = fopen(tmp, "w")))
+		goto io;
+	char *soa = ldns_rr2str(ldns_rr_list_rr(s->all, 0));
+	if (!soa)
+		goto oom;
+	fprintf(out, "; %s transferred by dnsink, serial %" PRIu32 "\n$ORIGIN %s\n%s", j->origin,
+	        j->new_serial, j->origin, soa);
+	free(soa);
+	ssize_t got;
+	while ((got = getline(&line, &cap, in)) > 0) {
+		if (line[0] == ';' || line[0] == '$' || line[0] == '\n')
+			continue;
+		char *key = line_key(line);
+		if (!key)
+			continue;
+		/* "\tIN\tSOA\t" right after the owner and TTL: the old SOA, replaced above. */
+		const char *t2 = strchr(strchr(line, '\t') + 1, '\t');
+		bool is_old_soa = strncmp(t2, "\tIN\tSOA\t", 8) == 0;
+		char **hit =
+		        dels.n ? bsearch(&key, dels.v, dels.n, sizeof(*dels.v), cmp_key) : NULL;
+		if (hit) {
+			/* Equal keys sit together: take the first one not used yet. */
+			size_t h = (size_t)(hit - dels.v);
+			while (h > 0 && strcmp(dels.v[h - 1], key) == 0)
+				h--;
+			while (h < dels.n && strcmp(dels.v[h], key) == 0 && used[h])
+				h++;
+			hit = h < dels.n && strcmp(dels.v[h], key) == 0 ? &dels.v[h] : NULL;
+			if (hit)
+				used[h] = true;
+		}
+		free(key);
+		if (hit || is_old_soa)
+			continue;
+		fputs(line, out);
+		j->triggers += !owner_is_apex(line, j->origin);
+	}
+	for (size_t i = 0; i < adds.n; i++) {
+		fputs(adds.v[i], out);
+		j->triggers += !owner_is_apex(adds.v[i], j->origin);
+	}
+	if (j->triggers == 0) {
+		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " holds no trigger at all",
+		         j->new_serial);
+		res = DK_XFR_EMPTY;
+		goto out;
+	}
+	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
+		goto io;
+	if (fclose(out) != 0) {
+		out = NULL;
+		goto io;
+	}
+	out = NULL;
+	if (rename(tmp, j->state_file) < 0)
+		goto io;
+	res = DK_XFR_OK;
+	goto out;
+io:
+	snprintf(j->why, sizeof(j->why), "cannot write %s: %s", j->state_file, strerror(errno));
+	goto out;
+oom:
+	snprintf(j->why, sizeof(j->why), "out of memory applying the IXFR");
+out:
+	if (out)
+		fclose(out);
+	if (res != DK_XFR_OK && tmp[0])
+		unlink(tmp);
+	if (in)
+		fclose(in);
+	free(line);
+	free(used);
+	strv_free(&dels);
+	strv_free(&adds);
+	return res;
 }
 
 /* Reads and checks the answers until the closing SOA. */
@@ -785,9 +929,9 @@ static enum dk_xfr_result read_stream(struct job *j, int fd, uint16_t id, bool i
 			mac = ldns_rdf_clone(ldns_rr_rdf(t, 3));
 		}
 		first = false;
-		stream_take(s, p, j->serial, ixfr);
+		stream_take(s, p, j->serial, ixfr, j->origin);
 		ldns_pkt_free(p);
-		if (ldns_rr_list_rr_count(s->all) == 0 || !is_soa(ldns_rr_list_rr(s->all, 0))) {
+		if (s->count == 0 || !is_soa(ldns_rr_list_rr(s->all, 0))) {
 			snprintf(j->why, sizeof(j->why), "the transfer does not start with an SOA");
 			res = DK_XFR_MALFORMED;
 			goto out;
@@ -797,11 +941,11 @@ static enum dk_xfr_result read_stream(struct job *j, int fd, uint16_t id, bool i
 		 * primary has nothing newer than what we asked from; its serial
 		 * says whether it is ours or older.
 		 */
-		if (ixfr && ldns_rr_list_rr_count(s->all) == 1) {
+		if (ixfr && s->count == 1) {
 			s->done = true;
 			break;
 		}
-		if (ldns_rr_list_rr_count(s->all) > MAX_RECORDS) {
+		if (s->count > MAX_RECORDS) {
 			snprintf(j->why, sizeof(j->why), "more than %d records", MAX_RECORDS);
 			res = DK_XFR_MALFORMED;
 			goto out;
@@ -816,11 +960,9 @@ out:
 
 static enum dk_xfr_result transfer(struct job *j)
 {
-	/* After a restart the copy is on disk only; an IXFR needs it in memory. */
-	if (j->have_serial && !j->rrs)
-		j->rrs = read_copy(j->state_file, j->origin);
-	bool ixfr = j->have_serial && j->rrs;
-	struct stream s = {.all = ldns_rr_list_new()};
+	/* An IXFR is applied to the copy on disk: without one, ask for the whole zone. */
+	bool ixfr = j->have_serial && access(j->state_file, R_OK) == 0;
+	struct stream s = {.all = ldns_rr_list_new(), .state_file = j->state_file};
 	ldns_rdf *mac = NULL;
 	uint16_t id;
 	enum dk_xfr_result res;
@@ -852,7 +994,7 @@ static enum dk_xfr_result transfer(struct job *j)
 		res = DK_XFR_UP_TO_DATE;
 		goto out;
 	}
-	if (ldns_rr_list_rr_count(s.all) < 2 && !serial_lt(j->new_serial, j->serial)) {
+	if (s.count < 2 && !serial_lt(j->new_serial, j->serial)) {
 		snprintf(j->why, sizeof(j->why), "a newer serial %" PRIu32 " without its records",
 		         j->new_serial);
 		res = DK_XFR_MALFORMED;
@@ -865,27 +1007,18 @@ static enum dk_xfr_result transfer(struct job *j)
 		goto out;
 	}
 	j->incremental = s.incremental;
-	if ((res = build_copy(j, &s)) != DK_XFR_OK)
-		goto out;
-	j->triggers = count_triggers(j->result, ldns_rr_owner(soa));
-	if (j->triggers == 0) {
-		snprintf(j->why, sizeof(j->why), "serial %" PRIu32 " holds no trigger at all",
-		         j->new_serial);
-		res = DK_XFR_EMPTY;
+	if (s.incremental) {
+		res = apply_ixfr(j, &s);
 		goto out;
 	}
-	int wr = write_copy(j, j->result);
-	if (wr < 0) {
-		snprintf(j->why, sizeof(j->why), "cannot write %s: %s", j->state_file,
-		         strerror(-wr));
-		res = DK_XFR_WRITE;
-	}
+	res = stream_finish(j, &s);
 out:
 	ldns_rr_list_deep_free(s.all);
-	if (res != DK_XFR_OK) {
-		ldns_rr_list_deep_free(j->result);
-		j->result = NULL;
-	}
+	if (s.out)
+		fclose(s.out);
+	/* A refused AXFR leaves nothing behind: the copy in force stays as it was. */
+	if (s.tmp[0])
+		unlink(s.tmp);
 	return res;
 }
 
@@ -960,8 +1093,6 @@ static struct xzone *next_due(struct dk_xfr *x, struct job *j, int *wait_ms)
 	snprintf(j->state_file, sizeof(j->state_file), "%s", z->state_file);
 	j->have_serial = z->have_serial;
 	j->serial = z->serial;
-	j->rrs = z->rrs;
-	z->rrs = NULL;
 	z->busy = true;
 	return z;
 }
@@ -977,9 +1108,6 @@ static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_x
 	z->st.last_result = res;
 	z->st.results[res]++;
 	if (res == DK_XFR_OK) {
-		ldns_rr_list_deep_free(z->rrs);
-		z->rrs = j->result;
-		j->result = NULL;
 		z->have_serial = true;
 		z->serial = j->new_serial;
 		z->refresh = j->refresh;
@@ -989,10 +1117,6 @@ static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_x
 		z->st.serial = j->new_serial;
 		*changed = true;
 	} else {
-		/* The copy in force stays, in memory too. */
-		ldns_rr_list_deep_free(z->rrs);
-		z->rrs = j->rrs;
-		j->rrs = NULL;
 		if (res == DK_XFR_UP_TO_DATE && j->refresh) {
 			z->refresh = j->refresh;
 			z->retry = j->retry;
@@ -1015,6 +1139,7 @@ static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_x
 	                     now - z->last_ok_ns > expire * 1000000000u;
 	if (newly_expired)
 		z->st.expired = true;
+	struct dk_xfr_zone_stats st = z->st;
 	if (z->dead) {
 		for (size_t i = 0; i < x->n_zones; i++) {
 			if (x->zones[i] == z) {
@@ -1025,6 +1150,9 @@ static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_x
 		xzone_free(z);
 	}
 	pthread_mutex_unlock(&x->mu);
+	/* For `dnsink check`; the copy itself may not exist yet (a first transfer failed). */
+	dk_feed_status_write(j->state_file, st.last_time, dk_xfr_result_name(st.last_result),
+	                     st.last_ok_time, result_names, st.results, DK_XFR_RESULT_MAX);
 	if (newly_expired)
 		dk_log(DK_LOG_WARN,
 		       "rpz %s: expired (no good transfer for %" PRIu64
@@ -1054,16 +1182,14 @@ static void *run(void *arg)
 		enum dk_xfr_result res = transfer(&j);
 		if (res == DK_XFR_OK)
 			dk_log(DK_LOG_INFO,
-			       "rpz %s: serial %" PRIu32 " by %s (%zu records), written to %s",
-			       j.origin, j.new_serial, j.incremental ? "IXFR" : "AXFR",
-			       ldns_rr_list_rr_count(j.result), j.state_file);
+			       "rpz %s: serial %" PRIu32 " by %s (%zu triggers), written to %s",
+			       j.origin, j.new_serial, j.incremental ? "IXFR" : "AXFR", j.triggers,
+			       j.state_file);
 		else if (res != DK_XFR_UP_TO_DATE)
 			dk_log(DK_LOG_WARN,
 			       "rpz %s: transfer failed (%s): %s; keeping serial %" PRIu32,
 			       j.origin, dk_xfr_result_name(res), j.why, j.serial);
 		check_in(x, z, &j, res, &changed);
-		ldns_rr_list_deep_free(j.result);
-		ldns_rr_list_deep_free(j.rrs);
 		free(j.tsig_secret);
 		if (changed)
 			uv_async_send(&x->changed_async);

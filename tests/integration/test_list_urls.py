@@ -158,6 +158,8 @@ class ListUrls(harness.DnsinkTest):
         rc, out, err = harness.run_dnsink("check", "-c", d2.conf)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("last good copy 102 entries", out)
+        self.assertRegex(out, r"last download \S+Z: connect, last good 20\d\d-\S+Z; ok=0 "
+                              r"not_modified=0 connect=[1-9]")
 
     def test_first_start_without_copy_is_loud(self):
         self.feed.mode = "500"

@@ -199,5 +199,29 @@ class RpzFile(harness.DnsinkTest):
         self.assertIn("xn--bcher-kva.rpz-up.test: rule IT.RPZ.Feed action nxdomain", out)
 
 
+    def test_check_is_loud(self):
+        # A CSV where a list was expected, an empty list, single labels, a zone of no trigger.
+        loud = os.path.join(harness.SOURCE_ROOT, "tests", "data", "rules", "loud")
+        empty_dir = os.path.join(self.dir, "emptyzone")
+        os.makedirs(empty_dir)
+        with open(os.path.join(empty_dir, "e.rpz"), "w") as f:
+            f.write("@ SOA ns.e.rpz. h.e.rpz. 1 3600 600 86400 60\nbad..name CNAME .\n")
+        with open(os.path.join(empty_dir, "e.yml"), "w") as f:
+            f.write("id: IT.RPZ.Empty\nname: e\nseverity: low\nrpz: { file: e.rpz, zone: e.rpz }\n")
+        conf = os.path.join(self.dir, "loud.yml")
+        with open(conf, "w") as f:
+            f.write("listen: [127.0.0.1:%d]\nupstreams: [127.0.0.1:%d]\nrules: [%s/, %s/]\n"
+                    % (harness.free_port(), self.knot.port, loud, empty_dir))
+        rc, out, err = harness.run_dnsink("check", "-c", conf)
+        self.assertEqual(rc, 0, out + err)
+        warnings = [ln for ln in out.splitlines() if "warning:" in ln]
+        self.assertEqual(len(warnings), 5, out)
+        self.assertTrue(any("dyndns.csv:1: warning: 4 of 5 lines are invalid" in w
+                            for w in warnings), warnings)
+        self.assertTrue(any("empty.txt: warning: list loads 0 entries" in w for w in warnings))
+        self.assertTrue(any("warning: zone e.rpz. loads 0 triggers" in w for w in warnings))
+        self.assertTrue(any("single_label: true" in w for w in warnings))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -28,7 +28,7 @@ WRONG = base64.b64encode(b"not-the-right-key-at-all-987654").decode()
 ZONE = """\
 $ORIGIN feed.rpz.
 $TTL 60
-@ SOA ns.feed.rpz. hostmaster.feed.rpz. {serial} 3600 2 86400 60
+@ SOA ns.feed.rpz. hostmaster.feed.rpz. {serial} {refresh} 2 {expire} 60
 @ NS ns.feed.rpz.
 ns A 127.0.0.1
 feednx.example.test CNAME .
@@ -44,12 +44,13 @@ class KnotPrimary:
     """knotd serving feed.rpz. with a TSIG-protected transfer ACL, IXFR from
     its journal, and NOTIFY to dnsink's listener."""
 
-    def __init__(self, root, notify_port, serial=2026120101, port=None):
+    def __init__(self, root, notify_port, serial=2026120101, port=None, refresh=3600,
+                 expire=86400):
         self.dir = os.path.join(root, "primary")
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or harness.free_port()
         with open(os.path.join(self.dir, "feed.rpz.zone"), "w", encoding="utf-8") as f:
-            f.write(ZONE.format(serial=serial))
+            f.write(ZONE.format(serial=serial, refresh=refresh, expire=expire))
         self.conf = os.path.join(self.dir, "knot.conf")
         self.sock = os.path.join(self.dir, "knot.sock")
         with open(self.conf, "w") as f:
@@ -95,8 +96,14 @@ zone:
         os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)
         self.proc = harness.Proc("knotd-primary", [KNOTD, "-c", self.conf],
                                  os.path.join(self.dir, "knotd.log"))
-        wait_until(lambda: self.soa_serial() is not None, START_TIMEOUT,
-                   what="knotd primary to serve feed.rpz")
+        try:
+            wait_until(lambda: self.soa_serial() is not None, START_TIMEOUT,
+                       what="knotd primary to serve feed.rpz")
+        except AssertionError:
+            # Not yet in the test's stoppers: stop it here, by PID, before failing.
+            log = self.proc.log_text()[-3000:]
+            self.proc.stop()
+            raise AssertionError("knotd primary did not start:\n" + log)
 
     def soa_serial(self):
         if not self.proc.alive():
@@ -230,6 +237,9 @@ rpz:
         rc, out, err = harness.run_dnsink("check", "-c", d2.conf)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("rpz-feed.rpz.zone", out)
+        # How the transfers went, from the status the daemon left next to the copy.
+        self.assertRegex(out, r"last transfer \S+Z: connect, last good 20\d\d-\S+Z; ok=0 "
+                              r"up_to_date=0 connect=[1-9]")
 
     def test_wrong_tsig_refused(self):
         d = self.start_dnsink_with(secret=WRONG)
@@ -263,13 +273,30 @@ rpz:
         self.primary.stop()
         shutil.rmtree(os.path.join(self.primary.dir, "db"), ignore_errors=True)
         with open(os.path.join(self.primary.dir, "feed.rpz.zone"), "w") as f:
-            f.write(ZONE.format(serial=2025010101).replace("feednx.example.test", "other.example.test"))
+            f.write(ZONE.format(serial=2025010101, refresh=3600, expire=86400).replace("feednx.example.test", "other.example.test"))
         self.primary.start()
         self.primary.knotc("zone-notify", "feed.rpz")
         wait_until(lambda: self.transfers("serial_backwards") >= 1, 15,
                    what="the older serial refused")
         self.assertTrue(self.blocked(d, "feednx.example.test"))
         self.assertFalse(self.blocked(d, "other.example.test"))
+
+    def test_refresh_and_expire(self):
+        # A primary whose SOA says: refresh every second, expire after 4 s without it.
+        self.primary.stop()
+        shutil.rmtree(self.primary.dir)
+        self.primary = KnotPrimary(self.dir, self.dk_port, refresh=1, expire=4)
+        self._stoppers.append(self.primary.stop)
+        d = self.start_dnsink_with()
+        self.wait_blocked(d, "feednx.example.test")
+        # The refresh timer asks again (IXFR, nothing new) without any NOTIFY.
+        wait_until(lambda: self.transfers("up_to_date") >= 2, 10, what="refreshes")
+        self.primary.stop()
+        key = 'dnsink_rpz_expired{zone="feed.rpz."}'
+        wait_until(lambda: self.scrape()[key] == 1, 20, what="the zone expired")
+        self.assertIn("expired (no good transfer for 4 s); still serving the last copy",
+                      self.log(d))
+        self.assertTrue(self.blocked(d, "feednx.example.test"))
 
     def test_notify_from_elsewhere_refused(self):
         d = self.start_dnsink_with()

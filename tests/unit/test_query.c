@@ -867,6 +867,96 @@ static void test_cache_prefetch(void **state)
 	ldns_pkt_free(p);
 }
 
+/* The RPZ actions through act(): drop, tcp-only, nodata, local data, client IP, answer IP. */
+static void test_rpz_actions(void **state)
+{
+	struct world *w = *state;
+	struct dk_client udp = client(false, "192.0.2.7"), tcp = client(true, "192.0.2.7");
+	struct dk_client marked = client(false, "192.0.2.9");
+	uint8_t q[512], ans[512];
+	char zone[128];
+	size_t n;
+	ldns_pkt *p;
+
+	snprintf(zone, sizeof(zone), "%s/z.rpz", w->dir);
+	FILE *f = fopen(zone, "w");
+	assert_non_null(f);
+	fputs("drop.test CNAME rpz-drop.\ntcp.test CNAME rpz-tcp-only.\nnodata.test CNAME *.\n"
+	      "local.test 120 A 192.0.2.80\n32.9.2.0.192.rpz-client-ip CNAME .\n"
+	      "32.66.2.0.192.rpz-ip CNAME .\n",
+	      f);
+	fclose(f);
+	reload_rules(w,
+	             "id: T.RPZ\nname: rpz\nseverity: high\nrpz: { file: z.rpz, zone: z.rpz }\n");
+	unlink(zone);
+	assert_int_equal(w->pol->n_rules, DK_RPZ_ACTION_MAX);
+
+	/* drop: no answer at all, counted, alerted. */
+	n = make_query("drop.test.", LDNS_RR_TYPE_A, 1, false, q);
+	dk_queries_handle(w->qs, &udp, q, n);
+	assert_int_equal(w->replies, 0);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_DROPPED), 1);
+	assert_int_equal(w->alerts, 1);
+	assert_int_equal(w->ev.action, DK_ACTION_DROP);
+
+	/* tcp-only: over UDP an empty answer with TC; over TCP forwarded. */
+	n = make_query("tcp.test.", LDNS_RR_TYPE_A, 2, false, q);
+	dk_queries_handle(w->qs, &udp, q, n);
+	p = last_reply(w);
+	assert_true(ldns_pkt_tc(p));
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	ldns_pkt_free(p);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_TRUNCATED), 1);
+	dk_queries_handle(w->qs, &tcp, q, n);
+	assert_int_equal(w->forwards, 1);
+
+	/* nodata and local data. */
+	n = make_query("nodata.test.", LDNS_RR_TYPE_A, 3, false, q);
+	dk_queries_handle(w->qs, &udp, q, n);
+	p = last_reply(w);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	ldns_pkt_free(p);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_NODATA), 1);
+	n = make_query("local.test.", LDNS_RR_TYPE_A, 4, true, q);
+	dk_queries_handle(w->qs, &udp, q, n);
+	p = last_reply(w);
+	assert_int_equal(ldns_pkt_ancount(p), 1);
+	ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p), 0);
+	assert_int_equal(ldns_rr_ttl(rr), 120);
+	char *a = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+	assert_string_equal(a, "192.0.2.80");
+	free(a);
+	ldns_pkt_free(p);
+	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_LOCAL), 1);
+
+	/* A client-IP trigger decides whatever the name. */
+	n = make_query("anything.example.", LDNS_RR_TYPE_A, 5, false, q);
+	dk_queries_handle(w->qs, &marked, q, n);
+	p = last_reply(w);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(p);
+	assert_int_equal(w->forwards, 1);
+
+	/* An answer-IP trigger on the upstream's answer. */
+	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 6, false, q);
+	dk_queries_handle(w->qs, &udp, q, n);
+	assert_int_equal(w->forwards, 2);
+	const char *rrs[] = {"www.example.test. 30 IN A 192.0.2.66", NULL};
+	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
+	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
+	p = last_reply(w);
+	assert_int_equal(ldns_pkt_id(p), 6);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(p);
+	/*
+	 * This world gives each rule index its own slot; the daemon maps every
+	 * variant to the slot of their shared id. The rule as written is the
+	 * nxdomain one: the client-IP and the answer-IP hit.
+	 */
+	assert_int_equal(hits(w, "T.RPZ"), 2);
+}
+
 /* The first record of the answer section of the last reply, as text. */
 static char *first_a(struct world *w)
 {
@@ -979,6 +1069,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_cache_cname_reload, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cache_stale, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cache_prefetch, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rpz_actions, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_groups_share_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
