@@ -188,7 +188,9 @@ class Control(harness.DnsinkTest):
         finally:
             for s in held:
                 s.close()
-        self.ok("status")
+        # Once the daemon has seen them go (its main loop, soon), it serves again.
+        wait_until(lambda: ctl(self.dk.conf, "status")[0] == 0, 5,
+                   what="ctl status after the extra connections are gone")
 
     def test_unreachable_and_unconfigured(self):
         self.dk.proc.stop()
