@@ -704,6 +704,14 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_one(&t, "dnsink_sigma_evictions_total", "counter",
 	         "Sigma behavioural groups evicted from a full table; each starts again from zero.",
 	         dk_ctr_get(&c.query.sigma_evictions));
+	uint64_t tap_sent = 0, tap_lost = 0;
+	for (unsigned i = 0; i < src->n_workers; i++)
+		dk_worker_dnstap_counts(src->workers[i], &tap_sent, &tap_lost);
+	text_head(&t, "dnsink_dnstap_messages_total", "counter",
+	          "dnstap messages handed to the writer (sent) and lost by the workers (queue full "
+	          "or too large); 0 with dnstap off.");
+	text_add(&t, "dnsink_dnstap_messages_total{state=\"sent\"} %" PRIu64 "\n", tap_sent);
+	text_add(&t, "dnsink_dnstap_messages_total{state=\"lost\"} %" PRIu64 "\n", tap_lost);
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",
 	         pol ? pol->n_entries : 0);
 	text_one(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.",

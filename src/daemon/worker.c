@@ -423,6 +423,17 @@ void dk_worker_free(struct dk_worker *w)
 	free(w);
 }
 
+void dk_worker_dnstap_counts(const struct dk_worker *w, uint64_t *sent, uint64_t *lost)
+{
+	uint64_t s = 0, l = 0;
+
+	if (!w->tap)
+		return;
+	dk_dnstap_worker_counts(w->tap, &s, &l);
+	*sent += s;
+	*lost += l;
+}
+
 const struct dk_counters *dk_worker_counters(const struct dk_worker *w)
 {
 	return &w->ctr;

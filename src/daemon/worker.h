@@ -92,6 +92,13 @@ void dk_worker_free(struct dk_worker *w);
 /** The worker's counters, read from any thread (see counters.h). */
 const struct dk_counters *dk_worker_counters(const struct dk_worker *w);
 
+/**
+ * Adds the dnstap messages worker @p w handed to the writer and those it
+ * lost (queue full, too large) to @p sent and @p lost; nothing when dnstap
+ * is off. Any thread (relaxed atomics of a single writer).
+ */
+void dk_worker_dnstap_counts(const struct dk_worker *w, uint64_t *sent, uint64_t *lost);
+
 /** The worker's counter block by slot; the main thread frees old ones only after a reload. */
 struct dk_wstats *dk_worker_stats(const struct dk_worker *w);
 

@@ -461,10 +461,19 @@ class OwnDnstap(harness.DnsinkTest):
         tap = os.path.join(self.dir, "dnsink.dnstap")
         # One worker: each worker has its own queue to the writer, so with more the file
         # is in time order per worker only, and dedup would open a window on another event.
+        mport = harness.free_port()
         d = self.new_dnsink(extra_yaml="workers: 1\ndnstap:\n  file: %s\n  identity: it-dnsink\n"
-                            % tap)
+                            "metrics:\n  listen: 127.0.0.1:%d\n" % (tap, mport))
         self.ask_all(d)
         d.wait_alerts(lambda a: True, n=4)  # the rest fold into these (same client, entry)
+        # Every query and its answer went to the writer, none lost (/metrics says so).
+        from test_metrics import curl, parse
+        got = parse(curl(mport)[2])
+        received = sum(v for k, v in got.items()
+                       if k.startswith("dnsink_queries_received_total"))
+        self.assertGreaterEqual(received, len(self.NAMES) + 1)  # + the harness's probe
+        self.assertEqual(got['dnsink_dnstap_messages_total{state="sent"}'], 2 * received)
+        self.assertEqual(got['dnsink_dnstap_messages_total{state="lost"}'], 0)
         self.assertEqual(d.problems(), [])  # stops it: follow-ups written, dnstap flushed
         daemon = d.alerts()
         rc, out, err = run_dnsink("hunt", "-c", d.conf, tap)
