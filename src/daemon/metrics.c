@@ -28,6 +28,7 @@
 #include "dnsink/groups.h"
 #include "fetch.h"
 #include "metrics.h"
+#include "textbuf.h"
 #include "snapshot.h"
 #include "worker.h"
 #include "xfr.h"
@@ -63,55 +64,17 @@ struct dk_metrics {
 	bool closed;
 };
 
-/* A growing text buffer; an allocation failure sticks and is checked at the end. */
-struct text {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void __attribute__((format(printf, 2, 3))) text_add(struct text *t, const char *fmt, ...)
+static void text_head(struct dk_text *t, const char *name, const char *type, const char *help)
 {
-	va_list ap;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if (t->p && (size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap ? t->cap : 4096;
-		while (cap - t->len <= (size_t)n)
-			cap *= 2;
-		char *p = realloc(t->p, cap);
-		if (!p) {
-			t->oom = true;
-			return;
-		}
-		t->p = p;
-		t->cap = cap;
-	}
-}
-
-static void text_head(struct text *t, const char *name, const char *type, const char *help)
-{
-	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	dk_text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A metric without labels: its HELP and TYPE lines, then its one sample. */
-static void text_one(struct text *t, const char *name, const char *type, const char *help,
+static void text_one(struct dk_text *t, const char *name, const char *type, const char *help,
                      uint64_t v)
 {
 	text_head(t, name, type, help);
-	text_add(t, "%s %" PRIu64 "\n", name, v);
+	dk_text_add(t, "%s %" PRIu64 "\n", name, v);
 }
 
 static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *t)
@@ -122,15 +85,15 @@ static void sum_counters(const struct dk_metrics_src *src, struct dk_counters *t
 }
 
 /* A label value: backslash, double quote and newline escaped. */
-static void text_label(struct text *t, const char *v)
+static void text_label(struct dk_text *t, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\' || *v == '"')
-			text_add(t, "\\%c", *v);
+			dk_text_add(t, "\\%c", *v);
 		else if (*v == '\n')
-			text_add(t, "\\n");
+			dk_text_add(t, "\\n");
 		else
-			text_add(t, "%c", *v);
+			dk_text_add(t, "%c", *v);
 	}
 }
 
@@ -152,7 +115,7 @@ static uint64_t rule_hits(const struct dk_metrics_src *src, uint32_t slot)
 }
 
 /* Rules of the snapshot in force; a rule keeps its count across reloads (by id). */
-static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
+static void render_rule_hits(struct dk_text *t, const struct dk_metrics_src *src)
 {
 	const struct dk_snapshot *snap = src->snap;
 	const struct dk_policy *pol = snap ? snap->pol : NULL;
@@ -165,14 +128,14 @@ static void render_rule_hits(struct text *t, const struct dk_metrics_src *src)
 		/* An RPZ rule's variants share its id and its counter. */
 		if (pol->rules[i].variant)
 			continue;
-		text_add(t, "dnsink_rule_hits_total{rule_id=\"");
+		dk_text_add(t, "dnsink_rule_hits_total{rule_id=\"");
 		text_label(t, pol->rules[i].id);
-		text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
+		dk_text_add(t, "\"} %" PRIu64 "\n", rule_hits(src, snap->stats.rule_slot[i]));
 	}
 }
 
 /* Client groups of the snapshot in force, by name: queries asked and queries a rule decided. */
-static void render_groups(struct text *t, const struct dk_metrics_src *src)
+static void render_groups(struct dk_text *t, const struct dk_metrics_src *src)
 {
 	const struct dk_snapshot *snap = src->snap;
 	const struct dk_groups *gs = snap && snap->pol ? snap->pol->groups : NULL;
@@ -185,16 +148,16 @@ static void render_groups(struct text *t, const struct dk_metrics_src *src)
 		if (!gs || !snap->stats.group_slot)
 			continue;
 		for (size_t i = 0; i < gs->n; i++) {
-			text_add(t, "%s{group=\"", name);
+			dk_text_add(t, "%s{group=\"", name);
 			text_label(t, gs->g[i].name);
-			text_add(t, "\"} %" PRIu64 "\n",
-			         rule_hits(src, snap->stats.group_slot[2 * i + which]));
+			dk_text_add(t, "\"} %" PRIu64 "\n",
+			            rule_hits(src, snap->stats.group_slot[2 * i + which]));
 		}
 	}
 }
 
 /* Per list URL: what the downloads did. */
-static void render_urls(struct text *t, const struct dk_metrics_src *src)
+static void render_urls(struct dk_text *t, const struct dk_metrics_src *src)
 {
 	struct dk_fetch_url_stats us[64];
 	size_t n = src->fetch ? dk_fetch_stats(src->fetch, us, DK_ARRAY_SIZE(us)) : 0;
@@ -204,50 +167,51 @@ static void render_urls(struct text *t, const struct dk_metrics_src *src)
 	text_head(t, "dnsink_list_url_entries", "gauge",
 	          "Entries of the copy in force per list URL.");
 	for (size_t i = 0; i < n; i++) {
-		text_add(t, "dnsink_list_url_entries{url=\"");
+		dk_text_add(t, "dnsink_list_url_entries{url=\"");
 		text_label(t, us[i].url);
-		text_add(t, "\"} %zu\n", us[i].entries);
+		dk_text_add(t, "\"} %zu\n", us[i].entries);
 	}
 	const struct dk_snapshot *snap = src->snap;
 	const struct dk_policy *pol = snap ? snap->pol : NULL;
 	text_head(t, "dnsink_list_url_hits_total", "counter",
 	          "Matches of the rule that holds each list URL (all of that rule's entries).");
 	for (size_t i = 0; pol && snap->stats.rule_slot && i < pol->n_urls; i++) {
-		text_add(t, "dnsink_list_url_hits_total{url=\"");
+		dk_text_add(t, "dnsink_list_url_hits_total{url=\"");
 		text_label(t, pol->urls[i].url);
-		text_add(t, "\"} %" PRIu64 "\n",
-		         rule_hits(src, snap->stats.rule_slot[pol->urls[i].rule->index]));
+		dk_text_add(t, "\"} %" PRIu64 "\n",
+		            rule_hits(src, snap->stats.rule_slot[pol->urls[i].rule->index]));
 	}
 	text_head(t, "dnsink_list_url_downloads_total", "counter",
 	          "Downloads per list URL by result (ok, not_modified, or why it was refused).");
 	for (size_t i = 0; i < n; i++) {
 		for (int r = 0; r < DK_FETCH_RESULT_MAX; r++) {
-			text_add(t, "dnsink_list_url_downloads_total{url=\"");
+			dk_text_add(t, "dnsink_list_url_downloads_total{url=\"");
 			text_label(t, us[i].url);
-			text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
-			         dk_fetch_result_name((enum dk_fetch_result)r), us[i].results[r]);
+			dk_text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
+			            dk_fetch_result_name((enum dk_fetch_result)r),
+			            us[i].results[r]);
 		}
 	}
 	text_head(t, "dnsink_list_url_last_download_timestamp_seconds", "gauge",
 	          "Unix time of the last download attempt per list URL.");
 	for (size_t i = 0; i < n; i++) {
-		text_add(t, "dnsink_list_url_last_download_timestamp_seconds{url=\"");
+		dk_text_add(t, "dnsink_list_url_last_download_timestamp_seconds{url=\"");
 		text_label(t, us[i].url);
-		text_add(t, "\"} %.3f\n", us[i].last_time);
+		dk_text_add(t, "\"} %.3f\n", us[i].last_time);
 	}
 	text_head(t, "dnsink_list_url_last_download_success", "gauge",
 	          "Whether the last download per list URL succeeded or found it not modified.");
 	for (size_t i = 0; i < n; i++) {
-		text_add(t, "dnsink_list_url_last_download_success{url=\"");
+		dk_text_add(t, "dnsink_list_url_last_download_success{url=\"");
 		text_label(t, us[i].url);
-		text_add(t, "\"} %d\n",
-		         us[i].last_time > 0 && (us[i].last_result == DK_FETCH_OK ||
-		                                 us[i].last_result == DK_FETCH_NOT_MODIFIED));
+		dk_text_add(t, "\"} %d\n",
+		            us[i].last_time > 0 && (us[i].last_result == DK_FETCH_OK ||
+		                                    us[i].last_result == DK_FETCH_NOT_MODIFIED));
 	}
 }
 
 /* Per RPZ zone: what was loaded (from the policy) and how its transfers went. */
-static void render_rpz(struct text *t, const struct dk_metrics_src *src)
+static void render_rpz(struct dk_text *t, const struct dk_metrics_src *src)
 {
 	const struct dk_snapshot *snap = src->snap;
 	const struct dk_policy *pol = snap ? snap->pol : NULL;
@@ -258,17 +222,17 @@ static void render_rpz(struct text *t, const struct dk_metrics_src *src)
 		n_xs = DK_ARRAY_SIZE(xs);
 	text_head(t, "dnsink_rpz_entries", "gauge", "Triggers in force per RPZ zone.");
 	for (size_t i = 0; pol && i < pol->n_zones; i++) {
-		text_add(t, "dnsink_rpz_entries{zone=\"");
+		dk_text_add(t, "dnsink_rpz_entries{zone=\"");
 		text_label(t, pol->zones[i].origin);
-		text_add(t, "\"} %zu\n", pol->zones[i].entries);
+		dk_text_add(t, "\"} %zu\n", pol->zones[i].entries);
 	}
 	text_head(t, "dnsink_rpz_serial", "gauge", "SOA serial of the copy in force per RPZ zone.");
 	for (size_t i = 0; pol && i < pol->n_zones; i++) {
 		if (!pol->zones[i].st.has_soa)
 			continue;
-		text_add(t, "dnsink_rpz_serial{zone=\"");
+		dk_text_add(t, "dnsink_rpz_serial{zone=\"");
 		text_label(t, pol->zones[i].origin);
-		text_add(t, "\"} %u\n", pol->zones[i].st.serial);
+		dk_text_add(t, "\"} %u\n", pol->zones[i].st.serial);
 	}
 	text_head(t, "dnsink_rpz_records_skipped", "gauge",
 	          "Records of the copy in force not used, per zone: invalid, unsupported, and "
@@ -279,57 +243,57 @@ static void render_rpz(struct text *t, const struct dk_metrics_src *src)
 		                    st->triggers[DK_RPZ_NSIP]};
 		static const char *const why[] = {"invalid", "unsupported", "nsdname", "nsip"};
 		for (size_t k = 0; k < DK_ARRAY_SIZE(v); k++) {
-			text_add(t, "dnsink_rpz_records_skipped{zone=\"");
+			dk_text_add(t, "dnsink_rpz_records_skipped{zone=\"");
 			text_label(t, pol->zones[i].origin);
-			text_add(t, "\",reason=\"%s\"} %zu\n", why[k], v[k]);
+			dk_text_add(t, "\",reason=\"%s\"} %zu\n", why[k], v[k]);
 		}
 	}
 	text_head(t, "dnsink_rpz_hits_total", "counter", "Matches of each RPZ zone's rule.");
 	for (size_t i = 0; pol && snap->stats.rule_slot && i < pol->n_zones; i++) {
-		text_add(t, "dnsink_rpz_hits_total{zone=\"");
+		dk_text_add(t, "dnsink_rpz_hits_total{zone=\"");
 		text_label(t, pol->zones[i].origin);
-		text_add(t, "\"} %" PRIu64 "\n",
-		         rule_hits(src, snap->stats.rule_slot[pol->zones[i].rule->index]));
+		dk_text_add(t, "\"} %" PRIu64 "\n",
+		            rule_hits(src, snap->stats.rule_slot[pol->zones[i].rule->index]));
 	}
 	text_head(t, "dnsink_rpz_transfers_total", "counter",
 	          "Zone transfers per RPZ zone by result (ok, up_to_date, or why it was refused).");
 	for (size_t i = 0; i < n_xs; i++) {
 		for (int r = 0; r < DK_XFR_RESULT_MAX; r++) {
-			text_add(t, "dnsink_rpz_transfers_total{zone=\"");
+			dk_text_add(t, "dnsink_rpz_transfers_total{zone=\"");
 			text_label(t, xs[i].origin);
-			text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
-			         dk_xfr_result_name((enum dk_xfr_result)r), xs[i].results[r]);
+			dk_text_add(t, "\",result=\"%s\"} %" PRIu64 "\n",
+			            dk_xfr_result_name((enum dk_xfr_result)r), xs[i].results[r]);
 		}
 	}
 	text_head(t, "dnsink_rpz_last_transfer_timestamp_seconds", "gauge",
 	          "Unix time of the last transfer attempt per zone.");
 	for (size_t i = 0; i < n_xs; i++) {
-		text_add(t, "dnsink_rpz_last_transfer_timestamp_seconds{zone=\"");
+		dk_text_add(t, "dnsink_rpz_last_transfer_timestamp_seconds{zone=\"");
 		text_label(t, xs[i].origin);
-		text_add(t, "\"} %.3f\n", xs[i].last_time);
+		dk_text_add(t, "\"} %.3f\n", xs[i].last_time);
 	}
 	text_head(t, "dnsink_rpz_last_transfer_success", "gauge",
 	          "Whether the last transfer attempt per zone succeeded or found it up to date.");
 	for (size_t i = 0; i < n_xs; i++) {
-		text_add(t, "dnsink_rpz_last_transfer_success{zone=\"");
+		dk_text_add(t, "dnsink_rpz_last_transfer_success{zone=\"");
 		text_label(t, xs[i].origin);
-		text_add(t, "\"} %d\n",
-		         xs[i].last_time > 0 && (xs[i].last_result == DK_XFR_OK ||
-		                                 xs[i].last_result == DK_XFR_UP_TO_DATE));
+		dk_text_add(t, "\"} %d\n",
+		            xs[i].last_time > 0 && (xs[i].last_result == DK_XFR_OK ||
+		                                    xs[i].last_result == DK_XFR_UP_TO_DATE));
 	}
 	text_head(t, "dnsink_rpz_notifies_total", "counter", "NOTIFYs accepted from the primary.");
 	for (size_t i = 0; i < n_xs; i++) {
-		text_add(t, "dnsink_rpz_notifies_total{zone=\"");
+		dk_text_add(t, "dnsink_rpz_notifies_total{zone=\"");
 		text_label(t, xs[i].origin);
-		text_add(t, "\"} %" PRIu64 "\n", xs[i].notifies);
+		dk_text_add(t, "\"} %" PRIu64 "\n", xs[i].notifies);
 	}
 	text_head(t, "dnsink_rpz_expired", "gauge",
 	          "1 when a zone had no good transfer for longer than its SOA expire (the last "
 	          "copy still serves).");
 	for (size_t i = 0; i < n_xs; i++) {
-		text_add(t, "dnsink_rpz_expired{zone=\"");
+		dk_text_add(t, "dnsink_rpz_expired{zone=\"");
 		text_label(t, xs[i].origin);
-		text_add(t, "\"} %d\n", xs[i].expired);
+		dk_text_add(t, "\"} %d\n", xs[i].expired);
 	}
 }
 
@@ -383,7 +347,7 @@ _Static_assert(sizeof(struct dk_up_stats) % sizeof(dk_ctr) == 0,
                "struct dk_up_stats holds counters only");
 
 /* The TLS counters of the tls:// upstreams among the @p n of @p cfg. */
-static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
+static void render_upstreams_tls(struct dk_text *t, const struct dk_config *cfg,
                                  const struct dk_up_stats *sums, char (*addrs)[64], size_t n)
 {
 	static const struct {
@@ -414,10 +378,10 @@ static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
 		text_head(t, one[m].name, one[m].type, one[m].help);
 		for (size_t i = 0; i < n; i++)
 			if (cfg->upstream_opts[i].proto != DK_UP_DNS)
-				text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", one[m].name,
-				         addrs[i],
-				         dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
-				                                     one[m].off)));
+				dk_text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", one[m].name,
+				            addrs[i],
+				            dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
+				                                        one[m].off)));
 	}
 	text_head(t, "dnsink_upstream_tls_handshake_failures_total", "counter",
 	          "TLS handshakes with the upstream that failed, by reason (name, ca, expired, "
@@ -425,15 +389,15 @@ static void render_upstreams_tls(struct text *t, const struct dk_config *cfg,
 	for (size_t i = 0; i < n; i++)
 		for (unsigned r = 0; cfg->upstream_opts[i].proto != DK_UP_DNS && r < DK_TLS_FAILS;
 		     r++)
-			text_add(t,
-			         "dnsink_upstream_tls_handshake_failures_total{upstream=\"%s\","
-			         "reason=\"%s\"} %" PRIu64 "\n",
-			         addrs[i], dk_tls_fail_name((enum dk_tls_fail)r),
-			         dk_ctr_get(&sums[i].tls_failed[r]));
+			dk_text_add(t,
+			            "dnsink_upstream_tls_handshake_failures_total{upstream=\"%s\","
+			            "reason=\"%s\"} %" PRIu64 "\n",
+			            addrs[i], dk_tls_fail_name((enum dk_tls_fail)r),
+			            dk_ctr_get(&sums[i].tls_failed[r]));
 }
 
 /* Upstreams of the config in force, labelled by address (counts kept across reloads). */
-static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
+static void render_upstreams(struct dk_text *t, const struct dk_metrics_src *src)
 {
 	static const struct {
 		const char *name, *help;
@@ -471,23 +435,23 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 	for (size_t m = 0; m < DK_ARRAY_SIZE(plain); m++) {
 		text_head(t, plain[m].name, "counter", plain[m].help);
 		for (size_t i = 0; i < n; i++)
-			text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", plain[m].name, addrs[i],
-			         dk_ctr_get(
-			                 (const dk_ctr *)((const char *)&sums[i] + plain[m].off)));
+			dk_text_add(t, "%s{upstream=\"%s\"} %" PRIu64 "\n", plain[m].name, addrs[i],
+			            dk_ctr_get((const dk_ctr *)((const char *)&sums[i] +
+			                                        plain[m].off)));
 	}
 	text_head(t, "dnsink_upstream_up", "gauge",
 	          "1 while the upstream is in use; 0 while a worker holds it down (tries in a row "
 	          "without an answer) and asks it only to probe.");
 	for (size_t i = 0; i < n; i++)
-		text_add(t, "dnsink_upstream_up{upstream=\"%s\"} %d\n", addrs[i],
-		         dk_ctr_get(&sums[i].down) == 0);
+		dk_text_add(t, "dnsink_upstream_up{upstream=\"%s\"} %d\n", addrs[i],
+		            dk_ctr_get(&sums[i].down) == 0);
 	text_head(t, "dnsink_upstream_srtt_seconds", "gauge",
 	          "Smoothed round-trip time of UDP answers (mean over the workers), by upstream; "
 	          "absent before the first answer.");
 	for (size_t i = 0; i < n; i++)
 		if (dk_ctr_get(&sums[i].srtt_us))
-			text_add(t, "dnsink_upstream_srtt_seconds{upstream=\"%s\"} %.6f\n",
-			         addrs[i], (double)dk_ctr_get(&sums[i].srtt_us) / 1e6);
+			dk_text_add(t, "dnsink_upstream_srtt_seconds{upstream=\"%s\"} %.6f\n",
+			            addrs[i], (double)dk_ctr_get(&sums[i].srtt_us) / 1e6);
 	text_head(t, "dnsink_upstream_latency_seconds", "histogram",
 	          "Time from sending a try to accepting its answer, by upstream.");
 	for (size_t i = 0; i < n; i++) {
@@ -495,20 +459,23 @@ static void render_upstreams(struct text *t, const struct dk_metrics_src *src)
 		for (unsigned b = 0; b < DK_LAT_BUCKETS; b++) {
 			cum += dk_ctr_get(&sums[i].lat[b]);
 			if (b < DK_LAT_BUCKETS - 1)
-				text_add(t,
-				         "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
-				         "le=\"%g\"} %" PRIu64 "\n",
-				         addrs[i], dk_lat_bounds_us[b] / 1e6, cum);
+				dk_text_add(
+				        t,
+				        "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
+				        "le=\"%g\"} %" PRIu64 "\n",
+				        addrs[i], dk_lat_bounds_us[b] / 1e6, cum);
 			else
-				text_add(t,
-				         "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
-				         "le=\"+Inf\"} %" PRIu64 "\n",
-				         addrs[i], cum);
+				dk_text_add(
+				        t,
+				        "dnsink_upstream_latency_seconds_bucket{upstream=\"%s\","
+				        "le=\"+Inf\"} %" PRIu64 "\n",
+				        addrs[i], cum);
 		}
-		text_add(t, "dnsink_upstream_latency_seconds_sum{upstream=\"%s\"} %.6f\n", addrs[i],
-		         (double)dk_ctr_get(&sums[i].lat_sum_us) / 1e6);
-		text_add(t, "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
-		         addrs[i], cum);
+		dk_text_add(t, "dnsink_upstream_latency_seconds_sum{upstream=\"%s\"} %.6f\n",
+		            addrs[i], (double)dk_ctr_get(&sums[i].lat_sum_us) / 1e6);
+		dk_text_add(t,
+		            "dnsink_upstream_latency_seconds_count{upstream=\"%s\"} %" PRIu64 "\n",
+		            addrs[i], cum);
 	}
 	if (n)
 		render_upstreams_tls(t, cfg, sums, addrs, n);
@@ -517,7 +484,7 @@ out:
 	free(addrs);
 }
 
-static void render_cache(struct text *t, const struct dk_cache_counters *cc)
+static void render_cache(struct dk_text *t, const struct dk_cache_counters *cc)
 {
 	text_one(t, "dnsink_cache_hits_total", "counter", "Queries answered from the cache.",
 	         dk_ctr_get(&cc->hits));
@@ -539,9 +506,9 @@ static void render_cache(struct text *t, const struct dk_cache_counters *cc)
 	          "NOERROR, NXDOMAIN or SERVFAIL; no_soa: negative without its zone's SOA; ttl0; "
 	          "size: larger than an eighth of the cache).");
 	for (int r = DK_CACHE_STORED + 1; r < DK_CACHE_RESULT_MAX; r++)
-		text_add(t, "dnsink_cache_refused_total{reason=\"%s\"} %" PRIu64 "\n",
-		         dk_cache_result_name((enum dk_cache_result)r),
-		         dk_ctr_get(&cc->refused[r]));
+		dk_text_add(t, "dnsink_cache_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		            dk_cache_result_name((enum dk_cache_result)r),
+		            dk_ctr_get(&cc->refused[r]));
 	text_one(t, "dnsink_cache_entries", "gauge", "Answers in the cache.",
 	         dk_ctr_get(&cc->entries));
 	text_one(t, "dnsink_cache_bytes", "gauge",
@@ -554,7 +521,7 @@ static void render_cache(struct text *t, const struct dk_cache_counters *cc)
 char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 {
 	const struct dk_policy *pol = src->snap ? src->snap->pol : NULL;
-	struct text t = {0};
+	struct dk_text t = {0};
 	struct dk_counters c;
 	struct dk_alert_stats as;
 
@@ -564,26 +531,26 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 		dk_alerter_stats(src->alerter, &as);
 
 	text_head(&t, "dnsink_build_info", "gauge", "Version of the running dnsink.");
-	text_add(&t, "dnsink_build_info{version=\"%s\"} 1\n", DK_VERSION);
+	dk_text_add(&t, "dnsink_build_info{version=\"%s\"} 1\n", DK_VERSION);
 	text_one(&t, "dnsink_workers", "gauge", "Worker threads.", src->n_workers);
 
 	text_head(&t, "dnsink_queries_received_total", "counter",
 	          "Client queries received, by transport.");
 	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
-		text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
-		         dk_transport_name((unsigned)tr), dk_ctr_get(&c.query.queries[tr]));
+		dk_text_add(&t, "dnsink_queries_received_total{transport=\"%s\"} %" PRIu64 "\n",
+		            dk_transport_name((unsigned)tr), dk_ctr_get(&c.query.queries[tr]));
 	text_head(&t, "dnsink_queries_total", "counter",
 	          "Client queries by transport and outcome (acl_refused: client not allowed; "
 	          "ratelimited: over rate_limit, dropped or REFUSED; cached: answered from the "
 	          "cache).");
 	for (int tr = 0; tr < DK_TRANSPORT_MAX; tr++)
 		for (int o = 0; o < DK_OUT_MAX; o++)
-			text_add(&t,
-			         "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
-			         "\n",
-			         dk_transport_name((unsigned)tr),
-			         dk_outcome_name((enum dk_outcome)o),
-			         dk_ctr_get(&c.query.out[tr][o]));
+			dk_text_add(&t,
+			            "dnsink_queries_total{transport=\"%s\",outcome=\"%s\"} %" PRIu64
+			            "\n",
+			            dk_transport_name((unsigned)tr),
+			            dk_outcome_name((enum dk_outcome)o),
+			            dk_ctr_get(&c.query.out[tr][o]));
 	text_one(&t, "dnsink_inflight_queries", "gauge", "Queries waiting for an upstream.",
 	         dk_ctr_get(&c.up.inflight));
 
@@ -603,23 +570,23 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	         dk_ctr_get(&c.udp.send_fail));
 	text_head(&t, "dnsink_tcp_connections_total", "counter",
 	          "Client TCP connections: accepted, rejected over the cap, closed as slow.");
-	text_add(&t, "dnsink_tcp_connections_total{state=\"accepted\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.accepted));
-	text_add(&t, "dnsink_tcp_connections_total{state=\"rejected\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.rejected));
-	text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.slow));
+	dk_text_add(&t, "dnsink_tcp_connections_total{state=\"accepted\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.accepted));
+	dk_text_add(&t, "dnsink_tcp_connections_total{state=\"rejected\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.rejected));
+	dk_text_add(&t, "dnsink_tcp_connections_total{state=\"slow\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.slow));
 	text_head(&t, "dnsink_tls_client_handshakes_total", "counter",
 	          "DNS over TLS clients (listen_tls) by handshake result: ok (resumed among them), "
 	          "failed, timeout (not done within tls.handshake_timeout_ms).");
-	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"ok\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.tls_handshakes));
-	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"resumed\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.tls_resumed));
-	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"failed\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.tls_failed));
-	text_add(&t, "dnsink_tls_client_handshakes_total{result=\"timeout\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.tcp.tls_timeouts));
+	dk_text_add(&t, "dnsink_tls_client_handshakes_total{result=\"ok\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.tls_handshakes));
+	dk_text_add(&t, "dnsink_tls_client_handshakes_total{result=\"resumed\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.tls_resumed));
+	dk_text_add(&t, "dnsink_tls_client_handshakes_total{result=\"failed\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.tls_failed));
+	dk_text_add(&t, "dnsink_tls_client_handshakes_total{result=\"timeout\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.tcp.tls_timeouts));
 
 	text_head(&t, "dnsink_https_connections_total", "counter",
 	          "DNS over HTTPS connections (listen_https): accepted, rejected over the cap, "
@@ -638,9 +605,10 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 		        {"handshake_timeout", offsetof(struct dk_https_counters, tls_timeouts)},
 		};
 		for (size_t i = 0; i < DK_ARRAY_SIZE(hc); i++)
-			text_add(&t, "dnsink_https_connections_total{state=\"%s\"} %" PRIu64 "\n",
-			         hc[i].state,
-			         dk_ctr_get((const dk_ctr *)((const char *)&c.https + hc[i].off)));
+			dk_text_add(
+			        &t, "dnsink_https_connections_total{state=\"%s\"} %" PRIu64 "\n",
+			        hc[i].state,
+			        dk_ctr_get((const dk_ctr *)((const char *)&c.https + hc[i].off)));
 	}
 	text_one(&t, "dnsink_https_requests_total", "counter",
 	         "DNS over HTTPS requests read (answered or refused).",
@@ -651,8 +619,8 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 		text_head(&t, "dnsink_https_refused_total", "counter",
 		          "DNS over HTTPS requests refused, by HTTP status.");
 		for (size_t i = 0; i < DK_ARRAY_SIZE(codes); i++)
-			text_add(&t, "dnsink_https_refused_total{status=\"%s\"} %" PRIu64 "\n",
-			         codes[i], dk_ctr_get(&c.https.refused[i]));
+			dk_text_add(&t, "dnsink_https_refused_total{status=\"%s\"} %" PRIu64 "\n",
+			            codes[i], dk_ctr_get(&c.https.refused[i]));
 	}
 	text_one(&t, "dnsink_https_streams_refused_total", "counter",
 	         "HTTP/2 streams refused over the per-connection cap.",
@@ -663,10 +631,11 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_head(&t, "dnsink_alerts_total", "counter",
 	          "Alert records emitted, events deduplicated, events lost on a full ring, records "
 	          "lost by a sink.");
-	text_add(&t, "dnsink_alerts_total{state=\"emitted\"} %" PRIu64 "\n", as.emitted);
-	text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n", as.deduplicated);
-	text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
-	text_add(&t, "dnsink_alerts_total{state=\"lost_sink\"} %" PRIu64 "\n", as.lost_sink);
+	dk_text_add(&t, "dnsink_alerts_total{state=\"emitted\"} %" PRIu64 "\n", as.emitted);
+	dk_text_add(&t, "dnsink_alerts_total{state=\"deduplicated\"} %" PRIu64 "\n",
+	            as.deduplicated);
+	dk_text_add(&t, "dnsink_alerts_total{state=\"lost_ring\"} %" PRIu64 "\n", as.lost_ring);
+	dk_text_add(&t, "dnsink_alerts_total{state=\"lost_sink\"} %" PRIu64 "\n", as.lost_sink);
 	text_one(&t, "dnsink_alerts_queued", "gauge",
 	         "Records held for a collector: not yet sent, or sent and not yet acknowledged.",
 	         as.queued);
@@ -678,10 +647,10 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_head(&t, "dnsink_cname_cloaked_total", "counter",
 	          "Forwarded answers whose CNAME/DNAME target a rule matched: answered by the rule "
 	          "instead (blocked), or passed with an alert (alerted).");
-	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"blocked\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.query.cname_blocked));
-	text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
-	         dk_ctr_get(&c.query.cname_alerted));
+	dk_text_add(&t, "dnsink_cname_cloaked_total{outcome=\"blocked\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.query.cname_blocked));
+	dk_text_add(&t, "dnsink_cname_cloaked_total{outcome=\"alerted\"} %" PRIu64 "\n",
+	            dk_ctr_get(&c.query.cname_alerted));
 	render_cache(&t, &c.cache);
 	render_rule_hits(&t, src);
 	render_groups(&t, src);
@@ -692,12 +661,12 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_head(&t, "dnsink_sigma_rules", "gauge",
 	          "Sigma rules read: loaded, skipped (logsource not DNS), rejected (see dnsink "
 	          "check).");
-	text_add(&t, "dnsink_sigma_rules{state=\"loaded\"} %zu\n",
-	         pol ? pol->sigma_report.loaded : 0);
-	text_add(&t, "dnsink_sigma_rules{state=\"skipped\"} %zu\n",
-	         pol ? pol->sigma_report.skipped : 0);
-	text_add(&t, "dnsink_sigma_rules{state=\"rejected\"} %zu\n",
-	         pol ? pol->sigma_report.rejected : 0);
+	dk_text_add(&t, "dnsink_sigma_rules{state=\"loaded\"} %zu\n",
+	            pol ? pol->sigma_report.loaded : 0);
+	dk_text_add(&t, "dnsink_sigma_rules{state=\"skipped\"} %zu\n",
+	            pol ? pol->sigma_report.skipped : 0);
+	dk_text_add(&t, "dnsink_sigma_rules{state=\"rejected\"} %zu\n",
+	            pol ? pol->sigma_report.rejected : 0);
 	text_one(&t, "dnsink_sigma_groups", "gauge",
 	         "Groups held by the Sigma behavioural counters, all workers.",
 	         dk_ctr_get(&c.query.sigma_groups));
@@ -710,15 +679,15 @@ char *dk_metrics_render(const struct dk_metrics_src *src, size_t *len)
 	text_head(&t, "dnsink_dnstap_messages_total", "counter",
 	          "dnstap messages handed to the writer (sent) and lost by the workers (queue full "
 	          "or too large); 0 with dnstap off.");
-	text_add(&t, "dnsink_dnstap_messages_total{state=\"sent\"} %" PRIu64 "\n", tap_sent);
-	text_add(&t, "dnsink_dnstap_messages_total{state=\"lost\"} %" PRIu64 "\n", tap_lost);
+	dk_text_add(&t, "dnsink_dnstap_messages_total{state=\"sent\"} %" PRIu64 "\n", tap_sent);
+	dk_text_add(&t, "dnsink_dnstap_messages_total{state=\"lost\"} %" PRIu64 "\n", tap_lost);
 	text_one(&t, "dnsink_entries_loaded", "gauge", "Domain entries read (before dedup).",
 	         pol ? pol->n_entries : 0);
 	text_one(&t, "dnsink_names_loaded", "gauge", "Distinct names in force.",
 	         pol ? pol->n_names : 0);
 	text_head(&t, "dnsink_reload_last_timestamp_seconds", "gauge",
 	          "Unix time of the last load of config and rules (start or reload).");
-	text_add(&t, "dnsink_reload_last_timestamp_seconds %.3f\n", src->reload_time);
+	dk_text_add(&t, "dnsink_reload_last_timestamp_seconds %.3f\n", src->reload_time);
 	text_one(&t, "dnsink_reload_last_success", "gauge",
 	         "Whether the last load succeeded (1) or kept the old set (0).", src->reload_ok);
 
