@@ -22,6 +22,7 @@
 
 #include "control.h"
 #include "dk_build.h"
+#include "dnsink/idna.h"
 #include "dnsink/name.h"
 #include "dnsink/policy.h"
 #include "dnsink/request.h"
@@ -323,6 +324,11 @@ static void cmd_top(struct conn *c, const char *arg)
 	conn_send(c, &t);
 }
 
+/*
+ * `ctl match NAME`: the running policy's verdict for a client in no group
+ * (the offline `dnsink match` also runs Sigma rules and takes --client). A
+ * Unicode name stands for its A-label, as in the rules.
+ */
 static void cmd_match(struct conn *c, const char *name)
 {
 	const struct dk_snapshot *snap = c->ctl->env.src->snap;
@@ -331,7 +337,7 @@ static void cmd_match(struct conn *c, const char *name)
 	struct dk_verdict v;
 	struct dk_text t = {0};
 	size_t len;
-	int rc = dk_name_from_text(name, strlen(name), 0, wire, &len);
+	int rc = dk_idna_name_from_text(name, strlen(name), 0, wire, &len);
 
 	if (rc < 0) {
 		conn_error(c, "invalid name '%s': %s", name, dk_strerror(rc));
@@ -345,7 +351,7 @@ static void cmd_match(struct conn *c, const char *name)
 		if (dk_verdict_entry_text(&v, wire, len, entry, sizeof(entry)) < 0)
 			snprintf(entry, sizeof(entry), "?");
 		dk_text_add(&t, "%s: rule %s action %s matched %s (severity %s)\n", text,
-		            v.rule->id, dk_action_name(v.rule->action), entry,
+		            v.rule->id, dk_action_name((enum dk_action)v.action), entry,
 		            dk_severity_name(v.rule->severity));
 	}
 	conn_send(c, &t);

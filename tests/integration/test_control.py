@@ -133,6 +133,9 @@ class Control(harness.DnsinkTest):
         self.assertIn("x.moneropool.ru: rule DNS.Crypto.MiningPool action sinkhole matched "
                       "moneropool.ru", out)
         self.assertIn("no match", self.ok("match", "notmoneropool.ru"))
+        # A Unicode name is asked as its A-label, as the rules take it.
+        out = self.ok("match", "bücher.example")
+        self.assertIn("xn--bcher-kva.example: no match", out)
 
     def test_bad_requests(self):
         rc, _, err = ctl(self.dk.conf, "bogus")
