@@ -86,8 +86,18 @@ int main(int argc, char **argv)
 	if (cmd && strcmp(cmd, "hunt") == 0)
 		return dk_cli_hunt(default_config(), argc, argv);
 
-	int c;
-	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+	/* Which command an option belongs to, to refuse it elsewhere rather than ignore it. */
+	const char *run_opt = NULL, *check_opt = NULL, *match_opt = NULL;
+	int c, li = -1;
+	while ((c = getopt_long(argc, argv, "+c:hV", longopts, &li)) != -1) {
+		const char *name = li >= 0 ? longopts[li].name : NULL;
+		li = -1;
+		if (c == OPT_WORKERS || c == OPT_LISTEN || c == OPT_UPSTREAM || c == OPT_BLOCKLIST)
+			run_opt = name;
+		else if (c == OPT_STRICT)
+			check_opt = name;
+		else if (c == OPT_TYPE || c == OPT_CLIENT)
+			match_opt = name;
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'h': usage(stdout); return 0;
@@ -110,6 +120,15 @@ int main(int argc, char **argv)
 		case OPT_CLIENT: mo.client = optarg; break;
 		default: usage(stderr); return 2;
 		}
+	}
+	const char *wrong = cmd && run_opt                                 ? run_opt
+	                    : check_opt && !(cmd && !strcmp(cmd, "check")) ? check_opt
+	                    : match_opt && !(cmd && !strcmp(cmd, "match")) ? match_opt
+	                                                                   : NULL;
+	if (wrong) {
+		fprintf(stderr, "dnsink: --%s is not an option of %s\n", wrong,
+		        cmd ? cmd : "the resolver");
+		return 2;
 	}
 	/* `test` reads a config only when told to: rule tests run without one. */
 	const char *given = config;

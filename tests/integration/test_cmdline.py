@@ -55,6 +55,20 @@ class CommandLine(harness.DnsinkTest):
             f.write(LIST)
         return path
 
+    def test_options_of_another_command_refused(self):
+        """An option another command owns is refused with exit 2, not ignored."""
+        for args, opt, where in ((["test", "--strict"], "strict", "test"),
+                                 (["check", "--type", "TXT"], "type", "check"),
+                                 (["check", "--listen", "127.0.0.1:1"], "listen", "check"),
+                                 (["match", "--workers", "2", "x.test"], "workers", "match"),
+                                 (["--client", "10.0.0.1"], "client", "the resolver")):
+            rc, out, err = harness.run_dnsink(*args)
+            self.assertEqual(rc, 2, (args, out, err))
+            self.assertIn("--%s is not an option of %s" % (opt, where), err)
+        rc, out, err = harness.run_dnsink("match", "--type", "TXT", "--client", "10.0.0.1",
+                                          "moneropool.ru")
+        self.assertEqual(rc, 0, out + err)
+
     def test_blocklist_is_silent_nxdomain(self):
         self.start("--upstream", "127.0.0.1:%d" % self.knot.port, "--workers", "1",
                    "--blocklist", self.write_list())
