@@ -909,6 +909,14 @@ static void test_rpz_actions(void **state)
 	assert_int_equal(out(w, DK_TRANSPORT_UDP, DK_OUT_TRUNCATED), 1);
 	dk_queries_handle(w->qs, &tcp, q, n);
 	assert_int_equal(w->forwards, 1);
+	/* A stream transport of its own (DoT, DoH) needs no TC either: forwarded. */
+	struct dk_client tls = tcp;
+	tls.transport = DK_TRANSPORT_TLS;
+	dk_queries_handle(w->qs, &tls, q, n);
+	assert_int_equal(w->forwards, 2);
+	tls.transport = DK_TRANSPORT_HTTPS;
+	dk_queries_handle(w->qs, &tls, q, n);
+	assert_int_equal(w->forwards, 3);
 
 	/* nodata and local data. */
 	n = make_query("nodata.test.", LDNS_RR_TYPE_A, 3, false, q);
@@ -936,12 +944,12 @@ static void test_rpz_actions(void **state)
 	p = last_reply(w);
 	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
 	ldns_pkt_free(p);
-	assert_int_equal(w->forwards, 1);
+	assert_int_equal(w->forwards, 3);
 
 	/* An answer-IP trigger on the upstream's answer. */
 	n = make_query("www.example.test.", LDNS_RR_TYPE_A, 6, false, q);
 	dk_queries_handle(w->qs, &udp, q, n);
-	assert_int_equal(w->forwards, 2);
+	assert_int_equal(w->forwards, 4);
 	const char *rrs[] = {"www.example.test. 30 IN A 192.0.2.66", NULL};
 	size_t an = make_answer("www.example.test.", LDNS_RR_TYPE_A, 0x7777, rrs, ans);
 	w->fwd_done(w->fwd_ctx, ans, an, q, n, &w->fwd_q);
