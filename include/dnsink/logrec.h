@@ -158,14 +158,12 @@ int dk_log_parse_zeek_tsv(struct dk_zeek_tsv *z, const char *line, size_t len, s
  */
 enum dk_logfmt dk_logfmt_sniff(const uint8_t *p, size_t n);
 
-/** Octets of dnstap protobuf a dk_dnstap_state decodes at most per frame. */
+/** Octets of dnstap protobuf dk_log_parse_dnstap() decodes at most per frame. */
 #define DK_DNSTAP_FRAME_MAX (2 * 65536 + 4096)
 
-/** What a dnstap reader keeps from frame to frame (about 400 KiB: allocate it). */
+/** What a dnstap reader keeps from frame to frame. */
 struct dk_dnstap_state {
 	bool saw_query; /**< the stream carries CLIENT_QUERY (or AUTH_QUERY) messages */
-	size_t used;    /**< of @p arena, during one decode */
-	uint8_t arena[2 * DK_DNSTAP_FRAME_MAX + 8192]; /**< protobuf-c's allocations, per frame */
 };
 
 /** Starts a stream. */

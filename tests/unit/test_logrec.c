@@ -281,6 +281,135 @@ static void test_judge(void **state)
 	dk_policy_unref(p);
 }
 
+/* ---- the dnstap protobuf walker ---- */
+
+struct pb {
+	uint8_t b[1024];
+	size_t n;
+};
+
+static void pb_varint_put(struct pb *p, uint64_t v)
+{
+	do {
+		uint8_t o = v & 0x7f;
+		v >>= 7;
+		p->b[p->n++] = o | (v ? 0x80 : 0);
+	} while (v);
+}
+
+static void pb_key(struct pb *p, unsigned num, unsigned wire)
+{
+	pb_varint_put(p, (uint64_t)num << 3 | wire);
+}
+
+static void pb_bytes(struct pb *p, unsigned num, const void *d, size_t n)
+{
+	pb_key(p, num, 2);
+	pb_varint_put(p, n);
+	memcpy(p->b + p->n, d, n);
+	p->n += n;
+}
+
+static void pb_uint(struct pb *p, unsigned num, uint64_t v)
+{
+	pb_key(p, num, 0);
+	pb_varint_put(p, v);
+}
+
+static void pb_fixed32(struct pb *p, unsigned num, uint32_t v)
+{
+	pb_key(p, num, 5);
+	for (int i = 0; i < 4; i++)
+		p->b[p->n++] = (uint8_t)(v >> (8 * i));
+}
+
+/* A CLIENT_QUERY for www.Example.test AAAA from 192.0.2.7:5300 over TCP, with extras. */
+static size_t tap_frame(uint8_t *out, bool unknown_fields)
+{
+	static const uint8_t dns[] = {
+	        0x12, 0x34, 0x01, 0x00, 0,   1,   0,   0, 0,   0,   0,   0,   3, 'w', 'w', 'w', 7,
+	        'E',  'x',  'a',  'm',  'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0,   28,  0,   1};
+	static const uint8_t addr[] = {192, 0, 2, 7};
+	struct pb m = {.n = 0}, d = {.n = 0};
+
+	pb_uint(&m, 1, 5); /* CLIENT_QUERY */
+	pb_uint(&m, 2, 1); /* INET */
+	pb_uint(&m, 3, 2); /* TCP */
+	pb_bytes(&m, 4, addr, sizeof(addr));
+	pb_uint(&m, 6, 5300);
+	pb_uint(&m, 8, 1700000000);
+	pb_fixed32(&m, 9, 250000000);
+	if (unknown_fields) {
+		pb_bytes(&m, 15, "policy", 6); /* a later schema's field */
+		pb_key(&m, 99, 1);             /* an unknown fixed64 */
+		for (int i = 0; i < 8; i++)
+			m.b[m.n++] = 0xee;
+	}
+	pb_bytes(&m, 10, dns, sizeof(dns));
+	pb_bytes(&d, 1, "id", 2);
+	pb_bytes(&d, 14, m.b, m.n);
+	pb_uint(&d, 15, 1); /* MESSAGE */
+	memcpy(out, d.b, d.n);
+	return d.n;
+}
+
+static void test_dnstap_frames(void **state)
+{
+	(void)state;
+	static struct dk_dnstap_state st;
+	struct dk_logrec r;
+	uint8_t f[1024], name[DK_NAME_MAX];
+	size_t len, nlen;
+
+	for (int unknown = 0; unknown < 2; unknown++) {
+		dk_dnstap_state_init(&st);
+		len = tap_frame(f, unknown);
+		assert_int_equal(dk_log_parse_dnstap(&st, f, len, &r), 0);
+		assert_int_equal(dk_name_from_text("www.example.test", 16, 0, name, &nlen), 0);
+		assert_int_equal(r.qname_len, nlen);
+		assert_memory_equal(r.qname, name, nlen);
+		assert_int_equal(r.qtype, 28);
+		assert_int_equal(r.family, AF_INET);
+		assert_int_equal(r.addr[3], 7);
+		assert_int_equal(r.port, 5300);
+		assert_int_equal(r.transport, DK_TRANSPORT_TCP);
+		assert_int_equal(r.time_ms, 1700000000250ULL);
+		assert_false(r.answer_only);
+	}
+	/* Every cut of the frame is refused or read, never read past its end. */
+	len = tap_frame(f, true);
+	for (size_t n = 0; n < len; n++) {
+		uint8_t *cut = malloc(n ? n : 1);
+		memcpy(cut, f, n);
+		dk_dnstap_state_init(&st);
+		int rc = dk_log_parse_dnstap(&st, cut, n, &r);
+		assert_true(rc == DK_LOGERR_DNSTAP || rc == DK_LOGERR_DNSMSG || rc == 0);
+		free(cut);
+	}
+	/* The wrong wire type for a known field, a group, a varint of 11 octets. */
+	struct pb bad = {.n = 0};
+	pb_key(&bad, 15, 2);
+	pb_varint_put(&bad, 0);
+	assert_int_equal(dk_log_parse_dnstap(&st, bad.b, bad.n, &r), DK_LOGERR_DNSTAP);
+	bad.n = 0;
+	pb_key(&bad, 15, 3);
+	assert_int_equal(dk_log_parse_dnstap(&st, bad.b, bad.n, &r), DK_LOGERR_DNSTAP);
+	bad.n = 0;
+	pb_key(&bad, 15, 0);
+	for (int i = 0; i < 10; i++)
+		bad.b[bad.n++] = 0xff;
+	bad.b[bad.n++] = 0x01;
+	assert_int_equal(dk_log_parse_dnstap(&st, bad.b, bad.n, &r), DK_LOGERR_DNSTAP);
+	/* No message, or a message without its required type. */
+	bad.n = 0;
+	pb_uint(&bad, 15, 1);
+	assert_int_equal(dk_log_parse_dnstap(&st, bad.b, bad.n, &r), DK_LOGERR_DNSTAP);
+	bad.n = 0;
+	pb_bytes(&bad, 14, "\x20\x05", 2); /* field 4 as a varint: the wrong wire type */
+	pb_uint(&bad, 15, 1);
+	assert_int_equal(dk_log_parse_dnstap(&st, bad.b, bad.n, &r), DK_LOGERR_DNSTAP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +417,7 @@ int main(void)
 	        cmocka_unit_test(test_json_unescape), cmocka_unit_test(test_times),
 	        cmocka_unit_test(test_bind_lines),    cmocka_unit_test(test_zeek_header),
 	        cmocka_unit_test(test_json_shapes),   cmocka_unit_test(test_judge),
+	        cmocka_unit_test(test_dnstap_frames),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
