@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dnsink/common.h"
 #include "dnsink/config.h"
 #include "dnsink/load.h"
 #include "dnsink/idna.h"
@@ -25,14 +26,6 @@
 
 #include "cli.h"
 #include "cli_groups.h"
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static void print_diag(const struct dk_diag *d)
 {
@@ -240,12 +233,12 @@ int dk_cli_check(const char *config_path, bool strict)
 
 	if (load_config(config_path, &cfg))
 		return 1;
-	double t0 = now_ms();
+	double t0 = (double)dk_mono_ns() / 1e6;
 	if (load_rules(cfg, &p)) {
 		dk_config_free(cfg);
 		return 1;
 	}
-	double ms = now_ms() - t0;
+	double ms = (double)dk_mono_ns() / 1e6 - t0;
 
 	printf("config         %s\n", config_path);
 	print_addrs("listen", cfg->listen, cfg->n_listen, " (udp+tcp)");

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "dnsink/common.h"
 #include "dnsink/config.h"
 
 #include "cli.h"
@@ -25,24 +25,16 @@
 /** How long the daemon may take to answer (a reload reads every rule file). */
 #define ANSWER_TIMEOUT_MS 30000
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads until EOF into a new buffer; NULL on a failure, said on stderr. */
 static char *read_answer(int fd, size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap + 1);
-	int64_t deadline = now_ms() + ANSWER_TIMEOUT_MS;
+	int64_t deadline = (int64_t)(dk_mono_ns() / 1000000) + ANSWER_TIMEOUT_MS;
 
 	while (buf) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - (int64_t)(dk_mono_ns() / 1000000);
 		if (left <= 0) {
 			fprintf(stderr, "dnsink ctl: no answer within %d s\n",
 			        ANSWER_TIMEOUT_MS / 1000);

@@ -74,22 +74,6 @@ struct dk_fetch {
 	bool curl_ready;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void uent_free(struct uent *u)
 {
 	if (!u)
@@ -180,7 +164,7 @@ void dk_fetch_update(struct dk_fetch *f, const struct dk_policy *pol)
 				continue;
 			}
 			snprintf(u->st.url, sizeof(u->st.url), "%s", ul->url);
-			u->due_ns = now_ns();
+			u->due_ns = dk_mono_ns();
 			struct dk_feed_status fs;
 			if (dk_feed_status_read(ul->state_file, &fs) == 0)
 				u->last_ok_time = fs.last_ok_time;
@@ -511,7 +495,7 @@ static enum dk_fetch_result download(struct job *j)
 
 static struct uent *next_due(struct dk_fetch *f, struct job *j, uint64_t *wait_ns)
 {
-	uint64_t now = now_ns(), best = UINT64_MAX;
+	uint64_t now = dk_mono_ns(), best = UINT64_MAX;
 	struct uent *u = NULL;
 
 	*wait_ns = 60ull * 1000000000u;
@@ -548,11 +532,11 @@ static struct uent *next_due(struct dk_fetch *f, struct job *j, uint64_t *wait_n
 
 static void check_in(struct dk_fetch *f, struct uent *u, struct job *j, enum dk_fetch_result res)
 {
-	uint64_t now = now_ns();
+	uint64_t now = dk_mono_ns();
 
 	pthread_mutex_lock(&f->mu);
 	u->busy = false;
-	u->st.last_time = wall_s();
+	u->st.last_time = (double)dk_wall_ms() / 1e3;
 	u->st.last_result = res;
 	u->st.last_status = j->status;
 	u->st.results[res]++;

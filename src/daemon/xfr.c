@@ -27,7 +27,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ldns/ldns.h>
@@ -98,22 +97,6 @@ struct dk_xfr {
 	char line[DK_NAME_MAX * 4 + 4]; /* a NOTIFY line being read from the pipe (thread) */
 	size_t line_len;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void xzone_free(struct xzone *z)
 {
@@ -233,7 +216,7 @@ void dk_xfr_update(struct dk_xfr *x, const struct dk_policy *pol)
 {
 	struct xzone **keep = calloc(MAX_ZONES, sizeof(*keep));
 	size_t n_keep = 0;
-	uint64_t now = now_ns();
+	uint64_t now = dk_mono_ns();
 
 	if (!keep) {
 		dk_log(DK_LOG_ERR, "rpz: out of memory updating the zones to transfer");
@@ -430,10 +413,10 @@ fail:
 static int read_full(int fd, uint8_t *buf, size_t n, uint64_t deadline, atomic_bool *stopping)
 {
 	size_t got = 0;
-	uint64_t idle_end = now_ns() + (uint64_t)IDLE_MS * 1000000u;
+	uint64_t idle_end = dk_mono_ns() + (uint64_t)IDLE_MS * 1000000u;
 
 	while (got < n) {
-		uint64_t now = now_ns();
+		uint64_t now = dk_mono_ns();
 		if (now >= deadline || now >= idle_end || atomic_load(stopping))
 			return -1;
 		/* Short slices, so that a stop is seen within a fifth of a second. */
@@ -442,7 +425,7 @@ static int read_full(int fd, uint8_t *buf, size_t n, uint64_t deadline, atomic_b
 			return -1;
 		if (ready == 0)
 			continue;
-		idle_end = now_ns() + (uint64_t)IDLE_MS * 1000000u;
+		idle_end = dk_mono_ns() + (uint64_t)IDLE_MS * 1000000u;
 		ssize_t r = recv(fd, buf + got, n - got, 0);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -878,7 +861,7 @@ out:
 static enum dk_xfr_result read_stream(struct job *j, int fd, uint16_t id, bool ixfr, ldns_rdf *mac,
                                       struct stream *s)
 {
-	uint64_t deadline = now_ns() + (uint64_t)TOTAL_MS * 1000000u;
+	uint64_t deadline = dk_mono_ns() + (uint64_t)TOTAL_MS * 1000000u;
 	uint8_t *buf = malloc(65535);
 	enum dk_xfr_result res = DK_XFR_CUT;
 	bool first = true;
@@ -968,7 +951,7 @@ static enum dk_xfr_result transfer(struct job *j)
 	enum dk_xfr_result res;
 
 	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
-		id = (uint16_t)now_ns();
+		id = (uint16_t)dk_mono_ns();
 	int fd = connect_to(&j->primary);
 	if (fd < 0) {
 		snprintf(j->why, sizeof(j->why), "cannot connect: %s", strerror(errno));
@@ -1030,7 +1013,7 @@ static void notified(struct dk_xfr *x, const char *origin)
 	pthread_mutex_lock(&x->mu);
 	struct xzone *z = find(x, origin);
 	if (z) {
-		z->due_ns = now_ns();
+		z->due_ns = dk_mono_ns();
 		z->st.notifies++;
 	}
 	pthread_mutex_unlock(&x->mu);
@@ -1061,7 +1044,7 @@ static void drain_pipe(struct dk_xfr *x)
 /* Checks out the zone most overdue, or returns the ms until one is due. */
 static struct xzone *next_due(struct dk_xfr *x, struct job *j, int *wait_ms)
 {
-	uint64_t now = now_ns(), best = UINT64_MAX;
+	uint64_t now = dk_mono_ns(), best = UINT64_MAX;
 	struct xzone *z = NULL;
 
 	*wait_ms = 60000;
@@ -1100,11 +1083,11 @@ static struct xzone *next_due(struct dk_xfr *x, struct job *j, int *wait_ms)
 static void check_in(struct dk_xfr *x, struct xzone *z, struct job *j, enum dk_xfr_result res,
                      bool *changed)
 {
-	uint64_t now = now_ns();
+	uint64_t now = dk_mono_ns();
 
 	pthread_mutex_lock(&x->mu);
 	z->busy = false;
-	z->st.last_time = wall_s();
+	z->st.last_time = (double)dk_wall_ms() / 1e3;
 	z->st.last_result = res;
 	z->st.results[res]++;
 	if (res == DK_XFR_OK) {
