@@ -213,52 +213,42 @@ static int parse_not(struct cp *c)
 	return parse_primary(c);
 }
 
-static int parse_and(struct cp *c)
+/*
+ * A run of @p sub joined by keyword @p kw ("and", "or"), one n-ary @p op for
+ * all of it: "a and b and c" is one AND of three.
+ */
+static int parse_chain(struct cp *c, const char *kw, int (*sub)(struct cp *), uint8_t op)
 {
 	const char *w;
 	uint32_t k = 1;
 	int err;
 
-	if ((err = parse_not(c)))
+	if ((err = sub(c)))
 		return err;
 	for (;;) {
 		size_t n = peek_word(c, &w);
-		if (!is_kw(w, n, "and"))
+		if (!is_kw(w, n, kw))
 			break;
 		c->pos += n;
-		if ((err = parse_not(c)))
+		if ((err = sub(c)))
 			return err;
 		k++;
 	}
 	if (k > 1) {
 		c->depth -= (int)k - 1;
-		return emit(c, SG_C_AND, k);
+		return emit(c, op, k);
 	}
 	return 0;
 }
 
+static int parse_and(struct cp *c)
+{
+	return parse_chain(c, "and", parse_not, SG_C_AND);
+}
+
 static int parse_or(struct cp *c)
 {
-	const char *w;
-	uint32_t k = 1;
-	int err;
-
-	if ((err = parse_and(c)))
-		return err;
-	for (;;) {
-		size_t n = peek_word(c, &w);
-		if (!is_kw(w, n, "or"))
-			break;
-		c->pos += n;
-		if ((err = parse_and(c)))
-			return err;
-		k++;
-	}
-	if (k > 1) {
-		c->depth -= (int)k - 1;
-		return emit(c, SG_C_OR, k);
-	}
-	return 0;
+	return parse_chain(c, "or", parse_and, SG_C_OR);
 }
 
 /* "count(F) by G1, G2 > N" after the '|'. */
