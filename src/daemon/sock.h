@@ -12,7 +12,8 @@
 
 /**
  * The receive buffer of a worker's UDP sockets (client and upstream side):
- * libuv's recvmmsg takes one 64 KiB chunk per datagram.
+ * libuv's recvmmsg (upstream side) takes one 64 KiB chunk per datagram, the
+ * client side's own one slot of 1/64 of it (udp.c).
  */
 #define DK_UDP_CHUNKS 20
 #define DK_RXBUF_SIZE (DK_UDP_CHUNKS * 65536)

@@ -19,8 +19,8 @@ struct dk_udp;
 
 /**
  * Creates the UDP side on @p loop with room for @p n_listen listeners.
- * @p rxbuf (DK_RXBUF_SIZE octets, sock.h) is lent: every datagram is read into it and
- * handled before the next read, so the worker's UDP handles can share one.
+ * @p rxbuf (DK_RXBUF_SIZE octets, sock.h) is lent: every batch of datagrams is read
+ * into it and handled before the next read, so the worker's UDP handles can share one.
  * @p ctr is where the counters go (the worker's). Returns 0 and sets @p *out,
  * or -ENOMEM. Free with dk_udp_free() after dk_udp_close() and the loop's end.
  */

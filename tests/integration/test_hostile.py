@@ -63,6 +63,19 @@ class Hostile(harness.DnsinkTest):
                 self.check(what, self.raw(data), rcode)
         self.assertAlive()
 
+    def test_udp_sizes(self):
+        # A datagram is read into a slot of 1/64 of the worker's 1.25 MiB receive buffer
+        # (20 KiB): a query padded to 4 KiB (EDNS padding option) is answered; one of
+        # 30,000 octets arrives truncated and is dropped unanswered, and nothing else suffers.
+        def padded(pad):
+            opt = b"\0" + struct.pack("!HHIH", 41, 4096, 0, 4 + pad) + struct.pack("!HH", 12, pad)
+            return hdr(ar=1) + Q + opt + b"\0" * pad
+        big = padded(4000)
+        self.assertGreater(len(big), 4000)
+        self.check("padded to 4 KiB", self.raw(big), "NOERROR")
+        self.check("30,000 octets", self.raw(padded(30000 - 60)), None)
+        self.assertAlive()
+
     def test_tcp(self):
         for what, data, rcode in self.CASES:
             with self.subTest(what=what):
