@@ -524,7 +524,7 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 	b->merge = merge;
 	b->ctx = ctx;
 	/*
-	 * List names take 20-40 octets with their entry header. A large arena
+	 * List names take 15-40 octets with their values. A large arena
 	 * is mapped and only touched as it fills, so reserve well above that
 	 * and avoid copying it as it grows; finish() trims the rest.
 	 */
