@@ -4,12 +4,7 @@
  * immutable open-addressing hash table, looked up once per query.
  *
  * Layout. Names live once each in one contiguous arena, in lowercase wire
- * form, each entry being [wire name][values], with no header: a wire name
- * ends itself, and the query side knows the length it compares. The two top
- * bits of the name's first octet (a label length, at most 63) say which
- * values follow: one u16 that is self and below alike, below alone or self
- * alone (the other being none), or two u16, self then below. Most entries are
- * "name" or "*.name" of one rule, so they carry 2 octets of values, not 4.
+ * form, each entry being [self:u16][below:u16][len:u8][wire name: len octets].
  * The table is a power-of-two array of 8-octet slots {arena offset + 1, hash
  * tag}, linear probing, load at most 0.7; a zero slot is empty. The 32-bit tag
  * comes from hash bits the slot index does not use, so a probe that is not the
@@ -38,20 +33,8 @@
 #include "dnsink/name.h"
 #include "dnsink/suffixset.h"
 
-/* What the top bits of an entry's first octet say follows its name. */
-enum {
-	KIND_BOTH = 0,  /* one u16: self and below */
-	KIND_BELOW = 1, /* one u16: below; self is none */
-	KIND_SELF = 2,  /* one u16: self; below is none */
-	KIND_PAIR = 3,  /* two u16: self, below */
-};
-#define KIND_SHIFT 6
-#define LEN_MASK   0x3f
-/*
- * Spare zero octets kept after the arena's last entry: a compare reads as many
- * octets as the query suffix has, which may run past a shorter last name.
- */
-#define ARENA_PAD DK_NAME_MAX
+/* Octets in front of each name in the arena: self, below, length. */
+#define ENTRY_HDR 5
 /* Smallest table; keeps the probe loop's "an empty slot exists" true. */
 #define MIN_SLOTS 8
 /* Blocks from this size on are backed by huge pages when the kernel agrees. */
@@ -82,7 +65,6 @@ struct dk_suffixset {
 	uint8_t *arena;     /* arena_blk.p */
 	size_t arena_len;   /* octets of the arena in use */
 	size_t count;       /* distinct names */
-	size_t dead;        /* entries left behind in the arena by a merge that grew them */
 	struct keys keys;
 	struct block table;
 	struct block arena_blk;
@@ -178,9 +160,6 @@ static int block_resize(struct block *b, size_t size, size_t keep)
 		void *p = realloc(b->p, size ? size : 1);
 		if (!p)
 			return size <= b->bytes ? 0 : -ENOMEM;
-		/* As block_get(): zeroed, so the arena's padding reads as zeros. */
-		if (size > b->bytes)
-			memset((uint8_t *)p + b->bytes, 0, size - b->bytes);
 		b->p = p;
 		b->bytes = size ? size : 1;
 		return 0;
@@ -286,90 +265,16 @@ static uint64_t hash_name(const struct keys *k, const uint8_t *wire, size_t len)
 	return h;
 }
 
-static inline uint16_t load16(const uint8_t *p)
+static inline uint16_t entry_get(const uint8_t *e, size_t i)
 {
 	uint16_t v;
-	memcpy(&v, p, sizeof(v));
+	memcpy(&v, e + 2 * i, sizeof(v));
 	return v;
 }
 
-static inline void store16(uint8_t *p, uint16_t v)
+static inline void entry_put(uint8_t *e, size_t i, uint16_t v)
 {
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline unsigned entry_kind(const uint8_t *e)
-{
-	return e[0] >> KIND_SHIFT;
-}
-
-/* Octets of values after a name of kind @kind. */
-static inline size_t values_size(unsigned kind)
-{
-	return kind == KIND_PAIR ? 4 : 2;
-}
-
-/*
- * The self (@below false) or below value of entry @e, whose name is @len
- * octets. Branch free, as it sits on the lookup path: with i = kind * 2 +
- * below, bit i of 0x80 says the value is the second u16 (a pair's below),
- * bit i of 0x24 that there is none (self of KIND_BELOW, below of KIND_SELF).
- */
-static inline uint16_t entry_value(const uint8_t *e, size_t len, bool below)
-{
-	unsigned i = entry_kind(e) << 1 | (unsigned)below;
-	uint16_t v = load16(e + len + (((0x80u >> i) & 1) << 1));
-
-	return (0x24u >> i) & 1 ? DK_SUFFIXSET_NONE : v;
-}
-
-/* The smallest kind that holds @self and @below (never both none). */
-static unsigned kind_for(uint16_t self, uint16_t below)
-{
-	if (self == below)
-		return KIND_BOTH;
-	if (self == DK_SUFFIXSET_NONE)
-		return KIND_BELOW;
-	if (below == DK_SUFFIXSET_NONE)
-		return KIND_SELF;
-	return KIND_PAIR;
-}
-
-/* Writes @kind and the values into the entry @e of @len octets of name. */
-static void entry_set(uint8_t *e, size_t len, unsigned kind, uint16_t self, uint16_t below)
-{
-	e[0] = (uint8_t)((e[0] & LEN_MASK) | kind << KIND_SHIFT);
-	if (kind == KIND_PAIR) {
-		store16(e + len, self);
-		store16(e + len + 2, below);
-	} else {
-		store16(e + len, kind == KIND_BELOW ? below : self);
-	}
-}
-
-/*
- * True when entry @e holds wire name @wire of @len octets. Names are prefix
- * free (each ends at its first zero label), so equal @len octets make equal
- * names; the arena's padding keeps the read inside it.
- */
-static inline bool same_name(const uint8_t *e, const uint8_t *wire, size_t len)
-{
-	return (e[0] & LEN_MASK) == wire[0] && memcmp(e + 1, wire + 1, len - 1) == 0;
-}
-
-/* Copies the name of entry @e into @name, kind bits cleared; returns its length. */
-static size_t entry_name(const uint8_t *e, uint8_t *name)
-{
-	size_t p = 0;
-
-	name[0] = e[0] & LEN_MASK;
-	while (name[p] != 0) {
-		size_t l = name[p];
-		memcpy(name + p + 1, e + p + 1, l);
-		p += 1 + l;
-		name[p] = e[p];
-	}
-	return p + 1;
+	memcpy(e + 2 * i, &v, sizeof(v));
 }
 
 /* The arena entry for @wire (@len octets) with hash @h, or NULL. */
@@ -386,7 +291,7 @@ static inline const uint8_t *find(const struct dk_suffixset *s, uint64_t h, cons
 			return NULL;
 		if (sl.tag == tag) {
 			const uint8_t *e = s->arena + sl.ref - 1;
-			if (same_name(e, wire, len))
+			if (e[4] == len && memcmp(e + ENTRY_HDR, wire, len) == 0)
 				return e;
 		}
 		i = (i + 1) & s->mask;
@@ -412,7 +317,7 @@ static size_t seek(const struct dk_suffixset *s, uint64_t h, const uint8_t *wire
 		}
 		if (sl.tag == tag) {
 			const uint8_t *e = s->arena + sl.ref - 1;
-			if (same_name(e, wire, len)) {
+			if (e[4] == len && memcmp(e + ENTRY_HDR, wire, len) == 0) {
 				*found = true;
 				return i;
 			}
@@ -443,8 +348,7 @@ static size_t slots_for(size_t count)
 
 /*
  * Rebuilds the table of @s with @nslots slots from the arena, walking the
- * entries in arena order (a sequential read) and rehashing each name. An
- * entry a merge moved away is skipped: its name's slot points elsewhere.
+ * entries in arena order (a sequential read) and rehashing each name.
  */
 static int rehash(struct dk_suffixset *s, size_t nslots)
 {
@@ -455,24 +359,15 @@ static int rehash(struct dk_suffixset *s, size_t nslots)
 	struct slot *slots = t.p;
 	for (size_t off = 0; off < s->arena_len;) {
 		const uint8_t *e = s->arena + off;
-		uint8_t name[DK_NAME_MAX];
-		size_t len = entry_name(e, name);
-		uint64_t h = hash_name(&s->keys, name, len);
-		bool found = true;
+		size_t len = e[4];
 
-		if (s->dead) {
-			size_t i = seek(s, h, name, len, &found);
-			found = found && s->slots[i].ref == off + 1;
-		}
-		if (found)
-			place(slots, nslots - 1, h, off);
-		off += len + values_size(entry_kind(e));
+		place(slots, nslots - 1, hash_name(&s->keys, e + ENTRY_HDR, len), off);
+		off += ENTRY_HDR + len;
 	}
 	block_put(&s->table);
 	s->table = t;
 	s->slots = slots;
 	s->mask = nslots - 1;
-	/* s->dead stays: the entries left behind are still in the arena. */
 	return 0;
 }
 
@@ -524,7 +419,7 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 	b->merge = merge;
 	b->ctx = ctx;
 	/*
-	 * List names take 15-40 octets with their values. A large arena
+	 * List names take 20-40 octets with their entry header. A large arena
 	 * is mapped and only touched as it fills, so reserve well above that
 	 * and avoid copying it as it grows; finish() trims the rest.
 	 */
@@ -549,83 +444,47 @@ static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old,
 	return b->merge ? b->merge(old, add, b->ctx) : old;
 }
 
-/* Makes room for @add more octets at the end of the arena (and its padding). */
-static int arena_room(struct dk_suffixset *s, size_t add)
-{
-	size_t need = s->arena_len + add + ARENA_PAD;
-
-	if (need <= s->arena_blk.bytes)
-		return 0;
-	/* Slots hold 32-bit offsets. */
-	if (need > UINT32_MAX - 1)
-		return -ENOMEM;
-	size_t cap = s->arena_blk.bytes * 2;
-	if (cap < need)
-		cap = need;
-	if (cap > UINT32_MAX - 1)
-		cap = UINT32_MAX - 1;
-	if (block_resize(&s->arena_blk, cap, s->arena_len) < 0)
-		return -ENOMEM;
-	s->arena = s->arena_blk.p;
-	return 0;
-}
-
-/* Appends name @name (@len octets) with values @self, @below; returns its offset. */
-static size_t arena_append(struct dk_suffixset *s, const uint8_t *name, size_t len, uint16_t self,
-                           uint16_t below)
-{
-	size_t off = s->arena_len;
-	uint8_t *e = s->arena + off;
-	unsigned kind = kind_for(self, below);
-
-	memcpy(e, name, len);
-	entry_set(e, len, kind, self, below);
-	s->arena_len += len + values_size(kind);
-	return off;
-}
-
 /* Inserts (or merges) pending name @p; the slot's line was asked for when it was queued. */
 static int commit(struct dk_suffixset_builder *b, const struct pending *p)
 {
 	struct dk_suffixset *s = &b->set;
-	uint16_t self = p->slots & DK_SUFFIXSET_SELF ? p->value : DK_SUFFIXSET_NONE;
-	uint16_t below = p->slots & DK_SUFFIXSET_BELOW ? p->value : DK_SUFFIXSET_NONE;
 	bool found;
 	size_t i = seek(s, p->h, p->name, p->len, &found);
-	int rc;
 
 	if (found) {
 		uint8_t *e = s->arena + s->slots[i].ref - 1;
-		unsigned kind = entry_kind(e);
-		if (self != DK_SUFFIXSET_NONE)
-			self = merge_values(b, entry_value(e, p->len, false), self);
-		else
-			self = entry_value(e, p->len, false);
-		if (below != DK_SUFFIXSET_NONE)
-			below = merge_values(b, entry_value(e, p->len, true), below);
-		else
-			below = entry_value(e, p->len, true);
-		unsigned want = kind_for(self, below);
-		/* A pair entry stays one: its room is fixed. */
-		if (kind == KIND_PAIR || want != KIND_PAIR) {
-			entry_set(e, p->len, kind == KIND_PAIR ? KIND_PAIR : want, self, below);
-			return 0;
-		}
-		/* Two values now: the entry moves to the end, where there is room. */
-		if ((rc = arena_room(s, p->len + values_size(KIND_PAIR))) < 0)
-			return rc;
-		s->slots[i].ref = (uint32_t)(arena_append(s, p->name, p->len, self, below) + 1);
-		s->dead++;
+		if (p->slots & DK_SUFFIXSET_SELF)
+			entry_put(e, 0, merge_values(b, entry_get(e, 0), p->value));
+		if (p->slots & DK_SUFFIXSET_BELOW)
+			entry_put(e, 1, merge_values(b, entry_get(e, 1), p->value));
 		return 0;
 	}
 	if ((s->count + 1) * 10 > (s->mask + 1) * 7) {
-		if ((rc = rehash(s, (s->mask + 1) * 2)) < 0)
+		int rc = rehash(s, (s->mask + 1) * 2);
+		if (rc < 0)
 			return rc;
 		i = seek(s, p->h, p->name, p->len, &found);
 	}
-	if ((rc = arena_room(s, p->len + values_size(kind_for(self, below)))) < 0)
-		return rc;
-	s->slots[i].ref = (uint32_t)(arena_append(s, p->name, p->len, self, below) + 1);
+	size_t need = s->arena_len + ENTRY_HDR + p->len;
+	if (need > s->arena_blk.bytes) {
+		/* Slots hold 32-bit offsets. */
+		if (need > UINT32_MAX - 1)
+			return -ENOMEM;
+		size_t cap = s->arena_blk.bytes * 2;
+		if (cap > UINT32_MAX - 1)
+			cap = UINT32_MAX - 1;
+		if (block_resize(&s->arena_blk, cap, s->arena_len) < 0)
+			return -ENOMEM;
+		s->arena = s->arena_blk.p;
+	}
+	size_t off = s->arena_len;
+	uint8_t *e = s->arena + off;
+	entry_put(e, 0, p->slots & DK_SUFFIXSET_SELF ? p->value : DK_SUFFIXSET_NONE);
+	entry_put(e, 1, p->slots & DK_SUFFIXSET_BELOW ? p->value : DK_SUFFIXSET_NONE);
+	e[4] = p->len;
+	memcpy(e + ENTRY_HDR, p->name, p->len);
+	s->arena_len += ENTRY_HDR + p->len;
+	s->slots[i].ref = (uint32_t)(off + 1);
 	s->slots[i].tag = (uint32_t)(p->h >> 32);
 	s->count++;
 	return 0;
@@ -719,7 +578,7 @@ struct dk_suffixset *dk_suffixset_builder_finish(struct dk_suffixset_builder *b)
 	if (nslots < b->set.mask + 1 && rehash(&b->set, nslots) < 0)
 		goto fail;
 	/* A failed shrink only leaves spare room behind. */
-	if (block_resize(&b->set.arena_blk, b->set.arena_len + ARENA_PAD, b->set.arena_len) == 0)
+	if (block_resize(&b->set.arena_blk, b->set.arena_len, b->set.arena_len) == 0)
 		b->set.arena = b->set.arena_blk.p;
 	*s = b->set;
 	free(b);
@@ -765,7 +624,7 @@ probe(const struct dk_suffixset *s, const uint64_t *h, const uint8_t *offs, int 
 		if (!e)
 			continue;
 		/* The whole query uses "self", a proper suffix "below". */
-		uint16_t v = entry_value(e, len - offs[i], i > 0);
+		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
 		if (v == DK_SUFFIXSET_NONE || (accept && !accept(v, ctx)))
 			continue;
 		m->value = v;
@@ -873,7 +732,7 @@ size_t dk_suffixset_lookup_all(const struct dk_suffixset *s, const uint8_t *wire
 		const uint8_t *e = find(s, h[i], wire + offs[i], len - offs[i]);
 		if (!e)
 			continue;
-		uint16_t v = entry_value(e, len - offs[i], i > 0);
+		uint16_t v = entry_get(e, i == 0 ? 0 : 1);
 		if (v == DK_SUFFIXSET_NONE)
 			continue;
 		out[found++] = (struct dk_suffixset_match){
