@@ -151,7 +151,7 @@ for round in $(seq "$ROUNDS"); do
 	for _ in $(seq $((TIMEOUT * 50))); do
 		now=$(grep -c "reloaded" "$d/dnsink.log" || true)
 		if [ "$now" -gt "$before" ]; then
-			reload=$(echo "$(date +%s.%N) - $t0" | bc)
+			reload=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')
 			break
 		fi
 		kill -0 "$PID" 2>/dev/null || break
