@@ -54,7 +54,10 @@ struct dk_suffixset_builder *dk_suffixset_builder_new(size_t expected, dk_suffix
 /**
  * Adds lowercase wire name @p wire (@p len octets, as made by
  * dk_name_from_text()) with @p value. @p below_only: the entry is "*.N".
- * The root name is accepted (it matches everything). Returns 0 or -ENOMEM.
+ * The root name is accepted (it matches everything). Returns 0, -EINVAL
+ * for a malformed name, or -ENOMEM. Insertion trails the call by a few names
+ * (so that the table's cache misses overlap), so -ENOMEM may be an earlier
+ * name's; once returned, every later call and finish() fail too.
  * @p value must not be DK_SUFFIXSET_NONE.
  */
 int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,

@@ -49,6 +49,8 @@
 #define LIST_BYTES_PER_ENTRY 20
 /* The same for a zone file: "name CNAME ." and the like. */
 #define ZONE_BYTES_PER_ENTRY 30
+/* Octets of a list file read at a time. */
+#define LIST_CHUNK (1u << 20)
 /* Variants an RPZ rule adds for its record actions (all but the first, nxdomain). */
 #define RPZ_VARIANTS (DK_RPZ_ACTION_MAX - 1)
 
@@ -1572,37 +1574,88 @@ fail:;
 	return e;
 }
 
+/* Reads one line [s, e) of a list into @p sk and counts it; < 0 when adding failed. */
+static int list_one(const struct sink *sk, const char *s, const char *e, struct dk_list_stats *ls)
+{
+	ls->lines++;
+	int bad = list_line(sk, s, e, ls);
+
+	if (bad < 0)
+		return bad;
+	if (bad) {
+		ls->invalid++;
+		if (!ls->first_invalid_line)
+			ls->first_invalid_line = (unsigned)ls->lines;
+	}
+	return 0;
+}
+
+/*
+ * Reads list @p li into @p sk in chunks of LIST_CHUNK octets (more for a line
+ * longer than that): a list of ten million names is 170 MB of text, which a
+ * whole-file buffer would hold (and the kernel zero) beside the set being
+ * built, for nothing. Not mmap: a list rewritten in place while it is read
+ * would then kill the daemon with SIGBUS instead of giving a wrong count.
+ */
 static int load_list(struct loader *L, size_t li, const struct sink *sk)
 {
 	struct dk_list_stats *ls = &L->p->lists[li];
-	char *buf = NULL;
-	size_t len = 0;
-	int err = slurp(ls->file, &buf, &len);
+	int fd = open(ls->file, O_RDONLY | O_CLOEXEC);
+	size_t cap = LIST_CHUNK, have = 0;
+	bool first = true;
+	char *buf;
+	int err = 0;
 
-	if (err)
-		return fail(L, ls->file, 0, err, "cannot read list: %s", strerror(-err));
-
-	const char *s = buf, *end = buf + len;
-	if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
-		s += 3;
-	while (s < end) {
-		const char *nl = memchr(s, '\n', (size_t)(end - s));
-		const char *e = nl ? nl : end;
-		ls->lines++;
-		int bad = list_line(sk, s, e, ls);
-		if (bad < 0) {
-			free(buf);
-			return bad;
+	if (fd < 0)
+		return fail(L, ls->file, 0, -errno, "cannot read list: %s", strerror(errno));
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (!(buf = malloc(cap))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + have, cap - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = fail(L, ls->file, 0, -errno, "cannot read list: %s", strerror(errno));
+			break;
 		}
-		if (bad) {
-			ls->invalid++;
-			if (!ls->first_invalid_line)
-				ls->first_invalid_line = (unsigned)ls->lines;
+		have += (size_t)r;
+		const char *s = buf, *end = buf + have;
+		if (first) {
+			/* A byte order mark opens the file, if anything: wait for its 3 octets. */
+			if (have < 3 && r != 0)
+				continue;
+			first = false;
+			if (have >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+				s += 3;
 		}
-		s = nl ? nl + 1 : end;
+		const char *nl;
+		while (!err && (nl = memchr(s, '\n', (size_t)(end - s)))) {
+			err = list_one(sk, s, nl, ls);
+			s = nl + 1;
+		}
+		if (!err && r == 0 && s < end)
+			err = list_one(sk, s, end, ls);
+		if (err || r == 0)
+			break;
+		/* Keep the unfinished line; grow the buffer when it fills the whole of it. */
+		have = (size_t)(end - s);
+		memmove(buf, s, have);
+		if (have == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
 	}
 	free(buf);
-	return 0;
+	close(fd);
+	return err;
 }
 
 /* ---- RPZ zones ------------------------------------------------------------- */

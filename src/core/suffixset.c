@@ -70,10 +70,26 @@ struct dk_suffixset {
 	struct block arena_blk;
 };
 
+/* An added name waiting for its slot's cache line (see dk_suffixset_builder_add_slots()). */
+struct pending {
+	uint64_t h;
+	uint16_t value;
+	uint8_t slots;
+	uint8_t len;
+	uint8_t name[DK_NAME_MAX];
+};
+
+/* Names in flight between hashing and insertion. */
+#define PIPE 16
+
 struct dk_suffixset_builder {
 	struct dk_suffixset set; /* the set under construction */
 	dk_suffixset_merge_fn merge;
 	void *ctx;
+	int err;         /* the first failed insertion; every later call returns it */
+	unsigned n_pend; /* names in pend[] */
+	unsigned head;   /* the oldest of them */
+	struct pending pend[PIPE];
 };
 
 static size_t huge_round(size_t size)
@@ -282,6 +298,33 @@ static inline const uint8_t *find(const struct dk_suffixset *s, uint64_t h, cons
 	}
 }
 
+/*
+ * The slot of @wire (@len octets, hash @h): *found set when the name is in the
+ * table, else the empty slot that ends its probe run, where it would go.
+ */
+static size_t seek(const struct dk_suffixset *s, uint64_t h, const uint8_t *wire, size_t len,
+                   bool *found)
+{
+	size_t i = (size_t)h & s->mask;
+	uint32_t tag = (uint32_t)(h >> 32);
+
+	for (;; i = (i + 1) & s->mask) {
+		struct slot sl = s->slots[i];
+
+		if (sl.ref == 0) {
+			*found = false;
+			return i;
+		}
+		if (sl.tag == tag) {
+			const uint8_t *e = s->arena + sl.ref - 1;
+			if (e[4] == len && memcmp(e + ENTRY_HDR, wire, len) == 0) {
+				*found = true;
+				return i;
+			}
+		}
+	}
+}
+
 /* Puts entry @off with hash @h into the first free slot of its probe run. */
 static void place(struct slot *slots, size_t mask, uint64_t h, size_t off)
 {
@@ -401,36 +444,28 @@ static uint16_t merge_values(const struct dk_suffixset_builder *b, uint16_t old,
 	return b->merge ? b->merge(old, add, b->ctx) : old;
 }
 
-int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
-                                   unsigned slots, uint16_t value)
+/* Inserts (or merges) pending name @p; the slot's line was asked for when it was queued. */
+static int commit(struct dk_suffixset_builder *b, const struct pending *p)
 {
 	struct dk_suffixset *s = &b->set;
-	uint8_t name[DK_NAME_MAX];
-	uint8_t offs[DK_LABELS_MAX + 1];
+	bool found;
+	size_t i = seek(s, p->h, p->name, p->len, &found);
 
-	if (value == DK_SUFFIXSET_NONE || !slots || walk(wire, len, offs) < 0)
-		return -EINVAL;
-	/* Cold path: normalize here rather than trust every caller. */
-	memcpy(name, wire, len);
-	dk_name_lower(name, len);
-
-	uint64_t h = hash_name(&s->keys, name, len);
-	uint8_t *e = (uint8_t *)find(s, h, name, len);
-
-	if (e) {
-		if (slots & DK_SUFFIXSET_SELF)
-			entry_put(e, 0, merge_values(b, entry_get(e, 0), value));
-		if (slots & DK_SUFFIXSET_BELOW)
-			entry_put(e, 1, merge_values(b, entry_get(e, 1), value));
+	if (found) {
+		uint8_t *e = s->arena + s->slots[i].ref - 1;
+		if (p->slots & DK_SUFFIXSET_SELF)
+			entry_put(e, 0, merge_values(b, entry_get(e, 0), p->value));
+		if (p->slots & DK_SUFFIXSET_BELOW)
+			entry_put(e, 1, merge_values(b, entry_get(e, 1), p->value));
 		return 0;
 	}
-
 	if ((s->count + 1) * 10 > (s->mask + 1) * 7) {
 		int rc = rehash(s, (s->mask + 1) * 2);
 		if (rc < 0)
 			return rc;
+		i = seek(s, p->h, p->name, p->len, &found);
 	}
-	size_t need = s->arena_len + ENTRY_HDR + len;
+	size_t need = s->arena_len + ENTRY_HDR + p->len;
 	if (need > s->arena_blk.bytes) {
 		/* Slots hold 32-bit offsets. */
 		if (need > UINT32_MAX - 1)
@@ -443,14 +478,62 @@ int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t
 		s->arena = s->arena_blk.p;
 	}
 	size_t off = s->arena_len;
-	e = s->arena + off;
-	entry_put(e, 0, slots & DK_SUFFIXSET_SELF ? value : DK_SUFFIXSET_NONE);
-	entry_put(e, 1, slots & DK_SUFFIXSET_BELOW ? value : DK_SUFFIXSET_NONE);
-	e[4] = (uint8_t)len;
-	memcpy(e + ENTRY_HDR, name, len);
-	s->arena_len += ENTRY_HDR + len;
-	place(s->slots, s->mask, h, off);
+	uint8_t *e = s->arena + off;
+	entry_put(e, 0, p->slots & DK_SUFFIXSET_SELF ? p->value : DK_SUFFIXSET_NONE);
+	entry_put(e, 1, p->slots & DK_SUFFIXSET_BELOW ? p->value : DK_SUFFIXSET_NONE);
+	e[4] = p->len;
+	memcpy(e + ENTRY_HDR, p->name, p->len);
+	s->arena_len += ENTRY_HDR + p->len;
+	s->slots[i].ref = (uint32_t)(off + 1);
+	s->slots[i].tag = (uint32_t)(p->h >> 32);
 	s->count++;
+	return 0;
+}
+
+/* Commits every pending name, oldest first; returns the builder's error state. */
+static int drain(struct dk_suffixset_builder *b)
+{
+	while (b->n_pend && !b->err) {
+		b->err = commit(b, &b->pend[b->head]);
+		b->head = (b->head + 1) % PIPE;
+		b->n_pend--;
+	}
+	b->n_pend = 0;
+	return b->err;
+}
+
+/*
+ * A name is hashed and queued here, and inserted PIPE names later: by then
+ * the cache line of its slot, asked for now, has come in from memory. With
+ * ten million names the table is far larger than any cache and every
+ * insertion would otherwise wait for one miss (most of the build time).
+ * Names are committed in the order they came, so merges happen as before.
+ */
+int dk_suffixset_builder_add_slots(struct dk_suffixset_builder *b, const uint8_t *wire, size_t len,
+                                   unsigned slots, uint16_t value)
+{
+	uint8_t offs[DK_LABELS_MAX + 1];
+
+	if (value == DK_SUFFIXSET_NONE || !slots || walk(wire, len, offs) < 0)
+		return -EINVAL;
+	if (b->err)
+		return b->err;
+	if (b->n_pend == PIPE) {
+		if ((b->err = commit(b, &b->pend[b->head])))
+			return b->err;
+		b->head = (b->head + 1) % PIPE;
+		b->n_pend--;
+	}
+	struct pending *p = &b->pend[(b->head + b->n_pend) % PIPE];
+	/* Cold path: normalize here rather than trust every caller. */
+	memcpy(p->name, wire, len);
+	dk_name_lower(p->name, len);
+	p->len = (uint8_t)len;
+	p->slots = (uint8_t)slots;
+	p->value = value;
+	p->h = hash_name(&b->set.keys, p->name, len);
+	__builtin_prefetch(&b->set.slots[(size_t)p->h & b->set.mask], 1);
+	b->n_pend++;
 	return 0;
 }
 
@@ -464,7 +547,21 @@ int dk_suffixset_builder_add(struct dk_suffixset_builder *b, const uint8_t *wire
 
 size_t dk_suffixset_builder_count(const struct dk_suffixset_builder *b)
 {
-	return b ? b->set.count : 0;
+	if (!b)
+		return 0;
+	/* The pending names that are new: in the table neither nor earlier in the queue. */
+	size_t n = b->set.count;
+	for (unsigned k = 0; k < b->n_pend; k++) {
+		const struct pending *p = &b->pend[(b->head + k) % PIPE];
+		bool dup;
+		(void)seek(&b->set, p->h, p->name, p->len, &dup);
+		for (unsigned j = 0; j < k && !dup; j++) {
+			const struct pending *q = &b->pend[(b->head + j) % PIPE];
+			dup = q->len == p->len && memcmp(q->name, p->name, p->len) == 0;
+		}
+		n += !dup;
+	}
+	return n;
 }
 
 struct dk_suffixset *dk_suffixset_builder_finish(struct dk_suffixset_builder *b)
@@ -474,7 +571,7 @@ struct dk_suffixset *dk_suffixset_builder_finish(struct dk_suffixset_builder *b)
 	if (!b)
 		return NULL;
 	s = malloc(sizeof(*s));
-	if (!s)
+	if (!s || drain(b) < 0)
 		goto fail;
 	/* The builder may have been sized for more names than came. */
 	size_t nslots = slots_for(b->set.count);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "dnsink/suffixset.h"
 #include "log.h"
 #include "snapshot.h"
 
@@ -63,10 +64,10 @@ int dk_snapshot_load(const char *path, const struct dk_run_opts *o, struct dk_st
 	double ms = (double)(dk_mono_ns() - t0) / 1e6;
 	if (s->pol)
 		snprintf(msg, sizeof(msg),
-		         "loaded %s: %zu rules, %zu entries (%zu names, %zu invalid lines) in %.1f "
-		         "ms",
+		         "loaded %s: %zu rules, %zu entries (%zu names, %zu set bytes, %zu invalid "
+		         "lines) in %.1f ms",
 		         path, dk_policy_rule_count(s->pol), s->pol->n_entries, s->pol->n_names,
-		         s->pol->n_invalid, ms);
+		         dk_suffixset_bytes(s->pol->set), s->pol->n_invalid, ms);
 	else
 		snprintf(msg, sizeof(msg), "loaded %s: no rules in %.1f ms", path, ms);
 	dk_log(DK_LOG_INFO, "%s", msg);

@@ -471,6 +471,63 @@ static void test_list_generated(void **state)
 	dk_policy_unref(p);
 }
 
+/*
+ * A list read in chunks (1 MiB): names that straddle a chunk boundary, a
+ * byte order mark, a hosts line longer than a chunk and a last line
+ * without a newline all load as written.
+ */
+static void test_list_chunks(void **state)
+{
+	char dir[] = "/tmp/dk-test-rules-XXXXXX";
+	char rule[128], list[128], name[64], entry[64];
+	const size_t n = 150000, wide = 70000;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(rule, sizeof(rule), "%s/r.yml", dir);
+	snprintf(list, sizeof(list), "%s/l.txt", dir);
+	FILE *f = fopen(list, "w");
+	assert_non_null(f);
+	fputs("\xEF\xBB\xBF", f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "n%zu.chunk.example\n", i);
+		if (i == n / 2) {
+			/* One hosts line of 70,000 names, about 1.3 MiB. */
+			fputs("0.0.0.0", f);
+			for (size_t k = 0; k < wide; k++)
+				fprintf(f, " w%zu.example", k);
+			fputc('\n', f);
+		}
+	}
+	fputs("last.chunk.example", f);
+	fclose(f);
+	f = fopen(rule, "w");
+	assert_non_null(f);
+	fprintf(f, "id: Chunks\nname: chunks\nseverity: low\naction: nxdomain\n"
+	           "domain_files: [l.txt]\n");
+	fclose(f);
+
+	struct dk_policy *p = load_ok(rule, 0);
+	unlink(rule);
+	unlink(list);
+	rmdir(dir);
+	assert_int_equal(p->lists[0].lines, n + 2);
+	assert_int_equal(p->lists[0].entries, n + wide + 1);
+	assert_int_equal(p->lists[0].invalid, 0);
+	assert_int_equal(p->n_names, n + wide + 1);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "n%zu.chunk.example", i);
+		assert_non_null(verdict(p, name, entry, sizeof(entry)));
+	}
+	for (size_t k = 0; k < wide; k += 997) {
+		snprintf(name, sizeof(name), "a.w%zu.example", k);
+		assert_non_null(verdict(p, name, entry, sizeof(entry)));
+	}
+	assert_non_null(verdict(p, "last.chunk.example", entry, sizeof(entry)));
+	assert_null(verdict(p, "chunk.example", entry, sizeof(entry)));
+	dk_policy_unref(p);
+}
+
 /* ---- warnings ------------------------------------------------------------------- */
 
 struct warned {
@@ -534,7 +591,8 @@ int main(void)
 	        cmocka_unit_test(test_shipped_rules),  cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_mitre_forms),    cmocka_unit_test(test_duplicate_ids),
 	        cmocka_unit_test(test_folder_order),   cmocka_unit_test(test_list_formats),
-	        cmocka_unit_test(test_list_generated), cmocka_unit_test(test_warnings),
+	        cmocka_unit_test(test_list_generated), cmocka_unit_test(test_list_chunks),
+	        cmocka_unit_test(test_warnings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -404,6 +405,58 @@ static void test_merge(void **state)
 	ref_free(&r3);
 }
 
+/*
+ * An entry stored with one value that a later entry gives a second, different
+ * value moves to the end of the arena; the rehashes that growth brings after
+ * that must keep the moved entry and drop the one left behind.
+ */
+static void test_entry_grows(void **state)
+{
+	(void)state;
+	struct dk_suffixset_builder *b = dk_suffixset_builder_new(0, merge_max, NULL);
+	struct dk_suffixset_match m;
+	uint8_t w[DK_NAME_MAX];
+	size_t len;
+
+	assert_non_null(b);
+	len = wire_of("x.example", w);
+	assert_int_equal(dk_suffixset_builder_add_slots(b, w, len, DK_SUFFIXSET_SELF, 7), 0);
+	assert_int_equal(dk_suffixset_builder_add_slots(b, w, len, DK_SUFFIXSET_BELOW, 9), 0);
+	len = wire_of("y.example", w);
+	assert_int_equal(dk_suffixset_builder_add(b, w, len, false, 3), 0);
+	assert_int_equal(dk_suffixset_builder_add_slots(b, w, len, DK_SUFFIXSET_BELOW, 5), 0);
+	for (unsigned i = 0; i < 300; i++) {
+		char t[32];
+		snprintf(t, sizeof(t), "n%u.example", i);
+		len = wire_of(t, w);
+		assert_int_equal(dk_suffixset_builder_add(b, w, len, i % 2, (uint16_t)i), 0);
+	}
+	assert_int_equal(dk_suffixset_builder_count(b), 302);
+	struct dk_suffixset *s = dk_suffixset_builder_finish(b);
+	assert_non_null(s);
+	assert_int_equal(dk_suffixset_count(s), 302);
+
+	len = wire_of("x.example", w);
+	assert_true(dk_suffixset_lookup(s, w, len, &m));
+	assert_int_equal(m.value, 7);
+	len = wire_of("a.x.example", w);
+	assert_true(dk_suffixset_lookup(s, w, len, &m));
+	assert_int_equal(m.value, 9);
+	assert_true(m.below);
+	len = wire_of("y.example", w);
+	assert_true(dk_suffixset_lookup(s, w, len, &m));
+	assert_int_equal(m.value, 3);
+	len = wire_of("b.y.example", w);
+	assert_true(dk_suffixset_lookup(s, w, len, &m));
+	assert_int_equal(m.value, 5);
+	len = wire_of("n7.example", w);
+	assert_false(dk_suffixset_lookup(s, w, len, &m)); /* "*.n7": below only */
+	len = wire_of("c.n7.example", w);
+	assert_true(dk_suffixset_lookup(s, w, len, &m));
+	assert_int_equal(m.value, 7);
+	dk_suffixset_free(s);
+}
+
 static void test_empty_and_invalid(void **state)
 {
 	struct dk_suffixset_builder *b;
@@ -663,10 +716,15 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_basic),      cmocka_unit_test(test_root_entry),
-	        cmocka_unit_test(test_merge),      cmocka_unit_test(test_empty_and_invalid),
-	        cmocka_unit_test(test_many_sized), cmocka_unit_test(test_many_growing),
-	        cmocka_unit_test(test_shrink),     cmocka_unit_test(test_threads),
+	        cmocka_unit_test(test_basic),
+	        cmocka_unit_test(test_entry_grows),
+	        cmocka_unit_test(test_root_entry),
+	        cmocka_unit_test(test_merge),
+	        cmocka_unit_test(test_empty_and_invalid),
+	        cmocka_unit_test(test_many_sized),
+	        cmocka_unit_test(test_many_growing),
+	        cmocka_unit_test(test_shrink),
+	        cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
