@@ -57,7 +57,7 @@ SIZE=1000000         # synthetic list size
 NQ=1000000           # lines per throughput query file
 MISS_NQ=3000000      # lines of the forward and mix files: more than the fastest server answers
                      # in DURATION, so no name comes twice and a cache misses (see once())
-HUNT_N=500000        # hunt.sh: records of the smaller input (the larger has 4x)
+HUNT_N=1000000       # hunt.sh: records of the smaller input (the larger has 4x)
 CLIENTS=4            # dnsperf -c
 OUTSTANDING=200      # dnsperf -q
 SRV_CPU=0
@@ -175,7 +175,7 @@ estimate() {
 	for s in ${ONLY//,/ }; do
 		case "$s" in
 		tls) t=$(( t + 30 + 11 * (TLS_DURATION + 6) )) ;;
-		hunt) t=$(( t + 30 + HUNT_N * 10 * 3 / 100000 )) ;;
+		hunt) t=$(( t + 30 + HUNT_N / 10000 )) ;;
 		alert|load10m) t=$(( t + (QUICK ? 120 : 300) )) ;;
 		*)
 			t=$(( t + 8 ))
@@ -344,6 +344,10 @@ for s in ${ONLY//,/ }; do
 	esac
 done
 [ -n "$AB" ] && SERVERS=(dnsink-A dnsink-B)
+# The parts' scripts run from their own directories: give them an absolute path.
+if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then
+	DNSINK=$(cd "$(dirname "$DNSINK")" && pwd)/$(basename "$DNSINK")
+fi
 [ ${#SERVERS[@]} -gt 0 ] || [ -z "$AB" ] || die "no server to run"
 if want tls && ! need_tools h2load:nghttp2-client certtool:gnutls-bin dnsdist:dnsdist dig:bind9-dnsutils; then
 	log "skipping tls: its tools are missing"
