@@ -171,19 +171,19 @@ TLS_DURATION=$DURATION
 # What the selection should take, in seconds (printed at the start; LIMIT is half as much
 # again): per row a start and per path a full-speed run and the fixed-rate runs.
 estimate() {
-	local s p t=60
+	local s p t=30
 	for s in ${ONLY//,/ }; do
 		case "$s" in
-		tls) t=$(( t + 30 + 11 * (TLS_DURATION + 6) )) ;;
-		hunt) t=$(( t + 30 + HUNT_N / 10000 )) ;;
+		tls) t=$(( t + 20 + 11 * (TLS_DURATION + 1) )) ;;
+		hunt) t=$(( t + 15 + HUNT_N / 10000 )) ;;
 		alert) t=$(( t + (QUICK ? 90 : 180) )) ;;
 		load10m) t=$(( t + (QUICK ? 60 : 240) )) ;;
 		*)
-			t=$(( t + 8 ))
-			case "$s" in unbound*|dnsdist*) t=$(( t + SIZE / 40000 )) ;; esac
+			t=$(( t + 2 ))
+			case "$s" in unbound*|dnsdist*) t=$(( t + 3 + SIZE / 80000 )) ;; esac
 			for p in $(paths_of "$s"); do
-				t=$(( t + DURATION + 5 + $(lat_repeat "$s" "$p") * (LAT_DURATION + 2) ))
-				[ "$p" = cached ] && t=$(( t + 3 ))
+				t=$(( t + DURATION + 1 + $(lat_repeat "$s" "$p") * (LAT_DURATION * 2 + 1) / 2 ))
+				[ "$p" = cached ] && t=$(( t + 1 ))
 			done ;;
 		esac
 	done
@@ -901,11 +901,11 @@ commit_of() {
 # (alert.sh and load10m.sh come from other branches) is skipped with a note.
 PART_NOTES=()
 run_part() { # name script bound args...
-	local name=$1 script=$HERE/$2 bound=$3 rc=0 n
+	local name=$1 file=$2 script=$HERE/$2 bound=$3 rc=0 n
 	shift 3
 	if [ ! -f "$script" ]; then
-		log "$name: tools/bench/$2 is not in this tree: skipped"
-		PART_NOTES+=("$name: tools/bench/$2 not in this tree, not run")
+		log "$name: tools/bench/$file is not in this tree: skipped"
+		PART_NOTES+=("$name: tools/bench/$file not in this tree, not run")
 		return 0
 	fi
 	if [ -z "$DNSINK" ] || [ ! -x "$DNSINK" ]; then
@@ -915,10 +915,10 @@ run_part() { # name script bound args...
 	fi
 	mkdir -p "$OUT/$name"
 	: > "$OUT/$name/results.jsonl"
-	log "$name: $2 $* (at most $bound s)"
+	log "$name: $file $* (at most $bound s)"
 	timeout -k 10 "$bound" bash "$script" "$@" > "$OUT/$name/run.log" 2>&1 || rc=$?
-	[ $rc = 0 ] || { log "$name: $2 exited with $rc (see $OUT/$name/run.log)"
-		PART_NOTES+=("$name: tools/bench/$2 exited with $rc (see $name/run.log)"); }
+	[ $rc = 0 ] || { log "$name: $file exited with $rc (see $OUT/$name/run.log)"
+		PART_NOTES+=("$name: tools/bench/$file exited with $rc (see $name/run.log)"); }
 	if [ -s "$OUT/$name/results.jsonl" ]; then
 		n=$(python3 "$HERE/report.py" merge --results "$RESULTS" --source "$name" \
 			"$OUT/$name/results.jsonl")
