@@ -38,6 +38,7 @@ ALL_PARTS="tls,hunt,alert,load10m"
 EXTRA_SERVERS="dnsink-nocache"
 ONLY=$ALL_SERVERS,$ALL_PARTS
 QUICK=0
+PLAN=0
 INSTALL=1
 KEEP=0
 DNSINK=""
@@ -85,6 +86,8 @@ usage() {
   --list-size N   synthetic list size
   --no-install    do not apt-get install missing tools; skip servers that are missing
   --keep          keep the generated data and configs (printed at the end)
+  --plan          print the rows, their paths and fixed-rate runs, the parts and the
+                  expected duration, and exit
   --ab A,B        A/B two dnsink binaries (rows dnsink-A, dnsink-B): only those two run,
                   full-speed runs only, alternated over rounds; prints medians and B/A
   --rounds N      rounds of --ab (default $ROUNDS); order A,B then B,A (ABBA)
@@ -111,6 +114,7 @@ while [ $# -gt 0 ]; do
 	--list-size) SIZE=$2; shift ;;
 	--no-install) INSTALL=0 ;;
 	--keep) KEEP=1 ;;
+	--plan) PLAN=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -210,6 +214,19 @@ else
 	EXPECT=$(estimate)
 fi
 LIMIT=$(( EXPECT * 3 / 2 + 120 ))   # the whole script, in seconds
+if [ "$PLAN" = 1 ]; then
+	for s in ${ONLY//,/ }; do
+		case "$s" in
+		tls|hunt|alert|load10m) echo "part $s: tools/bench/$s.sh$([ -f "$HERE/$s.sh" ] || echo ' (not in this tree: skipped)')" ;;
+		*)
+			printf 'row %-15s CPU %-3s paths:' "$s" "$(srv_cpus "$s")"
+			for p in $(paths_of "$s"); do printf ' %s (%d fixed-rate)' "$p" "$(lat_repeat "$s" "$p")"; done
+			echo ;;
+		esac
+	done
+	echo "expected duration: about $(( (EXPECT + 59) / 60 )) min (time limit $(( LIMIT / 60 )) min; installs and the build not counted)"
+	exit 0
+fi
 NLAT=$(( RATE * LAT_DURATION + RATE ))  # lines per fixed-rate file: one run's worth and some
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
