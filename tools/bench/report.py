@@ -508,17 +508,22 @@ def cmd_table(a):
             x, y = by.get((one, p)), by.get((two, p))
             if not (x and y):
                 continue
+            ceil = by.get(("echo-batch-2cpu" if one == "dnsink-2cpu" else "echo-batch", p))
             w_rows.append([p, where, f"{x['qps']:.0f}", f2(cpu_of(x)),
                            fmt(x.get("cpu_util") and x["cpu_util"] * 100, ".0f") + "%",
                            f"{y['qps']:.0f}", f2(cpu_of(y)),
                            fmt(y.get("cpu_util") and y["cpu_util"] * 100, ".0f") + "%",
                            f2(ratio(y["qps"], x["qps"])) + "×",
-                           f2(ratio(cpu_of(y), cpu_of(x))) + "×"])
+                           f2(ratio(cpu_of(y), cpu_of(x))) + "×",
+                           f"{ceil['qps']:.0f}" if ceil else "-"])
     if w_rows:
         out += ["", "Two workers against one (target: 2 workers ≥ 1.8× the QPS of 1 with the "
-                "load generator elsewhere; here the generator shares the 2 CPUs):", ""]
+                "load generator elsewhere; here the generator shares the 2 CPUs, and echo-batch-2cpu, "
+                "the batched floor placed as the *-2cpu rows, shows what the generator and the "
+                "kernel reach on them):", ""]
         out += md_table(["path", "placement", "1 worker QPS", "us/q", "server CPU",
-                         "2 workers QPS", "us/q", "server CPU", "QPS 2w/1w", "us/q 2w/1w"], w_rows)
+                         "2 workers QPS", "us/q", "server CPU", "QPS 2w/1w", "us/q 2w/1w",
+                         "echo-batch QPS, same placement"], w_rows)
     print("\n".join(out))
 
 

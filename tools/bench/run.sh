@@ -32,7 +32,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 
 # The default run: every row, then the parts run by scripts of their own (tls.sh, hunt.sh,
 # alert.sh, load10m.sh), each on the paths it has (default_paths below).
-ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-2cpu,dnsink-2w-2cpu,dnsink-alert,dnsink-sigma,dnsink-groups,unbound,unbound-cache,dnsdist,dnsdist-cache,dnsmasq"
+ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-2cpu,dnsink-2w-2cpu,echo-batch-2cpu,dnsink-alert,dnsink-sigma,dnsink-groups,unbound,unbound-cache,dnsdist,dnsdist-cache,dnsmasq"
 ALL_PARTS="tls,hunt,alert,load10m"
 # Known too, run only when --only names it: dnsink with its cache off.
 EXTRA_SERVERS="dnsink-nocache"
@@ -137,7 +137,7 @@ NPATHS=$(wc -w <<< "$PATHS")
 default_paths() {
 	case "$1" in
 	echo|echo-batch|dnsink|dnsink-nocache) echo "blocked forward mix cached" ;;
-	dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu) echo "blocked cached" ;;
+	dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|echo-batch-2cpu) echo "blocked cached" ;;
 	dnsink-alert) echo "blocked" ;;
 	dnsink-sigma|dnsink-groups) echo "blocked forward" ;;
 	unbound|dnsdist|dnsmasq) echo "blocked forward mix" ;;
@@ -345,7 +345,7 @@ SERVERS=()
 [ -n "$AB" ] && ONLY=""   # --ab runs its two binaries, none of the list
 for s in ${ONLY//,/ }; do
 	case "$s" in
-	echo|echo-batch) SERVERS+=("$s") ;;
+	echo|echo-batch|echo-batch-2cpu) SERVERS+=("$s") ;;
 	dnsink|dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-groups)
 		[ "$s" != dnsink-sigma ] || [ -n "$SIGMA" ] || SIGMA=gen
 		[ -n "$DNSINK" ] || build_dnsink
@@ -495,8 +495,11 @@ prepare() {
 	echo)
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port") ;;
-	echo-batch)
-		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads.
+	echo-batch|echo-batch-2cpu)
+		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads;
+		# echo-batch-2cpu: the same with server and dnsperf on both CPUs, as the
+		# *-2cpu rows of dnsink: what the generator and the kernel reach on this box
+		# when the server costs next to nothing (the ceiling of the two-worker rows).
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port" --batch 64) ;;
 	dnsink|dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-groups|dnsink-A|dnsink-B)
