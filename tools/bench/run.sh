@@ -39,6 +39,7 @@ EXTRA_SERVERS="dnsink-nocache"
 ONLY=$ALL_SERVERS,$ALL_PARTS
 QUICK=0
 PLAN=0
+DURATION_ARG=""
 INSTALL=1
 KEEP=0
 DNSINK=""
@@ -110,7 +111,7 @@ while [ $# -gt 0 ]; do
 	--b-yaml) B_YAML=$2; shift ;;
 	--sigma) SIGMA=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	--duration) DURATION=$2; shift ;;
+	--duration) DURATION_ARG=$2; shift ;;
 	--list-size) SIZE=$2; shift ;;
 	--no-install) INSTALL=0 ;;
 	--keep) KEEP=1 ;;
@@ -124,6 +125,8 @@ if [ "$QUICK" = 1 ]; then
 	SIZE=100000; NQ=200000; MISS_NQ=1200000; DURATION=3; LAT_DURATION=2
 	LAT_REPEAT=3; LAT_MINOR=1; HUNT_N=100000
 fi
+# --duration wins over --quick's.
+DURATION=${DURATION_ARG:-$DURATION}
 for p in $PATHS; do
 	[[ " $ALL_PATHS " == *" $p "* ]] || { echo "run.sh: unknown path: $p (known: $ALL_PATHS)" >&2; exit 2; }
 done
