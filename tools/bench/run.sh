@@ -40,6 +40,7 @@ ONLY=$ALL_SERVERS,$ALL_PARTS
 QUICK=0
 PLAN=0
 DURATION_ARG=""
+SIZE_ARG=""
 INSTALL=1
 KEEP=0
 DNSINK=""
@@ -112,7 +113,7 @@ while [ $# -gt 0 ]; do
 	--sigma) SIGMA=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--duration) DURATION_ARG=$2; shift ;;
-	--list-size) SIZE=$2; shift ;;
+	--list-size) SIZE_ARG=$2; shift ;;
 	--no-install) INSTALL=0 ;;
 	--keep) KEEP=1 ;;
 	--plan) PLAN=1 ;;
@@ -125,8 +126,9 @@ if [ "$QUICK" = 1 ]; then
 	SIZE=100000; NQ=200000; MISS_NQ=1200000; DURATION=3; LAT_DURATION=2
 	LAT_REPEAT=3; LAT_MINOR=1; HUNT_N=100000
 fi
-# --duration wins over --quick's.
+# --duration and --list-size win over --quick's.
 DURATION=${DURATION_ARG:-$DURATION}
+SIZE=${SIZE_ARG:-$SIZE}
 for p in $PATHS; do
 	[[ " $ALL_PATHS " == *" $p "* ]] || { echo "run.sh: unknown path: $p (known: $ALL_PATHS)" >&2; exit 2; }
 done
