@@ -571,7 +571,7 @@ EOF
 		# and dnsink-2w-2cpu: one and two workers with both cores (srv_cpus).
 		local workers=1
 		case "$name" in dnsink-2w|dnsink-2w-2cpu) workers=2 ;; esac
-		CMD=("${AB_BIN[$name]:-$DNSINK}" -c "$dir/dnsink.yml" --workers $workers) ;;
+		CMD=("${AB_BIN[$name]:-$DNSINK}" -c "$dir/dnsink.yml" --workers "$workers") ;;
 	unbound|unbound-cache)
 		{
 			echo "server:"
