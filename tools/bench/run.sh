@@ -708,6 +708,15 @@ warm() {
 	log "$name: warmed with $(grep -o 'Queries completed:.*' "$OUT/$name-warm.perf" || echo '?')"
 }
 
+# Ticks of what we run on the generator's CPU besides dnsperf: knotd and rsyslogd.
+gen_own_ticks() {
+	local p t=0 v
+	for p in "$KNOT_PID" "$RSYSLOG_PID"; do
+		[ -n "$p" ] && v=$(ticks "$p" 2>/dev/null) && t=$(( t + v ))
+	done
+	echo "$t"
+}
+
 # "WORKERS MAIN REST" ticks of process $1's threads: the worker threads (named dnsink-wN),
 # the main thread (the thread whose id is the process's) and the others (for dnsink: the
 # alert sink's, feeds, dnstap). A thread that ends between two samples takes its ticks with
@@ -731,7 +740,7 @@ thread_ticks() {
 
 run_server() {
 	local name=$1 load pid rss path t0 t1 perf lat k n lats b0 b1 c0 c1 s0 s1 any h0 h1 \
-		cache th0 th1 split
+		cache th0 th1 split g0 g1 e0 e1 o0 o1 d0 d1
 	prepare "$name"
 	log "$name: starting (${CMD[0]##*/}, CPU $(srv_cpus "$name"))"
 	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
@@ -780,14 +789,19 @@ run_server() {
 		for (( k = 1; k <= n; k++ )); do
 			lat=$OUT/$name-$path-$k.lat
 			read -r b0 c0 < <(cpu_busy_total)
+			read -r g0 e0 < <(cpu_all_busy_total $GEN_CPU)
 			s0=$(ticks "$pid") || break
+			o0=$(gen_own_ticks); d0=$(child_ticks)
 			taskset -c $GEN_CPU timeout $(( LAT_DURATION + 30 )) dnsperf -s 127.0.0.1 \
 				-p $SRV_PORT -d "$WORK/lat-$path-$k.txt" -l "$LAT_DURATION" -Q $RATE \
 				-c $CLIENTS -q $OUTSTANDING -t 2 -v > "$lat" 2>&1 \
 				|| log "$name/$path: dnsperf (fixed rate) failed (see $lat)"
+			d1=$(child_ticks); o1=$(gen_own_ticks)
 			read -r b1 c1 < <(cpu_busy_total)
+			read -r g1 e1 < <(cpu_all_busy_total $GEN_CPU)
 			s1=$(ticks "$pid") || break
-			lats+=(--lat "$lat" "--others=$(( b1 - b0 - (s1 - s0) )):$(( c1 - c0 ))")
+			lats+=(--lat "$lat" "--others=$(( b1 - b0 - (s1 - s0) )):$(( c1 - c0 ))" \
+				"--gen-others=$(( g1 - g0 - (o1 - o0) - (d1 - d0) )):$(( e1 - e0 ))")
 		done
 		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
 			--path "$path" --perf "$perf" "${lats[@]}" --ticks0 "$t0" --ticks1 "$t1" \
