@@ -504,7 +504,7 @@ prepare() {
 		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads;
 		# echo-batch-2cpu: the same with server and dnsperf on both CPUs, as the
 		# *-2cpu rows of dnsink: what the generator and the kernel reach on this box
-		# when the server costs next to nothing (the ceiling of the two-worker rows).
+		# when a one-socket server costs next to nothing (read beside the two-worker rows).
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port" --batch 64) ;;
 	dnsink|dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-groups|dnsink-A|dnsink-B)
