@@ -7,14 +7,41 @@
 # and 4N records, so that a memory that grows with the input shows.
 #
 #   tools/bench/hunt.sh [BUILD_DIR] [N]      (default build, 1000000)
+#   tools/bench/hunt.sh [--dnsink BIN] [--records N] [--out DIR]
+#
+# With --out DIR each run is also one JSON line in DIR/results.jsonl ({"server": "dnsink",
+# "path": "hunt-route53" or "hunt-dnstap", "records", "mb", "secs", "records_per_s",
+# "matches", "rss_mib"}), which run.sh folds into its table.
 set -euo pipefail
 
-build=${1:-build}
-n=${2:-1000000}
+build=build
+n=1000000
+out=""
+dnsink=""
+if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
+	build=$1
+	n=${2:-$n}
+else
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--dnsink) dnsink=$2; shift 2 ;;
+		--records) n=$2; shift 2 ;;
+		--out) out=$2; shift 2 ;;
+		*) echo "hunt.sh: unknown argument $1" >&2; exit 2 ;;
+		esac
+	done
+fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
-dnsink="$build/src/dnsink"
+dnsink=${dnsink:-$build/src/dnsink}
+[ -x "$dnsink" ] || { echo "hunt.sh: no dnsink at $dnsink" >&2; exit 1; }
+if [ -n "$out" ]; then
+	mkdir -p "$out"
+	: >"$out/results.jsonl"
+fi
 work=$(mktemp -d /tmp/dk-hunt-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 python3 "$root/tools/bench/gen.py" --out "$work" --size 1000000 --queries 10 --lat-queries 10 \
 	--lat-repeat 1 --rules "$root/rules" >/dev/null
@@ -47,8 +74,16 @@ for fmt in r53 tap; do
 		line=$(grep '^hunt:' "$work/err")
 		recs=$(sed -E 's/.* ([0-9]+) records.*/\1/' <<<"$line")
 		secs=$(sed -E 's/.* ([0-9.]+) s$/\1/' <<<"$line")
+		rate=$(echo "$recs / $secs" | bc -l)
+		rss=$(echo "$(cat "$work/rss") / 1024" | bc -l)
+		matches=$(wc -l <"$work/out")
 		printf '%-6s %9s records %6s MB  %7.3f s  %10.0f records/s  %4d matches  RSS %6.1f MiB\n' \
-			"$fmt" "$recs" "$mb" "$secs" "$(echo "$recs / $secs" | bc -l)" \
-			"$(wc -l <"$work/out")" "$(echo "$(cat "$work/rss") / 1024" | bc -l)"
+			"$fmt" "$recs" "$mb" "$secs" "$rate" "$matches" "$rss"
+		if [ -n "$out" ]; then
+			printf '{"server": "dnsink", "path": "hunt-%s", "records": %s, "mb": %s, "secs": %s, "records_per_s": %.0f, "matches": %s, "rss_mib": %.1f}\n' \
+				"$([ "$fmt" = r53 ] && echo route53 || echo dnstap)" "$recs" "$mb" "$secs" \
+				"$rate" "$matches" "$rss" >>"$out/results.jsonl"
+		fi
+		rm -f "$work/out"
 	done
 done

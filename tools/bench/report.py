@@ -5,7 +5,11 @@
 record: read one throughput run (dnsperf summary) and the fixed-rate runs (dnsperf -v, one
 line per answer), check every answer of the latter against the rcode its name must get
 (names under fwd.bench.test: NOERROR; the rest: NXDOMAIN), and append one JSON line.
-table: print the Markdown table of every record in a results file.
+table: print the Markdown table of every record in a results file (run.sh's and those the
+parts' scripts wrote: tls.sh, hunt.sh, alert.sh, load10m.sh), then the ratios of each dnsink
+row to both echo floors and to each peer on its path, p99 against the floors, and one
+worker against two.
+merge: append a part's records to the results file, marked with their source.
 ab: for an A/B run (run.sh --ab), the median of each of dnsink-A and dnsink-B per path and
 the ratios B/A, as a table; the summary records are appended to the results file.
 """
@@ -112,6 +116,11 @@ def cmd_record(a):
             # used, over all ticks of that CPU during the run.
             busy, total = (int(x) for x in a.others[i].split(":"))
             runs[-1]["cpu_others"] = max(0, busy) / total if total > 0 else None
+        if a.gen_others and i < len(a.gen_others):
+            # The same for the generator's CPU, less dnsperf, knotd and rsyslogd (with
+            # interrupt time in, so some of our own loopback work may show there).
+            busy, total = (int(x) for x in a.gen_others[i].split(":"))
+            runs[-1]["gen_others"] = max(0, busy) / total if total > 0 else None
     if runs:
         # On a shared machine one run can catch another program's burst: report the
         # median run's percentiles, and every loss and wrong answer of all runs.
@@ -119,8 +128,11 @@ def cmd_record(a):
             return sorted(r[key] for r in runs)[len(runs) // 2]
         lat = {"runs": runs, "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"),
                "p99_best_ms": min(r["p99_ms"] for r in runs),
+               "p99_worst_ms": max(r["p99_ms"] for r in runs),
                "cpu_others": med("cpu_others") if all(
                    r.get("cpu_others") is not None for r in runs) else None,
+               "gen_others": med("gen_others") if all(
+                   r.get("gen_others") is not None for r in runs) else None,
                "lost": sum(r["lost"] for r in runs), "wrong": sum(r["wrong"] for r in runs),
                "sent": sum(r["sent"] for r in runs)}
     ticks = a.ticks1 - a.ticks0
@@ -133,6 +145,16 @@ def cmd_record(a):
         "correct": correct_share(a.path, s, a.any_rcode), "any_rcode": a.any_rcode,
         "rss_mib": a.rss_kib / 1024.0, "load_s": a.load_s, "lat": lat,
     }
+    if a.threads and s["completed"]:
+        # The process's CPU by thread over the full-speed run (dnsink): worker threads,
+        # main thread, the rest; per answered query, as cpu_us_per_q.
+        w, m, o = (int(x) for x in a.threads.split(":"))
+        per = 1e6 / a.clk_tck / s["completed"]
+        rec["worker_cpu_us_per_q"] = w * per
+        rec["main_cpu_us_per_q"] = m * per
+        rec["rest_cpu_us_per_q"] = o * per
+    if a.cpus:
+        rec["cpus"] = a.cpus
     if a.cache_hits is not None:
         # dnsink's own cache counters over the run (metrics endpoint, scraped around it).
         rec["cache_hits"], rec["cache_misses"] = a.cache_hits, a.cache_misses
@@ -254,26 +276,305 @@ def hit_rate(r):
     return "-" if v is None else f"{v * 100:.1f}%"
 
 
-def cmd_table(a):
-    rows = read_runs(a.results)
-    head = ["server", "path", "QPS", "server CPU", "CPU us/q", "correct", f"p50 ms @{a.rate}",
-            f"p99 ms @{a.rate} (best run)", "lost/wrong @rate", "CPU 0 others", "RSS MiB", "load s",
-            "cache hits"]
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for r in rows:
+def cpu_of(r):
+    return r.get("cpu_us_per_q")
+
+
+def label(r):
+    """The path as the table names it: dnsink-alert's blocked path is the alerted one."""
+    if r.get("source") in (None, "run") and r["server"] == "dnsink-alert" and r["path"] == "blocked":
+        return "alerted (blocked)"
+    return r["path"]
+
+
+def f2(v, spec=".2f"):
+    return "-" if v is None else format(v, spec)
+
+
+def norm(r):
+    """One row of the table, from a record of run.sh or of one of the parts' scripts."""
+    src = r.get("source") or "run"
+    d = {"server": r.get("server", "?"), "path": label(r), "qps": "-", "util": "-",
+         "cpu": "-", "split": "-", "correct": "-", "p50": "-", "p99": "-", "lw": "-",
+         "others": "-", "rss": "-", "load": "-", "hits": "-", "notes": ""}
+    if src == "run":
         lat = r.get("lat") or {}
-        correct = "n/a" if r["any_rcode"] else \
+        d["qps"] = f"{r['qps']:.0f}"
+        d["util"] = fmt(r.get("cpu_util") and r["cpu_util"] * 100, ".0f") + "%"
+        d["cpu"] = f2(r.get("cpu_us_per_q"))
+        if r.get("worker_cpu_us_per_q") is not None:
+            d["split"] = (f"{r['worker_cpu_us_per_q']:.2f} / {r['main_cpu_us_per_q']:.2f} / "
+                          f"{r['rest_cpu_us_per_q']:.2f}")
+        d["correct"] = "n/a" if r["any_rcode"] else \
             f"{correct_share(r['path'], r, False) * 100:.2f}%"
-        lw = f"{lat.get('lost', '-')}/{'-' if r['any_rcode'] else lat.get('wrong', '-')}" \
-            if lat else "-"
-        out.append("| " + " | ".join([
-            r["server"], r["path"], f"{r['qps']:.0f}",
-            fmt(r.get("cpu_util") and r["cpu_util"] * 100, ".0f") + "%", fmt(r["cpu_us_per_q"], ".2f"),
-            correct, fmt(lat.get("p50_ms"), ".3f"), fmt(lat.get("p99_ms"), ".3f") + (
-                f" ({lat['p99_best_ms']:.3f})" if "p99_best_ms" in lat else ""), lw,
-            fmt(lat.get("cpu_others") and lat["cpu_others"] * 100, ".0f") + "%",
-            f"{r['rss_mib']:.1f}", f"{r['load_s']:.3f}", hit_rate(r)]) + " |")
+        if lat:
+            d["p50"] = f2(lat.get("p50_ms"), ".3f")
+            n = len(lat.get("runs") or [])
+            d["p99"] = f2(lat.get("p99_ms"), ".3f")
+            if n > 1 and "p99_worst_ms" in lat:
+                d["p99"] += f" ({lat['p99_best_ms']:.3f}–{lat['p99_worst_ms']:.3f}, {n} runs)"
+            d["lw"] = f"{lat.get('lost', '-')}/{'-' if r['any_rcode'] else lat.get('wrong', '-')}"
+            d["others"] = pct(lat.get("cpu_others")) + " / " + pct(lat.get("gen_others"))
+        d["rss"] = f"{r['rss_mib']:.1f}"
+        d["load"] = f"{r['load_s']:.3f}"
+        d["hits"] = hit_rate(r)
+        if r.get("cpus") and r["cpus"] != "0/1":
+            d["notes"] = "server/dnsperf on CPUs " + r["cpus"]
+    elif src == "tls":
+        d["qps"] = f2(r.get("qps"), ".0f")
+        d["cpu"] = f2(r.get("cpu_us_per_q"))
+        d["correct"] = r.get("answered") or "-"
+        d["notes"] = "tls.sh: " + r.get("desc", "")
+    elif src == "hunt":
+        rps = r.get("records_per_s")
+        d["path"] = f"{r['path']} ({r.get('records', 0):,} records)"
+        d["qps"] = f2(rps, ".0f")
+        d["cpu"] = f2(1e6 / rps if rps else None, ".3f")
+        d["rss"] = f2(r.get("rss_mib"), ".1f")
+        d["notes"] = (f"hunt.sh: {r.get('records')} records ({r.get('mb')} MB) in "
+                      f"{f2(r.get('secs'), '.2f')} s, one thread: QPS = records/s, CPU = us "
+                      f"per record (wall), RSS peak; {r.get('matches')} matches")
+    elif src == "alert":
+        alerted = r.get("server") == "dnsink-alert"
+        rate = r.get("rate")
+        d["path"] = ("alerted" if alerted else "silent") + (
+            ", full speed" if rate == "full" else f" @{rate} qps") + (
+            f", round {r['round']}" if r.get("round") not in (None, 1) else "")
+        d["qps"] = f2(r.get("qps"), ".0f")
+        d["cpu"] = f2(r.get("cpu_us_q"))
+        main = r.get("main_cpu_us_rec")
+        d["split"] = (f"{f2(r.get('worker_cpu_us_q'))} / "
+                      + (f"{main:.2f} per record" if main is not None
+                         else f2(r.get("main_cpu_us_q"))) + " / -")
+        d["lw"] = f"{r.get('lost', '-')} records/-"
+        d["load"] = f2(r.get("load_s"), ".3f")
+        d["notes"] = (f"alert.sh: records expected {r.get('records_expected')}, file "
+                      f"{r.get('records_file')}, collector ({r.get('collector', '?')}) "
+                      f"{r.get('records_collector')}; lost_ring {r.get('lost_ring')}, "
+                      f"lost_sink {r.get('lost_sink')}") if alerted else "alert.sh: the silent path"
+    elif src == "load10m":
+        d["path"] = f"load ({r.get('names', 0):,} names)"
+        d["rss"] = f2(r.get("rss_mib"), ".1f")
+        d["load"] = f2(r.get("ready_s"), ".3f")
+        d["notes"] = (f"load10m.sh: {f2(r.get('bytes_per_entry'), '.1f')} B/entry of RSS "
+                      f"({f2(r.get('set_bytes_per_entry'), '.1f')} in the suffix set); start-up "
+                      f"peak {f2(r.get('load_peak_mib'), '.1f')} MiB; reload (SIGHUP) "
+                      f"{f2(r.get('reload_s'), '.2f')} s, peak {f2(r.get('reload_peak_mib'), '.1f')} MiB")
+    else:
+        d["notes"] = src + ": " + ", ".join(f"{k} {v}" for k, v in r.items()
+                                          if k not in ("server", "path", "source"))
+    return d
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+# The peers of each path: the ones that have it; the caching peers on the hot path.
+PEERS = {"blocked": ["dnsdist", "unbound", "dnsmasq"],
+         "forward": ["dnsdist", "unbound", "dnsmasq"],
+         "mix": ["dnsdist", "unbound", "dnsmasq"],
+         "cached": ["dnsdist-cache", "unbound-cache"]}
+FLOORS = ["echo", "echo-batch"]
+# tls.sh's rows that have a dnsdist counterpart, and the DoT client's own overhead.
+TLS_PAIRS = [("dot-in-fwd", "dnsink", "dot-in-fwd", "dnsdist", "DoT listener, forwarding"),
+             ("dot-block", "dnsink", "dot-block", "dnsdist", "DoT listener, blocked"),
+             ("doh-block", "dnsink", "doh-block", "dnsdist", "DoH listener, blocked"),
+             ("fwd-dot-loc", "dnsink", "fwd-udp-loc", "dnsink",
+              "DoT upstream vs UDP upstream (same local upstream)"),
+             ("dot-fwd", "dnsink", "udp-fwd", "dnsink", "DoT upstream vs UDP upstream (knotd)"),
+             ("doh-fwd", "dnsink", "udp-fwd", "dnsink", "DoH upstream vs UDP upstream (knotd)")]
+
+
+def cmd_table(a):
+    recs = read_runs(a.results)
+    head = ["server", "path", "QPS", "server CPU", "CPU us/q", "worker / main / rest us/q",
+            "correct", f"p50 ms @{a.rate}", f"p99 ms @{a.rate}: median (min–max)",
+            "lost/wrong @rate", "others CPU 0 / 1", "RSS MiB", "load s", "cache hits", "notes"]
+    rows = []
+    for r in recs:
+        d = norm(r)
+        rows.append([d[k] for k in ("server", "path", "qps", "util", "cpu", "split", "correct",
+                                    "p50", "p99", "lw", "others", "rss", "load", "hits", "notes")])
+    out = md_table(head, rows)
+
+    run = [r for r in recs if (r.get("source") or "run") == "run"]
+    by = {(r["server"], r["path"]): r for r in run}
+    oth = [r["lat"]["cpu_others"] for r in run
+           if (r.get("lat") or {}).get("cpu_others") is not None]
+    if oth:
+        goth = [r["lat"]["gen_others"] for r in run
+                if (r.get("lat") or {}).get("gen_others") is not None]
+        out.insert(0, f"CPU 0 others (the share of the server's CPU other programs took during "
+                      f"the fixed-rate runs, per row the median run): median {median(oth) * 100:.0f}%, "
+                      f"max {max(oth) * 100:.0f}% over {len(oth)} rows"
+                   + (f"; CPU 1 (the generator's, less dnsperf, knotd, rsyslogd): median "
+                      f"{median(goth) * 100:.0f}%, max {max(goth) * 100:.0f}%" if goth else ""))
+        out.insert(1, "")
+
+    # Ratios of CPU per answered query: every dnsink row against both floors and each
+    # peer that has the path.
+    ratio_rows = []
+    peers_all = []
+    for p in ("blocked", "forward", "mix", "cached"):
+        for x in PEERS[p]:
+            base = x.replace("-cache", "")
+            if base not in peers_all:
+                peers_all.append(base)
+    for r in run:
+        # The *-2cpu rows run unpinned, beside dnsperf: their CPU per query is not
+        # comparable with the pinned rows' (see the two-worker table).
+        if not r["server"].startswith("dnsink") or r["path"] not in PEERS \
+                or r["server"].endswith("-2cpu"):
+            continue
+        c = cpu_of(r)
+        cells = [r["server"], label(r), f2(c)]
+        for fl in FLOORS:
+            o = by.get((fl, r["path"]))
+            cells.append(f2(ratio(c, cpu_of(o)) if o else None, ".2f") + "×" if o else "-")
+        for base in peers_all:
+            peer = next((x for x in PEERS[r["path"]] if x.replace("-cache", "") == base), None)
+            o = by.get((peer, r["path"])) if peer else None
+            v = ratio(c, cpu_of(o)) if o else None
+            cells.append(f"{v:.2f}× ({peer})" if v is not None else "-")
+        ratio_rows.append(cells)
+    if ratio_rows:
+        out += ["", "Ratios of CPU per answered query, dnsink row ÷ the other on the same path "
+                "(below 1: dnsink spends less; on the cached path the caching peers):", ""]
+        out += md_table(["dnsink row", "path", "CPU us/q", "÷ echo", "÷ echo-batch"]
+                        + [f"÷ {b}" for b in peers_all], ratio_rows)
+
+    tls = {(r["server"], r["path"]): r for r in recs if r.get("source") == "tls"}
+    tls_rows = []
+    for p1, s1, p2, s2, what in TLS_PAIRS:
+        x, y = tls.get((s1, p1)), tls.get((s2, p2))
+        if x and y:
+            tls_rows.append([what, f"{s1} {p1}", f2(x.get("cpu_us_per_q")), f"{s2} {p2}",
+                             f2(y.get("cpu_us_per_q")),
+                             f2(ratio(x.get("cpu_us_per_q"), y.get("cpu_us_per_q"))) + "×"])
+    if tls_rows:
+        out += ["", "Encrypted transports (tls.sh), CPU per answered query:", ""]
+        out += md_table(["comparison", "row", "us/q", "against", "us/q", "ratio"], tls_rows)
+
+    # alert.sh: what an alert costs the worker over the silent path (target: at most 1 us),
+    # and the main thread per record.
+    al = [r for r in recs if r.get("source") == "alert"]
+    a_rows = []
+    for rate in sorted({str(r.get("rate")) for r in al}):
+        for rnd in sorted({r.get("round") or 1 for r in al}):
+            sil = next((r for r in al if str(r.get("rate")) == rate and (r.get("round") or 1) == rnd
+                        and r.get("server") != "dnsink-alert"), None)
+            alr = next((r for r in al if str(r.get("rate")) == rate and (r.get("round") or 1) == rnd
+                        and r.get("server") == "dnsink-alert"), None)
+            if not (sil and alr):
+                continue
+            dw = (alr.get("worker_cpu_us_q") or 0) - (sil.get("worker_cpu_us_q") or 0)
+            dp = (alr.get("cpu_us_q") or 0) - (sil.get("cpu_us_q") or 0)
+            a_rows.append([rate if rate == "full" else f"{rate} qps", str(rnd),
+                           f2(sil.get("worker_cpu_us_q")), f2(alr.get("worker_cpu_us_q")),
+                           f"{dw:+.2f} ({'met' if dw <= 1.0 else 'not met'})", f"{dp:+.2f}",
+                           f2(alr.get("main_cpu_us_rec")), str(alr.get("lost", "-"))])
+    if a_rows:
+        out += ["", "Alerting (alert.sh: every query a new dedup key, file + RFC 5424 sinks), "
+                "per answered query; target: the worker ≤ 1 us over the silent path:", ""]
+        out += md_table(["rate", "round", "silent worker us/q", "alerted worker us/q",
+                         "worker Δ us/q", "process Δ us/q", "main us/record", "records lost"],
+                        a_rows)
+
+    # p99 at the fixed rate against both floors, where the issue sets its target
+    # (at most the echo server's p99 + 20%), with the spread over the runs.
+    p99_rows = []
+    for p in ("blocked", "cached"):
+        floors = [by.get((fl, p)) for fl in FLOORS]
+        for s in ("dnsink", "dnsink-alert", "dnsink-nocache"):
+            r = by.get((s, p))
+            lat = (r or {}).get("lat") or {}
+            if not lat:
+                continue
+            cells = [label(r), s, p99_cell(lat)]
+            for fl in floors:
+                flat = (fl or {}).get("lat") or {}
+                cells.append(p99_cell(flat) if flat else "-")
+            verdict = []
+            for fl, nm in zip(floors, FLOORS):
+                flat = (fl or {}).get("lat") or {}
+                v = ratio(lat.get("p99_ms"), flat.get("p99_ms")) if flat else None
+                cells.append(f"{v:.2f}×" if v is not None else "-")
+                if v is not None:
+                    verdict.append(f"{nm}: {'met' if v <= 1.2 else 'not met'}")
+            cells.append(", ".join(verdict) or "-")
+            cells.append(" / ".join(pct(x.get("cpu_others")) + ", " + pct(x.get("gen_others"))
+                                    for x in [lat] + [(fl or {}).get("lat") or {} for fl in floors]))
+            p99_rows.append(cells)
+    if p99_rows:
+        out += ["", f"p99 at {a.rate} qps against the floors, median run (min–max over the runs); "
+                "target: at most the echo server's p99 + 20% (1.20×):", ""]
+        out += md_table(["path", "row", "p99 ms", "echo p99 ms", "echo-batch p99 ms",
+                         "÷ echo", "÷ echo-batch", "≤ 1.20×",
+                         "others CPU 0, 1: row / echo / echo-batch"], p99_rows)
+        out += ["", "A high share of *others* beside a p99 means other programs took the "
+                "server's CPU (0) or the generator's (1) during those runs: that p99 is theirs, "
+                "not the server's (on CPU 1 it may include some interrupt work of our own "
+                "traffic)."]
+
+    # One worker against two: on one core (the server pinned to CPU 0, dnsperf on CPU 1)
+    # and on both (server and dnsperf unpinned).
+    w_rows = []
+    for p in ("blocked", "cached"):
+        for one, two, where in (("dnsink", "dnsink-2w", "server on CPU 0, dnsperf on CPU 1"),
+                                ("dnsink-2cpu", "dnsink-2w-2cpu",
+                                 "server and dnsperf (2 threads) on both CPUs")):
+            x, y = by.get((one, p)), by.get((two, p))
+            if not (x and y):
+                continue
+            ceil = by.get(("echo-batch-2cpu" if one == "dnsink-2cpu" else "echo-batch", p))
+            w_rows.append([p, where, f"{x['qps']:.0f}", f2(cpu_of(x)),
+                           fmt(x.get("cpu_util") and x["cpu_util"] * 100, ".0f") + "%",
+                           f"{y['qps']:.0f}", f2(cpu_of(y)),
+                           fmt(y.get("cpu_util") and y["cpu_util"] * 100, ".0f") + "%",
+                           f2(ratio(y["qps"], x["qps"])) + "×",
+                           f2(ratio(cpu_of(y), cpu_of(x))) + "×",
+                           f"{ceil['qps']:.0f}" if ceil else "-"])
+    if w_rows:
+        out += ["", "Two workers against one (target: 2 workers ≥ 1.8× the QPS of 1 with the "
+                "load generator elsewhere; here the generator shares the 2 CPUs, and echo-batch-2cpu, "
+                "the batched floor placed as the *-2cpu rows, shows what the generator and the "
+                "kernel reach on them):", ""]
+        out += md_table(["path", "placement", "1 worker QPS", "us/q", "server CPU",
+                         "2 workers QPS", "us/q", "server CPU", "QPS 2w/1w", "us/q 2w/1w",
+                         "echo-batch QPS, same placement"], w_rows)
     print("\n".join(out))
+
+
+def p99_cell(lat):
+    n = len(lat.get("runs") or [])
+    s = f2(lat.get("p99_ms"), ".3f")
+    if n > 1 and "p99_worst_ms" in lat:
+        s += f" ({lat['p99_best_ms']:.3f}–{lat['p99_worst_ms']:.3f}, {n})"
+    return s
+
+
+def cmd_merge(a):
+    """Appends the records of a part's results file (tls.sh, hunt.sh, ...) to the one
+    results file, each marked with its source."""
+    n = 0
+    with open(a.results, "a", encoding="utf-8") as out:
+        for path in a.files:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        print(f"report.py: {path}: not JSON: {line.strip()[:80]}", file=sys.stderr)
+                        continue
+                    r.setdefault("source", a.source)
+                    out.write(json.dumps(r) + "\n")
+                    n += 1
+    print(n)
 
 
 def cmd_brief(a):
@@ -298,6 +599,9 @@ def main():
     r.add_argument("--lat", action="append", help="dnsperf -v output of a fixed-rate run")
     r.add_argument("--others", action="append",
                    help="BUSY:TOTAL ticks of the server's CPU not used by it, per --lat")
+    r.add_argument("--gen-others", action="append",
+                   help="BUSY:TOTAL ticks of the generator's CPU not used by dnsperf, knotd "
+                   "or rsyslogd, per --lat")
     r.add_argument("--ticks0", type=int, required=True)
     r.add_argument("--ticks1", type=int, required=True)
     r.add_argument("--clk-tck", type=int, default=100)
@@ -308,6 +612,9 @@ def main():
     r.add_argument("--cache-hits", type=int, help="cache hits during the full-speed run")
     r.add_argument("--cache-misses", type=int, help="cache misses during the full-speed run")
     r.add_argument("--binary", help="the server binary (A/B runs)")
+    r.add_argument("--threads", help="WORKER:MAIN:REST ticks of the server's threads over "
+                   "the full-speed run")
+    r.add_argument("--cpus", help="SERVER/GENERATOR CPU lists (taskset)")
     r.add_argument("--others-run", help="BUSY:TOTAL ticks of the server's CPU not used by it, "
                    "during the throughput run")
     r.add_argument("--gen-others-run", help="BUSY:TOTAL ticks of the generator's CPU not used "
@@ -317,11 +624,16 @@ def main():
     t.add_argument("--rate", default="10k")
     b = sub.add_parser("brief", help="one line on the last record")
     b.add_argument("--results", required=True)
+    m = sub.add_parser("merge", help="append a part's records (tls.sh, hunt.sh, ...)")
+    m.add_argument("--results", required=True)
+    m.add_argument("--source", required=True, help="tls, hunt, alert, load10m")
+    m.add_argument("files", nargs="+")
     ab = sub.add_parser("ab", help="medians and B/A ratios of an A/B run")
     ab.add_argument("--results", required=True)
     ab.add_argument("--no-write", action="store_true", help="print only")
     a = ap.parse_args()
-    return {"record": cmd_record, "table": cmd_table, "brief": cmd_brief, "ab": cmd_ab}[a.cmd](a)
+    return {"record": cmd_record, "table": cmd_table, "brief": cmd_brief, "ab": cmd_ab,
+            "merge": cmd_merge}[a.cmd](a)
 
 
 if __name__ == "__main__":

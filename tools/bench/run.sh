@@ -1,21 +1,28 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# The dnsink benchmark, end to end in one command. It installs what it needs from Debian,
-# generates a block list (synthetic names plus the domains of rules/) and the query files,
-# starts knotd as the shared upstream (a wildcard under fwd.bench.test, so every forwarded
-# name is new), then runs each server in turn on the same list and upstream: the echo floor
-# (per datagram, and batched with recvmmsg/sendmmsg: echo-batch),
-# dnsink (silent and alerting), unbound, dnsdist and dnsmasq (with --only, also their cached
-# variants). Each server is pinned to CPU 0,
-# dnsperf and knotd to CPU 1. Per server and path it measures QPS, server CPU per answered
-# query (utime+stime of the whole process from /proc), the share of correct answers,
-# p50/p99 latency and losses at a fixed rate, RSS after load and load time, then prints one
-# Markdown table. Every process it starts is stopped by PID on exit; every run is bounded.
+# The dnsink benchmark, end to end in one command: every path dnsink has, against the peers
+# that have it, in one table. It installs what it needs from Debian, generates a block list
+# (synthetic names plus the domains of rules/) and the query files, starts knotd as the
+# shared upstream (a wildcard under fwd.bench.test, so every forwarded name is new), then
+# runs each server in turn on the same list and upstream: the echo floors (per datagram,
+# and batched with recvmmsg/sendmmsg: echo-batch), dnsink (plain; alerting; with 60 Sigma
+# rules; with 50 client groups; two workers on one core; one and two workers on both
+# cores), unbound, dnsdist and dnsmasq, the caching peers on the cached path. Each server
+# is pinned to CPU 0, dnsperf and knotd to CPU 1 (the *-2cpu rows: server and dnsperf on
+# both). Per server and path it measures QPS, server CPU per answered query
+# (utime+stime from /proc; for dnsink split into worker threads, main thread and the
+# rest), the share of correct answers, p50/p99 latency and losses at a fixed rate (the
+# spread over the runs), RSS after load and load time. Then it runs, with the same dnsink
+# binary, tls.sh (DoT/DoH forward and listeners, against dnsdist's frontends), hunt.sh
+# (hunt throughput) and, when they are there, alert.sh (the alerted path per thread) and
+# load10m.sh (a 10M list), and folds their figures into the same results.jsonl and the
+# same table, with the ratios of dnsink to every peer and to both floors. Every process
+# it starts is stopped by PID on exit; every run is bounded.
 # With --ab it compares two dnsink binaries instead: only those two, alternated over rounds.
 #
 # usage: tools/bench/run.sh [--quick] [--only echo,dnsink,...] [--paths blocked,...]
-#                          [--dnsink PATH] [--out DIR]
+#                          [--dnsink PATH] [--out DIR] [--no-extras]
 #                          [--duration S] [--list-size N] [--no-install] [--keep]
 #                          [--ab PATH_A,PATH_B [--rounds N] [--b-yaml FILE]]
 set -euo pipefail
@@ -23,12 +30,17 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-alert,unbound,dnsdist,dnsmasq"
-# Known too, run only when --only names them: dnsink with its cache off, dnsdist with its
-# packet cache on, unbound with its default cache sizes (the rows above keep 64 KiB).
-EXTRA_SERVERS="dnsink-nocache,dnsdist-cache,unbound-cache,dnsink-sigma"
-ONLY=$ALL_SERVERS
+# The default run: every row, then the parts run by scripts of their own (tls.sh, hunt.sh,
+# alert.sh, load10m.sh), each on the paths it has (default_paths below).
+ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-2cpu,dnsink-2w-2cpu,echo-batch-2cpu,dnsink-alert,dnsink-sigma,dnsink-groups,unbound,unbound-cache,dnsdist,dnsdist-cache,dnsmasq"
+ALL_PARTS="tls,hunt,alert,load10m"
+# Known too, run only when --only names it: dnsink with its cache off.
+EXTRA_SERVERS="dnsink-nocache"
+ONLY=$ALL_SERVERS,$ALL_PARTS
 QUICK=0
+PLAN=0
+DURATION_ARG=""
+SIZE_ARG=""
 INSTALL=1
 KEEP=0
 DNSINK=""
@@ -39,38 +51,45 @@ B_YAML=""            # --b-yaml FILE: appended to dnsink-B's config
 OUT=""
 DURATION=10          # seconds of each full-speed dnsperf run
 LAT_DURATION=3       # seconds of each fixed-rate run
-LAT_REPEAT=5         # fixed-rate runs per path; the table shows the median one
+LAT_REPEAT=5         # fixed-rate runs of the rows with a p99 target (the floors and dnsink,
+                     # blocked and cached, and dnsink-alert); the table shows the median run
+                     # and the spread
+LAT_MINOR=3          # fixed-rate runs of the other rows (the *-2w and *-2cpu rows: none)
 RATE=10000           # queries per second of the fixed-rate run
 SIZE=1000000         # synthetic list size
 NQ=1000000           # lines per throughput query file
 MISS_NQ=3000000      # lines of the forward and mix files: more than the fastest server answers
                      # in DURATION, so no name comes twice and a cache misses (see once())
-LIMIT=900            # the whole script, in seconds
+HUNT_N=1000000       # hunt.sh: records of the smaller input (the larger has 4x)
 CLIENTS=4            # dnsperf -c
 OUTSTANDING=200      # dnsperf -q
 SRV_CPU=0
 GEN_CPU=1
 KNOT_PORT=25301
 SRV_PORT=25353
-PATHS="blocked forward mix"   # the default; --paths adds cached (the hot set, warmed)
+PATHS="blocked forward mix"   # with --paths (or --ab): every row runs these
+PATHS_SET=0                   # without --paths: each row runs its own (default_paths)
 ALL_PATHS="blocked forward mix cached"
 
 usage() {
-	sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 
-  --quick         small list (100k), 3 s runs: a smoke test
-  --only LIST     servers to run, comma separated, from: $ALL_SERVERS
-                  and $EXTRA_SERVERS
-  --paths LIST    query files to run, comma separated, from: ${ALL_PATHS// /,}
-                  (default: ${PATHS// /,}); cached is 1,000 names asked again and
-                  again, each asked once before (a warm cache)
+  --quick         small list (100k), 3 s runs, fewer fixed-rate runs: a smoke test
+  --only LIST     rows and parts to run, comma separated, from: $ALL_SERVERS,
+                  $ALL_PARTS and $EXTRA_SERVERS (default: all but the last)
+  --paths LIST    query files to run on every row, comma separated, from:
+                  ${ALL_PATHS// /,} (default: each row its own: blocked, forward, mix and
+                  cached for the floors and dnsink, cached for the caching peers, ...);
+                  cached is 1,000 names asked again and again, each asked once before
   --dnsink PATH   the dnsink binary (default: a release build of this tree in build-benchrun/)
   --out DIR       where logs, results.jsonl and table.md go (default: tools/bench/out/DATE)
-  --duration S    seconds per run (both kinds)
+  --duration S    seconds per full-speed run
   --list-size N   synthetic list size
   --no-install    do not apt-get install missing tools; skip servers that are missing
   --keep          keep the generated data and configs (printed at the end)
+  --plan          print the rows, their paths and fixed-rate runs, the parts and the
+                  expected duration, and exit
   --ab A,B        A/B two dnsink binaries (rows dnsink-A, dnsink-B): only those two run,
                   full-speed runs only, alternated over rounds; prints medians and B/A
   --rounds N      rounds of --ab (default $ROUNDS); order A,B then B,A (ABBA)
@@ -78,7 +97,7 @@ usage() {
                   configs with one binary (e.g. gen_groups.py's client groups)
   --sigma DIR     Sigma rules loaded beside the list by dnsink-sigma and, with --ab, by
                   dnsink-B (--ab X,X --sigma DIR: the cost of the rules, same binary);
-                  "gen" writes the 60 of tools/bench/sigma_rules.py
+                  "gen" (the default) writes the 60 of tools/bench/sigma_rules.py
 EOF
 }
 
@@ -86,33 +105,99 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--only) ONLY=$2; shift ;;
-	--paths) PATHS=${2//,/ }; shift ;;
+	--paths) PATHS=${2//,/ }; PATHS_SET=1; shift ;;
 	--dnsink) DNSINK=$2; shift ;;
 	--ab) AB=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--b-yaml) B_YAML=$2; shift ;;
 	--sigma) SIGMA=$2; shift ;;
 	--out) OUT=$2; shift ;;
-	--duration) DURATION=$2; shift ;;
-	--list-size) SIZE=$2; shift ;;
+	--duration) DURATION_ARG=$2; shift ;;
+	--list-size) SIZE_ARG=$2; shift ;;
 	--no-install) INSTALL=0 ;;
 	--keep) KEEP=1 ;;
+	--plan) PLAN=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
 	shift
 done
 if [ "$QUICK" = 1 ]; then
-	SIZE=100000; NQ=200000; MISS_NQ=1200000; DURATION=3; LAT_DURATION=2; LIMIT=420
+	SIZE=100000; NQ=200000; MISS_NQ=1200000; DURATION=3; LAT_DURATION=2
+	LAT_REPEAT=3; LAT_MINOR=1; HUNT_N=100000
 fi
+# --duration and --list-size win over --quick's.
+DURATION=${DURATION_ARG:-$DURATION}
+SIZE=${SIZE_ARG:-$SIZE}
 for p in $PATHS; do
 	[[ " $ALL_PATHS " == *" $p "* ]] || { echo "run.sh: unknown path: $p (known: $ALL_PATHS)" >&2; exit 2; }
 done
 NPATHS=$(wc -w <<< "$PATHS")
-# LIMIT bounds the default selection (7 servers x 3 paths); a larger one (more servers with
-# --only, more paths with --paths) gets a bound grown in proportion.
-NSEL=$(( $(tr ',' '\n' <<< "$ONLY" | grep -c .) * NPATHS ))
-if (( NSEL > 21 )); then LIMIT=$(( LIMIT * NSEL / 21 )); fi
+
+# The paths of each row when --paths does not set them: the floors and dnsink every path;
+# the second-worker rows the two that a worker answers alone (blocked, cached); the
+# alerting row blocked (every query an alert; its forward path is dnsink's); the Sigma
+# and groups rows blocked and forward; the peers without a cache the three that miss, the
+# caching peers the hot path.
+default_paths() {
+	case "$1" in
+	echo|echo-batch|dnsink|dnsink-nocache) echo "blocked forward mix cached" ;;
+	dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|echo-batch-2cpu) echo "blocked cached" ;;
+	dnsink-alert) echo "blocked" ;;
+	dnsink-sigma|dnsink-groups) echo "blocked forward" ;;
+	unbound|dnsdist|dnsmasq) echo "blocked forward mix" ;;
+	unbound-cache|dnsdist-cache) echo "cached" ;;
+	*) echo "$PATHS" ;;
+	esac
+}
+paths_of() {
+	if [ "$PATHS_SET" = 1 ] || [ -n "$AB" ]; then echo "$PATHS"; else default_paths "$1"; fi
+}
+# Fixed-rate runs of row $1 on path $2: all of them where the issue sets a p99 target.
+lat_repeat() {
+	case "$1" in dnsink-2w|*-2cpu|dnsink-A|dnsink-B) echo 0; return ;; esac
+	case "$1/$2" in
+	echo/blocked|echo/cached|echo-batch/blocked|echo-batch/cached|dnsink/blocked|dnsink/cached|dnsink-alert/blocked)
+		echo "$LAT_REPEAT" ;;
+	*) echo "$LAT_MINOR" ;;
+	esac
+}
+# Where the server and dnsperf run: the *-2cpu rows leave both unpinned (both CPUs), so
+# that two workers can use two cores (issue 18, item 4); the others keep the server on
+# CPU 0 and the generator on CPU 1.
+srv_cpus() { case "$1" in *-2cpu) echo 0,1 ;; *) echo $SRV_CPU ;; esac; }
+gen_cpus() { case "$1" in *-2cpu) echo 0,1 ;; *) echo $GEN_CPU ;; esac; }
+# dnsperf's load: on both CPUs two threads and twice the clients, so the generator is not
+# one thread's limit when the server has two cores.
+load_opts() {
+	case "$1" in
+	*-2cpu) echo "-T 2 -c $(( CLIENTS * 2 )) -q $(( OUTSTANDING * 2 ))" ;;
+	*) echo "-c $CLIENTS -q $OUTSTANDING" ;;
+	esac
+}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+TLS_DURATION=$DURATION
+# What the selection should take, in seconds (printed at the start; LIMIT is half as much
+# again): per row a start and per path a full-speed run and the fixed-rate runs.
+estimate() {
+	local s p t=30
+	for s in ${ONLY//,/ }; do
+		case "$s" in
+		tls) t=$(( t + 20 + 11 * (TLS_DURATION + 1) )) ;;
+		hunt) t=$(( t + 15 + HUNT_N / 10000 )) ;;
+		alert) t=$(( t + (QUICK ? 90 : 180) )) ;;
+		load10m) t=$(( t + (QUICK ? 60 : 240) )) ;;
+		*)
+			t=$(( t + 2 ))
+			case "$s" in unbound*|dnsdist*) t=$(( t + 3 + SIZE / 80000 )) ;; esac
+			for p in $(paths_of "$s"); do
+				t=$(( t + DURATION + 1 + $(lat_repeat "$s" "$p") * (LAT_DURATION * 2 + 1) / 2 ))
+				[ "$p" = cached ] && t=$(( t + 1 ))
+			done ;;
+		esac
+	done
+	echo "$t"
+}
 declare -A AB_BIN=()
 if [ -n "$AB" ]; then
 	AB_BIN[dnsink-A]=${AB%%,*}
@@ -127,9 +212,25 @@ if [ -n "$AB" ]; then
 	[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds wants a count" >&2; exit 2; }
 	# A/B wants CPU per query and QPS, which the full-speed runs give; the fixed-rate
 	# latency runs would triple the time of a round, so an A/B run has none.
-	LAT_REPEAT=0
+	LAT_REPEAT=0; LAT_MINOR=0
 	# Bounded as the default run: setup, then per round two loads and 2 x paths runs.
-	LIMIT=$(( 300 + ROUNDS * (2 * 30 + 2 * NPATHS * (DURATION + 10)) ))
+	EXPECT=$(( 200 + ROUNDS * (2 * 30 + 2 * NPATHS * (DURATION + 10)) ))
+else
+	EXPECT=$(estimate)
+fi
+LIMIT=$(( EXPECT * 3 / 2 + 120 ))   # the whole script, in seconds
+if [ "$PLAN" = 1 ]; then
+	for s in ${ONLY//,/ }; do
+		case "$s" in
+		tls|hunt|alert|load10m) echo "part $s: tools/bench/$s.sh$([ -f "$HERE/$s.sh" ] || echo ' (not in this tree: skipped)')" ;;
+		*)
+			printf 'row %-15s CPU %-3s paths:' "$s" "$(srv_cpus "$s")"
+			for p in $(paths_of "$s"); do printf ' %s (%d fixed-rate)' "$p" "$(lat_repeat "$s" "$p")"; done
+			echo ;;
+		esac
+	done
+	echo "expected duration: about $(( (EXPECT + 59) / 60 )) min (time limit $(( LIMIT / 60 )) min; installs and the build not counted)"
+	exit 0
 fi
 NLAT=$(( RATE * LAT_DURATION + RATE ))  # lines per fixed-rate file: one run's worth and some
 
@@ -249,8 +350,8 @@ SERVERS=()
 [ -n "$AB" ] && ONLY=""   # --ab runs its two binaries, none of the list
 for s in ${ONLY//,/ }; do
 	case "$s" in
-	echo|echo-batch) SERVERS+=("$s") ;;
-	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-sigma)
+	echo|echo-batch|echo-batch-2cpu) SERVERS+=("$s") ;;
+	dnsink|dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-groups)
 		[ "$s" != dnsink-sigma ] || [ -n "$SIGMA" ] || SIGMA=gen
 		[ -n "$DNSINK" ] || build_dnsink
 		if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then SERVERS+=("$s")
@@ -261,11 +362,25 @@ for s in ${ONLY//,/ }; do
 	unbound|unbound-cache) need_tools unbound:unbound && SERVERS+=("$s") || log "skipping $s" ;;
 	dnsdist|dnsdist-cache) need_tools dnsdist:dnsdist && SERVERS+=("$s") || log "skipping $s" ;;
 	dnsmasq) need_tools dnsmasq:dnsmasq-base && SERVERS+=("$s") || log "skipping dnsmasq" ;;
-	*) die "unknown server: $s (known: $ALL_SERVERS,$EXTRA_SERVERS)" ;;
+	tls|hunt|alert|load10m) [ -n "$DNSINK" ] || build_dnsink ;;  # run after the rows
+	*) die "unknown server: $s (known: $ALL_SERVERS,$ALL_PARTS,$EXTRA_SERVERS)" ;;
 	esac
 done
 [ -n "$AB" ] && SERVERS=(dnsink-A dnsink-B)
-[ ${#SERVERS[@]} -gt 0 ] || die "no server to run"
+# The parts' scripts run from their own directories: give them an absolute path.
+if [ -n "$DNSINK" ] && [ -x "$DNSINK" ]; then
+	DNSINK=$(cd "$(dirname "$DNSINK")" && pwd)/$(basename "$DNSINK")
+fi
+[ ${#SERVERS[@]} -gt 0 ] || [ -z "$AB" ] || die "no server to run"
+if want tls && ! need_tools h2load:nghttp2-client certtool:gnutls-bin dnsdist:dnsdist dig:bind9-dnsutils; then
+	log "skipping tls: its tools are missing"
+	ONLY=${ONLY//tls/}
+fi
+if want hunt && ! need_tools bc:bc /usr/bin/time:time; then
+	log "skipping hunt: bc or time missing"
+	ONLY=${ONLY//hunt/}
+fi
+log "expected duration: about $(( (EXPECT + 59) / 60 )) min (time limit $(( LIMIT / 60 )) min)"
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; server and generator share a core"
 
 # Other programs on the box take ports too: pick two free ones (UDP and TCP) near the defaults.
@@ -306,6 +421,10 @@ if [ "$SIGMA" = gen ]; then
 	python3 "$HERE/sigma_rules.py" --out "$SIGMA_DIR"
 elif [ -n "$SIGMA" ]; then
 	SIGMA_DIR=$(cd "$SIGMA" && pwd)
+fi
+if want dnsink-groups; then
+	python3 "$HERE/gen_groups.py" --groups 50 --prefixes 1000 --rule Bench.BlockList \
+		> "$WORK/groups.yml"
 fi
 LIST_N=$(wc -l < "$LIST")
 # The last name loaded: when it answers NXDOMAIN the whole list is in.
@@ -381,11 +500,14 @@ prepare() {
 	echo)
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port") ;;
-	echo-batch)
-		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads.
+	echo-batch|echo-batch-2cpu)
+		# The floor with recvmmsg/sendmmsg batches of up to 64, as dnsink's loop reads;
+		# echo-batch-2cpu: the same with server and dnsperf on both CPUs, as the
+		# *-2cpu rows of dnsink: what the generator and the kernel reach on this box
+		# when a one-socket server costs next to nothing (read beside the two-worker rows).
 		ANY_RCODE=1
 		CMD=("$WORK/echo-floor" 127.0.0.1 "$port" --batch 64) ;;
-	dnsink|dnsink-2w|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-A|dnsink-B)
+	dnsink|dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|dnsink-alert|dnsink-nocache|dnsink-sigma|dnsink-groups|dnsink-A|dnsink-B)
 		mkdir -p "$dir/rules"
 		ln -sf "$LIST" "$dir/rules/list.txt"
 		local alert=false alerts=""
@@ -424,6 +546,10 @@ EOF
   size_mb: 0"
 		[ "$name" = dnsink-B ] && [ -n "$B_YAML" ] && extra="$extra
 $(cat "$B_YAML")"
+		# dnsink-groups: gen_groups.py's 50 groups over 1,000 prefixes, the client in
+		# the last one (the slowest path a group gives a query).
+		[ "$name" = dnsink-groups ] && extra="$extra
+$(cat "$WORK/groups.yml")"
 		[ -n "$METRICS_PORT" ] && [ -z "${AB_BIN[$name]:-}" ] && extra="$extra
 metrics:
   listen: 127.0.0.1:$METRICS_PORT"
@@ -441,8 +567,11 @@ $alerts
 $extra
 EOF
 		# dnsink-2w: two workers (two loops, two SO_REUSEPORT sockets) on the
-		# same one core, to show a second worker costs nothing per query.
-		CMD=("${AB_BIN[$name]:-$DNSINK}" -c "$dir/dnsink.yml" --workers "$([ "$name" = dnsink-2w ] && echo 2 || echo 1)") ;;
+		# same one core, to show what a second worker costs per query; dnsink-2cpu
+		# and dnsink-2w-2cpu: one and two workers with both cores (srv_cpus).
+		local workers=1
+		case "$name" in dnsink-2w|dnsink-2w-2cpu) workers=2 ;; esac
+		CMD=("${AB_BIN[$name]:-$DNSINK}" -c "$dir/dnsink.yml" --workers "$workers") ;;
 	unbound|unbound-cache)
 		{
 			echo "server:"
@@ -579,13 +708,44 @@ warm() {
 	log "$name: warmed with $(grep -o 'Queries completed:.*' "$OUT/$name-warm.perf" || echo '?')"
 }
 
+# Ticks of what we run on the generator's CPU besides dnsperf: knotd and rsyslogd.
+gen_own_ticks() {
+	local p t=0 v
+	for p in "$KNOT_PID" "$RSYSLOG_PID"; do
+		[ -n "$p" ] && v=$(ticks "$p" 2>/dev/null) && t=$(( t + v ))
+	done
+	echo "$t"
+}
+
+# "WORKERS MAIN REST" ticks of process $1's threads: the worker threads (named dnsink-wN),
+# the main thread (the thread whose id is the process's) and the others (for dnsink: the
+# alert sink's, feeds, dnstap). A thread that ends between two samples takes its ticks with
+# it; dnsink's threads live as long as the process.
+thread_ticks() {
+	local pid=$1 t s comm v w=0 m=0 o=0
+	for t in /proc/"$pid"/task/*; do
+		s=$(cat "$t/stat" 2>/dev/null) || continue
+		comm=${s#*(}; comm=${comm%)*}
+		s=${s##*) }
+		# shellcheck disable=SC2086
+		set -- $s
+		v=$(( ${12} + ${13} ))
+		case "$comm" in
+		dnsink-w*) w=$(( w + v )) ;;
+		*) if [ "${t##*/}" = "$pid" ]; then m=$(( m + v )); else o=$(( o + v )); fi ;;
+		esac
+	done
+	echo "$w $m $o"
+}
+
 run_server() {
-	local name=$1 load pid rss path t0 t1 perf lat k lats b0 b1 c0 c1 s0 s1 any h0 h1 cache
+	local name=$1 load pid rss path t0 t1 perf lat k n lats b0 b1 c0 c1 s0 s1 any h0 h1 \
+		cache th0 th1 split g0 g1 e0 e1 o0 o1 d0 d1
 	prepare "$name"
-	log "$name: starting (${CMD[0]##*/})"
+	log "$name: starting (${CMD[0]##*/}, CPU $(srv_cpus "$name"))"
 	if ! load=$(python3 "$HERE/probe.py" launch --port $SRV_PORT --name "$PROBE_NAME" \
 		--expect NXDOMAIN --timeout 120 --pidfile "$WORK/$name.pid" --log "$OUT/$name.log" \
-		-- taskset -c $SRV_CPU "${CMD[@]}"); then
+		-- taskset -c "$(srv_cpus "$name")" "${CMD[@]}"); then
 		log "$name: did not load (see $OUT/$name.log)"
 		[ -s "$WORK/$name.pid" ] && stop_pid "$(cat "$WORK/$name.pid")"
 		return 1
@@ -600,40 +760,55 @@ run_server() {
 	fi
 	any=()
 	[ "$ANY_RCODE" = 1 ] && any=(--any-rcode)
-	for path in $PATHS; do
+	for path in $(paths_of "$name"); do
 		alive "$pid" || { log "$name: died"; break; }
 		perf=$OUT/$name-$path.perf
-		lat=$OUT/$name-$path.lat
 		[ "$path" = cached ] && warm "$name"
 		h0=""
 		case "$name" in dnsink*) h0=$(cache_counts) || h0="" ;; esac
+		split=()
+		case "$name" in dnsink*) th0=$(thread_ticks "$pid") ;; esac
 		t0=$(ticks "$pid")
-		taskset -c $GEN_CPU timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 -p $SRV_PORT \
-			-d "$WORK/q-$path.txt" $(once "$path") -l "$DURATION" -c $CLIENTS -q $OUTSTANDING -t 2 \
-			> "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
+		# shellcheck disable=SC2046
+		taskset -c "$(gen_cpus "$name")" timeout $(( DURATION + 30 )) dnsperf -s 127.0.0.1 \
+			-p $SRV_PORT -d "$WORK/q-$path.txt" $(once "$path") -l "$DURATION" \
+			$(load_opts "$name") -t 2 > "$perf" 2>&1 || log "$name/$path: dnsperf failed (see $perf)"
 		t1=$(ticks "$pid") || { log "$name: died during $path"; break; }
+		case "$name" in
+		dnsink*)
+			th1=$(thread_ticks "$pid")
+			read -r -a th0 <<< "$th0"; read -r -a th1 <<< "$th1"
+			split=(--threads "$(( th1[0] - th0[0] )):$(( th1[1] - th0[1] )):$(( th1[2] - th0[2] ))") ;;
+		esac
 		cache=()
 		if [ -n "$h0" ] && h1=$(cache_counts); then
 			cache=(--cache-hits $(( ${h1% *} - ${h0% *} )) --cache-misses $(( ${h1#* } - ${h0#* } )))
 		fi
 		lats=()
-		for k in $(seq "$LAT_REPEAT"); do
+		n=$(lat_repeat "$name" "$path")
+		for (( k = 1; k <= n; k++ )); do
 			lat=$OUT/$name-$path-$k.lat
 			read -r b0 c0 < <(cpu_busy_total)
+			read -r g0 e0 < <(cpu_all_busy_total $GEN_CPU)
 			s0=$(ticks "$pid") || break
+			o0=$(gen_own_ticks); d0=$(child_ticks)
 			taskset -c $GEN_CPU timeout $(( LAT_DURATION + 30 )) dnsperf -s 127.0.0.1 \
 				-p $SRV_PORT -d "$WORK/lat-$path-$k.txt" -l "$LAT_DURATION" -Q $RATE \
 				-c $CLIENTS -q $OUTSTANDING -t 2 -v > "$lat" 2>&1 \
 				|| log "$name/$path: dnsperf (fixed rate) failed (see $lat)"
+			d1=$(child_ticks); o1=$(gen_own_ticks)
 			read -r b1 c1 < <(cpu_busy_total)
+			read -r g1 e1 < <(cpu_all_busy_total $GEN_CPU)
 			s1=$(ticks "$pid") || break
-			lats+=(--lat "$lat" "--others=$(( b1 - b0 - (s1 - s0) )):$(( c1 - c0 ))")
+			lats+=(--lat "$lat" "--others=$(( b1 - b0 - (s1 - s0) )):$(( c1 - c0 ))" \
+				"--gen-others=$(( g1 - g0 - (o1 - o0) - (d1 - d0) )):$(( e1 - e0 ))")
 		done
 		python3 "$HERE/report.py" record --results "$RESULTS" --server "$name" \
 			--path "$path" --perf "$perf" "${lats[@]}" --ticks0 "$t0" --ticks1 "$t1" \
-			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" "${any[@]}" "${cache[@]}"
+			--clk-tck "$CLK_TCK" --rss-kib "$rss" --load-s "$load" "${any[@]}" "${cache[@]}" \
+			"${split[@]}" --cpus "$(srv_cpus "$name")/$(gen_cpus "$name")"
 		# The per-answer lines were needed once; keep the summaries only.
-		for k in $(seq "$LAT_REPEAT"); do sed -i '/^> /d' "$OUT/$name-$path-$k.lat"; done
+		for (( k = 1; k <= n; k++ )); do sed -i '/^> /d' "$OUT/$name-$path-$k.lat"; done
 		log "$name/$path: $(python3 "$HERE/report.py" brief --results "$RESULTS")"
 	done
 	if [ "$name" = dnsink-alert ]; then
@@ -756,21 +931,92 @@ commit_of() {
 	git -C "$(dirname "$1")" rev-parse --short HEAD 2>/dev/null || echo unknown
 }
 
+# ---- the parts with scripts of their own ------------------------------------------------------
+# tls.sh, hunt.sh, alert.sh and load10m.sh run after the rows (their own knotd and ports;
+# the rows' servers are stopped by then, knotd idles), with the same dnsink binary; each
+# writes JSON lines to DIR/results.jsonl, which go into the one results file marked with
+# their source, so that the one table has them. Each is bounded by timeout(1), which stops
+# the script's whole process group when its time is up; a script absent from this tree
+# (alert.sh and load10m.sh come from other branches) is skipped with a note.
+PART_NOTES=()
+run_part() { # name script bound args...
+	local name=$1 file=$2 script=$HERE/$2 bound=$3 rc=0 n
+	shift 3
+	if [ ! -f "$script" ]; then
+		log "$name: tools/bench/$file is not in this tree: skipped"
+		PART_NOTES+=("$name: tools/bench/$file not in this tree, not run")
+		return 0
+	fi
+	if [ -z "$DNSINK" ] || [ ! -x "$DNSINK" ]; then
+		log "$name: no dnsink binary: skipped"
+		PART_NOTES+=("$name: no dnsink binary, not run")
+		return 0
+	fi
+	mkdir -p "$OUT/$name"
+	: > "$OUT/$name/results.jsonl"
+	log "$name: $file $* (at most $bound s)"
+	timeout -k 10 "$bound" bash "$script" "$@" > "$OUT/$name/run.log" 2>&1 || rc=$?
+	[ $rc = 0 ] || { log "$name: $file exited with $rc (see $OUT/$name/run.log)"
+		PART_NOTES+=("$name: tools/bench/$file exited with $rc (see $name/run.log)"); }
+	if [ -s "$OUT/$name/results.jsonl" ]; then
+		n=$(python3 "$HERE/report.py" merge --results "$RESULTS" --source "$name" \
+			"$OUT/$name/results.jsonl")
+		log "$name: $n records"
+	else
+		log "$name: no records"
+	fi
+}
+# Options for a part's script, given only when the script mentions them (alert.sh and
+# load10m.sh live on other branches, and their options may differ): prints OPT VALUE...
+part_opt() { # script opt value...
+	grep -q -- "$2" "$HERE/$1" 2>/dev/null && { shift; echo "$@"; }
+	return 0
+}
+
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
 if [ -n "$AB" ]; then
 	run_ab || log "A/B stopped early; the table has the rounds that completed"
 else
 	for s in "${SERVERS[@]}"; do
 		run_server "$s" || true
 	done
+	# The rows are done: knotd is not needed any more, and the parts start their own.
+	stop_pid "$KNOT_PID"
+	forget_pid "$KNOT_PID"
+	if want tls; then
+		run_part tls tls.sh $(( 120 + 11 * (TLS_DURATION + 15) )) --dnsink "$DNSINK" \
+			--duration "$TLS_DURATION" --out "$OUT/tls"
+	fi
+	if want hunt; then
+		run_part hunt hunt.sh $(( QUICK ? 240 : 900 )) --dnsink "$DNSINK" \
+			--records "$HUNT_N" --out "$OUT/hunt"
+	fi
+	if want alert; then
+		# shellcheck disable=SC2046
+		# The same list size as the rows; --quick: their duration too.
+		run_part alert alert.sh $(( QUICK ? 300 : 600 )) --dnsink "$DNSINK" --out "$OUT/alert" \
+			$(part_opt alert.sh --list-size "$SIZE") \
+			$( [ "$QUICK" = 1 ] && part_opt alert.sh --duration "$DURATION")
+	fi
+	if want load10m; then
+		# shellcheck disable=SC2046
+		# --quick: a 1M list instead of 10M (the list is made once per size and kept
+		# under /var/tmp/dnsink-bench by load10m.sh).
+		run_part load10m load10m.sh $(( QUICK ? 300 : 900 )) --dnsink "$DNSINK" \
+			--out "$OUT/load10m" $( [ "$QUICK" = 1 ] && part_opt load10m.sh --size 1000000)
+	fi
 fi
+T_END=$(date +%s)
 
 # ---- table ----------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_GIB=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 {
-	echo "dnsink benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
-	echo "machine: $(nproc) CPUs ($CPU_MODEL), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
-	echo "load average before: $LOADAVG; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "dnsink benchmark, $(date -u +%Y-%m-%dT%H:%MZ)$([ "$QUICK" = 1 ] && echo ', --quick (a smoke run)')"
+	echo "commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+	echo "machine: $(nproc) CPUs ($CPU_MODEL), $MEM_GIB GiB, $(. /etc/os-release; echo "$PRETTY_NAME") ($(cat /etc/debian_version 2>/dev/null || echo '?')), kernel $(uname -r)"
+	echo "load average before: $LOADAVG; after: $(cut -d' ' -f1-3 /proc/loadavg); took $(( (T_END - T_START) / 60 )) min $(( (T_END - T_START) % 60 )) s"
 	if [ -n "$AB" ]; then
 		echo "list: $LIST_N names; A/B: $ROUNDS rounds (ABBA order), per round and path one ${DURATION} s full-speed run (dnsperf -c $CLIENTS -q $OUTSTANDING) of each; server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
 		echo "dnsink-A: ${AB_BIN[dnsink-A]} ($(commit_of "${AB_BIN[dnsink-A]}"))"
@@ -778,8 +1024,9 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 		echo
 		python3 "$HERE/report.py" ab --results "$RESULTS"
 	else
-		echo "list: $LIST_N names; per path: ${DURATION} s at full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), then $LAT_REPEAT runs of ${LAT_DURATION} s at $RATE qps (median run shown); server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU"
-		[ -n "$DNSINK" ] && echo "dnsink: $DNSINK ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+		echo "list: $LIST_N names; per path: ${DURATION} s at full speed (dnsperf -c $CLIENTS -q $OUTSTANDING), then $LAT_REPEAT runs of ${LAT_DURATION} s at $RATE qps for the floors and dnsink on blocked and cached and for dnsink-alert, $LAT_MINOR for the other rows, none for dnsink-2w and the *-2cpu rows (median run shown, with the spread); server on CPU $SRV_CPU, dnsperf + knotd on CPU $GEN_CPU (the *-2cpu rows: server and dnsperf -T 2 -c $(( CLIENTS * 2 )) -q $(( OUTSTANDING * 2 )) on both)"
+		[ -n "$DNSINK" ] && echo "dnsink: $DNSINK"
+		for n in "${PART_NOTES[@]}"; do echo "note: $n"; done
 		echo
 		python3 "$HERE/report.py" table --results "$RESULTS" --rate "$(( RATE / 1000 ))k"
 	fi

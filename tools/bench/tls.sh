@@ -31,6 +31,10 @@
 # event loop falls as the load rises (more queries per wake-up), so rows measured at very
 # different rates are not comparable.
 #
+# Besides the Markdown table (DIR/table.md) every row is one JSON line in DIR/results.jsonl
+# ({"server", "path", "row", "desc", "qps", "cpu_us_per_q", "completed", "answered"}: server
+# and path are the row's name split at its first "-"), which run.sh folds into its table.
+#
 # usage: tools/bench/tls.sh [--dnsink PATH] [--duration S] [--rate N] [--only ROW,ROW]
 #                           [--out DIR]
 set -euo pipefail
@@ -58,7 +62,7 @@ while [ $# -gt 0 ]; do
 	--rate) RATE=(-Q "$2"); shift 2 ;;
 	--only) ONLY=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "tls.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -77,6 +81,16 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
+# On SIGTERM (run.sh's timeout) or ^C: exit, which runs cleanup.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+: >"$OUT/results.jsonl"
+# One row's figures as a JSON line: row desc qps us completed answered
+json_row() {
+	printf '{"server": "%s", "path": "%s", "row": "%s", "desc": "%s", "qps": %s, "cpu_us_per_q": %s, "completed": %s, "answered": "%s"}\n' \
+		"${1%%-*}" "${1#*-}" "$1" "$2" "${3:-0}" "$([ "$4" = - ] && echo null || echo "$4")" \
+		"${5:-0}" "$6" >>"$OUT/results.jsonl"
+}
 
 # --- certificates, zone, query files -----------------------------------------------------
 certtool --generate-privkey --key-type ecdsa --outfile "$W/ca.key" 2>/dev/null
@@ -224,6 +238,7 @@ run_row() { # row desc server-pid mode port file
 	local pct
 	pct=$(echo "$out" | awk '/Queries completed:/ { print $4 }' | tr -d '()')
 	printf '| %s | %s | %s | %s | %s |\n' "$row" "$desc" "${qps:-0}" "$us" "${pct:-?}" | tee -a "$OUT/table.md"
+	json_row "$row" "$desc" "${qps:-0}" "$us" "${q:-0}" "${pct:-?}"
 }
 run_h2() { # row desc server-pid port
 	local row=$1 desc=$2 pid=$3 port=$4 t0 t1 out n s
@@ -241,6 +256,7 @@ run_h2() { # row desc server-pid port
 		us=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v q="$s" 'BEGIN { printf "%.2f", d * 1e6 / hz / q }')
 	fi
 	printf '| %s | %s | %s | %s | %s of %s 2xx |\n' "$row" "$desc" "$qps" "$us" "${s:-0}" "${n:-?}" | tee -a "$OUT/table.md"
+	json_row "$row" "$desc" "$qps" "$us" "${s:-0}" "${s:-0} of ${n:-?} 2xx"
 }
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 
