@@ -127,6 +127,8 @@ struct dk_alerter {
 	char *file_path;
 	char config_file[256]; /* named in the warning about a missing syslog */
 	char hostname[256];
+	char hdr_tail[384]; /* " HOSTNAME APP-NAME PROCID alert - " of RFC 5424 lines */
+	size_t hdr_tail_len;
 
 	int dgram_fd;             /* UDP or unix datagram collector */
 	struct dgram_poll *dpoll; /* waits for room while datagrams are queued */
@@ -244,32 +246,34 @@ static int syslog_level(const struct dk_alert_record *rec)
 /*
  * "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID alert - JSON", assembled by hand:
  * this runs once per record, and printf of a whole record cost more than the
- * record's formatting itself.
+ * record's formatting itself. The part after the timestamp is the same for
+ * every record (a->hdr_tail, made when the settings change).
  */
 static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec, const char *json,
                         size_t json_len, char *out, size_t size)
 {
-	char t[DK_ALERT_TIME_LEN + 1];
+	unsigned pri = (unsigned)(a->facility | syslog_level(rec));
 	struct timespec ts;
-	size_t n;
+	char digits[8];
+	size_t n = 0, nd = 0;
 
+	do
+		digits[nd++] = (char)('0' + pri % 10);
+	while ((pri /= 10) && nd < sizeof(digits));
+	if (1 + nd + 3 + DK_ALERT_TIME_LEN + 1 + a->hdr_tail_len + json_len >= size)
+		return DK_ESPACE;
+	out[n++] = '<';
+	while (nd)
+		out[n++] = digits[--nd];
+	memcpy(out + n, ">1 ", 3);
+	n += 3;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	if (dk_alert_time_text((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, t) < 0)
+	if (dk_alert_time_text((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+	                       out + n) < 0)
 		return DK_ESPACE;
-	int hl = snprintf(out, size, "<%d>1 ", a->facility | syslog_level(rec));
-	if (hl < 0 || (size_t)hl >= size)
-		return DK_ESPACE;
-	n = (size_t)hl;
-	const char *parts[] = {t, " ", a->hostname, " ", a->appname, " ", a->procid, " alert - "};
-	for (size_t i = 0; i < DK_ARRAY_SIZE(parts); i++) {
-		size_t l = strlen(parts[i]);
-		if (l >= size - n)
-			return DK_ESPACE;
-		memcpy(out + n, parts[i], l);
-		n += l;
-	}
-	if (json_len >= size - n)
-		return DK_ESPACE;
+	n += DK_ALERT_TIME_LEN;
+	memcpy(out + n, a->hdr_tail, a->hdr_tail_len);
+	n += a->hdr_tail_len;
 	memcpy(out + n, json, json_len);
 	n += json_len;
 	out[n] = '\0';
@@ -1029,6 +1033,8 @@ static void copy_ident(struct dk_alerter *a, const char *ident)
 		a->appname[i] = ch > 32 && ch < 127 ? (char)ch : '_';
 	}
 	a->appname[i] = '\0';
+	a->hdr_tail_len = (size_t)snprintf(a->hdr_tail, sizeof(a->hdr_tail), " %s %s %s alert - ",
+	                                   a->hostname, a->appname, a->procid);
 }
 
 static int open_dgram(struct dk_alerter *a, struct dk_diag *diag)
