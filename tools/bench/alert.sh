@@ -8,7 +8,8 @@
 # key and a record of its own: the worst case. Rows:
 #   dnsink        the rule with alert: false (the silent path)
 #   dnsink-alert  alert: true, records to a JSON-lines file and to an rsyslogd of our own
-#                 (RFC 5424 over a unix datagram socket, or UDP on loopback: --collector)
+#                 (RFC 5424 over a unix datagram socket, or UDP on loopback with an 8 MiB
+#                 receive buffer: --collector)
 # each at full speed (dnsperf reads the query file once, at most --duration s) and at a
 # fixed --rate (default 60000 qps). Every run gets a fresh dnsink, so the dedup table
 # starts empty. Per run it reports
@@ -187,8 +188,11 @@ input(type=\"imuxsock\" Socket=\"$SYSLOG_SOCK\" CreatePath=\"on\")"
 	SERVER_URL=unix://$SYSLOG_SOCK
 else
 	input="module(load=\"imudp\")
-input(type=\"imudp\" address=\"127.0.0.1\" port=\"$SYSLOG_PORT\")"
+input(type=\"imudp\" address=\"127.0.0.1\" port=\"$SYSLOG_PORT\" rcvbufSize=\"8m\")"
 	SERVER_URL=udp://127.0.0.1:$SYSLOG_PORT
+	# A collector taking bursts needs the room: at the default receive buffer (about
+	# 200 KiB, some 170 records) rsyslogd drops what comes while it writes, and UDP
+	# tells the sender nothing.
 fi
 cat > "$WORK/rsyslog.conf" <<EOF
 global(workDirectory="$WORK")
