@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,22 @@
  * a slot's contents are visible before its index moves. Indexes grow without
  * bound and are masked on use, so full is "tail - head > mask".
  */
+
+void dk_alert_event_copy(struct dk_alert_event *dst, const struct dk_alert_event *src)
+{
+	memcpy(dst, src, offsetof(struct dk_alert_event, qname));
+	memcpy(dst->qname, src->qname, src->qname_len);
+	if (src->target_len)
+		memcpy(dst->target, src->target, src->target_len);
+	dst->group_key_len = src->group_key_len;
+	if (src->group_key_len) {
+		size_t n = (size_t)src->group_key_len + 1;
+
+		memcpy(dst->group_key, src->group_key,
+		       n < sizeof(dst->group_key) ? n : sizeof(dst->group_key));
+		dst->group_count = src->group_count;
+	}
+}
 
 int dk_alert_ring_init(struct dk_alert_ring *r, size_t capacity)
 {
@@ -81,7 +98,7 @@ bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev
 		atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
 		return false;
 	}
-	r->slots[tail & r->mask] = *ev;
+	dk_alert_event_copy(&r->slots[tail & r->mask], ev);
 	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
 
 	/*
@@ -121,7 +138,7 @@ bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out)
 
 	if (!e)
 		return false;
-	*out = *e;
+	dk_alert_event_copy(out, e);
 	/* Only now may the producer reuse the slot. */
 	atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
 	                      memory_order_release);
@@ -356,7 +373,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		k->count++;
 		if (k->count - k->reported == 1)
 			k->pend_first_ms = ev->time_ms;
-		k->ev = *ev;
+		dk_alert_event_copy(&k->ev, ev);
 	} else {
 		if (d->n == d->max_keys)
 			key_close(d, d->oldest, true, emit, ctx);
@@ -377,7 +394,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		k->count = 1;
 		k->reported = 0;
 		k->pend_first_ms = ev->time_ms;
-		k->ev = *ev;
+		dk_alert_event_copy(&k->ev, ev);
 		k->hnext = d->buckets[h & d->mask];
 		d->buckets[h & d->mask] = k;
 		k->next = NULL;
