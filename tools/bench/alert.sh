@@ -299,7 +299,7 @@ EOF
 	wtid=$(tid_named "$pid" dnsink-w0) || die "$name: no thread named dnsink-w0"
 	# Let the probe's record go out before the counters are taken.
 	sleep 0.3
-	local c0 s0 w0 m0 p0 c1 w1 p1 m1 c2 f0 i
+	local c0 s0 w0 m0 p0 c1 w1 p1 p1m m1 f0 i
 	read -r -a c0 < <(alert_counts)
 	s0=$(lines "$SYSLOG_OUT"); f0=$(lines "$dir/alerts.jsonl")
 	w0=$(task_ns "$pid" "$wtid"); m0=$(task_ns "$pid" "$pid"); p0=$(proc_ns "$pid")
