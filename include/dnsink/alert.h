@@ -56,6 +56,15 @@ struct dk_alert_event {
 };
 
 /**
+ * Copies @p src into @p dst, the parts in use only: the fixed fields, the
+ * @p qname_len octets of the name, the target and the group key when there
+ * are any. What lies beyond them in @p dst is left as it was (no reader looks
+ * past the lengths); a whole-struct copy moved some 600 octets where a
+ * record uses about 100.
+ */
+void dk_alert_event_copy(struct dk_alert_event *dst, const struct dk_alert_event *src);
+
+/**
  * A bounded SPSC ring of events. One worker pushes, the alert thread pops.
  * Capacity is a power of two fixed at creation.
  */

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,22 @@
  * a slot's contents are visible before its index moves. Indexes grow without
  * bound and are masked on use, so full is "tail - head > mask".
  */
+
+void dk_alert_event_copy(struct dk_alert_event *dst, const struct dk_alert_event *src)
+{
+	memcpy(dst, src, offsetof(struct dk_alert_event, qname));
+	memcpy(dst->qname, src->qname, src->qname_len);
+	if (src->target_len)
+		memcpy(dst->target, src->target, src->target_len);
+	dst->group_key_len = src->group_key_len;
+	if (src->group_key_len) {
+		size_t n = (size_t)src->group_key_len + 1;
+
+		memcpy(dst->group_key, src->group_key,
+		       n < sizeof(dst->group_key) ? n : sizeof(dst->group_key));
+		dst->group_count = src->group_count;
+	}
+}
 
 int dk_alert_ring_init(struct dk_alert_ring *r, size_t capacity)
 {
@@ -81,7 +98,7 @@ bool dk_alert_ring_push(struct dk_alert_ring *r, const struct dk_alert_event *ev
 		atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
 		return false;
 	}
-	r->slots[tail & r->mask] = *ev;
+	dk_alert_event_copy(&r->slots[tail & r->mask], ev);
 	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
 
 	/*
@@ -121,7 +138,7 @@ bool dk_alert_ring_pop(struct dk_alert_ring *r, struct dk_alert_event *out)
 
 	if (!e)
 		return false;
-	*out = *e;
+	dk_alert_event_copy(out, e);
 	/* Only now may the producer reuse the slot. */
 	atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
 	                      memory_order_release);
@@ -356,7 +373,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		k->count++;
 		if (k->count - k->reported == 1)
 			k->pend_first_ms = ev->time_ms;
-		k->ev = *ev;
+		dk_alert_event_copy(&k->ev, ev);
 	} else {
 		if (d->n == d->max_keys)
 			key_close(d, d->oldest, true, emit, ctx);
@@ -377,7 +394,7 @@ bool dk_dedup_event(struct dk_dedup *d, const struct dk_alert_event *ev, uint64_
 		k->count = 1;
 		k->reported = 0;
 		k->pend_first_ms = ev->time_ms;
-		k->ev = *ev;
+		dk_alert_event_copy(&k->ev, ev);
 		k->hnext = d->buckets[h & d->mask];
 		d->buckets[h & d->mask] = k;
 		k->next = NULL;
@@ -460,15 +477,35 @@ static void jw_lit(struct jw *w, const char *s)
 	jw_raw(w, s, strlen(s));
 }
 
-/* Writes @s as a JSON string, quotes included. Octets >= 0x80 pass as UTF-8. */
+/*
+ * Writes @s as a JSON string, quotes included. Octets >= 0x80 pass as UTF-8.
+ * Runs of octets that need no escape (nearly all of a record) are copied at
+ * once rather than one jw_raw() each.
+ */
+/* Octets a JSON string cannot carry as they are: controls, DEL, quote, backslash. */
+static const bool jw_escaped[256] = {
+        [0 ... 0x1f] = true,
+        ['"'] = true,
+        ['\\'] = true,
+        [0x7f] = true,
+};
+
 static void jw_str(struct jw *w, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *c = (const unsigned char *)(s ? s : "");
 
 	jw_raw(w, "\"", 1);
-	for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+	for (;;) {
+		const unsigned char *run = c;
 		char esc[6];
 
+		while (!jw_escaped[*c])
+			c++;
+		if (c > run)
+			jw_raw(w, (const char *)run, (size_t)(c - run));
+		if (!*c)
+			break;
 		switch (*c) {
 		case '"': jw_raw(w, "\\\"", 2); break;
 		case '\\': jw_raw(w, "\\\\", 2); break;
@@ -476,15 +513,12 @@ static void jw_str(struct jw *w, const char *s)
 		case '\r': jw_raw(w, "\\r", 2); break;
 		case '\t': jw_raw(w, "\\t", 2); break;
 		default:
-			if (*c < 0x20 || *c == 0x7f) {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[*c >> 4];
-				esc[5] = hex[*c & 15];
-				jw_raw(w, esc, 6);
-			} else {
-				jw_raw(w, (const char *)c, 1);
-			}
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[*c >> 4];
+			esc[5] = hex[*c & 15];
+			jw_raw(w, esc, 6);
 		}
+		c++;
 	}
 	jw_raw(w, "\"", 1);
 }

@@ -48,6 +48,10 @@
 #define BACKOFF_MAX_MS  30000
 #define CLOSE_WAIT_MS   1000
 #define TCP_WRITE_BATCH 64
+/* Datagrams per sendmmsg(2), and the buffer a drain's datagrams gather in. */
+#define DGRAM_BATCH 64
+#define DGRAM_BUF   (64 * 1024)
+_Static_assert(DGRAM_BUF >= LINE_MAX_LEN, "a whole record fits the datagram batch");
 /* How often records the collector has not acknowledged yet are checked again. */
 #define CONFIRM_MS 20
 /* Unacknowledged data older than this makes the kernel drop the connection. */
@@ -123,9 +127,18 @@ struct dk_alerter {
 	char *file_path;
 	char config_file[256]; /* named in the warning about a missing syslog */
 	char hostname[256];
+	char hdr_tail[384]; /* " HOSTNAME APP-NAME PROCID alert - " of RFC 5424 lines */
+	size_t hdr_tail_len;
 
 	int dgram_fd;             /* UDP or unix datagram collector */
 	struct dgram_poll *dpoll; /* waits for room while datagrams are queued */
+	bool dgram_connected;     /* unix collector: connected, its path looked up once */
+	struct mmsghdr dmsg[DGRAM_BATCH];
+	struct iovec qiov[DGRAM_BATCH];
+	char *dgbuf; /* DGRAM_BUF octets: this drain's datagrams, not sent yet */
+	size_t dglen;
+	unsigned dgn;
+	struct iovec dgiov[DGRAM_BATCH];
 	int file_fd;
 	bool file_err_logged;
 	char *filebuf;
@@ -233,32 +246,34 @@ static int syslog_level(const struct dk_alert_record *rec)
 /*
  * "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID alert - JSON", assembled by hand:
  * this runs once per record, and printf of a whole record cost more than the
- * record's formatting itself.
+ * record's formatting itself. The part after the timestamp is the same for
+ * every record (a->hdr_tail, made when the settings change).
  */
 static int rfc5424_line(struct dk_alerter *a, const struct dk_alert_record *rec, const char *json,
                         size_t json_len, char *out, size_t size)
 {
-	char t[DK_ALERT_TIME_LEN + 1];
+	unsigned pri = (unsigned)(a->facility | syslog_level(rec));
 	struct timespec ts;
-	size_t n;
+	char digits[8];
+	size_t n = 0, nd = 0;
 
+	do
+		digits[nd++] = (char)('0' + pri % 10);
+	while ((pri /= 10) && nd < sizeof(digits));
+	if (1 + nd + 3 + DK_ALERT_TIME_LEN + 1 + a->hdr_tail_len + json_len >= size)
+		return DK_ESPACE;
+	out[n++] = '<';
+	while (nd)
+		out[n++] = digits[--nd];
+	memcpy(out + n, ">1 ", 3);
+	n += 3;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	if (dk_alert_time_text((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, t) < 0)
+	if (dk_alert_time_text((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
+	                       out + n) < 0)
 		return DK_ESPACE;
-	int hl = snprintf(out, size, "<%d>1 ", a->facility | syslog_level(rec));
-	if (hl < 0 || (size_t)hl >= size)
-		return DK_ESPACE;
-	n = (size_t)hl;
-	const char *parts[] = {t, " ", a->hostname, " ", a->appname, " ", a->procid, " alert - "};
-	for (size_t i = 0; i < DK_ARRAY_SIZE(parts); i++) {
-		size_t l = strlen(parts[i]);
-		if (l >= size - n)
-			return DK_ESPACE;
-		memcpy(out + n, parts[i], l);
-		n += l;
-	}
-	if (json_len >= size - n)
-		return DK_ESPACE;
+	n += DK_ALERT_TIME_LEN;
+	memcpy(out + n, a->hdr_tail, a->hdr_tail_len);
+	n += a->hdr_tail_len;
 	memcpy(out + n, json, json_len);
 	n += json_len;
 	out[n] = '\0';
@@ -273,6 +288,7 @@ static void tcp_confirm(struct dk_alerter *a);
 static void finish_close(struct dk_alerter *a);
 static void retry_cb(uv_timer_t *t);
 static bool dgram_put(struct dk_alerter *a, const char *msg, size_t len);
+static void dgram_watch(struct dk_alerter *a);
 
 static void queue_drop_head(struct dk_alerter *a, size_t n)
 {
@@ -580,31 +596,6 @@ static void retry_cb(uv_timer_t *t)
 
 /* Datagram collectors (UDP, unix). */
 
-/* Sends one datagram: 1 sent, 0 no room now, -1 failed (counted as lost). */
-static int dgram_send(struct dk_alerter *a, const char *msg, size_t len)
-{
-	const struct sockaddr *to = &a->server.sa;
-	socklen_t tolen = a->server.len;
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	ssize_t n;
-
-	if (a->dgram_fd < 0)
-		return -1;
-	if (a->transport == DK_SYSLOG_UNIX) {
-		memcpy(sun.sun_path, a->unix_path, sizeof(sun.sun_path));
-		to = (const struct sockaddr *)&sun;
-		tolen = sizeof(sun);
-	}
-	do
-		n = sendto(a->dgram_fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)len)
-		return 1;
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
-		return 0;
-	return -1;
-}
-
 static void dgram_poll_close_cb(uv_handle_t *h)
 {
 	struct dgram_poll *dp = h->data;
@@ -622,18 +613,137 @@ static void dgram_unwatch(struct dk_alerter *a)
 	a->dpoll = NULL;
 }
 
-/* Sends queued datagrams in order while the socket takes them. */
+/*
+ * Connects the unix datagram socket to the collector's path: sendto() with
+ * an address looks the path up in the filesystem for every datagram, which
+ * cost more than the rest of the send. Without a collector yet, datagrams
+ * name the path (and fail, counted) until a later try connects.
+ */
+static void dgram_connect(struct dk_alerter *a)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	a->dgram_connected = false;
+	if (a->transport != DK_SYSLOG_UNIX || a->dgram_fd < 0)
+		return;
+	memcpy(sun.sun_path, a->unix_path, sizeof(sun.sun_path));
+	a->dgram_connected = connect(a->dgram_fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+}
+
+static bool dgram_waiting(const struct dk_alerter *a)
+{
+	return a->dpoll && uv_is_active((const uv_handle_t *)&a->dpoll->h);
+}
+
+/*
+ * Sends datagrams @p iov[0..n) in order, up to DGRAM_BATCH per sendmmsg(2):
+ * one system call for a drain's records instead of one sendto each. Returns
+ * how many are done with: sent, or lost and counted (a failure other than a
+ * full receiver loses the one datagram it names, and the next are tried).
+ * Fewer than @p n: the receiver is full (EAGAIN, ENOBUFS), the rest waits.
+ */
+static unsigned dgram_sendv(struct dk_alerter *a, struct iovec *iov, unsigned n)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	void *to = &a->server.sa;
+	socklen_t tolen = a->server.len;
+	bool reconnected = false;
+	unsigned done = 0;
+
+	if (a->transport == DK_SYSLOG_UNIX) {
+		memcpy(sun.sun_path, a->unix_path, sizeof(sun.sun_path));
+		to = &sun;
+		tolen = sizeof(sun);
+	}
+	while (done < n) {
+		unsigned k = n - done < DGRAM_BATCH ? n - done : DGRAM_BATCH;
+		int sent;
+
+		if (a->dgram_fd < 0) {
+			a->st.lost_sink += n - done;
+			return n;
+		}
+		for (unsigned i = 0; i < k; i++)
+			a->dmsg[i] = (struct mmsghdr){
+			        .msg_hdr = {.msg_name = a->dgram_connected ? NULL : to,
+			                    .msg_namelen = a->dgram_connected ? 0 : tolen,
+			                    .msg_iov = &iov[done + i],
+			                    .msg_iovlen = 1}};
+		do
+			sent = sendmmsg(a->dgram_fd, a->dmsg, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (sent < 0 && errno == EINTR);
+		if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+			return done;
+		if (sent < 0 && a->dgram_connected && !reconnected &&
+		    (errno == ECONNREFUSED || errno == ENOTCONN || errno == ECONNRESET)) {
+			/* The collector went away (a restart): its new socket, once. */
+			dgram_connect(a);
+			reconnected = true;
+			continue;
+		}
+		if (sent <= 0) {
+			/* The head datagram failed for good (no collector, too big). */
+			a->st.lost_sink++;
+			done++;
+			continue;
+		}
+		done += (unsigned)sent;
+	}
+	return done;
+}
+
+/*
+ * Sends the batch of this drain. What a full receiver did not take stays in
+ * the batch, moved to its front, until the socket has room.
+ */
+static void dgram_batch_flush(struct dk_alerter *a)
+{
+	unsigned done;
+	size_t shift;
+
+	if (!a->dgn)
+		return;
+	done = dgram_sendv(a, a->dgiov, a->dgn);
+	if (done == a->dgn) {
+		a->dgn = 0;
+		a->dglen = 0;
+		return;
+	}
+	shift = (size_t)((char *)a->dgiov[done].iov_base - a->dgbuf);
+	memmove(a->dgbuf, a->dgbuf + shift, a->dglen - shift);
+	for (unsigned i = done; i < a->dgn; i++)
+		a->dgiov[i - done] =
+		        (struct iovec){.iov_base = (char *)a->dgiov[i].iov_base - shift,
+		                       .iov_len = a->dgiov[i].iov_len};
+	a->dgn -= done;
+	a->dglen -= shift;
+	dgram_watch(a);
+}
+
+/*
+ * Sends what waits, in order while the socket takes it: the batch first,
+ * then the queue (records that came while the batch was full and waiting).
+ */
 static void dgram_flush(struct dk_alerter *a)
 {
+	dgram_batch_flush(a);
+	if (a->dgn)
+		return;
 	while (a->qlen) {
-		struct qrec *r = a->queue[a->qhead];
-		int rc = dgram_send(a, r->data, r->len);
+		unsigned n = 0, done;
 
-		if (rc == 0)
+		while (n < DGRAM_BATCH && n < a->qlen) {
+			struct qrec *r = a->queue[(a->qhead + n) % a->qcap];
+
+			a->qiov[n] = (struct iovec){.iov_base = r->data, .iov_len = r->len};
+			n++;
+		}
+		done = dgram_sendv(a, a->qiov, n);
+		queue_drop_head(a, done);
+		if (done < n) {
+			dgram_watch(a);
 			return;
-		if (rc < 0)
-			a->st.lost_sink++;
-		queue_drop_head(a, 1);
+		}
 	}
 	if (a->dpoll)
 		uv_poll_stop(&a->dpoll->h);
@@ -674,21 +784,42 @@ static void dgram_watch(struct dk_alerter *a)
 	uv_poll_start(&a->dpoll->h, UV_WRITABLE, dgram_poll_cb);
 }
 
+/*
+ * Takes one datagram into the drain's batch (a buffer allocated once), sent
+ * with sendmmsg at the end of the drain (sinks_flush) or when the batch is
+ * full. While the batch waits for a full receiver, later datagrams queue
+ * behind it, in order (the queue allocates; it holds records only while the
+ * collector is behind).
+ */
 static bool dgram_put(struct dk_alerter *a, const char *msg, size_t len)
 {
-	int rc = a->qlen ? 0 : dgram_send(a, msg, len);
+	bool full = a->dgn == DGRAM_BATCH || len > DGRAM_BUF - a->dglen;
 
-	if (rc > 0)
-		return true;
-	if (rc < 0) {
-		a->st.lost_sink++;
-		return false;
+	if (full && !a->qlen && !dgram_waiting(a)) {
+		dgram_batch_flush(a);
+		full = a->dgn == DGRAM_BATCH || len > DGRAM_BUF - a->dglen;
 	}
-	/* Queued behind the others, in order, until the receiver takes more. */
-	if (!queue_put(a, msg, len, false))
-		return false;
-	dgram_watch(a);
+	if (a->qlen || full) {
+		if (!queue_put(a, msg, len, false))
+			return false;
+		dgram_watch(a);
+		return true;
+	}
+	memcpy(a->dgbuf + a->dglen, msg, len);
+	a->dgiov[a->dgn++] = (struct iovec){.iov_base = a->dgbuf + a->dglen, .iov_len = len};
+	a->dglen += len;
 	return true;
+}
+
+/* Hands what the sinks buffered during a drain to the kernel. */
+static void sinks_flush(struct dk_alerter *a)
+{
+	file_flush(a);
+	if (a->transport == DK_SYSLOG_TCP)
+		tcp_flush(a);
+	else if ((a->qlen || a->dgn) && !a->closed && !dgram_waiting(a) &&
+	         (a->transport == DK_SYSLOG_UDP || a->transport == DK_SYSLOG_UNIX))
+		dgram_flush(a);
 }
 
 /* Emission: one formatted record to every configured sink. */
@@ -785,8 +916,7 @@ static void batch_cb(uv_timer_t *t)
 	struct dk_alerter *a = t->data;
 	bool more = drain_rings(a, DRAIN_BATCH * a->n_workers);
 
-	file_flush(a);
-	tcp_flush(a);
+	sinks_flush(a);
 	/*
 	 * Not done: continue from the next poll phase. A 0 ms timer started here
 	 * would run again in this same timer phase (libuv < 1.45) and starve
@@ -865,11 +995,12 @@ static void tick_cb(uv_timer_t *t)
 
 	if (a->transport == DK_SYSLOG_LOCAL)
 		syslog_check(a, false);
+	if (a->transport == DK_SYSLOG_UNIX && !a->dgram_connected)
+		dgram_connect(a);
 	dk_dedup_tick(a->dedup, a->now(), emit_cb, a);
 	if (a->file_path && a->file_fd < 0 && file_open(a) == 0)
 		dk_log(DK_LOG_INFO, "alert file %s reopened", a->file_path);
-	file_flush(a);
-	tcp_flush(a);
+	sinks_flush(a);
 	if (a->lost_unlogged) {
 		dk_log(DK_LOG_WARN, "alert queue full, %" PRIu64 " records lost", a->lost_unlogged);
 		a->lost_unlogged = 0;
@@ -902,6 +1033,8 @@ static void copy_ident(struct dk_alerter *a, const char *ident)
 		a->appname[i] = ch > 32 && ch < 127 ? (char)ch : '_';
 	}
 	a->appname[i] = '\0';
+	a->hdr_tail_len = (size_t)snprintf(a->hdr_tail, sizeof(a->hdr_tail), " %s %s %s alert - ",
+	                                   a->hostname, a->appname, a->procid);
 }
 
 static int open_dgram(struct dk_alerter *a, struct dk_diag *diag)
@@ -921,6 +1054,7 @@ static int open_dgram(struct dk_alerter *a, struct dk_diag *diag)
 		return err;
 	}
 	a->dgram_fd = fd;
+	dgram_connect(a);
 	return 0;
 }
 
@@ -1035,6 +1169,7 @@ static void alerter_release(struct dk_alerter *a)
 	free(a->rings);
 	free(a->queue);
 	free(a->filebuf);
+	free(a->dgbuf);
 	free(a->file_path);
 	dk_dedup_free(a->dedup);
 	free(a);
@@ -1072,8 +1207,9 @@ int dk_alerter_new(uv_loop_t *loop, const struct dk_config *cfg, unsigned n_work
 	a->rings = calloc(a->n_workers, sizeof(*a->rings));
 	a->queue = calloc(a->qcap, sizeof(*a->queue));
 	a->filebuf = malloc(FILE_BUF);
+	a->dgbuf = malloc(DGRAM_BUF);
 	a->dedup = dk_dedup_new(cfg->alerts.dedup_max);
-	if (!a->rings || !a->queue || !a->filebuf || !a->dedup) {
+	if (!a->rings || !a->queue || !a->filebuf || !a->dgbuf || !a->dedup) {
 		dk_diag_set(diag, NULL, 0, "out of memory");
 		goto fail;
 	}
@@ -1139,6 +1275,13 @@ int dk_alerter_reconfigure(struct dk_alerter *a, const struct dk_config *cfg)
 		dk_log(DK_LOG_ERR, "alerts: %s", msg);
 		return err;
 	}
+	if (a->dgn && a->transport != DK_SYSLOG_UDP && a->transport != DK_SYSLOG_UNIX) {
+		/* Datagrams waiting for a collector that is no longer configured. */
+		dk_log(DK_LOG_WARN, "alert collector changed, %u waiting records lost", a->dgn);
+		a->st.lost_sink += a->dgn;
+		a->dgn = 0;
+		a->dglen = 0;
+	}
 	if (a->qlen && (old_tr == DK_SYSLOG_TCP) != (a->transport == DK_SYSLOG_TCP)) {
 		/* Queued records are framed for the old kind of collector. */
 		dk_log(DK_LOG_WARN, "alert collector changed, %zu queued records lost", a->qlen);
@@ -1189,8 +1332,7 @@ void dk_alerter_drain(struct dk_alerter *a)
 	 * posting from holding the main loop here.
 	 */
 	drain_rings(a, 2 * (size_t)RING_CAPACITY * a->n_workers);
-	file_flush(a);
-	tcp_flush(a);
+	sinks_flush(a);
 }
 
 void dk_alerter_reopen(struct dk_alerter *a)
@@ -1214,16 +1356,17 @@ static void finish_close(struct dk_alerter *a)
 	if (a->closed)
 		return;
 	a->closed = true;
-	if (a->qlen && a->dgram_fd >= 0) {
+	if ((a->qlen || a->dgn) && a->dgram_fd >= 0 && a->transport != DK_SYSLOG_TCP) {
 		/* A last try: the receiver may have made room meanwhile. */
-		while (a->qlen &&
-		       dgram_send(a, a->queue[a->qhead]->data, a->queue[a->qhead]->len) > 0)
-			queue_drop_head(a, 1);
+		dgram_flush(a);
 	}
-	if (a->qlen) {
-		dk_log(DK_LOG_WARN, "alert queue: %zu records not delivered at exit", a->qlen);
-		a->st.lost_sink += a->qlen;
+	if (a->qlen || a->dgn) {
+		dk_log(DK_LOG_WARN, "alert queue: %zu records not delivered at exit",
+		       a->qlen + a->dgn);
+		a->st.lost_sink += a->qlen + a->dgn;
 		queue_drop_head(a, a->qlen);
+		a->dgn = 0;
+		a->dglen = 0;
 	}
 	if (a->tcp && !a->tcp->closing) {
 		a->tcp->closing = true;
@@ -1250,10 +1393,10 @@ void dk_alerter_close(struct dk_alerter *a)
 		return;
 	dk_alerter_drain(a);
 	dk_dedup_flush(a->dedup, emit_cb, a);
-	file_flush(a);
+	sinks_flush(a);
 	a->closing = true;
 	uv_timer_stop(&a->retry);
-	if (a->qlen) {
+	if (a->qlen || a->dgn) {
 		/* Give the collector a bounded moment to take what is queued. */
 		if (a->transport != DK_SYSLOG_TCP)
 			dgram_flush(a);
@@ -1286,7 +1429,7 @@ void dk_alerter_stats(const struct dk_alerter *a, struct dk_alert_stats *out)
 	out->lost_ring = 0;
 	for (unsigned w = 0; w < a->n_workers; w++)
 		out->lost_ring += atomic_load_explicit(&a->rings[w].dropped, memory_order_relaxed);
-	out->queued = a->qlen;
+	out->queued = a->qlen + a->dgn;
 }
 
 void dk_alerter_set_clock(struct dk_alerter *a, uint64_t (*now_ms)(void))

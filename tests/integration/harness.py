@@ -602,13 +602,18 @@ log:
 
 
 class Rsyslog:
-    """rsyslogd with imudp and imtcp on loopback, writing what it receives."""
+    """rsyslogd with imudp and imtcp on loopback and imuxsock on a unix datagram
+    socket of its own (unix_path), writing what it receives. The UDP input has
+    a receive buffer of 8 MiB, as a collector taking bursts needs: at the
+    default (about 200 KiB, some 170 records) a burst of alerts overflows it,
+    and UDP says nothing to the sender."""
 
     def __init__(self, root):
         self.dir = os.path.join(root, "rsyslog")
         os.makedirs(self.dir)
         self.udp_port = free_port()
         self.tcp_port = free_port()
+        self.unix_path = os.path.join(self.dir, "log.sock")
         self.fields = os.path.join(self.dir, "fields.log")
         self.raw = os.path.join(self.dir, "raw.log")
         conf = os.path.join(self.dir, "rsyslog.conf")
@@ -617,14 +622,18 @@ class Rsyslog:
 global(workDirectory="{d}" maxMessageSize="64k")
 module(load="imudp")
 module(load="imtcp")
-input(type="imudp" address="127.0.0.1" port="{u}")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imudp" address="127.0.0.1" port="{u}" rcvbufSize="8m")
 input(type="imtcp" address="127.0.0.1" port="{t}")
+input(type="imuxsock" Socket="{x}" CreatePath="on" UseSpecialParser="off"
+      ParseHostname="on")
 template(name="fields" type="string"
   string="%pri%\\t%protocol-version%\\t%app-name%\\t%procid%\\t%msgid%\\t%timereported:::date-rfc3339%\\t%inputname%\\t%msg%\\n")
 template(name="raw" type="string" string="%rawmsg%\\n")
 *.* action(type="omfile" file="{fields}" template="fields")
 *.* action(type="omfile" file="{raw}" template="raw")
-""".format(d=self.dir, u=self.udp_port, t=self.tcp_port, fields=self.fields, raw=self.raw))
+""".format(d=self.dir, u=self.udp_port, t=self.tcp_port, x=self.unix_path,
+           fields=self.fields, raw=self.raw))
         self.proc = Proc("rsyslogd", [RSYSLOGD, "-n", "-f", conf, "-i",
                                       os.path.join(self.dir, "rsyslogd.pid")],
                          os.path.join(self.dir, "rsyslogd.log"))
@@ -643,6 +652,16 @@ template(name="raw" type="string" string="%rawmsg%\\n")
                 t.sendall((probe % "tcp").encode())
             wait_until(lambda: "probe-tcp" in self._read(self.fields), START_TIMEOUT,
                        what="rsyslogd TCP probe")
+            x = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+            def probed_unix():
+                try:
+                    x.sendto((probe % "unix").encode(), self.unix_path)
+                except OSError:
+                    return False
+                return "probe-unix" in self._read(self.fields)
+            wait_until(probed_unix, START_TIMEOUT, step=0.1, what="rsyslogd unix input")
+            x.close()
         except AssertionError:
             self.proc.stop()
             raise AssertionError("rsyslogd did not start:\n" + self.proc.log_text()[-3000:])
@@ -806,10 +825,14 @@ class Dnsink:
         self._null = None
         if rsyslog:
             port = rsyslog.udp_port if syslog_transport == "udp" else rsyslog.tcp_port
+            server = "%s://127.0.0.1:%d" % (syslog_transport, port)
+            if syslog_transport == "unix":
+                server = "unix://" + rsyslog.unix_path
         else:
             self._null = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._null.bind(("127.0.0.1", 0))
             port = self._null.getsockname()[1]
+            server = "%s://127.0.0.1:%d" % (syslog_transport, port)
         rules = ([REPO_RULES + "/"] if use_repo_rules else []) + [self.rules_dir + "/"]
         rules += list(extra_rule_dirs)
         self.conf = os.path.join(root, "dnsink.yml")
@@ -834,8 +857,7 @@ class Dnsink:
             f.write("sinkhole:\n  ipv4: %s\n  ipv6: \"%s\"\n  ttl: %d\n"
                     % (SINK_V4, SINK_V6, SINK_TTL))
             f.write("alerts:\n  syslog:\n    ident: dnsink-it\n    facility: local3\n"
-                    "    server: %s://127.0.0.1:%d\n  file: %s\n"
-                    % (syslog_transport, port, self.alerts_file))
+                    "    server: %s\n  file: %s\n" % (server, self.alerts_file))
             f.write(extra_yaml)
         self.proc = None
         if start:
