@@ -388,6 +388,15 @@ TLS_PAIRS = [("dot-in-fwd", "dnsink", "dot-in-fwd", "dnsdist", "DoT listener, fo
              ("doh-fwd", "dnsink", "udp-fwd", "dnsink", "DoH upstream vs UDP upstream (knotd)")]
 
 
+def peer_of(server, path, base, by):
+    """The peer a dnsink row is set against: on the paths that miss, a row with its cache on
+    meets the peer's caching row when it ran (both pay to fill a cache), dnsink-nocache the
+    peer without one; on blocked and cached, PEERS."""
+    if path in ("forward", "mix") and server != "dnsink-nocache" and (base + "-cache", path) in by:
+        return base + "-cache"
+    return next((x for x in PEERS[path] if x.replace("-cache", "") == base), None)
+
+
 def cmd_table(a):
     recs = read_runs(a.results)
     head = ["server", "path", "QPS", "server CPU", "CPU us/q", "worker / main / rest us/q",
@@ -435,14 +444,16 @@ def cmd_table(a):
             o = by.get((fl, r["path"]))
             cells.append(f2(ratio(c, cpu_of(o)) if o else None, ".2f") + "×" if o else "-")
         for base in peers_all:
-            peer = next((x for x in PEERS[r["path"]] if x.replace("-cache", "") == base), None)
+            peer = peer_of(r["server"], r["path"], base, by)
             o = by.get((peer, r["path"])) if peer else None
             v = ratio(c, cpu_of(o)) if o else None
             cells.append(f"{v:.2f}× ({peer})" if v is not None else "-")
         ratio_rows.append(cells)
     if ratio_rows:
         out += ["", "Ratios of CPU per answered query, dnsink row ÷ the other on the same path "
-                "(below 1: dnsink spends less; on the cached path the caching peers):", ""]
+                "(below 1: dnsink spends less; on the cached path the caching peers, and on forward "
+                "and mix too for the rows with dnsink's cache on, where those ran: both fill a "
+                "cache on every miss; dnsink-nocache against the peers without one):", ""]
         out += md_table(["dnsink row", "path", "CPU us/q", "÷ echo", "÷ echo-batch"]
                         + [f"÷ {b}" for b in peers_all], ratio_rows)
 

@@ -32,10 +32,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 
 # The default run: every row, then the parts run by scripts of their own (tls.sh, hunt.sh,
 # alert.sh, load10m.sh), each on the paths it has (default_paths below).
-ALL_SERVERS="echo,echo-batch,dnsink,dnsink-2w,dnsink-2cpu,dnsink-2w-2cpu,echo-batch-2cpu,dnsink-alert,dnsink-sigma,dnsink-groups,unbound,unbound-cache,dnsdist,dnsdist-cache,dnsmasq"
+ALL_SERVERS="echo,echo-batch,dnsink,dnsink-nocache,dnsink-2w,dnsink-2cpu,dnsink-2w-2cpu,echo-batch-2cpu,dnsink-alert,dnsink-sigma,dnsink-groups,unbound,unbound-cache,dnsdist,dnsdist-cache,dnsmasq"
 ALL_PARTS="tls,hunt,alert,load10m"
-# Known too, run only when --only names it: dnsink with its cache off.
-EXTRA_SERVERS="dnsink-nocache"
 ONLY=$ALL_SERVERS,$ALL_PARTS
 QUICK=0
 PLAN=0
@@ -77,7 +75,7 @@ usage() {
 
   --quick         small list (100k), 3 s runs, fewer fixed-rate runs: a smoke test
   --only LIST     rows and parts to run, comma separated, from: $ALL_SERVERS,
-                  $ALL_PARTS and $EXTRA_SERVERS (default: all but the last)
+                  and $ALL_PARTS (default: all)
   --paths LIST    query files to run on every row, comma separated, from:
                   ${ALL_PATHS// /,} (default: each row its own: blocked, forward, mix and
                   cached for the floors and dnsink, cached for the caching peers, ...);
@@ -138,15 +136,18 @@ NPATHS=$(wc -w <<< "$PATHS")
 # the second-worker rows the two that a worker answers alone (blocked, cached); the
 # alerting row blocked (every query an alert; its forward path is dnsink's); the Sigma
 # and groups rows blocked and forward; the peers without a cache the three that miss, the
-# caching peers the hot path.
+# caching peers the hot path and the two that miss (what a miss costs with a cache to fill),
+# dnsink without its cache those two as well (the like-for-like miss against the peers
+# without one).
 default_paths() {
 	case "$1" in
-	echo|echo-batch|dnsink|dnsink-nocache) echo "blocked forward mix cached" ;;
+	echo|echo-batch|dnsink) echo "blocked forward mix cached" ;;
+	dnsink-nocache) echo "forward mix" ;;
 	dnsink-2w|dnsink-2cpu|dnsink-2w-2cpu|echo-batch-2cpu) echo "blocked cached" ;;
 	dnsink-alert) echo "blocked" ;;
 	dnsink-sigma|dnsink-groups) echo "blocked forward" ;;
 	unbound|dnsdist|dnsmasq) echo "blocked forward mix" ;;
-	unbound-cache|dnsdist-cache) echo "cached" ;;
+	unbound-cache|dnsdist-cache) echo "cached forward mix" ;;
 	*) echo "$PATHS" ;;
 	esac
 }
@@ -363,7 +364,7 @@ for s in ${ONLY//,/ }; do
 	dnsdist|dnsdist-cache) need_tools dnsdist:dnsdist && SERVERS+=("$s") || log "skipping $s" ;;
 	dnsmasq) need_tools dnsmasq:dnsmasq-base && SERVERS+=("$s") || log "skipping dnsmasq" ;;
 	tls|hunt|alert|load10m) [ -n "$DNSINK" ] || build_dnsink ;;  # run after the rows
-	*) die "unknown server: $s (known: $ALL_SERVERS,$ALL_PARTS,$EXTRA_SERVERS)" ;;
+	*) die "unknown server: $s (known: $ALL_SERVERS,$ALL_PARTS)" ;;
 	esac
 done
 [ -n "$AB" ] && SERVERS=(dnsink-A dnsink-B)
