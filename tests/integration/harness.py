@@ -880,12 +880,15 @@ class Dnsink:
         wait_until(ready, START_TIMEOUT, what="dnsink to answer on port %d" % self.port)
 
     def alerts(self):
-        """Alert records from the file sink, parsed (bad JSON raises)."""
+        """Alert records from the file sink, parsed (bad JSON raises). Only whole lines:
+        the daemon may be in the middle of writing a drain, and a reader sees the file
+        grow, so what follows the last newline is a record not yet complete."""
         try:
-            with open(self.alerts_file, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            with open(self.alerts_file, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return []
+        lines = data[:data.rfind(b"\n") + 1].decode("utf-8").splitlines()
         return [json.loads(ln) for ln in lines if ln.strip()]
 
     def wait_alerts(self, pred, n=1, timeout=3.0):
